@@ -1,0 +1,192 @@
+// Package backend defines the small interface that every compute engine
+// implements, and a registry through which engines make themselves
+// available, as database/sql drivers do.
+//
+// The interface is shaped so that a define-then-run engine (gorgonia,
+// which compiles one graph per model and objective) and an eager engine
+// (libtorch through gotch) fit it equally: models and trainers are built
+// once from a declarative description (a model.Spec, a loss.Objective and
+// an Optimizer), then fed host-side batches. Everything random (weight
+// initialisation, dropout masks, data order) is drawn on the host by the
+// caller, so two backends given the same inputs compute the same numbers.
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
+)
+
+// Backend is a compute engine on one device.
+type Backend interface {
+	// Name is the registered name, e.g. "gorgonia" or "torch".
+	Name() string
+	// Device is where the tensors live, e.g. "cpu" or "cuda:0".
+	Device() string
+	// Load builds a model from a spec and its weights (model's canonical
+	// layout). The backend copies the weights; w may be reused.
+	Load(spec model.Spec, w model.Weights) (Model, error)
+	// NewTrainer prepares to train m in place with cfg.
+	NewTrainer(m Model, cfg TrainConfig) (Trainer, error)
+	// Close releases the engine's resources.
+	Close() error
+}
+
+// Model is a network instantiated on a backend.
+type Model interface {
+	Spec() model.Spec
+	// Forward computes inference-mode logits (dropout off) of n examples
+	// laid out row-major in x (n × the spec's input size) and writes the
+	// n × Classes logits into out.
+	Forward(x []float32, n int, out []float32) error
+	// Weights returns a host copy of the current weights.
+	Weights() (model.Weights, error)
+	Close() error
+}
+
+// Trainer runs optimisation steps on a model.
+type Trainer interface {
+	// Step does one forward/backward pass and one optimiser update on b
+	// and returns the batch's mean loss and its parts.
+	Step(b *Batch) (loss.Value, error)
+	// State returns the optimiser's state (step count and moment
+	// tensors), for checkpoints.
+	State() (OptimizerState, error)
+	// SetState restores a state returned by State.
+	SetState(OptimizerState) error
+	Close() error
+}
+
+// Batch is one training step's input, all on the host.
+type Batch struct {
+	N int
+	// X holds N examples row-major (N × the spec's input size).
+	X []float32
+	// Labels holds N class indices.
+	Labels []int32
+	// TeacherLogits holds N × Classes soft targets' logits; required when
+	// the objective has a soft term, ignored otherwise.
+	TeacherLogits []float32
+	// Masks holds one dropout mask per dropout layer of the spec, in the
+	// order of model.Spec.DropoutLayers, each N × that layer's per-example
+	// size, with values 0 or 1/(1-rate). Nil trains without dropout.
+	Masks [][]float32
+	// LR is the learning rate for this step, after any schedule.
+	LR float64
+}
+
+// TrainConfig configures a trainer.
+type TrainConfig struct {
+	// MaxBatch is the largest Batch.N that Step will be given.
+	MaxBatch  int
+	Objective loss.Objective
+	Optimizer Optimizer
+}
+
+// Optimizer kinds.
+const (
+	Adam = "adam"
+	SGD  = "sgd" // with momentum
+)
+
+// Optimizer configures the parameter update. WeightDecay is an L2 term
+// added to the gradient, as PyTorch's weight_decay does.
+type Optimizer struct {
+	Kind        string
+	Momentum    float64 // SGD
+	Nesterov    bool    // SGD
+	Beta1       float64 // Adam; 0 means 0.9
+	Beta2       float64 // Adam; 0 means 0.999
+	Eps         float64 // Adam; 0 means 1e-8
+	WeightDecay float64
+}
+
+// WithDefaults fills Adam's zero hyper-parameters with the usual values.
+func (o Optimizer) WithDefaults() Optimizer {
+	if o.Kind == "" {
+		o.Kind = Adam
+	}
+	if o.Beta1 == 0 {
+		o.Beta1 = 0.9
+	}
+	if o.Beta2 == 0 {
+		o.Beta2 = 0.999
+	}
+	if o.Eps == 0 {
+		o.Eps = 1e-8
+	}
+	return o
+}
+
+// OptimizerState is an optimiser's state in a backend-neutral form:
+// tensors are named "<slot>/<param>", e.g. "m/fc1.weight" (Adam's first
+// moment) or "v/fc1.weight"; SGD uses "momentum/<param>".
+type OptimizerState struct {
+	Step    int64
+	Tensors model.Weights
+}
+
+// Options select the device and threads of a backend.
+type Options struct {
+	// Device is "auto", "cpu", "cuda" or "cuda:N"; empty means auto.
+	Device string
+	// Threads bounds intra-op parallelism; 0 leaves the engine's default.
+	Threads int
+}
+
+// Factory opens a backend.
+type Factory func(Options) (Backend, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a backend available by name. It panics if the name is
+// taken, as database/sql.Register does: that is a programming error.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if f == nil {
+		panic("backend: Register factory is nil")
+	}
+	if _, dup := factories[name]; dup {
+		panic("backend: Register called twice for " + name)
+	}
+	factories[name] = f
+}
+
+// Names lists the registered backends, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ErrUnknownBackend is returned by Open for a name nobody registered.
+var ErrUnknownBackend = errors.New("unknown backend")
+
+// Open opens the named backend.
+func Open(name string, opts Options) (Backend, error) {
+	mu.RLock()
+	f, ok := factories[name]
+	mu.RUnlock()
+	if !ok {
+		hint := ""
+		if name == "torch" && !slices.Contains(Names(), "torch") {
+			hint = " (this binary was built without libtorch: build with -tags torch, see README)"
+		}
+		return nil, fmt.Errorf("%w %q%s; available: %v", ErrUnknownBackend, name, hint, Names())
+	}
+	return f(opts)
+}

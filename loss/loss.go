@@ -1,0 +1,170 @@
+// Package loss implements the distillation objectives on host memory in
+// plain Go, in float64 arithmetic. It is the reference that every backend
+// is tested against, and the gorgonia backend uses it directly.
+package loss
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Objective is the response-distillation loss of Hinton et al. (2015):
+//
+//	L = HardWeight·CE(s, y) + SoftWeight·T²·KL(softmax(t/T) ‖ softmax(s/T))
+//
+// averaged over the batch. With α the distillation weight, HardWeight = 1−α
+// and SoftWeight = α. The T² factor keeps the soft gradients' magnitude
+// independent of T.
+type Objective struct {
+	HardWeight  float64
+	SoftWeight  float64
+	Temperature float64
+}
+
+// CrossEntropyOnly is the plain hard-label objective.
+var CrossEntropyOnly = Objective{HardWeight: 1, Temperature: 1}
+
+// Hinton returns the objective for distillation weight alpha at temperature t.
+func Hinton(alpha, t float64) Objective {
+	return Objective{HardWeight: 1 - alpha, SoftWeight: alpha, Temperature: t}
+}
+
+// Validate reports an objective that cannot be computed.
+func (o Objective) Validate() error {
+	var errs []error
+	if o.HardWeight < 0 || o.SoftWeight < 0 || math.IsNaN(o.HardWeight) || math.IsNaN(o.SoftWeight) {
+		errs = append(errs, fmt.Errorf("loss: weights must be >= 0 (hard %v, soft %v)", o.HardWeight, o.SoftWeight))
+	}
+	if o.HardWeight == 0 && o.SoftWeight == 0 {
+		errs = append(errs, errors.New("loss: both weights are 0, nothing to train"))
+	}
+	if o.SoftWeight > 0 && !(o.Temperature > 0) {
+		errs = append(errs, fmt.Errorf("loss: temperature must be > 0, got %v", o.Temperature))
+	}
+	return errors.Join(errs...)
+}
+
+// NeedsTeacher reports whether the objective has a soft term.
+func (o Objective) NeedsTeacher() bool { return o.SoftWeight > 0 }
+
+// Value is a batch's mean loss and its weighted parts (Total = Hard + Soft).
+type Value struct {
+	Total float64
+	Hard  float64 // HardWeight·CE
+	Soft  float64 // SoftWeight·T²·KL
+}
+
+// Compute evaluates the objective for n rows of k logits. student and
+// teacher are n×k row-major; teacher may be nil when SoftWeight is 0. If
+// grad is non-nil it receives dL/dstudent (n×k).
+func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int, grad []float32) (Value, error) {
+	if len(student) < n*k || len(labels) < n {
+		return Value{}, fmt.Errorf("loss: need %d logits and %d labels, got %d and %d", n*k, n, len(student), len(labels))
+	}
+	soft := o.SoftWeight > 0
+	if soft && len(teacher) < n*k {
+		return Value{}, fmt.Errorf("loss: need %d teacher logits, got %d", n*k, len(teacher))
+	}
+	if grad != nil && len(grad) < n*k {
+		return Value{}, fmt.Errorf("loss: gradient buffer has %d elements, need %d", len(grad), n*k)
+	}
+	if n == 0 {
+		return Value{}, nil
+	}
+	T := o.Temperature
+	ps := make([]float64, k)  // softmax(s)
+	pst := make([]float64, k) // softmax(s/T)
+	pt := make([]float64, k)  // softmax(t/T)
+	lst := make([]float64, k) // log softmax(s/T)
+	lt := make([]float64, k)  // log softmax(t/T)
+	var hard, kl float64
+	inv := 1 / float64(n)
+	for i := 0; i < n; i++ {
+		s := student[i*k : (i+1)*k]
+		y := int(labels[i])
+		if y < 0 || y >= k {
+			return Value{}, fmt.Errorf("loss: label %d of row %d is outside [0, %d)", y, i, k)
+		}
+		if o.HardWeight > 0 {
+			lse := logSoftmax(s, 1, ps)
+			hard -= ps[y]
+			_ = lse
+			for j := range ps {
+				ps[j] = math.Exp(ps[j])
+			}
+		}
+		if soft {
+			t := teacher[i*k : (i+1)*k]
+			logSoftmax(s, T, lst)
+			logSoftmax(t, T, lt)
+			for j := 0; j < k; j++ {
+				pt[j] = math.Exp(lt[j])
+				pst[j] = math.Exp(lst[j])
+				if pt[j] > 0 {
+					kl += pt[j] * (lt[j] - lst[j])
+				}
+			}
+		}
+		if grad != nil {
+			g := grad[i*k : (i+1)*k]
+			for j := 0; j < k; j++ {
+				var d float64
+				if o.HardWeight > 0 {
+					d = ps[j]
+					if j == y {
+						d--
+					}
+					d *= o.HardWeight
+				}
+				if soft {
+					d += o.SoftWeight * T * (pst[j] - pt[j])
+				}
+				g[j] = float32(d * inv)
+			}
+		}
+	}
+	v := Value{Hard: o.HardWeight * hard * inv}
+	if soft {
+		v.Soft = o.SoftWeight * T * T * kl * inv
+	}
+	v.Total = v.Hard + v.Soft
+	if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
+		return v, &NonFiniteError{Value: v}
+	}
+	return v, nil
+}
+
+// NonFiniteError reports a loss that became NaN or Inf.
+type NonFiniteError struct{ Value Value }
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("loss is not finite (total %v, hard %v, soft %v): lower the learning rate or check the inputs", e.Value.Total, e.Value.Hard, e.Value.Soft)
+}
+
+// logSoftmax writes log softmax(z/T) into out and returns log Σ exp(z/T).
+func logSoftmax(z []float32, T float64, out []float64) float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, float64(v)/T)
+	}
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(float64(v)/T - m)
+	}
+	lse := m + math.Log(sum)
+	for j, v := range z {
+		out[j] = float64(v)/T - lse
+	}
+	return lse
+}
+
+// Softmax returns softmax(z/T) of one row of logits.
+func Softmax(z []float32, T float64) []float64 {
+	out := make([]float64, len(z))
+	logSoftmax(z, T, out)
+	for i := range out {
+		out[i] = math.Exp(out[i])
+	}
+	return out
+}

@@ -1,0 +1,322 @@
+// Package model describes network architectures independently of any
+// compute backend: a Spec is a list of named layers, and Weights are the
+// host-side float32 tensors that go with it, in PyTorch's layout
+// (linear weight [out, in], conv weight [out, in, kh, kw]) so that files
+// interoperate with PyTorch state dicts.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+)
+
+// Layer kinds.
+const (
+	KindLinear  = "linear"  // y = x·Wᵀ + b; Out units
+	KindConv2D  = "conv2d"  // NCHW convolution; Out channels, Kernel, Stride, Padding
+	KindMaxPool = "maxpool" // 2-D max pool; Kernel, Stride (defaults to Kernel)
+	KindFlatten = "flatten" // [N, C, H, W] -> [N, C·H·W]
+	KindReLU    = "relu"
+	KindTanh    = "tanh"
+	KindSigmoid = "sigmoid"
+	KindDropout = "dropout" // Rate = probability of dropping; identity at inference
+)
+
+// Layer is one named step of a network. Only the fields meaningful for its
+// Kind are set.
+type Layer struct {
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"`
+	Out     int     `json:"out,omitempty"`
+	Kernel  int     `json:"kernel,omitempty"`
+	Stride  int     `json:"stride,omitempty"`
+	Padding int     `json:"padding,omitempty"`
+	Rate    float64 `json:"rate,omitempty"`
+}
+
+// Spec is a feed-forward classifier: Input is the per-example shape
+// ([D] for vectors, [C, H, W] for images) and the last layer produces
+// Classes logits.
+type Spec struct {
+	Name    string  `json:"name"`
+	Input   []int   `json:"input"`
+	Classes int     `json:"classes"`
+	Layers  []Layer `json:"layers"`
+}
+
+// Tensor is a dense, row-major float32 host tensor.
+type Tensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// NewTensor allocates a zero tensor of the given shape.
+func NewTensor(shape ...int) Tensor {
+	return Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, Numel(shape))}
+}
+
+// Numel is the number of elements of a shape.
+func Numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Param names a trainable tensor of a layer: "<layer>.weight" or "<layer>.bias".
+type Param struct {
+	Name  string
+	Layer string
+	Shape []int
+	// FanIn is the number of inputs feeding one output unit; it sets the
+	// scale of the default initialisation.
+	FanIn int
+}
+
+// Weights maps parameter names to tensors.
+type Weights map[string]Tensor
+
+// Shape is the per-example shape after each layer; Shapes()[i] is the
+// output shape of Layers[i].
+func (s Spec) Shapes() ([][]int, error) {
+	if len(s.Input) == 0 {
+		return nil, errors.New("model: spec has no input shape")
+	}
+	cur := append([]int(nil), s.Input...)
+	out := make([][]int, len(s.Layers))
+	for i, l := range s.Layers {
+		switch l.Kind {
+		case KindLinear:
+			if len(cur) != 1 {
+				return nil, fmt.Errorf("model: layer %q (linear) needs a flat input, got shape %v: add a flatten layer before it", l.Name, cur)
+			}
+			if l.Out <= 0 {
+				return nil, fmt.Errorf("model: layer %q (linear) needs out > 0", l.Name)
+			}
+			cur = []int{l.Out}
+		case KindConv2D:
+			if len(cur) != 3 {
+				return nil, fmt.Errorf("model: layer %q (conv2d) needs a [C,H,W] input, got shape %v", l.Name, cur)
+			}
+			if l.Out <= 0 || l.Kernel <= 0 {
+				return nil, fmt.Errorf("model: layer %q (conv2d) needs out > 0 and kernel > 0", l.Name)
+			}
+			st := max(l.Stride, 1)
+			h := (cur[1]+2*l.Padding-l.Kernel)/st + 1
+			w := (cur[2]+2*l.Padding-l.Kernel)/st + 1
+			if h <= 0 || w <= 0 {
+				return nil, fmt.Errorf("model: layer %q (conv2d) kernel %d does not fit input %v", l.Name, l.Kernel, cur)
+			}
+			cur = []int{l.Out, h, w}
+		case KindMaxPool:
+			if len(cur) != 3 {
+				return nil, fmt.Errorf("model: layer %q (maxpool) needs a [C,H,W] input, got shape %v", l.Name, cur)
+			}
+			if l.Kernel <= 0 {
+				return nil, fmt.Errorf("model: layer %q (maxpool) needs kernel > 0", l.Name)
+			}
+			st := l.Stride
+			if st <= 0 {
+				st = l.Kernel
+			}
+			h := (cur[1]-l.Kernel)/st + 1
+			w := (cur[2]-l.Kernel)/st + 1
+			if h <= 0 || w <= 0 {
+				return nil, fmt.Errorf("model: layer %q (maxpool) kernel %d does not fit input %v", l.Name, l.Kernel, cur)
+			}
+			cur = []int{cur[0], h, w}
+		case KindFlatten:
+			cur = []int{Numel(cur)}
+		case KindReLU, KindTanh, KindSigmoid:
+		case KindDropout:
+			if l.Rate < 0 || l.Rate >= 1 {
+				return nil, fmt.Errorf("model: layer %q (dropout) rate %v must be in [0, 1)", l.Name, l.Rate)
+			}
+		default:
+			return nil, fmt.Errorf("model: layer %q has unknown kind %q", l.Name, l.Kind)
+		}
+		out[i] = append([]int(nil), cur...)
+	}
+	return out, nil
+}
+
+// Validate checks that the layers fit together and end in Classes logits.
+func (s Spec) Validate() error {
+	if s.Classes <= 0 {
+		return errors.New("model: classes must be > 0")
+	}
+	if len(s.Layers) == 0 {
+		return errors.New("model: spec has no layers")
+	}
+	seen := map[string]bool{}
+	for _, l := range s.Layers {
+		if l.Name == "" || strings.ContainsAny(l.Name, " \t\n/") {
+			return fmt.Errorf("model: layer name %q must be non-empty without spaces or slashes", l.Name)
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("model: layer name %q is used twice", l.Name)
+		}
+		seen[l.Name] = true
+	}
+	shapes, err := s.Shapes()
+	if err != nil {
+		return err
+	}
+	last := shapes[len(shapes)-1]
+	if len(last) != 1 || last[0] != s.Classes {
+		return fmt.Errorf("model: the last layer produces shape %v, want [%d] logits", last, s.Classes)
+	}
+	return nil
+}
+
+// Layer returns the layer with the given name.
+func (s Spec) Layer(name string) (Layer, int, bool) {
+	for i, l := range s.Layers {
+		if l.Name == name {
+			return l, i, true
+		}
+	}
+	return Layer{}, -1, false
+}
+
+// Params lists the trainable tensors in a fixed order (layer order, weight
+// before bias). The order is the contract for optimizer state.
+func (s Spec) Params() ([]Param, error) {
+	shapes, err := s.Shapes()
+	if err != nil {
+		return nil, err
+	}
+	var ps []Param
+	in := s.Input
+	for i, l := range s.Layers {
+		switch l.Kind {
+		case KindLinear:
+			ps = append(ps,
+				Param{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0]}, FanIn: in[0]},
+				Param{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: in[0]})
+		case KindConv2D:
+			fan := in[0] * l.Kernel * l.Kernel
+			ps = append(ps,
+				Param{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0], l.Kernel, l.Kernel}, FanIn: fan},
+				Param{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fan})
+		}
+		in = shapes[i]
+	}
+	return ps, nil
+}
+
+// ParamCount is the number of trainable scalars.
+func (s Spec) ParamCount() (int, error) {
+	ps, err := s.Params()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		n += Numel(p.Shape)
+	}
+	return n, nil
+}
+
+// DropoutLayers lists the dropout layers in order with the per-example
+// shape of the tensor each one masks.
+func (s Spec) DropoutLayers() ([]Layer, [][]int, error) {
+	shapes, err := s.Shapes()
+	if err != nil {
+		return nil, nil, err
+	}
+	var ls []Layer
+	var sh [][]int
+	for i, l := range s.Layers {
+		if l.Kind == KindDropout && l.Rate > 0 {
+			ls = append(ls, l)
+			sh = append(sh, shapes[i])
+		}
+	}
+	return ls, sh, nil
+}
+
+// Init returns freshly initialised weights, as PyTorch's nn.Linear and
+// nn.Conv2d do by default (uniform in ±1/√fan_in), drawn from seed so
+// that every backend starts from the same numbers.
+func (s Spec) Init(seed uint64) (Weights, error) {
+	ps, err := s.Params()
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6d6f64656c)) // "model"
+	w := make(Weights, len(ps))
+	for _, p := range ps {
+		t := NewTensor(p.Shape...)
+		bound := 1 / math.Sqrt(float64(p.FanIn))
+		for i := range t.Data {
+			t.Data[i] = float32((rng.Float64()*2 - 1) * bound)
+		}
+		w[p.Name] = t
+	}
+	return w, nil
+}
+
+// Check verifies that w holds exactly the spec's parameters with the right
+// shapes and finite values.
+func (s Spec) Check(w Weights) error {
+	ps, err := s.Params()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ps {
+		t, ok := w[p.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("missing tensor %q (shape %v)", p.Name, p.Shape))
+			continue
+		}
+		if !equalShape(t.Shape, p.Shape) || len(t.Data) != Numel(p.Shape) {
+			errs = append(errs, fmt.Errorf("tensor %q has shape %v, the spec needs %v", p.Name, t.Shape, p.Shape))
+			continue
+		}
+		for _, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				errs = append(errs, fmt.Errorf("tensor %q holds NaN or Inf", p.Name))
+				break
+			}
+		}
+	}
+	if len(w) != len(ps) {
+		names := map[string]bool{}
+		for _, p := range ps {
+			names[p.Name] = true
+		}
+		for n := range w {
+			if !names[n] {
+				errs = append(errs, fmt.Errorf("unexpected tensor %q", n))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Clone returns a deep copy of w.
+func (w Weights) Clone() Weights {
+	c := make(Weights, len(w))
+	for k, t := range w {
+		c[k] = Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
+	}
+	return c
+}
