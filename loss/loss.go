@@ -59,6 +59,16 @@ type Value struct {
 // teacher are n×k row-major; teacher may be nil when SoftWeight is 0. If
 // grad is non-nil it receives dL/dstudent (n×k).
 func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int, grad []float32) (Value, error) {
+	return compute(o, student, teacher, labels, n, k, grad)
+}
+
+// Compute64 is Compute on float64 logits, for references and gradient
+// checks that need more precision than float32 holds.
+func (o Objective) Compute64(student, teacher []float64, labels []int32, n, k int, grad []float64) (Value, error) {
+	return compute(o, student, teacher, labels, n, k, grad)
+}
+
+func compute[F float32 | float64](o Objective, student, teacher []F, labels []int32, n, k int, grad []F) (Value, error) {
 	if len(student) < n*k || len(labels) < n {
 		return Value{}, fmt.Errorf("loss: need %d logits and %d labels, got %d and %d", n*k, n, len(student), len(labels))
 	}
@@ -87,9 +97,8 @@ func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int,
 			return Value{}, fmt.Errorf("loss: label %d of row %d is outside [0, %d)", y, i, k)
 		}
 		if o.HardWeight > 0 {
-			lse := logSoftmax(s, 1, ps)
+			logSoftmax(s, 1, ps)
 			hard -= ps[y]
-			_ = lse
 			for j := range ps {
 				ps[j] = math.Exp(ps[j])
 			}
@@ -120,7 +129,7 @@ func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int,
 				if soft {
 					d += o.SoftWeight * T * (pst[j] - pt[j])
 				}
-				g[j] = float32(d * inv)
+				g[j] = F(d * inv)
 			}
 		}
 	}
@@ -143,7 +152,7 @@ func (e *NonFiniteError) Error() string {
 }
 
 // logSoftmax writes log softmax(z/T) into out and returns log Σ exp(z/T).
-func logSoftmax(z []float32, T float64, out []float64) float64 {
+func logSoftmax[F float32 | float64](z []F, T float64, out []float64) float64 {
 	m := math.Inf(-1)
 	for _, v := range z {
 		m = math.Max(m, float64(v)/T)
@@ -160,7 +169,7 @@ func logSoftmax(z []float32, T float64, out []float64) float64 {
 }
 
 // Softmax returns softmax(z/T) of one row of logits.
-func Softmax(z []float32, T float64) []float64 {
+func Softmax[F float32 | float64](z []F, T float64) []float64 {
 	out := make([]float64, len(z))
 	logSoftmax(z, T, out)
 	for i := range out {

@@ -1,0 +1,401 @@
+// Package backendtest is the conformance suite that every backend must
+// pass: the same inputs give the same logits, loss values and gradients
+// as a plain-Go float64 reference, within tolerance.
+package backendtest
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
+)
+
+// Specs are the small architectures the suite runs: one of each layer kind.
+func Specs(t testing.TB) []model.Spec {
+	mlp, err := model.MLP(model.MLPConfig{Name: "mlp", Input: []int{7}, Hidden: []int{6, 5}, Classes: 4, Dropout: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tanh, err := model.MLP(model.MLPConfig{Name: "tanh", Input: []int{1, 3, 3}, Hidden: []int{5}, Classes: 3, Activation: model.KindSigmoid, InputDropout: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnn, err := model.CNN(model.CNNConfig{Name: "cnn", Input: []int{2, 6, 6},
+		Conv:   []model.ConvBlock{{Channels: 3, Kernel: 3, Padding: 1, Pool: 2}, {Channels: 2, Kernel: 2, Stride: 1}},
+		Hidden: []int{5}, Classes: 3, Activation: model.KindTanh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []model.Spec{mlp, tanh, cnn}
+}
+
+// Inputs draws n random examples, labels and teacher logits for spec.
+func Inputs(spec model.Spec, n int, seed uint64) (x []float32, y []int32, teacher []float32) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	x = make([]float32, n*model.Numel(spec.Input))
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y = make([]int32, n)
+	for i := range y {
+		y[i] = int32(rng.IntN(spec.Classes))
+	}
+	teacher = make([]float32, n*spec.Classes)
+	for i := range teacher {
+		teacher[i] = float32(3 * rng.NormFloat64())
+	}
+	return x, y, teacher
+}
+
+// Masks draws dropout masks for n examples as a training loop would.
+func Masks(t testing.TB, spec model.Spec, n int, seed uint64) [][]float32 {
+	layers, shapes, err := spec.DropoutLayers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	var ms [][]float32
+	for i, l := range layers {
+		m := make([]float32, n*model.Numel(shapes[i]))
+		keep := float32(1 / (1 - l.Rate))
+		for j := range m {
+			if rng.Float64() >= l.Rate {
+				m[j] = keep
+			}
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+func close(a, b, rel, abs float64) bool {
+	return math.Abs(a-b) <= abs+rel*math.Max(math.Abs(a), math.Abs(b))
+}
+
+// Run runs the suite against the backend that open returns.
+func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
+	t.Run("Forward", func(t *testing.T) { testForward(t, open(t)) })
+	t.Run("WeightsRoundTrip", func(t *testing.T) { testWeights(t, open(t)) })
+	t.Run("LossAndGradients", func(t *testing.T) { testGradients(t, open(t)) })
+	t.Run("PartialBatch", func(t *testing.T) { testPartialBatch(t, open(t)) })
+	t.Run("AdamFirstStep", func(t *testing.T) { testAdam(t, open(t)) })
+	t.Run("OptimizerState", func(t *testing.T) { testState(t, open(t)) })
+	t.Run("LearnsSeparableData", func(t *testing.T) { testLearns(t, open(t)) })
+}
+
+func load(t *testing.T, b backend.Backend, spec model.Spec, seed uint64) (backend.Model, model.Weights) {
+	t.Helper()
+	w, err := spec.Init(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Load(spec, w)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", spec.Name, err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, w
+}
+
+func testForward(t *testing.T, b backend.Backend) {
+	for _, spec := range Specs(t) {
+		m, w := load(t, b, spec, 1)
+		for _, n := range []int{1, 5} {
+			x, _, _ := Inputs(spec, n, 2)
+			got := make([]float32, n*spec.Classes)
+			if err := m.Forward(x, n, got); err != nil {
+				t.Fatalf("%s Forward(n=%d): %v", spec.Name, n, err)
+			}
+			want, err := ReferenceForward(spec, w, x, n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !close(float64(got[i]), want[i], 1e-4, 1e-5) {
+					t.Fatalf("%s n=%d logit %d = %v, reference %v", spec.Name, n, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func testWeights(t *testing.T, b backend.Backend) {
+	for _, spec := range Specs(t) {
+		m, w := load(t, b, spec, 3)
+		got, err := m.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.Check(got); err != nil {
+			t.Fatalf("%s: Weights() does not fit the spec: %v", spec.Name, err)
+		}
+		for name, want := range w {
+			for i := range want.Data {
+				if got[name].Data[i] != want.Data[i] {
+					t.Fatalf("%s: %s[%d] = %v after round trip, want %v", spec.Name, name, i, got[name].Data[i], want.Data[i])
+				}
+			}
+		}
+	}
+}
+
+// referenceLoss is the objective at weights w, all in float64.
+func referenceLoss(t *testing.T, spec model.Spec, w model.Weights, obj loss.Objective, x []float32, y []int32, teacher []float32, n int, masks [][]float32) float64 {
+	logits, err := ReferenceForward(spec, w, x, n, masks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t64 := make([]float64, len(teacher))
+	for i, v := range teacher {
+		t64[i] = float64(v)
+	}
+	v, err := obj.Compute64(logits, t64, y, n, spec.Classes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Total
+}
+
+func sgdStep(t *testing.T, b backend.Backend, m backend.Model, obj loss.Objective, batch *backend.Batch, maxBatch int) loss.Value {
+	t.Helper()
+	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: maxBatch, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
+	if err != nil {
+		t.Fatalf("NewTrainer: %v", err)
+	}
+	defer tr.Close()
+	v, err := tr.Step(batch)
+	if err != nil {
+		t.Fatalf("Step: %v", err)
+	}
+	return v
+}
+
+func testGradients(t *testing.T, b backend.Backend) {
+	objectives := []loss.Objective{loss.CrossEntropyOnly, loss.Hinton(0.7, 3), loss.Hinton(1, 20)}
+	for _, spec := range Specs(t) {
+		for oi, obj := range objectives {
+			const n = 4
+			m, w := load(t, b, spec, 4)
+			x, y, teacher := Inputs(spec, n, 5)
+			masks := Masks(t, spec, n, 6)
+			const lr = 1.0
+			v := sgdStep(t, b, m, obj, &backend.Batch{N: n, X: x, Labels: y, TeacherLogits: teacher, Masks: masks, LR: lr}, n)
+			want := referenceLoss(t, spec, w, obj, x, y, teacher, n, masks)
+			if !close(v.Total, want, 1e-4, 1e-5) {
+				t.Errorf("%s objective %d: loss %v, reference %v", spec.Name, oi, v.Total, want)
+			}
+			if !close(v.Hard+v.Soft, v.Total, 1e-9, 1e-9) {
+				t.Errorf("%s objective %d: parts %v + %v do not add to %v", spec.Name, oi, v.Hard, v.Soft, v.Total)
+			}
+			after, err := m.Weights()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Plain SGD with lr 1: the step is the gradient. Check a sample
+			// of every tensor against central differences.
+			ps, _ := spec.Params()
+			for _, p := range ps {
+				w0 := w[p.Name].Data
+				for _, i := range sample(len(w0), 12) {
+					got := float64(w0[i] - after[p.Name].Data[i])
+					const h = 1e-5
+					num := numericGrad(t, spec, w, p.Name, i, h, obj, x, y, teacher, n, masks)
+					if !close(got, num, 2e-2, 2e-4) {
+						t.Errorf("%s objective %d: d loss / d %s[%d] = %v, numeric %v", spec.Name, oi, p.Name, i, got, num)
+					}
+				}
+			}
+		}
+	}
+}
+
+// numericGrad is the central difference of the float64 reference loss
+// along one weight. Weights are float32, so the perturbed weights are
+// carried as float64 through a scaled copy of the tensor.
+func numericGrad(t *testing.T, spec model.Spec, w model.Weights, name string, i int, h float64, obj loss.Objective, x []float32, y []int32, teacher []float32, n int, masks [][]float32) float64 {
+	eval := func(delta float64) float64 {
+		wp := w.Clone()
+		wp[name].Data[i] += float32(delta)
+		return referenceLoss(t, spec, wp, obj, x, y, teacher, n, masks)
+	}
+	// float32 cannot hold w+h exactly: use the actually applied step.
+	w0 := w[name].Data[i]
+	hp := float64(w0+float32(h)) - float64(w0)
+	hm := float64(w0) - float64(w0-float32(h))
+	return (eval(h) - eval(-h)) / (hp + hm)
+}
+
+func sample(n, k int) []int {
+	if n <= k {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	idx := make([]int, k)
+	for i := range idx {
+		idx[i] = i * (n - 1) / (k - 1)
+	}
+	return idx
+}
+
+func testPartialBatch(t *testing.T, b backend.Backend) {
+	spec := Specs(t)[0]
+	obj := loss.Hinton(0.5, 2)
+	x, y, teacher := Inputs(spec, 3, 8)
+	masks := Masks(t, spec, 3, 9)
+	batch := &backend.Batch{N: 3, X: x, Labels: y, TeacherLogits: teacher, Masks: masks, LR: 0.1}
+	m1, _ := load(t, b, spec, 10)
+	m2, _ := load(t, b, spec, 10)
+	v1 := sgdStep(t, b, m1, obj, batch, 3)
+	v2 := sgdStep(t, b, m2, obj, batch, 8) // padded
+	if !close(v1.Total, v2.Total, 1e-5, 1e-6) {
+		t.Fatalf("loss of a 3-example batch: %v in a trainer for 3, %v in a trainer for 8", v1.Total, v2.Total)
+	}
+	w1, _ := m1.Weights()
+	w2, _ := m2.Weights()
+	for name, a := range w1 {
+		for i := range a.Data {
+			if !close(float64(a.Data[i]), float64(w2[name].Data[i]), 1e-4, 1e-6) {
+				t.Fatalf("%s[%d] after a padded step = %v, unpadded %v", name, i, w2[name].Data[i], a.Data[i])
+			}
+		}
+	}
+}
+
+func testAdam(t *testing.T, b backend.Backend) {
+	spec := Specs(t)[0]
+	m, w := load(t, b, spec, 12)
+	x, y, _ := Inputs(spec, 6, 13)
+	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 6, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	const lr = 1e-3
+	if _, err := tr.Step(&backend.Batch{N: 6, X: x, Labels: y, LR: lr}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := m.Weights()
+	// Adam's bias-corrected first step moves each weight by lr·g/(|g|+ε):
+	// lr·sign(g) wherever the gradient is not tiny.
+	moved := 0
+	for name, w0 := range w {
+		for i, v := range w0.Data {
+			d := float64(v - after[name].Data[i])
+			if math.Abs(d) > lr*0.5 {
+				moved++
+				if !close(math.Abs(d), lr, 1e-2, 1e-6) {
+					t.Fatalf("%s[%d] moved by %v on Adam's first step, want ±%v", name, i, d, lr)
+				}
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("Adam's first step moved no weight")
+	}
+}
+
+func testState(t *testing.T, b backend.Backend) {
+	spec := Specs(t)[0]
+	x, y, teacher := Inputs(spec, 5, 14)
+	batch := &backend.Batch{N: 5, X: x, Labels: y, TeacherLogits: teacher, LR: 1e-2}
+	cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
+	// Uninterrupted: three steps.
+	m1, _ := load(t, b, spec, 15)
+	tr1, err := b.NewTrainer(m1, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr1.Close()
+	for i := 0; i < 2; i++ {
+		if _, err := tr1.Step(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := tr1.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Step != 2 {
+		t.Fatalf("State().Step = %d after two steps", st.Step)
+	}
+	w2, _ := m1.Weights()
+	v1, err := tr1.Step(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Resumed: a fresh model and trainer from the saved weights and state.
+	m2, err := b.Load(spec, w2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	tr2, err := b.NewTrainer(m2, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr2.Close()
+	if err := tr2.SetState(st); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := tr2.Step(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.Total != v2.Total {
+		t.Fatalf("loss after resume %v, uninterrupted %v", v2.Total, v1.Total)
+	}
+	a, _ := m1.Weights()
+	c, _ := m2.Weights()
+	for name := range a {
+		for i := range a[name].Data {
+			if a[name].Data[i] != c[name].Data[i] {
+				t.Fatalf("%s[%d] after resume %v, uninterrupted %v", name, i, c[name].Data[i], a[name].Data[i])
+			}
+		}
+	}
+}
+
+func testLearns(t *testing.T, b backend.Backend) {
+	spec := Specs(t)[2] // the CNN
+	m, _ := load(t, b, spec, 16)
+	const n = 16
+	rng := rand.New(rand.NewPCG(17, 1))
+	in := model.Numel(spec.Input)
+	x := make([]float32, n*in)
+	y := make([]int32, n)
+	for e := 0; e < n; e++ {
+		y[e] = int32(e % spec.Classes)
+		for i := 0; i < in; i++ {
+			v := 0.3 * rng.NormFloat64()
+			if i%spec.Classes == int(y[e]) {
+				v++
+			}
+			x[e*in+i] = float32(v)
+		}
+	}
+	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var first, last float64
+	for step := 0; step < 60; step++ {
+		v, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 1e-2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == 0 {
+			first = v.Total
+		}
+		last = v.Total
+	}
+	if !(last < first/4) {
+		t.Fatalf("loss went from %v to %v in 60 Adam steps; want at least 4× lower", first, last)
+	}
+}

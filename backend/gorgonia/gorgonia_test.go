@@ -1,0 +1,19 @@
+package gorgonia_test
+
+import (
+	"testing"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/backend/backendtest"
+	_ "github.com/distill-dev/distill/backend/gorgonia"
+)
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		b, err := backend.Open("gorgonia", backend.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
