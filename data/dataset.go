@@ -11,9 +11,10 @@ import (
 )
 
 // maxElements bounds the number of values in one tensor that this package
-// accepts or allocates (1<<31, about 45 times MNIST's training images).
-// Anything larger is treated as corrupt input rather than attempted.
-const maxElements = 1 << 31
+// accepts or allocates: 1<<31 (about 45 times MNIST's training images), or
+// the largest int on 32-bit platforms. Anything larger is treated as
+// corrupt input rather than attempted.
+const maxElements = min(1<<31, math.MaxInt)
 
 // Dataset is an in-memory labelled classification dataset.
 //

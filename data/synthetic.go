@@ -58,8 +58,9 @@ func (cfg SyntheticConfig) Validate() error {
 // Gaussian noise of standard deviation cfg.Noise, clipped to [0, 1].
 // Labels are drawn uniformly at random. Train and test examples come from
 // the same distribution (the same prototypes) through different random
-// streams, so the two sets never share an example by construction, and
-// changing cfg.Test does not change the training set (nor the reverse).
+// streams, so changing cfg.Test does not change the training set (nor the
+// reverse). The algorithm is fixed (PCG, Box–Muller), so a seed gives the
+// same data on every platform and Go version.
 //
 // Synthetic panics if cfg is invalid (see [SyntheticConfig.Validate]), as
 // regexp.MustCompile does for a bad pattern; use [NewSynthetic] when the
