@@ -1,0 +1,189 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/distill-dev/distill/internal/atomicfile"
+)
+
+// Schema identifies version 1 of the report.json contract.
+const Schema = "distill.report/v1"
+
+// Model roles.
+const (
+	RoleTeacher  = "teacher"  // the large model distilled from
+	RoleStudent  = "student"  // a small model trained with the teacher
+	RoleBaseline = "baseline" // a student's architecture trained without it
+)
+
+// maxJSONSize bounds the report ReadJSON reads.
+const maxJSONSize = 64 << 20
+
+// Report is the outcome of one run of a recipe.
+type Report struct {
+	Schema  string  `json:"schema"`  // Schema; WriteJSON fills it in if empty
+	Recipe  string  `json:"recipe"`  // the recipe's name
+	Backend string  `json:"backend"` // compute backend, e.g. "gorgonia"
+	Device  string  `json:"device"`  // e.g. "cpu", "cuda:0"
+	Seed    int64   `json:"seed"`
+	Dataset Dataset `json:"dataset"`
+	// Models lists every model evaluated, in the order they were.
+	Models []Model `json:"models"`
+	// Stages lists how long each step of the run took, in order.
+	Stages  []Stage   `json:"stages"`
+	Created time.Time `json:"created"`
+	// Version is the version of distill that wrote the report.
+	Version string `json:"version,omitempty"`
+}
+
+// Dataset names the data and the number of examples in each split.
+type Dataset struct {
+	Name  string `json:"name"`
+	Train int    `json:"train"`
+	Test  int    `json:"test"`
+}
+
+// Model is one evaluated model.
+type Model struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`   // RoleTeacher, RoleStudent or RoleBaseline
+	Params int    `json:"params"` // trainable scalars
+	Bytes  int64  `json:"bytes"`  // size of the weights file
+	// Accuracy is the fraction of test examples classified correctly.
+	Accuracy float64 `json:"accuracy"`
+	// Errors is the number of test examples misclassified.
+	Errors int `json:"errors"`
+	// Agreement is the fraction of test examples on which the model
+	// predicts the same class as the teacher (1 for the teacher).
+	Agreement float64 `json:"agreement"`
+	// ECE is the expected calibration error, in [0, 1].
+	ECE float64 `json:"ece"`
+	// Path is the model's JSON file, relative to the report.
+	Path string `json:"path"`
+	// Method names the distillation objective of a student, e.g. "kd".
+	Method string `json:"method,omitempty"`
+	// Temperature and Alpha are the soft-target temperature and weight
+	// of a student trained with knowledge distillation.
+	Temperature float64 `json:"temperature,omitempty"`
+	Alpha       float64 `json:"alpha,omitempty"`
+	// TrainSeconds is how long training the model took.
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
+}
+
+// Stage is one timed step of a run.
+type Stage struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// validate checks what JSON cannot carry or the contract forbids.
+func (r *Report) validate() error {
+	if r.Schema != "" && r.Schema != Schema {
+		return fmt.Errorf("schema %q, this version writes %q", r.Schema, Schema)
+	}
+	var errs []error
+	finite := func(what string, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("%s is %v", what, v))
+		}
+	}
+	for _, m := range r.Models {
+		switch m.Role {
+		case RoleTeacher, RoleStudent, RoleBaseline:
+		default:
+			errs = append(errs, fmt.Errorf("model %q: role %q, want %q, %q or %q", m.Name, m.Role, RoleTeacher, RoleStudent, RoleBaseline))
+		}
+		finite(fmt.Sprintf("model %q: accuracy", m.Name), m.Accuracy)
+		finite(fmt.Sprintf("model %q: agreement", m.Name), m.Agreement)
+		finite(fmt.Sprintf("model %q: ece", m.Name), m.ECE)
+		finite(fmt.Sprintf("model %q: temperature", m.Name), m.Temperature)
+		finite(fmt.Sprintf("model %q: alpha", m.Name), m.Alpha)
+		finite(fmt.Sprintf("model %q: train_seconds", m.Name), m.TrainSeconds)
+	}
+	for _, s := range r.Stages {
+		finite(fmt.Sprintf("stage %q: seconds", s.Name), s.Seconds)
+	}
+	return errors.Join(errs...)
+}
+
+// encode returns the bytes WriteJSON writes.
+func (r *Report) encode() ([]byte, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	c := *r
+	c.Schema = Schema
+	if c.Models == nil {
+		c.Models = []Model{}
+	}
+	if c.Stages == nil {
+		c.Stages = []Stage{}
+	}
+	b, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// WriteJSON atomically writes the report to path as indented JSON. It
+// sets the schema field to Schema (r itself is not changed), writes empty
+// lists rather than null, and refuses a report with another schema, an
+// unknown role, or a NaN or infinite number, which JSON cannot carry.
+func (r *Report) WriteJSON(path string) error {
+	b, err := r.encode()
+	if err != nil {
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// ReadJSON reads a report written by WriteJSON, or by any later version
+// of distill that keeps the schema: fields it does not know are ignored.
+// A file with another schema, or none, is refused.
+func ReadJSON(path string) (*Report, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxJSONSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if len(b) > maxJSONSize {
+		return nil, fmt.Errorf("report: %s: larger than %d bytes; not a report", path, maxJSONSize)
+	}
+	return decode(path, b)
+}
+
+func decode(path string, b []byte) (*Report, error) {
+	// Check the schema first, so that a report of another version is
+	// named as such rather than as a type error on a changed field.
+	var head struct {
+		Schema *string `json:"schema"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("report: %s: not a JSON report: %w", path, err)
+	}
+	switch {
+	case head.Schema == nil:
+		return nil, fmt.Errorf("report: %s: no \"schema\" field; not a distill report (want %q)", path, Schema)
+	case *head.Schema != Schema:
+		return nil, fmt.Errorf("report: %s: schema %q, this version reads %q", path, *head.Schema, Schema)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("report: %s: %w", path, err)
+	}
+	return &r, nil
+}

@@ -1,0 +1,320 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// full is a typical run: a teacher, two students of different sizes, a
+// baseline for each (listed out of order), and the stages.
+func full() *Report {
+	return &Report{
+		Schema:  Schema,
+		Recipe:  "mnist-mlp",
+		Backend: "gorgonia",
+		Device:  "cpu",
+		Seed:    42,
+		Dataset: Dataset{Name: "mnist", Train: 60000, Test: 10000},
+		Models: []Model{
+			{Name: "baseline-small", Role: RoleBaseline, Params: 25450, Bytes: 102104, Accuracy: 0.9602, Errors: 398, Agreement: 0.9671, ECE: 0.0213, Path: "models/baseline-small.json", TrainSeconds: 40.5},
+			{Name: "teacher", Role: RoleTeacher, Params: 1199882, Bytes: 4800000, Accuracy: 0.9842, Errors: 158, Agreement: 1, ECE: 0.0123, Path: "models/teacher.json", TrainSeconds: 312.4},
+			{Name: "student-small", Role: RoleStudent, Params: 25450, Bytes: 102104, Accuracy: 0.9689, Errors: 311, Agreement: 0.9774, ECE: 0.0151, Path: "models/student-small.json", Method: "kd", Temperature: 4, Alpha: 0.9, TrainSeconds: 52.25},
+			{Name: "student-tiny", Role: RoleStudent, Params: 7960, Bytes: 32288, Accuracy: 0.9301, Errors: 699, Agreement: 0.9402, ECE: 0.0305, Path: "models/student-tiny.json", Method: "kd", Temperature: 2.5, Alpha: 0.5},
+			{Name: "baseline-tiny", Role: RoleBaseline, Params: 7960, Bytes: 32288, Accuracy: 0.9312, Errors: 688, Agreement: 0.9350, ECE: 0.0299, Path: "models/baseline-tiny.json"},
+		},
+		Stages: []Stage{
+			{Name: "data", Seconds: 1.25},
+			{Name: "teacher", Seconds: 312.4},
+			{Name: "student:small", Seconds: 52.25},
+			{Name: "student:tiny", Seconds: 30},
+			{Name: "baseline:small", Seconds: 40.5},
+			{Name: "baseline:tiny", Seconds: 25},
+			{Name: "eval", Seconds: 3.6},
+		},
+		Created: time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC),
+		Version: "v0.1.0",
+	}
+}
+
+// minimal has one model, no teacher, no stages and no schema set.
+func minimal() *Report {
+	return &Report{
+		Recipe:  "smoke | test",
+		Backend: "reference",
+		Dataset: Dataset{Name: "synthetic", Train: 512, Test: 128},
+		Models: []Model{
+			{Name: "only", Role: RoleStudent, Params: 10, Bytes: 600, Accuracy: 0.5, Errors: 64, ECE: 0.25, Path: "models/only.json"},
+		},
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for name, r := range map[string]*Report{"full": full(), "minimal": minimal()} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			jsonPath := filepath.Join(dir, "report.json")
+			mdPath := filepath.Join(dir, "report.md")
+			if err := r.WriteJSON(jsonPath); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.WriteMarkdown(mdPath); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, jsonPath, filepath.Join("testdata", name+".json.golden"))
+			golden(t, mdPath, filepath.Join("testdata", name+".md.golden"))
+		})
+	}
+}
+
+// golden compares the file at got with the golden file, or rewrites the
+// golden file under -update.
+func golden(t *testing.T, got, want string) {
+	t.Helper()
+	g, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(want, g, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(g) != string(w) {
+		t.Errorf("%s differs from %s (run go test -update if the change is intended):\n%s", got, want, g)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for name, build := range map[string]func() *Report{"full": full, "minimal": minimal} {
+		t.Run(name, func(t *testing.T) {
+			r := build()
+			path := filepath.Join(t.TempDir(), "report.json")
+			if err := r.WriteJSON(path); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(r, build()) {
+				t.Error("WriteJSON modified the report")
+			}
+			got, err := ReadJSON(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := build()
+			want.Schema = Schema
+			if want.Stages == nil {
+				want.Stages = []Stage{}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("ReadJSON = %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestContract pins the field names of schema v1: later versions may add
+// fields, never rename them.
+func TestContract(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := full().WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) map[string]bool {
+		out := map[string]bool{}
+		for k := range m {
+			out[k] = true
+		}
+		return out
+	}
+	need := func(what string, got map[string]bool, want ...string) {
+		for _, k := range want {
+			if !got[k] {
+				t.Errorf("%s has no %q field", what, k)
+			}
+		}
+	}
+	need("report", keys(doc), "schema", "recipe", "backend", "device", "seed", "dataset", "models", "stages", "created", "version")
+	need("dataset", keys(doc["dataset"].(map[string]any)), "name", "train", "test")
+	m := doc["models"].([]any)[2].(map[string]any)
+	need("model", keys(m), "name", "role", "params", "bytes", "accuracy", "errors", "agreement", "ece", "path", "method", "temperature", "alpha", "train_seconds")
+	need("stage", keys(doc["stages"].([]any)[0].(map[string]any)), "name", "seconds")
+	if doc["schema"] != "distill.report/v1" {
+		t.Errorf("schema = %v", doc["schema"])
+	}
+	// Optional fields are left out when unset.
+	tiny := doc["models"].([]any)[4].(map[string]any)
+	for _, k := range []string{"method", "temperature", "alpha", "train_seconds"} {
+		if _, ok := tiny[k]; ok {
+			t.Errorf("unset %q is written", k)
+		}
+	}
+}
+
+func TestReadJSONErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, content, want string
+	}{
+		{"not JSON", "schema: distill.report/v1", "not a JSON report"},
+		{"no schema", `{"recipe":"x"}`, `no "schema" field`},
+		{"schema null", `{"schema":null}`, `no "schema" field`},
+		{"other schema", `{"schema":"distill.report/v2","models":"changed"}`, `schema "distill.report/v2", this version reads "distill.report/v1"`},
+		{"wrong type", `{"schema":"distill.report/v1","seed":"one"}`, "seed"},
+		{"trailing data", `{"schema":"distill.report/v1"} {}`, "invalid character"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "report.json")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadJSON(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %v, want one naming %s and containing %q", err, path, tc.want)
+			}
+		})
+	}
+	if _, err := ReadJSON(filepath.Join(t.TempDir(), "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestReadJSONIgnoresNewFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	content := `{"schema":"distill.report/v1","recipe":"r","future":{"x":1},"models":[{"name":"m","role":"student","quantized_bytes":12}]}`
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Recipe != "r" || len(r.Models) != 1 || r.Models[0].Name != "m" {
+		t.Errorf("ReadJSON = %+v", r)
+	}
+}
+
+func TestWriteJSONErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Report)
+		want string
+	}{
+		{"other schema", func(r *Report) { r.Schema = "distill.report/v0" }, `schema "distill.report/v0"`},
+		{"NaN", func(r *Report) { r.Models[1].ECE = math.NaN() }, `model "teacher": ece is NaN`},
+		{"Inf", func(r *Report) { r.Stages[0].Seconds = math.Inf(1) }, `stage "data": seconds is +Inf`},
+		{"role", func(r *Report) { r.Models[0].Role = "Student" }, `role "Student"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := full()
+			tc.edit(r)
+			path := filepath.Join(t.TempDir(), "report.json")
+			err := r.WriteJSON(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %v, want one naming %s and containing %q", err, path, tc.want)
+			}
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Error("WriteJSON wrote a file despite the error")
+			}
+		})
+	}
+}
+
+func TestOrder(t *testing.T) {
+	m := func(name, role string, params int) Model { return Model{Name: name, Role: role, Params: params} }
+	for _, tc := range []struct {
+		name   string
+		models []Model
+		rows   string
+		pairs  string
+	}{
+		{"empty", nil, "", ""},
+		{"by params", []Model{m("b1", RoleBaseline, 1), m("b2", RoleBaseline, 2), m("t", RoleTeacher, 9), m("s2", RoleStudent, 2), m("s1", RoleStudent, 1)},
+			"t s2 b2 s1 b1", "s2:b2 s1:b1"},
+		{"by order when sizes differ", []Model{m("s1", RoleStudent, 1), m("s2", RoleStudent, 2), m("b3", RoleBaseline, 3), m("b4", RoleBaseline, 4)},
+			"s1 b3 s2 b4", "s1:b3 s2:b4"},
+		{"same-size pairs first", []Model{m("sA", RoleStudent, 1), m("sB", RoleStudent, 2), m("bB", RoleBaseline, 2)},
+			"sA sB bB", "sB:bB"},
+		{"leftovers", []Model{m("x", "quantized", 1), m("b", RoleBaseline, 1), m("t1", RoleTeacher, 5), m("t2", RoleTeacher, 6)},
+			"t1 t2 b x", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, pairs := order(tc.models)
+			var rs, ps []string
+			for _, r := range rows {
+				rs = append(rs, r.Name)
+			}
+			for _, p := range pairs {
+				ps = append(ps, p[0].Name+":"+p[1].Name)
+			}
+			if got := strings.Join(rs, " "); got != tc.rows {
+				t.Errorf("rows %q, want %q", got, tc.rows)
+			}
+			if got := strings.Join(ps, " "); got != tc.pairs {
+				t.Errorf("pairs %q, want %q", got, tc.pairs)
+			}
+		})
+	}
+}
+
+func TestCompare(t *testing.T) {
+	for _, tc := range []struct {
+		s, b int
+		want string
+	}{
+		{311, 398, "87 fewer than its baseline **b** (398): distillation cut errors by 21.9%"},
+		{400, 398, "2 more than its baseline **b** (398): distillation added 0.5% errors"},
+		{398, 398, "as many as its baseline **b**"},
+		{3, 0, "3 more than its baseline **b**, which made none"},
+		{0, 0, "as many as its baseline"},
+		{0, 5, "5 fewer than its baseline **b** (5): distillation cut errors by 100.0%"},
+	} {
+		got := compare(Model{Name: "s", Errors: tc.s, Accuracy: 0.9}, Model{Name: "b", Errors: tc.b, Accuracy: 0.8})
+		if !strings.Contains(got, tc.want) || !strings.Contains(got, "(+10.00 points)") {
+			t.Errorf("compare(%d, %d) = %q, want it to contain %q", tc.s, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{thousands(0), "0"},
+		{thousands(999), "999"},
+		{thousands(1000), "1,000"},
+		{thousands(1199882), "1,199,882"},
+		{thousands(-1234567), "-1,234,567"},
+		{size(0), "—"},
+		{size(512), "512 B"},
+		{size(1536), "1.5 KiB"},
+		{size(4800000), "4.6 MiB"},
+		{size(3 << 30), "3.0 GiB"},
+		{size(5 << 40), "5.0 TiB"},
+		{size(5 << 50), "5120.0 TiB"},
+		{percent(0.98765), "98.77%"},
+		{cell("a|b\nc"), `a\|b c`},
+		{role(Model{Role: RoleStudent, Method: "kd", Temperature: 4, Alpha: 0.9}), "student (kd, T=4, α=0.9)"},
+		{role(Model{Role: RoleBaseline}), "baseline"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
