@@ -187,4 +187,3 @@ func (gr *graph) run() error {
 }
 
 func (gr *graph) Close() error { return gr.vm.Close() }
-

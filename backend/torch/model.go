@@ -1,0 +1,177 @@
+//go:build torch
+
+package torch
+
+import (
+	"errors"
+	"fmt"
+
+	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/model"
+)
+
+// Model is a network built layer by layer from a model.Spec, its
+// parameters held as libtorch leaf tensors on the backend's device.
+type Model struct {
+	b       *Backend
+	spec    model.Spec
+	params  []model.Param // spec.Params() order
+	tensors []ctensor     // one per param, same order
+	index   map[string]int
+	inSize  int
+	drop    []int // per layer: index into the batch's masks, or -1
+	dropDim [][]int
+
+	closed bool
+}
+
+var _ backend.Model = (*Model)(nil)
+
+func newModel(b *Backend, spec model.Spec) (*Model, error) {
+	params, err := spec.Params()
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: %w", err)
+	}
+	dl, shapes, err := spec.DropoutLayers()
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: %w", err)
+	}
+	m := &Model{b: b, spec: spec, params: params, index: map[string]int{}, inSize: model.Numel(spec.Input)}
+	for i, p := range params {
+		m.index[p.Name] = i
+	}
+	m.drop = make([]int, len(spec.Layers))
+	for i, l := range spec.Layers {
+		m.drop[i] = -1
+		for j, d := range dl {
+			if d.Name == l.Name {
+				m.drop[i] = j
+			}
+		}
+	}
+	m.dropDim = shapes
+	return m, nil
+}
+
+// Spec returns the model's spec.
+func (m *Model) Spec() model.Spec { return m.spec }
+
+// forward records the layers on s: x is [N, input...]; masks, when not
+// nil, holds one [N, shape...] tensor per dropout layer (inverted-dropout
+// scaling included), multiplied in as the host drew them.
+func (m *Model) forward(s *scope, x ctensor, masks []ctensor) ctensor {
+	for i, l := range m.spec.Layers {
+		switch l.Kind {
+		case model.KindLinear, model.KindConv2D:
+			w := m.tensors[m.index[l.Name+".weight"]]
+			b := m.tensors[m.index[l.Name+".bias"]]
+			if l.Kind == model.KindLinear {
+				x = s.linear(x, w, b)
+			} else {
+				x = s.conv2d(x, w, b, max(l.Stride, 1), l.Padding)
+			}
+		case model.KindMaxPool:
+			st := l.Stride
+			if st <= 0 {
+				st = l.Kernel
+			}
+			x = s.maxPool2d(x, l.Kernel, st)
+		case model.KindFlatten:
+			x = s.flatten(x)
+		case model.KindReLU:
+			x = s.relu(x)
+		case model.KindTanh:
+			x = s.tanh(x)
+		case model.KindSigmoid:
+			x = s.sigmoid(x)
+		case model.KindDropout:
+			if j := m.drop[i]; j >= 0 && masks != nil {
+				x = s.mul(x, masks[j])
+			}
+		default:
+			s.fail(fmt.Errorf("torch backend: layer %q has unknown kind %q", l.Name, l.Kind))
+		}
+	}
+	return x
+}
+
+// batchShape is [n, input...].
+func (m *Model) batchShape(n int) []int {
+	return append([]int{n}, m.spec.Input...)
+}
+
+// Forward computes inference logits (dropout off, no autograd) of n
+// examples of x into out.
+func (m *Model) Forward(x []float32, n int, out []float32) error {
+	k := m.spec.Classes
+	if n <= 0 {
+		return fmt.Errorf("torch backend: Forward of %d examples", n)
+	}
+	if len(x) < n*m.inSize || len(out) < n*k {
+		return fmt.Errorf("torch backend: Forward of %d examples needs %d inputs and room for %d logits, got %d and %d", n, n*m.inSize, n*k, len(x), len(out))
+	}
+	return m.do(func() error {
+		return withGrad(false, func() error {
+			s := newScope(m.b.device)
+			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
+			y := m.forward(s, xt, nil)
+			s.toHost(y, out[:n*k])
+			return s.free()
+		})
+	})
+}
+
+// Weights copies the current parameters to the host.
+func (m *Model) Weights() (model.Weights, error) {
+	w := make(model.Weights, len(m.params))
+	err := m.do(func() error {
+		s := newScope(m.b.device)
+		for i, p := range m.params {
+			t := model.NewTensor(p.Shape...)
+			s.toHost(m.tensors[i], t.Data)
+			w[p.Name] = t
+		}
+		return s.free()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: copying weights of %q: %w", m.spec.Name, err)
+	}
+	return w, nil
+}
+
+// do runs f on the backend's thread unless the model is closed. The
+// model's state is only touched on that thread.
+func (m *Model) do(f func() error) error {
+	return m.b.eng.do(func() error {
+		if m.closed {
+			return ErrClosed
+		}
+		return f()
+	})
+}
+
+// Close frees the model's tensors; trainers of the model stop working.
+// After the backend is closed it is a no-op.
+func (m *Model) Close() error {
+	err := m.b.eng.do(func() error {
+		if !m.closed {
+			m.closed = true
+			m.freeTensors()
+		}
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// freeTensors runs on the engine's thread.
+func (m *Model) freeTensors() {
+	for _, t := range m.tensors {
+		lib.AtFree(t)
+	}
+	m.tensors = nil
+}

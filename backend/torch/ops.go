@@ -1,0 +1,397 @@
+//go:build torch
+
+package torch
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// c10::ScalarType codes used with gotch's C API.
+const (
+	kindInt64   = 4
+	kindFloat32 = 6
+)
+
+// Reductions of ATen's loss functions.
+const (
+	reductionMean = 1
+	reductionSum  = 2
+)
+
+// scope calls libtorch through gotch's C API (package libtch) and owns the
+// tensors those calls return until free. It records the first error and
+// turns every later call into a no-op returning nil, so a sequence of ops
+// reads straight and is checked once, at the end.
+//
+// gotch's higher-level ts package is not used on purpose: each ts.Tensor
+// costs 100 KB of Go heap, a global lock and a finalizer, each op leaks a
+// C.malloc(0) output slot, and in-place ops leak the old handle. Here
+// every handle is freed exactly once, when its scope ends or earlier.
+//
+// A scope must only be used on its engine's thread.
+type scope struct {
+	device int // -1 = CPU, n = cuda:n
+	err    error
+	owned  []ctensor
+	out    [4]ctensor // output slots of the op being called
+}
+
+func newScope(device int) *scope { return &scope{device: device} }
+
+// fail records err unless an earlier error is recorded.
+func (s *scope) fail(err error) {
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// call runs one libtch op that writes its result into s.out[0], checks
+// libtorch's error and takes ownership of the result.
+func (s *scope) call(name string, f func(out *ctensor)) ctensor {
+	if s.err != nil {
+		return nil
+	}
+	s.out[0] = nil
+	f(&s.out[0])
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch %s: %w", name, err))
+		return nil
+	}
+	t := s.out[0]
+	if t == nil {
+		s.fail(fmt.Errorf("torch %s returned no tensor", name))
+		return nil
+	}
+	s.owned = append(s.owned, t)
+	return t
+}
+
+// inplace runs one in-place libtch op and frees the extra handle it
+// returns (a second torch::Tensor object for the same tensor).
+func (s *scope) inplace(name string, f func(out *ctensor)) {
+	if s.err != nil {
+		return
+	}
+	s.out[0] = nil
+	f(&s.out[0])
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch %s: %w", name, err))
+		return
+	}
+	if s.out[0] != nil {
+		lib.AtFree(s.out[0])
+	}
+}
+
+// scalar runs f with a libtorch Scalar holding v, freed afterwards.
+func (s *scope) scalar(v float64, f func(sc lib.Cscalar)) {
+	if s.err != nil {
+		return
+	}
+	sc := lib.AtsFloat(v)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch scalar: %w", err))
+		return
+	}
+	defer lib.AtsFree(sc)
+	f(sc)
+}
+
+// keep removes t from the tensors freed by free, handing it to the caller.
+func (s *scope) keep(t ctensor) ctensor {
+	for i := len(s.owned) - 1; i >= 0; i-- {
+		if s.owned[i] == t {
+			s.owned = append(s.owned[:i], s.owned[i+1:]...)
+			return t
+		}
+	}
+	return t
+}
+
+// drop frees t now instead of when the scope ends.
+func (s *scope) drop(t ctensor) {
+	if t == nil {
+		return
+	}
+	for i := len(s.owned) - 1; i >= 0; i-- {
+		if s.owned[i] == t {
+			s.owned = append(s.owned[:i], s.owned[i+1:]...)
+			lib.AtFree(t)
+			return
+		}
+	}
+}
+
+// free releases every tensor the scope still owns and returns its error.
+func (s *scope) free() error {
+	for _, t := range s.owned {
+		lib.AtFree(t)
+	}
+	s.owned = s.owned[:0]
+	return s.err
+}
+
+func int64s(v ...int) []int64 {
+	r := make([]int64, len(v))
+	for i, x := range v {
+		r[i] = int64(x)
+	}
+	return r
+}
+
+// fromHost copies data (exactly the shape's size) to a new float32 tensor
+// on the scope's device.
+func (s *scope) fromHost(data []float32, shape ...int) ctensor {
+	if s.err != nil {
+		return nil
+	}
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if n == 0 || len(data) < n {
+		s.fail(fmt.Errorf("torch backend: need %d values for shape %v, got %d", n, shape, len(data)))
+		return nil
+	}
+	dims := int64s(shape...)
+	t := s.call("tensor_of_data", func(out *ctensor) {
+		*out = lib.AtTensorOfData(unsafe.Pointer(&data[0]), dims, uint(len(dims)), 4, kindFloat32)
+	})
+	return s.toDevice(t)
+}
+
+// labels copies class indices to a new int64 tensor on the scope's device.
+func (s *scope) labels(y []int32) ctensor {
+	if s.err != nil {
+		return nil
+	}
+	if len(y) == 0 {
+		s.fail(fmt.Errorf("torch backend: no labels"))
+		return nil
+	}
+	v := make([]int64, len(y))
+	for i, l := range y {
+		v[i] = int64(l)
+	}
+	t := s.call("tensor_of_data", func(out *ctensor) {
+		*out = lib.AtTensorOfData(unsafe.Pointer(&v[0]), []int64{int64(len(v))}, 1, 8, kindInt64)
+	})
+	return s.toDevice(t)
+}
+
+// toDevice moves a CPU tensor to the scope's device (a no-op on CPU).
+func (s *scope) toDevice(t ctensor) ctensor {
+	if s.err != nil || s.device < 0 {
+		return t
+	}
+	d := s.call("to", func(out *ctensor) { lib.AtgTo(out, t, int32(s.device)) })
+	s.drop(t)
+	return d
+}
+
+// toHost copies the first len(dst) values of a float32 tensor into dst.
+func (s *scope) toHost(t ctensor, dst []float32) {
+	if s.err != nil || len(dst) == 0 {
+		return
+	}
+	lib.AtCopyData(t, unsafe.Pointer(&dst[0]), uint(len(dst)), 4)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch copy to host: %w", err))
+	}
+}
+
+// item reads a one-element tensor as float64.
+func (s *scope) item(t ctensor) float64 {
+	if s.err != nil {
+		return math.NaN()
+	}
+	v := lib.AtDoubleValueAtIndexes(t, nil, 0)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch item: %w", err))
+		return math.NaN()
+	}
+	return v
+}
+
+// shape returns t's sizes.
+func (s *scope) shape(t ctensor) []int {
+	if s.err != nil {
+		return nil
+	}
+	n := lib.AtDim(t)
+	if n == 0 {
+		return []int{}
+	}
+	dims := make([]int64, n)
+	lib.AtShape(t, unsafe.Pointer(&dims[0]))
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch shape: %w", err))
+		return nil
+	}
+	r := make([]int, n)
+	for i, d := range dims {
+		r[i] = int(d)
+	}
+	return r
+}
+
+// Ops. Each returns a new tensor owned by the scope (nil after an error).
+
+func (s *scope) linear(x, w, b ctensor) ctensor {
+	return s.call("linear", func(o *ctensor) { lib.AtgLinear(o, x, w, b) })
+}
+
+func (s *scope) conv2d(x, w, b ctensor, stride, pad int) ctensor {
+	st, p, d := int64s(stride, stride), int64s(pad, pad), int64s(1, 1)
+	return s.call("conv2d", func(o *ctensor) { lib.AtgConv2d(o, x, w, b, st, 2, p, 2, d, 2, 1) })
+}
+
+func (s *scope) maxPool2d(x ctensor, kernel, stride int) ctensor {
+	k, st, p, d := int64s(kernel, kernel), int64s(stride, stride), int64s(0, 0), int64s(1, 1)
+	return s.call("max_pool2d", func(o *ctensor) { lib.AtgMaxPool2d(o, x, k, 2, st, 2, p, 2, d, 2, 0) })
+}
+
+func (s *scope) flatten(x ctensor) ctensor {
+	return s.call("flatten", func(o *ctensor) { lib.AtgFlatten(o, x, 1, -1) })
+}
+
+func (s *scope) relu(x ctensor) ctensor {
+	return s.call("relu", func(o *ctensor) { lib.AtgRelu(o, x) })
+}
+
+func (s *scope) tanh(x ctensor) ctensor {
+	return s.call("tanh", func(o *ctensor) { lib.AtgTanh(o, x) })
+}
+
+func (s *scope) sigmoid(x ctensor) ctensor {
+	return s.call("sigmoid", func(o *ctensor) { lib.AtgSigmoid(o, x) })
+}
+
+func (s *scope) mul(a, b ctensor) ctensor {
+	return s.call("mul", func(o *ctensor) { lib.AtgMul(o, a, b) })
+}
+
+func (s *scope) add(a, b ctensor) ctensor {
+	return s.call("add", func(o *ctensor) { lib.AtgAdd(o, a, b) })
+}
+
+func (s *scope) mulScalar(a ctensor, v float64) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call("mul", func(o *ctensor) { lib.AtgMulScalar(o, a, sc) })
+	})
+	return r
+}
+
+func (s *scope) divScalar(a ctensor, v float64) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call("div", func(o *ctensor) { lib.AtgDivScalar(o, a, sc) })
+	})
+	return r
+}
+
+func (s *scope) sqrt(a ctensor) ctensor {
+	return s.call("sqrt", func(o *ctensor) { lib.AtgSqrt(o, a) })
+}
+
+func (s *scope) logSoftmax(a ctensor) ctensor {
+	return s.call("log_softmax", func(o *ctensor) { lib.AtgLogSoftmax(o, a, 1, -1) })
+}
+
+// crossEntropy is the batch mean of −log softmax(logits)[y].
+func (s *scope) crossEntropy(logits, y ctensor) ctensor {
+	return s.call("cross_entropy_loss", func(o *ctensor) {
+		lib.AtgCrossEntropyLoss(o, logits, y, nil, reductionMean, -100, 0)
+	})
+}
+
+// klSum is Σ exp(logQ)·(logQ − logP) over all elements.
+func (s *scope) klSum(logP, logQ ctensor) ctensor {
+	return s.call("kl_div", func(o *ctensor) { lib.AtgKlDiv(o, logP, logQ, reductionSum, 1) })
+}
+
+// In-place ops.
+
+func (s *scope) mulScalar_(a ctensor, v float64) {
+	s.scalar(v, func(sc lib.Cscalar) {
+		s.inplace("mul_", func(o *ctensor) { lib.AtgMulScalar_(o, a, sc) })
+	})
+}
+
+func (s *scope) divScalar_(a ctensor, v float64) {
+	s.scalar(v, func(sc lib.Cscalar) {
+		s.inplace("div_", func(o *ctensor) { lib.AtgDivScalar_(o, a, sc) })
+	})
+}
+
+func (s *scope) addScalar_(a ctensor, v float64) {
+	s.scalar(v, func(sc lib.Cscalar) {
+		s.inplace("add_", func(o *ctensor) { lib.AtgAddScalar_(o, a, sc) })
+	})
+}
+
+func (s *scope) mul_(a, b ctensor) {
+	s.inplace("mul_", func(o *ctensor) { lib.AtgMul_(o, a, b) })
+}
+
+func (s *scope) add_(a, b ctensor) {
+	s.inplace("add_", func(o *ctensor) { lib.AtgAdd_(o, a, b) })
+}
+
+// lerp_ sets a = a + w·(b − a).
+func (s *scope) lerp_(a, b ctensor, w float64) {
+	s.scalar(w, func(sc lib.Cscalar) {
+		s.inplace("lerp_", func(o *ctensor) { lib.AtgLerp_(o, a, b, sc) })
+	})
+}
+
+// addcdiv_ sets a = a + b/c.
+func (s *scope) addcdiv_(a, b, c ctensor) {
+	s.inplace("addcdiv_", func(o *ctensor) { lib.AtgAddcdiv_(o, a, b, c) })
+}
+
+func (s *scope) setRequiresGrad(a ctensor, on bool) {
+	r := int32(0)
+	if on {
+		r = 1
+	}
+	s.inplace("set_requires_grad", func(o *ctensor) { lib.AtgSetRequiresGrad(o, a, r) })
+}
+
+// copy_ copies src into dst (any devices, same shape).
+func (s *scope) copy_(dst, src ctensor) {
+	if s.err != nil {
+		return
+	}
+	lib.AtCopy_(dst, src)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch copy_: %w", err))
+	}
+}
+
+// grads returns d loss / d params (new tensors owned by the scope); the
+// graph behind loss is released.
+func (s *scope) grads(loss ctensor, params []ctensor) []ctensor {
+	if s.err != nil {
+		return nil
+	}
+	out := make([]ctensor, len(params))
+	roots := []ctensor{loss}
+	lib.AtRunBackward(&roots[0], 1, &params[0], len(params), &out[0], 0, 0)
+	if err := lastErr(); err != nil {
+		for _, g := range out {
+			if g != nil {
+				lib.AtFree(g)
+			}
+		}
+		s.fail(fmt.Errorf("torch backward: %w", err))
+		return nil
+	}
+	s.owned = append(s.owned, out...)
+	return out
+}

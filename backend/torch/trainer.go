@@ -1,0 +1,401 @@
+//go:build torch
+
+package torch
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
+)
+
+// Trainer trains a Model in place: each Step is a forward pass with the
+// batch's dropout masks, the objective in libtorch ops, autograd, and the
+// optimiser update in tensor ops, as torch.optim.Adam and torch.optim.SGD
+// (single-tensor implementations) compute it.
+type Trainer struct {
+	m      *Model
+	cfg    backend.TrainConfig
+	opt    backend.Optimizer
+	obj    loss.Objective
+	step   int64
+	slots  []string    // "m", "v" (Adam) or "momentum" (SGD with momentum)
+	state  [][]ctensor // per slot, per param; zero-initialised
+	masks  [][]int     // per dropout layer, the per-example mask shape
+	sizes  []int       // per dropout layer, the per-example mask size
+	closed bool
+}
+
+var _ backend.Trainer = (*Trainer)(nil)
+
+func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
+	if err := cfg.Objective.Validate(); err != nil {
+		return nil, fmt.Errorf("torch backend: objective: %w", err)
+	}
+	if cfg.MaxBatch <= 0 {
+		return nil, fmt.Errorf("torch backend: TrainConfig.MaxBatch must be > 0, got %d", cfg.MaxBatch)
+	}
+	opt := cfg.Optimizer.WithDefaults()
+	var slots []string
+	switch opt.Kind {
+	case backend.Adam:
+		if !(opt.Beta1 >= 0 && opt.Beta1 < 1 && opt.Beta2 >= 0 && opt.Beta2 < 1 && opt.Eps > 0) {
+			return nil, fmt.Errorf("torch backend: Adam needs 0 <= beta1, beta2 < 1 and eps > 0, got %v, %v, %v", opt.Beta1, opt.Beta2, opt.Eps)
+		}
+		slots = []string{"m", "v"}
+	case backend.SGD:
+		if !(opt.Momentum >= 0) {
+			return nil, fmt.Errorf("torch backend: SGD momentum must be >= 0, got %v", opt.Momentum)
+		}
+		if opt.Nesterov && opt.Momentum == 0 {
+			return nil, errors.New("torch backend: Nesterov SGD needs a momentum > 0")
+		}
+		if opt.Momentum > 0 {
+			slots = []string{"momentum"}
+		}
+	default:
+		return nil, fmt.Errorf("torch backend: unknown optimizer %q: use %q or %q", opt.Kind, backend.Adam, backend.SGD)
+	}
+	if !(opt.WeightDecay >= 0) {
+		return nil, fmt.Errorf("torch backend: weight decay must be >= 0, got %v", opt.WeightDecay)
+	}
+	t := &Trainer{m: m, cfg: cfg, opt: opt, obj: cfg.Objective, slots: slots, masks: m.dropDim}
+	for _, sh := range m.dropDim {
+		t.sizes = append(t.sizes, model.Numel(sh))
+	}
+	err := m.do(func() error {
+		s := newScope(m.b.device)
+		for range slots {
+			ts := make([]ctensor, len(m.params))
+			for i := range m.params {
+				z := s.call("zeros_like", func(o *ctensor) { lib.AtgZerosLike(o, m.tensors[i]) })
+				if s.err == nil {
+					ts[i] = s.keep(z)
+				}
+			}
+			t.state = append(t.state, ts)
+		}
+		if err := s.free(); err != nil {
+			t.freeState()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: creating the optimizer state: %w", err)
+	}
+	return t, nil
+}
+
+// checkBatch validates b against the spec and the trainer's config.
+func (t *Trainer) checkBatch(b *backend.Batch) error {
+	if b == nil {
+		return errors.New("torch backend: nil batch")
+	}
+	k, in := t.m.spec.Classes, t.m.inSize
+	switch {
+	case b.N <= 0 || b.N > t.cfg.MaxBatch:
+		return fmt.Errorf("torch backend: batch of %d examples; the trainer was configured for 1..%d (TrainConfig.MaxBatch)", b.N, t.cfg.MaxBatch)
+	case len(b.X) < b.N*in:
+		return fmt.Errorf("torch backend: batch X has %d values, need %d (%d × %d)", len(b.X), b.N*in, b.N, in)
+	case len(b.Labels) < b.N:
+		return fmt.Errorf("torch backend: batch has %d labels, need %d", len(b.Labels), b.N)
+	case t.obj.NeedsTeacher() && len(b.TeacherLogits) < b.N*k:
+		return fmt.Errorf("torch backend: the objective has a soft term and needs %d teacher logits, got %d", b.N*k, len(b.TeacherLogits))
+	case b.Masks != nil && len(b.Masks) != len(t.masks):
+		return fmt.Errorf("torch backend: batch has %d dropout masks, the spec has %d dropout layers", len(b.Masks), len(t.masks))
+	case math.IsNaN(b.LR) || math.IsInf(b.LR, 0) || b.LR < 0:
+		return fmt.Errorf("torch backend: learning rate %v must be finite and >= 0", b.LR)
+	}
+	for i := range b.Masks {
+		if len(b.Masks[i]) < b.N*t.sizes[i] {
+			return fmt.Errorf("torch backend: dropout mask %d has %d values, need %d (%d × %v)", i, len(b.Masks[i]), b.N*t.sizes[i], b.N, t.masks[i])
+		}
+	}
+	for i, y := range b.Labels[:b.N] {
+		if y < 0 || int(y) >= k {
+			return fmt.Errorf("torch backend: label %d of row %d is outside [0, %d)", y, i, k)
+		}
+	}
+	return nil
+}
+
+// Step runs one training step on b. If the loss is not finite it returns
+// a *loss.NonFiniteError and leaves the weights and optimiser state as
+// they were.
+func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
+	if err := t.checkBatch(b); err != nil {
+		return loss.Value{}, err
+	}
+	var v loss.Value
+	err := t.do(func() error {
+		s := newScope(t.m.b.device)
+		defer s.free()
+		n, k := b.N, t.m.spec.Classes
+		x := s.fromHost(b.X[:n*t.m.inSize], t.m.batchShape(n)...)
+		y := s.labels(b.Labels[:n])
+		var masks []ctensor
+		if b.Masks != nil {
+			masks = make([]ctensor, len(b.Masks))
+			for i, mk := range b.Masks {
+				masks[i] = s.fromHost(mk[:n*t.sizes[i]], append([]int{n}, t.masks[i]...)...)
+			}
+		}
+		var teacher ctensor
+		if t.obj.NeedsTeacher() {
+			teacher = s.fromHost(b.TeacherLogits[:n*k], n, k)
+		}
+		var grads []ctensor
+		err := withGrad(true, func() error {
+			logits := t.m.forward(s, x, masks)
+			total, hard, soft := t.objective(s, logits, y, teacher, n)
+			if s.err != nil {
+				return s.err
+			}
+			var ceV, klV float64
+			if hard != nil {
+				ceV = s.item(hard)
+			}
+			if soft != nil {
+				klV = s.item(soft)
+			}
+			v = t.value(ceV, klV, n)
+			if s.err != nil {
+				return s.err
+			}
+			if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
+				return &loss.NonFiniteError{Value: v}
+			}
+			grads = s.grads(total, t.m.tensors)
+			return s.err
+		})
+		if err != nil {
+			return err
+		}
+		// The update runs without autograd (grad mode is off on the
+		// engine's thread outside withGrad(true)).
+		t.update(s, grads, b.LR)
+		if s.err != nil {
+			return fmt.Errorf("optimizer update (the weights may be partly updated): %w", s.err)
+		}
+		t.step++
+		return nil
+	})
+	if err != nil {
+		var nf *loss.NonFiniteError
+		if errors.As(err, &nf) {
+			return v, err
+		}
+		return v, fmt.Errorf("torch backend: training step: %w", err)
+	}
+	return v, nil
+}
+
+// objective records the loss on s and returns the differentiable total and
+// the raw CE and KL-sum scalars (nil when their weight is 0):
+//
+//	total = HardWeight·CE(s, y) + SoftWeight·T²·Σ KL(softmax(t/T) ‖ softmax(s/T)) / N
+func (t *Trainer) objective(s *scope, logits, y, teacher ctensor, n int) (total, ce, kl ctensor) {
+	o := t.obj
+	if o.HardWeight > 0 {
+		ce = s.crossEntropy(logits, y)
+		total = s.mulScalar(ce, o.HardWeight)
+	}
+	if o.SoftWeight > 0 {
+		T := o.Temperature
+		ls := s.logSoftmax(s.divScalar(logits, T))
+		lt := s.logSoftmax(s.divScalar(teacher, T))
+		kl = s.klSum(ls, lt)
+		st := s.mulScalar(kl, o.SoftWeight*T*T/float64(n))
+		if total == nil {
+			total = st
+		} else {
+			total = s.add(total, st)
+		}
+	}
+	return total, ce, kl
+}
+
+// value turns the CE and KL-sum read back from the device into loss parts
+// the way loss.Objective.Compute reports them.
+func (t *Trainer) value(ce, klSum float64, n int) loss.Value {
+	o := t.obj
+	var v loss.Value
+	if o.HardWeight > 0 {
+		v.Hard = o.HardWeight * ce
+	}
+	if o.SoftWeight > 0 {
+		v.Soft = o.SoftWeight * o.Temperature * o.Temperature * klSum / float64(n)
+	}
+	v.Total = v.Hard + v.Soft
+	return v
+}
+
+// update applies one optimiser step with learning rate lr. It follows
+// PyTorch's single-tensor torch.optim.Adam (2.x: lerp_ for the first
+// moment) and torch.optim.SGD (dampening 0); weight decay is L2 added to
+// the gradient. Temporaries are freed per parameter.
+func (t *Trainer) update(s *scope, grads []ctensor, lr float64) {
+	o := t.opt
+	step := float64(t.step + 1)
+	for i, p := range t.m.tensors {
+		g := grads[i]
+		if o.WeightDecay != 0 {
+			wd := s.mulScalar(p, o.WeightDecay)
+			s.add_(g, wd) // grad = grad + wd·param
+			s.drop(wd)
+		}
+		switch o.Kind {
+		case backend.Adam:
+			m, v := t.state[0][i], t.state[1][i]
+			s.lerp_(m, g, 1-o.Beta1) // m = β1·m + (1−β1)·g
+			s.mulScalar_(v, o.Beta2) // v = β2·v + (1−β2)·g²
+			s.mul_(g, g)
+			s.mulScalar_(g, 1-o.Beta2)
+			s.add_(v, g)
+			bc1 := 1 - math.Pow(o.Beta1, step)
+			bc2 := 1 - math.Pow(o.Beta2, step)
+			denom := s.sqrt(v) // denom = √v / √bc2 + eps
+			s.divScalar_(denom, math.Sqrt(bc2))
+			s.addScalar_(denom, o.Eps)
+			num := s.mulScalar(m, -lr/bc1)
+			s.addcdiv_(p, num, denom) // p = p − (lr/bc1)·m / denom
+			s.drop(num)
+			s.drop(denom)
+		case backend.SGD:
+			d := g
+			if o.Momentum != 0 {
+				buf := t.state[0][i]
+				s.mulScalar_(buf, o.Momentum) // buf = μ·buf + g (the zero
+				s.add_(buf, g)                // initial buf gives buf = g)
+				if o.Nesterov {
+					mb := s.mulScalar(buf, o.Momentum)
+					s.add_(g, mb) // d = g + μ·buf
+					s.drop(mb)
+				} else {
+					d = buf
+				}
+			}
+			u := s.mulScalar(d, -lr)
+			s.add_(p, u) // p = p − lr·d
+			s.drop(u)
+		}
+		s.drop(g)
+	}
+}
+
+// State returns the step count and host copies of the moments, named
+// "<slot>/<param>": "m/…" and "v/…" for Adam, "momentum/…" for SGD with
+// momentum.
+func (t *Trainer) State() (backend.OptimizerState, error) {
+	st := backend.OptimizerState{Tensors: model.Weights{}}
+	err := t.do(func() error {
+		st.Step = t.step
+		s := newScope(t.m.b.device)
+		for j, slot := range t.slots {
+			for i, p := range t.m.params {
+				h := model.NewTensor(p.Shape...)
+				s.toHost(t.state[j][i], h.Data)
+				st.Tensors[slot+"/"+p.Name] = h
+			}
+		}
+		return s.free()
+	})
+	if err != nil {
+		return backend.OptimizerState{}, fmt.Errorf("torch backend: reading the optimizer state: %w", err)
+	}
+	return st, nil
+}
+
+// SetState restores a state returned by State (of a trainer with the same
+// spec and optimizer kind).
+func (t *Trainer) SetState(st backend.OptimizerState) error {
+	if st.Step < 0 {
+		return fmt.Errorf("torch backend: optimizer state step %d < 0", st.Step)
+	}
+	var errs []error
+	want := map[string]bool{}
+	for _, slot := range t.slots {
+		for _, p := range t.m.params {
+			name := slot + "/" + p.Name
+			want[name] = true
+			h, ok := st.Tensors[name]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("missing tensor %q", name))
+			case len(h.Data) != model.Numel(p.Shape) || model.Numel(h.Shape) != len(h.Data) || len(h.Shape) != len(p.Shape):
+				errs = append(errs, fmt.Errorf("tensor %q has shape %v, need %v", name, h.Shape, p.Shape))
+			}
+		}
+	}
+	for name := range st.Tensors {
+		if !want[name] {
+			errs = append(errs, fmt.Errorf("unexpected tensor %q (this trainer's optimizer is %s with slots %s)", name, t.opt.Kind, strings.Join(t.slots, ", ")))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("torch backend: optimizer state does not fit: %w", errors.Join(errs...))
+	}
+	err := t.do(func() error {
+		s := newScope(t.m.b.device)
+		for j, slot := range t.slots {
+			for i, p := range t.m.params {
+				h := s.fromHost(st.Tensors[slot+"/"+p.Name].Data, p.Shape...)
+				s.copy_(t.state[j][i], h)
+				s.drop(h)
+			}
+		}
+		if err := s.free(); err != nil {
+			return err
+		}
+		t.step = st.Step
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("torch backend: restoring the optimizer state: %w", err)
+	}
+	return nil
+}
+
+// do runs f on the engine's thread unless the trainer or its model is
+// closed.
+func (t *Trainer) do(f func() error) error {
+	return t.m.b.eng.do(func() error {
+		if t.closed || t.m.closed {
+			return ErrClosed
+		}
+		return f()
+	})
+}
+
+// Close frees the optimiser state. The model stays usable.
+func (t *Trainer) Close() error {
+	err := t.m.b.eng.do(func() error {
+		if !t.closed {
+			t.closed = true
+			t.freeState()
+		}
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (t *Trainer) freeState() {
+	for _, ts := range t.state {
+		for _, x := range ts {
+			if x != nil {
+				lib.AtFree(x)
+			}
+		}
+	}
+	t.state = nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// capture runs the CLI in-process and returns its exit code, stdout and stderr.
+func capture(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	outF, _ := os.Create(filepath.Join(dir, "out"))
+	errF, _ := os.Create(filepath.Join(dir, "err"))
+	oldOut, oldErr := os.Stdout, os.Stderr
+	os.Stdout, os.Stderr = outF, errF
+	code := execute(context.Background(), args)
+	os.Stdout, os.Stderr = oldOut, oldErr
+	outF.Close()
+	errF.Close()
+	o, _ := os.ReadFile(outF.Name())
+	e, _ := os.ReadFile(errF.Name())
+	return code, string(o), string(e)
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := capture(t, "version")
+	if code != exitOK || !strings.Contains(out, "gorgonia") {
+		t.Fatalf("version: exit %d, output %q", code, out)
+	}
+}
+
+func TestValidateShippedRecipes(t *testing.T) {
+	paths, _ := filepath.Glob("../../recipes/*.yaml")
+	if len(paths) == 0 {
+		t.Fatal("no recipes found")
+	}
+	for _, p := range paths {
+		if code, out, errOut := capture(t, "validate", p); code != exitOK {
+			t.Errorf("validate %s: exit %d\n%s%s", p, code, out, errOut)
+		}
+	}
+}
+
+func TestValidateBadRecipe(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(p, []byte("name: bad\nteacher:\n  model:\n    hidden: [-3]\nstudents:\n  - name: s\n    distill:\n      temperature: -1\n    colour: blue\n"), 0o644)
+	code, _, errOut := capture(t, "validate", p)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut)
+	}
+	for _, want := range []string{"bad.yaml:4", "temperature", "colour"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr does not mention %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"run"}, {"run", "/does/not/exist.yaml"}, {"run", "--no-such-flag", "x"}} {
+		if code, _, _ := capture(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestRun(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, errOut := capture(t, "run", "../../recipes/synthetic-tiny.yaml", "--out", out, "--quiet")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(stdout, "| teacher |") {
+		t.Errorf("stdout lacks the report table:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.json")); err != nil {
+		t.Error(err)
+	}
+	if code, _, _ := capture(t, "run", "../../recipes/synthetic-tiny.yaml", "--out", out, "--backend", "nope"); code != exitUsage {
+		t.Errorf("unknown backend: exit %d", code)
+	}
+}

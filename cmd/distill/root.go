@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/recipe"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "distill",
+		Short:         "Distil and compress neural networks so they are cheaper to serve",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd())
+	return root
+}
+
+func loadRecipe(path string) (*recipe.Recipe, error) {
+	r, err := recipe.Load(path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return r, nil
+}
+
+func newRunCmd() *cobra.Command {
+	var opts distill.Options
+	var quiet bool
+	c := &cobra.Command{
+		Use:   "run RECIPE",
+		Short: "Run a recipe: teacher, students, evaluation, report",
+		Long: `Run executes every stage of a recipe and writes models and a report
+(report.json, report.md) into the run directory. Running the same recipe
+again on the same directory skips the stages that are already finished.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := loadRecipe(args[0])
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if quiet {
+				logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			opts.Logger = logger
+			p := newProgress(os.Stderr, logger, quiet)
+			defer p.Close()
+			opts.Progress = p.Event
+			rep, err := distill.Run(cmd.Context(), r, opts)
+			if err != nil {
+				return err
+			}
+			p.Close()
+			fmt.Fprint(cmd.OutOrStdout(), rep.Markdown())
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&opts.OutDir, "out", "", "run directory (default: the recipe's output.dir)")
+	f.StringVar(&opts.DataDir, "data-dir", "", "directory holding the dataset's files, for offline use")
+	f.StringVar(&opts.Backend, "backend", "", fmt.Sprintf("compute backend, overriding the recipe (%v)", backend.Names()))
+	f.StringVar(&opts.Device, "device", "", "device, overriding the recipe: auto, cpu, cuda or cuda:N")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only warnings, errors and the final report")
+	return c
+}
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate RECIPE",
+		Short: "Check a recipe and print every problem in it",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := loadRecipe(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the compiled-in backends",
+		Args:  exactArgs(0),
+		Run: func(cmd *cobra.Command, args []string) {
+			v := distill.Version
+			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "distill %s\nbackends: %v\n", v, backend.Names())
+		},
+	}
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,431 @@
+package distill
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distill-dev/distill/backend"
+	_ "github.com/distill-dev/distill/backend/gorgonia" // the embedded default backend
+	"github.com/distill-dev/distill/data"
+	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/student"
+	"github.com/distill-dev/distill/teacher"
+	"github.com/distill-dev/distill/train"
+)
+
+// Version is the library version written into reports.
+var Version = "0.1.0-dev"
+
+// Options override a recipe and connect a run to its caller.
+type Options struct {
+	// OutDir overrides the recipe's output.dir.
+	OutDir string
+	// DataDir overrides data.dir (offline IDX files).
+	DataDir string
+	// Backend and Device override the recipe's backend and device.
+	Backend string
+	Device  string
+	// Progress receives events; nil discards them.
+	Progress func(Event)
+	// Logger receives warnings and milestones; nil discards them.
+	Logger *slog.Logger
+}
+
+// Model roles in reports.
+const (
+	RoleTeacher  = "teacher"
+	RoleStudent  = "student"
+	RoleBaseline = "baseline"
+)
+
+// runner holds one run's state.
+type runner struct {
+	r      *recipe.Recipe
+	opts   Options
+	out    string
+	be     backend.Backend
+	log    *slog.Logger
+	stages []report.Stage
+	train  *data.Dataset
+	test   *data.Dataset
+}
+
+// Run executes the recipe and returns the report it wrote to
+// <out>/report.json and <out>/report.md.
+func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, error) {
+	rc := *r
+	if opts.Backend != "" {
+		rc.Backend = opts.Backend
+	}
+	if opts.Device != "" {
+		rc.Device = opts.Device
+	}
+	if opts.DataDir != "" {
+		rc.Data.Dir = opts.DataDir
+	}
+	if err := rc.Validate(); err != nil {
+		return nil, err
+	}
+	out := rc.Output.Dir
+	if opts.OutDir != "" {
+		out = opts.OutDir
+	}
+	if out == "" {
+		return nil, errors.New("distill: no output directory: set output.dir in the recipe or pass --out")
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Event) {}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	be, err := backend.Open(rc.Backend, backend.Options{Device: rc.Device, Threads: rc.Threads})
+	if err != nil {
+		return nil, fmt.Errorf("distill: open backend: %w", err)
+	}
+	defer be.Close()
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("distill: create run directory: %w", err)
+	}
+	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
+	return run.run(ctx)
+}
+
+func (run *runner) run(ctx context.Context) (*report.Report, error) {
+	if err := run.timed("data", func() error { return run.loadData(ctx) }); err != nil {
+		return nil, err
+	}
+	teacherKey, err := run.teacherStage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	models := []evalEntry{{name: "teacher", role: RoleTeacher, key: teacherKey}}
+	for i, s := range run.r.Students {
+		entries, err := run.studentStage(ctx, i, s, teacherKey)
+		if err != nil {
+			return nil, err
+		}
+		models = append(models, entries...)
+	}
+	var rep *report.Report
+	err = run.timed("eval", func() error {
+		var err error
+		rep, err = run.evaluate(ctx, models)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Stages = run.stages
+	if err := rep.WriteJSON(filepath.Join(run.out, "report.json")); err != nil {
+		return nil, err
+	}
+	if err := rep.WriteMarkdown(filepath.Join(run.out, "report.md")); err != nil {
+		return nil, err
+	}
+	run.opts.Progress(Event{Stage: "report", Message: "wrote " + filepath.Join(run.out, "report.json"), Done: true})
+	return rep, nil
+}
+
+func (run *runner) timed(stage string, f func() error) error {
+	start := time.Now()
+	if err := f(); err != nil {
+		return err
+	}
+	run.stages = append(run.stages, report.Stage{Name: stage, Seconds: time.Since(start).Seconds()})
+	return nil
+}
+
+func (run *runner) loadData(ctx context.Context) error {
+	d := run.r.Data
+	run.opts.Progress(Event{Stage: "data", Message: "loading " + d.Dataset})
+	var err error
+	switch d.Dataset {
+	case "synthetic":
+		s := d.Synthetic
+		run.train, run.test, err = data.NewSynthetic(data.SyntheticConfig{Train: s.Train, Test: s.Test, Shape: s.Shape, Classes: s.Classes, Seed: s.Seed})
+	default:
+		run.train, run.test, err = data.LoadMNIST(ctx, data.MNISTOptions{Dir: d.Dir})
+	}
+	if err != nil {
+		return fmt.Errorf("distill: load dataset %q: %w", d.Dataset, err)
+	}
+	run.train = run.train.Subset(d.TrainLimit)
+	run.test = run.test.Subset(d.TestLimit)
+	run.log.Info("dataset loaded", "dataset", d.Dataset, "train", run.train.Len(), "test", run.test.Len())
+	return nil
+}
+
+// modelPath is where a model's files live: <out>/models/<name>.json.
+func (run *runner) modelPath(name string) string {
+	return filepath.Join(run.out, "models", name+".json")
+}
+
+// stageRecord marks a finished model: the key of everything that
+// determined it, and how long it took.
+type stageRecord struct {
+	Key     string  `json:"key"`
+	Seconds float64 `json:"seconds"`
+}
+
+func (run *runner) recordPath(name string) string {
+	return filepath.Join(run.out, "stages", name+".json")
+}
+
+// finished reports whether the model named name was already produced
+// with the same key, and how long that took.
+func (run *runner) finished(name, key string) (float64, bool) {
+	b, err := os.ReadFile(run.recordPath(name))
+	if err != nil {
+		return 0, false
+	}
+	var rec stageRecord
+	if json.Unmarshal(b, &rec) != nil || rec.Key != key {
+		return 0, false
+	}
+	if _, _, err := model.Load(run.modelPath(name)); err != nil {
+		run.log.Warn("finished model is unreadable; training it again", "model", name, "err", err)
+		return 0, false
+	}
+	return rec.Seconds, true
+}
+
+func (run *runner) record(name, key string, seconds float64) error {
+	b, _ := json.Marshal(stageRecord{Key: key, Seconds: seconds})
+	return atomicfile.WriteFile(run.recordPath(name), b, 0o644)
+}
+
+// keyOf hashes the JSON of parts: the content that determines an output.
+func keyOf(parts ...any) string {
+	h := sha256.New()
+	for _, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil {
+			panic(fmt.Sprintf("distill: key of %T: %v", p, err)) // only plain data is hashed
+		}
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (run *runner) trainConfig(t recipe.Training, stage, name string) train.Config {
+	t = run.r.TrainingFor(t)
+	return train.Config{
+		Epochs:    t.Epochs,
+		BatchSize: t.BatchSize,
+		LR:        t.LR,
+		Schedule:  train.Schedule{Kind: t.Schedule.Kind, Warmup: t.Schedule.Warmup, StepEvery: t.Schedule.StepEvery, Gamma: t.Schedule.Gamma, MinLR: t.Schedule.MinLR},
+		Seed:      run.r.Seed,
+		Optimizer: backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay},
+		Progress: func(p train.Progress) {
+			run.opts.Progress(Event{Stage: stage, Model: name, Epoch: p.Epoch, Epochs: p.Epochs, Step: p.Step, Steps: p.Steps, Loss: p.Loss.Total, Elapsed: p.Elapsed})
+		},
+	}
+}
+
+func (run *runner) dataKey() any {
+	return struct {
+		Backend, Device string
+		Data            recipe.Data
+		Seed            int64
+	}{run.r.Backend, run.be.Device(), run.r.Data, run.r.Seed}
+}
+
+func (run *runner) teacherStage(ctx context.Context) (string, error) {
+	t := run.r.Teacher
+	const name = "teacher"
+	key := keyOf(run.dataKey(), t.Model, t.Checkpoint, run.r.TrainingFor(t.Training))
+	if t.Checkpoint != "" {
+		if fi, err := os.Stat(t.Checkpoint); err == nil {
+			key = keyOf(key, fi.ModTime(), fi.Size())
+		}
+	}
+	if secs, ok := run.finished(name, key); ok {
+		run.log.Info("teacher already trained; reusing it", "path", run.modelPath(name))
+		run.stages = append(run.stages, report.Stage{Name: name, Seconds: secs})
+		return key, nil
+	}
+	start := time.Now()
+	var m backend.Model
+	var err error
+	if t.Checkpoint != "" {
+		run.opts.Progress(Event{Stage: name, Model: name, Message: "loading " + t.Checkpoint})
+		m, err = teacher.Load(run.be, t.Checkpoint)
+	} else {
+		var spec model.Spec
+		spec, err = t.Model.Spec(name, run.train.Shape, run.train.Classes)
+		if err != nil {
+			return "", fmt.Errorf("distill: teacher model: %w", err)
+		}
+		run.opts.Progress(Event{Stage: name, Model: name, Message: "training teacher"})
+		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.Training, name, name))
+	}
+	if err != nil {
+		return "", fmt.Errorf("distill: teacher: %w", err)
+	}
+	defer m.Close()
+	if err := run.save(name, m); err != nil {
+		return "", err
+	}
+	secs := time.Since(start).Seconds()
+	run.stages = append(run.stages, report.Stage{Name: name, Seconds: secs})
+	return key, run.record(name, key, secs)
+}
+
+func (run *runner) save(name string, m backend.Model) error {
+	w, err := m.Weights()
+	if err != nil {
+		return fmt.Errorf("distill: read weights of %s: %w", name, err)
+	}
+	spec := m.Spec()
+	spec.Name = name
+	if err := model.Save(run.modelPath(name), spec, w); err != nil {
+		return fmt.Errorf("distill: save %s: %w", name, err)
+	}
+	run.opts.Progress(Event{Stage: "save", Model: name, Message: "saved " + run.modelPath(name), Done: true})
+	return nil
+}
+
+// evalEntry names a model to evaluate and how it was made.
+type evalEntry struct {
+	name, role, key string
+	method          string
+	alpha, T        float64
+}
+
+func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student, teacherKey string) ([]evalEntry, error) {
+	spec, err := s.Model.Spec(s.Name, run.train.Shape, run.train.Classes)
+	if err != nil {
+		return nil, fmt.Errorf("distill: student %q model: %w", s.Name, err)
+	}
+	tcfg := run.r.TrainingFor(s.Training)
+	var entries []evalEntry
+
+	// Distilled student.
+	key := keyOf(teacherKey, s.Model, s.Distill, tcfg)
+	entries = append(entries, evalEntry{name: s.Name, role: RoleStudent, key: key, method: "response", alpha: s.Distill.Alpha, T: s.Distill.Temperature})
+	if secs, ok := run.finished(s.Name, key); ok {
+		run.log.Info("student already distilled; reusing it", "student", s.Name)
+		run.stages = append(run.stages, report.Stage{Name: "student:" + s.Name, Seconds: secs})
+	} else {
+		tm, err := teacher.Load(run.be, run.modelPath("teacher"))
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		run.opts.Progress(Event{Stage: "students", Model: s.Name, Message: fmt.Sprintf("distilling %s (T=%g, alpha=%g)", s.Name, s.Distill.Temperature, s.Distill.Alpha)})
+		m, _, err := student.Distill(ctx, run.be, spec, train.ModelTeacher(tm), s.Distill.Alpha, s.Distill.Temperature, run.train, run.trainConfig(s.Training, "students", s.Name))
+		tm.Close()
+		if err != nil {
+			return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
+		}
+		err = run.save(s.Name, m)
+		m.Close()
+		if err != nil {
+			return nil, err
+		}
+		secs := time.Since(start).Seconds()
+		run.stages = append(run.stages, report.Stage{Name: "student:" + s.Name, Seconds: secs})
+		if err := run.record(s.Name, key, secs); err != nil {
+			return nil, err
+		}
+	}
+
+	if !s.BaselineEnabled() {
+		return entries, nil
+	}
+	name := s.Name + "-baseline"
+	key = keyOf(run.dataKey(), s.Model, tcfg)
+	entries = append(entries, evalEntry{name: name, role: RoleBaseline, key: key, method: "hard-labels"})
+	if secs, ok := run.finished(name, key); ok {
+		run.log.Info("baseline already trained; reusing it", "model", name)
+		run.stages = append(run.stages, report.Stage{Name: "baseline:" + s.Name, Seconds: secs})
+		return entries, nil
+	}
+	start := time.Now()
+	run.opts.Progress(Event{Stage: "students", Model: name, Message: "training baseline " + name + " on hard labels"})
+	m, _, err := student.Baseline(ctx, run.be, spec, run.train, run.trainConfig(s.Training, "students", name))
+	if err != nil {
+		return nil, fmt.Errorf("distill: baseline %q: %w", name, err)
+	}
+	err = run.save(name, m)
+	m.Close()
+	if err != nil {
+		return nil, err
+	}
+	secs := time.Since(start).Seconds()
+	run.stages = append(run.stages, report.Stage{Name: "baseline:" + s.Name, Seconds: secs})
+	return entries, run.record(name, key, secs)
+}
+
+func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.Report, error) {
+	rep := &report.Report{
+		Schema:  report.Schema,
+		Recipe:  run.r.Name,
+		Backend: run.be.Name(),
+		Device:  run.be.Device(),
+		Seed:    run.r.Seed,
+		Dataset: report.Dataset{Name: run.r.Data.Dataset, Train: run.train.Len(), Test: run.test.Len()},
+		Created: time.Now().UTC(),
+		Version: Version,
+	}
+	var teacherLogits []float32
+	for _, e := range entries {
+		run.opts.Progress(Event{Stage: "eval", Model: e.name, Message: "evaluating " + e.name})
+		path := run.modelPath(e.name)
+		spec, w, err := model.Load(path)
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval: %w", err)
+		}
+		m, err := run.be.Load(spec, w)
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		logits, err := eval.Logits(ctx, m, run.test, run.test.Size(), spec.Classes, run.r.Eval.BatchSize)
+		m.Close()
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		if e.role == RoleTeacher {
+			teacherLogits = logits
+		}
+		met, err := eval.Compute(logits, run.test.Y, teacherLogits, spec.Classes, run.r.Eval.ECEBins)
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		params, _ := spec.ParamCount()
+		rel, _ := filepath.Rel(run.out, path)
+		rep.Models = append(rep.Models, report.Model{
+			Name: e.name, Role: e.role, Params: params, Bytes: fileSize(path),
+			Accuracy: met.Accuracy, Errors: met.Errors, Agreement: met.Agreement, ECE: met.ECE,
+			Path: filepath.ToSlash(rel), Method: e.method, Alpha: e.alpha, Temperature: e.T,
+		})
+		run.log.Info("evaluated", "model", e.name, "accuracy", met.Accuracy, "errors", met.Errors, "agreement", met.Agreement, "ece", met.ECE)
+	}
+	return rep, nil
+}
+
+// fileSize is the size of a model's weights file: what it costs to ship.
+func fileSize(jsonPath string) int64 {
+	st := jsonPath[:len(jsonPath)-len(".json")] + ".safetensors"
+	fi, err := os.Stat(st)
+	if errors.Is(err, fs.ErrNotExist) || err != nil {
+		return 0
+	}
+	return fi.Size()
+}

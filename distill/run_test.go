@@ -1,0 +1,95 @@
+package distill_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/report"
+)
+
+func loadTiny(t *testing.T) *recipe.Recipe {
+	t.Helper()
+	r, err := recipe.Load(filepath.Join("..", "recipes", "synthetic-tiny.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestEndToEnd runs the whole pipeline on synthetic data: teacher,
+// students, baselines, eval, report files.
+func TestEndToEnd(t *testing.T) {
+	out := t.TempDir()
+	var events []distill.Event
+	rep, err := distill.Run(context.Background(), loadTiny(t), distill.Options{OutDir: out, Progress: func(e distill.Event) { events = append(events, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) == 0 {
+		t.Error("no progress events")
+	}
+	roles := map[string]int{}
+	for _, m := range rep.Models {
+		roles[m.Role]++
+		if _, err := os.Stat(filepath.Join(out, m.Path)); err != nil {
+			t.Errorf("model %s: %v", m.Name, err)
+		}
+		if m.Params <= 0 || m.Bytes <= 0 {
+			t.Errorf("model %s: params %d bytes %d", m.Name, m.Params, m.Bytes)
+		}
+	}
+	if roles[distill.RoleTeacher] != 1 || roles[distill.RoleStudent] < 1 || roles[distill.RoleBaseline] < 1 {
+		t.Errorf("roles %v: want a teacher, students and baselines", roles)
+	}
+	if rep.Models[0].Accuracy < 0.9 {
+		t.Errorf("teacher accuracy %v on the synthetic task, want >= 0.9", rep.Models[0].Accuracy)
+	}
+	back, err := report.ReadJSON(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Models) != len(rep.Models) || back.Schema != report.Schema {
+		t.Errorf("report.json holds %d models, schema %q", len(back.Models), back.Schema)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.md")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRerunSkipsFinishedStages checks that a second run of the same
+// recipe trains nothing, and that changing a student retrains only it.
+func TestRerunSkipsFinishedStages(t *testing.T) {
+	out := t.TempDir()
+	r := loadTiny(t)
+	first, err := distill.Run(context.Background(), r, distill.Options{OutDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trained := func(r *recipe.Recipe) map[string]bool {
+		got := map[string]bool{}
+		_, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+			if e.Step == 1 {
+				got[e.Model] = true
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := trained(r); len(got) != 0 {
+		t.Fatalf("rerun trained %v, want nothing", got)
+	}
+	r2 := *r
+	r2.Students = append([]recipe.Student(nil), r.Students...)
+	r2.Students[0].Distill.Temperature *= 2
+	got := trained(&r2)
+	if !got[r.Students[0].Name] || len(got) != 1 {
+		t.Fatalf("after changing %s's temperature the run trained %v, want only it", r.Students[0].Name, got)
+	}
+	_ = first
+}
