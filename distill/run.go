@@ -223,9 +223,19 @@ func keyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (run *runner) trainConfig(t recipe.Training, stage, name string) train.Config {
+// checkpointInterval is how often long training saves a checkpoint, so
+// a preempted run loses at most this much work.
+const checkpointInterval = time.Minute
+
+func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train.Config {
 	t = run.r.TrainingFor(t)
 	return train.Config{
+		Checkpoints: &train.FileCheckpointer{
+			Path: filepath.Join(run.out, "checkpoints", name+".ckpt"),
+			Key:  key,
+			Warn: func(msg string, err error) { run.log.Warn(msg, "model", name, "err", err) },
+		},
+		CheckpointInterval: checkpointInterval,
 		Epochs:    t.Epochs,
 		BatchSize: t.BatchSize,
 		LR:        t.LR,
@@ -273,7 +283,7 @@ func (run *runner) teacherStage(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("distill: teacher model: %w", err)
 		}
 		run.opts.Progress(Event{Stage: name, Model: name, Message: "training teacher"})
-		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.Training, name, name))
+		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.Training, name, name, key))
 	}
 	if err != nil {
 		return "", fmt.Errorf("distill: teacher: %w", err)
@@ -329,7 +339,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student, te
 		}
 		start := time.Now()
 		run.opts.Progress(Event{Stage: "students", Model: s.Name, Message: fmt.Sprintf("distilling %s (T=%g, alpha=%g)", s.Name, s.Distill.Temperature, s.Distill.Alpha)})
-		m, _, err := student.Distill(ctx, run.be, spec, train.ModelTeacher(tm), s.Distill.Alpha, s.Distill.Temperature, run.train, run.trainConfig(s.Training, "students", s.Name))
+		m, _, err := student.Distill(ctx, run.be, spec, train.ModelTeacher(tm), s.Distill.Alpha, s.Distill.Temperature, run.train, run.trainConfig(s.Training, "students", s.Name, key))
 		tm.Close()
 		if err != nil {
 			return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
@@ -359,7 +369,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student, te
 	}
 	start := time.Now()
 	run.opts.Progress(Event{Stage: "students", Model: name, Message: "training baseline " + name + " on hard labels"})
-	m, _, err := student.Baseline(ctx, run.be, spec, run.train, run.trainConfig(s.Training, "students", name))
+	m, _, err := student.Baseline(ctx, run.be, spec, run.train, run.trainConfig(s.Training, "students", name, key))
 	if err != nil {
 		return nil, fmt.Errorf("distill: baseline %q: %w", name, err)
 	}

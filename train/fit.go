@@ -2,27 +2,51 @@ package train
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/model"
 )
 
 // Fit initialises a model of the given spec from initSeed (so every
-// backend starts from the same weights), loads it on b and trains it.
-// On error the model is closed.
+// backend starts from the same weights), loads it on b and trains it. If
+// cfg.Checkpoints holds a checkpoint, Fit resumes from it instead, and
+// removes the checkpoints once training has finished. On error the model
+// is closed.
 func Fit(ctx context.Context, b backend.Backend, spec model.Spec, initSeed uint64, src Source, cfg Config) (backend.Model, Result, error) {
-	w, err := spec.Init(initSeed)
-	if err != nil {
-		return nil, Result{}, err
+	var resume *Checkpoint
+	if cfg.Checkpoints != nil {
+		var err error
+		if resume, err = cfg.Checkpoints.Load(); err != nil {
+			return nil, Result{}, err
+		}
+	}
+	var w model.Weights
+	if resume != nil {
+		if err := spec.Check(resume.Weights); err != nil {
+			return nil, Result{}, fmt.Errorf("train: checkpoint does not fit model %q: %w", spec.Name, err)
+		}
+		w = resume.Weights
+	} else {
+		var err error
+		if w, err = spec.Init(initSeed); err != nil {
+			return nil, Result{}, err
+		}
 	}
 	m, err := b.Load(spec, w)
 	if err != nil {
 		return nil, Result{}, err
 	}
-	res, err := Train(ctx, b, m, src, cfg)
+	res, err := run(ctx, b, m, src, cfg, resume)
 	if err != nil {
 		m.Close()
 		return nil, res, err
+	}
+	if cfg.Checkpoints != nil {
+		if err := cfg.Checkpoints.Remove(); err != nil {
+			m.Close()
+			return nil, res, err
+		}
 	}
 	return m, res, nil
 }

@@ -56,6 +56,12 @@ type Config struct {
 	Teacher Teacher
 	// Progress, if set, is called after every step.
 	Progress func(Progress)
+	// Checkpoints, if set, receives a checkpoint every CheckpointEvery
+	// steps, every CheckpointInterval, and when ctx is cancelled; Fit
+	// resumes from the newest one.
+	Checkpoints        Checkpointer
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // Progress reports one finished step.
@@ -95,8 +101,13 @@ func (c Config) Validate() error {
 }
 
 // Train trains m in place on src. It stops early, returning ctx's error,
-// when ctx is cancelled.
+// when ctx is cancelled (after saving a checkpoint if cfg.Checkpoints is
+// set).
 func Train(ctx context.Context, b backend.Backend, m backend.Model, src Source, cfg Config) (Result, error) {
+	return run(ctx, b, m, src, cfg, nil)
+}
+
+func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cfg Config, resume *Checkpoint) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -130,44 +141,95 @@ func Train(ctx context.Context, b backend.Backend, m backend.Model, src Source, 
 
 	stepsPerEpoch := (n + bs - 1) / bs
 	total := stepsPerEpoch * cfg.Epochs
-	res := Result{}
-	start := time.Now()
-	step := 0
-	for epoch := 0; epoch < cfg.Epochs; epoch++ {
-		batches := data.Batches(data.Order(n, cfg.Seed, epoch), bs)
-		var sum float64
-		for bi, idx := range batches {
-			if err := ctx.Err(); err != nil {
-				return res, err
+	var (
+		res        Result
+		step       int     // finished steps
+		epoch, bi  int     // position of the next batch
+		sum        float64 // loss sum of the current epoch
+		start      = time.Now()
+		lastSave   = time.Now()
+		savedStep  = -1
+		checkpoint = func() error {
+			if cfg.Checkpoints == nil || savedStep == step {
+				return nil
 			}
-			rows := len(idx)
-			src.Gather(idx, x[:rows*in], y[:rows])
-			if soft != nil {
-				if err := cfg.Teacher.Logits(idx, x[:rows*in], rows, soft[:rows*k]); err != nil {
-					return res, fmt.Errorf("train: teacher soft targets: %w", err)
-				}
-			}
-			var ms [][]float32
-			if len(drops) > 0 {
-				drawMasks(masks, drops, dropShapes, rows, cfg.Seed, step)
-				ms = masks
-			}
-			pos := float64(epoch) + float64(bi)/float64(len(batches))
-			lr := cfg.Schedule.LR(cfg.LR, pos, cfg.Epochs)
-			v, err := tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, Masks: ms, LR: lr})
+			w, err := m.Weights()
 			if err != nil {
-				return res, fmt.Errorf("train: epoch %d step %d: %w", epoch+1, step+1, err)
+				return err
 			}
-			if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
-				return res, fmt.Errorf("train: epoch %d step %d: %w", epoch+1, step+1, &loss.NonFiniteError{Value: v})
+			st, err := tr.State()
+			if err != nil {
+				return err
 			}
-			step++
-			sum += v.Total * float64(rows)
-			if cfg.Progress != nil {
-				cfg.Progress(Progress{Epoch: epoch + 1, Epochs: cfg.Epochs, Step: step, Steps: total, Loss: v, LR: lr, Elapsed: time.Since(start)})
+			ck := &Checkpoint{Step: step, Epoch: epoch, Batch: bi, EpochSum: sum, EpochLoss: res.EpochLoss, Weights: w, Optimizer: st}
+			if fc, ok := cfg.Checkpoints.(*FileCheckpointer); ok {
+				ck.Key = fc.Key
+			}
+			if err := cfg.Checkpoints.Save(ck); err != nil {
+				return fmt.Errorf("train: save checkpoint at step %d: %w", step, err)
+			}
+			savedStep, lastSave = step, time.Now()
+			return nil
+		}
+	)
+	if resume != nil {
+		if err := tr.SetState(resume.Optimizer); err != nil {
+			return Result{}, fmt.Errorf("train: resume: %w", err)
+		}
+		step, epoch, bi, sum = resume.Step, resume.Epoch, resume.Batch, resume.EpochSum
+		res.EpochLoss = append([]float64(nil), resume.EpochLoss...)
+		savedStep = step
+	}
+	var batches [][]int
+	for epoch < cfg.Epochs {
+		if batches == nil {
+			batches = data.Batches(data.Order(n, cfg.Seed, epoch), bs)
+		}
+		if err := ctx.Err(); err != nil {
+			if cerr := checkpoint(); cerr != nil {
+				return res, errors.Join(err, cerr)
+			}
+			return res, err
+		}
+		idx := batches[bi]
+		rows := len(idx)
+		src.Gather(idx, x[:rows*in], y[:rows])
+		if soft != nil {
+			if err := cfg.Teacher.Logits(idx, x[:rows*in], rows, soft[:rows*k]); err != nil {
+				return res, fmt.Errorf("train: teacher soft targets: %w", err)
 			}
 		}
-		res.EpochLoss = append(res.EpochLoss, sum/float64(n))
+		var ms [][]float32
+		if len(drops) > 0 {
+			drawMasks(masks, drops, dropShapes, rows, cfg.Seed, step)
+			ms = masks
+		}
+		pos := float64(epoch) + float64(bi)/float64(len(batches))
+		lr := cfg.Schedule.LR(cfg.LR, pos, cfg.Epochs)
+		v, err := tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, Masks: ms, LR: lr})
+		if err == nil && (math.IsNaN(v.Total) || math.IsInf(v.Total, 0)) {
+			err = &loss.NonFiniteError{Value: v}
+		}
+		if err != nil {
+			// The weights may already be damaged: keep the last good
+			// checkpoint rather than writing this state.
+			return res, fmt.Errorf("train: epoch %d step %d: %w", epoch+1, step+1, err)
+		}
+		step++
+		sum += v.Total * float64(rows)
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Epoch: epoch + 1, Epochs: cfg.Epochs, Step: step, Steps: total, Loss: v, LR: lr, Elapsed: time.Since(start)})
+		}
+		if bi++; bi == len(batches) {
+			res.EpochLoss = append(res.EpochLoss, sum/float64(n))
+			epoch, bi, sum, batches = epoch+1, 0, 0, nil
+		}
+		if (cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0) ||
+			(cfg.CheckpointInterval > 0 && time.Since(lastSave) >= cfg.CheckpointInterval) {
+			if err := checkpoint(); err != nil {
+				return res, err
+			}
+		}
 	}
 	res.Steps = step
 	res.Duration = time.Since(start)
