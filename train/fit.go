@@ -10,9 +10,10 @@ import (
 
 // Fit initialises a model of the given spec from initSeed (so every
 // backend starts from the same weights), loads it on b and trains it. If
-// cfg.Checkpoints holds a checkpoint, Fit resumes from it instead, and
-// removes the checkpoints once training has finished. On error the model
-// is closed.
+// cfg.Checkpoints holds a checkpoint, Fit resumes from it instead. The
+// checkpoints stay until the caller has saved the result and calls
+// cfg.Checkpoints.Remove, so that a crash in between loses nothing. On
+// error the model is closed.
 func Fit(ctx context.Context, b backend.Backend, spec model.Spec, initSeed uint64, src Source, cfg Config) (backend.Model, Result, error) {
 	var resume *Checkpoint
 	if cfg.Checkpoints != nil {
@@ -41,12 +42,6 @@ func Fit(ctx context.Context, b backend.Backend, spec model.Spec, initSeed uint6
 	if err != nil {
 		m.Close()
 		return nil, res, err
-	}
-	if cfg.Checkpoints != nil {
-		if err := cfg.Checkpoints.Remove(); err != nil {
-			m.Close()
-			return nil, res, err
-		}
 	}
 	return m, res, nil
 }
