@@ -245,12 +245,12 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 			Warn: func(msg string, err error) { run.log.Warn(msg, "model", name, "err", err) },
 		},
 		CheckpointInterval: checkpointInterval,
-		Epochs:    t.Epochs,
-		BatchSize: t.BatchSize,
-		LR:        t.LR,
-		Schedule:  train.Schedule{Kind: t.Schedule.Kind, Warmup: t.Schedule.Warmup, StepEvery: t.Schedule.StepEvery, Gamma: t.Schedule.Gamma, MinLR: t.Schedule.MinLR},
-		Seed:      run.r.Seed,
-		Optimizer: backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay},
+		Epochs:             t.Epochs,
+		BatchSize:          t.BatchSize,
+		LR:                 t.LR,
+		Schedule:           train.Schedule{Kind: t.Schedule.Kind, Warmup: t.Schedule.Warmup, StepEvery: t.Schedule.StepEvery, Gamma: t.Schedule.Gamma, MinLR: t.Schedule.MinLR},
+		Seed:               run.r.Seed,
+		Optimizer:          backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay},
 		Progress: func(p train.Progress) {
 			run.opts.Progress(Event{Stage: stage, Model: name, Epoch: p.Epoch, Epochs: p.Epochs, Step: p.Step, Steps: p.Steps, Loss: p.Loss.Total, Elapsed: p.Elapsed})
 		},
