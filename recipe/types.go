@@ -1,10 +1,22 @@
 package recipe
 
+import (
+	"maps"
+	"reflect"
+	"strings"
+)
+
 // Recipe is one compression pipeline: where the data comes from, the
 // teacher, the students distilled from it, how they train, and what is
-// evaluated and written. Field docs state defaults; Parse fills them in.
+// evaluated and written. Field docs state defaults; Parse fills them in
+// (SetDefaults does the same for a Recipe built in Go). The one exception
+// is the top-level Training section, which stays as written because it is
+// only the base that each model's own section is merged over; see
+// TrainingFor.
 type Recipe struct {
-	// Name labels the run in reports. Default: the file name without extension.
+	// Name labels the run in reports and names its output directory.
+	// Default: the recipe file's base name without extension ("recipe"
+	// when there is no file name). Must be file-name safe.
 	Name string `yaml:"name"`
 	// Backend is the compute engine: "gorgonia" (default) or "torch".
 	Backend string `yaml:"backend"`
@@ -15,71 +27,86 @@ type Recipe struct {
 	// Seed drives every random choice (init, data order, dropout). Default 1.
 	Seed int64 `yaml:"seed"`
 
-	Data     Data      `yaml:"data"`
-	Training Training  `yaml:"training"` // defaults for every model's training
+	Data Data `yaml:"data"`
+	// Training is the base for every model's training: each model's own
+	// training section overrides it key by key, and defaults fill what
+	// neither sets. Parse leaves it as written; use TrainingFor.
+	Training Training  `yaml:"training"`
 	Teacher  Teacher   `yaml:"teacher"`
-	Students []Student `yaml:"students"`
+	Students []Student `yaml:"students"` // at least one
 	Eval     Eval      `yaml:"eval"`
 	Output   Output    `yaml:"output"`
+
+	// given holds the dotted key paths that the YAML gave a non-null
+	// value, so that filling defaults keeps explicit zeros (alpha: 0).
+	given map[string]bool
 }
 
 // Data selects the dataset.
 type Data struct {
 	// Dataset is "mnist" (default) or "synthetic".
 	Dataset string `yaml:"dataset"`
-	// Dir holds the IDX files for offline use; empty = download once into
-	// the user cache directory.
+	// Dir holds the IDX files for offline use; empty (default) = download
+	// once into the user cache directory. A relative path is relative to
+	// the recipe file's directory.
 	Dir string `yaml:"dir"`
 	// TrainLimit / TestLimit use only the first N examples; 0 (default) = all.
 	TrainLimit int `yaml:"train_limit"`
 	TestLimit  int `yaml:"test_limit"`
-	// Synthetic sizes the synthetic dataset (dataset: synthetic only).
+	// Synthetic sizes the synthetic dataset (dataset: synthetic only; an
+	// error with any other dataset).
 	Synthetic Synthetic `yaml:"synthetic"`
 }
 
-// Synthetic describes a generated, learnable classification task.
+// Synthetic describes a generated, learnable classification task. Its
+// defaults are filled only when the dataset is synthetic.
 type Synthetic struct {
-	Train    int   `yaml:"train"`    // default 2048
-	Test     int   `yaml:"test"`     // default 512
-	Shape    []int `yaml:"shape"`    // per-example shape, default [1, 8, 8]
-	Classes  int   `yaml:"classes"`  // default 4
-	Seed     int64 `yaml:"seed"`     // default: the recipe's seed
+	Train   int   `yaml:"train"`   // training examples, ≥ 1, default 2048
+	Test    int   `yaml:"test"`    // test examples, ≥ 1, default 512
+	Shape   []int `yaml:"shape"`   // per-example shape [D] or [C, H, W], default [1, 8, 8]
+	Classes int   `yaml:"classes"` // ≥ 2, default 4
+	Seed    int64 `yaml:"seed"`    // default: the recipe's seed
 }
 
 // Model is an architecture. Type "mlp" uses Hidden/Activation/Dropout/
-// InputDropout; type "cnn" uses Conv, then Hidden as its dense head.
+// InputDropout; type "cnn" uses Conv, then Hidden as its dense head (with
+// Activation and Dropout). An mlp with no hidden layers is a linear
+// (softmax-regression) classifier.
 type Model struct {
 	Type         string      `yaml:"type"`          // mlp (default) | cnn
-	Hidden       []int       `yaml:"hidden"`        // hidden layer widths
+	Hidden       []int       `yaml:"hidden"`        // hidden layer widths, each ≥ 1; default none
 	Activation   string      `yaml:"activation"`    // relu (default) | tanh | sigmoid
-	Dropout      float64     `yaml:"dropout"`       // after hidden activations, [0, 1)
-	InputDropout float64     `yaml:"input_dropout"` // on the input (mlp), [0, 1)
+	Dropout      float64     `yaml:"dropout"`       // after hidden activations, [0, 1), default 0
+	InputDropout float64     `yaml:"input_dropout"` // on the input, mlp only, [0, 1), default 0
 	Conv         []ConvBlock `yaml:"conv"`          // cnn only, at least one
 }
 
 // ConvBlock is a conv → activation → optional max-pool stage.
 type ConvBlock struct {
-	Channels int `yaml:"channels"` // > 0
-	Kernel   int `yaml:"kernel"`   // default 3
-	Stride   int `yaml:"stride"`   // default 1
-	Padding  int `yaml:"padding"`  // default 0
-	Pool     int `yaml:"pool"`     // max-pool size, 0 = none
+	Channels int `yaml:"channels"` // output channels, ≥ 1, required
+	Kernel   int `yaml:"kernel"`   // square kernel size, ≥ 1, default 3
+	Stride   int `yaml:"stride"`   // ≥ 1, default 1
+	Padding  int `yaml:"padding"`  // zero padding, ≥ 0, default 0
+	Pool     int `yaml:"pool"`     // max-pool size (and stride), 0 (default) or 1 = none
 }
 
 // Training configures one model's optimisation. A teacher's or student's
-// own training section overrides, key by key, the recipe's top-level one.
+// own training section overrides, key by key (schedule keys included),
+// the recipe's top-level one; defaults fill what neither sets.
 type Training struct {
-	Epochs      int       `yaml:"epochs"`       // default 10
-	BatchSize   int       `yaml:"batch_size"`   // default 128
-	Optimizer   string    `yaml:"optimizer"`    // adam (default) | sgd
-	LR          float64   `yaml:"lr"`           // default 1e-3 (adam), 0.1 (sgd)
-	Momentum    float64   `yaml:"momentum"`     // sgd only, default 0.9
-	Nesterov    bool      `yaml:"nesterov"`     // sgd only
-	WeightDecay float64   `yaml:"weight_decay"` // L2, default 0
-	Schedule    Schedule  `yaml:"schedule"`
-	MaxNorm     float64   `yaml:"max_norm"` // reserved: max-norm weight constraint, 0 = off
+	Epochs      int      `yaml:"epochs"`       // ≥ 1, default 10
+	BatchSize   int      `yaml:"batch_size"`   // ≥ 1, default 128
+	Optimizer   string   `yaml:"optimizer"`    // adam (default) | sgd
+	LR          float64  `yaml:"lr"`           // > 0, default 1e-3 (adam), 0.1 (sgd)
+	Momentum    float64  `yaml:"momentum"`     // sgd only, [0, 1), default 0.9 with sgd
+	Nesterov    bool     `yaml:"nesterov"`     // sgd only, default false
+	WeightDecay float64  `yaml:"weight_decay"` // L2, ≥ 0, default 0
+	Schedule    Schedule `yaml:"schedule"`
+	MaxNorm     float64  `yaml:"max_norm"` // reserved: max-norm weight constraint, ≥ 0, 0 (default) = off
 
-	// set marks which keys the YAML actually gave, for merging.
+	// set marks the keys (as named by TrainingKeys) that were given
+	// explicitly, even when zero, for merging. Parse fills it; MarkSet
+	// adds to it. Without a mark, a key counts as given when non-zero.
 	set map[string]bool
 }
 
@@ -87,33 +114,45 @@ type Training struct {
 type Schedule struct {
 	// Kind is "constant" (default), "cosine", "step" or "exponential".
 	Kind string `yaml:"kind"`
-	// Warmup epochs of linear ramp from 0, default 0.
+	// Warmup is the number of epochs (fractions allowed) of linear ramp
+	// from 0 to lr; ≥ 0 and at most the training's epochs, default 0.
 	Warmup float64 `yaml:"warmup"`
-	// StepEvery / Gamma: step multiplies by Gamma every StepEvery epochs;
-	// exponential multiplies by Gamma every epoch.
+	// StepEvery / Gamma: step multiplies the lr by Gamma every StepEvery
+	// epochs; exponential multiplies it by Gamma every epoch. StepEvery
+	// (≥ 1) is required by step. Gamma is in (0, 1], default 0.1 for step
+	// and 0.95 for exponential; both are ignored by other kinds.
 	StepEvery int     `yaml:"step_every"`
 	Gamma     float64 `yaml:"gamma"`
-	// MinLR is cosine's floor, default 0.
+	// MinLR is cosine's floor, ≥ 0 and below lr, default 0.
 	MinLR float64 `yaml:"min_lr"`
 }
 
 // Teacher is trained from Model, or loaded from Checkpoint (a directory or
-// model.json written by distill) when Checkpoint is set.
+// model.json written by distill) when Checkpoint is set. Exactly one of
+// the two must be given.
 type Teacher struct {
-	Model      Model    `yaml:"model"`
-	Checkpoint string   `yaml:"checkpoint"`
-	Training   Training `yaml:"training"`
+	Model Model `yaml:"model"`
+	// Checkpoint is relative to the recipe file's directory unless absolute.
+	Checkpoint string `yaml:"checkpoint"`
+	// Training overrides the top-level training for the teacher; not
+	// allowed with Checkpoint. After Parse it holds the effective values.
+	Training Training `yaml:"training"`
 }
 
 // Student is a smaller model distilled from the teacher.
 type Student struct {
-	// Name labels the student, unique in the recipe. Default student<i>.
-	Name    string   `yaml:"name"`
-	Model   Model    `yaml:"model"`
-	Distill Distill  `yaml:"distill"`
+	// Name labels the student, unique in the recipe (ignoring case) and
+	// file-name safe; "teacher" is reserved. Default student<i>, with i
+	// its index in the students list (student0, student1, …).
+	Name string `yaml:"name"`
+	// Model is required.
+	Model   Model   `yaml:"model"`
+	Distill Distill `yaml:"distill"`
 	// Baseline also trains the same architecture on hard labels only, as
 	// "<name>-baseline". Default true.
-	Baseline *bool    `yaml:"baseline"`
+	Baseline *bool `yaml:"baseline"`
+	// Training overrides the top-level training for this student. After
+	// Parse it holds the effective values.
 	Training Training `yaml:"training"`
 }
 
@@ -126,12 +165,116 @@ type Distill struct {
 
 // Eval configures evaluation.
 type Eval struct {
-	BatchSize int `yaml:"batch_size"` // default 1000
-	ECEBins   int `yaml:"ece_bins"`   // default 15
+	BatchSize int `yaml:"batch_size"` // ≥ 1, default 1000
+	ECEBins   int `yaml:"ece_bins"`   // calibration-error bins, ≥ 1, default 15
 }
 
 // Output configures where results go.
 type Output struct {
-	// Dir is the run directory; default runs/<name>. --out overrides it.
+	// Dir is the run directory; default runs/<name>. Unlike data.dir it
+	// is relative to the working directory. --out overrides it.
 	Dir string `yaml:"dir"`
+}
+
+// trainingField is one mergeable key of Training, with the reflect index
+// path of its field.
+type trainingField struct {
+	key   string
+	index []int
+}
+
+// trainingFields lists Training's keys in declaration order, schedule's
+// flattened as "schedule.kind", … .
+var trainingFields = flattenFields(reflect.TypeFor[Training](), "", nil)
+
+func flattenFields(t reflect.Type, prefix string, index []int) []trainingField {
+	var out []trainingField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := yamlKey(f)
+		if key == "" {
+			continue
+		}
+		idx := append(append([]int(nil), index...), i)
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, flattenFields(f.Type, prefix+key+".", idx)...)
+			continue
+		}
+		out = append(out, trainingField{key: prefix + key, index: idx})
+	}
+	return out
+}
+
+// yamlKey is a field's YAML key, or "" for unexported or untagged fields.
+func yamlKey(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if key == "-" {
+		return ""
+	}
+	return key
+}
+
+// TrainingKeys lists the keys that MarkSet and IsSet accept, in order:
+// "epochs", "batch_size", …, "schedule.kind", "schedule.warmup", … .
+func TrainingKeys() []string {
+	keys := make([]string, len(trainingFields))
+	for i, f := range trainingFields {
+		keys[i] = f.key
+	}
+	return keys
+}
+
+func trainingFieldFor(key string) (trainingField, bool) {
+	for _, f := range trainingFields {
+		if f.key == key {
+			return f, true
+		}
+	}
+	return trainingField{}, false
+}
+
+// MarkSet records that keys (see TrainingKeys) were given explicitly, so
+// that TrainingFor keeps them even when their value is zero — for
+// example Momentum 0 for plain SGD, whose default momentum is 0.9. Parse
+// marks every key the YAML gave. Unknown keys are ignored. MarkSet does
+// not modify maps shared with copies of t.
+func (t *Training) MarkSet(keys ...string) {
+	set := maps.Clone(t.set)
+	if set == nil {
+		set = map[string]bool{}
+	}
+	for _, k := range keys {
+		if _, ok := trainingFieldFor(k); ok {
+			set[k] = true
+		}
+	}
+	t.set = set
+}
+
+// IsSet reports whether key (see TrainingKeys) was given: marked by Parse
+// or MarkSet, or holding a non-zero value.
+func (t Training) IsSet(key string) bool {
+	if t.set[key] {
+		return true
+	}
+	f, ok := trainingFieldFor(key)
+	return ok && !reflect.ValueOf(t).FieldByIndex(f.index).IsZero()
+}
+
+// marked is like IsSet, but when t carries marks (it came from Parse)
+// only the marks count. It tells where a value came from, for errors.
+func (t Training) marked(key string) bool {
+	if t.set != nil {
+		return t.set[key]
+	}
+	return t.IsSet(key)
+}
+
+// BaselineEnabled reports whether the student also trains a hard-label
+// baseline of the same architecture. Default true.
+func (s Student) BaselineEnabled() bool {
+	return s.Baseline == nil || *s.Baseline
 }

@@ -1,0 +1,76 @@
+package recipe
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/distill-dev/distill/model"
+)
+
+// Shape returns the dataset's per-example input shape and number of
+// classes: [1, 28, 28] and 10 for MNIST, the synthetic section's shape
+// and classes (or their defaults) for synthetic, nil and 0 for an
+// unknown dataset.
+func (d Data) Shape() (input []int, classes int) {
+	switch d.Dataset {
+	case "", "mnist":
+		return []int{1, 28, 28}, 10
+	case "synthetic":
+		input, classes = d.Synthetic.Shape, d.Synthetic.Classes
+		if len(input) == 0 {
+			input = defaultSynthShape
+		}
+		if classes == 0 {
+			classes = DefaultSynthClass
+		}
+		return append([]int(nil), input...), classes
+	}
+	return nil, 0
+}
+
+// Spec builds the model.Spec of m for inputs of the given per-example
+// shape and classes, through model.MLP or model.CNN. Zero-valued fields
+// take their defaults (type mlp, activation relu, conv kernel 3 and
+// stride 1). It reports an architecture that the recipe format allows
+// but that does not fit the input, such as a kernel larger than the
+// image.
+func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
+	m.Conv = slices.Clone(m.Conv) // fillDefaults must not touch the caller's blocks
+	m.fillDefaults(nil, "")
+	switch m.Type {
+	case "mlp":
+		if len(m.Conv) > 0 {
+			return model.Spec{}, fmt.Errorf("recipe: model %q: conv blocks are only used by type cnn", name)
+		}
+		return model.MLP(model.MLPConfig{
+			Name:         name,
+			Input:        input,
+			Hidden:       m.Hidden,
+			Classes:      classes,
+			Activation:   m.Activation,
+			Dropout:      m.Dropout,
+			InputDropout: m.InputDropout,
+		})
+	case "cnn":
+		if len(m.Conv) == 0 {
+			return model.Spec{}, fmt.Errorf("recipe: model %q: a cnn needs at least one conv block", name)
+		}
+		if m.InputDropout != 0 {
+			return model.Spec{}, fmt.Errorf("recipe: model %q: input_dropout is only supported by type mlp", name)
+		}
+		blocks := make([]model.ConvBlock, len(m.Conv))
+		for i, b := range m.Conv {
+			blocks[i] = model.ConvBlock{Channels: b.Channels, Kernel: b.Kernel, Stride: b.Stride, Padding: b.Padding, Pool: b.Pool}
+		}
+		return model.CNN(model.CNNConfig{
+			Name:       name,
+			Input:      input,
+			Conv:       blocks,
+			Hidden:     m.Hidden,
+			Classes:    classes,
+			Activation: m.Activation,
+			Dropout:    m.Dropout,
+		})
+	}
+	return model.Spec{}, fmt.Errorf("recipe: model %q: type %q is not one of mlp, cnn", name, m.Type)
+}

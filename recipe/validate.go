@@ -1,0 +1,314 @@
+package recipe
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Allowed values of the enumerated keys.
+var (
+	backends    = []string{"gorgonia", "torch"}
+	datasets    = []string{"mnist", "synthetic"}
+	modelTypes  = []string{"mlp", "cnn"}
+	activations = []string{"relu", "tanh", "sigmoid"}
+	optimizers  = []string{"adam", "sgd"}
+	schedules   = []string{"constant", "cosine", "step", "exponential"}
+)
+
+var (
+	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda|cuda:[0-9]+)$`)
+	safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// maxNameLen bounds run and student names, which become file names.
+const maxNameLen = 64
+
+// Validate checks ranges and consistency of a Recipe that has its
+// defaults filled in (by Parse or SetDefaults) and returns an *Error
+// listing every problem, or nil. Its problems name keys but carry no
+// line numbers; Parse runs the same checks and adds them.
+func (r *Recipe) Validate() error {
+	return newError(r.check())
+}
+
+// check returns every problem of r, by key, without positions.
+func (r *Recipe) check() []Problem {
+	var ps problems
+	ps.name("name", r.Name, "the run")
+	ps.oneOf("backend", r.Backend, backends)
+	if !deviceRE.MatchString(r.Device) {
+		ps.add("device", "must be auto, cpu, cuda or cuda:N (N a GPU index such as 0), got %q", r.Device)
+	}
+	ps.atLeast("threads", r.Threads, 0)
+
+	input, classes := r.checkData(&ps)
+	r.checkTeacher(&ps, input, classes)
+	ps.training("training", r.Training, Training{})
+	r.checkStudents(&ps, input, classes)
+
+	ps.atLeast("eval.batch_size", r.Eval.BatchSize, 1)
+	ps.atLeast("eval.ece_bins", r.Eval.ECEBins, 1)
+	if r.Output.Dir == "" {
+		ps.add("output.dir", "must not be empty; leave the key out for the default runs/<name>")
+	}
+	return ps.list
+}
+
+// checkData validates the data section and returns the per-example input
+// shape and class count, or nil, 0 when they are not known.
+func (r *Recipe) checkData(ps *problems) (input []int, classes int) {
+	d := r.Data
+	ok := ps.oneOf("data.dataset", d.Dataset, datasets)
+	ps.atLeast("data.train_limit", d.TrainLimit, 0)
+	ps.atLeast("data.test_limit", d.TestLimit, 0)
+	if d.Dataset != "synthetic" {
+		if !reflect.ValueOf(d.Synthetic).IsZero() {
+			ps.add("data.synthetic", "is only used with dataset: synthetic; remove it or set data.dataset: synthetic")
+		}
+	} else {
+		s := d.Synthetic
+		ps.atLeast("data.synthetic.train", s.Train, 1)
+		ps.atLeast("data.synthetic.test", s.Test, 1)
+		ps.atLeast("data.synthetic.classes", s.Classes, 2)
+		if len(s.Shape) != 1 && len(s.Shape) != 3 {
+			ps.add("data.synthetic.shape", "must be [D] or [C, H, W], such as [1, 8, 8], got %v", s.Shape)
+			ok = false
+		}
+		for i, v := range s.Shape {
+			if !ps.atLeast(fmt.Sprintf("data.synthetic.shape[%d]", i), v, 1) {
+				ok = false
+			}
+		}
+		if s.Classes < 2 {
+			ok = false
+		}
+	}
+	if !ok {
+		return nil, 0
+	}
+	return d.Shape()
+}
+
+func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
+	t := r.Teacher
+	hasModel := !reflect.ValueOf(t.Model).IsZero()
+	hasCk := t.Checkpoint != ""
+	switch {
+	case hasModel && hasCk:
+		ps.add("teacher", "give either model (to train the teacher) or checkpoint (to load it), not both")
+	case !hasModel && !hasCk:
+		ps.add("teacher", "needs a model to train, such as model: {type: mlp, hidden: [512, 512]}, or a checkpoint to load")
+	}
+	if hasModel {
+		ps.model("teacher.model", "teacher", t.Model, input, classes)
+	}
+	if hasCk {
+		for _, f := range trainingFields {
+			if t.Training.marked(f.key) {
+				ps.add("teacher.training", "is not used when the teacher is loaded from a checkpoint; remove it")
+				break
+			}
+		}
+		return
+	}
+	ps.training("teacher.training", t.Training, r.Training)
+}
+
+func (r *Recipe) checkStudents(ps *problems, input []int, classes int) {
+	if len(r.Students) == 0 {
+		ps.add("students", "at least one student is required, such as students: [{name: small, model: {hidden: [128]}}]")
+		return
+	}
+	// owner maps a lower-cased output name to who uses it.
+	owner := map[string]string{}
+	for i, s := range r.Students {
+		p := fmt.Sprintf("students[%d]", i)
+		if ps.name(p+".name", s.Name, "a student") {
+			for _, n := range []string{s.Name, s.Name + "-baseline"} {
+				if n != s.Name && !s.BaselineEnabled() {
+					continue
+				}
+				key := strings.ToLower(n)
+				if who, taken := owner[key]; taken {
+					what := fmt.Sprintf("%q is already used by %s", n, who)
+					if n != s.Name {
+						what = fmt.Sprintf("its baseline %q clashes with %s; rename it or set baseline: false", n, who)
+					}
+					ps.add(p+".name", "%s (names must be unique, ignoring case)", what)
+					break
+				}
+				if n == s.Name {
+					owner[key] = p
+				} else {
+					owner[key] = "the baseline of " + p
+				}
+			}
+		}
+		if reflect.ValueOf(s.Model).IsZero() {
+			ps.add(p+".model", "is required, such as model: {type: mlp, hidden: [128, 128]}")
+		} else {
+			ps.model(p+".model", s.Name, s.Model, input, classes)
+		}
+		if t := s.Distill.Temperature; !(t > 0) || math.IsInf(t, 0) {
+			ps.add(p+".distill.temperature", "must be > 0, got %v", t)
+		}
+		if a := s.Distill.Alpha; !(a >= 0 && a <= 1) {
+			ps.add(p+".distill.alpha", "must be in [0, 1] (the weight of the soft-target loss), got %v", a)
+		}
+		ps.training(p+".training", s.Training, r.Training)
+	}
+}
+
+// name checks a file-name-safe name.
+func (ps *problems) name(key, name, what string) bool {
+	switch {
+	case name == "":
+		ps.add(key, "must not be empty")
+	case len(name) > maxNameLen:
+		ps.add(key, "must be at most %d characters, got %d", maxNameLen, len(name))
+	case !safeName.MatchString(name):
+		ps.add(key, "names %s and becomes a file name: use letters, digits, '.', '_' and '-', starting with a letter or digit; got %q", what, name)
+	case strings.EqualFold(name, "teacher") && what != "the run":
+		ps.add(key, "%q is reserved for the teacher; choose another name", name)
+	default:
+		return true
+	}
+	return false
+}
+
+func (ps *problems) oneOf(key, v string, allowed []string) bool {
+	if slices.Contains(allowed, v) {
+		return true
+	}
+	ps.add(key, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return false
+}
+
+func (ps *problems) atLeast(key string, v, lo int) bool {
+	if v >= lo {
+		return true
+	}
+	if lo == 0 {
+		ps.add(key, "must not be negative, got %d", v)
+	} else {
+		ps.add(key, "must be at least %d, got %d", lo, v)
+	}
+	return false
+}
+
+func (ps *problems) nonNegative(key string, v float64) bool {
+	if v >= 0 && !math.IsInf(v, 0) {
+		return true
+	}
+	ps.add(key, "must be a finite number ≥ 0, got %v", v)
+	return false
+}
+
+func (ps *problems) rate(key string, v float64) {
+	if !(v >= 0 && v < 1) {
+		ps.add(key, "must be in [0, 1), got %v", v)
+	}
+}
+
+// model checks an architecture and, when the rest is valid and the input
+// shape is known, that it fits the data.
+func (ps *problems) model(path, name string, m Model, input []int, classes int) {
+	before := len(ps.list)
+	ps.oneOf(path+".type", m.Type, modelTypes)
+	ps.oneOf(path+".activation", m.Activation, activations)
+	for i, h := range m.Hidden {
+		ps.atLeast(fmt.Sprintf("%s.hidden[%d]", path, i), h, 1)
+	}
+	ps.rate(path+".dropout", m.Dropout)
+	ps.rate(path+".input_dropout", m.InputDropout)
+	switch m.Type {
+	case "cnn":
+		if len(m.Conv) == 0 {
+			ps.add(path+".conv", "a cnn needs at least one conv block, such as conv: [{channels: 16, pool: 2}]")
+		}
+		if m.InputDropout != 0 {
+			ps.add(path+".input_dropout", "is only supported by type mlp; remove it")
+		}
+	case "mlp":
+		if len(m.Conv) > 0 {
+			ps.add(path+".conv", "is only used by type cnn; remove it or set type: cnn")
+		}
+	}
+	for i, b := range m.Conv {
+		p := fmt.Sprintf("%s.conv[%d]", path, i)
+		ps.atLeast(p+".channels", b.Channels, 1)
+		ps.atLeast(p+".kernel", b.Kernel, 1)
+		ps.atLeast(p+".stride", b.Stride, 1)
+		ps.atLeast(p+".padding", b.Padding, 0)
+		ps.atLeast(p+".pool", b.Pool, 0)
+	}
+	if len(ps.list) > before || input == nil {
+		return
+	}
+	if _, err := m.Spec(name, input, classes); err != nil {
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "recipe: "), "model: ")
+		ps.addProblem(Problem{Key: path, whole: true,
+			Message: fmt.Sprintf("does not fit the data's input shape %v: %s", input, msg)})
+	}
+}
+
+// training checks the effective training of a section at prefix whose
+// own values are own, merged over top. A problem is reported at the key
+// where the offending value was written: the section's own key, or the
+// top-level one it inherited.
+func (ps *problems) training(prefix string, own, top Training) {
+	var r Recipe
+	r.Training = top
+	e := r.TrainingFor(own)
+	src := func(k string) string {
+		if !own.marked(k) && top.marked(k) {
+			return "training." + k
+		}
+		return prefix + "." + k
+	}
+	// srcVia locates a key that the schedule kind needs: where it was
+	// written, or else next to the kind that asked for it.
+	srcVia := func(k string) string {
+		if own.marked(k) || top.marked(k) {
+			return src(k)
+		}
+		return strings.TrimSuffix(src("schedule.kind"), "kind") + strings.TrimPrefix(k, "schedule.")
+	}
+	ps.atLeast(src("epochs"), e.Epochs, 1)
+	ps.atLeast(src("batch_size"), e.BatchSize, 1)
+	ps.oneOf(src("optimizer"), e.Optimizer, optimizers)
+	if !(e.LR > 0) || math.IsInf(e.LR, 0) {
+		ps.add(src("lr"), "must be a finite number > 0, got %v", e.LR)
+	}
+	ps.rate(src("momentum"), e.Momentum)
+	ps.nonNegative(src("weight_decay"), e.WeightDecay)
+	ps.nonNegative(src("max_norm"), e.MaxNorm)
+
+	s := e.Schedule
+	ps.oneOf(src("schedule.kind"), s.Kind, schedules)
+	if ps.nonNegative(src("schedule.warmup"), s.Warmup) && e.Epochs >= 1 && s.Warmup > float64(e.Epochs) {
+		ps.add(src("schedule.warmup"), "must be at most the %d training epochs, got %v", e.Epochs, s.Warmup)
+	}
+	if ps.nonNegative(src("schedule.min_lr"), s.MinLR) && s.Kind == "cosine" && e.LR > 0 && s.MinLR >= e.LR {
+		ps.add(src("schedule.min_lr"), "must be below lr (%v) for the cosine schedule, got %v", e.LR, s.MinLR)
+	}
+	switch s.Kind {
+	case "step":
+		if s.StepEvery < 1 {
+			if own.marked("schedule.step_every") || top.marked("schedule.step_every") {
+				ps.add(srcVia("schedule.step_every"), "must be at least 1, got %d", s.StepEvery)
+			} else {
+				ps.add(srcVia("schedule.step_every"), "is required by schedule kind step: the number of epochs between lr drops")
+			}
+		}
+		fallthrough
+	case "exponential":
+		if !(s.Gamma > 0 && s.Gamma <= 1) {
+			ps.add(srcVia("schedule.gamma"), "must be in (0, 1] for schedule kind %s, got %v", s.Kind, s.Gamma)
+		}
+	}
+}
