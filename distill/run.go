@@ -232,10 +232,6 @@ func keyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checkpointInterval is how often long training saves a checkpoint, so
-// a preempted run loses at most this much work.
-const checkpointInterval = time.Minute
-
 func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train.Config {
 	t = run.r.TrainingFor(t)
 	return train.Config{
@@ -244,7 +240,8 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 			Key:  key,
 			Warn: func(msg string, err error) { run.log.Warn(msg, "model", name, "err", err) },
 		},
-		CheckpointInterval: checkpointInterval,
+		CheckpointEvery:    run.r.Checkpoint.EverySteps,
+		CheckpointInterval: time.Duration(run.r.Checkpoint.EverySeconds * float64(time.Second)),
 		Epochs:             t.Epochs,
 		BatchSize:          t.BatchSize,
 		LR:                 t.LR,

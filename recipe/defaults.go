@@ -29,9 +29,11 @@ const (
 	DefaultAlpha       = 0.9
 	DefaultEvalBatch   = 1000
 	DefaultECEBins     = 15
-	DefaultSynthTrain  = 2048
-	DefaultSynthTest   = 512
-	DefaultSynthClass  = 4
+	// DefaultCheckpointSeconds bounds the work a preempted run loses.
+	DefaultCheckpointSeconds = 60.0
+	DefaultSynthTrain        = 2048
+	DefaultSynthTest         = 512
+	DefaultSynthClass        = 4
 )
 
 // defaultSynthShape is the default per-example shape of the synthetic
@@ -98,6 +100,7 @@ func (r *Recipe) fillDefaults() {
 	def("eval.batch_size", &r.Eval.BatchSize, DefaultEvalBatch)
 	def("eval.ece_bins", &r.Eval.ECEBins, DefaultECEBins)
 	def("output.dir", &r.Output.Dir, filepath.Join("runs", r.Name))
+	def("checkpoint.every_seconds", &r.Checkpoint.EverySeconds, DefaultCheckpointSeconds)
 }
 
 func (m *Model) fillDefaults(given map[string]bool, path string) {

@@ -31,11 +31,12 @@ type Recipe struct {
 	// Training is the base for every model's training: each model's own
 	// training section overrides it key by key, and defaults fill what
 	// neither sets. Parse leaves it as written; use TrainingFor.
-	Training Training  `yaml:"training"`
-	Teacher  Teacher   `yaml:"teacher"`
-	Students []Student `yaml:"students"` // at least one
-	Eval     Eval      `yaml:"eval"`
-	Output   Output    `yaml:"output"`
+	Training   Training   `yaml:"training"`
+	Teacher    Teacher    `yaml:"teacher"`
+	Students   []Student  `yaml:"students"` // at least one
+	Eval       Eval       `yaml:"eval"`
+	Output     Output     `yaml:"output"`
+	Checkpoint Checkpoint `yaml:"checkpoint"`
 
 	// given holds the dotted key paths that the YAML gave a non-null
 	// value, so that filling defaults keeps explicit zeros (alpha: 0).
@@ -167,6 +168,15 @@ type Distill struct {
 type Eval struct {
 	BatchSize int `yaml:"batch_size"` // ≥ 1, default 1000
 	ECEBins   int `yaml:"ece_bins"`   // calibration-error bins, ≥ 1, default 15
+}
+
+// Checkpoint sets how often training saves a checkpoint (weights,
+// optimizer state, position in the data) into the run directory, so a
+// preempted run loses at most that much work. A checkpoint is also saved
+// on SIGINT/SIGTERM. Whichever limit comes first triggers a save.
+type Checkpoint struct {
+	EverySteps   int     `yaml:"every_steps"`   // ≥ 0, 0 = off; default 0
+	EverySeconds float64 `yaml:"every_seconds"` // ≥ 0, 0 = off; default 60
 }
 
 // Output configures where results go.

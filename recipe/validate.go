@@ -52,6 +52,8 @@ func (r *Recipe) check() []Problem {
 
 	ps.atLeast("eval.batch_size", r.Eval.BatchSize, 1)
 	ps.atLeast("eval.ece_bins", r.Eval.ECEBins, 1)
+	ps.atLeast("checkpoint.every_steps", r.Checkpoint.EverySteps, 0)
+	ps.nonNegative("checkpoint.every_seconds", r.Checkpoint.EverySeconds)
 	if r.Output.Dir == "" {
 		ps.add("output.dir", "must not be empty; leave the key out for the default runs/<name>")
 	}
