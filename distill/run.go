@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/distill-dev/distill/backend"
@@ -295,12 +296,27 @@ func (run *runner) teacherStage(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("distill: teacher: %w", err)
 	}
 	defer m.Close()
+	if err := run.fitsData(m.Spec(), "teacher "+t.Checkpoint); err != nil {
+		return "", err
+	}
 	if err := run.save(name, m); err != nil {
 		return "", err
 	}
 	secs := time.Since(start).Seconds()
 	run.stages = append(run.stages, report.Stage{Name: name, Seconds: secs})
 	return key, run.record(name, key, secs)
+}
+
+// fitsData checks that a model takes the dataset's examples and predicts
+// its classes.
+func (run *runner) fitsData(spec model.Spec, what string) error {
+	if !slices.Equal(spec.Input, run.train.Shape) && model.Numel(spec.Input) != run.train.Size() {
+		return fmt.Errorf("distill: %s takes inputs of shape %v, but dataset %q has examples of shape %v: use a model trained on this dataset", what, spec.Input, run.train.Name, run.train.Shape)
+	}
+	if spec.Classes != run.train.Classes {
+		return fmt.Errorf("distill: %s predicts %d classes, but dataset %q has %d", what, spec.Classes, run.train.Name, run.train.Classes)
+	}
+	return nil
 }
 
 func (run *runner) save(name string, m backend.Model) error {

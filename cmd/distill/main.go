@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/distill-dev/distill/backend"
@@ -45,7 +46,11 @@ func execute(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "distill:", err)
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "distill: ") {
+		msg = "distill: " + msg
+	}
+	fmt.Fprintln(os.Stderr, msg)
 	var ue usageError
 	var re *recipe.Error
 	switch {
