@@ -9,7 +9,10 @@ import (
 	"strings"
 	"sync"
 
+	G "gorgonia.org/gorgonia"
+
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/gemm/gemmblas"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -18,6 +21,11 @@ const Name = "gorgonia"
 
 func init() {
 	backend.Register(Name, Open)
+	// gorgonia's matrix products go through a process-wide BLAS, gonum's
+	// pure-Go one by default. Ours (package gemm: AVX-512/AVX2 kernels
+	// chosen at run time, with a portable fallback) is several times
+	// faster and stays pure Go.
+	G.Use(gemmblas.Implementation{})
 }
 
 // Open returns the backend. Only the CPU device exists.

@@ -1,0 +1,298 @@
+package gemm
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// f32Kernel computes one tile of r rows (r is fixed per function) and one
+// packed panel of NR columns over k:
+//
+//	tile = A[r×k]·panel[k×NR] (+ tile if flags&1) (+ bias[0:NR] if flags&2)
+//	tile = max(tile, 0) if flags&4
+//
+// A has row stride lda and the tile row stride ldc, both in elements.
+type f32Kernel func(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+const (
+	flagAcc  = 1
+	flagBias = 2
+	flagReLU = 4
+)
+
+// f32Impl is one FP32 implementation: its micro-kernels and blocking.
+type f32Impl struct {
+	impl Impl
+	mr   int // most rows per kernel call
+	nr   int // columns per packed panel
+	kc   int // most k per block (B sub-panel of kc×nr stays in L1)
+	mc   int // rows per A block (mc×kc stays in L2)
+	kern []f32Kernel
+}
+
+// f32Impls is filled by the per-architecture files.
+var f32ImplTable = map[Impl]*f32Impl{
+	Portable: {impl: Portable, mr: 4, nr: 16, kc: 256, mc: 64, kern: []f32Kernel{f32Port1, f32Port2, f32Port3, f32Port4}},
+}
+
+func f32Supported(i Impl) bool { return f32ImplTable[i] != nil }
+
+// PackedF32 is a weight matrix B [N, K] (row-major, as a linear layer
+// stores it: one row per output) packed once for repeated products
+// C = A·Bᵀ. It is read-only after packing and safe for concurrent use.
+type PackedF32 struct {
+	n, k  int
+	im    *f32Impl
+	data  []float32 // panels of k×nr, columns ≥ n zero
+	kcEff int       // k block actually used: K split evenly into ≤ kc blocks
+}
+
+// PackF32 packs b, an [n, k] row-major matrix, for the best FP32
+// implementation within the limit (see SetLimit).
+func PackF32(b []float32, n, k int) *PackedF32 { return PackF32For(BestF32(), b, n, k) }
+
+// PackF32For packs b for a given implementation; it panics if the CPU
+// does not support it (see F32Impls).
+func PackF32For(impl Impl, b []float32, n, k int) *PackedF32 {
+	return packF32(impl, n, k, func(j, kk int) float32 { return b[j*k+kk] }, len(b) >= n*k)
+}
+
+// PackF32Transposed packs B given as its transpose bt, a [k, n]
+// row-major matrix (the layout of a gonum "NoTrans" right operand).
+func PackF32Transposed(bt []float32, n, k int) *PackedF32 {
+	return packF32(BestF32(), n, k, func(j, kk int) float32 { return bt[kk*n+j] }, len(bt) >= n*k)
+}
+
+func packF32(impl Impl, n, k int, at func(j, kk int) float32, lenOK bool) *PackedF32 {
+	im := f32ImplTable[impl]
+	if im == nil {
+		panic(fmt.Sprintf("gemm: FP32 implementation %v is not available on this CPU", impl))
+	}
+	if n < 0 || k < 0 || !lenOK {
+		panic(fmt.Sprintf("gemm: PackF32: bad shape n=%d k=%d or short slice", n, k))
+	}
+	np := (n + im.nr - 1) / im.nr
+	p := &PackedF32{n: n, k: k, im: im, data: make([]float32, np*k*im.nr)}
+	if k > 0 {
+		blocks := (k + im.kc - 1) / im.kc
+		p.kcEff = (k + blocks - 1) / blocks
+	}
+	for pj := 0; pj < np; pj++ {
+		panel := p.data[pj*k*im.nr : (pj+1)*k*im.nr]
+		for jj := 0; jj < im.nr; jj++ {
+			j := pj*im.nr + jj
+			if j >= n {
+				break
+			}
+			for kk := 0; kk < k; kk++ {
+				panel[kk*im.nr+jj] = at(j, kk)
+			}
+		}
+	}
+	return p
+}
+
+// N is the number of output columns (rows of B).
+func (p *PackedF32) N() int { return p.n }
+
+// K is the inner dimension.
+func (p *PackedF32) K() int { return p.k }
+
+// Impl is the implementation the weights were packed for.
+func (p *PackedF32) Impl() Impl { return p.im.impl }
+
+// Gemm computes C = A·Bᵀ (+ bias) (then ReLU if relu) for the m rows of
+// A ([m, K] with row stride lda ≥ K) into C ([m, N] with row stride
+// ldc ≥ N). bias is nil or has N elements. Large products are split
+// across goroutines (see SetThreads); small ones run on the caller's.
+// It panics if the slices are too short for the given shapes.
+func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	n, k := p.n, p.k
+	if m < 0 || lda < k || ldc < n {
+		panic(fmt.Sprintf("gemm: Gemm: bad shape m=%d lda=%d (K=%d) ldc=%d (N=%d)", m, lda, k, ldc, n))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+n || (bias != nil && len(bias) < n) {
+		panic("gemm: Gemm: slice too short")
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				v := float32(0)
+				if bias != nil {
+					v = bias[j]
+				}
+				if relu && !(v > 0) {
+					v = 0
+				}
+				row[j] = v
+			}
+		}
+		return
+	}
+	parallel(m, n, k, p.im.mr, p.im.nr, func(m0, m1, p0, p1 int) {
+		p.run(m0, m1, p0, p1, a, lda, c, ldc, bias, relu)
+	})
+}
+
+// run computes rows [m0, m1) and panels [p0, p1) of C.
+func (p *PackedF32) run(m0, m1, p0, p1 int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	im := p.im
+	n, k, nr, mr := p.n, p.k, im.nr, im.mr
+	var tile [12 * 32]float32
+	var tbias [32]float32
+	zero := &tbias[0]
+	for pc := 0; pc < k; pc += p.kcEff {
+		kb := min(p.kcEff, k-pc)
+		flags := 0
+		if pc > 0 {
+			flags |= flagAcc
+		}
+		last := pc+kb == k
+		if last && bias != nil {
+			flags |= flagBias
+		}
+		if last && relu {
+			flags |= flagReLU
+		}
+		for ic := m0; ic < m1; ic += im.mc {
+			ie := min(ic+im.mc, m1)
+			for pj := p0; pj < p1; pj++ {
+				bp := &p.data[pj*k*nr+pc*nr]
+				j0 := pj * nr
+				cols := min(nr, n-j0)
+				bptr := zero
+				if bias != nil {
+					if cols == nr {
+						bptr = &bias[j0]
+					} else {
+						copy(tbias[:], bias[j0:j0+cols])
+						clear(tbias[cols:nr])
+						bptr = &tbias[0]
+					}
+				}
+				for ir := ic; ir < ie; ir += mr {
+					r := min(mr, ie-ir)
+					ap := &a[ir*lda+pc]
+					if cols == nr {
+						im.kern[r-1](kb, ap, lda, bp, &c[ir*ldc+j0], ldc, bptr, flags)
+						continue
+					}
+					// Partial panel: go through a full-width tile.
+					if flags&flagAcc != 0 {
+						for i := 0; i < r; i++ {
+							copy(tile[i*nr:i*nr+cols], c[(ir+i)*ldc+j0:])
+						}
+					}
+					im.kern[r-1](kb, ap, lda, bp, &tile[0], nr, bptr, flags)
+					for i := 0; i < r; i++ {
+						copy(c[(ir+i)*ldc+j0:(ir+i)*ldc+j0+cols], tile[i*nr:i*nr+cols])
+					}
+				}
+			}
+		}
+	}
+}
+
+// parMinWork is the number of multiply-adds below which a product runs
+// on the calling goroutine: under it, starting and joining goroutines
+// costs more than it saves (and batch-1 latency matters most).
+const parMinWork = 1 << 19
+
+// parallel splits an m×(panels of nr) product over goroutines and calls
+// f for each part, the last part on the calling goroutine. Rows are split
+// when there are enough of them, else panels.
+func parallel(m, n, k, mr, nr int, f func(m0, m1, p0, p1 int)) {
+	np := (n + nr - 1) / nr
+	work := m * n * k
+	t := min(maxThreads(), max(1, work/parMinWork))
+	if t <= 1 {
+		f(0, m, 0, np)
+		return
+	}
+	var wg sync.WaitGroup
+	if m >= t*mr*2 || np < t {
+		// Split rows in multiples of mr.
+		tiles := (m + mr - 1) / mr
+		t = min(t, tiles)
+		per := (tiles + t - 1) / t * mr
+		for m0 := 0; m0 < m; m0 += per {
+			m1 := min(m0+per, m)
+			if m1 == m {
+				f(m0, m1, 0, np)
+				break
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); f(m0, m1, 0, np) }()
+		}
+	} else {
+		per := (np + t - 1) / t
+		for p0 := 0; p0 < np; p0 += per {
+			p1 := min(p0+per, np)
+			if p1 == np {
+				f(0, m, p0, p1)
+				break
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); f(0, m, p0, p1) }()
+		}
+	}
+	wg.Wait()
+}
+
+// Portable micro-kernels (mr = 4, nr = 16).
+
+func f32Port1(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int) {
+	f32Port(1, k, a, lda, b, c, ldc, bias, flags)
+}
+func f32Port2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int) {
+	f32Port(2, k, a, lda, b, c, ldc, bias, flags)
+}
+func f32Port3(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int) {
+	f32Port(3, k, a, lda, b, c, ldc, bias, flags)
+}
+func f32Port4(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int) {
+	f32Port(4, k, a, lda, b, c, ldc, bias, flags)
+}
+
+func f32Port(r, k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int) {
+	const nr = 16
+	A := unsafe.Slice(a, (r-1)*lda+k)
+	B := unsafe.Slice(b, k*nr)
+	C := unsafe.Slice(c, (r-1)*ldc+nr)
+	var acc [4][nr]float32
+	for kk := 0; kk < k; kk++ {
+		bv := (*[nr]float32)(B[kk*nr:])
+		for i := 0; i < r; i++ {
+			av := A[i*lda+kk]
+			row := &acc[i]
+			for j := range row {
+				row[j] += av * bv[j]
+			}
+		}
+	}
+	var bv *[nr]float32
+	if flags&flagBias != 0 {
+		bv = (*[nr]float32)(unsafe.Slice(bias, nr))
+	}
+	for i := 0; i < r; i++ {
+		out := (*[nr]float32)(C[i*ldc:])
+		for j := 0; j < nr; j++ {
+			v := acc[i][j]
+			if flags&flagAcc != 0 {
+				v += out[j]
+			}
+			if bv != nil {
+				v += bv[j]
+			}
+			if flags&flagReLU != 0 && !(v > 0) {
+				v = 0
+			}
+			out[j] = v
+		}
+	}
+}
