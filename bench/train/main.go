@@ -36,6 +36,7 @@ func main() {
 	modes := flag.String("modes", "teacher,distill,student", "steps to measure")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
+	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
 
 	b, err := backend.Open(*be, backend.Options{Device: *device})
@@ -70,6 +71,8 @@ func main() {
 		fmt.Println(line)
 	}
 }
+
+var refDevice string
 
 func mlp(h int) model.Spec {
 	s, err := model.MLP(model.MLPConfig{Name: "mlp", Input: []int{784}, Hidden: []int{h, h}, Classes: 10})
@@ -143,8 +146,27 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 	return float64(steps*n) / time.Since(start).Seconds(), nil
 }
 
-// pytorch runs the reference script for one mode and returns its median samples/s.
+// pytorch runs the reference script for one mode and returns its median
+// samples/s. Two scripts are understood: ../shared/ref/torch/train_bench.py
+// (CPU, writes JSON to a file) and bench/torchref/distill_step.py (any
+// device, prints a JSON line).
 func pytorch(python, script, mode string, steps int) (float64, error) {
+	if strings.HasSuffix(script, "distill_step.py") {
+		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return 0, err
+		}
+		var r struct {
+			SamplesPerS float64 `json:"samples_per_s"`
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+			return 0, fmt.Errorf("reference output %q: %w", out, err)
+		}
+		return r.SamplesPerS, nil
+	}
 	f, err := os.CreateTemp("", "ref*.json")
 	if err != nil {
 		return 0, err
