@@ -25,6 +25,7 @@ import (
 	"github.com/distill-dev/distill/student"
 	"github.com/distill-dev/distill/teacher"
 	"github.com/distill-dev/distill/train"
+	"github.com/distill-dev/distill/transfer"
 )
 
 // Version is the library version written into reports.
@@ -62,6 +63,9 @@ type runner struct {
 	stages []report.Stage
 	train  *data.Dataset
 	test   *data.Dataset
+	// teacherKeys are the keys of the teachers, in teachers() order.
+	teacherKeys []string
+	set         *transfer.Set
 }
 
 // Run executes the recipe and returns the report it wrote to
@@ -110,20 +114,24 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 	if err := run.timed("data", func() error { return run.loadData(ctx) }); err != nil {
 		return nil, err
 	}
-	teacherKey, err := run.teacherStage(ctx)
-	if err != nil {
-		return nil, err
+	var models []evalEntry
+	for _, t := range run.teachers() {
+		key, err := run.teacherStage(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		run.teacherKeys = append(run.teacherKeys, key)
+		models = append(models, evalEntry{name: t.name, role: RoleTeacher, key: key})
 	}
-	models := []evalEntry{{name: "teacher", role: RoleTeacher, key: teacherKey}}
 	for i, s := range run.r.Students {
-		entries, err := run.studentStage(ctx, i, s, teacherKey)
+		entries, err := run.studentStage(ctx, i, s)
 		if err != nil {
 			return nil, err
 		}
 		models = append(models, entries...)
 	}
 	var rep *report.Report
-	err = run.timed("eval", func() error {
+	err := run.timed("eval", func() error {
 		var err error
 		rep, err = run.evaluate(ctx, models)
 		return err
@@ -263,12 +271,30 @@ func (run *runner) dataKey() any {
 	}{run.r.Backend, run.be.Device(), run.r.Data, run.r.Seed}
 }
 
-func (run *runner) teacherStage(ctx context.Context) (string, error) {
+// teacherSpec is one teacher of the recipe: the main one or an
+// ensemble member.
+type teacherSpec struct {
+	name       string
+	model      recipe.Model
+	checkpoint string
+	training   recipe.Training
+	weight     float64
+}
+
+func (run *runner) teachers() []teacherSpec {
 	t := run.r.Teacher
-	const name = "teacher"
-	key := keyOf(run.dataKey(), t.Model, t.Checkpoint, run.r.TrainingFor(t.Training))
-	if t.Checkpoint != "" {
-		if fi, err := os.Stat(t.Checkpoint); err == nil {
+	ts := []teacherSpec{{"teacher", t.Model, t.Checkpoint, t.Training, t.Weight}}
+	for _, e := range run.r.Ensemble {
+		ts = append(ts, teacherSpec{e.Name, e.Model, e.Checkpoint, e.Training, e.Weight})
+	}
+	return ts
+}
+
+func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, error) {
+	name := t.name
+	key := keyOf(run.dataKey(), t.model, t.checkpoint, run.r.TrainingFor(t.training))
+	if t.checkpoint != "" {
+		if fi, err := os.Stat(t.checkpoint); err == nil {
 			key = keyOf(key, fi.ModTime(), fi.Size())
 		}
 	}
@@ -280,23 +306,23 @@ func (run *runner) teacherStage(ctx context.Context) (string, error) {
 	start := time.Now()
 	var m backend.Model
 	var err error
-	if t.Checkpoint != "" {
-		run.opts.Progress(Event{Stage: name, Model: name, Message: "loading " + t.Checkpoint})
-		m, err = teacher.Load(run.be, t.Checkpoint)
+	if t.checkpoint != "" {
+		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: "loading " + t.checkpoint})
+		m, err = teacher.Load(run.be, t.checkpoint)
 	} else {
 		var spec model.Spec
-		spec, err = t.Model.Spec(name, run.train.Shape, run.train.Classes)
+		spec, err = t.model.Spec(name, run.train.Shape, run.train.Classes)
 		if err != nil {
-			return "", fmt.Errorf("distill: teacher model: %w", err)
+			return "", fmt.Errorf("distill: %s model: %w", name, err)
 		}
-		run.opts.Progress(Event{Stage: name, Model: name, Message: "training teacher"})
-		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.Training, name, name, key))
+		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: "training " + name})
+		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.training, "teacher", name, key))
 	}
 	if err != nil {
-		return "", fmt.Errorf("distill: teacher: %w", err)
+		return "", fmt.Errorf("distill: %s: %w", name, err)
 	}
 	defer m.Close()
-	if err := run.fitsData(m.Spec(), "teacher "+t.Checkpoint); err != nil {
+	if err := run.fitsData(m.Spec(), name+" "+t.checkpoint); err != nil {
 		return "", err
 	}
 	if err := run.save(name, m); err != nil {
@@ -305,6 +331,83 @@ func (run *runner) teacherStage(ctx context.Context) (string, error) {
 	secs := time.Since(start).Seconds()
 	run.stages = append(run.stages, report.Stage{Name: name, Seconds: secs})
 	return key, run.record(name, key, secs)
+}
+
+// softTargets returns the teachers' soft targets at temperature T for a
+// distilled student, and the data it trains on: the cached transfer set
+// when the recipe has one, else the training data with the teachers run
+// in the loop. release frees the teachers.
+func (run *runner) softTargets(ctx context.Context, T float64) (tt train.Teacher, src train.Source, release func(), err error) {
+	specs := run.teachers()
+	var models []backend.Model
+	release = func() {
+		for _, m := range models {
+			m.Close()
+		}
+	}
+	weights := make([]float64, len(specs))
+	for i, t := range specs {
+		m, err := teacher.Load(run.be, run.modelPath(t.name))
+		if err != nil {
+			release()
+			return nil, nil, nil, err
+		}
+		models = append(models, m)
+		weights[i] = t.weight
+	}
+	if !run.r.Transfer.Enabled {
+		if len(models) == 1 {
+			return train.ModelTeacher(models[0]), run.train, release, nil
+		}
+		tt, err := teacher.Ensemble(models, weights, T)
+		if err != nil {
+			release()
+			return nil, nil, nil, err
+		}
+		return tt, run.train, release, nil
+	}
+	set, err := run.transferSet(ctx, specs, models, weights)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	if tt, err = set.Ensemble(T); err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return tt, set, release, nil
+}
+
+// transferSet gets the transfer set from the cache, building it (running
+// the teachers once over every example and augmented copy) if needed.
+func (run *runner) transferSet(ctx context.Context, specs []teacherSpec, models []backend.Model, weights []float64) (*transfer.Set, error) {
+	if run.set != nil {
+		return run.set, nil
+	}
+	tr := run.r.Transfer
+	teachers := make([]transfer.Teacher, len(specs))
+	for i, t := range specs {
+		js, st := model.Paths(run.modelPath(t.name))
+		h, err := transfer.HashFiles(js, st)
+		if err != nil {
+			return nil, err
+		}
+		teachers[i] = transfer.Teacher{Name: t.name, SHA256: h, Weight: weights[i], Model: models[i]}
+	}
+	cache := transfer.Cache{Dir: tr.CacheDir}
+	start := time.Now()
+	set, err := cache.GetOrBuild(ctx, transfer.BuildSpec{
+		Data: run.train, Classes: run.train.Classes, Copies: tr.Copies, Augment: tr.Augment, Seed: tr.Seed, Dtype: tr.Dtype,
+	}, teachers, func(done, total int) {
+		run.opts.Progress(Event{Stage: "transfer", Model: "transfer-set", Step: done, Steps: total})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("distill: transfer set: %w", err)
+	}
+	run.stages = append(run.stages, report.Stage{Name: "transfer", Seconds: time.Since(start).Seconds()})
+	run.log.Info("transfer set ready", "rows", set.Len(), "teachers", set.Teachers(), "dir", set.Dir())
+	run.set = set
+	return set, nil
 }
 
 // fitsData checks that a model takes the dataset's examples and predicts
@@ -340,7 +443,7 @@ type evalEntry struct {
 	alpha, T        float64
 }
 
-func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student, teacherKey string) ([]evalEntry, error) {
+func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([]evalEntry, error) {
 	spec, err := s.Model.Spec(s.Name, run.train.Shape, run.train.Classes)
 	if err != nil {
 		return nil, fmt.Errorf("distill: student %q model: %w", s.Name, err)
@@ -349,20 +452,31 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student, te
 	var entries []evalEntry
 
 	// Distilled student.
-	key := keyOf(teacherKey, s.Model, s.Distill, tcfg)
-	entries = append(entries, evalEntry{name: s.Name, role: RoleStudent, key: key, method: "response", alpha: s.Distill.Alpha, T: s.Distill.Temperature})
+	var weights []float64
+	for _, t := range run.teachers() {
+		weights = append(weights, t.weight)
+	}
+	key := keyOf(run.teacherKeys, weights, run.r.Transfer, s.Model, s.Distill, tcfg)
+	method := "response"
+	if len(weights) > 1 {
+		method += fmt.Sprintf(", %d teachers", len(weights))
+	}
+	if run.r.Transfer.Enabled {
+		method += fmt.Sprintf(", transfer set ×%d", run.r.Transfer.Copies+1)
+	}
+	entries = append(entries, evalEntry{name: s.Name, role: RoleStudent, key: key, method: method, alpha: s.Distill.Alpha, T: s.Distill.Temperature})
 	if secs, ok := run.finished(s.Name, key); ok {
 		run.log.Info("student already distilled; reusing it", "student", s.Name)
 		run.stages = append(run.stages, report.Stage{Name: "student:" + s.Name, Seconds: secs})
 	} else {
-		tm, err := teacher.Load(run.be, run.modelPath("teacher"))
+		start := time.Now()
+		tt, src, release, err := run.softTargets(ctx, s.Distill.Temperature)
 		if err != nil {
 			return nil, err
 		}
-		start := time.Now()
-		run.opts.Progress(Event{Stage: "students", Model: s.Name, Message: fmt.Sprintf("distilling %s (T=%g, alpha=%g)", s.Name, s.Distill.Temperature, s.Distill.Alpha)})
-		m, _, err := student.Distill(ctx, run.be, spec, train.ModelTeacher(tm), s.Distill.Alpha, s.Distill.Temperature, run.train, run.trainConfig(s.Training, "students", s.Name, key))
-		tm.Close()
+		run.opts.Progress(Event{Stage: "students", Model: s.Name, Message: fmt.Sprintf("distilling %s (T=%g, alpha=%g, %s)", s.Name, s.Distill.Temperature, s.Distill.Alpha, method)})
+		m, _, err := student.Distill(ctx, run.be, spec, tt, s.Distill.Alpha, s.Distill.Temperature, src, run.trainConfig(s.Training, "students", s.Name, key))
+		release()
 		if err != nil {
 			return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
 		}
@@ -433,8 +547,8 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		if err != nil {
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
-		if e.role == RoleTeacher {
-			teacherLogits = logits
+		if e.name == "teacher" {
+			teacherLogits = logits // agreement is with the main teacher
 		}
 		met, err := eval.Compute(logits, run.test.Y, teacherLogits, spec.Classes, run.r.Eval.ECEBins)
 		if err != nil {

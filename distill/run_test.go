@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/distill"
@@ -92,4 +93,79 @@ func TestRerunSkipsFinishedStages(t *testing.T) {
 		t.Fatalf("after changing %s's temperature the run trained %v, want only it", r.Students[0].Name, got)
 	}
 	_ = first
+}
+
+const ensembleRecipe = `
+name: ens
+seed: 3
+data:
+  dataset: synthetic
+  synthetic: {train: 256, test: 128, shape: [1, 6, 6], classes: 3}
+training: {epochs: 2, batch_size: 32, lr: 1.0e-2}
+teacher:
+  model: {hidden: [24]}
+ensemble:
+  - name: wide
+    model: {hidden: [48]}
+    weight: 2
+transfer:
+  copies: 2
+  augment: {shift: 1}
+  cache_dir: CACHE
+students:
+  - name: s
+    model: {hidden: [6]}
+    distill: {temperature: 3, alpha: 0.9}
+`
+
+// TestEnsembleWithTransferSet trains two teachers, has them label an
+// augmented transfer set once, and distils from their mixture; a second
+// student reuses the cached set without running the teachers.
+func TestEnsembleWithTransferSet(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	y := strings.ReplaceAll(ensembleRecipe, "CACHE", cache)
+	r, err := recipe.Parse([]byte(y), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	built := 0
+	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+		if e.Stage == "transfer" {
+			built++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built == 0 {
+		t.Error("the transfer set was not built")
+	}
+	names := map[string]string{}
+	for _, m := range rep.Models {
+		names[m.Name] = m.Role + " " + m.Method
+	}
+	if names["wide"] != "teacher " || !strings.Contains(names["s"], "2 teachers") || !strings.Contains(names["s"], "transfer set ×3") {
+		t.Errorf("models: %v", names)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(cache, "*", "manifest.json"))
+	if len(manifests) != 1 {
+		t.Fatalf("%d transfer sets in the cache, want 1", len(manifests))
+	}
+
+	// Another student (another run dir, another temperature): the cached
+	// set serves it without running the teachers.
+	r2, _ := recipe.Parse([]byte(strings.Replace(y, "temperature: 3", "temperature: 5", 1)), "")
+	built = 0
+	if _, err := distill.Run(context.Background(), r2, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+		if e.Stage == "transfer" {
+			built++
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if built != 0 {
+		t.Errorf("the cached transfer set was rebuilt (%d progress events)", built)
+	}
 }

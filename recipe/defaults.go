@@ -82,6 +82,21 @@ func (r *Recipe) fillDefaults() {
 	if r.given["teacher.model"] || !reflect.ValueOf(r.Teacher.Model).IsZero() {
 		r.Teacher.Model.fillDefaults(r.given, "teacher.model")
 	}
+	def("teacher.weight", &r.Teacher.Weight, 1.0)
+	for i := range r.Ensemble {
+		e := &r.Ensemble[i]
+		p := fmt.Sprintf("ensemble[%d]", i)
+		def(p+".name", &e.Name, fmt.Sprintf("teacher%d", i+1))
+		def(p+".weight", &e.Weight, 1.0)
+		if r.given[p+".model"] || !reflect.ValueOf(e.Model).IsZero() {
+			e.Model.fillDefaults(r.given, p+".model")
+		}
+	}
+	if r.given["transfer"] {
+		def("transfer.enabled", &r.Transfer.Enabled, true)
+	}
+	def("transfer.seed", &r.Transfer.Seed, r.Seed)
+	def("transfer.dtype", &r.Transfer.Dtype, "float32")
 	for i := range r.Students {
 		s := &r.Students[i]
 		p := fmt.Sprintf("students[%d]", i)
@@ -131,6 +146,11 @@ func (r *Recipe) resolveTrainings() {
 	}
 	for i := range r.Students {
 		r.Students[i].Training = r.TrainingFor(r.Students[i].Training)
+	}
+	for i := range r.Ensemble {
+		if r.Ensemble[i].Checkpoint == "" {
+			r.Ensemble[i].Training = r.TrainingFor(r.Ensemble[i].Training)
+		}
 	}
 }
 

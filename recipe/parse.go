@@ -72,6 +72,10 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		dir := filepath.Dir(filename)
 		r.Data.Dir = resolve(dir, r.Data.Dir)
 		r.Teacher.Checkpoint = resolve(dir, r.Teacher.Checkpoint)
+		for i := range r.Ensemble {
+			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
+		}
+		r.Transfer.CacheDir = resolve(dir, r.Transfer.CacheDir)
 	}
 
 	all := d.problems

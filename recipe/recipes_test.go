@@ -63,10 +63,10 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("quick seed", q.Seed, int64(1))
 	check("quick teacher hidden", q.Teacher.Model.Hidden, []int{512, 512})
 	check("quick teacher activation", q.Teacher.Model.Activation, "relu")
-	check("quick teacher dropout", q.Teacher.Model.Dropout, 0.2)
+	check("quick teacher dropout", q.Teacher.Model.Dropout, 0.0)
 	tt := q.Teacher.Training
 	check("quick teacher optimizer", tt.Optimizer, "adam")
-	check("quick teacher lr", tt.LR, 1e-3)
+	check("quick teacher lr", tt.LR, 3e-3)
 	check("quick teacher epochs", tt.Epochs, 3)
 	check("quick teacher batch", tt.BatchSize, 128)
 	check("quick teacher schedule", tt.Schedule.Kind, "cosine")
@@ -75,7 +75,7 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("quick student name", s.Name, "small")
 	check("quick student hidden", s.Model.Hidden, []int{128, 128})
 	check("quick student distill", s.Distill, Distill{Temperature: 4, Alpha: 0.9})
-	check("quick student epochs", s.Training.Epochs, 3)
+	check("quick student epochs", s.Training.Epochs, 4)
 	check("quick student baseline", s.BaselineEnabled(), true)
 	check("quick eval", q.Eval, Eval{BatchSize: DefaultEvalBatch, ECEBins: DefaultECEBins})
 

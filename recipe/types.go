@@ -1,5 +1,7 @@
 package recipe
 
+import "github.com/distill-dev/distill/augment"
+
 import (
 	"maps"
 	"reflect"
@@ -31,8 +33,14 @@ type Recipe struct {
 	// Training is the base for every model's training: each model's own
 	// training section overrides it key by key, and defaults fill what
 	// neither sets. Parse leaves it as written; use TrainingFor.
-	Training   Training   `yaml:"training"`
-	Teacher    Teacher    `yaml:"teacher"`
+	Training Training `yaml:"training"`
+	Teacher  Teacher  `yaml:"teacher"`
+	// Ensemble adds teachers whose softened predictions are averaged with
+	// the main teacher's, weighted by each teacher's weight.
+	Ensemble []EnsembleTeacher `yaml:"ensemble"`
+	// Transfer makes the teachers label an augmented transfer set once,
+	// cached on disk, which distilled students then train on.
+	Transfer   Transfer   `yaml:"transfer"`
 	Students   []Student  `yaml:"students"` // at least one
 	Eval       Eval       `yaml:"eval"`
 	Output     Output     `yaml:"output"`
@@ -138,6 +146,44 @@ type Teacher struct {
 	// Training overrides the top-level training for the teacher; not
 	// allowed with Checkpoint. After Parse it holds the effective values.
 	Training Training `yaml:"training"`
+	// Weight of the teacher in an ensemble (see Recipe.Ensemble), > 0,
+	// default 1.
+	Weight float64 `yaml:"weight"`
+}
+
+// EnsembleTeacher is one more teacher: trained from Model or loaded from
+// Checkpoint, like the main teacher.
+type EnsembleTeacher struct {
+	// Name labels the teacher, unique among models. Default teacher<i+1>.
+	Name       string   `yaml:"name"`
+	Model      Model    `yaml:"model"`
+	Checkpoint string   `yaml:"checkpoint"`
+	Training   Training `yaml:"training"`
+	// Weight of its softened predictions in the ensemble, > 0, default 1.
+	Weight float64 `yaml:"weight"`
+}
+
+// Transfer is the transfer set: the training inputs plus Copies augmented
+// copies of each, labelled once by the teacher(s) and cached on disk
+// (keyed by the teachers' weights, the data, the augmentation and the
+// seed), so later runs and other recipes reuse it. Distilled students
+// train on it; baselines keep training on the original data.
+type Transfer struct {
+	// Enabled turns the transfer set on; default true when the transfer
+	// section is present.
+	Enabled bool `yaml:"enabled"`
+	// Copies is the number K of augmented copies of each example, ≥ 0,
+	// default 0 (the original inputs only: the targets are still cached).
+	Copies int `yaml:"copies"`
+	// Augment selects the augmentations of the copies.
+	Augment augment.Config `yaml:"augment"`
+	// Seed of the augmentations; default the recipe's seed.
+	Seed int64 `yaml:"seed"`
+	// Dtype of the stored logits: float32 (default, exact) or float16.
+	Dtype string `yaml:"dtype"`
+	// CacheDir holds transfer sets; default <user cache dir>/distill/transfer.
+	// Relative to the recipe file's directory.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // Student is a smaller model distilled from the teacher.

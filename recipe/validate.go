@@ -47,6 +47,8 @@ func (r *Recipe) check() []Problem {
 
 	input, classes := r.checkData(&ps)
 	r.checkTeacher(&ps, input, classes)
+	r.checkEnsemble(&ps, input, classes)
+	r.checkTransfer(&ps, input)
 	ps.training("training", r.Training, Training{})
 	r.checkStudents(&ps, input, classes)
 
@@ -118,6 +120,56 @@ func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 		return
 	}
 	ps.training("teacher.training", t.Training, r.Training)
+}
+
+func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
+	ps.positive("teacher.weight", r.Teacher.Weight)
+	seen := map[string]string{"teacher": "the main teacher"}
+	for _, s := range r.Students {
+		seen[strings.ToLower(s.Name)] = "a student"
+		seen[strings.ToLower(s.Name)+"-baseline"] = "a baseline"
+	}
+	for i, e := range r.Ensemble {
+		p := fmt.Sprintf("ensemble[%d]", i)
+		if ps.name(p+".name", e.Name, "a teacher") {
+			if who, ok := seen[strings.ToLower(e.Name)]; ok {
+				ps.add(p+".name", "%q is already used by %s (names must be unique, ignoring case)", e.Name, who)
+			}
+			seen[strings.ToLower(e.Name)] = p
+		}
+		ps.positive(p+".weight", e.Weight)
+		hasModel := !reflect.ValueOf(e.Model).IsZero()
+		switch hasCk := e.Checkpoint != ""; {
+		case hasModel && hasCk:
+			ps.add(p, "give either model (to train the teacher) or checkpoint (to load it), not both")
+		case !hasModel && !hasCk:
+			ps.add(p, "needs a model to train or a checkpoint to load")
+		case hasModel:
+			ps.model(p+".model", e.Name, e.Model, input, classes)
+			ps.training(p+".training", e.Training, r.Training)
+		}
+	}
+}
+
+func (r *Recipe) checkTransfer(ps *problems, input []int) {
+	t := r.Transfer
+	ps.atLeast("transfer.copies", t.Copies, 0)
+	ps.oneOf("transfer.dtype", t.Dtype, []string{"float32", "float16"})
+	if err := t.Augment.Validate(); err != nil {
+		ps.add("transfer.augment", "%v", err)
+	} else if t.Augment.Enabled() && len(input) != 3 {
+		ps.add("transfer.augment", "augmentations work on images ([C, H, W] inputs), but the data's examples have shape %v", input)
+	}
+	if t.Augment.Enabled() && t.Copies == 0 {
+		ps.add("transfer.copies", "must be >= 1 for the augmentations to be used")
+	}
+}
+
+// positive checks a finite value > 0.
+func (ps *problems) positive(key string, v float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		ps.add(key, "must be > 0, got %v", v)
+	}
 }
 
 func (r *Recipe) checkStudents(ps *problems, input []int, classes int) {

@@ -30,3 +30,64 @@ func Load(b backend.Backend, path string) (backend.Model, error) {
 	}
 	return b.Load(spec, w)
 }
+
+// Ensemble runs several teachers in the training loop and gives, as
+// logits, their mixture at temperature T: the weighted mean of their
+// softened predictions (loss.EnsembleLogits). The student's objective must
+// use the same T. Weights are normalised to sum to 1.
+func Ensemble(models []backend.Model, weights []float64, T float64) (train.Teacher, error) {
+	if len(models) == 0 || len(models) != len(weights) {
+		return nil, fmt.Errorf("teacher: ensemble of %d models with %d weights", len(models), len(weights))
+	}
+	if !(T > 0) {
+		return nil, fmt.Errorf("teacher: ensemble temperature must be > 0, got %v", T)
+	}
+	var sum float64
+	for _, w := range weights {
+		if !(w > 0) {
+			return nil, fmt.Errorf("teacher: ensemble weights must be > 0, got %v", weights)
+		}
+		sum += w
+	}
+	norm := make([]float64, len(weights))
+	for i, w := range weights {
+		norm[i] = w / sum
+	}
+	k := models[0].Spec().Classes
+	for _, m := range models[1:] {
+		if m.Spec().Classes != k {
+			return nil, fmt.Errorf("teacher: ensemble members predict %d and %d classes", k, m.Spec().Classes)
+		}
+	}
+	return &ensemble{models: models, weights: norm, T: T, k: k}, nil
+}
+
+type ensemble struct {
+	models  []backend.Model
+	weights []float64
+	T       float64
+	k       int
+	buf     [][]float32
+}
+
+func (e *ensemble) Logits(_ []int, x []float32, n int, out []float32) error {
+	if len(e.buf) != len(e.models) || len(e.buf[0]) < n*e.k {
+		e.buf = make([][]float32, len(e.models))
+		for i := range e.buf {
+			e.buf[i] = make([]float32, n*e.k)
+		}
+	}
+	for i, m := range e.models {
+		if err := m.Forward(x, n, e.buf[i][:n*e.k]); err != nil {
+			return fmt.Errorf("teacher: ensemble member %d: %w", i, err)
+		}
+	}
+	rows := make([][]float32, len(e.models))
+	for r := 0; r < n; r++ {
+		for i := range rows {
+			rows[i] = e.buf[i][r*e.k : (r+1)*e.k]
+		}
+		loss.EnsembleLogits(rows, e.weights, e.T, out[r*e.k:(r+1)*e.k])
+	}
+	return nil
+}
