@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -55,42 +56,80 @@ func PackF32(b []float32, n, k int) *PackedF32 { return PackF32For(BestF32(), b,
 // PackF32For packs b for a given implementation; it panics if the CPU
 // does not support it (see F32Impls).
 func PackF32For(impl Impl, b []float32, n, k int) *PackedF32 {
-	return packF32(impl, n, k, func(j, kk int) float32 { return b[j*k+kk] }, len(b) >= n*k)
+	return packF32(nil, impl, b, k, n, k, false)
 }
 
 // PackF32Transposed packs B given as its transpose bt, a [k, n]
 // row-major matrix (the layout of a gonum "NoTrans" right operand).
 func PackF32Transposed(bt []float32, n, k int) *PackedF32 {
-	return packF32(BestF32(), n, k, func(j, kk int) float32 { return bt[kk*n+j] }, len(bt) >= n*k)
+	return packF32(nil, BestF32(), bt, n, n, k, true)
 }
 
-func packF32(impl Impl, n, k int, at func(j, kk int) float32, lenOK bool) *PackedF32 {
+// RepackF32 packs B for the best implementation into dst's storage when
+// it is large enough (dst may be nil) and returns the packed matrix: b
+// holds B [n, k] with row stride ld ≥ k, or, if transposed, Bᵀ [k, n]
+// with row stride ld ≥ n. It is for callers that pack on every product
+// (a BLAS-style Sgemm) and want neither the garbage nor a copy of
+// strided operands. dst must not be in use by a concurrent product.
+func RepackF32(dst *PackedF32, b []float32, ld, n, k int, transposed bool) *PackedF32 {
+	return packF32(dst, BestF32(), b, ld, n, k, transposed)
+}
+
+func packF32(dst *PackedF32, impl Impl, b []float32, ld, n, k int, transposed bool) *PackedF32 {
 	im := f32ImplTable[impl]
 	if im == nil {
 		panic(fmt.Sprintf("gemm: FP32 implementation %v is not available on this CPU", impl))
 	}
-	if n < 0 || k < 0 || !lenOK {
-		panic(fmt.Sprintf("gemm: PackF32: bad shape n=%d k=%d or short slice", n, k))
+	rows, cols := n, k
+	if transposed {
+		rows, cols = k, n
 	}
-	np := (n + im.nr - 1) / im.nr
-	p := &PackedF32{n: n, k: k, im: im, data: make([]float32, np*k*im.nr)}
+	if n < 0 || k < 0 || ld < cols || (rows > 0 && len(b) < (rows-1)*ld+cols) {
+		panic(fmt.Sprintf("gemm: PackF32: bad shape n=%d k=%d ld=%d or short slice (%d)", n, k, ld, len(b)))
+	}
+	nr := im.nr
+	np := (n + nr - 1) / nr
+	size := np * k * nr
+	if dst == nil {
+		dst = new(PackedF32)
+	}
+	data := dst.data
+	if cap(data) < size {
+		data = make([]float32, size)
+	} else {
+		data = data[:size]
+	}
+	*dst = PackedF32{n: n, k: k, im: im, data: data}
 	if k > 0 {
 		blocks := (k + im.kc - 1) / im.kc
-		p.kcEff = (k + blocks - 1) / blocks
+		dst.kcEff = (k + blocks - 1) / blocks
 	}
 	for pj := 0; pj < np; pj++ {
-		panel := p.data[pj*k*im.nr : (pj+1)*k*im.nr]
-		for jj := 0; jj < im.nr; jj++ {
-			j := pj*im.nr + jj
-			if j >= n {
-				break
-			}
+		panel := data[pj*k*nr : (pj+1)*k*nr]
+		j0 := pj * nr
+		cnt := min(nr, n-j0)
+		if transposed {
+			// Row kk of Bᵀ holds the panel's row kk contiguously.
 			for kk := 0; kk < k; kk++ {
-				panel[kk*im.nr+jj] = at(j, kk)
+				row := panel[kk*nr : (kk+1)*nr]
+				copy(row, b[kk*ld+j0:kk*ld+j0+cnt])
+				clear(row[cnt:])
+			}
+			continue
+		}
+		for jj := 0; jj < cnt; jj++ {
+			src := b[(j0+jj)*ld : (j0+jj)*ld+k]
+			for kk, v := range src {
+				panel[kk*nr+jj] = v
+			}
+		}
+		if cnt < nr {
+			for kk := 0; kk < k; kk++ {
+				clear(panel[kk*nr+cnt : (kk+1)*nr])
 			}
 		}
 	}
-	return p
+	return dst
 }
 
 // N is the number of output columns (rows of B).
@@ -134,7 +173,7 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 		}
 		return
 	}
-	parallel(m, n, k, p.im.mr, p.im.nr, func(m0, m1, p0, p1 int) {
+	parallel(m, n, k, p.im.mr, p.im.nr, int(f32ParMin.Load()), func(m0, m1, p0, p1 int) {
 		p.run(m0, m1, p0, p1, a, lda, c, ldc, bias, relu)
 	})
 }
@@ -198,18 +237,44 @@ func (p *PackedF32) run(m0, m1, p0, p1 int, a []float32, lda int, c []float32, l
 	}
 }
 
-// parMinWork is the number of multiply-adds below which a product runs
-// on the calling goroutine: under it, starting and joining goroutines
-// costs more than it saves (and batch-1 latency matters most).
-const parMinWork = 1 << 19
+// Products of fewer multiply-adds per goroutine than these run on fewer
+// goroutines (below twice the threshold, on the calling one): under it,
+// waking and joining a goroutine costs more than it saves, and batch-1
+// latency matters. FP32 multiply-adds are several times slower than INT8
+// ones (and a batch-1 FP32 layer streams 4 bytes of weights per
+// multiply-add), hence the lower FP32 threshold.
+var (
+	f32ParMin atomic.Int64
+	i8ParMin  atomic.Int64
+)
+
+func init() {
+	f32ParMin.Store(1 << 17)
+	i8ParMin.Store(1 << 19)
+}
+
+// SetParallelMin sets the number of multiply-adds per goroutine below
+// which FP32 and INT8 products use fewer goroutines (values ≤ 0 keep
+// the current setting) and returns the previous values. It is a tuning
+// knob for benchmarks; the defaults are 1<<17 and 1<<19.
+func SetParallelMin(f32, i8 int) (prevF32, prevI8 int) {
+	prevF32, prevI8 = int(f32ParMin.Load()), int(i8ParMin.Load())
+	if f32 > 0 {
+		f32ParMin.Store(int64(f32))
+	}
+	if i8 > 0 {
+		i8ParMin.Store(int64(i8))
+	}
+	return prevF32, prevI8
+}
 
 // parallel splits an m×(panels of nr) product over goroutines and calls
 // f for each part, the last part on the calling goroutine. Rows are split
 // when there are enough of them, else panels.
-func parallel(m, n, k, mr, nr int, f func(m0, m1, p0, p1 int)) {
+func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 	np := (n + nr - 1) / nr
 	work := m * n * k
-	t := min(maxThreads(), max(1, work/parMinWork))
+	t := min(maxThreads(), max(1, work/max(minWork, 1)), np*((m+mr-1)/mr))
 	if t <= 1 {
 		f(0, m, 0, np)
 		return

@@ -347,3 +347,45 @@ func FuzzGemmShapes(f *testing.F) {
 func TestReportImpls(t *testing.T) {
 	t.Logf("FP32 implementations: %v (best %v); INT8: %v (best %v)", F32Impls(), BestF32(), I8Impls(), BestI8())
 }
+
+func TestRepackF32Reuse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	var p *PackedF32
+	for _, s := range [][3]int{{40, 70, 90}, {8, 17, 33}, {5, 50, 3}, {3, 5, 7}} {
+		m, n, k := s[0], s[1], s[2]
+		for _, trans := range []bool{false, true} {
+			ld := k + 3
+			rows := n
+			if trans {
+				ld, rows = n+2, k
+			}
+			b := randF32(rng, rows*ld)
+			dense := make([]float32, n*k) // B as [n, k]
+			for j := 0; j < n; j++ {
+				for kk := 0; kk < k; kk++ {
+					if trans {
+						dense[j*k+kk] = b[kk*ld+j]
+					} else {
+						dense[j*k+kk] = b[j*ld+kk]
+					}
+				}
+			}
+			// Poison the storage a previous, larger pack left behind.
+			if p != nil {
+				for i := range p.data[:cap(p.data)] {
+					p.data[:cap(p.data)][i] = float32(math.NaN())
+				}
+			}
+			p = RepackF32(p, b, ld, n, k, trans)
+			a := randF32(rng, m*k)
+			got, want := make([]float32, m*n), make([]float32, m*n)
+			p.Gemm(m, a, k, got, n, nil, false)
+			PackF32(dense, n, k).Gemm(m, a, k, want, n, nil, false)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("m%d n%d k%d trans %v: [%d] = %v, want %v", m, n, k, trans, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

@@ -155,17 +155,14 @@ func f32Kernel(x isa, r int) {
 	kloop(name, u, func(set, step int) {
 		p("\tVMOVUPS %d(CX), %s", step*bstep, b0)
 		p("\tVMOVUPS %d(CX), %s", step*bstep+x.vbytes, b1)
+		// One broadcast load per row feeds both FMAs (an embedded
+		// broadcast in each FMA would load every A value twice and make
+		// the 12×32 kernel load-bound).
 		for i := 0; i < r; i++ {
-			a := rowAddr(i, 4*step)
-			if x.vreg == "Z" {
-				p("\tVFMADD231PS.BCST %s, %s, %s", a, b0, acc(x, r, set, i, 0))
-				p("\tVFMADD231PS.BCST %s, %s, %s", a, b1, acc(x, r, set, i, 1))
-			} else {
-				t := vr(x, x.tregs[i%2])
-				p("\tVBROADCASTSS %s, %s", a, t)
-				p("\tVFMADD231PS %s, %s, %s", b0, t, acc(x, r, set, i, 0))
-				p("\tVFMADD231PS %s, %s, %s", b1, t, acc(x, r, set, i, 1))
-			}
+			t := vr(x, x.tregs[i%2])
+			p("\tVBROADCASTSS %s, %s", rowAddr(i, 4*step), t)
+			p("\tVFMADD231PS %s, %s, %s", b0, t, acc(x, r, set, i, 0))
+			p("\tVFMADD231PS %s, %s, %s", b1, t, acc(x, r, set, i, 1))
 		}
 	}, func(steps int) {
 		advanceBases(r, 4*steps)

@@ -185,7 +185,7 @@ func (p *PackedI8) gemm(m int, a []uint8, lda, ldc int, kind epiKind, rq *Requan
 	if kind != epiI32 && (len(rq.Offset) < n || len(rq.Scale) < n) {
 		panic("gemm: INT8 Gemm: Requant.Offset and Scale need N elements")
 	}
-	parallel(m, n, max(k, 1), p.im.mr, p.im.nr, func(m0, m1, p0, p1 int) {
+	parallel(m, n, max(k, 1), p.im.mr, p.im.nr, int(i8ParMin.Load()), func(m0, m1, p0, p1 int) {
 		p.run(m0, m1, p0, p1, a, lda, c, ldc, kind, rq)
 	})
 }

@@ -15,6 +15,7 @@ package gemmblas
 
 import (
 	"fmt"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -31,8 +32,8 @@ type Implementation struct {
 // with op(A) m×k and op(B) k×n, as blas.Float32's Sgemm does. When beta
 // is 0, C is not read (NaNs in it do not propagate).
 //
-// B is packed on every call (k·n copies); for repeated products with the
-// same weights, pack once with gemm.PackF32 instead.
+// B is packed on every call (k·n copies, into recycled storage); for
+// repeated products with the same weights, pack once with gemm.PackF32.
 func (Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
@@ -74,13 +75,11 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 			}
 		}
 	}
-	// gemm wants op(B)ᵀ, n×k.
-	var p *gemm.PackedF32
-	if transB {
-		p = packStrided(b, ldb, n, k, false)
-	} else {
-		p = packStrided(b, ldb, n, k, true)
-	}
+	// gemm wants op(B)ᵀ, n×k: B itself when transposed, else packed
+	// from its k×n layout.
+	p, _ := packs.Get().(*gemm.PackedF32)
+	p = gemm.RepackF32(p, b, ldb, n, k, !transB)
+	defer packs.Put(p)
 	if beta == 0 && alpha == 1 {
 		p.Gemm(m, aa, alda, c, ldc, nil, false)
 		return
@@ -99,28 +98,8 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 	}
 }
 
-// packStrided packs op(B)ᵀ (n×k) from b with row stride ldb: b is k×n
-// when kn, else n×k.
-func packStrided(b []float32, ldb, n, k int, kn bool) *gemm.PackedF32 {
-	if kn {
-		if ldb == n {
-			return gemm.PackF32Transposed(b, n, k)
-		}
-		d := make([]float32, k*n)
-		for i := 0; i < k; i++ {
-			copy(d[i*n:(i+1)*n], b[i*ldb:])
-		}
-		return gemm.PackF32Transposed(d, n, k)
-	}
-	if ldb == k {
-		return gemm.PackF32(b, n, k)
-	}
-	d := make([]float32, n*k)
-	for j := 0; j < n; j++ {
-		copy(d[j*k:(j+1)*k], b[j*ldb:])
-	}
-	return gemm.PackF32(d, n, k)
-}
+// packs recycles packed operands between calls.
+var packs sync.Pool
 
 func scale(m, n int, beta float32, c []float32, ldc int) {
 	for i := 0; i < m; i++ {

@@ -1,0 +1,255 @@
+package quantize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/runtime"
+)
+
+// Calibration yields the batches of inputs that calibration runs the
+// float32 network on: each batch is a list of examples, each with the
+// spec's input size.
+type Calibration interface {
+	// Next returns the next batch, or io.EOF after the last one.
+	Next() ([][]float32, error)
+}
+
+// sliceCalibration is FromSlices' Calibration.
+type sliceCalibration struct {
+	examples [][]float32
+	batch    int
+	pos      int
+}
+
+// FromSlices returns a Calibration over in-memory examples, batchSize at
+// a time (all at once if batchSize ≤ 0).
+func FromSlices(examples [][]float32, batchSize int) Calibration {
+	if batchSize <= 0 {
+		batchSize = max(len(examples), 1)
+	}
+	return &sliceCalibration{examples: examples, batch: batchSize}
+}
+
+func (c *sliceCalibration) Next() ([][]float32, error) {
+	if c.pos >= len(c.examples) {
+		return nil, io.EOF
+	}
+	end := min(c.pos+c.batch, len(c.examples))
+	b := c.examples[c.pos:end]
+	c.pos = end
+	return b, nil
+}
+
+// Config configures Quantize.
+type Config struct {
+	// Method chooses activation ranges; the zero value means MinMax.
+	Method Method
+	// Percentile is the percentile Percentile keeps, in (50, 100];
+	// 0 means 99.99.
+	Percentile float64
+	// Batches caps the calibration batches used; 0 means all.
+	Batches int
+	// Bins is the number of histogram bins on each side of zero; 0 means
+	// 2048.
+	Bins int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Method == "" {
+		c.Method = MinMax
+	}
+	if !c.Method.valid() {
+		return c, fmt.Errorf("quantize: unknown method %q (want minmax, percentile, entropy or mse)", c.Method)
+	}
+	if c.Percentile == 0 {
+		c.Percentile = 99.99
+	}
+	if !(c.Percentile > 50 && c.Percentile <= 100) {
+		return c, fmt.Errorf("quantize: percentile %v outside (50, 100]", c.Percentile)
+	}
+	if c.Batches < 0 {
+		return c, fmt.Errorf("quantize: negative batch count %d", c.Batches)
+	}
+	if c.Bins == 0 {
+		c.Bins = 2048
+	}
+	if c.Bins < 256 || c.Bins > 1<<16 {
+		return c, fmt.Errorf("quantize: bins %d outside [256, 65536]", c.Bins)
+	}
+	return c, nil
+}
+
+// Model is a post-training quantized network: the runtime's QuantModel
+// and how it was made. It compiles with Compile (runtime.CompileInt8)
+// and is stored with Save and Load.
+type Model struct {
+	runtime.QuantModel
+	// Method and Percentile record the calibration.
+	Method     Method
+	Percentile float64
+	// Fallback lists the linear and conv2d layers kept in float32.
+	Fallback []string
+}
+
+// Compile compiles the model for the INT8 runtime.
+func (m *Model) Compile() (*runtime.Program, error) { return runtime.CompileInt8(&m.QuantModel) }
+
+// ErrNoCalibrationData is returned when the calibration yields no
+// examples.
+var ErrNoCalibrationData = errors.New("quantize: calibration yielded no examples")
+
+// Quantize quantizes a float32 network after training (static
+// quantization): it runs the network on the calibration batches,
+// streaming a histogram of every activation that will be quantized (the
+// input and the outputs of linear, conv2d, tanh and sigmoid layers, after
+// a fused ReLU), chooses each one's clipping range with cfg.Method, and
+// quantizes weights per output channel to symmetric int8 (scale =
+// max|w|/127) and biases to int32 in units of input scale × weight scale.
+// Activations are asymmetric uint8 per tensor.
+func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calibration, cfg Config) (*Model, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	prog, err := runtime.Compile(spec, w)
+	if err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
+	}
+	hists := map[string]*histogram{"": newHistogram(cfg.Bins)} // "" is the input
+	for _, l := range spec.Layers {
+		switch l.Kind {
+		case model.KindLinear, model.KindConv2D, model.KindTanh, model.KindSigmoid:
+			hists[l.Name] = newHistogram(cfg.Bins)
+		}
+	}
+	in := prog.InputSize()
+	var x, out []float32
+	seen := 0
+	for b := 0; cfg.Batches == 0 || b < cfg.Batches; b++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("quantize: calibration: %w", err)
+		}
+		batch, err := calib.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("quantize: calibration batch %d: %w", b, err)
+		}
+		n := len(batch)
+		if n == 0 {
+			continue
+		}
+		x = slices.Grow(x[:0], n*in)[:n*in]
+		for i, ex := range batch {
+			if len(ex) != in {
+				return nil, fmt.Errorf("quantize: calibration batch %d example %d has %d values, the spec's input has %d", b, i, len(ex), in)
+			}
+			copy(x[i*in:], ex)
+		}
+		out = slices.Grow(out[:0], n*prog.Classes())[:n*prog.Classes()]
+		hists[""].add(x)
+		err = prog.Observe(x, n, out, func(layer string, data []float32) {
+			if h := hists[layer]; h != nil && layer != "" {
+				h.add(data)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("quantize: calibration batch %d: %w", b, err)
+		}
+		seen += n
+	}
+	if seen == 0 {
+		return nil, ErrNoCalibrationData
+	}
+	m := &Model{Method: cfg.Method, Percentile: cfg.Percentile}
+	m.Spec = spec
+	m.Act = make(map[string]runtime.QParams, len(hists))
+	for name, h := range hists {
+		a, b := clipRange(h, cfg.Method, cfg.Percentile)
+		q := actParams(a, b)
+		if name == "" {
+			m.Input = q
+		} else {
+			m.Act[name] = q
+		}
+	}
+	if m.Layers, err = quantizeWeights(spec, w, m.Input, m.Act); err != nil {
+		return nil, err
+	}
+	m.Float = model.Weights{}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
+	}
+	return m, nil
+}
+
+// inputScales returns, for each linear and conv2d layer, the scale of the
+// activation it reads: the input's, or that of the last producer before
+// it (max-pool, flatten, dropout and ReLU keep their input's).
+func inputScales(spec model.Spec, input runtime.QParams, act map[string]runtime.QParams) map[string]runtime.QParams {
+	out := map[string]runtime.QParams{}
+	cur := input
+	for _, l := range spec.Layers {
+		switch l.Kind {
+		case model.KindLinear, model.KindConv2D:
+			out[l.Name] = cur
+			cur = act[l.Name]
+		case model.KindTanh, model.KindSigmoid:
+			cur = act[l.Name]
+		}
+	}
+	return out
+}
+
+// quantizeWeights quantizes every linear and conv2d layer.
+func quantizeWeights(spec model.Spec, w model.Weights, input runtime.QParams, act map[string]runtime.QParams) (map[string]runtime.QLayer, error) {
+	ins := inputScales(spec, input, act)
+	layers := map[string]runtime.QLayer{}
+	for _, l := range spec.Layers {
+		if l.Kind != model.KindLinear && l.Kind != model.KindConv2D {
+			continue
+		}
+		ql, err := quantizeLayer(w[l.Name+".weight"].Data, w[l.Name+".bias"].Data, l.Out, ins[l.Name].Scale)
+		if err != nil {
+			return nil, fmt.Errorf("quantize: layer %q: %w", l.Name, err)
+		}
+		layers[l.Name] = ql
+	}
+	return layers, nil
+}
+
+// quantizeLayer quantizes one layer's weights (per output channel,
+// symmetric, [−127, 127]) and bias (int32, scale sIn·sW[c]).
+func quantizeLayer(wt, bias []float32, out int, sIn float32) (runtime.QLayer, error) {
+	fan := len(wt) / out
+	ql := runtime.QLayer{Weight: make([]int8, len(wt)), Scale: make([]float32, out), Bias: make([]int32, out)}
+	for c := 0; c < out; c++ {
+		row := wt[c*fan : (c+1)*fan]
+		var m float64
+		for _, v := range row {
+			m = max(m, math.Abs(float64(v)))
+		}
+		s := float32(m / 127)
+		if !(s > 0) {
+			s = 1 // an all-zero channel
+		}
+		ql.Scale[c] = s
+		for k, v := range row {
+			q := math.RoundToEven(float64(v) / float64(s))
+			ql.Weight[c*fan+k] = int8(min(max(q, -127), 127))
+		}
+		bq := math.RoundToEven(float64(bias[c]) / (float64(sIn) * float64(s)))
+		if bq > math.MaxInt32 || bq < math.MinInt32 {
+			return ql, fmt.Errorf("bias %d = %v overflows int32 at scale %v·%v", c, bias[c], sIn, s)
+		}
+		ql.Bias[c] = int32(bq)
+	}
+	return ql, nil
+}

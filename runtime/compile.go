@@ -1,0 +1,306 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/model"
+)
+
+// QParams are the parameters of an asymmetric uint8 quantization of a
+// tensor: x ≈ Scale·(q − ZeroPoint), q in [0, 255].
+type QParams struct {
+	Scale     float32 `json:"scale"`
+	ZeroPoint int32   `json:"zero_point"`
+}
+
+// Check reports whether the parameters are usable: a finite positive
+// scale and a zero point in [0, 255].
+func (q QParams) Check() error {
+	if !(q.Scale > 0) || math.IsInf(float64(q.Scale), 0) {
+		return fmt.Errorf("scale %v is not finite and positive", q.Scale)
+	}
+	if q.ZeroPoint < 0 || q.ZeroPoint > 255 {
+		return fmt.Errorf("zero point %d is outside [0, 255]", q.ZeroPoint)
+	}
+	return nil
+}
+
+// QLayer is a quantized linear or conv2d layer: symmetric int8 weights
+// with one scale per output channel, w ≈ Scale[c]·Weight, and an int32
+// bias in units of s_in·Scale[c], where s_in is the scale of the
+// layer's input activation.
+type QLayer struct {
+	Weight []int8    // PyTorch layout: [out, in] or [out, in, kh, kw]
+	Scale  []float32 // [out]
+	Bias   []int32   // [out]
+}
+
+// QuantModel is a post-training quantized network, as package quantize
+// produces it.
+//
+// Activations are quantized per tensor: Input for the network input and
+// Act[name] for the output of each linear and conv2d layer (after the
+// ReLU fused with it, i.e. a relu layer that follows it, possibly after
+// dropout layers) and of each tanh and sigmoid layer. Max-pool, flatten,
+// dropout and a ReLU that is not fused keep their input's parameters.
+//
+// Each linear and conv2d layer is either in Layers (run in INT8) or has
+// its float32 "<name>.weight" and "<name>.bias" in Float (run in
+// float32, the accuracy fallback).
+type QuantModel struct {
+	Spec   model.Spec
+	Input  QParams
+	Act    map[string]QParams
+	Layers map[string]QLayer
+	Float  model.Weights
+}
+
+// Compile compiles a float32 network for inference.
+func Compile(spec model.Spec, w model.Weights) (*Program, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	if err := spec.Check(w); err != nil {
+		return nil, fmt.Errorf("runtime: weights do not fit spec %q: %w", spec.Name, err)
+	}
+	return build(spec, w, nil)
+}
+
+// CompileInt8 compiles a quantized network. Layers in m.Layers run in
+// INT8 with uint8 activations between them; the others run in float32.
+func CompileInt8(m *QuantModel) (*Program, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return build(m.Spec, m.Float, m)
+}
+
+// Validate checks that m is complete and consistent: every linear and
+// conv2d layer quantized with tensors of the right sizes, finite positive
+// scales, or in float32 with finite weights of the right shapes; the
+// activation parameters the program needs present and in range.
+func (m *QuantModel) Validate() error {
+	if err := m.Spec.Validate(); err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	params, err := m.Spec.Params()
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	var errs []error
+	if err := m.Input.Check(); err != nil {
+		errs = append(errs, fmt.Errorf("input: %w", err))
+	}
+	for _, p := range params {
+		q, quant := m.Layers[p.Layer]
+		if !quant {
+			t, ok := m.Float[p.Name]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("layer %q is neither quantized nor has float tensor %q", p.Layer, p.Name))
+			case len(t.Data) != model.Numel(p.Shape) || model.Numel(t.Shape) != len(t.Data):
+				errs = append(errs, fmt.Errorf("float tensor %q has shape %v, want %v", p.Name, t.Shape, p.Shape))
+			default:
+				for _, v := range t.Data {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						errs = append(errs, fmt.Errorf("float tensor %q holds NaN or Inf", p.Name))
+						break
+					}
+				}
+			}
+			continue
+		}
+		out := p.Shape[0]
+		if len(p.Shape) > 1 { // weight
+			if len(q.Weight) != model.Numel(p.Shape) {
+				errs = append(errs, fmt.Errorf("layer %q: %d int8 weights, want %d (shape %v)", p.Layer, len(q.Weight), model.Numel(p.Shape), p.Shape))
+			}
+			if len(q.Scale) != out {
+				errs = append(errs, fmt.Errorf("layer %q: %d weight scales, want %d", p.Layer, len(q.Scale), out))
+			}
+			for c, s := range q.Scale {
+				if !(s > 0) || math.IsInf(float64(s), 0) {
+					errs = append(errs, fmt.Errorf("layer %q: weight scale %d is %v, want finite and positive", p.Layer, c, s))
+					break
+				}
+			}
+		} else if len(q.Bias) != out {
+			errs = append(errs, fmt.Errorf("layer %q: %d int32 biases, want %d", p.Layer, len(q.Bias), out))
+		}
+	}
+	for _, l := range m.Spec.Layers {
+		switch l.Kind {
+		case model.KindLinear, model.KindConv2D, model.KindTanh, model.KindSigmoid:
+			q, ok := m.Act[l.Name]
+			if !ok {
+				errs = append(errs, fmt.Errorf("no activation parameters for the output of layer %q", l.Name))
+			} else if err := q.Check(); err != nil {
+				errs = append(errs, fmt.Errorf("activation of layer %q: %w", l.Name, err))
+			}
+		}
+	}
+	for name := range m.Layers {
+		if l, _, ok := m.Spec.Layer(name); !ok || (l.Kind != model.KindLinear && l.Kind != model.KindConv2D) {
+			errs = append(errs, fmt.Errorf("quantized layer %q is not a linear or conv2d layer of the spec", name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("runtime: invalid quantized model %q: %w", m.Spec.Name, err)
+	}
+	return nil
+}
+
+// fusedReLU returns the index of the relu layer that layer i is fused
+// with (skipping dropout layers), or -1.
+func fusedReLU(layers []model.Layer, i int) int {
+	j := i + 1
+	for j < len(layers) && layers[j].Kind == model.KindDropout {
+		j++
+	}
+	if j < len(layers) && layers[j].Kind == model.KindReLU {
+		return j
+	}
+	return -1
+}
+
+// tensorState is what the builder knows of the activation between steps.
+type tensorState struct {
+	u8       bool    // held as uint8
+	q        QParams // its quantization parameters, if known
+	qok      bool
+	producer string // layer that produced it ("input" at first)
+}
+
+func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	p := &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}
+	quantized := func(name string) bool {
+		if qm == nil {
+			return false
+		}
+		_, ok := qm.Layers[name]
+		return ok
+	}
+	// needsFloat: does the first consumer after layer i want float32?
+	needsFloat := func(i int) bool {
+		for k := i + 1; k < len(spec.Layers); k++ {
+			switch l := spec.Layers[k]; l.Kind {
+			case model.KindLinear, model.KindConv2D:
+				return !quantized(l.Name)
+			case model.KindTanh, model.KindSigmoid:
+				_, ok := qm.Act[l.Name]
+				return !ok
+			}
+		}
+		return true // the logits
+	}
+	st := tensorState{producer: "input"}
+	if qm != nil {
+		st.q, st.qok = qm.Input, true
+	}
+	cur := spec.Input
+	for i := 0; i < len(spec.Layers); i++ {
+		l := spec.Layers[i]
+		out := shapes[i]
+		switch l.Kind {
+		case model.KindDropout, model.KindFlatten:
+		case model.KindLinear, model.KindConv2D:
+			relu := false
+			if j := fusedReLU(spec.Layers, i); j >= 0 {
+				relu, i = true, j
+			}
+			var g convGeom
+			fanIn := cur[0]
+			if l.Kind == model.KindConv2D {
+				g = convGeom{c: cur[0], h: cur[1], w: cur[2], o: l.Out, oh: out[1], ow: out[2],
+					k: l.Kernel, stride: max(l.Stride, 1), pad: l.Padding}
+				fanIn = g.kdim()
+			}
+			if quantized(l.Name) {
+				if !st.u8 {
+					if !st.qok {
+						return nil, fmt.Errorf("runtime: layer %q is quantized but the output of %q has no quantization parameters", l.Name, st.producer)
+					}
+					p.ops = append(p.ops, &quantizeOp{layer: st.producer, q: st.q})
+					st.u8 = true
+				}
+				ql := qm.Layers[l.Name]
+				pw := gemm.PackI8(ql.Weight, l.Out, fanIn)
+				outFloat := needsFloat(i)
+				outQ := qm.Act[l.Name]
+				rq := gemm.Requant{Offset: make([]int32, l.Out), Scale: make([]float32, l.Out), ReLU: relu}
+				for c := range rq.Offset {
+					rq.Offset[c] = ql.Bias[c] - st.q.ZeroPoint*pw.ColSums()[c]
+					s := float64(st.q.Scale) * float64(ql.Scale[c])
+					if !outFloat {
+						s /= float64(outQ.Scale)
+					}
+					rq.Scale[c] = float32(s)
+				}
+				if !outFloat {
+					rq.ZeroPoint = outQ.ZeroPoint
+				}
+				if l.Kind == model.KindLinear {
+					p.ops = append(p.ops, &linearI8{layer: l.Name, w: pw, rq: rq, outFloat: outFloat, outQ: outQ, in: fanIn, out: l.Out})
+				} else {
+					p.ops = append(p.ops, &convI8{layer: l.Name, g: g, w: pw, rq: rq, outFloat: outFloat, outQ: outQ})
+				}
+				st = tensorState{u8: !outFloat, q: outQ, qok: true, producer: l.Name}
+				break
+			}
+			if st.u8 {
+				p.ops = append(p.ops, &dequantizeOp{layer: st.producer})
+				st.u8 = false
+			}
+			wt, bt := w[l.Name+".weight"], w[l.Name+".bias"]
+			pw := gemm.PackF32(wt.Data, l.Out, fanIn)
+			bias := append([]float32(nil), bt.Data...)
+			if l.Kind == model.KindLinear {
+				p.ops = append(p.ops, &linearF32{layer: l.Name, w: pw, bias: bias, relu: relu, in: fanIn, out: l.Out})
+			} else {
+				p.ops = append(p.ops, &convF32{layer: l.Name, g: g, w: pw, bias: bias, relu: relu})
+			}
+			st = tensorState{producer: l.Name}
+			if qm != nil {
+				st.q, st.qok = qm.Act[l.Name], true
+			}
+		case model.KindMaxPool:
+			stride := l.Stride
+			if stride <= 0 {
+				stride = l.Kernel
+			}
+			p.ops = append(p.ops, &maxPoolOp{layer: l.Name, g: poolGeom{c: cur[0], h: cur[1], w: cur[2], oh: out[1], ow: out[2], k: l.Kernel, stride: stride}})
+		case model.KindReLU, model.KindTanh, model.KindSigmoid:
+			if st.u8 {
+				if l.Kind == model.KindReLU {
+					p.ops = append(p.ops, newLUT(l.Name, l.Kind, st.q, st.q))
+					break
+				}
+				if oq, ok := qm.Act[l.Name]; ok {
+					p.ops = append(p.ops, newLUT(l.Name, l.Kind, st.q, oq))
+					st = tensorState{u8: true, q: oq, qok: true, producer: l.Name}
+					break
+				}
+				p.ops = append(p.ops, &dequantizeOp{layer: st.producer})
+				st.u8 = false
+			}
+			p.ops = append(p.ops, &actF32{layer: l.Name, kind: l.Kind})
+			if l.Kind != model.KindReLU {
+				st = tensorState{producer: l.Name}
+				if qm != nil {
+					st.q, st.qok = qm.Act[l.Name]
+				}
+			}
+		default:
+			return nil, fmt.Errorf("runtime: layer %q: unsupported kind %q", l.Name, l.Kind)
+		}
+		cur = out
+	}
+	return p, nil
+}
