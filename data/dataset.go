@@ -58,6 +58,22 @@ func (d *Dataset) Subset(n int) *Dataset {
 	}
 }
 
+// Tail returns the last n examples (n<=0 or n>=Len → d itself), sharing
+// memory: a held-out slice for checks that must not see the test set.
+func (d *Dataset) Tail(n int) *Dataset {
+	if n <= 0 || n >= d.Len() {
+		return d
+	}
+	size, from := d.Size(), d.Len()-n
+	return &Dataset{
+		Name:    d.Name,
+		Shape:   append([]int(nil), d.Shape...),
+		Classes: d.Classes,
+		X:       d.X[from*size : d.Len()*size : d.Len()*size],
+		Y:       d.Y[from:d.Len():d.Len()],
+	}
+}
+
 // Gather copies the examples listed in idx, in that order, into x and
 // their labels into y: example idx[k] goes to x[k*Size() : (k+1)*Size()]
 // and y[k]. y may be nil when only inputs are needed. The buffers are

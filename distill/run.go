@@ -20,8 +20,10 @@ import (
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/runtime"
 	"github.com/distill-dev/distill/student"
 	"github.com/distill-dev/distill/teacher"
 	"github.com/distill-dev/distill/train"
@@ -130,8 +132,13 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		}
 		models = append(models, entries...)
 	}
+	int8s, err := run.quantizeStage(ctx, models)
+	if err != nil {
+		return nil, err
+	}
+	models = append(models, int8s...)
 	var rep *report.Report
-	err := run.timed("eval", func() error {
+	err = run.timed("eval", func() error {
 		var err error
 		rep, err = run.evaluate(ctx, models)
 		return err
@@ -198,16 +205,25 @@ func (run *runner) recordPath(name string) string {
 // finished reports whether the model named name was already produced
 // with the same key, and how long that took.
 func (run *runner) finished(name, key string) (float64, bool) {
+	secs, ok := run.recorded(name, key)
+	if !ok {
+		return 0, false
+	}
+	if _, _, err := model.Load(run.modelPath(name)); err != nil {
+		run.log.Warn("finished model is unreadable; training it again", "model", name, "err", err)
+		return 0, false
+	}
+	return secs, true
+}
+
+// recorded reports whether name's stage record has key.
+func (run *runner) recorded(name, key string) (float64, bool) {
 	b, err := os.ReadFile(run.recordPath(name))
 	if err != nil {
 		return 0, false
 	}
 	var rec stageRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Key != key {
-		return 0, false
-	}
-	if _, _, err := model.Load(run.modelPath(name)); err != nil {
-		run.log.Warn("finished model is unreadable; training it again", "model", name, "err", err)
 		return 0, false
 	}
 	return rec.Seconds, true
@@ -441,6 +457,8 @@ type evalEntry struct {
 	name, role, key string
 	method          string
 	alpha, T        float64
+	int8            bool   // an INT8 model file (package quantize)
+	source          string // the float model an INT8 one came from
 }
 
 func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([]evalEntry, error) {
@@ -534,11 +552,7 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 	for _, e := range entries {
 		run.opts.Progress(Event{Stage: "eval", Model: e.name, Message: "evaluating " + e.name})
 		path := run.modelPath(e.name)
-		spec, w, err := model.Load(path)
-		if err != nil {
-			return nil, fmt.Errorf("distill: eval: %w", err)
-		}
-		m, err := run.be.Load(spec, w)
+		spec, m, calibration, fallback, err := run.loadForEval(e, path)
 		if err != nil {
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
@@ -560,10 +574,43 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			Name: e.name, Role: e.role, Params: params, Bytes: fileSize(path),
 			Accuracy: met.Accuracy, Errors: met.Errors, Agreement: met.Agreement, ECE: met.ECE,
 			Path: filepath.ToSlash(rel), Method: e.method, Alpha: e.alpha, Temperature: e.T,
+			Calibration: calibration, FallbackLayers: fallback, Source: e.source,
 		})
 		run.log.Info("evaluated", "model", e.name, "accuracy", met.Accuracy, "errors", met.Errors, "agreement", met.Agreement, "ece", met.ECE)
 	}
 	return rep, nil
+}
+
+// closablePredictor is a model to evaluate.
+type closablePredictor interface {
+	eval.Predictor
+	Close() error
+}
+
+type program struct{ *runtime.Program }
+
+func (program) Close() error { return nil }
+
+// loadForEval loads a float model onto the run's backend, or an INT8
+// model into the INT8 runtime.
+func (run *runner) loadForEval(e evalEntry, path string) (model.Spec, closablePredictor, string, []string, error) {
+	if e.int8 {
+		q, err := quantize.Load(path)
+		if err != nil {
+			return model.Spec{}, nil, "", nil, err
+		}
+		p, err := q.Compile()
+		if err != nil {
+			return model.Spec{}, nil, "", nil, err
+		}
+		return q.Spec, program{p}, string(q.Method), q.Fallback, nil
+	}
+	spec, w, err := model.Load(path)
+	if err != nil {
+		return model.Spec{}, nil, "", nil, err
+	}
+	m, err := run.be.Load(spec, w)
+	return spec, m, "", nil, err
 }
 
 // fileSize is the size of a model's weights file: what it costs to ship.

@@ -43,8 +43,22 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("model %s: params %d bytes %d", m.Name, m.Params, m.Bytes)
 		}
 	}
-	if roles[distill.RoleTeacher] != 1 || roles[distill.RoleStudent] < 1 || roles[distill.RoleBaseline] < 1 {
-		t.Errorf("roles %v: want a teacher, students and baselines", roles)
+	if roles[distill.RoleTeacher] != 1 || roles[distill.RoleStudent] < 1 || roles[distill.RoleBaseline] < 1 || roles[report.RoleStudentInt8] != roles[distill.RoleStudent] {
+		t.Errorf("roles %v: want a teacher, students, baselines and an INT8 model of each student", roles)
+	}
+	acc := map[string]float64{}
+	for _, m := range rep.Models {
+		acc[m.Name] = m.Accuracy
+	}
+	for _, m := range rep.Models {
+		if m.Role == report.RoleStudentInt8 {
+			if m.Source == "" || m.Calibration != "entropy" {
+				t.Errorf("INT8 model %s: source %q calibration %q", m.Name, m.Source, m.Calibration)
+			}
+			if d := acc[m.Source] - m.Accuracy; d > 0.03 {
+				t.Errorf("INT8 %s lost %.3f accuracy against %s", m.Name, d, m.Source)
+			}
+		}
 	}
 	if rep.Models[0].Accuracy < 0.9 {
 		t.Errorf("teacher accuracy %v on the synthetic task, want >= 0.9", rep.Models[0].Accuracy)

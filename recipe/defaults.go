@@ -96,6 +96,13 @@ func (r *Recipe) fillDefaults() {
 		def("transfer.enabled", &r.Transfer.Enabled, true)
 	}
 	def("transfer.seed", &r.Transfer.Seed, r.Seed)
+	if r.given["quantize"] {
+		def("quantize.enabled", &r.Quantize.Enabled, true)
+	}
+	def("quantize.method", &r.Quantize.Method, "entropy")
+	def("quantize.percentile", &r.Quantize.Percentile, 99.99)
+	def("quantize.calibration", &r.Quantize.Calibration, 2048)
+	def("quantize.validation", &r.Quantize.Validation, 5000)
 	def("transfer.dtype", &r.Transfer.Dtype, "float32")
 	for i := range r.Students {
 		s := &r.Students[i]

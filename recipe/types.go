@@ -40,8 +40,11 @@ type Recipe struct {
 	Ensemble []EnsembleTeacher `yaml:"ensemble"`
 	// Transfer makes the teachers label an augmented transfer set once,
 	// cached on disk, which distilled students then train on.
-	Transfer   Transfer   `yaml:"transfer"`
-	Students   []Student  `yaml:"students"` // at least one
+	Transfer Transfer  `yaml:"transfer"`
+	Students []Student `yaml:"students"` // at least one
+	// Quantize turns the students (and optionally the teacher) into INT8
+	// models after training.
+	Quantize   Quantize   `yaml:"quantize"`
 	Eval       Eval       `yaml:"eval"`
 	Output     Output     `yaml:"output"`
 	Checkpoint Checkpoint `yaml:"checkpoint"`
@@ -208,6 +211,34 @@ type Student struct {
 type Distill struct {
 	Temperature float64 `yaml:"temperature"` // T > 0, default 4
 	Alpha       float64 `yaml:"alpha"`       // α in [0, 1], default 0.9
+}
+
+// Quantize configures post-training INT8 quantization: per-channel int8
+// weights, per-tensor uint8 activations calibrated on training examples,
+// and, with a budget, the most sensitive layers kept in float32 until the
+// accuracy drop (measured on held-out training examples) is within it.
+type Quantize struct {
+	// Enabled turns quantization on; default true when the section is
+	// present.
+	Enabled bool `yaml:"enabled"`
+	// Method calibrates activation ranges: entropy (default), minmax,
+	// percentile or mse.
+	Method string `yaml:"method"`
+	// Percentile for method percentile, in (50, 100], default 99.99.
+	Percentile float64 `yaml:"percentile"`
+	// Calibration is the number of training examples calibrated on, ≥ 1,
+	// default 2048.
+	Calibration int `yaml:"calibration"`
+	// MaxDrop is the accuracy budget: the largest acceptable drop against
+	// float32, as a fraction (0.001 = 0.1 points), or relative with
+	// Relative; 0 (default) quantizes every layer without checking.
+	MaxDrop  float64 `yaml:"max_drop"`
+	Relative bool    `yaml:"relative"`
+	// Validation is the number of held-out training examples (the last
+	// ones) the budget is checked on, ≥ 1, default 5000.
+	Validation int `yaml:"validation"`
+	// Teacher also quantizes the teacher(s); default false.
+	Teacher bool `yaml:"teacher"`
 }
 
 // Eval configures evaluation.

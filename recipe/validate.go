@@ -49,6 +49,16 @@ func (r *Recipe) check() []Problem {
 	r.checkTeacher(&ps, input, classes)
 	r.checkEnsemble(&ps, input, classes)
 	r.checkTransfer(&ps, input)
+	q := r.Quantize
+	ps.oneOf("quantize.method", q.Method, []string{"entropy", "minmax", "percentile", "mse"})
+	if !(q.Percentile > 50 && q.Percentile <= 100) {
+		ps.add("quantize.percentile", "must be in (50, 100], got %v", q.Percentile)
+	}
+	ps.atLeast("quantize.calibration", q.Calibration, 1)
+	ps.atLeast("quantize.validation", q.Validation, 1)
+	if !(q.MaxDrop >= 0 && q.MaxDrop < 1) {
+		ps.add("quantize.max_drop", "must be in [0, 1) (a fraction: 0.001 is 0.1 points), got %v", q.MaxDrop)
+	}
 	ps.training("training", r.Training, Training{})
 	r.checkStudents(&ps, input, classes)
 

@@ -20,6 +20,9 @@ const (
 	RoleTeacher  = "teacher"  // the large model distilled from
 	RoleStudent  = "student"  // a small model trained with the teacher
 	RoleBaseline = "baseline" // a student's architecture trained without it
+	// INT8 versions of a student or teacher (post-training quantization).
+	RoleStudentInt8 = "student-int8"
+	RoleTeacherInt8 = "teacher-int8"
 )
 
 // maxJSONSize bounds the report ReadJSON reads.
@@ -40,6 +43,12 @@ type Report struct {
 	Created time.Time `json:"created"`
 	// Version is the version of distill that wrote the report.
 	Version string `json:"version,omitempty"`
+	// Machine is the computer the serving numbers were measured on.
+	Machine *Machine `json:"machine,omitempty"`
+	// Price is the price the costs assume.
+	Price *Pricing `json:"price,omitempty"`
+	// TrainingCost is what the run's stages cost at Price.
+	TrainingCost *TrainingCost `json:"training_cost,omitempty"`
 }
 
 // Dataset names the data and the number of examples in each split.
@@ -72,8 +81,21 @@ type Model struct {
 	// of a student trained with knowledge distillation.
 	Temperature float64 `json:"temperature,omitempty"`
 	Alpha       float64 `json:"alpha,omitempty"`
+	// Calibration is an INT8 model's activation calibration method and
+	// FallbackLayers the layers kept in float32 to meet the accuracy
+	// budget (see package quantize).
+	Calibration    string   `json:"calibration,omitempty"`
+	FallbackLayers []string `json:"fallback_layers,omitempty"`
+	// Source names the float model an INT8 model was quantized from.
+	Source string `json:"source,omitempty"`
 	// TrainSeconds is how long training the model took.
 	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	// Serving is the model's measured latency, throughput and memory;
+	// absent when it was not measured.
+	Serving *Serving `json:"serving,omitempty"`
+	// Cost is what serving the model costs at the report's price, and
+	// whether making it paid off; absent when it was not priced.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // Stage is one timed step of a run.
@@ -95,9 +117,9 @@ func (r *Report) validate() error {
 	}
 	for _, m := range r.Models {
 		switch m.Role {
-		case RoleTeacher, RoleStudent, RoleBaseline:
+		case RoleTeacher, RoleStudent, RoleBaseline, RoleStudentInt8, RoleTeacherInt8:
 		default:
-			errs = append(errs, fmt.Errorf("model %q: role %q, want %q, %q or %q", m.Name, m.Role, RoleTeacher, RoleStudent, RoleBaseline))
+			errs = append(errs, fmt.Errorf("model %q: role %q, want one of %q, %q, %q, %q, %q", m.Name, m.Role, RoleTeacher, RoleStudent, RoleBaseline, RoleStudentInt8, RoleTeacherInt8))
 		}
 		finite(fmt.Sprintf("model %q: accuracy", m.Name), m.Accuracy)
 		finite(fmt.Sprintf("model %q: agreement", m.Name), m.Agreement)
@@ -105,9 +127,23 @@ func (r *Report) validate() error {
 		finite(fmt.Sprintf("model %q: temperature", m.Name), m.Temperature)
 		finite(fmt.Sprintf("model %q: alpha", m.Name), m.Alpha)
 		finite(fmt.Sprintf("model %q: train_seconds", m.Name), m.TrainSeconds)
+		if m.Serving != nil {
+			m.Serving.numbers(fmt.Sprintf("model %q: serving.", m.Name), finite)
+		}
+		if m.Cost != nil {
+			m.Cost.numbers(fmt.Sprintf("model %q: cost.", m.Name), finite)
+		}
 	}
 	for _, s := range r.Stages {
 		finite(fmt.Sprintf("stage %q: seconds", s.Name), s.Seconds)
+	}
+	if r.Price != nil {
+		r.Price.USDPerHour.numbers("price.usd_per_hour.", finite)
+		finite("price.latency_target_ms", r.Price.LatencyTargetMS)
+	}
+	if r.TrainingCost != nil {
+		finite("training_cost.seconds", r.TrainingCost.Seconds)
+		r.TrainingCost.USD.numbers("training_cost.usd.", finite)
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,115 @@
+package distill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/runtime"
+)
+
+// quantizeStage makes an INT8 model of every float model entry that the
+// recipe asks for, after training: calibrated on training examples and,
+// with a budget, with its most sensitive layers kept in float32.
+func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]evalEntry, error) {
+	q := run.r.Quantize
+	if !q.Enabled {
+		return nil, nil
+	}
+	var out []evalEntry
+	for _, e := range entries {
+		role := ""
+		switch {
+		case e.role == RoleStudent:
+			role = report.RoleStudentInt8
+		case e.role == RoleTeacher && q.Teacher:
+			role = report.RoleTeacherInt8
+		default:
+			continue
+		}
+		name := e.name + "-int8"
+		key := keyOf(e.key, q)
+		ie := evalEntry{name: name, role: role, key: key, int8: true, source: e.name, method: "int8 " + q.Method}
+		if secs, ok := run.finishedInt8(name, key); ok {
+			run.stages = append(run.stages, report.Stage{Name: "quantize:" + e.name, Seconds: secs})
+			out = append(out, ie)
+			continue
+		}
+		start := time.Now()
+		run.opts.Progress(Event{Stage: "quantize", Model: name, Message: fmt.Sprintf("quantizing %s to INT8 (%s calibration)", e.name, q.Method)})
+		m, err := run.quantize(ctx, e.name)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Save(run.modelPath(name)); err != nil {
+			return nil, fmt.Errorf("distill: save %s: %w", name, err)
+		}
+		secs := time.Since(start).Seconds()
+		run.stages = append(run.stages, report.Stage{Name: "quantize:" + e.name, Seconds: secs})
+		if err := run.record(name, key, secs); err != nil {
+			return nil, err
+		}
+		out = append(out, ie)
+	}
+	return out, nil
+}
+
+func (run *runner) finishedInt8(name, key string) (float64, bool) {
+	secs, ok := run.recorded(name, key)
+	if !ok {
+		return 0, false
+	}
+	if _, err := quantize.Load(run.modelPath(name)); err != nil {
+		run.log.Warn("finished INT8 model is unreadable; quantizing again", "model", name, "err", err)
+		return 0, false
+	}
+	return secs, true
+}
+
+func (run *runner) quantize(ctx context.Context, name string) (*quantize.Model, error) {
+	q := run.r.Quantize
+	spec, w, err := model.Load(run.modelPath(name))
+	if err != nil {
+		return nil, fmt.Errorf("distill: quantize: %w", err)
+	}
+	n := min(q.Calibration, run.train.Len())
+	examples := make([][]float32, n)
+	size := run.train.Size()
+	for i := range examples {
+		examples[i] = run.train.X[i*size : (i+1)*size]
+	}
+	m, err := quantize.Quantize(ctx, spec, w, quantize.FromSlices(examples, 256), quantize.Config{Method: quantize.Method(q.Method), Percentile: q.Percentile})
+	if err != nil {
+		return nil, fmt.Errorf("distill: quantize %s: %w", name, err)
+	}
+	if q.MaxDrop == 0 {
+		return m, nil
+	}
+	// The budget is checked on the last training examples, never on the
+	// test set the report measures.
+	nv := min(q.Validation, run.train.Len())
+	val := run.train.Tail(nv)
+	evaluate := func(p runtime.Predictor) (float64, error) {
+		logits, err := eval.Logits(ctx, p, val, size, spec.Classes, run.r.Eval.BatchSize)
+		if err != nil {
+			return 0, err
+		}
+		met, err := eval.Compute(logits, val.Y, nil, spec.Classes, run.r.Eval.ECEBins)
+		return met.Accuracy, err
+	}
+	best, rep, err := quantize.WithFallback(ctx, m, w, evaluate, quantize.Budget{MaxDrop: q.MaxDrop, Relative: q.Relative})
+	var be *quantize.BudgetError
+	switch {
+	case errors.As(err, &be):
+		run.log.Warn("INT8 accuracy budget not met; keeping the best model found", "model", name, "err", err)
+	case err != nil:
+		return nil, fmt.Errorf("distill: quantize %s: %w", name, err)
+	}
+	run.log.Info("quantized", "model", name, "fp32", rep.FP32Accuracy, "int8", rep.Int8Accuracy, "chosen", rep.Accuracy, "float_layers", rep.FloatLayers)
+	return best, nil
+}
