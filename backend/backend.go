@@ -49,6 +49,20 @@ type Model interface {
 	Close() error
 }
 
+// FeatureModel is a Model that can also return intermediate layer
+// outputs, so that a teacher's features can be read for feature
+// distillation (loss.Feature). Backends implement it on their Model type;
+// callers discover it with a type assertion.
+type FeatureModel interface {
+	Model
+	// ForwardFeatures runs the inference-mode forward pass (dropout off)
+	// of n examples x, as Forward does, writes the n × Classes logits into
+	// logits unless it is nil, and the output of each named layer into
+	// feats[i]: n × that layer's per-example size (model.Spec.Shapes),
+	// row-major. A layer may be named more than once.
+	ForwardFeatures(x []float32, n int, layers []string, logits []float32, feats [][]float32) error
+}
+
 // Trainer runs optimisation steps on a model.
 type Trainer interface {
 	// Step does one forward/backward pass and one optimiser update on b
@@ -78,14 +92,36 @@ type Batch struct {
 	Masks [][]float32
 	// LR is the learning rate for this step, after any schedule.
 	LR float64
+	// TeacherFeatures holds one entry per Objective.Features term, in
+	// order: the teacher layer's output for the N examples, N × that
+	// layer's per-example size, row-major (as FeatureModel's
+	// ForwardFeatures writes it). Required when the objective has feature
+	// terms, ignored otherwise.
+	TeacherFeatures [][]float32
 }
 
 // TrainConfig configures a trainer.
+//
+// Feature terms (Objective.Features) pair a student layer with a layer of
+// TeacherSpec; the trainer resolves them with loss.ResolveFeatures. A hint
+// whose shapes differ goes through an adapter (FitNets' regressor: a
+// linear map or a 1×1 convolution, loss.FeaturePlan.AdapterParams). The
+// adapters belong to the trainer, not to the model: they start from
+// loss.FeaturePlan.InitAdapter, are trained by the same optimizer as the
+// student, and are not part of Model.Weights (FitNets discards the
+// regressor after the hint stage). Their values and optimizer slots are
+// in the trainer's OptimizerState (see there), so a resumed run continues
+// them exactly. A backend that cannot train feature terms returns an error
+// wrapping errors.ErrUnsupported from NewTrainer rather than ignoring them.
 type TrainConfig struct {
 	// MaxBatch is the largest Batch.N that Step will be given.
 	MaxBatch  int
 	Objective loss.Objective
 	Optimizer Optimizer
+	// TeacherSpec is the teacher's architecture. It is required when the
+	// objective has feature terms, to find the teacher layers' shapes and
+	// so size the adapters; it is ignored otherwise.
+	TeacherSpec model.Spec
 }
 
 // Optimizer kinds.
@@ -126,10 +162,22 @@ func (o Optimizer) WithDefaults() Optimizer {
 // OptimizerState is an optimiser's state in a backend-neutral form:
 // tensors are named "<slot>/<param>", e.g. "m/fc1.weight" (Adam's first
 // moment) or "v/fc1.weight"; SGD uses "momentum/<param>".
+//
+// With feature terms, the adapters of TrainConfig's doc appear as
+// parameters named "adapter.<i>.weight" and "adapter.<i>.bias" (i is the
+// term's index in Objective.Features; PyTorch layout, as
+// loss.FeaturePlan.AdapterParams lists them): their slots as
+// "m/adapter.<i>.weight" and so on, and their current values, which no
+// model file holds, under the slot AdapterValueSlot, e.g.
+// "param/adapter.0.weight".
 type OptimizerState struct {
 	Step    int64
 	Tensors model.Weights
 }
+
+// AdapterValueSlot is the OptimizerState slot that holds the adapters'
+// current values.
+const AdapterValueSlot = "param"
 
 // Options select the device and threads of a backend.
 type Options struct {

@@ -13,13 +13,18 @@ import (
 //
 //	L = HardWeight·CE(s, y) + SoftWeight·T²·KL(softmax(t/T) ‖ softmax(s/T))
 //
-// averaged over the batch. With α the distillation weight, HardWeight = 1−α
-// and SoftWeight = α. The T² factor keeps the soft gradients' magnitude
-// independent of T.
+// averaged over the batch, plus any feature terms (hints and attention
+// transfer on intermediate layers), each weighted by its own Weight. With
+// α the distillation weight, HardWeight = 1−α and SoftWeight = α. The T²
+// factor keeps the soft gradients' magnitude independent of T.
 type Objective struct {
 	HardWeight  float64
 	SoftWeight  float64
 	Temperature float64
+	// Features are the intermediate-layer terms. With features, both
+	// weights above may be 0: FitNets' first stage trains on the hint
+	// alone.
+	Features []Feature
 }
 
 // CrossEntropyOnly is the plain hard-label objective.
@@ -36,28 +41,38 @@ func (o Objective) Validate() error {
 	if o.HardWeight < 0 || o.SoftWeight < 0 || math.IsNaN(o.HardWeight) || math.IsNaN(o.SoftWeight) {
 		errs = append(errs, fmt.Errorf("loss: weights must be >= 0 (hard %v, soft %v)", o.HardWeight, o.SoftWeight))
 	}
-	if o.HardWeight == 0 && o.SoftWeight == 0 {
-		errs = append(errs, errors.New("loss: both weights are 0, nothing to train"))
+	if o.HardWeight == 0 && o.SoftWeight == 0 && len(o.Features) == 0 {
+		errs = append(errs, errors.New("loss: both weights are 0 and there is no feature term, nothing to train"))
 	}
 	if o.SoftWeight > 0 && !(o.Temperature > 0) {
 		errs = append(errs, fmt.Errorf("loss: temperature must be > 0, got %v", o.Temperature))
 	}
+	for i, f := range o.Features {
+		if err := f.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("loss: feature term %d (%s): %w", i, f, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// NeedsTeacher reports whether the objective has a soft term.
+// NeedsTeacher reports whether the objective has a soft term, and so
+// needs the teacher's logits. Feature terms need the teacher's
+// intermediate outputs instead: see NeedsTeacherFeatures.
 func (o Objective) NeedsTeacher() bool { return o.SoftWeight > 0 }
 
-// Value is a batch's mean loss and its weighted parts (Total = Hard + Soft).
+// Value is a batch's mean loss and its weighted parts
+// (Total = Hard + Soft + Feature).
 type Value struct {
-	Total float64
-	Hard  float64 // HardWeight·CE
-	Soft  float64 // SoftWeight·T²·KL
+	Total   float64
+	Hard    float64 // HardWeight·CE
+	Soft    float64 // SoftWeight·T²·KL
+	Feature float64 // Σ Weight·term over Objective.Features
 }
 
-// Compute evaluates the objective for n rows of k logits. student and
-// teacher are n×k row-major; teacher may be nil when SoftWeight is 0. If
-// grad is non-nil it receives dL/dstudent (n×k).
+// Compute evaluates the objective's logit terms for n rows of k logits;
+// feature terms are computed by FeaturePlan.Compute, so Value.Feature is
+// 0 here. student and teacher are n×k row-major; teacher may be nil when
+// SoftWeight is 0. If grad is non-nil it receives dL/dstudent (n×k).
 func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int, grad []float32) (Value, error) {
 	return compute(o, student, teacher, labels, n, k, grad)
 }
@@ -148,7 +163,13 @@ func compute[F float32 | float64](o Objective, student, teacher []F, labels []in
 type NonFiniteError struct{ Value Value }
 
 func (e *NonFiniteError) Error() string {
-	return fmt.Sprintf("loss is not finite (total %v, hard %v, soft %v): lower the learning rate or check the inputs", e.Value.Total, e.Value.Hard, e.Value.Soft)
+	parts := fmt.Sprintf("total %v, hard %v, soft %v", e.Value.Total, e.Value.Hard, e.Value.Soft)
+	if e.Value.Feature != 0 {
+		// Only then: messages of objectives without feature terms are
+		// pinned in docs/reliability.md.
+		parts += fmt.Sprintf(", feature %v", e.Value.Feature)
+	}
+	return "loss is not finite (" + parts + "): lower the learning rate or check the inputs"
 }
 
 // logSoftmax writes log softmax(z/T) into out and returns log Σ exp(z/T).

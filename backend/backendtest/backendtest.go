@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
 	t.Run("AdamFirstStep", func(t *testing.T) { testAdam(t, open(t)) })
 	t.Run("OptimizerState", func(t *testing.T) { testState(t, open(t)) })
 	t.Run("LearnsSeparableData", func(t *testing.T) { testLearns(t, open(t)) })
+	runFeatures(t, open)
 }
 
 func load(t *testing.T, b backend.Backend, spec model.Spec, seed uint64) (backend.Model, model.Weights) {

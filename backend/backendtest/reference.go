@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/distill-dev/distill/model"
@@ -10,9 +11,26 @@ import (
 // loops, straight from the layer definitions. masks (one per dropout
 // layer, as in backend.Batch) may be nil for inference.
 func ReferenceForward(spec model.Spec, w model.Weights, x []float32, n int, masks [][]float32) ([]float64, error) {
+	logits, _, err := ReferenceLayers(spec, w, x, n, masks, nil)
+	return logits, err
+}
+
+// ReferenceLayers is ReferenceForward that also returns the outputs of
+// the named layers: feats[i] holds n × layer i's per-example size values,
+// row-major, as backend.FeatureModel's ForwardFeatures writes them. A
+// dropout layer's output is masked when masks are given.
+func ReferenceLayers(spec model.Spec, w model.Weights, x []float32, n int, masks [][]float32, layers []string) (logits []float64, feats [][]float64, err error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	feats = make([][]float64, len(layers))
+	want := map[string][]int{} // layer name -> indices into layers
+	for i, name := range layers {
+		if _, _, ok := spec.Layer(name); !ok {
+			return nil, nil, fmt.Errorf("backendtest: spec %q has no layer %q", spec.Name, name)
+		}
+		want[name] = append(want[name], i)
 	}
 	in := model.Numel(spec.Input)
 	out := make([]float64, 0, n*spec.Classes)
@@ -113,8 +131,11 @@ func ReferenceForward(spec model.Spec, w model.Weights, x []float32, n int, mask
 				di++
 			}
 			shape = next
+			for _, i := range want[l.Name] {
+				feats[i] = append(feats[i], cur...)
+			}
 		}
 		out = append(out, cur...)
 	}
-	return out, nil
+	return out, feats, nil
 }

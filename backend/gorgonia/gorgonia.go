@@ -49,7 +49,7 @@ func (engine) Load(spec model.Spec, w model.Weights) (backend.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{p: p, fwd: map[int]*graph{}}, nil
+	return &Model{p: p, fwd: map[graphKey]*graph{}}, nil
 }
 
 func (engine) NewTrainer(m backend.Model, cfg backend.TrainConfig) (backend.Trainer, error) {
@@ -60,31 +60,75 @@ func (engine) NewTrainer(m backend.Model, cfg backend.TrainConfig) (backend.Trai
 	return newTrainer(gm, cfg)
 }
 
-// Model is a network held as gorgonia tensors.
+// Model is a network held as gorgonia tensors. It implements
+// backend.FeatureModel.
 type Model struct {
 	mu  sync.Mutex
 	p   *params
-	fwd map[int]*graph // inference graphs by batch size
+	fwd map[graphKey]*graph // inference graphs
+}
+
+var _ backend.FeatureModel = (*Model)(nil)
+
+// graphKey identifies an inference graph: its batch size and the layers
+// it reads out, joined by newlines (which layer names cannot contain).
+type graphKey struct {
+	batch  int
+	layers string
 }
 
 func (m *Model) Spec() model.Spec { return m.p.spec }
 
-// maxInferenceGraphs bounds the cache of per-batch-size graphs; beyond it
-// a request is padded up to a cached size.
-const maxInferenceGraphs = 8
+// maxInferenceGraphs bounds the cache of per-batch-size graphs of one
+// layer list; beyond it a request is padded up to a cached size.
+// maxLayerLists bounds the number of layer lists cached: a training loop
+// asks for one (or two, with Forward's empty list), so an older list's
+// graphs are dropped rather than kept forever.
+const (
+	maxInferenceGraphs = 8
+	maxLayerLists      = 4
+)
 
 func (m *Model) Forward(x []float32, n int, out []float32) error {
+	if k := m.p.spec.Classes; n > 0 && len(out) < n*k {
+		return fmt.Errorf("gorgonia: forward of %d examples needs %d outputs, got %d", n, n*k, len(out))
+	}
+	return m.ForwardFeatures(x, n, nil, out, nil)
+}
+
+// ForwardFeatures implements backend.FeatureModel: one inference pass
+// yields the logits and the named layers' outputs, read out of the graph
+// with G.Read because the tape machine reuses intermediate buffers.
+func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []float32, feats [][]float32) error {
 	spec := m.p.spec
 	in := model.Numel(spec.Input)
 	if n <= 0 {
 		return nil
 	}
-	if len(x) < n*in || len(out) < n*spec.Classes {
-		return fmt.Errorf("gorgonia: forward of %d examples needs %d inputs and %d outputs, got %d and %d", n, n*in, n*spec.Classes, len(x), len(out))
+	if len(feats) != len(layers) {
+		return fmt.Errorf("gorgonia: %d layers requested but %d feature buffers given", len(layers), len(feats))
+	}
+	if len(x) < n*in || (logits != nil && len(logits) < n*spec.Classes) {
+		return fmt.Errorf("gorgonia: forward of %d examples needs %d inputs and %d outputs, got %d and %d", n, n*in, n*spec.Classes, len(x), len(logits))
+	}
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return err
+	}
+	sizes := make([]int, len(layers))
+	for i, name := range layers {
+		_, li, ok := spec.Layer(name)
+		if !ok {
+			return fmt.Errorf("gorgonia: model %q has no layer %q", spec.Name, name)
+		}
+		sizes[i] = model.Numel(shapes[li])
+		if len(feats[i]) < n*sizes[i] {
+			return fmt.Errorf("gorgonia: the output of layer %q for %d examples needs %d values, the buffer has %d", name, n, n*sizes[i], len(feats[i]))
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	gr, err := m.graphFor(n)
+	gr, err := m.graphFor(n, layers)
 	if err != nil {
 		return err
 	}
@@ -96,37 +140,73 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 		if err := gr.run(); err != nil {
 			return fmt.Errorf("gorgonia: forward: %w", err)
 		}
-		logits := gr.out.Data().([]float32)
-		copy(out[off*spec.Classes:(off+rows)*spec.Classes], logits[:rows*spec.Classes])
+		if logits != nil {
+			k := spec.Classes
+			copy(logits[off*k:(off+rows)*k], gr.out.Data().([]float32)[:rows*k])
+		}
+		for i, sz := range sizes {
+			copy(feats[i][off*sz:(off+rows)*sz], gr.feats[i].Data().([]float32)[:rows*sz])
+		}
 	}
 	return nil
 }
 
-func (m *Model) graphFor(n int) (*graph, error) {
-	if gr, ok := m.fwd[n]; ok {
+func (m *Model) graphFor(n int, layers []string) (*graph, error) {
+	key := graphKey{n, strings.Join(layers, "\n")}
+	if gr, ok := m.fwd[key]; ok {
 		return gr, nil
 	}
-	if len(m.fwd) >= maxInferenceGraphs {
+	sizes, lists := 0, map[string]bool{}
+	for k := range m.fwd {
+		lists[k.layers] = true
+		if k.layers == key.layers {
+			sizes++
+		}
+	}
+	if sizes >= maxInferenceGraphs {
 		// Prefer the smallest cached size that holds n; else the largest,
-		// which Forward then runs in chunks.
+		// which ForwardFeatures then runs in chunks.
 		fit, largest := 0, 0
-		for b := range m.fwd {
-			if b >= n && (fit == 0 || b < fit) {
-				fit = b
+		for k := range m.fwd {
+			if k.layers != key.layers {
+				continue
 			}
-			largest = max(largest, b)
+			if k.batch >= n && (fit == 0 || k.batch < fit) {
+				fit = k.batch
+			}
+			largest = max(largest, k.batch)
 		}
 		if fit == 0 {
 			fit = largest
 		}
-		return m.fwd[fit], nil
+		return m.fwd[graphKey{fit, key.layers}], nil
 	}
-	gr, err := build(m.p, n, nil)
+	if !lists[key.layers] && len(lists) >= maxLayerLists {
+		m.dropLayerList(key.layers)
+	}
+	gr, err := build(m.p, n, layers, nil)
 	if err != nil {
 		return nil, err
 	}
-	m.fwd[n] = gr
+	m.fwd[key] = gr
 	return gr, nil
+}
+
+// dropLayerList closes the graphs of one cached layer list other than
+// keep, preferring any list but Forward's (the empty one).
+func (m *Model) dropLayerList(keep string) {
+	victim, found := "", false
+	for k := range m.fwd {
+		if k.layers != keep && (!found || victim == "") {
+			victim, found = k.layers, true
+		}
+	}
+	for k, gr := range m.fwd {
+		if k.layers == victim {
+			gr.Close()
+			delete(m.fwd, k)
+		}
+	}
 }
 
 func (m *Model) Weights() (model.Weights, error) {
@@ -146,6 +226,6 @@ func (m *Model) Close() error {
 	for _, gr := range m.fwd {
 		errs = append(errs, gr.Close())
 	}
-	m.fwd = map[int]*graph{}
+	m.fwd = map[graphKey]*graph{}
 	return errors.Join(errs...)
 }

@@ -1,11 +1,13 @@
 package gorgonia
 
 import (
+	"errors"
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -90,21 +92,34 @@ func (p *params) canonical(i int, src []float32) model.Tensor {
 // graph is one compiled computation for a fixed batch size: the forward
 // pass, and for training also the objective and its gradients.
 type graph struct {
-	g      *G.ExprGraph
-	batch  int
-	x      *tensor.Dense   // bound input
-	masks  []*tensor.Dense // bound dropout masks (training only)
-	pnodes G.Nodes         // parameter nodes, in params order
+	g     *G.ExprGraph
+	batch int
+	x     *tensor.Dense   // bound input
+	masks []*tensor.Dense // bound dropout masks of the layers built (training only)
+	// pnodes holds the parameter nodes in params order; nil for the
+	// parameters of layers the graph does not build (a training graph
+	// with only feature terms stops at its deepest student layer).
+	pnodes G.Nodes
+	anodes G.Nodes // adapter parameter nodes, in adapter params order
 	logits *G.Node
-	out    G.Value // logits read out (G.Read), safe from buffer reuse
+	out    G.Value   // logits read out (G.Read), safe from buffer reuse
+	feats  []G.Value // layers read out for ForwardFeatures, in request order
 	cost   *G.Node
 	vm     G.VM
 }
 
-// build constructs the graph. With st == nil it is an inference graph
-// (dropout is the identity); otherwise dropout multiplies by host-made
-// masks and the objective op closes the graph.
-func build(p *params, batch int, st *lossState) (*graph, error) {
+// trainSpec is what turns a forward pass into a training graph.
+type trainSpec struct {
+	obj   *lossState      // nil when the objective has no logit terms
+	feats []*featureState // one per feature term
+	ad    *params         // the feature terms' adapters (may have no tensors)
+}
+
+// build constructs the graph. With tr == nil it is an inference graph
+// (dropout is the identity) that also reads out the outputs of the layers
+// named in read; otherwise dropout multiplies by host-made masks and the
+// objective and feature ops close the graph.
+func build(p *params, batch int, read []string, tr *trainSpec) (*graph, error) {
 	spec := p.spec
 	gr := &graph{g: G.NewGraph(), batch: batch}
 	g := gr.g
@@ -112,19 +127,34 @@ func build(p *params, batch int, st *lossState) (*graph, error) {
 	gr.x = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(inShape...))
 	x := G.NodeFromAny(g, gr.x, G.WithName("x"))
 
+	// Without logit terms, the layers after the deepest feature layer do
+	// not affect the cost: leave them (and their parameters, which
+	// gorgonia could not differentiate) out of the graph.
+	last := len(spec.Layers) - 1
+	if tr != nil && tr.obj == nil {
+		last = 0
+		for _, fs := range tr.feats {
+			_, li, _ := spec.Layer(fs.plan.Student)
+			last = max(last, li)
+		}
+	}
 	byName := map[string]*G.Node{}
+	gr.pnodes = make(G.Nodes, len(p.list))
 	for i, pr := range p.list {
-		v := p.values[i]
-		n := G.NodeFromAny(g, v, G.WithName(pr.Name))
-		gr.pnodes = append(gr.pnodes, n)
+		if _, li, _ := spec.Layer(pr.Layer); li > last {
+			continue
+		}
+		n := G.NodeFromAny(g, p.values[i], G.WithName(pr.Name))
+		gr.pnodes[i] = n
 		byName[pr.Name] = n
 	}
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return nil, err
 	}
+	outs := map[string]*G.Node{} // each layer's output
 	h := x
-	for li, l := range spec.Layers {
+	for li, l := range spec.Layers[:last+1] {
 		switch l.Kind {
 		case model.KindLinear:
 			if h, err = G.Mul(h, byName[l.Name+".weight"]); err == nil {
@@ -151,8 +181,8 @@ func build(p *params, batch int, st *lossState) (*graph, error) {
 		case model.KindSigmoid:
 			h, err = G.Sigmoid(h)
 		case model.KindDropout:
-			if st == nil || l.Rate == 0 {
-				continue
+			if tr == nil || l.Rate == 0 {
+				break // the identity
 			}
 			m := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(h.Shape().Clone()...))
 			gr.masks = append(gr.masks, m)
@@ -163,21 +193,104 @@ func build(p *params, batch int, st *lossState) (*graph, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gorgonia: building layer %q (%s): %w", l.Name, l.Kind, err)
 		}
+		outs[l.Name] = h
 	}
 	gr.logits = h
-	if st == nil {
+	if tr == nil {
 		G.Read(h, &gr.out)
+		gr.feats = make([]G.Value, len(read))
+		for i, name := range read {
+			n, ok := outs[name]
+			if !ok {
+				return nil, fmt.Errorf("gorgonia: model %q has no layer %q", spec.Name, name)
+			}
+			G.Read(n, &gr.feats[i])
+		}
 		gr.vm = G.NewTapeMachine(g)
 		return gr, nil
 	}
-	if gr.cost, err = G.ApplyOp(objectiveOp{st}, h); err != nil {
-		return nil, fmt.Errorf("gorgonia: building the objective: %w", err)
+	return gr, gr.closeTraining(tr, outs)
+}
+
+// closeTraining adds the loss terms to a training graph and its
+// gradients with respect to every parameter in it, adapters included.
+func (gr *graph) closeTraining(tr *trainSpec, outs map[string]*G.Node) error {
+	var terms G.Nodes
+	if tr.obj != nil {
+		c, err := G.ApplyOp(objectiveOp{tr.obj}, gr.logits)
+		if err != nil {
+			return fmt.Errorf("gorgonia: building the objective: %w", err)
+		}
+		terms = append(terms, c)
 	}
-	if _, err = G.Grad(gr.cost, gr.pnodes...); err != nil {
-		return nil, fmt.Errorf("gorgonia: differentiating: %w", err)
+	ad := map[string]*G.Node{}
+	for i, pr := range tr.ad.list {
+		n := G.NodeFromAny(gr.g, tr.ad.values[i], G.WithName(pr.Name))
+		gr.anodes = append(gr.anodes, n)
+		ad[pr.Name] = n
 	}
-	gr.vm = G.NewTapeMachine(g, G.BindDualValues(gr.pnodes...))
-	return gr, nil
+	for _, fs := range tr.feats {
+		c, err := featureTerm(gr.batch, outs[fs.plan.Student], fs, ad)
+		if err != nil {
+			return fmt.Errorf("gorgonia: building feature term %d (%s): %w", fs.plan.Index, fs.plan.Feature, err)
+		}
+		terms = append(terms, c)
+	}
+	if len(terms) == 0 {
+		return errors.New("gorgonia: the objective has no term to train")
+	}
+	gr.cost = terms[0]
+	for _, c := range terms[1:] {
+		var err error
+		if gr.cost, err = G.Add(gr.cost, c); err != nil {
+			return fmt.Errorf("gorgonia: summing the loss terms: %w", err)
+		}
+	}
+	var wrt G.Nodes
+	for _, n := range gr.pnodes {
+		if n != nil {
+			wrt = append(wrt, n)
+		}
+	}
+	wrt = append(wrt, gr.anodes...)
+	if _, err := G.Grad(gr.cost, wrt...); err != nil {
+		return fmt.Errorf("gorgonia: differentiating: %w", err)
+	}
+	gr.vm = G.NewTapeMachine(gr.g, G.BindDualValues(wrt...))
+	return nil
+}
+
+// featureTerm applies the term's adapter to the student layer's output s
+// and closes it with the fused loss op.
+func featureTerm(batch int, s *G.Node, fs *featureState, ad map[string]*G.Node) (*G.Node, error) {
+	p := fs.plan
+	a := s
+	var err error
+	if ps := p.AdapterParams(); ps != nil {
+		w, b := ad[ps[0].Name], ad[ps[1].Name]
+		switch p.Adapter {
+		case loss.AdapterLinear:
+			if a.Dims() != 2 {
+				a, err = G.Reshape(a, tensor.Shape{batch, model.Numel(p.StudentShape)})
+			}
+			if err == nil {
+				a, err = G.Mul(a, w)
+			}
+			if err == nil {
+				a, err = G.BroadcastAdd(a, b, nil, []byte{0})
+			}
+		case loss.AdapterConv1x1:
+			if a, err = G.Conv2d(a, w, tensor.Shape{1, 1}, []int{0, 0}, []int{1, 1}, []int{1, 1}); err == nil {
+				a, err = G.BroadcastAdd(a, b, nil, []byte{0, 2, 3})
+			}
+		default:
+			err = fmt.Errorf("unknown adapter %q", p.Adapter)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("adapter %s: %w", p.AdapterName(), err)
+		}
+	}
+	return G.ApplyOp(featureOp{st: fs, dims: a.Dims()}, a)
 }
 
 // run executes the graph once.

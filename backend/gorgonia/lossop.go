@@ -69,27 +69,38 @@ func (op objectiveOp) String() string { return "DistillObjective" }
 
 func (op objectiveOp) DiffWRT(int) []bool { return []bool{true} }
 func (op objectiveOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(objectiveGradOp{op.st}, inputs[0], grad)
+	d, err := G.ApplyOp(storedGradOp{op.st, 2}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{d}, nil
 }
 
-// objectiveGradOp returns the gradient stored by objectiveOp's forward
-// pass, scaled by the upstream gradient (1 for the loss itself).
-type objectiveGradOp struct{ st *lossState }
+func (st *lossState) gradient() []float32 { return st.grad }
 
-func (op objectiveGradOp) Arity() int { return 2 }
-func (op objectiveGradOp) Type() hm.Type {
+// gradSource is a fused loss op's state: its forward pass leaves the
+// gradient of the loss with respect to the op's input there, shaped like
+// the input (batch rows, padding rows zero).
+type gradSource interface{ gradient() []float32 }
+
+// storedGradOp returns the gradient that a fused loss op's forward pass
+// stored, scaled by the upstream gradient (1 for the loss itself). src
+// is a pointer, so the op stays comparable and hashes by identity.
+type storedGradOp struct {
+	src  gradSource
+	dims int // of the input, and so of the gradient
+}
+
+func (op storedGradOp) Arity() int { return 2 }
+func (op storedGradOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	t := G.TensorType{Dims: 2, Of: a}
+	t := G.TensorType{Dims: op.dims, Of: a}
 	return hm.NewFnType(t, a, t)
 }
-func (op objectiveGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+func (op storedGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return ds[0].(tensor.Shape).Clone(), nil
 }
-func (op objectiveGradOp) Do(vs ...G.Value) (G.Value, error) {
+func (op storedGradOp) Do(vs ...G.Value) (G.Value, error) {
 	up := float32(1)
 	switch v := vs[1].(type) {
 	case *G.F32:
@@ -97,22 +108,23 @@ func (op objectiveGradOp) Do(vs ...G.Value) (G.Value, error) {
 	case tensor.Tensor:
 		up = v.Data().(float32)
 	}
-	out := make([]float32, len(op.st.grad))
-	for i, g := range op.st.grad {
+	grad := op.src.gradient()
+	out := make([]float32, len(grad))
+	for i, g := range grad {
 		out[i] = g * up
 	}
 	shape := vs[0].Shape().Clone()
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(out)), nil
 }
-func (op objectiveGradOp) ReturnsPtr() bool     { return false }
-func (op objectiveGradOp) CallsExtern() bool    { return false }
-func (op objectiveGradOp) OverwritesInput() int { return -1 }
-func (op objectiveGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "distill.objective.grad(%p)", op.st)
+func (op storedGradOp) ReturnsPtr() bool     { return false }
+func (op storedGradOp) CallsExtern() bool    { return false }
+func (op storedGradOp) OverwritesInput() int { return -1 }
+func (op storedGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "distill.storedgrad(%p)", op.src)
 }
-func (op objectiveGradOp) Hashcode() uint32 {
+func (op storedGradOp) Hashcode() uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
 }
-func (op objectiveGradOp) String() string { return "DistillObjectiveGrad" }
+func (op storedGradOp) String() string { return "DistillStoredGrad" }

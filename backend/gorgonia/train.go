@@ -1,11 +1,13 @@
 package gorgonia
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
 	"sync"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/distill-dev/distill/backend"
@@ -16,7 +18,9 @@ import (
 type trainer struct {
 	m     *Model
 	cfg   backend.TrainConfig
-	st    *lossState
+	st    *lossState      // nil without logit terms
+	feats []*featureState // one per feature term
+	all   *params         // the model's parameters, then the adapters
 	gr    *graph
 	opt   *hostOptimizer
 	drops []model.Layer
@@ -26,30 +30,50 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*trainer, error) {
 	if cfg.MaxBatch <= 0 {
 		return nil, fmt.Errorf("gorgonia: TrainConfig.MaxBatch must be > 0, got %d", cfg.MaxBatch)
 	}
-	if err := cfg.Objective.Validate(); err != nil {
+	obj := cfg.Objective
+	if err := obj.Validate(); err != nil {
 		return nil, err
 	}
 	spec := m.p.spec
-	st := &lossState{
-		obj:     cfg.Objective,
-		k:       spec.Classes,
-		labels:  make([]int32, cfg.MaxBatch),
-		teacher: make([]float32, cfg.MaxBatch*spec.Classes),
-		grad:    make([]float32, cfg.MaxBatch*spec.Classes),
+	t := &trainer{m: m, cfg: cfg}
+	if obj.HasLogitTerms() {
+		t.st = &lossState{
+			obj:     obj,
+			k:       spec.Classes,
+			labels:  make([]int32, cfg.MaxBatch),
+			teacher: make([]float32, cfg.MaxBatch*spec.Classes),
+			grad:    make([]float32, cfg.MaxBatch*spec.Classes),
+		}
 	}
-	gr, err := build(m.p, cfg.MaxBatch, st)
-	if err != nil {
+	var plans []loss.FeaturePlan
+	if obj.NeedsTeacherFeatures() {
+		if len(cfg.TeacherSpec.Layers) == 0 {
+			return nil, errors.New("gorgonia: the objective has feature terms: set TrainConfig.TeacherSpec to the teacher's architecture")
+		}
+		var err error
+		if plans, err = loss.ResolveFeatures(spec, cfg.TeacherSpec, obj.Features); err != nil {
+			return nil, err
+		}
+	}
+	for _, pl := range plans {
+		if _, _, clash := spec.Layer(pl.AdapterName()); clash && pl.AdapterParams() != nil {
+			return nil, fmt.Errorf("gorgonia: the student has a layer named %q, which is the name of feature term %d's adapter: rename the layer", pl.AdapterName(), pl.Index)
+		}
+		t.feats = append(t.feats, newFeatureState(pl, cfg.MaxBatch))
+	}
+	ad := newAdapterParams(plans)
+	t.all = m.p.join(ad)
+	var err error
+	if t.gr, err = build(m.p, cfg.MaxBatch, nil, &trainSpec{obj: t.st, feats: t.feats, ad: ad}); err != nil {
 		return nil, err
 	}
-	drops, _, err := spec.DropoutLayers()
-	if err != nil {
+	if t.drops, _, err = spec.DropoutLayers(); err != nil {
 		return nil, err
 	}
-	opt, err := newHostOptimizer(cfg.Optimizer, m.p)
-	if err != nil {
+	if t.opt, err = newHostOptimizer(cfg.Optimizer, t.all, len(ad.list)); err != nil {
 		return nil, err
 	}
-	return &trainer{m: m, cfg: cfg, st: st, gr: gr, opt: opt, drops: drops}, nil
+	return t, nil
 }
 
 func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
@@ -59,14 +83,26 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 	if n <= 0 || n > B {
 		return loss.Value{}, fmt.Errorf("gorgonia: batch of %d examples, trainer built for 1..%d", n, B)
 	}
-	if len(b.X) < n*in || len(b.Labels) < n {
-		return loss.Value{}, fmt.Errorf("gorgonia: batch of %d needs %d inputs and %d labels, got %d and %d", n, n*in, n, len(b.X), len(b.Labels))
+	if len(b.X) < n*in {
+		return loss.Value{}, fmt.Errorf("gorgonia: batch of %d needs %d inputs, got %d", n, n*in, len(b.X))
 	}
-	if t.st.obj.NeedsTeacher() && len(b.TeacherLogits) < n*k {
+	if t.st != nil && len(b.Labels) < n {
+		return loss.Value{}, fmt.Errorf("gorgonia: batch of %d needs %d labels, got %d", n, n, len(b.Labels))
+	}
+	if t.cfg.Objective.NeedsTeacher() && len(b.TeacherLogits) < n*k {
 		return loss.Value{}, fmt.Errorf("gorgonia: the objective distils from a teacher but the batch has %d of %d teacher logits", len(b.TeacherLogits), n*k)
 	}
-	if b.Masks != nil && len(b.Masks) != len(t.gr.masks) {
-		return loss.Value{}, fmt.Errorf("gorgonia: batch has %d dropout masks, the model has %d dropout layers", len(b.Masks), len(t.gr.masks))
+	if len(t.feats) > 0 && len(b.TeacherFeatures) != len(t.feats) {
+		return loss.Value{}, fmt.Errorf("gorgonia: the objective has %d feature terms but the batch has %d teacher features: set Batch.TeacherFeatures", len(t.feats), len(b.TeacherFeatures))
+	}
+	for i, fs := range t.feats {
+		if len(b.TeacherFeatures[i]) < n*fs.tper {
+			return loss.Value{}, fmt.Errorf("gorgonia: feature term %d (%s) needs %d teacher values (%d examples × layer %q's shape %v), got %d",
+				i, fs.plan.Feature, n*fs.tper, n, fs.plan.Teacher, fs.plan.TeacherShape, len(b.TeacherFeatures[i]))
+		}
+	}
+	if b.Masks != nil && len(b.Masks) != len(t.drops) {
+		return loss.Value{}, fmt.Errorf("gorgonia: batch has %d dropout masks, the model has %d dropout layers", len(b.Masks), len(t.drops))
 	}
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
@@ -74,12 +110,22 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 	xd := t.gr.x.Data().([]float32)
 	copy(xd, b.X[:n*in])
 	clear(xd[n*in:])
-	copy(t.st.labels, b.Labels[:n])
-	clear(t.st.labels[n:])
-	if t.st.obj.NeedsTeacher() {
-		copy(t.st.teacher, b.TeacherLogits[:n*k])
-		clear(t.st.teacher[n*k:])
+	if t.st != nil {
+		copy(t.st.labels, b.Labels[:n])
+		clear(t.st.labels[n:])
+		if t.st.obj.NeedsTeacher() {
+			copy(t.st.teacher, b.TeacherLogits[:n*k])
+			clear(t.st.teacher[n*k:])
+		}
+		t.st.n = n
 	}
+	for i, fs := range t.feats {
+		copy(fs.teacher, b.TeacherFeatures[i][:n*fs.tper])
+		clear(fs.teacher[n*fs.tper:])
+		fs.n = n
+	}
+	// The graph holds masks for the dropout layers it builds: all of
+	// them, or the first ones when it stops at the deepest feature layer.
 	for i, m := range t.gr.masks {
 		md := m.Data().([]float32)
 		if b.Masks == nil {
@@ -95,28 +141,56 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 		copy(md, b.Masks[i][:n*per])
 		clear(md[n*per:])
 	}
-	t.st.n = n
-	if err := t.gr.run(); err != nil {
-		if t.st.err != nil {
-			return t.st.value, t.st.err
+	err := t.gr.run()
+	v := t.value()
+	if err != nil {
+		if t.st != nil && t.st.err != nil {
+			return v, t.st.err
+		}
+		for _, fs := range t.feats {
+			if fs.err != nil {
+				return v, fs.err
+			}
 		}
 		return loss.Value{}, fmt.Errorf("gorgonia: training step: %w", err)
 	}
-	grads := make([]*tensor.Dense, len(t.gr.pnodes))
-	for i, pn := range t.gr.pnodes {
+	// Parameters the graph left out (after the deepest feature layer,
+	// without logit terms) have no gradient and are not updated, as
+	// torch.optim skips parameters whose .grad is None.
+	nodes := append(append(G.Nodes(nil), t.gr.pnodes...), t.gr.anodes...)
+	grads := make([]*tensor.Dense, len(nodes))
+	for i, pn := range nodes {
+		if pn == nil {
+			continue
+		}
 		gv, err := pn.Grad()
 		if err != nil {
-			return loss.Value{}, fmt.Errorf("gorgonia: gradient of %s: %w", t.m.p.list[i].Name, err)
+			return loss.Value{}, fmt.Errorf("gorgonia: gradient of %s: %w", t.all.list[i].Name, err)
 		}
 		grads[i] = gv.(*tensor.Dense)
 	}
-	err := t.opt.step(b.LR, grads)
+	err = t.opt.step(b.LR, grads)
 	// gorgonia accumulates into the gradient buffers: clear them for the
 	// next step, as its own solvers do.
 	for _, g := range grads {
-		g.Zero()
+		if g != nil {
+			g.Zero()
+		}
 	}
-	return t.st.value, err
+	return v, err
+}
+
+// value collects the step's loss parts from the fused ops' states.
+func (t *trainer) value() loss.Value {
+	var v loss.Value
+	if t.st != nil {
+		v = t.st.value
+	}
+	for _, fs := range t.feats {
+		v.Feature += fs.value
+	}
+	v.Total = v.Hard + v.Soft + v.Feature
+	return v
 }
 
 func (t *trainer) State() (backend.OptimizerState, error) {
@@ -138,15 +212,19 @@ func (t *trainer) Close() error { return t.gr.Close() }
 // state can be checkpointed by name, its arithmetic matches PyTorch's
 // torch.optim exactly, and the learning rate can change every step.
 type hostOptimizer struct {
-	cfg   backend.Optimizer
-	p     *params
+	cfg backend.Optimizer
+	p   *params
+	// The last owned parameters of p belong to the trainer (feature
+	// adapters) rather than to the model: no weights file holds them, so
+	// their values are part of the state.
+	owned int
 	t     int64
 	slots map[string][][]float32 // slot name -> per-param buffers (internal layout)
 }
 
-func newHostOptimizer(cfg backend.Optimizer, p *params) (*hostOptimizer, error) {
+func newHostOptimizer(cfg backend.Optimizer, p *params, owned int) (*hostOptimizer, error) {
 	cfg = cfg.WithDefaults()
-	o := &hostOptimizer{cfg: cfg, p: p, slots: map[string][][]float32{}}
+	o := &hostOptimizer{cfg: cfg, p: p, owned: owned, slots: map[string][][]float32{}}
 	var names []string
 	switch cfg.Kind {
 	case backend.Adam:
@@ -191,6 +269,9 @@ func (o *hostOptimizer) step(lr float64, grads []*tensor.Dense) error {
 		}()
 	}
 	for i, v := range o.p.values {
+		if grads[i] == nil {
+			continue // not in the graph: no gradient, no update
+		}
 		n := v.Shape().TotalSize()
 		for lo := 0; lo < n; lo += chunk {
 			work <- [3]int{i, lo, min(lo+chunk, n)}
@@ -258,7 +339,8 @@ func (o *hostOptimizer) sgd(lr float64, grads []*tensor.Dense) func(i, lo, hi in
 	}
 }
 
-// state exports the slots in PyTorch's layout, named "<slot>/<param>".
+// state exports the slots in PyTorch's layout, named "<slot>/<param>",
+// and the owned parameters' values as "param/<param>".
 func (o *hostOptimizer) state() backend.OptimizerState {
 	s := backend.OptimizerState{Step: o.t, Tensors: model.Weights{}}
 	for slot, bufs := range o.slots {
@@ -266,22 +348,46 @@ func (o *hostOptimizer) state() backend.OptimizerState {
 			s.Tensors[slot+"/"+pr.Name] = o.p.canonical(i, bufs[i])
 		}
 	}
+	for i := len(o.p.list) - o.owned; i < len(o.p.list); i++ {
+		s.Tensors[backend.AdapterValueSlot+"/"+o.p.list[i].Name] = o.p.canonical(i, o.p.values[i].Data().([]float32))
+	}
 	return s
 }
 
 func (o *hostOptimizer) setState(s backend.OptimizerState) error {
+	// Check everything before changing anything, so that a bad state
+	// leaves the optimizer as it was.
+	type restore struct {
+		dst []float32
+		t   model.Tensor
+		i   int
+	}
+	var todo []restore
+	need := func(name string, i int, dst []float32) error {
+		t, ok := s.Tensors[name]
+		if !ok {
+			return fmt.Errorf("gorgonia: optimizer state lacks %q: it was saved by a trainer with another optimizer or objective", name)
+		}
+		if len(t.Data) != len(dst) {
+			return fmt.Errorf("gorgonia: optimizer state %q has %d values, want %d", name, len(t.Data), len(dst))
+		}
+		todo = append(todo, restore{dst, t, i})
+		return nil
+	}
 	for slot, bufs := range o.slots {
 		for i, pr := range o.p.list {
-			name := slot + "/" + pr.Name
-			t, ok := s.Tensors[name]
-			if !ok {
-				return fmt.Errorf("gorgonia: optimizer state lacks %q", name)
+			if err := need(slot+"/"+pr.Name, i, bufs[i]); err != nil {
+				return err
 			}
-			if len(t.Data) != len(bufs[i]) {
-				return fmt.Errorf("gorgonia: optimizer state %q has %d values, want %d", name, len(t.Data), len(bufs[i]))
-			}
-			copy(bufs[i], toInternal(o.p.spec, pr, t).Data().([]float32))
 		}
+	}
+	for i := len(o.p.list) - o.owned; i < len(o.p.list); i++ {
+		if err := need(backend.AdapterValueSlot+"/"+o.p.list[i].Name, i, o.p.values[i].Data().([]float32)); err != nil {
+			return err
+		}
+	}
+	for _, r := range todo {
+		copy(r.dst, toInternal(o.p.spec, o.p.list[r.i], r.t).Data().([]float32))
 	}
 	o.t = s.Step
 	return nil
