@@ -16,6 +16,7 @@ import (
 
 	"github.com/distill-dev/distill/backend"
 	_ "github.com/distill-dev/distill/backend/gorgonia" // the embedded default backend
+	"github.com/distill-dev/distill/cost"
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
@@ -147,6 +148,9 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	rep.Stages = run.stages
+	if err := run.price(rep); err != nil {
+		return nil, err
+	}
 	if err := rep.WriteJSON(filepath.Join(run.out, "report.json")); err != nil {
 		return nil, err
 	}
@@ -155,6 +159,28 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 	}
 	run.opts.Progress(Event{Stage: "report", Message: "wrote " + filepath.Join(run.out, "report.json"), Done: true})
 	return rep, nil
+}
+
+// price turns the serving measurements and stage times into costs.
+func (run *runner) price(rep *report.Report) error {
+	sv := run.r.Serving
+	if !sv.MeasureEnabled() {
+		return nil
+	}
+	host := cost.Host(run.be.Device())
+	rep.Machine = &host
+	opts := cost.Options{Machine: sv.Machine, LatencyTarget: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond))}
+	if sv.Prices != "" {
+		t, err := cost.LoadPrices(sv.Prices)
+		if err != nil {
+			return fmt.Errorf("distill: serving.prices: %w", err)
+		}
+		opts.Prices = t
+	}
+	if err := cost.Apply(rep, opts); err != nil {
+		return fmt.Errorf("distill: price the models: %w", err)
+	}
+	return nil
 }
 
 func (run *runner) timed(stage string, f func() error) error {
@@ -557,10 +583,26 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
 		logits, err := eval.Logits(ctx, m, run.test, run.test.Size(), spec.Classes, run.r.Eval.BatchSize)
-		m.Close()
 		if err != nil {
+			m.Close()
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
+		var serving *report.Serving
+		if sv := run.r.Serving; sv.MeasureEnabled() {
+			run.opts.Progress(Event{Stage: "serving", Model: e.name, Message: "measuring serving latency and throughput of " + e.name})
+			meas, err := cost.Measure(ctx, m, run.test.Size(), cost.MeasureOptions{
+				Outputs:  spec.Classes,
+				Batches:  sv.Batches,
+				Duration: time.Duration(sv.Seconds * float64(time.Second)),
+				Sample:   run.test.X[:min(run.test.Len(), 256)*run.test.Size()],
+			})
+			if err != nil {
+				m.Close()
+				return nil, fmt.Errorf("distill: measure %s: %w", e.name, err)
+			}
+			serving = &meas
+		}
+		m.Close()
 		if e.name == "teacher" {
 			teacherLogits = logits // agreement is with the main teacher
 		}
@@ -575,6 +617,7 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			Accuracy: met.Accuracy, Errors: met.Errors, Agreement: met.Agreement, ECE: met.ECE,
 			Path: filepath.ToSlash(rel), Method: e.method, Alpha: e.alpha, Temperature: e.T,
 			Calibration: calibration, FallbackLayers: fallback, Source: e.source,
+			Serving: serving,
 		})
 		run.log.Info("evaluated", "model", e.name, "accuracy", met.Accuracy, "errors", met.Errors, "agreement", met.Agreement, "ece", met.ECE)
 	}

@@ -130,6 +130,7 @@ students:
   - name: s
     model: {hidden: [6]}
     distill: {temperature: 3, alpha: 0.9}
+serving: {measure: false}
 `
 
 // TestEnsembleWithTransferSet trains two teachers, has them label an

@@ -99,6 +99,11 @@ func (r *Recipe) fillDefaults() {
 	if r.given["quantize"] {
 		def("quantize.enabled", &r.Quantize.Enabled, true)
 	}
+	def("serving.seconds", &r.Serving.Seconds, 2.0)
+	def("serving.latency_target_ms", &r.Serving.LatencyTargetMS, 100.0)
+	if len(r.Serving.Batches) == 0 && !r.given["serving.batches"] {
+		r.Serving.Batches = []int{1, 8, 32, 128, 256}
+	}
 	def("quantize.method", &r.Quantize.Method, "entropy")
 	def("quantize.percentile", &r.Quantize.Percentile, 99.99)
 	def("quantize.calibration", &r.Quantize.Calibration, 2048)

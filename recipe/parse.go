@@ -76,6 +76,7 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
 		}
 		r.Transfer.CacheDir = resolve(dir, r.Transfer.CacheDir)
+		r.Serving.Prices = resolve(dir, r.Serving.Prices)
 	}
 
 	all := d.problems

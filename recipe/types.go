@@ -45,6 +45,7 @@ type Recipe struct {
 	// Quantize turns the students (and optionally the teacher) into INT8
 	// models after training.
 	Quantize   Quantize   `yaml:"quantize"`
+	Serving    Serving    `yaml:"serving"`
 	Eval       Eval       `yaml:"eval"`
 	Output     Output     `yaml:"output"`
 	Checkpoint Checkpoint `yaml:"checkpoint"`
@@ -240,6 +241,29 @@ type Quantize struct {
 	// Teacher also quantizes the teacher(s); default false.
 	Teacher bool `yaml:"teacher"`
 }
+
+// Serving configures the serving-cost measurement of every model and the
+// prices it is turned into $ per 1M requests with (see docs/cost.md).
+type Serving struct {
+	// Measure turns the measurement on; default true.
+	Measure *bool `yaml:"measure"`
+	// Seconds each batch size is timed, > 0, default 2.
+	Seconds float64 `yaml:"seconds"`
+	// Batches whose throughput is timed; default [1, 8, 32, 128, 256].
+	Batches []int `yaml:"batches"`
+	// LatencyTargetMS bounds the p99 latency of the batch size a model is
+	// priced at, > 0, default 100.
+	LatencyTargetMS float64 `yaml:"latency_target_ms"`
+	// Machine is the price-table entry the run is priced at; default
+	// chosen from the device.
+	Machine string `yaml:"machine"`
+	// Prices is a YAML price table merged over the built-in one; relative
+	// to the recipe file.
+	Prices string `yaml:"prices"`
+}
+
+// MeasureEnabled reports whether serving is measured (default true).
+func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {

@@ -49,6 +49,14 @@ func (r *Recipe) check() []Problem {
 	r.checkTeacher(&ps, input, classes)
 	r.checkEnsemble(&ps, input, classes)
 	r.checkTransfer(&ps, input)
+	ps.positive("serving.seconds", r.Serving.Seconds)
+	ps.positive("serving.latency_target_ms", r.Serving.LatencyTargetMS)
+	if len(r.Serving.Batches) == 0 {
+		ps.add("serving.batches", "must list at least one batch size")
+	}
+	for i, b := range r.Serving.Batches {
+		ps.atLeast(fmt.Sprintf("serving.batches[%d]", i), b, 1)
+	}
 	q := r.Quantize
 	ps.oneOf("quantize.method", q.Method, []string{"entropy", "minmax", "percentile", "mse"})
 	if !(q.Percentile > 50 && q.Percentile <= 100) {

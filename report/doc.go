@@ -29,10 +29,46 @@
 // but Schema.
 //
 // Each model has a role: RoleTeacher, RoleStudent (trained with the
-// teacher) or RoleBaseline (the student's architecture trained without a
-// teacher, the control that shows what distillation bought). Accuracy,
+// teacher), RoleBaseline (the student's architecture trained without a
+// teacher, the control that shows what distillation bought), or
+// RoleStudentInt8 and RoleTeacherInt8 (a post-training INT8 quantization
+// of the model its source field names). Accuracy,
 // agreement (the fraction of test examples on which a model predicts the
 // teacher's class) and ECE (expected calibration error) are fractions in
 // [0, 1]; errors counts misclassified test examples; bytes is the size of
 // the model's weights file.
+//
+// # Serving and cost
+//
+// A report whose models were measured and priced (by package cost) also
+// has, all optional:
+//
+//	"machine": {"os": "linux", "arch": "amd64", "cpu": "...", "cpus": 4, "gomaxprocs": 4, "device": "cpu"},
+//	"price": {"machine": "aws-c7i.xlarge", "currency": "USD",
+//	          "usd_per_hour": {"on_demand": 0.1785, "spot": 0.068, "reserved": 0.1124},
+//	          "source": "...", "as_of": "2025-06-01", "table": "default", "latency_target_ms": 100},
+//	"training_cost": {"seconds": 465, "usd": {"on_demand": 0.023, ...}},
+//
+// and on each measured model
+//
+//	"serving": {"latency_ms": {"p50": 1.2, "p95": 1.8, "p99": 3, "mean": 1.3}, "requests": 5000,
+//	            "throughput": [{"batch": 1, "requests_per_second": 800,
+//	                            "batch_latency_ms": {...}, "batches": 300, "seconds": 1}, ...],
+//	            "peak_heap_bytes": 50331648, "peak_rss_bytes": 125829120, "threads": 4, "method": "..."},
+//	"cost": {"batch": 32, "requests_per_second": 3000, "latency_target_ms": 100, "within_target": true,
+//	         "usd_per_million": {"on_demand": 0.0165, "spot": 0.0063, "reserved": 0.0104},
+//	         "reference": "teacher", "savings_percent": 98, "training_usd": 0.0026,
+//	         "break_even_requests": 160000}
+//
+// Money is in US dollars; a pricing tier that is left out is unknown,
+// not free. docs/cost.md explains how each number is measured and
+// computed, and Markdown adds a "Serving cost" section when any model
+// has them.
+//
+// # JSON Schema
+//
+// report/schema.json (JSONSchema) is the contract as a JSON Schema, draft
+// 2020-12. Its objects accept properties it does not list, as readers
+// must; the tests check that it declares every field this version
+// writes.
 package report

@@ -67,6 +67,8 @@ func (r *Report) Markdown() string {
 		}
 	}
 
+	b.WriteString(r.mdCostSection(rows))
+
 	if len(r.Stages) > 0 {
 		var total float64
 		for _, s := range r.Stages {

@@ -318,3 +318,171 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+// costed is full() with serving measurements and costs, as cost.Apply
+// leaves them (numbers made up, but consistent).
+func costed() *Report {
+	r := full()
+	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPU: "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", CPUs: 4, GOMAXPROCS: 4, Device: "cpu", GoVersion: "go1.26.8"}
+	r.Price = &Pricing{Machine: "aws-c7i.xlarge", Description: "AWS c7i.xlarge, 4 vCPU, 8 GiB", Currency: "USD",
+		USDPerHour: TierPrices{OnDemand: 0.1785, Spot: 0.068, Reserved: 0.1124}, Source: "https://aws.amazon.com/ec2/pricing/on-demand/", AsOf: "2025-06-01",
+		Table: "default", LatencyTargetMS: 100}
+	r.TrainingCost = &TrainingCost{Seconds: 465, USD: TierPrices{OnDemand: 0.023056, Spot: 0.008783, Reserved: 0.014518}}
+	serving := func(p50 float64, rps ...float64) *Serving {
+		s := &Serving{LatencyMS: Percentiles{P50: p50, P95: p50 * 1.5, P99: p50 * 2.5, Mean: p50 * 1.1}, Requests: 5000,
+			PeakHeapBytes: 48 << 20, PeakRSSBytes: 120 << 20, Threads: 4, Method: "One client calling Forward back to back."}
+		for i, b := range []int{1, 8, 32} {
+			s.Throughput = append(s.Throughput, Throughput{Batch: b, RequestsPerSecond: rps[i],
+				BatchLatencyMS: Percentiles{P50: 1000 * float64(b) / rps[i], P95: 1200 * float64(b) / rps[i], P99: 1500 * float64(b) / rps[i], Mean: 1050 * float64(b) / rps[i]},
+				Batches:        300,
+				Seconds:        1,
+			})
+		}
+		return s
+	}
+	f := func(v float64) *float64 { return &v }
+	r.Models[1].Serving = serving(1.2, 800, 2400, 3000)
+	r.Models[1].Cost = &Cost{Batch: 32, RequestsPerSecond: 3000, LatencyTargetMS: 100, WithinTarget: true,
+		USDPerMillion: TierPrices{OnDemand: 0.016528, Spot: 0.006296, Reserved: 0.010407}, TrainingUSD: 0.015490}
+	r.Models[2].Serving = serving(0.05, 20000, 90000, 150000)
+	r.Models[2].Cost = &Cost{Batch: 32, RequestsPerSecond: 150000, LatencyTargetMS: 100, WithinTarget: true,
+		USDPerMillion: TierPrices{OnDemand: 0.000331, Spot: 0.000126, Reserved: 0.000208}, TrainingUSD: 0.002591,
+		Reference: "teacher", SavingsPercent: f(98), BreakEvenRequests: f(160000)}
+	r.Models[0].Serving = serving(0.05, 21000, 91000, 140000)
+	r.Models[0].Cost = &Cost{Batch: 32, RequestsPerSecond: 140000, LatencyTargetMS: 100, WithinTarget: true,
+		USDPerMillion: TierPrices{OnDemand: 0.000354, Spot: 0.000135, Reserved: 0.000223}, TrainingUSD: 0.002008,
+		Reference: "teacher", SavingsPercent: f(97.86), BreakEvenRequests: f(124200)}
+	// A model slower than the teacher, missing the target, and one not
+	// measured at all.
+	r.Models[3].Serving = serving(150, 6, 7, 7.5)
+	r.Models[3].Cost = &Cost{Batch: 1, RequestsPerSecond: 6, LatencyTargetMS: 100, WithinTarget: false,
+		USDPerMillion: TierPrices{OnDemand: 8.263889, Spot: 3.148148, Reserved: 5.203704}, TrainingUSD: 0.001488,
+		Reference: "teacher", SavingsPercent: f(-49900)}
+	return r
+}
+
+func TestCostedGolden(t *testing.T) {
+	dir := t.TempDir()
+	r := costed()
+	if err := r.WriteJSON(filepath.Join(dir, "report.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteMarkdown(filepath.Join(dir, "report.md")); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, filepath.Join(dir, "report.json"), filepath.Join("testdata", "costed.json.golden"))
+	golden(t, filepath.Join(dir, "report.md"), filepath.Join("testdata", "costed.md.golden"))
+	got, err := ReadJSON(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := costed()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestCostContract pins the names of the serving and cost fields.
+func TestCostContract(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := costed().WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	obj := func(v any) map[string]bool {
+		out := map[string]bool{}
+		for k := range v.(map[string]any) {
+			out[k] = true
+		}
+		return out
+	}
+	need := func(what string, got map[string]bool, want ...string) {
+		for _, k := range want {
+			if !got[k] {
+				t.Errorf("%s has no %q field", what, k)
+			}
+		}
+	}
+	need("report", obj(doc), "machine", "price", "training_cost")
+	need("machine", obj(doc["machine"]), "os", "arch", "cpu", "cpus", "gomaxprocs", "device", "go_version")
+	need("price", obj(doc["price"]), "machine", "description", "currency", "usd_per_hour", "source", "as_of", "table", "latency_target_ms")
+	need("price.usd_per_hour", obj(doc["price"].(map[string]any)["usd_per_hour"]), "on_demand", "spot", "reserved")
+	need("training_cost", obj(doc["training_cost"]), "seconds", "usd")
+	m := doc["models"].([]any)[2].(map[string]any)
+	need("model", obj(m), "serving", "cost")
+	s := m["serving"].(map[string]any)
+	need("serving", obj(s), "latency_ms", "requests", "throughput", "peak_heap_bytes", "peak_rss_bytes", "threads", "method")
+	need("serving.latency_ms", obj(s["latency_ms"]), "p50", "p95", "p99", "mean")
+	need("serving.throughput[0]", obj(s["throughput"].([]any)[0]), "batch", "requests_per_second", "batch_latency_ms", "batches", "seconds")
+	need("cost", obj(m["cost"]), "batch", "requests_per_second", "latency_target_ms", "usd_per_million", "within_target", "reference", "savings_percent", "training_usd", "break_even_requests")
+	// Unmeasured models have neither.
+	tiny := doc["models"].([]any)[4].(map[string]any)
+	for _, k := range []string{"serving", "cost"} {
+		if _, ok := tiny[k]; ok {
+			t.Errorf("unmeasured model has %q", k)
+		}
+	}
+}
+
+func TestWriteJSONCostErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Report)
+		want string
+	}{
+		{"latency", func(r *Report) { r.Models[1].Serving.LatencyMS.P99 = math.NaN() }, `model "teacher": serving.latency_ms.p99 is NaN`},
+		{"throughput", func(r *Report) { r.Models[1].Serving.Throughput[2].RequestsPerSecond = math.Inf(1) }, `model "teacher": serving.throughput[batch 32].requests_per_second is +Inf`},
+		{"cost", func(r *Report) { r.Models[2].Cost.USDPerMillion.Spot = math.NaN() }, `model "student-small": cost.usd_per_million.spot is NaN`},
+		{"savings", func(r *Report) { v := math.Inf(-1); r.Models[2].Cost.SavingsPercent = &v }, `cost.savings_percent is -Inf`},
+		{"price", func(r *Report) { r.Price.USDPerHour.OnDemand = math.NaN() }, `price.usd_per_hour.on_demand is NaN`},
+		{"training cost", func(r *Report) { r.TrainingCost.USD.Reserved = math.Inf(1) }, `training_cost.usd.reserved is +Inf`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := costed()
+			tc.edit(r)
+			err := r.WriteJSON(filepath.Join(t.TempDir(), "report.json"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFormatNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{FormatUSD(0), "$0"},
+		{FormatUSD(0.000331), "$0.000331"},
+		{FormatUSD(0.0123456), "$0.0123"},
+		{FormatUSD(0.04), "$0.0400"},
+		{FormatUSD(1.2345), "$1.23"},
+		{FormatUSD(12.345), "$12.3"},
+		{FormatUSD(99.96), "$100"},
+		{FormatUSD(1234.5), "$1,235"},
+		{FormatUSD(-0.5), "-$0.500"},
+		{FormatMS(0.0123), "0.0123 ms"},
+		{FormatMS(1.5), "1.50 ms"},
+		{FormatMS(123.4), "123 ms"},
+		{FormatMS(999.9), "1,000 ms"},
+		{FormatMS(12345), "12,345 ms"},
+		{FormatCount(950), "950"},
+		{FormatCount(12345.4), "12,345"},
+		{FormatCount(999999), "999,999"},
+		{FormatCount(1234567), "1.23M"},
+		{FormatCount(4.56e9), "4.56B"},
+		{FormatCount(7.891e12), "7.89T"},
+		{FormatCount(-2e6), "-2.00M"},
+		{FormatBytes(1536), "1.5 KiB"},
+		{FormatPercent(95.06), "+95.1%"},
+		{FormatPercent(-3), "-3.0%"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

@@ -33,13 +33,35 @@ type Teacher interface {
 	Logits(idx []int, x []float32, n int, out []float32) error
 }
 
-// ModelTeacher runs a model's forward pass in the loop.
+// FeatureTeacher is a Teacher that can also give intermediate layer
+// outputs, which feature and attention terms need (loss.Feature).
+type FeatureTeacher interface {
+	Teacher
+	// Spec is the teacher's architecture.
+	Spec() model.Spec
+	// Features writes the outputs of layers into feats (one buffer per
+	// layer, n rows) and, if logits is non-nil, the logits.
+	Features(idx []int, x []float32, n int, layers []string, logits []float32, feats [][]float32) error
+}
+
+// ModelTeacher runs a model's forward pass in the loop. It is a
+// FeatureTeacher when the model is a backend.FeatureModel.
 func ModelTeacher(m backend.Model) Teacher { return modelTeacher{m} }
 
 type modelTeacher struct{ m backend.Model }
 
 func (t modelTeacher) Logits(_ []int, x []float32, n int, out []float32) error {
 	return t.m.Forward(x, n, out)
+}
+
+func (t modelTeacher) Spec() model.Spec { return t.m.Spec() }
+
+func (t modelTeacher) Features(_ []int, x []float32, n int, layers []string, logits []float32, feats [][]float32) error {
+	fm, ok := t.m.(backend.FeatureModel)
+	if !ok {
+		return fmt.Errorf("train: the teacher model (%T) cannot give intermediate layer outputs for feature terms", t.m)
+	}
+	return fm.ForwardFeatures(x, n, layers, logits, feats)
 }
 
 // Config is what Train needs besides the model and data.
@@ -94,8 +116,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("train: learning rate must be > 0, got %v", c.LR))
 	}
 	errs = append(errs, c.Schedule.Validate(), c.Objective.Validate())
-	if c.Objective.NeedsTeacher() && c.Teacher == nil {
+	if (c.Objective.NeedsTeacher() || c.Objective.NeedsTeacherFeatures()) && c.Teacher == nil {
 		errs = append(errs, errors.New("train: the objective distils from a teacher, but Config.Teacher is nil"))
+	}
+	if c.Objective.NeedsTeacherFeatures() && c.Teacher != nil {
+		if _, ok := c.Teacher.(FeatureTeacher); !ok {
+			errs = append(errs, fmt.Errorf("train: feature terms need a teacher model run in the loop (a FeatureTeacher), not a %T: cached transfer sets and ensembles hold logits only", c.Teacher))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -117,7 +144,29 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		return Result{}, errors.New("train: the training data is empty")
 	}
 	bs := min(cfg.BatchSize, n)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: bs, Objective: cfg.Objective, Optimizer: cfg.Optimizer})
+	tcfg := backend.TrainConfig{MaxBatch: bs, Objective: cfg.Objective, Optimizer: cfg.Optimizer}
+	var (
+		ft     FeatureTeacher
+		layers []string
+		feats  [][]float32
+	)
+	if cfg.Objective.NeedsTeacherFeatures() {
+		ft = cfg.Teacher.(FeatureTeacher)
+		tcfg.TeacherSpec = ft.Spec()
+		tshapes, err := tcfg.TeacherSpec.Shapes()
+		if err != nil {
+			return Result{}, err
+		}
+		for _, f := range cfg.Objective.Features {
+			_, li, ok := tcfg.TeacherSpec.Layer(f.Teacher)
+			if !ok {
+				return Result{}, fmt.Errorf("train: feature term %s: the teacher has no layer %q", f, f.Teacher)
+			}
+			layers = append(layers, f.Teacher)
+			feats = append(feats, make([]float32, bs*model.Numel(tshapes[li])))
+		}
+	}
+	tr, err := b.NewTrainer(m, tcfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -194,7 +243,21 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		idx := batches[bi]
 		rows := len(idx)
 		src.Gather(idx, x[:rows*in], y[:rows])
-		if soft != nil {
+		var tf [][]float32
+		switch {
+		case ft != nil:
+			var logits []float32
+			if soft != nil {
+				logits = soft[:rows*k]
+			}
+			tf = make([][]float32, len(feats))
+			for i := range feats {
+				tf[i] = feats[i][:rows*len(feats[i])/bs]
+			}
+			if err := ft.Features(idx, x[:rows*in], rows, layers, logits, tf); err != nil {
+				return res, fmt.Errorf("train: teacher features: %w", err)
+			}
+		case soft != nil:
 			if err := cfg.Teacher.Logits(idx, x[:rows*in], rows, soft[:rows*k]); err != nil {
 				return res, fmt.Errorf("train: teacher soft targets: %w", err)
 			}
@@ -206,7 +269,7 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		}
 		pos := float64(epoch) + float64(bi)/float64(len(batches))
 		lr := cfg.Schedule.LR(cfg.LR, pos, cfg.Epochs)
-		v, err := tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, Masks: ms, LR: lr})
+		v, err := tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, TeacherFeatures: tf, Masks: ms, LR: lr})
 		if err == nil && (math.IsNaN(v.Total) || math.IsInf(v.Total, 0)) {
 			err = &loss.NonFiniteError{Value: v}
 		}

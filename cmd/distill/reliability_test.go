@@ -32,6 +32,7 @@ teacher:
 students:
   - name: s
     model: {hidden: [2]}
+serving: {measure: false}
 `
 
 func write(t *testing.T, path, content string) string {

@@ -1,0 +1,218 @@
+package compare
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/distill-dev/distill/report"
+)
+
+// table is a table's text, shared by the Markdown and HTML renderings.
+type table struct {
+	head  []string
+	right []bool // right-aligned columns
+	rows  [][]string
+	// mark flags rows to emphasise (the baseline teacher).
+	mark []bool
+}
+
+const none = "—"
+
+// runsTable describes each run: what it is and what it assumed.
+func (c *Comparison) runsTable() table {
+	t := table{
+		head:  []string{"Run", "Recipe", "Backend", "Dataset", "Measured on", "Priced as", "Latency target", "Run cost"},
+		right: []bool{false, false, false, false, false, false, true, true},
+	}
+	for _, r := range c.Runs {
+		rep := r.Report
+		backend := rep.Backend
+		if rep.Device != "" {
+			backend += " on " + rep.Device
+		}
+		dataset := none
+		if rep.Dataset.Name != "" {
+			dataset = fmt.Sprintf("%s (%s test)", rep.Dataset.Name, report.FormatCount(float64(rep.Dataset.Test)))
+		}
+		measured, priced, target, runCost := none, none, none, none
+		if m := rep.Machine; m != nil {
+			cpu := m.CPU
+			if cpu == "" {
+				cpu = m.OS + "/" + m.Arch
+			}
+			measured = fmt.Sprintf("%s, %d CPUs", cpu, m.CPUs)
+		}
+		if p := rep.Price; p != nil {
+			priced = fmt.Sprintf("%s (%s/h)", p.Machine, report.FormatUSD(p.USDPerHour.OnDemand))
+			target = report.FormatMS(p.LatencyTargetMS)
+		}
+		if tc := rep.TrainingCost; tc != nil {
+			runCost = fmt.Sprintf("%s (%.0f s)", report.FormatUSD(tc.USD.OnDemand), tc.Seconds)
+		}
+		t.rows = append(t.rows, []string{r.Name, orNone(rep.Recipe), orNone(backend), dataset, measured, priced, target, runCost})
+		t.mark = append(t.mark, r.Name == c.Baseline)
+	}
+	return t
+}
+
+// modelsTable is the comparison proper: one row per model.
+func (c *Comparison) modelsTable() table {
+	savings := "Savings"
+	if c.Reference != "" {
+		savings = "Savings vs " + c.Baseline + "/" + c.Reference
+	}
+	t := table{
+		head:  []string{"Run", "Model", "Role", "Accuracy", "Size", "Latency p50", "Latency p99", "Throughput", "$/1M on-demand", "$/1M spot", "$/1M reserved", savings, "Pareto"},
+		right: []bool{false, false, false, true, true, true, true, true, true, true, true, true, false},
+	}
+	for _, r := range c.Rows {
+		m := r.Model
+		row := []string{r.Run, m.Name, m.Role, fmt.Sprintf("%.2f%%", 100*m.Accuracy), report.FormatBytes(m.Bytes), none, none, none, none, none, none, none, ""}
+		if s := m.Serving; s != nil {
+			row[5], row[6] = report.FormatMS(s.LatencyMS.P50), report.FormatMS(s.LatencyMS.P99)
+		}
+		if k := m.Cost; k != nil {
+			row[7] = report.FormatCount(k.RequestsPerSecond) + "/s at batch " + strconv.Itoa(k.Batch)
+			if !k.WithinTarget {
+				row[7] += " (over target)"
+			}
+			for i, tier := range report.Tiers {
+				if v := k.USDPerMillion.Get(tier); v > 0 {
+					row[8+i] = report.FormatUSD(v)
+				}
+			}
+		}
+		switch {
+		case r.Reference:
+			row[11] = "baseline"
+		case r.Savings != nil:
+			row[11] = report.FormatPercent(*r.Savings)
+		}
+		if r.Pareto {
+			row[12] = "★"
+		}
+		t.rows = append(t.rows, row)
+		t.mark = append(t.mark, r.Reference)
+	}
+	return t
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return none
+	}
+	return s
+}
+
+// markdown renders t as a Markdown table; marked rows are bold.
+func (t table) markdown() string {
+	var b strings.Builder
+	b.WriteString("|")
+	for _, h := range t.head {
+		b.WriteString(" " + cell(h) + " |")
+	}
+	b.WriteString("\n|")
+	for _, r := range t.right {
+		if r {
+			b.WriteString("--:|")
+		} else {
+			b.WriteString("---|")
+		}
+	}
+	b.WriteString("\n")
+	for i, row := range t.rows {
+		b.WriteString("|")
+		for _, v := range row {
+			v = cell(v)
+			if t.mark[i] && v != "" && v != none {
+				v = "**" + v + "**"
+			}
+			b.WriteString(" " + v + " |")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// intro explains the savings and the frontier, for both renderings.
+func (c *Comparison) intro() []string {
+	var out []string
+	if c.Reference != "" {
+		out = append(out, fmt.Sprintf("Savings are relative to %s/%s, the teacher of run %s (in bold), at on-demand prices: the share of its cost per million requests that each model saves.", c.Baseline, c.Reference, c.Baseline))
+	} else {
+		out = append(out, "No run has a teacher with a measured serving cost, so there are no savings to show.")
+	}
+	out = append(out, "★ marks the Pareto frontier: the models that no other model beats on both accuracy and on-demand cost per million requests.")
+	out = append(out, "Each run is priced at its own machine's prices (see Runs); costs are at the batch size with the highest throughput whose p99 batch latency meets the run's latency target.")
+	return out
+}
+
+// Markdown renders the comparison as Markdown: one table of every model
+// with its quality, size, latency, throughput, cost at each pricing tier
+// and savings, then a table of the runs (what each is, what machine it
+// was measured on and priced as), then the methods and price sources.
+// It depends only on c.
+func (c *Comparison) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", strings.Join(strings.Fields(c.Title), " "))
+	for _, s := range c.intro() {
+		b.WriteString(s + "\n")
+	}
+	b.WriteString("\n## Models\n\n")
+	b.WriteString(c.modelsTable().markdown())
+	b.WriteString("\n## Runs\n\n")
+	b.WriteString(c.runsTable().markdown())
+	if notes := c.notes(); len(notes) > 0 {
+		b.WriteString("\n## Method and prices\n\n")
+		for _, n := range notes {
+			b.WriteString("- " + strings.Join(strings.Fields(n), " ") + "\n")
+		}
+	}
+	return b.String()
+}
+
+// notes lists each run's measurement method and price source, once each.
+func (c *Comparison) notes() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, r := range c.Runs {
+		if p := r.Report.Price; p != nil {
+			src := p.Machine + ": prices from " + p.Source
+			if p.Source == "" {
+				src = p.Machine + ": prices with no source given"
+			}
+			if p.AsOf != "" {
+				src += ", as of " + p.AsOf
+			}
+			if p.Table != "" {
+				src += " (price table " + p.Table + ")"
+			}
+			add(src)
+		}
+	}
+	// Measurement methods, each once, with the runs that used it.
+	var methods []string
+	runsOf := map[string][]string{}
+	for _, r := range c.Runs {
+		for _, m := range r.Report.Models {
+			if m.Serving != nil && m.Serving.Method != "" {
+				if runsOf[m.Serving.Method] == nil {
+					methods = append(methods, m.Serving.Method)
+				}
+				runsOf[m.Serving.Method] = append(runsOf[m.Serving.Method], r.Name)
+				break
+			}
+		}
+	}
+	for _, m := range methods {
+		add("Measurement (" + strings.Join(runsOf[m], ", ") + "): " + m)
+	}
+	return out
+}

@@ -1,0 +1,199 @@
+package report
+
+import "fmt"
+
+// This file holds the serving and cost fields of the report (added to
+// schema distill.report/v1 without renaming anything: every one of them
+// is optional, so reports written before they existed still read).
+// Package cost measures the numbers and fills these fields in.
+
+// Pricing tiers of a price table entry, in the order reports list them.
+const (
+	TierOnDemand = "on_demand" // pay as you go
+	TierSpot     = "spot"      // interruptible capacity
+	TierReserved = "reserved"  // committed use (e.g. 1-year reservation)
+)
+
+// Tiers lists the pricing tiers.
+var Tiers = []string{TierOnDemand, TierSpot, TierReserved}
+
+// TierPrices holds one amount of money per pricing tier. A tier the
+// price table has no price for is 0 (and left out of the JSON), which
+// readers must show as unknown rather than free.
+type TierPrices struct {
+	OnDemand float64 `json:"on_demand"`
+	Spot     float64 `json:"spot,omitempty"`
+	Reserved float64 `json:"reserved,omitempty"`
+}
+
+// Get returns the amount for tier (one of Tiers), 0 if unknown.
+func (t TierPrices) Get(tier string) float64 {
+	switch tier {
+	case TierOnDemand:
+		return t.OnDemand
+	case TierSpot:
+		return t.Spot
+	case TierReserved:
+		return t.Reserved
+	}
+	return 0
+}
+
+// Percentiles summarises a set of durations, in milliseconds.
+type Percentiles struct {
+	P50  float64 `json:"p50"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	Mean float64 `json:"mean"`
+}
+
+// Serving is a model's measured serving performance on the machine that
+// wrote the report.
+type Serving struct {
+	// LatencyMS is the time to answer one request at batch size 1: one
+	// Forward call on one example, as a client sending requests one
+	// after another sees it.
+	LatencyMS Percentiles `json:"latency_ms"`
+	// Requests is how many timed batch-1 requests LatencyMS summarises.
+	Requests int `json:"requests"`
+	// Throughput holds one point per batch size of the sweep, in
+	// increasing batch size.
+	Throughput []Throughput `json:"throughput"`
+	// PeakHeapBytes is the Go heap's high-water mark (live and not yet
+	// swept objects) while measuring: the whole process's heap, so it
+	// includes what the caller holds, such as the dataset.
+	PeakHeapBytes int64 `json:"peak_heap_bytes"`
+	// PeakRSSBytes is the process's peak resident set size (VmHWM),
+	// which also counts memory outside the Go heap (e.g. libtorch's);
+	// 0 where the platform does not report it.
+	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// Threads is GOMAXPROCS during the measurement.
+	Threads int `json:"threads"`
+	// Method describes how the numbers were measured, for people.
+	Method string `json:"method"`
+}
+
+// Throughput is the sustained rate at one batch size.
+type Throughput struct {
+	Batch int `json:"batch"`
+	// RequestsPerSecond is examples answered per second (batches per
+	// second × Batch), the median over the repeats.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// BatchLatencyMS summarises the time of one Forward call of Batch
+	// examples: what a request waits once its batch is full.
+	BatchLatencyMS Percentiles `json:"batch_latency_ms"`
+	// Batches is how many timed Forward calls the point is made of.
+	Batches int `json:"batches"`
+	// Seconds is the time spent timing them.
+	Seconds float64 `json:"seconds"`
+}
+
+// Cost is what serving a model costs at the report's price.
+type Cost struct {
+	// Batch is the batch size the cost assumes: the one with the highest
+	// throughput whose p99 batch latency stays within LatencyTargetMS.
+	Batch int `json:"batch"`
+	// RequestsPerSecond is the measured throughput at Batch.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// LatencyTargetMS is the latency target Batch was chosen under.
+	LatencyTargetMS float64 `json:"latency_target_ms"`
+	// USDPerMillion is the price of serving one million requests at each
+	// tier: price per hour ÷ (3600 × RequestsPerSecond) × 10⁶.
+	USDPerMillion TierPrices `json:"usd_per_million"`
+	// WithinTarget is false when no batch size met the latency target;
+	// Batch is then 1, the lowest-latency choice, and the cost is that
+	// of missing the target.
+	WithinTarget bool `json:"within_target"`
+	// Reference names the teacher the savings are relative to.
+	Reference string `json:"reference,omitempty"`
+	// SavingsPercent is how much cheaper serving this model is than
+	// serving Reference, in percent of the reference's cost (on-demand
+	// tier; every tier gives the same figure, since both models are
+	// priced on the same machine). Negative when it costs more. Absent
+	// for the reference itself and when either cost is unknown.
+	SavingsPercent *float64 `json:"savings_percent,omitempty"`
+	// TrainingUSD is the model's train_seconds at the on-demand price:
+	// what making it cost. Absent when its training time is unknown.
+	TrainingUSD float64 `json:"training_usd,omitempty"`
+	// BreakEvenRequests is how many requests served by this model
+	// instead of Reference save as much as making it cost: TrainingUSD ÷
+	// the saving per request. Absent when the model saves nothing or its
+	// training time is unknown.
+	BreakEvenRequests *float64 `json:"break_even_requests,omitempty"`
+}
+
+// Machine describes the computer the serving numbers were measured on.
+type Machine struct {
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPU        string `json:"cpu,omitempty"` // model name, where known
+	CPUs       int    `json:"cpus"`          // logical CPUs
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	Device     string `json:"device,omitempty"` // e.g. "cpu", "cuda:0"
+	GoVersion  string `json:"go_version,omitempty"`
+}
+
+// Pricing is the price the report's costs assume: the price table entry
+// of the machine type the models would be served (and were trained) on.
+type Pricing struct {
+	// Machine is the entry's name in the price table, e.g. "aws-c7i.xlarge".
+	Machine     string `json:"machine"`
+	Description string `json:"description,omitempty"`
+	Currency    string `json:"currency"` // always "USD" for now
+	// USDPerHour is the entry's price at each tier.
+	USDPerHour TierPrices `json:"usd_per_hour"`
+	// Source and AsOf say where the prices come from and when they were
+	// read; prices change, so check them before deciding anything.
+	Source string `json:"source,omitempty"`
+	AsOf   string `json:"as_of,omitempty"`
+	// Table names the price table: "default" for the one compiled into
+	// distill, or the path of the user's file.
+	Table string `json:"table,omitempty"`
+	// LatencyTargetMS is the latency target the batch sizes were chosen
+	// under.
+	LatencyTargetMS float64 `json:"latency_target_ms"`
+}
+
+// TrainingCost is what the whole run cost: the sum of its stages' times
+// at the report's price.
+type TrainingCost struct {
+	Seconds float64    `json:"seconds"`
+	USD     TierPrices `json:"usd"`
+}
+
+// numbers passes each floating-point field, named with prefix, to check.
+func (t TierPrices) numbers(prefix string, check func(string, float64)) {
+	check(prefix+"on_demand", t.OnDemand)
+	check(prefix+"spot", t.Spot)
+	check(prefix+"reserved", t.Reserved)
+}
+
+func (p Percentiles) numbers(prefix string, check func(string, float64)) {
+	check(prefix+"p50", p.P50)
+	check(prefix+"p95", p.P95)
+	check(prefix+"p99", p.P99)
+	check(prefix+"mean", p.Mean)
+}
+
+func (s *Serving) numbers(prefix string, check func(string, float64)) {
+	s.LatencyMS.numbers(prefix+"latency_ms.", check)
+	for _, t := range s.Throughput {
+		p := fmt.Sprintf("%sthroughput[batch %d].", prefix, t.Batch)
+		check(p+"requests_per_second", t.RequestsPerSecond)
+		check(p+"seconds", t.Seconds)
+		t.BatchLatencyMS.numbers(p+"batch_latency_ms.", check)
+	}
+}
+
+func (c *Cost) numbers(prefix string, check func(string, float64)) {
+	check(prefix+"requests_per_second", c.RequestsPerSecond)
+	check(prefix+"latency_target_ms", c.LatencyTargetMS)
+	c.USDPerMillion.numbers(prefix+"usd_per_million.", check)
+	check(prefix+"training_usd", c.TrainingUSD)
+	if c.SavingsPercent != nil {
+		check(prefix+"savings_percent", *c.SavingsPercent)
+	}
+	if c.BreakEvenRequests != nil {
+		check(prefix+"break_even_requests", *c.BreakEvenRequests)
+	}
+}

@@ -1,0 +1,229 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The Format functions render the report's numbers the way report.md
+// shows them, so that other renderers (distill compare) match it.
+
+// FormatUSD formats an amount of US dollars with three significant
+// digits below $100 and whole dollars with separators above:
+// $0.00123, $0.0400, $1.23, $12.3, $1,235. Zero is "$0"; a negative
+// amount gets a leading minus.
+func FormatUSD(v float64) string {
+	if v < 0 {
+		return "-" + FormatUSD(-v)
+	}
+	switch {
+	case v == 0:
+		return "$0"
+	case v >= 100:
+		return "$" + thousands(int64(math.Round(v)))
+	default:
+		return "$" + sig3(v)
+	}
+}
+
+// FormatMS formats a duration in milliseconds with three significant
+// digits: 0.0123 ms, 1.23 ms, 123 ms, 1,235 ms.
+func FormatMS(ms float64) string {
+	if ms >= 1000 {
+		return thousands(int64(math.Round(ms))) + " ms"
+	}
+	return sig3(ms) + " ms"
+}
+
+// FormatCount formats a count or rate compactly: 950, 12,345, 1.23M,
+// 4.56B, 7.89T (three significant digits from a million up).
+func FormatCount(n float64) string {
+	if n < 0 {
+		return "-" + FormatCount(-n)
+	}
+	switch {
+	case n >= 1e12:
+		return sig3(n/1e12) + "T"
+	case n >= 1e9:
+		return sig3(n/1e9) + "B"
+	case n >= 1e6:
+		return sig3(n/1e6) + "M"
+	default:
+		return thousands(int64(math.Round(n)))
+	}
+}
+
+// FormatBytes formats a byte count in binary units: 512 B, 1.5 KiB,
+// 4.6 MiB; "—" for 0 (unknown).
+func FormatBytes(n int64) string { return size(n) }
+
+// FormatPercent formats a percentage (not a fraction) with one decimal
+// and its sign: +95.1%, -3.0%.
+func FormatPercent(p float64) string { return fmt.Sprintf("%+.1f%%", p) }
+
+// sig3 formats v > 0 with three significant digits, without exponent.
+func sig3(v float64) string {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	// Round to three significant digits first, so that 99.96 becomes
+	// 100 (no decimals) rather than 100.0.
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
+	e := int(math.Floor(math.Log10(math.Abs(r))))
+	if e >= 3 {
+		return thousands(int64(r))
+	}
+	return strconv.FormatFloat(r, 'f', max(2-e, 0), 64)
+}
+
+// mdCostSection renders the serving and cost tables, or "" when no
+// model was measured or priced.
+func (r *Report) mdCostSection(rows []Model) string {
+	measured := false
+	for _, m := range rows {
+		measured = measured || m.Serving != nil || m.Cost != nil
+	}
+	if !measured {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## Serving cost\n\n")
+	if mc := r.Machine; mc != nil {
+		cpu := mc.CPU
+		if cpu == "" {
+			cpu = "unknown CPU"
+		}
+		fmt.Fprintf(&b, "- **Measured on:** %s, %d logical CPUs (GOMAXPROCS %d), %s/%s", inline(cpu), mc.CPUs, mc.GOMAXPROCS, inline(mc.OS), inline(mc.Arch))
+		if mc.Device != "" {
+			fmt.Fprintf(&b, ", device %s", inline(mc.Device))
+		}
+		b.WriteString("\n")
+	}
+	if p := r.Price; p != nil {
+		var tiers []string
+		for _, t := range Tiers {
+			if v := p.USDPerHour.Get(t); v > 0 {
+				tiers = append(tiers, FormatUSD(v)+"/h "+tierName(t))
+			}
+		}
+		desc := ""
+		if p.Description != "" {
+			desc = " (" + inline(p.Description) + ")"
+		}
+		fmt.Fprintf(&b, "- **Priced as:** %s%s: %s", inline(p.Machine), desc, strings.Join(tiers, ", "))
+		var src []string
+		if p.Source != "" {
+			src = append(src, "source: "+inline(p.Source))
+		}
+		if p.AsOf != "" {
+			src = append(src, "as of "+inline(p.AsOf))
+		}
+		if p.Table != "" {
+			src = append(src, "price table "+inline(p.Table))
+		}
+		if len(src) > 0 {
+			fmt.Fprintf(&b, "; %s", strings.Join(src, "; "))
+		}
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "- **Latency target:** %s at p99 per batch; each model is priced at the batch size with the highest throughput that meets it\n", FormatMS(p.LatencyTargetMS))
+	}
+	if tc := r.TrainingCost; tc != nil {
+		var tiers []string
+		for _, t := range Tiers {
+			if v := tc.USD.Get(t); v > 0 {
+				tiers = append(tiers, FormatUSD(v)+" "+tierName(t))
+			}
+		}
+		fmt.Fprintf(&b, "- **Run cost:** %.1f s of stages = %s\n", tc.Seconds, strings.Join(tiers, ", "))
+	}
+
+	ref := "teacher"
+	for _, m := range rows {
+		if m.Cost != nil && m.Cost.Reference != "" {
+			ref = m.Cost.Reference
+			break
+		}
+	}
+	fmt.Fprintf(&b, "\n| Model | Latency p50 | p95 | p99 | Batch | Throughput | Peak heap | Peak RSS | $/1M on-demand | $/1M spot | $/1M reserved | Savings vs %s | Break-even |\n", cell(ref))
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	var methods []string
+	for _, m := range rows {
+		c := []string{cell(m.Name), "—", "—", "—", "—", "—", "—", "—", "—", "—", "—", "—", "—"}
+		if s := m.Serving; s != nil {
+			c[1], c[2], c[3] = FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P95), FormatMS(s.LatencyMS.P99)
+			c[6], c[7] = FormatBytes(s.PeakHeapBytes), FormatBytes(s.PeakRSSBytes)
+			if s.Method != "" && !slices.Contains(methods, s.Method) {
+				methods = append(methods, s.Method)
+			}
+		}
+		if k := m.Cost; k != nil {
+			c[4] = strconv.Itoa(k.Batch)
+			if !k.WithinTarget {
+				c[4] += " (over target)"
+			}
+			c[5] = FormatCount(k.RequestsPerSecond) + "/s"
+			for i, t := range Tiers {
+				if v := k.USDPerMillion.Get(t); v > 0 {
+					c[8+i] = FormatUSD(v)
+				}
+			}
+			if k.SavingsPercent != nil {
+				c[11] = FormatPercent(*k.SavingsPercent)
+			}
+			switch {
+			case k.BreakEvenRequests != nil:
+				c[12] = FormatCount(*k.BreakEvenRequests) + " requests"
+			case k.SavingsPercent != nil && *k.SavingsPercent <= 0:
+				c[12] = "never"
+			}
+		}
+		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
+	}
+
+	// Throughput by batch size: one column per batch size measured.
+	var batches []int
+	for _, m := range rows {
+		if m.Serving == nil {
+			continue
+		}
+		for _, t := range m.Serving.Throughput {
+			if !slices.Contains(batches, t.Batch) {
+				batches = append(batches, t.Batch)
+			}
+		}
+	}
+	slices.Sort(batches)
+	if len(batches) > 0 {
+		b.WriteString("\n### Throughput by batch size (requests/s; p99 batch latency)\n\n| Model |")
+		for _, n := range batches {
+			fmt.Fprintf(&b, " %d |", n)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("--:|", len(batches)) + "\n")
+		for _, m := range rows {
+			if m.Serving == nil {
+				continue
+			}
+			b.WriteString("| " + cell(m.Name) + " |")
+			for _, n := range batches {
+				v := "—"
+				for _, t := range m.Serving.Throughput {
+					if t.Batch == n {
+						v = FormatCount(t.RequestsPerSecond) + " (" + FormatMS(t.BatchLatencyMS.P99) + ")"
+					}
+				}
+				b.WriteString(" " + v + " |")
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, m := range methods {
+		b.WriteString("\nMethod: " + inline(m) + "\n")
+	}
+	return b.String()
+}
+
+// tierName is how tables name a pricing tier.
+func tierName(t string) string { return strings.ReplaceAll(t, "_", "-") }
