@@ -27,6 +27,7 @@ import (
 	"github.com/distill-dev/distill/runtime"
 	"github.com/distill-dev/distill/student"
 	"github.com/distill-dev/distill/teacher"
+	"github.com/distill-dev/distill/tensorboard"
 	"github.com/distill-dev/distill/train"
 	"github.com/distill-dev/distill/transfer"
 )
@@ -69,6 +70,7 @@ type runner struct {
 	// teacherKeys are the keys of the teachers, in teachers() order.
 	teacherKeys []string
 	set         *transfer.Set
+	tb          map[string]*tensorboard.Writer
 }
 
 // Run executes the recipe and returns the report it wrote to
@@ -110,6 +112,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 		return nil, fmt.Errorf("distill: create run directory: %w", err)
 	}
 	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
+	defer run.closeCurves()
 	return run.run(ctx)
 }
 
@@ -283,8 +286,35 @@ func keyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// curves returns the TensorBoard writer of a model's training curves,
+// under <out>/tensorboard/<name>; nil if it cannot be created (curves
+// are a convenience, never a reason to fail a run).
+func (run *runner) curves(name string) *tensorboard.Writer {
+	if w, ok := run.tb[name]; ok {
+		return w
+	}
+	w, err := tensorboard.Create(filepath.Join(run.out, "tensorboard", name))
+	if err != nil {
+		run.log.Warn("no TensorBoard curves", "model", name, "err", err)
+	}
+	if run.tb == nil {
+		run.tb = map[string]*tensorboard.Writer{}
+	}
+	run.tb[name] = w
+	return w
+}
+
+func (run *runner) closeCurves() {
+	for _, w := range run.tb {
+		if w != nil {
+			w.Close()
+		}
+	}
+}
+
 func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train.Config {
 	t = run.r.TrainingFor(t)
+	tb := run.curves(name)
 	return train.Config{
 		Checkpoints: &train.FileCheckpointer{
 			Path: run.checkpointPath(name),
@@ -300,6 +330,16 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 		Seed:               run.r.Seed,
 		Optimizer:          backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay},
 		Progress: func(p train.Progress) {
+			if tb != nil && (p.Step%10 == 0 || p.Step == p.Steps) {
+				step := int64(p.Step)
+				tb.Scalar("loss/total", step, p.Loss.Total)
+				tb.Scalar("loss/hard", step, p.Loss.Hard)
+				tb.Scalar("loss/soft", step, p.Loss.Soft)
+				if p.Loss.Feature != 0 {
+					tb.Scalar("loss/feature", step, p.Loss.Feature)
+				}
+				tb.Scalar("lr", step, p.LR)
+			}
 			run.opts.Progress(Event{Stage: stage, Model: name, Epoch: p.Epoch, Epochs: p.Epochs, Step: p.Step, Steps: p.Steps, Loss: p.Loss.Total, Elapsed: p.Elapsed})
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/distill-dev/distill/distill"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/tensorboard"
 )
 
 func loadTiny(t *testing.T) *recipe.Recipe {
@@ -72,6 +73,19 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.md")); err != nil {
 		t.Error(err)
+	}
+	tbFiles, _ := filepath.Glob(filepath.Join(out, "tensorboard", "teacher", "events.out.tfevents.*"))
+	if len(tbFiles) != 1 {
+		t.Fatalf("teacher TensorBoard files: %v", tbFiles)
+	}
+	f, err := os.Open(tbFiles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := tensorboard.ReadEvents(f)
+	if err != nil || len(evs) < 2 {
+		t.Errorf("teacher curves: %d events, %v", len(evs), err)
 	}
 }
 
