@@ -20,6 +20,7 @@ import (
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
@@ -265,7 +266,9 @@ func (run *runner) record(name, key string, seconds float64) error {
 	if err := atomicfile.WriteFile(run.recordPath(name), b, 0o644); err != nil {
 		return err
 	}
-	return (&train.FileCheckpointer{Path: run.checkpointPath(name)}).Remove()
+	return errors.Join(
+		(&train.FileCheckpointer{Path: run.checkpointPath(name)}).Remove(),
+		(&train.FileCheckpointer{Path: run.checkpointPath(name) + ".hints"}).Remove())
 }
 
 func (run *runner) checkpointPath(name string) string {
@@ -542,6 +545,13 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	}
 	key := keyOf(run.teacherKeys, weights, run.r.Transfer, s.Model, s.Distill, tcfg)
 	method := "response"
+	joint, hints := s.Distill.Features()
+	for _, f := range append(joint, hints...) {
+		method += ", " + f.Kind
+		if f.Kind == loss.FeatureHint && s.Distill.HintEpochs > 0 {
+			method += fmt.Sprintf(" (%d epochs first)", s.Distill.HintEpochs)
+		}
+	}
 	if len(weights) > 1 {
 		method += fmt.Sprintf(", %d teachers", len(weights))
 	}
@@ -559,7 +569,18 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 			return nil, err
 		}
 		run.opts.Progress(Event{Stage: "students", Model: s.Name, Message: fmt.Sprintf("distilling %s (T=%g, alpha=%g, %s)", s.Name, s.Distill.Temperature, s.Distill.Alpha, method)})
-		m, _, err := student.Distill(ctx, run.be, spec, tt, s.Distill.Alpha, s.Distill.Temperature, src, run.trainConfig(s.Training, "students", s.Name, key))
+		if len(joint)+len(hints) > 0 {
+			ft, ok := tt.(train.FeatureTeacher)
+			if !ok {
+				release()
+				return nil, fmt.Errorf("distill: student %q: hints and attention need the teacher run in the loop", s.Name)
+			}
+			if err := loss.CheckFeatures(spec, ft.Spec(), append(joint, hints...)); err != nil {
+				release()
+				return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
+			}
+		}
+		m, _, err := student.Train(ctx, run.be, spec, tt, student.Method{Alpha: s.Distill.Alpha, T: s.Distill.Temperature, Features: joint, Hints: hints, HintEpochs: s.Distill.HintEpochs}, src, run.trainConfig(s.Training, "students", s.Name, key))
 		release()
 		if err != nil {
 			return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)

@@ -198,3 +198,47 @@ func TestEnsembleWithTransferSet(t *testing.T) {
 		t.Errorf("the cached transfer set was rebuilt (%d progress events)", built)
 	}
 }
+
+const featureRecipe = `
+name: feat
+data:
+  dataset: synthetic
+  synthetic: {train: 256, test: 128, shape: [1, 8, 8], classes: 3}
+training: {epochs: 2, batch_size: 32, lr: 1.0e-2}
+teacher:
+  model: {type: cnn, conv: [{channels: 6, kernel: 3, padding: 1, pool: 2}], hidden: [16]}
+students:
+  - name: fit
+    model: {type: cnn, conv: [{channels: 3, kernel: 3, padding: 1, pool: 2}], hidden: [8]}
+    distill:
+      hints: [{student: act_conv1, teacher: act_conv1}]
+      hint_epochs: 1
+      attention: [{student: pool1, teacher: pool1}]
+    baseline: false
+serving: {measure: false}
+`
+
+// TestFeatureDistillation runs FitNets' two stages (hints with a 1×1 conv
+// adapter, then distillation) with an attention term on CNNs, and checks
+// that a pairing that cannot fit is a recipe error naming both layers.
+func TestFeatureDistillation(t *testing.T) {
+	r, err := recipe.Parse([]byte(featureRecipe), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Models[1]
+	if m.Name != "fit" || !strings.Contains(m.Method, "hint (1 epochs first)") || !strings.Contains(m.Method, "attention") {
+		t.Errorf("student %s method %q", m.Name, m.Method)
+	}
+	if m.Accuracy < 0.6 {
+		t.Errorf("feature-distilled student accuracy %v", m.Accuracy)
+	}
+	_, err = recipe.Parse([]byte(strings.Replace(featureRecipe, "{student: pool1, teacher: pool1}", "{student: pool1, teacher: fc1}", 1)), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), `"pool1"`) || !strings.Contains(err.Error(), `"fc1"`) {
+		t.Errorf("mismatched attention pairing: %v", err)
+	}
+}

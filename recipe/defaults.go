@@ -118,6 +118,19 @@ func (r *Recipe) fillDefaults() {
 		}
 		def(p+".distill.temperature", &s.Distill.Temperature, DefaultTemperature)
 		def(p+".distill.alpha", &s.Distill.Alpha, DefaultAlpha)
+		for j := range s.Distill.Hints {
+			h := &s.Distill.Hints[j]
+			q := fmt.Sprintf("%s.distill.hints[%d]", p, j)
+			def(q+".weight", &h.Weight, 1.0)
+			def(q+".distance", &h.Distance, "mse")
+			def(q+".adapter", &h.Adapter, "auto")
+		}
+		for j := range s.Distill.Attention {
+			a := &s.Distill.Attention[j]
+			q := fmt.Sprintf("%s.distill.attention[%d]", p, j)
+			def(q+".weight", &a.Weight, 1000.0)
+			def(q+".p", &a.P, 2.0)
+		}
 		if s.Baseline == nil {
 			on := true
 			s.Baseline = &on

@@ -211,7 +211,7 @@ func TestDefaultsAndNames(t *testing.T) {
 	if r.Backend != "gorgonia" || r.Device != "auto" || r.Seed != 1 || r.Data.Dataset != "mnist" {
 		t.Errorf("top-level defaults: %+v", r)
 	}
-	if s := r.Students[0]; s.Distill != (Distill{4, 0.9}) || s.Model.Type != "mlp" || s.Model.Activation != "relu" {
+	if s := r.Students[0]; !reflect.DeepEqual(s.Distill, Distill{Temperature: 4, Alpha: 0.9}) || s.Model.Type != "mlp" || s.Model.Activation != "relu" {
 		t.Errorf("student defaults: %+v", s)
 	}
 	if r.Eval != (Eval{1000, 15}) {
@@ -406,7 +406,7 @@ func TestValidateGoBuilt(t *testing.T) {
 	}
 
 	r.Students[0].Distill.Temperature = -1
-	r.Students = append(r.Students, Student{Name: "S", Model: Model{Type: "mlp", Activation: "relu"}, Distill: Distill{4, 0.5}})
+	r.Students = append(r.Students, Student{Name: "S", Model: Model{Type: "mlp", Activation: "relu"}, Distill: Distill{Temperature: 4, Alpha: 0.5}})
 	ps := problemsOf(t, r.Validate())
 	var got []string
 	for _, p := range ps {

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"github.com/distill-dev/distill/loss"
 	"slices"
 
 	"github.com/distill-dev/distill/model"
@@ -73,4 +74,21 @@ func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
 		})
 	}
 	return model.Spec{}, fmt.Errorf("recipe: model %q: type %q is not one of mlp, cnn", name, m.Type)
+}
+
+// Features returns the student's feature terms as package loss takes
+// them: the joint terms (attention, and hints unless they have their own
+// stage) and the hint-stage terms.
+func (d Distill) Features() (joint, hints []loss.Feature) {
+	for _, h := range d.Hints {
+		f := loss.Feature{Kind: loss.FeatureHint, Student: h.Student, Teacher: h.Teacher, Weight: h.Weight, Distance: h.Distance, Adapter: h.Adapter}
+		hints = append(hints, f)
+	}
+	if d.HintEpochs == 0 {
+		joint, hints = hints, nil
+	}
+	for _, a := range d.Attention {
+		joint = append(joint, loss.Feature{Kind: loss.FeatureAttention, Student: a.Student, Teacher: a.Teacher, Weight: a.Weight, P: a.P})
+	}
+	return joint, hints
 }

@@ -212,6 +212,34 @@ type Student struct {
 type Distill struct {
 	Temperature float64 `yaml:"temperature"` // T > 0, default 4
 	Alpha       float64 `yaml:"alpha"`       // α in [0, 1], default 0.9
+	// Hints are FitNets feature terms (Romero et al. 2015): a student
+	// layer, through a learned adapter, regresses a teacher layer.
+	Hints []FeatureTerm `yaml:"hints"`
+	// HintEpochs > 0 trains on the hints alone for that many epochs
+	// first (FitNets' two stages), then distils without them; 0 (default)
+	// adds the hints to the distillation loss.
+	HintEpochs int `yaml:"hint_epochs"`
+	// Attention are attention-transfer terms (Zagoruyko & Komodakis
+	// 2017) between CNN feature maps of equal spatial size.
+	Attention []FeatureTerm `yaml:"attention"`
+}
+
+// FeatureTerm pairs a student layer with a teacher layer (names as in
+// the model specs: fc1, act1, conv1, act_conv1, pool1, …).
+type FeatureTerm struct {
+	Student string `yaml:"student"`
+	Teacher string `yaml:"teacher"`
+	// Weight of the term, > 0; default 1 for hints, 1000 for attention
+	// (the paper's β, for its mean-squared form).
+	Weight float64 `yaml:"weight"`
+	// Distance of a hint: mse (default) or cosine.
+	Distance string `yaml:"distance"`
+	// Adapter of a hint: auto (default: none when the shapes are equal,
+	// linear for vectors, 1×1 conv for feature maps), none, linear or
+	// conv1x1.
+	Adapter string `yaml:"adapter"`
+	// P is attention's power |A|^p, ≥ 1, default 2.
+	P float64 `yaml:"p"`
 }
 
 // Quantize configures post-training INT8 quantization: per-channel int8

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"github.com/distill-dev/distill/loss"
 	"math"
 	"reflect"
 	"regexp"
@@ -183,6 +184,50 @@ func (r *Recipe) checkTransfer(ps *problems, input []int) {
 	}
 }
 
+// checkFeatures checks a student's hint and attention terms: each on its
+// own, and, when the teacher is trained from the recipe (its layers are
+// known), that each pairing of layers fits.
+func (r *Recipe) checkFeatures(ps *problems, key string, s Student, input []int, classes int) {
+	d := s.Distill
+	ps.atLeast(key+".hint_epochs", d.HintEpochs, 0)
+	if d.HintEpochs > 0 && len(d.Hints) == 0 {
+		ps.add(key+".hint_epochs", "needs hints to train in the first stage")
+	}
+	joint, hints := d.Features()
+	all := append(append([]loss.Feature(nil), joint...), hints...)
+	if len(all) == 0 {
+		return
+	}
+	bad := false
+	for i, h := range d.Hints {
+		if err := (loss.Feature{Kind: loss.FeatureHint, Student: h.Student, Teacher: h.Teacher, Weight: h.Weight, Distance: h.Distance, Adapter: h.Adapter}).Validate(); err != nil {
+			ps.add(fmt.Sprintf("%s.hints[%d]", key, i), "%v", err)
+			bad = true
+		}
+	}
+	for i, a := range d.Attention {
+		if err := (loss.Feature{Kind: loss.FeatureAttention, Student: a.Student, Teacher: a.Teacher, Weight: a.Weight, P: a.P}).Validate(); err != nil {
+			ps.add(fmt.Sprintf("%s.attention[%d]", key, i), "%v", err)
+			bad = true
+		}
+	}
+	if r.Transfer.Enabled {
+		ps.add(key, "hints and attention need the teacher's layers in the training loop: they cannot be combined with a transfer set (it stores logits only); set transfer.enabled: false")
+		return
+	}
+	if bad || r.Teacher.Checkpoint != "" || reflect.ValueOf(r.Teacher.Model).IsZero() || reflect.ValueOf(s.Model).IsZero() {
+		return
+	}
+	tspec, err1 := r.Teacher.Model.Spec("teacher", input, classes)
+	sspec, err2 := s.Model.Spec(s.Name, input, classes)
+	if err1 != nil || err2 != nil {
+		return // reported as model problems
+	}
+	if err := loss.CheckFeatures(sspec, tspec, all); err != nil {
+		ps.add(key, "%v", err)
+	}
+}
+
 // positive checks a finite value > 0.
 func (ps *problems) positive(key string, v float64) {
 	if !(v > 0) || math.IsInf(v, 0) {
@@ -231,6 +276,7 @@ func (r *Recipe) checkStudents(ps *problems, input []int, classes int) {
 		if a := s.Distill.Alpha; !(a >= 0 && a <= 1) {
 			ps.add(p+".distill.alpha", "must be in [0, 1] (the weight of the soft-target loss), got %v", a)
 		}
+		r.checkFeatures(ps, p+".distill", s, input, classes)
 		ps.training(p+".training", s.Training, r.Training)
 	}
 }

@@ -91,3 +91,19 @@ func (e *ensemble) Logits(_ []int, x []float32, n int, out []float32) error {
 	}
 	return nil
 }
+
+// Spec is the main (first) teacher's architecture: feature terms read
+// its layers.
+func (e *ensemble) Spec() model.Spec { return e.models[0].Spec() }
+
+// Features gives the main teacher's layer outputs and, if logits is
+// non-nil, the ensemble's mixture.
+func (e *ensemble) Features(idx []int, x []float32, n int, layers []string, logits []float32, feats [][]float32) error {
+	if err := train.ModelTeacher(e.models[0]).(train.FeatureTeacher).Features(idx, x, n, layers, nil, feats); err != nil {
+		return err
+	}
+	if logits == nil {
+		return nil
+	}
+	return e.Logits(idx, x, n, logits)
+}
