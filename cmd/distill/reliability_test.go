@@ -23,6 +23,7 @@ type badInput struct {
 }
 
 const tinyRecipe = `name: r
+serving: {measure: false}
 data:
   dataset: synthetic
   synthetic: {train: 64, test: 32, shape: [4], classes: 2}
@@ -32,7 +33,6 @@ teacher:
 students:
   - name: s
     model: {hidden: [2]}
-serving: {measure: false}
 `
 
 func write(t *testing.T, path, content string) string {
