@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
 	"github.com/distill-dev/distill/runtime"
 )
@@ -72,44 +75,61 @@ func (run *runner) finishedInt8(name, key string) (float64, bool) {
 }
 
 func (run *runner) quantize(ctx context.Context, name string) (*quantize.Model, error) {
-	q := run.r.Quantize
 	spec, w, err := model.Load(run.modelPath(name))
 	if err != nil {
 		return nil, fmt.Errorf("distill: quantize: %w", err)
 	}
-	n := min(q.Calibration, run.train.Len())
-	examples := make([][]float32, n)
-	size := run.train.Size()
-	for i := range examples {
-		examples[i] = run.train.X[i*size : (i+1)*size]
-	}
-	m, err := quantize.Quantize(ctx, spec, w, quantize.FromSlices(examples, 256), quantize.Config{Method: quantize.Method(q.Method), Percentile: q.Percentile})
+	m, rep, err := Quantize(ctx, spec, w, run.train, run.r.Quantize, run.log)
 	if err != nil {
 		return nil, fmt.Errorf("distill: quantize %s: %w", name, err)
 	}
-	if q.MaxDrop == 0 {
-		return m, nil
+	if rep != nil {
+		run.log.Info("quantized", "model", name, "fp32", rep.FP32Accuracy, "int8", rep.Int8Accuracy, "chosen", rep.Accuracy, "float_layers", rep.FloatLayers)
+	}
+	return m, nil
+}
+
+// Quantize makes an INT8 model of a float one as a recipe's quantize
+// section says: calibrated on the first examples of train and, with a
+// budget, with the most sensitive layers kept in float32 until the
+// accuracy on the last examples of train is within it. The report is nil
+// without a budget. A budget that cannot be met is logged as a warning;
+// the best model found is returned.
+func Quantize(ctx context.Context, spec model.Spec, w model.Weights, train *data.Dataset, q recipe.Quantize, log *slog.Logger) (*quantize.Model, *quantize.Report, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if model.Numel(spec.Input) != train.Size() {
+		return nil, nil, fmt.Errorf("the model takes inputs of shape %v but the calibration data has examples of shape %v", spec.Input, train.Shape)
+	}
+	n := min(q.Calibration, train.Len())
+	size := train.Size()
+	examples := make([][]float32, n)
+	for i := range examples {
+		examples[i] = train.X[i*size : (i+1)*size]
+	}
+	m, err := quantize.Quantize(ctx, spec, w, quantize.FromSlices(examples, 256), quantize.Config{Method: quantize.Method(q.Method), Percentile: q.Percentile})
+	if err != nil || q.MaxDrop == 0 {
+		return m, nil, err
 	}
 	// The budget is checked on the last training examples, never on the
-	// test set the report measures.
-	nv := min(q.Validation, run.train.Len())
-	val := run.train.Tail(nv)
+	// test set a report measures.
+	val := train.Tail(min(q.Validation, train.Len()))
 	evaluate := func(p runtime.Predictor) (float64, error) {
-		logits, err := eval.Logits(ctx, p, val, size, spec.Classes, run.r.Eval.BatchSize)
+		logits, err := eval.Logits(ctx, p, val, size, spec.Classes, 1000)
 		if err != nil {
 			return 0, err
 		}
-		met, err := eval.Compute(logits, val.Y, nil, spec.Classes, run.r.Eval.ECEBins)
+		met, err := eval.Compute(logits, val.Y, nil, spec.Classes, 15)
 		return met.Accuracy, err
 	}
 	best, rep, err := quantize.WithFallback(ctx, m, w, evaluate, quantize.Budget{MaxDrop: q.MaxDrop, Relative: q.Relative})
 	var be *quantize.BudgetError
 	switch {
 	case errors.As(err, &be):
-		run.log.Warn("INT8 accuracy budget not met; keeping the best model found", "model", name, "err", err)
+		log.Warn("INT8 accuracy budget not met; keeping the best model found", "err", err)
 	case err != nil:
-		return nil, fmt.Errorf("distill: quantize %s: %w", name, err)
+		return nil, nil, err
 	}
-	run.log.Info("quantized", "model", name, "fp32", rep.FP32Accuracy, "int8", rep.Int8Accuracy, "chosen", rep.Accuracy, "float_layers", rep.FloatLayers)
-	return best, nil
+	return best, rep, nil
 }

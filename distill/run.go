@@ -197,23 +197,29 @@ func (run *runner) timed(stage string, f func() error) error {
 }
 
 func (run *runner) loadData(ctx context.Context) error {
-	d := run.r.Data
-	run.opts.Progress(Event{Stage: "data", Message: "loading " + d.Dataset})
+	run.opts.Progress(Event{Stage: "data", Message: "loading " + run.r.Data.Dataset})
 	var err error
+	if run.train, run.test, err = LoadData(ctx, run.r.Data); err != nil {
+		return err
+	}
+	run.log.Info("dataset loaded", "dataset", run.r.Data.Dataset, "train", run.train.Len(), "test", run.test.Len())
+	return nil
+}
+
+// LoadData loads the training and test sets a recipe's data section
+// describes, limits applied.
+func LoadData(ctx context.Context, d recipe.Data) (train, test *data.Dataset, err error) {
 	switch d.Dataset {
 	case "synthetic":
 		s := d.Synthetic
-		run.train, run.test, err = data.NewSynthetic(data.SyntheticConfig{Train: s.Train, Test: s.Test, Shape: s.Shape, Classes: s.Classes, Seed: s.Seed})
+		train, test, err = data.NewSynthetic(data.SyntheticConfig{Train: s.Train, Test: s.Test, Shape: s.Shape, Classes: s.Classes, Seed: s.Seed})
 	default:
-		run.train, run.test, err = data.LoadMNIST(ctx, data.MNISTOptions{Dir: d.Dir})
+		train, test, err = data.LoadMNIST(ctx, data.MNISTOptions{Dir: d.Dir})
 	}
 	if err != nil {
-		return fmt.Errorf("distill: load dataset %q: %w", d.Dataset, err)
+		return nil, nil, fmt.Errorf("distill: load dataset %q: %w", d.Dataset, err)
 	}
-	run.train = run.train.Subset(d.TrainLimit)
-	run.test = run.test.Subset(d.TestLimit)
-	run.log.Info("dataset loaded", "dataset", d.Dataset, "train", run.train.Len(), "test", run.test.Len())
-	return nil
+	return train.Subset(d.TrainLimit), test.Subset(d.TestLimit), nil
 }
 
 // modelPath is where a model's files live: <out>/models/<name>.json.

@@ -82,3 +82,22 @@ func TestRun(t *testing.T) {
 		t.Errorf("unknown backend: exit %d", code)
 	}
 }
+
+func TestQuantizeCommand(t *testing.T) {
+	out := t.TempDir()
+	if code, _, errOut := capture(t, "run", "../../recipes/synthetic-tiny.yaml", "--out", out, "--quiet"); code != exitOK {
+		t.Fatal(errOut)
+	}
+	code, stdout, errOut := capture(t, "quantize", filepath.Join(out, "models", "teacher.json"), "--dataset", "synthetic", "--method", "mse", "--max-drop", "0.01")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"float32  accuracy", "int8     accuracy", "teacher-int8.json"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "models", "teacher-int8.safetensors")); err != nil {
+		t.Error(err)
+	}
+}

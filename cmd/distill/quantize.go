@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/runtime"
+)
+
+func newQuantizeCmd() *cobra.Command {
+	q := recipe.Quantize{Method: "entropy", Percentile: 99.99, Calibration: 2048, Validation: 5000}
+	d := recipe.Data{Dataset: "mnist"}
+	var out string
+	c := &cobra.Command{
+		Use:   "quantize MODEL",
+		Short: "Turn a trained model into an INT8 model and compare their accuracy",
+		Long: `Quantize calibrates a trained model (its .json or .safetensors file) on
+training examples of the dataset, writes the INT8 model (default
+<model>-int8.{json,safetensors}) and prints float32 vs INT8 test accuracy.
+With --max-drop the most sensitive layers stay in float32 until the
+accuracy drop, measured on held-out training examples, is within budget.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, w, err := model.Load(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			d.Synthetic = recipe.Synthetic{Train: 2048, Test: 512, Shape: spec.Input, Classes: spec.Classes, Seed: 1}
+			train, test, err := distill.LoadData(cmd.Context(), d)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			m, _, err := distill.Quantize(cmd.Context(), spec, w, train, q, log)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				js, _ := model.Paths(args[0])
+				out = strings.TrimSuffix(js, ".json") + "-int8.json"
+			}
+			if err := m.Save(out); err != nil {
+				return err
+			}
+			fp, err := runtime.Compile(spec, w)
+			if err != nil {
+				return err
+			}
+			ip, err := m.Compile()
+			if err != nil {
+				return err
+			}
+			for _, p := range []struct {
+				name string
+				p    eval.Predictor
+			}{{"float32", fp}, {"int8", ip}} {
+				logits, err := eval.Logits(cmd.Context(), p.p, test, test.Size(), spec.Classes, 1000)
+				if err != nil {
+					return err
+				}
+				met, err := eval.Compute(logits, test.Y, nil, spec.Classes, 15)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%-8s accuracy %.4f (%d errors of %d)\n", p.name, met.Accuracy, met.Errors, met.N)
+			}
+			if len(m.Fallback) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "layers kept in float32: %v\n", m.Fallback)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", out)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&d.Dataset, "dataset", d.Dataset, "calibration and test data: mnist or synthetic")
+	f.StringVar(&d.Dir, "data-dir", "", "directory holding the dataset's files, for offline use")
+	f.StringVar(&q.Method, "method", q.Method, "activation calibration: entropy, minmax, percentile or mse")
+	f.Float64Var(&q.Percentile, "percentile", q.Percentile, "percentile for --method percentile")
+	f.IntVar(&q.Calibration, "calibration", q.Calibration, "training examples to calibrate on")
+	f.Float64Var(&q.MaxDrop, "max-drop", 0, "accuracy budget as a fraction (0.001 = 0.1 points); 0 = no fallback")
+	f.BoolVar(&q.Relative, "relative", false, "--max-drop is relative to the float32 accuracy")
+	f.StringVar(&out, "out", "", "INT8 model path (default <model>-int8.json)")
+	return c
+}
