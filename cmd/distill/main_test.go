@@ -100,4 +100,13 @@ func TestQuantizeCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "models", "teacher-int8.safetensors")); err != nil {
 		t.Error(err)
 	}
+	for _, m := range []string{"teacher.json", "teacher-int8.json"} {
+		dst := filepath.Join(out, m+".onnx")
+		if code, stdout, errOut := capture(t, "export", filepath.Join(out, "models", m), dst); code != exitOK || !strings.Contains(stdout, "wrote") {
+			t.Fatalf("export %s: exit %d %s %s", m, code, stdout, errOut)
+		}
+		if fi, err := os.Stat(dst); err != nil || fi.Size() == 0 {
+			t.Errorf("export %s: %v", m, err)
+		}
+	}
 }

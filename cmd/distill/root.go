@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd())
 	return root
 }
 

@@ -1,0 +1,391 @@
+package onnx
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/onnx/onnxpb"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/runtime"
+)
+
+// buildFP32 builds the ONNX model of a float32 network.
+func buildFP32(spec model.Spec, w model.Weights) (*onnxpb.ModelProto, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	if err := spec.Check(w); err != nil {
+		return nil, fmt.Errorf("onnx: weights do not fit spec %q: %w", spec.Name, err)
+	}
+	return build(spec, w, nil, nil)
+}
+
+// buildInt8 builds the QDQ ONNX model of a quantized network.
+func buildInt8(m *quantize.Model) (*onnxpb.ModelProto, error) {
+	if m == nil {
+		return nil, fmt.Errorf("onnx: nil quantized model")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	meta := map[string]string{"distill.calibration": string(m.Method)}
+	if m.Method == quantize.Percentile {
+		meta["distill.percentile"] = strconv.FormatFloat(m.Percentile, 'g', -1, 64)
+	}
+	if len(m.Fallback) > 0 {
+		meta["distill.fallback"] = strings.Join(m.Fallback, ",")
+	}
+	return build(m.Spec, m.Float, &m.QuantModel, meta)
+}
+
+// actState is what the builder knows of the activation between layers;
+// it mirrors the state package runtime's compiler keeps, so that the
+// graph quantizes where the INT8 runtime does.
+type actState struct {
+	u8    bool            // the runtime holds it as uint8: its values lie on the grid of q
+	fresh bool            // the tensor is the output of a DequantizeLinear with q
+	q     runtime.QParams // its quantization parameters, if qok
+	qok   bool            // q is known
+	qkey  string          // whose parameters q are: a layer's name, "" for the input
+}
+
+// builder accumulates a graph.
+type builder struct {
+	g     *onnxpb.GraphProto
+	used  map[string]bool      // tensor and node names
+	qinit map[string][2]string // qkey → scale and zero-point initializers
+}
+
+func build(spec model.Spec, w model.Weights, qm *runtime.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	b := &builder{
+		g:     &onnxpb.GraphProto{Name: proto.String(graphName(spec))},
+		used:  map[string]bool{InputName: true, OutputName: true},
+		qinit: map[string][2]string{},
+	}
+	quantized := func(name string) bool {
+		if qm == nil {
+			return false
+		}
+		_, ok := qm.Layers[name]
+		return ok
+	}
+	// needsFloat: does the first consumer after layer i want float32
+	// (runtime's rule for a quantized layer's output)?
+	needsFloat := func(i int) bool {
+		for k := i + 1; k < len(spec.Layers); k++ {
+			switch l := spec.Layers[k]; l.Kind {
+			case model.KindLinear, model.KindConv2D:
+				return !quantized(l.Name)
+			case model.KindTanh, model.KindSigmoid:
+				_, ok := qm.Act[l.Name]
+				return !ok
+			}
+		}
+		return true
+	}
+
+	cur := InputName
+	st := actState{}
+	if qm != nil {
+		st = actState{q: qm.Input, qok: true}
+	}
+	in := spec.Input
+	for i := 0; i < len(spec.Layers); i++ {
+		l := spec.Layers[i]
+		switch l.Kind {
+		case model.KindDropout:
+			// The identity at inference.
+		case model.KindFlatten:
+			cur = b.node("Flatten", l.Name, []string{cur}, intAttr("axis", 1))
+			st.fresh = false
+		case model.KindMaxPool:
+			stride := l.Stride
+			if stride <= 0 {
+				stride = l.Kernel
+			}
+			cur = b.node("MaxPool", l.Name, []string{cur},
+				intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", stride, stride))
+			st.fresh = false
+		case model.KindLinear, model.KindConv2D:
+			relu := fusedReLU(spec.Layers, i)
+			x, wt, bias := cur, "", ""
+			if quantized(l.Name) {
+				if !st.qok {
+					return nil, fmt.Errorf("onnx: layer %q is quantized but its input has no quantization parameters", l.Name)
+				}
+				if !st.fresh {
+					x = b.qdq(cur, st.qkey, st.q)
+				}
+				ql := qm.Layers[l.Name]
+				wshape := weightShape(l, in)
+				wt, bias = b.quantizedParams(l.Name, ql, wshape, st.q.Scale)
+			} else {
+				wt = b.floatInit(l.Name+".weight", w[l.Name+".weight"])
+				bias = b.floatInit(l.Name+".bias", w[l.Name+".bias"])
+			}
+			if l.Kind == model.KindLinear {
+				cur = b.node("Gemm", l.Name, []string{x, wt, bias}, intAttr("transB", 1))
+			} else {
+				s := max(l.Stride, 1)
+				cur = b.node("Conv", l.Name, []string{x, wt, bias},
+					intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", s, s),
+					intsAttr("pads", l.Padding, l.Padding, l.Padding, l.Padding))
+			}
+			if relu >= 0 {
+				cur = b.node("Relu", spec.Layers[relu].Name, []string{cur})
+				i = relu
+			}
+			if qm == nil {
+				break
+			}
+			st = actState{q: qm.Act[l.Name], qok: true, qkey: l.Name}
+			if quantized(l.Name) && !needsFloat(i) {
+				cur = b.qdq(cur, l.Name, st.q)
+				st.u8, st.fresh = true, true
+			}
+		case model.KindReLU:
+			cur = b.node("Relu", l.Name, []string{cur})
+			st.fresh = false
+		case model.KindTanh, model.KindSigmoid:
+			op := "Tanh"
+			if l.Kind == model.KindSigmoid {
+				op = "Sigmoid"
+			}
+			cur = b.node(op, l.Name, []string{cur})
+			if qm == nil {
+				break
+			}
+			q, ok := qm.Act[l.Name]
+			if st.u8 && ok {
+				// The runtime maps uint8 to uint8 through a table.
+				cur = b.qdq(cur, l.Name, q)
+				st = actState{u8: true, fresh: true, q: q, qok: true, qkey: l.Name}
+			} else {
+				st = actState{q: q, qok: ok, qkey: l.Name}
+			}
+		default:
+			return nil, fmt.Errorf("onnx: layer %q: unsupported kind %q", l.Name, l.Kind)
+		}
+		in = shapes[i]
+	}
+	b.finish(cur)
+
+	dims := append([]int{-1}, spec.Input...)
+	b.g.Input = []*onnxpb.ValueInfoProto{valueInfo(InputName, dims)}
+	b.g.Output = []*onnxpb.ValueInfoProto{valueInfo(OutputName, []int{-1, spec.Classes})}
+
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: encode spec: %w", err)
+	}
+	m := &onnxpb.ModelProto{
+		IrVersion:    proto.Int64(IRVersion),
+		ProducerName: proto.String("distill"),
+		DocString:    proto.String(fmt.Sprintf("%s exported by distill", graphName(spec))),
+		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		Graph:        b.g,
+		MetadataProps: []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("distill.spec"), Value: proto.String(string(specJSON))},
+		},
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(meta[k])})
+	}
+	return m, nil
+}
+
+func graphName(spec model.Spec) string {
+	if spec.Name != "" {
+		return spec.Name
+	}
+	return "distill"
+}
+
+// fusedReLU returns the index of the relu layer that layer i is fused
+// with in package runtime (skipping dropout layers), or -1.
+func fusedReLU(layers []model.Layer, i int) int {
+	j := i + 1
+	for j < len(layers) && layers[j].Kind == model.KindDropout {
+		j++
+	}
+	if j < len(layers) && layers[j].Kind == model.KindReLU {
+		return j
+	}
+	return -1
+}
+
+// weightShape is the PyTorch-layout shape of a linear or conv2d layer's
+// weight, given the layer's per-example input shape.
+func weightShape(l model.Layer, in []int) []int {
+	if l.Kind == model.KindLinear {
+		return []int{l.Out, in[0]}
+	}
+	return []int{l.Out, in[0], l.Kernel, l.Kernel}
+}
+
+// name returns base, or base with a numeric suffix if base is taken.
+func (b *builder) name(base string) string {
+	n := base
+	for k := 2; b.used[n]; k++ {
+		n = base + "_" + strconv.Itoa(k)
+	}
+	b.used[n] = true
+	return n
+}
+
+// node appends a node named after its output, which it returns.
+func (b *builder) node(op, out string, inputs []string, attrs ...*onnxpb.AttributeProto) string {
+	out = b.name(out)
+	b.g.Node = append(b.g.Node, &onnxpb.NodeProto{
+		Name:      proto.String(out),
+		OpType:    proto.String(op),
+		Input:     inputs,
+		Output:    []string{out},
+		Attribute: attrs,
+	})
+	return out
+}
+
+// finish names the last tensor "logits".
+func (b *builder) finish(cur string) {
+	if cur == InputName || len(b.g.Node) == 0 {
+		b.g.Node = append(b.g.Node, &onnxpb.NodeProto{Name: proto.String(OutputName), OpType: proto.String("Identity"),
+			Input: []string{cur}, Output: []string{OutputName}})
+		return
+	}
+	last := b.g.Node[len(b.g.Node)-1]
+	last.Output[0] = OutputName
+}
+
+// qdq quantizes x with the activation parameters of qkey (a layer, or
+// "" for the input) and
+// dequantizes it back, returning the dequantized tensor.
+func (b *builder) qdq(x, qkey string, q runtime.QParams) string {
+	names, ok := b.qinit[qkey]
+	if !ok {
+		prefix := qkey + ".out"
+		if qkey == "" {
+			prefix = InputName
+		}
+		names[0] = b.init(prefix+"_scale", onnxpb.TensorProto_FLOAT, nil, f32Bytes([]float32{q.Scale}))
+		names[1] = b.init(prefix+"_zero_point", onnxpb.TensorProto_UINT8, nil, []byte{uint8(q.ZeroPoint)})
+		b.qinit[qkey] = names
+	}
+	qx := b.node("QuantizeLinear", x+"_quantized", []string{x, names[0], names[1]})
+	return b.node("DequantizeLinear", x+"_dequantized", []string{qx, names[0], names[1]})
+}
+
+// quantizedParams adds a quantized layer's int8 weight and int32 bias and
+// their per-channel DequantizeLinear nodes, returning the dequantized
+// weight and bias.
+func (b *builder) quantizedParams(layer string, ql runtime.QLayer, wshape []int, inScale float32) (wt, bias string) {
+	out := wshape[0]
+	wq := b.init(layer+".weight_quantized", onnxpb.TensorProto_INT8, wshape, i8Bytes(ql.Weight))
+	ws := b.init(layer+".weight_scale", onnxpb.TensorProto_FLOAT, []int{out}, f32Bytes(ql.Scale))
+	wz := b.init(layer+".weight_zero_point", onnxpb.TensorProto_INT8, []int{out}, make([]byte, out))
+	wt = b.node("DequantizeLinear", layer+".weight", []string{wq, ws, wz}, intAttr("axis", 0))
+
+	bs := make([]float32, out)
+	for c := range bs {
+		// As package quantize rounds the bias and runtime requantizes.
+		bs[c] = float32(float64(inScale) * float64(ql.Scale[c]))
+	}
+	bq := b.init(layer+".bias_quantized", onnxpb.TensorProto_INT32, []int{out}, i32Bytes(ql.Bias))
+	bsn := b.init(layer+".bias_scale", onnxpb.TensorProto_FLOAT, []int{out}, f32Bytes(bs))
+	bz := b.init(layer+".bias_zero_point", onnxpb.TensorProto_INT32, []int{out}, make([]byte, 4*out))
+	bias = b.node("DequantizeLinear", layer+".bias", []string{bq, bsn, bz}, intAttr("axis", 0))
+	return wt, bias
+}
+
+// floatInit adds a float32 initializer.
+func (b *builder) floatInit(name string, t model.Tensor) string {
+	return b.init(name, onnxpb.TensorProto_FLOAT, t.Shape, f32Bytes(t.Data))
+}
+
+// init adds an initializer with little-endian raw data; shape nil is a
+// scalar.
+func (b *builder) init(name string, typ onnxpb.TensorProto_DataType, shape []int, raw []byte) string {
+	name = b.name(name)
+	dims := make([]int64, len(shape))
+	for i, d := range shape {
+		dims[i] = int64(d)
+	}
+	b.g.Initializer = append(b.g.Initializer, &onnxpb.TensorProto{
+		Name:     proto.String(name),
+		DataType: proto.Int32(int32(typ)),
+		Dims:     dims,
+		RawData:  raw,
+	})
+	return name
+}
+
+// valueInfo describes a float32 graph input or output; a dimension < 0 is
+// the dynamic batch dimension "N".
+func valueInfo(name string, dims []int) *onnxpb.ValueInfoProto {
+	shape := &onnxpb.TensorShapeProto{}
+	for _, d := range dims {
+		dim := &onnxpb.TensorShapeProto_Dimension{}
+		if d < 0 {
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
+		} else {
+			dim.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}
+		}
+		shape.Dim = append(shape.Dim, dim)
+	}
+	return &onnxpb.ValueInfoProto{
+		Name: proto.String(name),
+		Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
+			Shape:    shape,
+		}}},
+	}
+}
+
+func intAttr(name string, v int) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(v))}
+}
+
+func intsAttr(name string, vs ...int) *onnxpb.AttributeProto {
+	a := &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum()}
+	for _, v := range vs {
+		a.Ints = append(a.Ints, int64(v))
+	}
+	return a
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func i32Bytes(v []int32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return b
+}
+
+func i8Bytes(v []int8) []byte {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = byte(x)
+	}
+	return b
+}
