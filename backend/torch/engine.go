@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"unsafe"
@@ -96,7 +97,7 @@ func (e *engine) do(f func() error) error {
 		defer func() {
 			if r := recover(); r != nil {
 				lastErr() // clear any pending libtorch error
-				errc <- fmt.Errorf("torch backend: panic: %v", r)
+				errc <- fmt.Errorf("torch backend: panic: %v\n%s", r, debug.Stack())
 			}
 		}()
 		errc <- f()
@@ -156,9 +157,14 @@ func setGradEnabled(on bool) (prev bool, err error) {
 	if on {
 		v = 1
 	}
-	r := lib.AtGradSetEnabled(v)
-	if err := lastErr(); err != nil || r < 0 {
+	// gotch reads the C int result as an 8-byte Go int: only the low 32
+	// bits are the result (on little-endian machines).
+	r := int32(lib.AtGradSetEnabled(v))
+	if err := lastErr(); err != nil {
 		return false, fmt.Errorf("torch backend: setting grad mode: %w", err)
+	}
+	if r < 0 {
+		return false, fmt.Errorf("torch backend: setting grad mode failed (%d)", r)
 	}
 	return r == 1, nil
 }

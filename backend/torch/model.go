@@ -23,22 +23,30 @@ type Model struct {
 	inSize  int
 	drop    []int // per layer: index into the batch's masks, or -1
 	dropDim [][]int
+	shapes  [][]int // per layer, the per-example output shape
 
 	closed bool
 }
 
-var _ backend.Model = (*Model)(nil)
+var (
+	_ backend.Model        = (*Model)(nil)
+	_ backend.FeatureModel = (*Model)(nil)
+)
 
 func newModel(b *Backend, spec model.Spec) (*Model, error) {
 	params, err := spec.Params()
 	if err != nil {
 		return nil, fmt.Errorf("torch backend: %w", err)
 	}
-	dl, shapes, err := spec.DropoutLayers()
+	dl, dropShapes, err := spec.DropoutLayers()
 	if err != nil {
 		return nil, fmt.Errorf("torch backend: %w", err)
 	}
-	m := &Model{b: b, spec: spec, params: params, index: map[string]int{}, inSize: model.Numel(spec.Input)}
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: %w", err)
+	}
+	m := &Model{b: b, spec: spec, params: params, index: map[string]int{}, inSize: model.Numel(spec.Input), shapes: shapes}
 	for i, p := range params {
 		m.index[p.Name] = i
 	}
@@ -51,7 +59,7 @@ func newModel(b *Backend, spec model.Spec) (*Model, error) {
 			}
 		}
 	}
-	m.dropDim = shapes
+	m.dropDim = dropShapes
 	return m, nil
 }
 
@@ -60,8 +68,9 @@ func (m *Model) Spec() model.Spec { return m.spec }
 
 // forward records the layers on s: x is [N, input...]; masks, when not
 // nil, holds one [N, shape...] tensor per dropout layer (inverted-dropout
-// scaling included), multiplied in as the host drew them.
-func (m *Model) forward(s *scope, x ctensor, masks []ctensor) ctensor {
+// scaling included), multiplied in as the host drew them. capture, when
+// not nil, is called with each layer's index and output.
+func (m *Model) forward(s *scope, x ctensor, masks []ctensor, capture func(layer int, out ctensor)) ctensor {
 	for i, l := range m.spec.Layers {
 		switch l.Kind {
 		case model.KindLinear, model.KindConv2D:
@@ -93,6 +102,9 @@ func (m *Model) forward(s *scope, x ctensor, masks []ctensor) ctensor {
 		default:
 			s.fail(fmt.Errorf("torch backend: layer %q has unknown kind %q", l.Name, l.Kind))
 		}
+		if capture != nil && s.err == nil {
+			capture(i, x)
+		}
 	}
 	return x
 }
@@ -116,8 +128,52 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 		return withGrad(false, func() error {
 			s := newScope(m.b.device)
 			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil)
+			y := m.forward(s, xt, nil, nil)
 			s.toHost(y, out[:n*k])
+			return s.free()
+		})
+	})
+}
+
+// ForwardFeatures is Forward that also copies the output of each named
+// layer into feats[i] (n × the layer's per-example size, row-major, as
+// model.Spec.Shapes gives it). logits may be nil.
+func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []float32, feats [][]float32) error {
+	k := m.spec.Classes
+	if n <= 0 {
+		return fmt.Errorf("torch backend: ForwardFeatures of %d examples", n)
+	}
+	if len(x) < n*m.inSize || (logits != nil && len(logits) < n*k) {
+		return fmt.Errorf("torch backend: ForwardFeatures of %d examples needs %d inputs and room for %d logits, got %d and %d", n, n*m.inSize, n*k, len(x), len(logits))
+	}
+	if len(feats) != len(layers) {
+		return fmt.Errorf("torch backend: ForwardFeatures got %d layer names and %d feature buffers", len(layers), len(feats))
+	}
+	want := make(map[int][]int, len(layers)) // layer index -> positions in layers
+	sizes := make([]int, len(layers))
+	for i, name := range layers {
+		_, j, ok := m.spec.Layer(name)
+		if !ok {
+			return fmt.Errorf("torch backend: spec %q has no layer %q", m.spec.Name, name)
+		}
+		sizes[i] = model.Numel(m.shapes[j])
+		if len(feats[i]) < n*sizes[i] {
+			return fmt.Errorf("torch backend: feature buffer %d for layer %q has %d values, need %d (%d × %v)", i, name, len(feats[i]), n*sizes[i], n, m.shapes[j])
+		}
+		want[j] = append(want[j], i)
+	}
+	return m.do(func() error {
+		return withGrad(false, func() error {
+			s := newScope(m.b.device)
+			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
+			y := m.forward(s, xt, nil, func(layer int, out ctensor) {
+				for _, i := range want[layer] {
+					s.toHost(out, feats[i][:n*sizes[i]])
+				}
+			})
+			if logits != nil {
+				s.toHost(y, logits[:n*k])
+			}
 			return s.free()
 		})
 	})

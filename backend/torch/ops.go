@@ -37,10 +37,13 @@ type scope struct {
 	device int // -1 = CPU, n = cuda:n
 	err    error
 	owned  []ctensor
-	out    [4]ctensor // output slots of the op being called
+	// out receives the result of the op being called. It is an allocation
+	// of its own: cgo checks the whole Go object a pointer argument points
+	// into, and the scope holds Go pointers.
+	out *[4]ctensor
 }
 
-func newScope(device int) *scope { return &scope{device: device} }
+func newScope(device int) *scope { return &scope{device: device, out: new([4]ctensor)} }
 
 // fail records err unless an earlier error is recorded.
 func (s *scope) fail(err error) {
@@ -341,13 +344,6 @@ func (s *scope) mul_(a, b ctensor) {
 
 func (s *scope) add_(a, b ctensor) {
 	s.inplace("add_", func(o *ctensor) { lib.AtgAdd_(o, a, b) })
-}
-
-// lerp_ sets a = a + w·(b − a).
-func (s *scope) lerp_(a, b ctensor, w float64) {
-	s.scalar(w, func(sc lib.Cscalar) {
-		s.inplace("lerp_", func(o *ctensor) { lib.AtgLerp_(o, a, b, sc) })
-	})
 }
 
 // addcdiv_ sets a = a + b/c.
