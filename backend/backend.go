@@ -238,3 +238,11 @@ func Open(name string, opts Options) (Backend, error) {
 	}
 	return f(opts)
 }
+
+// TorchScriptLoader is a Backend that can load a TorchScript module (a
+// model trained and scripted in PyTorch) as a Model whose layers follow
+// spec. TorchScript archives are pickle-based and can run code when
+// loaded: callers must load only files their user marked as trusted.
+type TorchScriptLoader interface {
+	LoadTorchScript(path string, spec model.Spec) (Model, error)
+}

@@ -365,27 +365,31 @@ func (run *runner) dataKey() any {
 // teacherSpec is one teacher of the recipe: the main one or an
 // ensemble member.
 type teacherSpec struct {
-	name       string
-	model      recipe.Model
-	checkpoint string
-	training   recipe.Training
-	weight     float64
+	name        string
+	model       recipe.Model
+	checkpoint  string
+	training    recipe.Training
+	weight      float64
+	torchscript string // trusted TorchScript file (main teacher only)
 }
 
 func (run *runner) teachers() []teacherSpec {
 	t := run.r.Teacher
-	ts := []teacherSpec{{"teacher", t.Model, t.Checkpoint, t.Training, t.Weight}}
+	ts := []teacherSpec{{"teacher", t.Model, t.Checkpoint, t.Training, t.Weight, ""}}
+	if t.Trusted {
+		ts[0].torchscript = t.TorchScript
+	}
 	for _, e := range run.r.Ensemble {
-		ts = append(ts, teacherSpec{e.Name, e.Model, e.Checkpoint, e.Training, e.Weight})
+		ts = append(ts, teacherSpec{e.Name, e.Model, e.Checkpoint, e.Training, e.Weight, ""})
 	}
 	return ts
 }
 
 func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, error) {
 	name := t.name
-	key := keyOf(run.dataKey(), t.model, t.checkpoint, run.r.TrainingFor(t.training))
-	if t.checkpoint != "" {
-		if fi, err := os.Stat(t.checkpoint); err == nil {
+	key := keyOf(run.dataKey(), t.model, t.checkpoint, t.torchscript, run.r.TrainingFor(t.training))
+	for _, f := range []string{t.checkpoint, t.torchscript} {
+		if fi, err := os.Stat(f); f != "" && err == nil {
 			key = keyOf(key, fi.ModTime(), fi.Size())
 		}
 	}
@@ -397,10 +401,23 @@ func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, err
 	start := time.Now()
 	var m backend.Model
 	var err error
-	if t.checkpoint != "" {
+	switch {
+	case t.torchscript != "":
+		// Only reached when the recipe marked the file trusted.
+		loader, ok := run.be.(backend.TorchScriptLoader)
+		if !ok {
+			return "", fmt.Errorf("distill: %s: the %s backend cannot load TorchScript; use backend torch (a build with -tags torch)", name, run.be.Name())
+		}
+		var spec model.Spec
+		if spec, err = t.model.Spec(name, run.train.Shape, run.train.Classes); err != nil {
+			return "", fmt.Errorf("distill: %s model: %w", name, err)
+		}
+		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: "loading TorchScript " + t.torchscript})
+		m, err = loader.LoadTorchScript(t.torchscript, spec)
+	case t.checkpoint != "":
 		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: "loading " + t.checkpoint})
 		m, err = teacher.Load(run.be, t.checkpoint)
-	} else {
+	default:
 		var spec model.Spec
 		spec, err = t.model.Spec(name, run.train.Shape, run.train.Classes)
 		if err != nil {

@@ -72,6 +72,7 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		dir := filepath.Dir(filename)
 		r.Data.Dir = resolve(dir, r.Data.Dir)
 		r.Teacher.Checkpoint = resolve(dir, r.Teacher.Checkpoint)
+		r.Teacher.TorchScript = resolve(dir, r.Teacher.TorchScript)
 		for i := range r.Ensemble {
 			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
 		}

@@ -153,6 +153,13 @@ type Teacher struct {
 	// Weight of the teacher in an ensemble (see Recipe.Ensemble), > 0,
 	// default 1.
 	Weight float64 `yaml:"weight"`
+	// TorchScript loads the teacher from a TorchScript file (a model
+	// trained and scripted in PyTorch, torch.jit.save) on the torch
+	// backend; Model gives its architecture and layer names. TorchScript
+	// archives are pickle-based and can run code when loaded, so Trusted
+	// must be true. Relative to the recipe file.
+	TorchScript string `yaml:"torchscript"`
+	Trusted     bool   `yaml:"trusted"`
 }
 
 // EnsembleTeacher is one more teacher: trained from Model or loaded from

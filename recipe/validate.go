@@ -129,6 +129,17 @@ func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 	if hasModel {
 		ps.model("teacher.model", "teacher", t.Model, input, classes)
 	}
+	if t.TorchScript != "" {
+		switch {
+		case !t.Trusted:
+			ps.add("teacher.torchscript", "TorchScript archives are pickle-based and can run code when loaded: set trusted: true only for a file you trust")
+		case !hasModel:
+			ps.add("teacher.torchscript", "needs teacher.model: the architecture of the scripted module, for its shapes and layer names")
+		case r.Backend != "torch":
+			ps.add("teacher.torchscript", "loads only on the torch backend (backend: torch), not on %q", r.Backend)
+		}
+		return // the model describes the scripted module: nothing to train
+	}
 	if hasCk {
 		for _, f := range trainingFields {
 			if t.Training.marked(f.key) {

@@ -179,3 +179,9 @@ func (m *ScriptModel) Close() error {
 	}
 	return err
 }
+
+// LoadTorchScript loads a TorchScript module on b's device (see the
+// package function); it makes *Backend a backend.TorchScriptLoader.
+func (b *Backend) LoadTorchScript(path string, spec model.Spec) (backend.Model, error) {
+	return LoadTorchScript(path, spec, b.Device())
+}
