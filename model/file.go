@@ -111,15 +111,7 @@ func SaveWithInfo(path string, spec Spec, w Weights, info Info) error {
 		f.Tensors[name] = safetensors.F32(t.Shape, t.Data)
 	}
 
-	h := sha256.New()
-	err = atomicfile.Write(weightsPath, 0o644, func(out io.Writer) error {
-		h.Reset() // in case of a retry
-		bw := bufio.NewWriterSize(io.MultiWriter(out, h), 1<<20)
-		if err := safetensors.Write(bw, f); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
+	sum, err := safetensors.WriteFileSHA256(weightsPath, f)
 	if err != nil {
 		return fmt.Errorf("model: save: %w", err)
 	}
@@ -128,7 +120,7 @@ func SaveWithInfo(path string, spec Spec, w Weights, info Info) error {
 		Format: FileFormat,
 		Spec:   spec,
 		Info:   info,
-		SHA256: hex.EncodeToString(h.Sum(nil)),
+		SHA256: sum,
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("model: save %s: %w", jsonPath, err)

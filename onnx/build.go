@@ -75,27 +75,9 @@ func build(spec model.Spec, w model.Weights, qm *runtime.QuantModel, meta map[st
 		used:  map[string]bool{InputName: true, OutputName: true},
 		qinit: map[string][2]string{},
 	}
-	quantized := func(name string) bool {
-		if qm == nil {
-			return false
-		}
-		_, ok := qm.Layers[name]
-		return ok
-	}
-	// needsFloat: does the first consumer after layer i want float32
-	// (runtime's rule for a quantized layer's output)?
-	needsFloat := func(i int) bool {
-		for k := i + 1; k < len(spec.Layers); k++ {
-			switch l := spec.Layers[k]; l.Kind {
-			case model.KindLinear, model.KindConv2D:
-				return !quantized(l.Name)
-			case model.KindTanh, model.KindSigmoid:
-				_, ok := qm.Act[l.Name]
-				return !ok
-			}
-		}
-		return true
-	}
+	// The runtime's rules, so that the graph rounds where the runtime does.
+	quantized := qm.Quantized
+	needsFloat := func(i int) bool { return qm.FloatAfter(i) }
 
 	cur := InputName
 	st := actState{}

@@ -93,22 +93,14 @@ func (m *Model) Save(path string) error {
 		f.Tensors[name+sufOutScale] = safetensors.F32([]int{}, []float32{q.Scale})
 		f.Tensors[name+sufOutZero] = safetensors.U8([]int{}, []uint8{uint8(q.ZeroPoint)})
 	}
-	h := sha256.New()
-	err := atomicfile.Write(stPath, 0o644, func(w io.Writer) error {
-		h.Reset()
-		bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
-		if err := safetensors.Write(bw, f); err != nil {
-			return err
-		}
-		return bw.Flush()
-	})
+	sum, err := safetensors.WriteFileSHA256(stPath, f)
 	if err != nil {
 		return fmt.Errorf("quantize: save: %w", err)
 	}
 	doc, err := json.MarshalIndent(fileDoc{
 		Format: FileFormat, Spec: m.Spec, Method: m.Method, Percentile: m.Percentile,
 		Fallback: m.Fallback, Input: m.Input, Activations: m.Act,
-		SHA256: hex.EncodeToString(h.Sum(nil)),
+		SHA256: sum,
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("quantize: save %s: %w", jsonPath, err)

@@ -58,6 +58,37 @@ type QuantModel struct {
 	Float  model.Weights
 }
 
+// Quantized reports whether layer name runs in INT8 (false for a nil
+// model: a float32 program).
+func (qm *QuantModel) Quantized(name string) bool {
+	if qm == nil {
+		return false
+	}
+	_, ok := qm.Layers[name]
+	return ok
+}
+
+// FloatAfter reports whether the first consumer after layer i of the
+// spec wants float32 input rather than uint8: a float (fallback) linear
+// or conv layer, an activation without INT8 parameters, or the logits.
+// A quantized layer's output is requantized to uint8 otherwise; ONNX
+// export follows the same rule so both round at the same places.
+func (qm *QuantModel) FloatAfter(i int) bool {
+	if qm == nil {
+		return true
+	}
+	for k := i + 1; k < len(qm.Spec.Layers); k++ {
+		switch l := qm.Spec.Layers[k]; l.Kind {
+		case model.KindLinear, model.KindConv2D:
+			return !qm.Quantized(l.Name)
+		case model.KindTanh, model.KindSigmoid:
+			_, ok := qm.Act[l.Name]
+			return !ok
+		}
+	}
+	return true // the logits
+}
+
 // Compile compiles a float32 network for inference.
 func Compile(spec model.Spec, w model.Weights) (*Program, error) {
 	if err := spec.Validate(); err != nil {
@@ -180,26 +211,8 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	p := &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}
-	quantized := func(name string) bool {
-		if qm == nil {
-			return false
-		}
-		_, ok := qm.Layers[name]
-		return ok
-	}
-	// needsFloat: does the first consumer after layer i want float32?
-	needsFloat := func(i int) bool {
-		for k := i + 1; k < len(spec.Layers); k++ {
-			switch l := spec.Layers[k]; l.Kind {
-			case model.KindLinear, model.KindConv2D:
-				return !quantized(l.Name)
-			case model.KindTanh, model.KindSigmoid:
-				_, ok := qm.Act[l.Name]
-				return !ok
-			}
-		}
-		return true // the logits
-	}
+	quantized := qm.Quantized
+	needsFloat := func(i int) bool { return qm.FloatAfter(i) }
 	st := tensorState{producer: "input"}
 	if qm != nil {
 		st.q, st.qok = qm.Input, true

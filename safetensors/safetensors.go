@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -426,20 +428,30 @@ func checkLayout(infos []info, bufLen int64) error {
 // WriteFile atomically writes f to path: readers see the old file or the
 // complete new one, never a partial file. See Write.
 func WriteFile(path string, f *File) error {
+	_, err := WriteFileSHA256(path, f)
+	return err
+}
+
+// WriteFileSHA256 is WriteFile that also returns the hex SHA-256 of the
+// bytes written, computed while writing, for files that record the hash
+// of their weights (distill's model and INT8 model specs).
+func WriteFileSHA256(path string, f *File) (string, error) {
 	if err := validate(f); err != nil {
-		return fmt.Errorf("safetensors: write %s: %w", path, err)
+		return "", fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
+	h := sha256.New()
 	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
+		h.Reset() // in case of a retry
+		bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
 		if err := write(bw, f); err != nil {
 			return err
 		}
 		return bw.Flush()
 	})
 	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return "", fmt.Errorf("safetensors: %w", err)
 	}
-	return nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Write validates f and writes it in the safetensors format. The output
