@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/distill-dev/distill/internal/fileio"
 	"io"
 	"os"
 	"path/filepath"
@@ -207,17 +208,12 @@ func LoadWithInfo(path string) (Spec, Weights, Info, error) {
 
 // readDoc reads and checks a model's JSON file.
 func readDoc(path string) (*fileDoc, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxJSONSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	if len(b) > maxJSONSize {
+	b, err := fileio.ReadFileMax(path, maxJSONSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
 		return nil, fmt.Errorf("model: %s: larger than %d bytes; not a model file", path, maxJSONSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	var doc fileDoc
 	if err := json.Unmarshal(b, &doc); err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/distill-dev/distill/internal/fileio"
 	"io"
 	"math"
 	"os"
@@ -160,17 +161,12 @@ func loadBytes(jsonBytes, st []byte) (*Model, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("quantize: %w", err)
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxJSONSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("quantize: %w", err)
-	}
-	if len(b) > maxJSONSize {
+	b, err := fileio.ReadFileMax(path, maxJSONSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
 		return nil, fmt.Errorf("quantize: %s: %w: larger than %d bytes", path, ErrInvalidFile, maxJSONSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	return b, nil
 }

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/distill-dev/distill/internal/fileio"
 	"math"
-	"os"
 	"time"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
@@ -187,17 +186,12 @@ func (r *Report) WriteJSON(path string) error {
 // of distill that keeps the schema: fields it does not know are ignored.
 // A file with another schema, or none, is refused.
 func ReadJSON(path string) (*Report, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxJSONSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	if len(b) > maxJSONSize {
+	b, err := fileio.ReadFileMax(path, maxJSONSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
 		return nil, fmt.Errorf("report: %s: larger than %d bytes; not a report", path, maxJSONSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
 	}
 	return decode(path, b)
 }

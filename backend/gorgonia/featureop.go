@@ -3,7 +3,6 @@ package gorgonia
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -78,12 +77,8 @@ func (op featureOp) OverwritesInput() int { return -1 }
 func (op featureOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "distill.feature(%p)", op.st)
 }
-func (op featureOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op featureOp) String() string { return "DistillFeature" }
+func (op featureOp) Hashcode() uint32 { return hashOf(op) }
+func (op featureOp) String() string   { return "DistillFeature" }
 
 func (op featureOp) DiffWRT(int) []bool { return []bool{true} }
 func (op featureOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {

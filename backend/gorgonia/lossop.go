@@ -60,12 +60,8 @@ func (op objectiveOp) OverwritesInput() int { return -1 }
 func (op objectiveOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "distill.objective(%p)", op.st)
 }
-func (op objectiveOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-func (op objectiveOp) String() string { return "DistillObjective" }
+func (op objectiveOp) Hashcode() uint32 { return hashOf(op) }
+func (op objectiveOp) String() string   { return "DistillObjective" }
 
 func (op objectiveOp) DiffWRT(int) []bool { return []bool{true} }
 func (op objectiveOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -122,9 +118,13 @@ func (op storedGradOp) OverwritesInput() int { return -1 }
 func (op storedGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "distill.storedgrad(%p)", op.src)
 }
-func (op storedGradOp) Hashcode() uint32 {
+func (op storedGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op storedGradOp) String() string   { return "DistillStoredGrad" }
+
+// hashOf is gorgonia's op hash from an op's WriteHash. Every op here
+// hashes the address of its per-graph state, so two ops never merge.
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
 }
-func (op storedGradOp) String() string { return "DistillStoredGrad" }
