@@ -572,7 +572,11 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	for _, f := range append(joint, hints...) {
 		method += ", " + f.Kind
 		if f.Kind == loss.FeatureHint && s.Distill.HintEpochs > 0 {
-			method += fmt.Sprintf(" (%d epochs first)", s.Distill.HintEpochs)
+			unit := "epochs"
+			if s.Distill.HintEpochs == 1 {
+				unit = "epoch"
+			}
+			method += fmt.Sprintf(" (%d %s first)", s.Distill.HintEpochs, unit)
 		}
 	}
 	if len(weights) > 1 {

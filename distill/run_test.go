@@ -231,7 +231,7 @@ func TestFeatureDistillation(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := rep.Models[1]
-	if m.Name != "fit" || !strings.Contains(m.Method, "hint (1 epochs first)") || !strings.Contains(m.Method, "attention") {
+	if m.Name != "fit" || !strings.Contains(m.Method, "hint (1 epoch first)") || !strings.Contains(m.Method, "attention") {
 		t.Errorf("student %s method %q", m.Name, m.Method)
 	}
 	if m.Accuracy < 0.6 {

@@ -1,7 +1,6 @@
 package backendtest
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -11,9 +10,10 @@ import (
 )
 
 // Feature distillation (hints and attention transfer): every backend
-// that implements backend.FeatureModel must pass these; one whose
-// NewTrainer rejects feature terms with an error wrapping
-// errors.ErrUnsupported skips the training parts.
+// must pass these. A backend that does not implement backend.FeatureModel
+// skips them; one whose NewTrainer rejects feature terms fails them
+// (the recipes' FitNets and attention students must run on every
+// backend).
 
 // FeatureCase is a student and teacher pair with an objective that has
 // feature terms, as the suite runs it.
@@ -84,14 +84,10 @@ func featureModel(t *testing.T, m backend.Model) backend.FeatureModel {
 	return fm
 }
 
-// newFeatureTrainer opens a trainer, skipping the test when the backend
-// declares feature terms unsupported.
+// newFeatureTrainer opens a trainer with feature terms.
 func newFeatureTrainer(t *testing.T, b backend.Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
 	t.Helper()
 	tr, err := b.NewTrainer(m, cfg)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("feature terms: %v", err)
-	}
 	if err != nil {
 		t.Fatalf("NewTrainer: %v", err)
 	}
@@ -475,9 +471,6 @@ func testFeatureErrors(t *testing.T, b backend.Backend) {
 	bad := cfg
 	bad.Objective = loss.Objective{Features: []loss.Feature{{Kind: loss.FeatureAttention, Student: "act_conv1", Teacher: "pool1", Weight: 1}}}
 	_, err := b.NewTrainer(m, bad)
-	if errors.Is(err, errors.ErrUnsupported) {
-		return
-	}
 	for _, s := range []string{`"act_conv1"`, "[3 6 6]", `"pool1"`, "[4 3 3]"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("mismatched attention pairing: error %v, want one containing %s", err, s)

@@ -65,8 +65,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 		xs[i] = randn(rng, n*256, 1)
 	}
 	tl := make([]float32, n*10)
-	var at200 int64
-	for step := 1; step <= 2000; step++ {
+	flatOver(t, 2000, func(step int) {
 		x := xs[step%len(xs)]
 		if err := teacher.Forward(x, n, tl); err != nil {
 			t.Fatal(err)
@@ -80,14 +79,89 @@ func TestMemoryStaysFlat(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if step == 200 {
-			at200 = rss(t)
+	})
+}
+
+// TestFeatureMemoryStaysFlat is TestMemoryStaysFlat for feature
+// distillation: a CNN student with a 1×1-conv hint and attention transfer
+// at two layers, the teacher's features read with ForwardFeatures every
+// step (a leaked 8-channel 14×14 map of 32 examples is 200 KB a step).
+func TestFeatureMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1000 training steps")
+	}
+	b := openTest(t)
+	const n = 32
+	spec, err := model.CNN(model.CNNConfig{Name: "student", Input: []int{1, 28, 28},
+		Conv: []model.ConvBlock{{Channels: 8, Kernel: 5, Padding: 2, Pool: 2}, {Channels: 16, Kernel: 5, Padding: 2, Pool: 2}}, Hidden: []int{32}, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tspec, err := model.CNN(model.CNNConfig{Name: "teacher", Input: []int{1, 28, 28},
+		Conv: []model.ConvBlock{{Channels: 12, Kernel: 5, Padding: 2, Pool: 2}, {Channels: 24, Kernel: 5, Padding: 2, Pool: 2}}, Hidden: []int{32}, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := spec.Init(1)
+	tw, _ := tspec.Init(2)
+	m := load(t, b, spec, w)
+	teacher := load(t, b, tspec, tw)
+	obj := loss.Hinton(0.5, 4)
+	obj.Features = []loss.Feature{
+		{Kind: loss.FeatureHint, Student: "act_conv2", Teacher: "act_conv2", Weight: 1, Adapter: loss.AdapterConv1x1},
+		{Kind: loss.FeatureAttention, Student: "act_conv1", Teacher: "act_conv1", Weight: 10},
+		{Kind: loss.FeatureHint, Student: "act1", Teacher: "act1", Weight: 1, Distance: loss.DistanceCosine},
+	}
+	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.Adam}, TeacherSpec: tspec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	xs := make([][]float32, 8)
+	for i := range xs {
+		xs[i] = randn(rng, n*28*28, 1)
+	}
+	layers := []string{"act_conv2", "act_conv1", "act1"}
+	shapes, _ := tspec.Shapes()
+	feats := make([][]float32, len(layers))
+	for i, l := range layers {
+		_, li, _ := tspec.Layer(l)
+		feats[i] = make([]float32, n*model.Numel(shapes[li]))
+	}
+	tl := make([]float32, n*10)
+	flatOver(t, 1000, func(step int) {
+		x := xs[step%len(xs)]
+		if err := teacher.ForwardFeatures(x, n, layers, tl, feats); err != nil {
+			t.Fatal(err)
+		}
+		bt := &backend.Batch{N: n, X: x, Labels: randLabels(rng, n, 10), TeacherLogits: tl, TeacherFeatures: feats, LR: 1e-3}
+		if _, err := tr.Step(bt); err != nil {
+			t.Fatal(err)
+		}
+		if step%100 == 0 {
+			if _, err := tr.State(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// flatOver runs step 1..steps and fails if the RSS grows by more than
+// 64 MB between a tenth of the way and the end.
+func flatOver(t *testing.T, steps int, step func(int)) {
+	t.Helper()
+	var early int64
+	for i := 1; i <= steps; i++ {
+		step(i)
+		if i == steps/10 {
+			early = rss(t)
 		}
 	}
-	at2000 := rss(t)
+	end := rss(t)
 	const margin = 64 << 20
-	t.Logf("RSS after step 200: %d MB, after step 2000: %d MB", at200>>20, at2000>>20)
-	if at2000-at200 > margin {
-		t.Errorf("RSS grew by %d MB between steps 200 and 2000 (allowed %d MB): tensors are leaking", (at2000-at200)>>20, margin>>20)
+	t.Logf("RSS after step %d: %d MB, after step %d: %d MB", steps/10, early>>20, steps, end>>20)
+	if end-early > margin {
+		t.Errorf("RSS grew by %d MB between steps %d and %d (allowed %d MB): tensors are leaking", (end-early)>>20, steps/10, steps, margin>>20)
 	}
 }

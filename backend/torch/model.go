@@ -68,10 +68,11 @@ func (m *Model) Spec() model.Spec { return m.spec }
 
 // forward records the layers on s: x is [N, input...]; masks, when not
 // nil, holds one [N, shape...] tensor per dropout layer (inverted-dropout
-// scaling included), multiplied in as the host drew them. capture, when
-// not nil, is called with each layer's index and output.
-func (m *Model) forward(s *scope, x ctensor, masks []ctensor, capture func(layer int, out ctensor)) ctensor {
-	for i, l := range m.spec.Layers {
+// scaling included), multiplied in as the host drew them. It runs layers
+// 0..last and returns the output of layer last. capture, when not nil, is
+// called with each layer's index and output.
+func (m *Model) forward(s *scope, x ctensor, masks []ctensor, last int, capture func(layer int, out ctensor)) ctensor {
+	for i, l := range m.spec.Layers[:last+1] {
 		switch l.Kind {
 		case model.KindLinear, model.KindConv2D:
 			w := m.tensors[m.index[l.Name+".weight"]]
@@ -128,7 +129,7 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 		return withGrad(false, func() error {
 			s := newScope(m.b.device)
 			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, nil)
+			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
 			s.toHost(y, out[:n*k])
 			return s.free()
 		})
@@ -166,7 +167,7 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 		return withGrad(false, func() error {
 			s := newScope(m.b.device)
 			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, func(layer int, out ctensor) {
+			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
 				for _, i := range want[layer] {
 					s.toHost(out, feats[i][:n*sizes[i]])
 				}

@@ -391,3 +391,80 @@ func (s *scope) grads(loss ctensor, params []ctensor) []ctensor {
 	s.owned = append(s.owned, out...)
 	return out
 }
+
+// Ops of the feature terms (features.go).
+
+func (s *scope) div(a, b ctensor) ctensor {
+	return s.call("div", func(o *ctensor) { lib.AtgDiv(o, a, b) })
+}
+
+func (s *scope) abs(a ctensor) ctensor {
+	return s.call("abs", func(o *ctensor) { lib.AtgAbs(o, a) })
+}
+
+func (s *scope) addScalar(a ctensor, v float64) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call("add", func(o *ctensor) { lib.AtgAddScalar(o, a, sc) })
+	})
+	return r
+}
+
+func (s *scope) powScalar(a ctensor, v float64) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call("pow", func(o *ctensor) { lib.AtgPowTensorScalar(o, a, sc) })
+	})
+	return r
+}
+
+func (s *scope) clampMin(a ctensor, v float64) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call("clamp_min", func(o *ctensor) { lib.AtgClampMin(o, a, sc) })
+	})
+	return r
+}
+
+// reshape views a with the given sizes (one may be -1).
+func (s *scope) reshape(a ctensor, shape ...int) ctensor {
+	dims := int64s(shape...)
+	return s.call("reshape", func(o *ctensor) { lib.AtgReshape(o, a, dims, len(dims)) })
+}
+
+// mean is the mean of all elements.
+func (s *scope) mean(a ctensor) ctensor {
+	return s.call("mean", func(o *ctensor) { lib.AtgMean(o, a, -1) })
+}
+
+// meanDim and sumDim reduce dimension dim (not kept).
+func (s *scope) meanDim(a ctensor, dim int) ctensor {
+	d := int64s(dim)
+	return s.call("mean", func(o *ctensor) { lib.AtgMeanDim(o, a, d, 1, 0, -1) })
+}
+
+func (s *scope) sumDim(a ctensor, dim int) ctensor {
+	d := int64s(dim)
+	return s.call("sum", func(o *ctensor) { lib.AtgSumDimIntlist(o, a, d, 1, 0, -1) })
+}
+
+// norm2 is the L2 norm over dimension dim, kept as a size-1 dimension
+// (so that it broadcasts against a) when keep is set. Its backward is 0
+// where the norm is 0.
+func (s *scope) norm2(a ctensor, dim int, keep bool) ctensor {
+	d := int64s(dim)
+	k := int32(0)
+	if keep {
+		k = 1
+	}
+	var r ctensor
+	s.scalar(2, func(sc lib.Cscalar) {
+		r = s.call("norm", func(o *ctensor) { lib.AtgNormScalaroptDim(o, a, sc, d, 1, k) })
+	})
+	return r
+}
+
+// mseLoss is the mean of (a − b)² over all elements, as F.mse_loss.
+func (s *scope) mseLoss(a, b ctensor) ctensor {
+	return s.call("mse_loss", func(o *ctensor) { lib.AtgMseLoss(o, a, b, reductionMean) })
+}

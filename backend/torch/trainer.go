@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	lib "github.com/sugarme/gotch/libtch"
@@ -16,20 +17,31 @@ import (
 )
 
 // Trainer trains a Model in place: each Step is a forward pass with the
-// batch's dropout masks, the objective in libtorch ops, autograd, and the
-// optimiser update in tensor ops, as torch.optim.Adam and torch.optim.SGD
-// (single-tensor implementations) compute it.
+// batch's dropout masks, the objective (logit and feature terms) in
+// libtorch ops, autograd, and the optimiser update in tensor ops, as
+// torch.optim.Adam and torch.optim.SGD (single-tensor implementations)
+// compute it.
 type Trainer struct {
-	m      *Model
-	cfg    backend.TrainConfig
-	opt    backend.Optimizer
-	obj    loss.Objective
-	step   int64
-	slots  []string    // "m", "v" (Adam) or "momentum" (SGD with momentum)
-	state  [][]ctensor // per slot, per param; zero-initialised
-	masks  [][]int     // per dropout layer, the per-example mask shape
-	sizes  []int       // per dropout layer, the per-example mask size
-	closed bool
+	m     *Model
+	cfg   backend.TrainConfig
+	opt   backend.Optimizer
+	obj   loss.Objective
+	feats *features
+	// params and tensors are the model's parameters, then the feature
+	// adapters'; trained marks those the objective reaches. Without
+	// logit terms the forward pass stops at the deepest feature layer
+	// (last), and the parameters after it get no gradient and, as
+	// torch.optim skips parameters whose .grad is None, no update.
+	params  []model.Param
+	tensors []ctensor
+	trained []bool
+	last    int
+	step    int64
+	slots   []string    // "m", "v" (Adam) or "momentum" (SGD with momentum)
+	state   [][]ctensor // per slot, per param; zero-initialised
+	masks   [][]int     // per dropout layer, the per-example mask shape
+	sizes   []int       // per dropout layer, the per-example mask size
+	closed  bool
 }
 
 var _ backend.Trainer = (*Trainer)(nil)
@@ -38,11 +50,8 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if err := cfg.Objective.Validate(); err != nil {
 		return nil, fmt.Errorf("torch backend: objective: %w", err)
 	}
-	if len(cfg.Objective.Features) > 0 {
-		return nil, fmt.Errorf("torch backend: the objective has %d feature terms (hints, attention transfer), which this backend does not train yet: use the gorgonia backend for feature distillation: %w", len(cfg.Objective.Features), errors.ErrUnsupported)
-	}
-	if cfg.Objective.HardWeight == 0 && cfg.Objective.SoftWeight == 0 {
-		return nil, errors.New("torch backend: the objective has neither a hard nor a soft term")
+	if !cfg.Objective.HasLogitTerms() && !cfg.Objective.NeedsTeacherFeatures() {
+		return nil, errors.New("torch backend: the objective has no term: give it a hard, soft or feature term")
 	}
 	if cfg.MaxBatch <= 0 {
 		return nil, fmt.Errorf("torch backend: TrainConfig.MaxBatch must be > 0, got %d", cfg.MaxBatch)
@@ -71,16 +80,29 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if !(opt.WeightDecay >= 0) {
 		return nil, fmt.Errorf("torch backend: weight decay must be >= 0, got %v", opt.WeightDecay)
 	}
-	t := &Trainer{m: m, cfg: cfg, opt: opt, obj: cfg.Objective, slots: slots, masks: m.dropDim}
+	feats, err := newFeatures(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{m: m, cfg: cfg, opt: opt, obj: cfg.Objective, feats: feats, slots: slots, masks: m.dropDim, last: len(m.spec.Layers) - 1}
+	if !t.obj.HasLogitTerms() {
+		t.last = feats.deepest
+	}
+	t.params = append(slices.Clone(m.params), feats.params...)
+	t.tensors = append(slices.Clone(m.tensors), feats.tensors...)
+	for _, p := range t.params {
+		_, li, inModel := m.spec.Layer(p.Layer)
+		t.trained = append(t.trained, !inModel || li <= t.last)
+	}
 	for _, sh := range m.dropDim {
 		t.sizes = append(t.sizes, model.Numel(sh))
 	}
-	err := m.do(func() error {
+	err = m.do(func() error {
 		s := newScope(m.b.device)
 		for range slots {
-			ts := make([]ctensor, len(m.params))
-			for i := range m.params {
-				z := s.call("zeros_like", func(o *ctensor) { lib.AtgZerosLike(o, m.tensors[i]) })
+			ts := make([]ctensor, len(t.tensors))
+			for i := range t.tensors {
+				z := s.call("zeros_like", func(o *ctensor) { lib.AtgZerosLike(o, t.tensors[i]) })
 				if s.err == nil {
 					ts[i] = s.keep(z)
 				}
@@ -94,6 +116,7 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 		return nil
 	})
 	if err != nil {
+		_ = m.b.eng.do(func() error { feats.free(); return nil })
 		return nil, fmt.Errorf("torch backend: creating the optimizer state: %w", err)
 	}
 	return t, nil
@@ -110,7 +133,7 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 		return fmt.Errorf("torch backend: batch of %d examples; the trainer was configured for 1..%d (TrainConfig.MaxBatch)", b.N, t.cfg.MaxBatch)
 	case len(b.X) < b.N*in:
 		return fmt.Errorf("torch backend: batch X has %d values, need %d (%d × %d)", len(b.X), b.N*in, b.N, in)
-	case len(b.Labels) < b.N:
+	case t.obj.HardWeight > 0 && len(b.Labels) < b.N:
 		return fmt.Errorf("torch backend: batch has %d labels, need %d", len(b.Labels), b.N)
 	case t.obj.NeedsTeacher() && len(b.TeacherLogits) < b.N*k:
 		return fmt.Errorf("torch backend: the objective has a soft term and needs %d teacher logits, got %d", b.N*k, len(b.TeacherLogits))
@@ -123,6 +146,12 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 		if len(b.Masks[i]) < b.N*t.sizes[i] {
 			return fmt.Errorf("torch backend: dropout mask %d has %d values, need %d (%d × %v)", i, len(b.Masks[i]), b.N*t.sizes[i], b.N, t.masks[i])
 		}
+	}
+	if err := t.feats.checkBatch(b); err != nil {
+		return err
+	}
+	if t.obj.HardWeight == 0 {
+		return nil // the labels are not read
 	}
 	for i, y := range b.Labels[:b.N] {
 		if y < 0 || int(y) >= k {
@@ -145,7 +174,10 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 		defer s.free()
 		n, k := b.N, t.m.spec.Classes
 		x := s.fromHost(b.X[:n*t.m.inSize], t.m.batchShape(n)...)
-		y := s.labels(b.Labels[:n])
+		var y ctensor
+		if t.obj.HardWeight > 0 {
+			y = s.labels(b.Labels[:n])
+		}
 		var masks []ctensor
 		if b.Masks != nil {
 			masks = make([]ctensor, len(b.Masks))
@@ -159,26 +191,45 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 		}
 		var grads []ctensor
 		err := withGrad(true, func() error {
-			logits := t.m.forward(s, x, masks, nil)
-			total, hard, soft := t.objective(s, logits, y, teacher, n)
+			var captured map[int]ctensor
+			var capture func(int, ctensor)
+			if len(t.feats.plans) > 0 {
+				captured = map[int]ctensor{}
+				capture = func(layer int, out ctensor) { captured[layer] = out }
+			}
+			out := t.m.forward(s, x, masks, t.last, capture)
+			var total, hard, soft ctensor
+			if t.obj.HasLogitTerms() {
+				total, hard, soft = t.objective(s, out, y, teacher, n)
+			}
+			feat := t.feats.loss(s, captured, b.TeacherFeatures, n)
+			switch {
+			case total == nil:
+				total = feat
+			case feat != nil:
+				total = s.add(total, feat)
+			}
 			if s.err != nil {
 				return s.err
 			}
-			var ceV, klV float64
+			var ceV, klV, featV float64
 			if hard != nil {
 				ceV = s.item(hard)
 			}
 			if soft != nil {
 				klV = s.item(soft)
 			}
-			v = t.value(ceV, klV, n)
+			if feat != nil {
+				featV = s.item(feat)
+			}
+			v = t.value(ceV, klV, featV, n)
 			if s.err != nil {
 				return s.err
 			}
 			if math.IsNaN(v.Total) || math.IsInf(v.Total, 0) {
 				return &loss.NonFiniteError{Value: v}
 			}
-			grads = s.grads(total, t.m.tensors)
+			grads = t.gradients(s, total)
 			return s.err
 		})
 		if err != nil {
@@ -228,9 +279,31 @@ func (t *Trainer) objective(s *scope, logits, y, teacher ctensor, n int) (total,
 	return total, ce, kl
 }
 
-// value turns the CE and KL-sum read back from the device into loss parts
-// the way loss.Objective.Compute reports them.
-func (t *Trainer) value(ce, klSum float64, n int) loss.Value {
+// gradients returns d total / d each trained tensor, nil for the others.
+func (t *Trainer) gradients(s *scope, total ctensor) []ctensor {
+	var in []ctensor
+	for i, x := range t.tensors {
+		if t.trained[i] {
+			in = append(in, x)
+		}
+	}
+	g := s.grads(total, in)
+	if g == nil {
+		return nil
+	}
+	all := make([]ctensor, len(t.tensors))
+	for i := range t.tensors {
+		if t.trained[i] {
+			all[i], g = g[0], g[1:]
+		}
+	}
+	return all
+}
+
+// value turns the CE, KL-sum and weighted feature loss read back from the
+// device into loss parts the way loss.Objective.Compute and
+// loss.FeaturePlan.Compute report them.
+func (t *Trainer) value(ce, klSum, feature float64, n int) loss.Value {
 	o := t.obj
 	var v loss.Value
 	if o.HardWeight > 0 {
@@ -239,7 +312,8 @@ func (t *Trainer) value(ce, klSum float64, n int) loss.Value {
 	if o.SoftWeight > 0 {
 		v.Soft = o.SoftWeight * o.Temperature * o.Temperature * klSum / float64(n)
 	}
-	v.Total = v.Hard + v.Soft
+	v.Feature = feature
+	v.Total = v.Hard + v.Soft + v.Feature
 	return v
 }
 
@@ -249,12 +323,15 @@ func (t *Trainer) value(ce, klSum float64, n int) loss.Value {
 // updated as β1·m + (1−β1)·g, as PyTorch 1.x does with mul_ and add_;
 // 2.x's lerp_ gives the same values up to rounding (and lerp_ is ~7×
 // slower than mul_ on the CPU in 1.13). Temporaries are freed per
-// parameter.
+// parameter. A parameter without a gradient is left alone.
 func (t *Trainer) update(s *scope, grads []ctensor, lr float64) {
 	o := t.opt
 	step := float64(t.step + 1)
-	for i, p := range t.m.tensors {
+	for i, p := range t.tensors {
 		g := grads[i]
+		if g == nil {
+			continue
+		}
 		if o.WeightDecay != 0 {
 			wd := s.mulScalar(p, o.WeightDecay)
 			s.add_(g, wd) // grad = grad + wd·param
@@ -304,18 +381,17 @@ func (t *Trainer) update(s *scope, grads []ctensor, lr float64) {
 
 // State returns the step count and host copies of the moments, named
 // "<slot>/<param>": "m/…" and "v/…" for Adam, "momentum/…" for SGD with
-// momentum.
+// momentum; and the feature adapters' values as "param/adapter.<i>.…"
+// (backend.OptimizerState).
 func (t *Trainer) State() (backend.OptimizerState, error) {
 	st := backend.OptimizerState{Tensors: model.Weights{}}
 	err := t.do(func() error {
 		st.Step = t.step
 		s := newScope(t.m.b.device)
-		for j, slot := range t.slots {
-			for i, p := range t.m.params {
-				h := model.NewTensor(p.Shape...)
-				s.toHost(t.state[j][i], h.Data)
-				st.Tensors[slot+"/"+p.Name] = h
-			}
+		for _, v := range t.stateTensors() {
+			h := model.NewTensor(v.param.Shape...)
+			s.toHost(v.tensor, h.Data)
+			st.Tensors[v.name] = h
 		}
 		return s.free()
 	})
@@ -333,17 +409,16 @@ func (t *Trainer) SetState(st backend.OptimizerState) error {
 	}
 	var errs []error
 	want := map[string]bool{}
-	for _, slot := range t.slots {
-		for _, p := range t.m.params {
-			name := slot + "/" + p.Name
-			want[name] = true
-			h, ok := st.Tensors[name]
-			switch {
-			case !ok:
-				errs = append(errs, fmt.Errorf("missing tensor %q", name))
-			case len(h.Data) != model.Numel(p.Shape) || model.Numel(h.Shape) != len(h.Data) || len(h.Shape) != len(p.Shape):
-				errs = append(errs, fmt.Errorf("tensor %q has shape %v, need %v", name, h.Shape, p.Shape))
-			}
+	vs := t.stateTensors()
+	for _, v := range vs {
+		want[v.name] = true
+		h, ok := st.Tensors[v.name]
+		p := v.param
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("missing tensor %q", v.name))
+		case len(h.Data) != model.Numel(p.Shape) || model.Numel(h.Shape) != len(h.Data) || len(h.Shape) != len(p.Shape):
+			errs = append(errs, fmt.Errorf("tensor %q has shape %v, need %v", v.name, h.Shape, p.Shape))
 		}
 	}
 	for name := range st.Tensors {
@@ -356,12 +431,10 @@ func (t *Trainer) SetState(st backend.OptimizerState) error {
 	}
 	err := t.do(func() error {
 		s := newScope(t.m.b.device)
-		for j, slot := range t.slots {
-			for i, p := range t.m.params {
-				h := s.fromHost(st.Tensors[slot+"/"+p.Name].Data, p.Shape...)
-				s.copy_(t.state[j][i], h)
-				s.drop(h)
-			}
+		for _, v := range vs {
+			h := s.fromHost(st.Tensors[v.name].Data, v.param.Shape...)
+			s.copy_(v.tensor, h)
+			s.drop(h)
 		}
 		if err := s.free(); err != nil {
 			return err
@@ -373,6 +446,30 @@ func (t *Trainer) SetState(st backend.OptimizerState) error {
 		return fmt.Errorf("torch backend: restoring the optimizer state: %w", err)
 	}
 	return nil
+}
+
+// stateTensor is one tensor of the optimizer state.
+type stateTensor struct {
+	name   string
+	param  model.Param
+	tensor ctensor
+}
+
+// stateTensors lists the tensors State returns: each slot of each
+// parameter, then the adapters' values. Copying a value into an adapter
+// (SetState) must not be recorded by autograd: it runs with grad mode
+// off, as everything outside withGrad(true) does.
+func (t *Trainer) stateTensors() []stateTensor {
+	var r []stateTensor
+	for j, slot := range t.slots {
+		for i, p := range t.params {
+			r = append(r, stateTensor{slot + "/" + p.Name, p, t.state[j][i]})
+		}
+	}
+	for i, p := range t.feats.params {
+		r = append(r, stateTensor{backend.AdapterValueSlot + "/" + p.Name, p, t.feats.tensors[i]})
+	}
+	return r
 }
 
 // do runs f on the engine's thread unless the trainer or its model is
@@ -392,6 +489,7 @@ func (t *Trainer) Close() error {
 		if !t.closed {
 			t.closed = true
 			t.freeState()
+			t.feats.free()
 		}
 		return nil
 	})
