@@ -444,8 +444,11 @@ func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, err
 // softTargets returns the teachers' soft targets at temperature T for a
 // distilled student, and the data it trains on: the cached transfer set
 // when the recipe has one, else the training data with the teachers run
-// in the loop. release frees the teachers.
-func (run *runner) softTargets(ctx context.Context, T float64) (tt train.Teacher, src train.Source, release func(), err error) {
+// in the loop. With features set the teacher is also a
+// train.FeatureTeacher giving the main teacher's layers (from the
+// transfer set, which stores every layer a student's feature terms
+// read). release frees the teachers.
+func (run *runner) softTargets(ctx context.Context, T float64, features bool) (tt train.Teacher, src train.Source, release func(), err error) {
 	specs := run.teachers()
 	var models []backend.Model
 	release = func() {
@@ -479,11 +482,31 @@ func (run *runner) softTargets(ctx context.Context, T float64) (tt train.Teacher
 		release()
 		return nil, nil, nil, err
 	}
-	if tt, err = set.Ensemble(T); err != nil {
+	if features {
+		tt, err = set.FeatureTeacher(T, 0, models[0].Spec())
+	} else {
+		tt, err = set.Ensemble(T)
+	}
+	if err != nil {
 		release()
 		return nil, nil, nil, err
 	}
 	return tt, set, release, nil
+}
+
+// featureLayers lists the main teacher's layers that the students'
+// feature terms read, in recipe order, each once.
+func (run *runner) featureLayers() []string {
+	var layers []string
+	for _, s := range run.r.Students {
+		joint, hints := s.Distill.Features()
+		for _, f := range append(joint, hints...) {
+			if !slices.Contains(layers, f.Teacher) {
+				layers = append(layers, f.Teacher)
+			}
+		}
+	}
+	return layers
 }
 
 // transferSet gets the transfer set from the cache, building it (running
@@ -502,12 +525,24 @@ func (run *runner) transferSet(ctx context.Context, specs []teacherSpec, models 
 		}
 		teachers[i] = transfer.Teacher{Name: t.name, SHA256: h, Weight: weights[i], Model: models[i]}
 	}
+	// The main teacher's layers that feature terms read are stored too,
+	// so that no student runs a teacher in its training loop.
+	if layers := run.featureLayers(); len(layers) > 0 {
+		fm, ok := models[0].(backend.FeatureModel)
+		if !ok {
+			return nil, fmt.Errorf("distill: the %s backend's models cannot give layer outputs, which the students' hints and attention terms need", run.be.Name())
+		}
+		var err error
+		if teachers[0].Features, teachers[0].FeatureFn, err = transfer.LayerFeatures(fm, models[0].Spec(), layers); err != nil {
+			return nil, fmt.Errorf("distill: transfer set: %w", err)
+		}
+	}
 	cache := transfer.Cache{Dir: tr.CacheDir}
 	start := time.Now()
 	set, err := cache.GetOrBuild(ctx, transfer.BuildSpec{
 		Data: run.train, Classes: run.train.Classes, Copies: tr.Copies, Augment: tr.Augment, Seed: tr.Seed, Dtype: tr.Dtype,
 	}, teachers, func(done, total int) {
-		run.opts.Progress(Event{Stage: "transfer", Model: "transfer-set", Step: done, Steps: total})
+		run.opts.Progress(Event{Stage: "transfer", Model: "transfer-set", Step: done, Steps: total, Elapsed: time.Since(start)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("distill: transfer set: %w", err)
@@ -591,7 +626,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 		run.stages = append(run.stages, report.Stage{Name: "student:" + s.Name, Seconds: secs})
 	} else {
 		start := time.Now()
-		tt, src, release, err := run.softTargets(ctx, s.Distill.Temperature)
+		tt, src, release, err := run.softTargets(ctx, s.Distill.Temperature, len(joint)+len(hints) > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -600,7 +635,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 			ft, ok := tt.(train.FeatureTeacher)
 			if !ok {
 				release()
-				return nil, fmt.Errorf("distill: student %q: hints and attention need the teacher run in the loop", s.Name)
+				return nil, fmt.Errorf("distill: student %q: hints and attention need the teacher's layer outputs, which the %s backend's models cannot give", s.Name, run.be.Name())
 			}
 			if err := loss.CheckFeatures(spec, ft.Spec(), append(joint, hints...)); err != nil {
 				release()

@@ -2,6 +2,7 @@ package distill_test
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +241,56 @@ func TestFeatureDistillation(t *testing.T) {
 	_, err = recipe.Parse([]byte(strings.Replace(featureRecipe, "{student: pool1, teacher: pool1}", "{student: pool1, teacher: fc1}", 1)), "x.yaml")
 	if err == nil || !strings.Contains(err.Error(), `"pool1"`) || !strings.Contains(err.Error(), `"fc1"`) {
 		t.Errorf("mismatched attention pairing: %v", err)
+	}
+}
+
+// TestFeatureDistillationFromTransferSet runs the FitNets + attention
+// student from transfer sets: the set stores the teacher layers the terms
+// read (act_conv1 and pool1) besides its logits, and the student trains
+// from the cache, without the teacher in its loop. Without augmented
+// copies the cached student must match the one trained with the teacher
+// in the loop; with copies it must train.
+func TestFeatureDistillationFromTransferSet(t *testing.T) {
+	run := func(transfer string) (report.Model, string) {
+		dir := t.TempDir()
+		cache := filepath.Join(dir, "cache")
+		y := featureRecipe
+		if transfer != "" {
+			y = strings.Replace(y, "students:", "transfer: {"+transfer+", cache_dir: "+cache+"}\nstudents:", 1)
+		}
+		r, err := recipe.Parse([]byte(y), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Models[1], cache
+	}
+	live, _ := run("")
+	cached, _ := run("copies: 0")
+	if math.Abs(cached.Accuracy-live.Accuracy) > 0.02 || math.Abs(cached.Agreement-live.Agreement) > 0.02 {
+		t.Errorf("student from the cached set: accuracy %v, agreement %v; with the teacher in the loop: %v, %v", cached.Accuracy, cached.Agreement, live.Accuracy, live.Agreement)
+	}
+	aug, cache := run("copies: 1, augment: {shift: 1}")
+	if !strings.Contains(aug.Method, "hint") || !strings.Contains(aug.Method, "attention") || !strings.Contains(aug.Method, "transfer set ×2") {
+		t.Errorf("student %s method %q", aug.Name, aug.Method)
+	}
+	if aug.Accuracy < 0.34 { // 3 classes
+		t.Errorf("student from the augmented set: accuracy %v", aug.Accuracy)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(cache, "*", "manifest.json"))
+	if len(manifests) != 1 {
+		t.Fatalf("%d transfer sets in the cache, want 1", len(manifests))
+	}
+	b, err := os.ReadFile(manifests[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, layer := range []string{`"name":"act_conv1"`, `"name":"pool1"`} {
+		if !strings.Contains(strings.ReplaceAll(string(b), " ", ""), layer) {
+			t.Errorf("the manifest does not list the teacher layer %s", layer)
+		}
 	}
 }

@@ -222,10 +222,6 @@ func (r *Recipe) checkFeatures(ps *problems, key string, s Student, input []int,
 			bad = true
 		}
 	}
-	if r.Transfer.Enabled {
-		ps.add(key, "hints and attention need the teacher's layers in the training loop: they cannot be combined with a transfer set (it stores logits only); set transfer.enabled: false")
-		return
-	}
 	if bad || r.Teacher.Checkpoint != "" || reflect.ValueOf(r.Teacher.Model).IsZero() || reflect.ValueOf(s.Model).IsZero() {
 		return
 	}

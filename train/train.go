@@ -121,7 +121,7 @@ func (c Config) Validate() error {
 	}
 	if c.Objective.NeedsTeacherFeatures() && c.Teacher != nil {
 		if _, ok := c.Teacher.(FeatureTeacher); !ok {
-			errs = append(errs, fmt.Errorf("train: feature terms need a teacher model run in the loop (a FeatureTeacher), not a %T: cached transfer sets and ensembles hold logits only", c.Teacher))
+			errs = append(errs, fmt.Errorf("train: feature terms need a teacher that gives its layer outputs (a train.FeatureTeacher: a model run in the loop, or a transfer set that stores the layers), not a %T", c.Teacher))
 		}
 	}
 	return errors.Join(errs...)

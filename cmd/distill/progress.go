@@ -54,12 +54,18 @@ func (p *progress) Event(e distill.Event) {
 				progressbar.OptionClearOnFinish())
 			p.barModel = e.Model
 		}
-		p.bar.Describe(e.Model + " epoch " + itoa(e.Epoch) + "/" + itoa(e.Epochs) + " loss " + ftoa(e.Loss))
+		if e.Epochs > 0 {
+			p.bar.Describe(e.Model + " epoch " + itoa(e.Epoch) + "/" + itoa(e.Epochs) + " loss " + ftoa(e.Loss))
+		}
 		p.bar.Set(e.Step)
 		return
 	}
 	if e.Step == e.Steps || time.Since(p.lastLog) >= logEvery {
 		p.lastLog = time.Now()
+		if e.Epochs == 0 { // not training: e.g. the teacher labelling a transfer set
+			p.log.Info(e.Stage, "model", e.Model, "done", e.Step, "of", e.Steps, "elapsed", e.Elapsed.Round(time.Second))
+			return
+		}
 		p.log.Info("training", "model", e.Model, "epoch", e.Epoch, "epochs", e.Epochs, "step", e.Step, "steps", e.Steps, "loss", e.Loss, "elapsed", e.Elapsed.Round(time.Second))
 	}
 }
