@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/backend"
 	_ "github.com/distill-dev/distill/backend/gorgonia" // the embedded default backend
 	"github.com/distill-dev/distill/cost"
@@ -128,7 +129,11 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 			return nil, err
 		}
 		run.teacherKeys = append(run.teacherKeys, key)
-		models = append(models, evalEntry{name: t.name, role: RoleTeacher, key: key})
+		e := evalEntry{name: t.name, role: RoleTeacher, key: key}
+		if t.copies > 0 && t.checkpoint == "" && t.torchscript == "" {
+			e.method = fmt.Sprintf("augmented ×%d (%s)", t.copies+1, t.augment.Key())
+		}
+		models = append(models, e)
 	}
 	for i, s := range run.r.Students {
 		entries, err := run.studentStage(ctx, i, s)
@@ -371,16 +376,18 @@ type teacherSpec struct {
 	training    recipe.Training
 	weight      float64
 	torchscript string // trusted TorchScript file (main teacher only)
+	copies      int    // augmented copies of each example to train on
+	augment     augment.Config
 }
 
 func (run *runner) teachers() []teacherSpec {
 	t := run.r.Teacher
-	ts := []teacherSpec{{"teacher", t.Model, t.Checkpoint, t.Training, t.Weight, ""}}
+	ts := []teacherSpec{{"teacher", t.Model, t.Checkpoint, t.Training, t.Weight, "", t.Copies, t.Augment}}
 	if t.Trusted {
 		ts[0].torchscript = t.TorchScript
 	}
 	for _, e := range run.r.Ensemble {
-		ts = append(ts, teacherSpec{e.Name, e.Model, e.Checkpoint, e.Training, e.Weight, ""})
+		ts = append(ts, teacherSpec{e.Name, e.Model, e.Checkpoint, e.Training, e.Weight, "", e.Copies, e.Augment})
 	}
 	return ts
 }
@@ -388,6 +395,9 @@ func (run *runner) teachers() []teacherSpec {
 func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, error) {
 	name := t.name
 	key := keyOf(run.dataKey(), t.model, t.checkpoint, t.torchscript, run.r.TrainingFor(t.training))
+	if t.copies > 0 { // keys of teachers without augmentation stay as they were
+		key = keyOf(key, t.copies, t.augment.Key())
+	}
 	for _, f := range []string{t.checkpoint, t.torchscript} {
 		if fi, err := os.Stat(f); f != "" && err == nil {
 			key = keyOf(key, fi.ModTime(), fi.Size())
@@ -423,8 +433,16 @@ func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, err
 		if err != nil {
 			return "", fmt.Errorf("distill: %s model: %w", name, err)
 		}
-		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: "training " + name})
-		m, _, err = teacher.Train(ctx, run.be, spec, run.train, run.trainConfig(t.training, "teacher", name, key))
+		var src train.Source = run.train
+		msg := "training " + name
+		if t.copies > 0 {
+			if src, err = augment.NewSource(run.train, t.copies, t.augment, run.r.Seed); err != nil {
+				return "", fmt.Errorf("distill: %s augmentation: %w", name, err)
+			}
+			msg += fmt.Sprintf(" on the data and %d augmented copies (%s)", t.copies, t.augment.Key())
+		}
+		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: msg})
+		m, _, err = teacher.Train(ctx, run.be, spec, src, run.trainConfig(t.training, "teacher", name, key))
 	}
 	if err != nil {
 		return "", fmt.Errorf("distill: %s: %w", name, err)

@@ -294,3 +294,45 @@ func TestFeatureDistillationFromTransferSet(t *testing.T) {
 		}
 	}
 }
+
+// TestAugmentedTeacher trains the teacher on its data plus augmented
+// copies: twice the steps per epoch with one copy, the report says so,
+// and a changed augmentation retrains the teacher.
+func TestAugmentedTeacher(t *testing.T) {
+	base := strings.Replace(ensembleRecipe, "ensemble:\n  - name: wide\n    model: {hidden: [48]}\n    weight: 2\ntransfer:\n  copies: 2\n  augment: {shift: 1}\n  cache_dir: CACHE\n", "", 1)
+	out := t.TempDir()
+	steps := func(y string) (int, *report.Report) {
+		r, err := recipe.Parse([]byte(y), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+			if e.Model == "teacher" && e.Steps > 0 {
+				n = e.Steps
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, rep
+	}
+	plain, _ := steps(base)
+	aug := strings.Replace(base, "  model: {hidden: [24]}\n", "  model: {hidden: [24]}\n  copies: 1\n  augment: {shift: 1, rotate: 5}\n", 1)
+	augSteps, rep := steps(aug)
+	if plain == 0 || augSteps != 2*plain {
+		t.Errorf("teacher steps: %d plain, %d with one augmented copy; want twice as many", plain, augSteps)
+	}
+	if m := rep.Models[0]; m.Name != "teacher" || !strings.Contains(m.Method, "augmented ×2") {
+		t.Errorf("teacher method %q", m.Method)
+	}
+	if again, _ := steps(aug); again != 0 {
+		t.Errorf("the same augmented teacher was trained again (%d steps)", again)
+	}
+	if other, _ := steps(strings.Replace(aug, "rotate: 5", "rotate: 6", 1)); other != augSteps {
+		t.Errorf("a changed augmentation did not retrain the teacher (%d steps)", other)
+	}
+	if _, err := recipe.Parse([]byte(strings.Replace(aug, "copies: 1", "copies: 0", 1)), "x.yaml"); err == nil || !strings.Contains(err.Error(), "teacher.copies") {
+		t.Errorf("augment without copies: %v", err)
+	}
+}

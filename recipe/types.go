@@ -150,6 +150,12 @@ type Teacher struct {
 	// Training overrides the top-level training for the teacher; not
 	// allowed with Checkpoint. After Parse it holds the effective values.
 	Training Training `yaml:"training"`
+	// Copies and Augment train the teacher on its data plus Copies
+	// augmented copies of each example (made afresh from the recipe's
+	// seed, never stored), as Hinton et al. trained theirs on jittered
+	// inputs. Only for a teacher trained here.
+	Copies  int            `yaml:"copies"`
+	Augment augment.Config `yaml:"augment"`
 	// Weight of the teacher in an ensemble (see Recipe.Ensemble), > 0,
 	// default 1.
 	Weight float64 `yaml:"weight"`
@@ -170,6 +176,9 @@ type EnsembleTeacher struct {
 	Model      Model    `yaml:"model"`
 	Checkpoint string   `yaml:"checkpoint"`
 	Training   Training `yaml:"training"`
+	// Copies and Augment are as for the main teacher.
+	Copies  int            `yaml:"copies"`
+	Augment augment.Config `yaml:"augment"`
 	// Weight of its softened predictions in the ensemble, > 0, default 1.
 	Weight float64 `yaml:"weight"`
 }

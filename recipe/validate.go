@@ -2,12 +2,14 @@ package recipe
 
 import (
 	"fmt"
-	"github.com/distill-dev/distill/loss"
 	"math"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/distill-dev/distill/augment"
+	"github.com/distill-dev/distill/loss"
 )
 
 // Allowed values of the enumerated keys.
@@ -147,9 +149,13 @@ func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 				break
 			}
 		}
+		if t.Copies != 0 || t.Augment.Enabled() {
+			ps.add("teacher.augment", "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment")
+		}
 		return
 	}
 	ps.training("teacher.training", t.Training, r.Training)
+	ps.augment("teacher", t.Copies, t.Augment, input)
 }
 
 func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
@@ -177,21 +183,30 @@ func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
 		case hasModel:
 			ps.model(p+".model", e.Name, e.Model, input, classes)
 			ps.training(p+".training", e.Training, r.Training)
+			ps.augment(p, e.Copies, e.Augment, input)
+		case e.Copies != 0 || e.Augment.Enabled():
+			ps.add(p+".augment", "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment")
 		}
 	}
 }
 
 func (r *Recipe) checkTransfer(ps *problems, input []int) {
 	t := r.Transfer
-	ps.atLeast("transfer.copies", t.Copies, 0)
 	ps.oneOf("transfer.dtype", t.Dtype, []string{"float32", "float16"})
-	if err := t.Augment.Validate(); err != nil {
-		ps.add("transfer.augment", "%v", err)
-	} else if t.Augment.Enabled() && len(input) != 3 {
-		ps.add("transfer.augment", "augmentations work on images ([C, H, W] inputs), but the data's examples have shape %v", input)
+	ps.augment("transfer", t.Copies, t.Augment, input)
+}
+
+// augment checks the copies and augment keys of section key (the
+// transfer set or a teacher).
+func (ps *problems) augment(key string, copies int, a augment.Config, input []int) {
+	ps.atLeast(key+".copies", copies, 0)
+	if err := a.Validate(); err != nil {
+		ps.add(key+".augment", "%v", err)
+	} else if a.Enabled() && len(input) != 3 {
+		ps.add(key+".augment", "augmentations work on images ([C, H, W] inputs), but the data's examples have shape %v", input)
 	}
-	if t.Augment.Enabled() && t.Copies == 0 {
-		ps.add("transfer.copies", "must be >= 1 for the augmentations to be used")
+	if a.Enabled() && copies == 0 {
+		ps.add(key+".copies", "must be >= 1 for the augmentations to be used")
 	}
 }
 

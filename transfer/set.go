@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 
@@ -337,38 +336,16 @@ func (st *store) inputs(idx []int, x []float32, needMix bool) []augment.Mix {
 	if needMix {
 		mixes = make([]augment.Mix, len(idx))
 	}
-	one := func(k int) {
-		r := idx[k]
-		i, c := r%st.n, r/st.n
-		dst := x[k*st.size : (k+1)*st.size]
-		m := augment.Mix{Partner: -1, Lambda: 1}
-		if c == 0 || st.pipe == nil {
-			copy(dst, st.base.X[i*st.size:(i+1)*st.size])
-		} else {
-			m = st.pipe.Apply(dst, st.base.X[:st.n*st.size], i, c)
-		}
-		if mixes != nil {
-			mixes[k] = m
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(idx)/16)
-	if st.pipe == nil || workers < 2 {
-		for k := range idx {
-			one(k)
-		}
+	if st.pipe != nil {
+		st.pipe.Rows(x, st.base.X[:st.n*st.size], idx, mixes)
 		return mixes
 	}
-	var wg sync.WaitGroup
-	chunk := (len(idx) + workers - 1) / workers
-	for lo := 0; lo < len(idx); lo += chunk {
-		hi := min(lo+chunk, len(idx))
-		wg.Go(func() {
-			for k := lo; k < hi; k++ {
-				one(k)
-			}
-		})
+	for k, r := range idx { // no copies: the base examples themselves
+		copy(x[k*st.size:(k+1)*st.size], st.base.X[r*st.size:(r+1)*st.size])
+		if mixes != nil {
+			mixes[k] = augment.Mix{Partner: -1, Lambda: 1}
+		}
 	}
-	wg.Wait()
 	return mixes
 }
 
