@@ -132,6 +132,14 @@ const (
 
 // Optimizer configures the parameter update. WeightDecay is an L2 term
 // added to the gradient, as PyTorch's weight_decay does.
+//
+// MaxNorm > 0 is the max-norm constraint of Srivastava et al. 2014 (the
+// dropout paper; Hinton et al. 2015 used it for their MNIST teacher):
+// after every update, each unit's incoming weight vector (a row of a
+// linear layer's [out, in] weight, one output channel of a convolution's
+// [out, in, kh, kw]) whose L2 norm exceeds MaxNorm is scaled back to it,
+// as torch.renorm(w, 2, 0, MaxNorm) does (scale MaxNorm/(norm+1e-7)).
+// Biases and feature adapters are not constrained.
 type Optimizer struct {
 	Kind        string
 	Momentum    float64 // SGD
@@ -140,6 +148,23 @@ type Optimizer struct {
 	Beta2       float64 // Adam; 0 means 0.999
 	Eps         float64 // Adam; 0 means 1e-8
 	WeightDecay float64
+	MaxNorm     float64 // 0: off
+}
+
+// MaxNormScale returns the factor by which max-norm scales a unit's
+// incoming weights of L2 norm norm: 1 within the bound.
+func (o Optimizer) MaxNormScale(norm float64) float64 {
+	if o.MaxNorm <= 0 || norm <= o.MaxNorm {
+		return 1
+	}
+	return o.MaxNorm / (norm + 1e-7)
+}
+
+// MaxNormed reports whether max-norm constrains parameter p of spec: the
+// weight of a linear or conv2d layer.
+func MaxNormed(spec model.Spec, p model.Param) bool {
+	l, _, ok := spec.Layer(p.Layer)
+	return ok && p.Name == p.Layer+".weight" && (l.Kind == model.KindLinear || l.Kind == model.KindConv2D)
 }
 
 // WithDefaults fills Adam's zero hyper-parameters with the usual values.

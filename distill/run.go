@@ -342,7 +342,7 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 		LR:                 t.LR,
 		Schedule:           train.Schedule{Kind: t.Schedule.Kind, Warmup: t.Schedule.Warmup, StepEvery: t.Schedule.StepEvery, Gamma: t.Schedule.Gamma, MinLR: t.Schedule.MinLR},
 		Seed:               run.r.Seed,
-		Optimizer:          backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay},
+		Optimizer:          backend.Optimizer{Kind: t.Optimizer, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay, MaxNorm: t.MaxNorm},
 		Progress: func(p train.Progress) {
 			if tb != nil && (p.Step%10 == 0 || p.Step == p.Steps) {
 				step := int64(p.Step)

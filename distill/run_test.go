@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
 	"github.com/distill-dev/distill/tensorboard"
@@ -334,5 +336,45 @@ func TestAugmentedTeacher(t *testing.T) {
 	}
 	if _, err := recipe.Parse([]byte(strings.Replace(aug, "copies: 1", "copies: 0", 1)), "x.yaml"); err == nil || !strings.Contains(err.Error(), "teacher.copies") {
 		t.Errorf("augment without copies: %v", err)
+	}
+}
+
+// TestMaxNorm trains a recipe whose training has max_norm: every saved
+// linear weight row (a unit's incoming weights) is within the bound.
+func TestMaxNorm(t *testing.T) {
+	y := strings.Replace(featureRecipe, "training: {epochs: 2, batch_size: 32, lr: 1.0e-2}", "training: {epochs: 2, batch_size: 32, lr: 1.0e-2, max_norm: 0.5}", 1)
+	r, err := recipe.Parse([]byte(y), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	spec, w, err := model.Load(filepath.Join(out, "models", "teacher"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := spec.Params()
+	checked := 0
+	for _, p := range ps {
+		if !backend.MaxNormed(spec, p) {
+			continue
+		}
+		d := w[p.Name].Data
+		per := len(d) / p.Shape[0]
+		for u := 0; u < p.Shape[0]; u++ {
+			var ss float64
+			for _, v := range d[u*per : (u+1)*per] {
+				ss += float64(v) * float64(v)
+			}
+			if math.Sqrt(ss) > 0.5+1e-5 {
+				t.Errorf("%s unit %d has incoming weight norm %v > 0.5", p.Name, u, math.Sqrt(ss))
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no constrained weights")
 	}
 }

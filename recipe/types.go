@@ -115,7 +115,10 @@ type Training struct {
 	Nesterov    bool     `yaml:"nesterov"`     // sgd only, default false
 	WeightDecay float64  `yaml:"weight_decay"` // L2, ≥ 0, default 0
 	Schedule    Schedule `yaml:"schedule"`
-	MaxNorm     float64  `yaml:"max_norm"` // reserved: max-norm weight constraint, ≥ 0, 0 (default) = off
+	// MaxNorm > 0 bounds the L2 norm of each unit's incoming weights
+	// after every update (backend.Optimizer.MaxNorm), ≥ 0, 0 (default)
+	// = off.
+	MaxNorm float64 `yaml:"max_norm"`
 
 	// set marks the keys (as named by TrainingKeys) that were given
 	// explicitly, even when zero, for merging. Parse fills it; MarkSet

@@ -6,6 +6,7 @@ package backendtest
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -84,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
 	t.Run("AdamFirstStep", func(t *testing.T) { testAdam(t, open(t)) })
 	t.Run("OptimizerState", func(t *testing.T) { testState(t, open(t)) })
 	t.Run("LearnsSeparableData", func(t *testing.T) { testLearns(t, open(t)) })
+	t.Run("MaxNorm", func(t *testing.T) { testMaxNorm(t, open(t)) })
 	runFeatures(t, open)
 }
 
@@ -398,5 +400,81 @@ func testLearns(t *testing.T, b backend.Backend) {
 	}
 	if !(last < first/4) {
 		t.Fatalf("loss went from %v to %v in 60 Adam steps; want at least 4× lower", first, last)
+	}
+}
+
+// testMaxNorm takes the same large SGD step with and without the
+// max-norm constraint, and checks the constrained weights against the
+// unconstrained ones renormalised on the host: each unit's incoming
+// weights (rows of [out, ...]) of every linear and conv weight scaled
+// back to the bound when above it, biases untouched.
+func testMaxNorm(t *testing.T, b backend.Backend) {
+	for _, spec := range Specs(t) {
+		const n = 5
+		x, y, _ := Inputs(spec, n, 40)
+		step := func(maxNorm float64) model.Weights {
+			m, _ := load(t, b, spec, 41)
+			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: maxNorm}})
+			if err != nil {
+				t.Fatalf("NewTrainer: %v", err)
+			}
+			defer tr.Close()
+			if _, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 3}); err != nil {
+				t.Fatal(err)
+			}
+			w, err := m.Weights()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		plain := step(0)
+		params, _ := spec.Params()
+		rowNorm := func(d []float32, u, per int) float64 {
+			var ss float64
+			for _, v := range d[u*per : (u+1)*per] {
+				ss += float64(v) * float64(v)
+			}
+			return math.Sqrt(ss)
+		}
+		var norms []float64
+		for _, p := range params {
+			if backend.MaxNormed(spec, p) {
+				per := len(plain[p.Name].Data) / p.Shape[0]
+				for u := 0; u < p.Shape[0]; u++ {
+					norms = append(norms, rowNorm(plain[p.Name].Data, u, per))
+				}
+			}
+		}
+		slices.Sort(norms)
+		bound := norms[len(norms)/2] // about half the units are above it
+		opt := backend.Optimizer{MaxNorm: bound}
+		got := step(bound)
+		scaled := 0
+		for _, p := range params {
+			want, have := plain[p.Name].Data, got[p.Name].Data
+			per := len(want) / p.Shape[0]
+			for u := 0; u < p.Shape[0]; u++ {
+				f := 1.0
+				if backend.MaxNormed(spec, p) {
+					f = opt.MaxNormScale(rowNorm(want, u, per))
+				}
+				if f != 1 {
+					scaled++
+				}
+				for k := u * per; k < (u+1)*per; k++ {
+					if !close(float64(have[k]), f*float64(want[k]), 1e-5, 1e-7) {
+						t.Fatalf("%s: %s[%d] = %v with max-norm %v, want %v (scale %v)", spec.Name, p.Name, k, have[k], bound, f*float64(want[k]), f)
+					}
+				}
+			}
+		}
+		if scaled == 0 {
+			t.Fatalf("%s: no unit was above the bound %v", spec.Name, bound)
+		}
+	}
+	m, _ := load(t, b, Specs(t)[0], 42)
+	if _, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 1, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: -1}}); err == nil {
+		t.Error("a negative max-norm: no error")
 	}
 }

@@ -224,6 +224,9 @@ type hostOptimizer struct {
 
 func newHostOptimizer(cfg backend.Optimizer, p *params, owned int) (*hostOptimizer, error) {
 	cfg = cfg.WithDefaults()
+	if !(cfg.MaxNorm >= 0) || math.IsInf(cfg.MaxNorm, 0) {
+		return nil, fmt.Errorf("gorgonia: max-norm must be finite and >= 0 (0 = off), got %v", cfg.MaxNorm)
+	}
 	o := &hostOptimizer{cfg: cfg, p: p, owned: owned, slots: map[string][][]float32{}}
 	var names []string
 	switch cfg.Kind {
@@ -279,7 +282,43 @@ func (o *hostOptimizer) step(lr float64, grads []*tensor.Dense) error {
 	}
 	close(work)
 	wg.Wait()
+	if c.MaxNorm > 0 {
+		o.maxNorm(grads)
+	}
 	return nil
+}
+
+// maxNorm applies the max-norm constraint (backend.Optimizer.MaxNorm) to
+// the updated weights of the model's linear and conv layers. A linear
+// weight is held [in, out] here, so a unit's incoming weights are a
+// column; a conv weight is [out, in, kh, kw], so they are a contiguous
+// block.
+func (o *hostOptimizer) maxNorm(grads []*tensor.Dense) {
+	for i := 0; i < len(o.p.list)-o.owned; i++ {
+		pr := o.p.list[i]
+		if grads[i] == nil || !backend.MaxNormed(o.p.spec, pr) {
+			continue
+		}
+		w := o.p.values[i].Data().([]float32)
+		out := pr.Shape[0]
+		per := len(w) / out
+		stride, step := per, 1 // conv: unit u is w[u*per : (u+1)*per]
+		if layerKind(o.p.spec, pr.Layer) == model.KindLinear {
+			stride, step = 1, out // linear: unit u is w[u], w[u+out], …
+		}
+		for u := 0; u < out; u++ {
+			var ss float64
+			for k := 0; k < per; k++ {
+				v := float64(w[u*stride+k*step])
+				ss += v * v
+			}
+			if f := o.cfg.MaxNormScale(math.Sqrt(ss)); f != 1 {
+				for k := 0; k < per; k++ {
+					w[u*stride+k*step] *= float32(f)
+				}
+			}
+		}
+	}
 }
 
 // adam returns the update of elements lo..hi of parameter i, as

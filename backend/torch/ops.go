@@ -351,6 +351,16 @@ func (s *scope) addcdiv_(a, b, c ctensor) {
 	s.inplace("addcdiv_", func(o *ctensor) { lib.AtgAddcdiv_(o, a, b, c) })
 }
 
+// renorm_ scales each slice a[i] whose L2 norm exceeds maxNorm back to
+// it, as torch.renorm_(a, 2, 0, maxNorm).
+func (s *scope) renorm_(a ctensor, maxNorm float64) {
+	s.scalar(2, func(p lib.Cscalar) {
+		s.scalar(maxNorm, func(mx lib.Cscalar) {
+			s.inplace("renorm_", func(o *ctensor) { lib.AtgRenorm_(o, a, p, 0, mx) })
+		})
+	})
+}
+
 func (s *scope) setRequiresGrad(a ctensor, on bool) {
 	r := int32(0)
 	if on {

@@ -80,6 +80,9 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if !(opt.WeightDecay >= 0) {
 		return nil, fmt.Errorf("torch backend: weight decay must be >= 0, got %v", opt.WeightDecay)
 	}
+	if !(opt.MaxNorm >= 0) || math.IsInf(opt.MaxNorm, 0) {
+		return nil, fmt.Errorf("torch backend: max-norm must be finite and >= 0 (0 = off), got %v", opt.MaxNorm)
+	}
 	feats, err := newFeatures(m, cfg)
 	if err != nil {
 		return nil, err
@@ -376,6 +379,9 @@ func (t *Trainer) update(s *scope, grads []ctensor, lr float64) {
 			s.drop(u)
 		}
 		s.drop(g)
+		if o.MaxNorm > 0 && i < len(t.m.params) && backend.MaxNormed(t.m.spec, t.params[i]) {
+			s.renorm_(p, o.MaxNorm) // each unit's incoming weights (dim 0)
+		}
 	}
 }
 
