@@ -512,6 +512,30 @@ func (run *runner) softTargets(ctx context.Context, T float64, features bool) (t
 	return tt, set, release, nil
 }
 
+// transferInputs returns the inputs the teachers label: the training
+// split, or the unlabelled inputs of transfer.unlabelled.
+func (run *runner) transferInputs(ctx context.Context) (*data.Dataset, error) {
+	u := run.r.Transfer.Unlabelled
+	if !u.Enabled {
+		return run.train, nil
+	}
+	d := run.r.Data
+	d.Dataset, d.Dir, d.TrainLimit, d.TestLimit = u.Dataset, u.Dir, 0, 0
+	all, _, err := LoadData(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("distill: transfer.unlabelled: %w", err)
+	}
+	if u.From >= all.Len() {
+		return nil, fmt.Errorf("distill: transfer.unlabelled.from is %d, but the training split of %q has %d examples", u.From, u.Dataset, all.Len())
+	}
+	in := all.Tail(all.Len() - u.From).Subset(u.Limit)
+	if !slices.Equal(in.Shape, run.train.Shape) {
+		return nil, fmt.Errorf("distill: transfer.unlabelled: %q has examples of shape %v, but the teachers take %v", u.Dataset, in.Shape, run.train.Shape)
+	}
+	run.log.Info("unlabelled transfer inputs", "dataset", u.Dataset, "from", u.From, "examples", in.Len())
+	return in, nil
+}
+
 // featureLayers lists the main teacher's layers that the students'
 // feature terms read, in recipe order, each once.
 func (run *runner) featureLayers() []string {
@@ -555,10 +579,14 @@ func (run *runner) transferSet(ctx context.Context, specs []teacherSpec, models 
 			return nil, fmt.Errorf("distill: transfer set: %w", err)
 		}
 	}
+	inputs, err := run.transferInputs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	cache := transfer.Cache{Dir: tr.CacheDir}
 	start := time.Now()
 	set, err := cache.GetOrBuild(ctx, transfer.BuildSpec{
-		Data: run.train, Classes: run.train.Classes, Copies: tr.Copies, Augment: tr.Augment, Seed: tr.Seed, Dtype: tr.Dtype,
+		Data: inputs, Unlabelled: tr.Unlabelled.Enabled, Classes: run.train.Classes, Copies: tr.Copies, Augment: tr.Augment, Seed: tr.Seed, Dtype: tr.Dtype,
 	}, teachers, func(done, total int) {
 		run.opts.Progress(Event{Stage: "transfer", Model: "transfer-set", Step: done, Steps: total, Elapsed: time.Since(start)})
 	})
@@ -635,8 +663,11 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	if len(weights) > 1 {
 		method += fmt.Sprintf(", %d teachers", len(weights))
 	}
-	if run.r.Transfer.Enabled {
-		method += fmt.Sprintf(", transfer set ×%d", run.r.Transfer.Copies+1)
+	if tr := run.r.Transfer; tr.Enabled {
+		method += fmt.Sprintf(", transfer set ×%d", tr.Copies+1)
+		if tr.Unlabelled.Enabled {
+			method += " of unlabelled inputs"
+		}
 	}
 	entries = append(entries, evalEntry{name: s.Name, role: RoleStudent, key: key, method: method, alpha: s.Distill.Alpha, T: s.Distill.Temperature})
 	if secs, ok := run.finished(s.Name, key); ok {

@@ -2,6 +2,7 @@ package distill_test
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -376,5 +377,70 @@ func TestMaxNorm(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no constrained weights")
+	}
+}
+
+// TestUnlabelledTransferSet is the semi-supervised case: the teacher and
+// the baseline see the first 128 labelled examples, and the student
+// distils on the other 384 training inputs, whose labels are never read.
+func TestUnlabelledTransferSet(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	y := `
+name: semi
+data:
+  dataset: synthetic
+  synthetic: {train: 512, test: 256, shape: [1, 6, 6], classes: 3}
+  train_limit: 128
+training: {epochs: 4, batch_size: 32, lr: 1.0e-2}
+teacher:
+  model: {hidden: [32]}
+transfer:
+  unlabelled: {from: 128}
+  cache_dir: ` + cache + `
+students:
+  - name: s
+    model: {hidden: [16]}
+    distill: {temperature: 2, alpha: 0.9}
+serving: {measure: false}
+`
+	r, err := recipe.Parse([]byte(y), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Models[1]
+	if s.Name != "s" || !strings.Contains(s.Method, "unlabelled") {
+		t.Errorf("student %s method %q", s.Name, s.Method)
+	}
+	if s.Accuracy < 0.5 {
+		t.Errorf("student accuracy %v on 3 classes", s.Accuracy)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(cache, "*", "manifest.json"))
+	if len(manifests) != 1 {
+		t.Fatalf("%d transfer sets, want 1", len(manifests))
+	}
+	b, _ := os.ReadFile(manifests[0])
+	var m struct {
+		Description struct {
+			Source struct {
+				Examples int  `json:"examples"`
+				Labelled bool `json:"labelled"`
+			} `json:"source"`
+		} `json:"description"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if src := m.Description.Source; src.Examples != 384 || src.Labelled {
+		t.Errorf("the set's source: %+v, want 384 unlabelled examples", src)
+	}
+	bad := strings.Replace(y, "{from: 128}", "{from: 512}", 1)
+	r, _ = recipe.Parse([]byte(bad), "")
+	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "bad")}); err == nil || !strings.Contains(err.Error(), "transfer.unlabelled.from") {
+		t.Errorf("from past the end: %v", err)
 	}
 }

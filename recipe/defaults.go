@@ -96,6 +96,14 @@ func (r *Recipe) fillDefaults() {
 		def("transfer.enabled", &r.Transfer.Enabled, true)
 	}
 	def("transfer.seed", &r.Transfer.Seed, r.Seed)
+	if r.given["transfer.unlabelled"] {
+		u := &r.Transfer.Unlabelled
+		def("transfer.unlabelled.enabled", &u.Enabled, true)
+		if u.Dataset == "" || u.Dataset == r.Data.Dataset {
+			def("transfer.unlabelled.dir", &u.Dir, r.Data.Dir)
+		}
+		def("transfer.unlabelled.dataset", &u.Dataset, r.Data.Dataset)
+	}
 	if r.given["quantize"] {
 		def("quantize.enabled", &r.Quantize.Enabled, true)
 	}

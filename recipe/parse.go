@@ -77,6 +77,7 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
 		}
 		r.Transfer.CacheDir = resolve(dir, r.Transfer.CacheDir)
+		r.Transfer.Unlabelled.Dir = resolve(dir, r.Transfer.Unlabelled.Dir)
 		r.Serving.Prices = resolve(dir, r.Serving.Prices)
 	}
 

@@ -207,6 +207,30 @@ type Transfer struct {
 	// CacheDir holds transfer sets; default <user cache dir>/distill/transfer.
 	// Relative to the recipe file's directory.
 	CacheDir string `yaml:"cache_dir"`
+	// Unlabelled, when enabled, replaces the training split as the set's
+	// inputs with inputs whose labels are never read.
+	Unlabelled Unlabelled `yaml:"unlabelled"`
+}
+
+// Unlabelled inputs for the transfer set: the training split of Dataset
+// (another dataset, or the recipe's own with the labelled part skipped),
+// examples From to From+Limit. The teachers label them; the students'
+// hard labels become the teachers' predictions.
+type Unlabelled struct {
+	// Enabled turns it on; default true when the section is present.
+	Enabled bool `yaml:"enabled"`
+	// Dataset is "mnist" or "synthetic"; default data.dataset. With Dir,
+	// "mnist" reads any dataset stored in MNIST's IDX files (e.g.
+	// Fashion-MNIST, QMNIST); its labels are not read.
+	Dataset string `yaml:"dataset"`
+	// Dir holds its IDX files; default data.dir when Dataset is
+	// data.dataset. Relative to the recipe file's directory.
+	Dir string `yaml:"dir"`
+	// From is the first example used, ≥ 0 (e.g. data.train_limit, to
+	// withhold the labels of the examples the teacher did not see).
+	From int `yaml:"from"`
+	// Limit is the number of examples, ≥ 0, 0 (default) = to the end.
+	Limit int `yaml:"limit"`
 }
 
 // Student is a smaller model distilled from the teacher.

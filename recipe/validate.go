@@ -194,6 +194,16 @@ func (r *Recipe) checkTransfer(ps *problems, input []int) {
 	t := r.Transfer
 	ps.oneOf("transfer.dtype", t.Dtype, []string{"float32", "float16"})
 	ps.augment("transfer", t.Copies, t.Augment, input)
+	if u := t.Unlabelled; u.Enabled {
+		if !t.Enabled {
+			ps.add("transfer.unlabelled", "is the transfer set's inputs, but the transfer set is off (transfer.enabled: false)")
+		}
+		if ps.oneOf("transfer.unlabelled.dataset", u.Dataset, datasets) && u.Dataset == "synthetic" && r.Data.Dataset != "synthetic" {
+			ps.add("transfer.unlabelled.dataset", "synthetic inputs only fit a recipe whose data.dataset is synthetic")
+		}
+		ps.atLeast("transfer.unlabelled.from", u.From, 0)
+		ps.atLeast("transfer.unlabelled.limit", u.Limit, 0)
+	}
 }
 
 // augment checks the copies and augment keys of section key (the
