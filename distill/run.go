@@ -650,9 +650,20 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	key := keyOf(run.teacherKeys, weights, run.r.Transfer, s.Model, s.Distill, tcfg)
 	method := "response"
 	joint, hints := s.Distill.Features()
+	var kinds []string // in order of first appearance, each once
+	count := map[string]int{}
 	for _, f := range append(joint, hints...) {
-		method += ", " + f.Kind
-		if f.Kind == loss.FeatureHint && s.Distill.HintEpochs > 0 {
+		if count[f.Kind] == 0 {
+			kinds = append(kinds, f.Kind)
+		}
+		count[f.Kind]++
+	}
+	for _, k := range kinds {
+		method += ", " + k
+		if count[k] > 1 {
+			method += fmt.Sprintf(" ×%d", count[k])
+		}
+		if k == loss.FeatureHint && s.Distill.HintEpochs > 0 {
 			unit := "epochs"
 			if s.Distill.HintEpochs == 1 {
 				unit = "epoch"
