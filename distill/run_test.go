@@ -17,6 +17,21 @@ import (
 	"github.com/distill-dev/distill/tensorboard"
 )
 
+// runYAML parses a recipe and runs it with opts, failing the test on any
+// error.
+func runYAML(t *testing.T, y string, opts distill.Options) *report.Report {
+	t.Helper()
+	r, err := recipe.Parse([]byte(y), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := distill.Run(context.Background(), r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 func loadTiny(t *testing.T) *recipe.Recipe {
 	t.Helper()
 	r, err := recipe.Load(filepath.Join("..", "recipes", "synthetic-tiny.yaml"))
@@ -226,14 +241,7 @@ serving: {measure: false}
 // adapter, then distillation) with an attention term on CNNs, and checks
 // that a pairing that cannot fit is a recipe error naming both layers.
 func TestFeatureDistillation(t *testing.T) {
-	r, err := recipe.Parse([]byte(featureRecipe), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runYAML(t, featureRecipe, distill.Options{OutDir: t.TempDir()})
 	m := rep.Models[1]
 	if m.Name != "fit" || !strings.Contains(m.Method, "hint (1 epoch first)") || !strings.Contains(m.Method, "attention") {
 		t.Errorf("student %s method %q", m.Name, m.Method)
@@ -241,7 +249,7 @@ func TestFeatureDistillation(t *testing.T) {
 	if m.Accuracy < 0.6 {
 		t.Errorf("feature-distilled student accuracy %v", m.Accuracy)
 	}
-	_, err = recipe.Parse([]byte(strings.Replace(featureRecipe, "{student: pool1, teacher: pool1}", "{student: pool1, teacher: fc1}", 1)), "x.yaml")
+	_, err := recipe.Parse([]byte(strings.Replace(featureRecipe, "{student: pool1, teacher: pool1}", "{student: pool1, teacher: fc1}", 1)), "x.yaml")
 	if err == nil || !strings.Contains(err.Error(), `"pool1"`) || !strings.Contains(err.Error(), `"fc1"`) {
 		t.Errorf("mismatched attention pairing: %v", err)
 	}
@@ -261,14 +269,7 @@ func TestFeatureDistillationFromTransferSet(t *testing.T) {
 		if transfer != "" {
 			y = strings.Replace(y, "students:", "transfer: {"+transfer+", cache_dir: "+cache+"}\nstudents:", 1)
 		}
-		r, err := recipe.Parse([]byte(y), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run")})
 		return rep.Models[1], cache
 	}
 	live, _ := run("")
@@ -404,14 +405,7 @@ students:
     distill: {temperature: 2, alpha: 0.9}
 serving: {measure: false}
 `
-	r, err := recipe.Parse([]byte(y), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run")})
 	s := rep.Models[1]
 	if s.Name != "s" || !strings.Contains(s.Method, "unlabelled") {
 		t.Errorf("student %s method %q", s.Name, s.Method)
@@ -439,7 +433,7 @@ serving: {measure: false}
 		t.Errorf("the set's source: %+v, want 384 unlabelled examples", src)
 	}
 	bad := strings.Replace(y, "{from: 128}", "{from: 512}", 1)
-	r, _ = recipe.Parse([]byte(bad), "")
+	r, _ := recipe.Parse([]byte(bad), "")
 	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "bad")}); err == nil || !strings.Contains(err.Error(), "transfer.unlabelled.from") {
 		t.Errorf("from past the end: %v", err)
 	}

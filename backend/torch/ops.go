@@ -244,6 +244,22 @@ func (s *scope) shape(t ctensor) []int {
 
 // Ops. Each returns a new tensor owned by the scope (nil after an error).
 
+// scalarOp records op(a, v) for an op taking a libtorch Scalar.
+func (s *scope) scalarOp(name string, a ctensor, v float64, op func(out *ctensor, a ctensor, v lib.Cscalar)) ctensor {
+	var r ctensor
+	s.scalar(v, func(sc lib.Cscalar) {
+		r = s.call(name, func(o *ctensor) { op(o, a, sc) })
+	})
+	return r
+}
+
+// scalarOp_ runs the in-place op(a, v) for an op taking a libtorch Scalar.
+func (s *scope) scalarOp_(name string, a ctensor, v float64, op func(out *ctensor, a ctensor, v lib.Cscalar)) {
+	s.scalar(v, func(sc lib.Cscalar) {
+		s.inplace(name, func(o *ctensor) { op(o, a, sc) })
+	})
+}
+
 func (s *scope) linear(x, w, b ctensor) ctensor {
 	return s.call("linear", func(o *ctensor) { lib.AtgLinear(o, x, w, b) })
 }
@@ -283,19 +299,11 @@ func (s *scope) add(a, b ctensor) ctensor {
 }
 
 func (s *scope) mulScalar(a ctensor, v float64) ctensor {
-	var r ctensor
-	s.scalar(v, func(sc lib.Cscalar) {
-		r = s.call("mul", func(o *ctensor) { lib.AtgMulScalar(o, a, sc) })
-	})
-	return r
+	return s.scalarOp("mul", a, v, lib.AtgMulScalar)
 }
 
 func (s *scope) divScalar(a ctensor, v float64) ctensor {
-	var r ctensor
-	s.scalar(v, func(sc lib.Cscalar) {
-		r = s.call("div", func(o *ctensor) { lib.AtgDivScalar(o, a, sc) })
-	})
-	return r
+	return s.scalarOp("div", a, v, lib.AtgDivScalar)
 }
 
 func (s *scope) sqrt(a ctensor) ctensor {
@@ -321,21 +329,15 @@ func (s *scope) klSum(logP, logQ ctensor) ctensor {
 // In-place ops.
 
 func (s *scope) mulScalar_(a ctensor, v float64) {
-	s.scalar(v, func(sc lib.Cscalar) {
-		s.inplace("mul_", func(o *ctensor) { lib.AtgMulScalar_(o, a, sc) })
-	})
+	s.scalarOp_("mul_", a, v, lib.AtgMulScalar_)
 }
 
 func (s *scope) divScalar_(a ctensor, v float64) {
-	s.scalar(v, func(sc lib.Cscalar) {
-		s.inplace("div_", func(o *ctensor) { lib.AtgDivScalar_(o, a, sc) })
-	})
+	s.scalarOp_("div_", a, v, lib.AtgDivScalar_)
 }
 
 func (s *scope) addScalar_(a ctensor, v float64) {
-	s.scalar(v, func(sc lib.Cscalar) {
-		s.inplace("add_", func(o *ctensor) { lib.AtgAddScalar_(o, a, sc) })
-	})
+	s.scalarOp_("add_", a, v, lib.AtgAddScalar_)
 }
 
 func (s *scope) mul_(a, b ctensor) {
@@ -413,27 +415,15 @@ func (s *scope) abs(a ctensor) ctensor {
 }
 
 func (s *scope) addScalar(a ctensor, v float64) ctensor {
-	var r ctensor
-	s.scalar(v, func(sc lib.Cscalar) {
-		r = s.call("add", func(o *ctensor) { lib.AtgAddScalar(o, a, sc) })
-	})
-	return r
+	return s.scalarOp("add", a, v, lib.AtgAddScalar)
 }
 
 func (s *scope) powScalar(a ctensor, v float64) ctensor {
-	var r ctensor
-	s.scalar(v, func(sc lib.Cscalar) {
-		r = s.call("pow", func(o *ctensor) { lib.AtgPowTensorScalar(o, a, sc) })
-	})
-	return r
+	return s.scalarOp("pow", a, v, lib.AtgPowTensorScalar)
 }
 
 func (s *scope) clampMin(a ctensor, v float64) ctensor {
-	var r ctensor
-	s.scalar(v, func(sc lib.Cscalar) {
-		r = s.call("clamp_min", func(o *ctensor) { lib.AtgClampMin(o, a, sc) })
-	})
-	return r
+	return s.scalarOp("clamp_min", a, v, lib.AtgClampMin)
 }
 
 // reshape views a with the given sizes (one may be -1).
