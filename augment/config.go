@@ -147,8 +147,9 @@ func (c Config) Key() string {
 	return b.String()
 }
 
-// String returns c.Key().
-func (c Config) String() string { return c.Key() }
+// String describes c for people: Key without the version, e.g.
+// "shift=2 rotate=8", or "none".
+func (c Config) String() string { return strings.TrimPrefix(c.Key(), keyVersion+" ") }
 
 // formatFloat formats v in the shortest form that parses back to v.
 func formatFloat(v float64) string {

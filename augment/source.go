@@ -63,7 +63,7 @@ type Source struct {
 // example made by cfg from seed. copies must be >= 1 and cfg enabled.
 func NewSource(d *data.Dataset, copies int, cfg Config, seed int64) (*Source, error) {
 	if copies < 1 || !cfg.Enabled() {
-		return nil, fmt.Errorf("augment: a source of augmented copies needs copies >= 1 and an augmentation turned on, got copies %d and %q", copies, cfg.Key())
+		return nil, fmt.Errorf("augment: a source of augmented copies needs copies >= 1 and an augmentation turned on, got copies %d and augmentations %q", copies, cfg)
 	}
 	p, err := New(cfg, seed, d.Shape)
 	if err != nil {

@@ -46,6 +46,12 @@ func TestSource(t *testing.T) {
 			t.Fatalf("row %d label %d, want %d", r, y[k], want)
 		}
 	}
+	if got := cfg.String(); got != "shift=2 rotate=10 mixup=0.4" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := (augment.Config{}).String(); got != "none" {
+		t.Errorf("String() of no augmentation = %q", got)
+	}
 	if _, err := augment.NewSource(d, 0, cfg, 7); err == nil {
 		t.Error("NewSource with 0 copies: no error")
 	}

@@ -131,7 +131,7 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		run.teacherKeys = append(run.teacherKeys, key)
 		e := evalEntry{name: t.name, role: RoleTeacher, key: key}
 		if t.copies > 0 && t.checkpoint == "" && t.torchscript == "" {
-			e.method = fmt.Sprintf("augmented ×%d (%s)", t.copies+1, t.augment.Key())
+			e.method = fmt.Sprintf("trained on data ×%d, augmented %s", t.copies+1, t.augment)
 		}
 		models = append(models, e)
 	}
@@ -439,7 +439,7 @@ func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, err
 			if src, err = augment.NewSource(run.train, t.copies, t.augment, run.r.Seed); err != nil {
 				return "", fmt.Errorf("distill: %s augmentation: %w", name, err)
 			}
-			msg += fmt.Sprintf(" on the data and %d augmented copies (%s)", t.copies, t.augment.Key())
+			msg += fmt.Sprintf(" on the data and %d augmented copies (%s)", t.copies, t.augment)
 		}
 		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: msg})
 		m, _, err = teacher.Train(ctx, run.be, spec, src, run.trainConfig(t.training, "teacher", name, key))

@@ -327,7 +327,7 @@ func TestAugmentedTeacher(t *testing.T) {
 	if plain == 0 || augSteps != 2*plain {
 		t.Errorf("teacher steps: %d plain, %d with one augmented copy; want twice as many", plain, augSteps)
 	}
-	if m := rep.Models[0]; m.Name != "teacher" || !strings.Contains(m.Method, "augmented ×2") {
+	if m := rep.Models[0]; m.Name != "teacher" || !strings.Contains(m.Method, "data ×2, augmented shift=1 rotate=5") {
 		t.Errorf("teacher method %q", m.Method)
 	}
 	if again, _ := steps(aug); again != 0 {
