@@ -647,7 +647,9 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	for _, t := range run.teachers() {
 		weights = append(weights, t.weight)
 	}
-	key := keyOf(run.teacherKeys, weights, run.r.Transfer, s.Model, s.Distill, tcfg)
+	tr := run.r.Transfer
+	tr.AugmentBaselines = false // what the baselines train on does not change the student
+	key := keyOf(run.teacherKeys, weights, tr, s.Model, s.Distill, tcfg)
 	method := "response"
 	joint, hints := s.Distill.Features()
 	var kinds []string // in order of first appearance, each once
@@ -724,7 +726,17 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	}
 	name := s.Name + "-baseline"
 	key = keyOf(run.dataKey(), s.Model, tcfg)
-	entries = append(entries, evalEntry{name: name, role: RoleBaseline, key: key, method: "hard-labels"})
+	var src train.Source = run.train
+	baseMethod := "hard-labels"
+	if tr := run.r.Transfer; tr.Enabled && tr.AugmentBaselines {
+		// The students' inputs, originals and copies, with true labels.
+		if src, err = augment.NewSource(run.train, tr.Copies, tr.Augment, tr.Seed); err != nil {
+			return nil, fmt.Errorf("distill: baseline %q augmentation: %w", name, err)
+		}
+		key = keyOf(key, tr.Copies, tr.Augment.Key(), tr.Seed)
+		baseMethod += fmt.Sprintf(", data ×%d augmented %s", tr.Copies+1, tr.Augment)
+	}
+	entries = append(entries, evalEntry{name: name, role: RoleBaseline, key: key, method: baseMethod})
 	if secs, ok := run.finished(name, key); ok {
 		run.log.Info("baseline already trained; reusing it", "model", name)
 		run.stages = append(run.stages, report.Stage{Name: "baseline:" + s.Name, Seconds: secs})
@@ -732,7 +744,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	}
 	start := time.Now()
 	run.opts.Progress(Event{Stage: "students", Model: name, Message: "training baseline " + name + " on hard labels"})
-	m, _, err := student.Baseline(ctx, run.be, spec, run.train, run.trainConfig(s.Training, "students", name, key))
+	m, _, err := student.Baseline(ctx, run.be, spec, src, run.trainConfig(s.Training, "students", name, key))
 	if err != nil {
 		return nil, fmt.Errorf("distill: baseline %q: %w", name, err)
 	}

@@ -438,3 +438,50 @@ serving: {measure: false}
 		t.Errorf("from past the end: %v", err)
 	}
 }
+
+// TestAugmentBaselines trains the baseline on the transfer set's inputs:
+// as many steps as the distilled student, with its method saying so, and
+// a recipe error when there are no copies to train on.
+func TestAugmentBaselines(t *testing.T) {
+	y := `
+name: augbase
+data:
+  dataset: synthetic
+  synthetic: {train: 128, test: 64, shape: [1, 6, 6], classes: 3}
+training: {epochs: 2, batch_size: 32, lr: 1.0e-2}
+teacher:
+  model: {hidden: [16]}
+transfer:
+  copies: 2
+  augment: {shift: 1}
+  augment_baselines: true
+  cache_dir: CACHE
+students:
+  - name: s
+    model: {hidden: [8]}
+serving: {measure: false}
+`
+	dir := t.TempDir()
+	y = strings.Replace(y, "CACHE", filepath.Join(dir, "cache"), 1)
+	steps := map[string]int{}
+	rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run"), Progress: func(e distill.Event) {
+		if e.Steps > 0 {
+			steps[e.Model] = e.Steps
+		}
+	}})
+	if steps["s-baseline"] == 0 || steps["s-baseline"] != steps["s"] || steps["s"] != 3*steps["teacher"] {
+		t.Errorf("steps %v: want the baseline to train on the student's 3× inputs", steps)
+	}
+	var method string
+	for _, m := range rep.Models {
+		if m.Name == "s-baseline" {
+			method = m.Method
+		}
+	}
+	if !strings.Contains(method, "data ×3 augmented shift=1") {
+		t.Errorf("baseline method %q", method)
+	}
+	if _, err := recipe.Parse([]byte(strings.Replace(y, "  copies: 2\n  augment: {shift: 1}\n", "", 1)), "x.yaml"); err == nil || !strings.Contains(err.Error(), "augment_baselines") {
+		t.Errorf("augment_baselines without copies: %v", err)
+	}
+}

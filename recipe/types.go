@@ -210,6 +210,12 @@ type Transfer struct {
 	// Unlabelled, when enabled, replaces the training split as the set's
 	// inputs with inputs whose labels are never read.
 	Unlabelled Unlabelled `yaml:"unlabelled"`
+	// AugmentBaselines trains the baselines on the same inputs as the
+	// distilled students (the training data and its augmented copies,
+	// same seed) with their true labels, so that a baseline shows what
+	// the augmentation alone buys. Default false: baselines train on the
+	// original data.
+	AugmentBaselines bool `yaml:"augment_baselines" json:",omitempty"`
 }
 
 // Unlabelled inputs for the transfer set: the training split of Dataset

@@ -194,6 +194,16 @@ func (r *Recipe) checkTransfer(ps *problems, input []int) {
 	t := r.Transfer
 	ps.oneOf("transfer.dtype", t.Dtype, []string{"float32", "float16"})
 	ps.augment("transfer", t.Copies, t.Augment, input)
+	if t.AugmentBaselines {
+		switch {
+		case !t.Enabled:
+			ps.add("transfer.augment_baselines", "trains baselines on the transfer set's inputs, but the transfer set is off (transfer.enabled: false)")
+		case t.Copies == 0:
+			ps.add("transfer.augment_baselines", "needs augmented copies (transfer.copies >= 1 with an augmentation on)")
+		case t.Unlabelled.Enabled:
+			ps.add("transfer.augment_baselines", "baselines train on labelled data, but the transfer set's inputs are unlabelled; remove one of them")
+		}
+	}
 	if u := t.Unlabelled; u.Enabled {
 		if !t.Enabled {
 			ps.add("transfer.unlabelled", "is the transfer set's inputs, but the transfer set is off (transfer.enabled: false)")
