@@ -60,4 +60,11 @@
 // the weighted mean of the teachers' softmax(z/T): a logit vector whose
 // softmax at temperature T is exactly p̄, so the existing loss distils
 // from the ensemble's mean prediction unchanged (see Set.Ensemble).
+//
+// For feature distillation (hints, attention transfer), a teacher built
+// with LayerFeatures stores the outputs of the layers the students'
+// feature terms read, and FeatureTeacher serves them, with the ensemble's
+// soft targets, as a train.FeatureTeacher: the teacher is not run in the
+// loop for those terms either. An unlabelled set (BuildSpec.Unlabelled)
+// gives each row the ensemble's most probable class as its hard label.
 package transfer
