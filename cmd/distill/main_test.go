@@ -37,17 +37,23 @@ func TestValidateShippedRecipes(t *testing.T) {
 	if len(paths) == 0 {
 		t.Fatal("no recipes found")
 	}
-	for _, p := range paths {
-		if code, out, errOut := capture(t, "validate", p); code != exitOK {
-			t.Errorf("validate %s: exit %d\n%s%s", p, code, out, errOut)
-		}
+	code, out, errOut := capture(t, append([]string{"validate"}, paths...)...)
+	if code != exitOK {
+		t.Errorf("validate: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(out, ": ok"); n != len(paths) {
+		t.Errorf("validate printed %d ok lines for %d recipes:\n%s", n, len(paths), out)
 	}
 }
 
 func TestValidateBadRecipe(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(p, []byte("name: bad\nteacher:\n  model:\n    hidden: [-3]\nstudents:\n  - name: s\n    distill:\n      temperature: -1\n    colour: blue\n"), 0o644)
-	code, _, errOut := capture(t, "validate", p)
+	good := "../../recipes/synthetic-tiny.yaml"
+	code, out, errOut := capture(t, "validate", p, good)
+	if !strings.Contains(out, good+": ok") {
+		t.Errorf("the valid recipe after a bad one is not reported ok: %q", out)
+	}
 	if code != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut)
 	}

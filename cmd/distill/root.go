@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -76,14 +77,28 @@ again on the same directory skips the stages that are already finished.`,
 
 func newValidateCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate RECIPE",
-		Short: "Check a recipe and print every problem in it",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := loadRecipe(args[0]); err != nil {
-				return err
+		Use:   "validate RECIPE...",
+		Short: "Check recipes and print every problem in them",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("validate needs at least one recipe\nusage: %s", cmd.UseLine())}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", args[0])
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Every recipe is checked, so that one call reports all of
+			// them; the errors are joined in argument order.
+			var errs []error
+			for _, path := range args {
+				if _, err := recipe.Load(path); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
+			}
+			if err := errors.Join(errs...); err != nil {
+				return usageError{err}
+			}
 			return nil
 		},
 	}
