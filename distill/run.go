@@ -130,7 +130,7 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		}
 		run.teacherKeys = append(run.teacherKeys, key)
 		e := evalEntry{name: t.name, role: RoleTeacher, key: key}
-		if t.copies > 0 && t.checkpoint == "" && t.torchscript == "" {
+		if t.copies > 0 { // only a teacher trained here (recipe validation)
 			e.method = fmt.Sprintf("trained on data ×%d, augmented %s", t.copies+1, t.augment)
 		}
 		models = append(models, e)
@@ -647,9 +647,9 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	for _, t := range run.teachers() {
 		weights = append(weights, t.weight)
 	}
-	tr := run.r.Transfer
-	tr.AugmentBaselines = false // what the baselines train on does not change the student
-	key := keyOf(run.teacherKeys, weights, tr, s.Model, s.Distill, tcfg)
+	keyTransfer := run.r.Transfer
+	keyTransfer.AugmentBaselines = false // what the baselines train on does not change the student
+	key := keyOf(run.teacherKeys, weights, keyTransfer, s.Model, s.Distill, tcfg)
 	method := "response"
 	joint, hints := s.Distill.Features()
 	var kinds []string // in order of first appearance, each once

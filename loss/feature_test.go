@@ -3,6 +3,7 @@ package loss_test
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,7 +221,7 @@ func TestResolveFeatures(t *testing.T) {
 			continue
 		}
 		p := ps[0]
-		if p.Adapter != c.adapter || !equal(p.InputShape(), c.input) {
+		if p.Adapter != c.adapter || !slices.Equal(p.InputShape(), c.input) {
 			t.Errorf("%s: adapter %q, input %v; want %q, %v", c.f, p.Adapter, p.InputShape(), c.adapter, c.input)
 		}
 		if p.Kind == loss.FeatureHint && p.Distance != loss.DistanceMSE || p.Kind == loss.FeatureAttention && p.P != 2 {
@@ -255,18 +256,6 @@ func TestResolveFeatures(t *testing.T) {
 	}
 }
 
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestFeatureValidate(t *testing.T) {
 	hintOnly := loss.Objective{Features: []loss.Feature{{Kind: loss.FeatureHint, Student: "a", Teacher: "b", Weight: 1}}}
 	if err := hintOnly.Validate(); err != nil {
@@ -298,7 +287,7 @@ func TestFeatureValidate(t *testing.T) {
 func TestInitAdapter(t *testing.T) {
 	p := loss.FeaturePlan{Index: 2, Feature: loss.Feature{Kind: loss.FeatureHint, Weight: 1, Adapter: loss.AdapterConv1x1}, StudentShape: []int{3, 4, 4}, TeacherShape: []int{5, 4, 4}}
 	ps := p.AdapterParams()
-	if len(ps) != 2 || ps[0].Name != "adapter.2.weight" || !equal(ps[0].Shape, []int{5, 3, 1, 1}) || ps[1].Name != "adapter.2.bias" || !equal(ps[1].Shape, []int{5}) {
+	if len(ps) != 2 || ps[0].Name != "adapter.2.weight" || !slices.Equal(ps[0].Shape, []int{5, 3, 1, 1}) || ps[1].Name != "adapter.2.bias" || !slices.Equal(ps[1].Shape, []int{5}) {
 		t.Fatalf("AdapterParams = %+v", ps)
 	}
 	a, b := p.InitAdapter(), p.InitAdapter()

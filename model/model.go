@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -275,7 +276,7 @@ func (s Spec) Check(w Weights) error {
 			errs = append(errs, fmt.Errorf("missing tensor %q (shape %v)", p.Name, p.Shape))
 			continue
 		}
-		if !equalShape(t.Shape, p.Shape) || len(t.Data) != Numel(p.Shape) {
+		if !slices.Equal(t.Shape, p.Shape) || len(t.Data) != Numel(p.Shape) {
 			errs = append(errs, fmt.Errorf("tensor %q has shape %v, the spec needs %v", p.Name, t.Shape, p.Shape))
 			continue
 		}
@@ -298,18 +299,6 @@ func (s Spec) Check(w Weights) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Clone returns a deep copy of w.

@@ -102,7 +102,7 @@ func build(spec model.Spec, w model.Weights, qm *runtime.QuantModel, meta map[st
 				intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", stride, stride))
 			st.fresh = false
 		case model.KindLinear, model.KindConv2D:
-			relu := fusedReLU(spec.Layers, i)
+			relu := runtime.FusedReLU(spec.Layers, i)
 			x, wt, bias := cur, "", ""
 			if quantized(l.Name) {
 				if !st.qok {
@@ -194,19 +194,6 @@ func graphName(spec model.Spec) string {
 		return spec.Name
 	}
 	return "distill"
-}
-
-// fusedReLU returns the index of the relu layer that layer i is fused
-// with in package runtime (skipping dropout layers), or -1.
-func fusedReLU(layers []model.Layer, i int) int {
-	j := i + 1
-	for j < len(layers) && layers[j].Kind == model.KindDropout {
-		j++
-	}
-	if j < len(layers) && layers[j].Kind == model.KindReLU {
-		return j
-	}
-	return -1
 }
 
 // weightShape is the PyTorch-layout shape of a linear or conv2d layer's

@@ -118,6 +118,9 @@ func (r *Recipe) checkData(ps *problems) (input []int, classes int) {
 	return d.Shape()
 }
 
+// augmentWithCheckpoint explains copies/augment on a loaded teacher.
+const augmentWithCheckpoint = "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment"
+
 func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 	t := r.Teacher
 	hasModel := !reflect.ValueOf(t.Model).IsZero()
@@ -150,7 +153,7 @@ func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 			}
 		}
 		if t.Copies != 0 || t.Augment.Enabled() {
-			ps.add("teacher.augment", "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment")
+			ps.add("teacher.augment", augmentWithCheckpoint)
 		}
 		return
 	}
@@ -185,7 +188,7 @@ func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
 			ps.training(p+".training", e.Training, r.Training)
 			ps.augment(p, e.Copies, e.Augment, input)
 		case e.Copies != 0 || e.Augment.Enabled():
-			ps.add(p+".augment", "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment")
+			ps.add(p+".augment", augmentWithCheckpoint)
 		}
 	}
 }

@@ -184,9 +184,10 @@ func (m *QuantModel) Validate() error {
 	return nil
 }
 
-// fusedReLU returns the index of the relu layer that layer i is fused
-// with (skipping dropout layers), or -1.
-func fusedReLU(layers []model.Layer, i int) int {
+// FusedReLU returns the index of the relu layer that layer i of layers is
+// fused with when compiled (skipping dropout layers), or -1. The ONNX
+// exporter mirrors the same fusion.
+func FusedReLU(layers []model.Layer, i int) int {
 	j := i + 1
 	for j < len(layers) && layers[j].Kind == model.KindDropout {
 		j++
@@ -225,7 +226,7 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 		case model.KindDropout, model.KindFlatten:
 		case model.KindLinear, model.KindConv2D:
 			relu := false
-			if j := fusedReLU(spec.Layers, i); j >= 0 {
+			if j := FusedReLU(spec.Layers, i); j >= 0 {
 				relu, i = true, j
 			}
 			var g convGeom

@@ -77,7 +77,7 @@ func refForward(spec model.Spec, w model.Weights, qm *QuantModel, x []float32) [
 			t.shape = []int{model.Numel(t.shape)}
 		case model.KindLinear, model.KindConv2D:
 			relu := false
-			if j := fusedReLU(spec.Layers, i); j >= 0 {
+			if j := FusedReLU(spec.Layers, i); j >= 0 {
 				relu = true
 				i = j
 			}

@@ -18,9 +18,9 @@ import (
 // that belong to the trainer, not to the model (backend.TrainConfig).
 type features struct {
 	plans   []loss.FeaturePlan
-	layer   []int // per plan, the student layer's index in the spec
-	tsize   []int // per plan, the teacher layer's per-example size
-	adapter [][]ctensor
+	layer   []int         // per plan, the student layer's index in the spec
+	tsize   []int         // per plan, the teacher layer's per-example size
+	first   []int         // per plan, the index in params of its adapter's weight (its bias follows)
 	params  []model.Param // the adapters' parameters, in plan order
 	tensors []ctensor     // the same, as tensors
 	deepest int           // largest student layer index of any term; -1 without terms
@@ -54,23 +54,20 @@ func newFeatures(m *Model, cfg backend.TrainConfig) (*features, error) {
 				return nil, fmt.Errorf("torch backend: the student has a layer named %q, which is the name of feature term %d's adapter: rename the layer", p.AdapterName(), p.Index)
 			}
 		}
+		f.first = append(f.first, len(f.params))
 		f.params = append(f.params, ps...)
 	}
 	err = m.do(func() error {
 		s := newScope(m.b.device)
 		for _, p := range plans {
 			init := p.InitAdapter()
-			var ts []ctensor
 			for _, pr := range p.AdapterParams() {
 				t := s.fromHost(init[pr.Name].Data, pr.Shape...)
 				s.setRequiresGrad(t, true)
 				if s.err == nil {
-					t = s.keep(t)
-					ts = append(ts, t)
-					f.tensors = append(f.tensors, t)
+					f.tensors = append(f.tensors, s.keep(t))
 				}
 			}
-			f.adapter = append(f.adapter, ts)
 		}
 		if err := s.free(); err != nil {
 			f.free()
@@ -132,9 +129,9 @@ func (f *features) hint(s *scope, i int, st, tt ctensor, n int) ctensor {
 	a := st
 	switch p.Adapter {
 	case loss.AdapterLinear:
-		a = s.linear(s.flatten(st), f.adapter[i][0], f.adapter[i][1])
+		a = s.linear(s.flatten(st), f.tensors[f.first[i]], f.tensors[f.first[i]+1])
 	case loss.AdapterConv1x1:
-		a = s.conv2d(st, f.adapter[i][0], f.adapter[i][1], 1, 0)
+		a = s.conv2d(st, f.tensors[f.first[i]], f.tensors[f.first[i]+1], 1, 0)
 	}
 	a, tt = s.reshape(a, n, -1), s.reshape(tt, n, -1)
 	if p.Distance == loss.DistanceCosine {
@@ -170,5 +167,5 @@ func (f *features) free() {
 	for _, t := range f.tensors {
 		lib.AtFree(t)
 	}
-	f.tensors, f.adapter = nil, nil
+	f.tensors = nil
 }
