@@ -37,11 +37,12 @@
 //
 // Besides comparing every implementation with a float64 / int32
 // reference over shapes, goroutine counts and buffer offsets, the tests
-// guard the assembly against branching on flags a kernel did not set
-// (issue 15: the k loop read its caller's ZF): every conditional jump in
-// the package's .s files must directly follow an instruction that sets
-// the flags it reads, and each kernel the CPU can run is called at its
-// address (flagcall_amd64.s) with the flags forced set and clear.
+// guard the assembly against branching on flags a kernel did not set (a
+// k loop that read its caller's ZF once stored zero tiles): every
+// conditional jump in the package's .s files must directly follow an
+// instruction that sets the flags it reads, and each kernel the CPU can
+// run is called at its address (flagcall_amd64.s) with the flags forced
+// set and clear.
 //
 // Sub-package gemmblas wraps the FP32 product as a gonum BLAS Sgemm.
 package gemm
