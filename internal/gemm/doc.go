@@ -35,5 +35,14 @@
 // comparisons; F32Impls and I8Impls list what the CPU supports. The
 // purego build tag leaves only the portable code.
 //
+// Besides comparing every implementation with a float64 / int32
+// reference over shapes, goroutine counts and buffer offsets, the tests
+// guard the assembly against branching on flags a kernel did not set (a
+// k loop that read its caller's ZF once stored zero tiles): every
+// conditional jump in the package's .s files must directly follow an
+// instruction that sets the flags it reads, and each kernel the CPU can
+// run is called at its address (flagcall_amd64.s) with the flags forced
+// set and clear.
+//
 // Sub-package gemmblas wraps the FP32 product as a gonum BLAS Sgemm.
 package gemm
