@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // ErrChecksum is wrapped by the error LoadMNIST returns when a file's
@@ -173,7 +174,7 @@ func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error)
 			dir, strings.Join(missing, ", "), mnistFileNames(cfg))
 	}
 	open := func(i int) (io.Reader, string, func(), error) {
-		f, err := os.Open(paths[i])
+		f, err := fileio.Open(paths[i])
 		if err != nil {
 			return nil, paths[i], nil, fmt.Errorf("load MNIST: %w", err)
 		}
@@ -340,7 +341,7 @@ func fetchMNIST(ctx context.Context, opts MNISTOptions, cfg mnistConfig) ([4][]b
 // adding remedy to a mismatch error. It returns (nil, nil) if the file
 // does not exist.
 func readPinnedFile(path string, f mnistFile, remedy string) ([]byte, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
@@ -257,9 +258,12 @@ func (run *runner) finished(name, key string) (float64, bool) {
 	return secs, true
 }
 
+// maxRecordSize bounds a stage record, which is a few dozen bytes.
+const maxRecordSize = 1 << 16
+
 // recorded reports whether name's stage record has key.
 func (run *runner) recorded(name, key string) (float64, bool) {
-	b, err := os.ReadFile(run.recordPath(name))
+	b, err := fileio.ReadFileMax(run.recordPath(name), maxRecordSize)
 	if err != nil {
 		return 0, false
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -17,17 +16,25 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // maxVisits bounds the work of decoding one recipe, so that a small file
 // full of aliases to aliases cannot make Parse expand it exponentially.
 const maxVisits = 100_000
 
+// maxRecipeSize bounds a recipe file; recipes are a few kilobytes.
+const maxRecipeSize = 4 << 20
+
 // Load reads the recipe file at path and parses it with Parse. A file
-// that cannot be read is reported as a wrapped *fs.PathError; a recipe
-// with problems as an *Error.
+// that cannot be read, or is not a regular file, is reported as a
+// wrapped *fs.PathError; a recipe with problems as an *Error.
 func Load(path string) (*Recipe, error) {
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFileMax(path, maxRecipeSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
+		return nil, fmt.Errorf("read recipe: %s is larger than %d MiB; not a recipe", path, maxRecipeSize>>20)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read recipe: %w", err)
 	}
