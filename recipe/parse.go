@@ -75,17 +75,25 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		r.Name = strings.TrimSuffix(base, filepath.Ext(base))
 	}
 	r.fillDefaults()
+	r.file = filename
 	if filename != "" {
-		dir := filepath.Dir(filename)
-		r.Data.Dir = resolve(dir, r.Data.Dir)
-		r.Teacher.Checkpoint = resolve(dir, r.Teacher.Checkpoint)
-		r.Teacher.TorchScript = resolve(dir, r.Teacher.TorchScript)
-		for i := range r.Ensemble {
-			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
+		r.dir = filepath.Dir(filename)
+		r.written = map[string]string{}
+		res := func(key string, path *string) {
+			if *path != "" && !filepath.IsAbs(*path) {
+				r.written[key] = *path
+			}
+			*path = resolve(r.dir, *path)
 		}
-		r.Transfer.CacheDir = resolve(dir, r.Transfer.CacheDir)
-		r.Transfer.Unlabelled.Dir = resolve(dir, r.Transfer.Unlabelled.Dir)
-		r.Serving.Prices = resolve(dir, r.Serving.Prices)
+		res("data.dir", &r.Data.Dir)
+		res("teacher.checkpoint", &r.Teacher.Checkpoint)
+		res("teacher.torchscript", &r.Teacher.TorchScript)
+		for i := range r.Ensemble {
+			res(fmt.Sprintf("ensemble[%d].checkpoint", i), &r.Ensemble[i].Checkpoint)
+		}
+		res("transfer.cache_dir", &r.Transfer.CacheDir)
+		res("transfer.unlabelled.dir", &r.Transfer.Unlabelled.Dir)
+		res("serving.prices", &r.Serving.Prices)
 	}
 
 	all := d.problems

@@ -53,6 +53,13 @@ type Recipe struct {
 	// given holds the dotted key paths that the YAML gave a non-null
 	// value, so that filling defaults keeps explicit zeros (alpha: 0).
 	given map[string]bool
+	// dir is the directory Parse resolved relative paths against, and
+	// written the relative paths it resolved, by key, as written: for
+	// messages about files that cannot be read.
+	dir     string
+	written map[string]string
+	// file is the recipe's file name as given to Parse, for problems.
+	file string
 }
 
 // Data selects the dataset.
