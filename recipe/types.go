@@ -334,6 +334,8 @@ type Serving struct {
 	// Seconds each batch size is timed, > 0, default 2.
 	Seconds float64 `yaml:"seconds"`
 	// Batches whose throughput is timed; default [1, 8, 32, 128, 256].
+	// They are not bounded by the test set (examples are repeated to
+	// fill a batch), only by memory: see CheckResources.
 	Batches []int `yaml:"batches"`
 	// LatencyTargetMS bounds the p99 latency of the batch size a model is
 	// priced at, > 0, default 100.
@@ -351,7 +353,10 @@ func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {
-	BatchSize int `yaml:"batch_size"` // ≥ 1, default 1000
+	// BatchSize ≥ 1, default 1000. A batch larger than the test set
+	// evaluates the whole set at once (and is checked against memory at
+	// that size, see CheckResources).
+	BatchSize int `yaml:"batch_size"`
 	ECEBins   int `yaml:"ece_bins"`   // calibration-error bins, ≥ 1, default 15
 }
 
