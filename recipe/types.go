@@ -357,7 +357,7 @@ type Eval struct {
 	// evaluates the whole set at once (and is checked against memory at
 	// that size, see CheckResources).
 	BatchSize int `yaml:"batch_size"`
-	ECEBins   int `yaml:"ece_bins"`   // calibration-error bins, ≥ 1, default 15
+	ECEBins   int `yaml:"ece_bins"` // calibration-error bins, ≥ 1, default 15
 }
 
 // Checkpoint sets how often training saves a checkpoint (weights,
