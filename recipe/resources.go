@@ -73,8 +73,12 @@ func meminfoTotal() (int64, bool) {
 	return 0, false
 }
 
-// Bytes per value: every tensor is float32.
-const floatBytes = 4
+// Bytes per value: every tensor is float32. Training shuffles the row
+// numbers of its data (an int each) every epoch.
+const (
+	floatBytes = 4
+	orderBytes = 8
+)
 
 // CheckResources checks every size in a valid recipe (one that Parse
 // returned or Validate accepted) against the data and mem before any
@@ -117,19 +121,28 @@ func (r *Recipe) CheckResources(mem Memory) error {
 		serving = r.Serving.Batches
 	}
 	c := sizeCheck{ps: &ps, mem: mem, data: dataBytes, trainN: trainN, evalBatch: min(int64(r.Eval.BatchSize), testN), serving: serving}
-	trained := func(key, name string, m Model, t Training, copies int) {
-		c.model(key, name, m, input, classes, t, mul(trainN, add(int64(copies), 1)), r.trainingBatchKey(key, t))
+	// trained checks a model trained on the data and copies augmented
+	// copies of each example, set at copiesKey.
+	trained := func(key, name string, m Model, t Training, copies int, copiesKey string) {
+		rows := mul(trainN, add(int64(copies), 1))
+		if copies > 0 && add(dataBytes, mul(rows, orderBytes)) > mem.Bytes {
+			fit := (mem.Bytes-dataBytes)/mul(trainN, orderBytes) - 1
+			ps.add(copiesKey, "training model %q on %s rows (%s examples and %s augmented copies of each) needs at least %s for their shuffled order alone; %s: %s",
+				name, countString(rows), countString(trainN), countString(int64(copies)), formatBytes(add(dataBytes, mul(rows, orderBytes))), mem.Source, fitCopies(fit))
+			return
+		}
+		c.model(key, name, m, input, classes, t, rows, r.trainingBatchKey(key, t))
 	}
 	if t := r.Teacher; !reflect.ValueOf(t.Model).IsZero() && t.Checkpoint == "" {
 		if t.TorchScript != "" {
 			c.model("teacher", "teacher", t.Model, input, classes, Training{}, 0, "")
 		} else {
-			trained("teacher", "teacher", t.Model, r.TrainingFor(t.Training), t.Copies)
+			trained("teacher", "teacher", t.Model, r.TrainingFor(t.Training), t.Copies, "teacher.copies")
 		}
 	}
 	for i, e := range r.Ensemble {
 		if !reflect.ValueOf(e.Model).IsZero() && e.Checkpoint == "" {
-			trained(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, r.TrainingFor(e.Training), e.Copies)
+			trained(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, r.TrainingFor(e.Training), e.Copies, fmt.Sprintf("ensemble[%d].copies", i))
 		}
 	}
 	for i, s := range r.Students {
@@ -137,7 +150,7 @@ func (r *Recipe) CheckResources(mem Memory) error {
 		if r.Transfer.Enabled {
 			copies = r.Transfer.Copies
 		}
-		trained(fmt.Sprintf("students[%d]", i), s.Name, s.Model, r.TrainingFor(s.Training), copies)
+		trained(fmt.Sprintf("students[%d]", i), s.Name, s.Model, r.TrainingFor(s.Training), copies, "transfer.copies")
 	}
 	c.report()
 	return r.newError(ps.list)
@@ -218,6 +231,9 @@ func (c *sizeCheck) model(key, name string, m Model, input []int, classes int, t
 	}
 	paramBytes := mul(params, mul(copiesPerParam, floatBytes))
 	fixed := add(c.data, paramBytes)
+	if batchKey != "" {
+		fixed = add(fixed, mul(rows, orderBytes))
+	}
 	if fixed > c.mem.Bytes {
 		what := "running it needs at least %s (its weights and the data)"
 		if batchKey != "" {
@@ -264,6 +280,14 @@ func (c *sizeCheck) report() {
 				t.name, countString(int64(b)), formatBytes(t.need(int64(b))), c.mem.Source, fitBatch(t.max))
 		}
 	}
+}
+
+// fitCopies says how many augmented copies fit.
+func fitCopies(n int64) string {
+	if n < 1 {
+		return "no augmented copies fit; remove them"
+	}
+	return "at most " + countString(n) + " copies fit"
 }
 
 // fitBatch says which batch sizes fit.

@@ -133,6 +133,23 @@ students:
   - model: {hidden: [16]}
 serving: {measure: false, batches: [1, 1000000000000]}
 `, "", nil},
+		{"teacher copies", `
+data: {dataset: synthetic}
+teacher:
+  model: {hidden: [64]}
+  copies: 1000000000000
+  augment: {shift: 1}
+students:
+  - model: {hidden: [16]}
+`, "teacher.copies", []string{"on 2.05e+15 rows (2048 examples and 1e+12 augmented copies of each)", "shuffled order", "at most 65494 copies fit"}},
+		{"transfer copies", `
+data: {dataset: synthetic}
+teacher:
+  model: {hidden: [64]}
+transfer: {copies: 1000000000000, augment: {shift: 1}}
+students:
+  - model: {hidden: [16]}
+`, "transfer.copies", []string{`training model "student0"`, "at most 65494 copies fit"}},
 		{"synthetic data too large", `
 data: {dataset: synthetic, synthetic: {train: 1000000000000}}
 teacher:
