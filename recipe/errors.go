@@ -113,6 +113,9 @@ func (ps *problems) add(key, format string, args ...any) {
 }
 
 func (ps *problems) addProblem(p Problem) {
+	// A problem is one line: errors joined from other packages
+	// (errors.Join) become "; "-separated.
+	p.Message = strings.ReplaceAll(p.Message, "\n", "; ")
 	id := p.Key + "\x00" + p.Message
 	if ps.seen[id] {
 		return

@@ -120,7 +120,7 @@ func (r *Recipe) CheckResources(mem Memory) error {
 	if r.Serving.MeasureEnabled() {
 		serving = r.Serving.Batches
 	}
-	c := sizeCheck{ps: &ps, mem: mem, data: dataBytes, trainN: trainN, evalBatch: min(int64(r.Eval.BatchSize), testN), serving: serving}
+	c := sizeCheck{ps: &ps, mem: mem, data: dataBytes, evalBatch: min(int64(r.Eval.BatchSize), testN), serving: serving}
 	// trained checks a model trained on the data and copies augmented
 	// copies of each example, set at copiesKey.
 	trained := func(key, name string, m Model, t Training, copies int, copiesKey string) {
@@ -183,12 +183,11 @@ func (r *Recipe) trainingBatchKey(key string, eff Training) string {
 }
 
 // sizeCheck holds what the models of one recipe are checked against,
-// and the largest evaluation and serving batches found to fit.
+// and the models that limit the evaluation and serving batches.
 type sizeCheck struct {
 	ps        *problems
 	mem       Memory
 	data      int64 // bytes of the training and test sets
-	trainN    int64
 	evalBatch int64
 	serving   []int
 	// limits are the models that cannot run every evaluation or serving
