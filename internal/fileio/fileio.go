@@ -32,6 +32,10 @@ var ErrNotRegular = errors.New("not a regular file")
 func Open(path string) (*os.File, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Op = "open" // what the caller asked for, as os.Open says it
+		}
 		return nil, err
 	}
 	if err := regular(path, fi); err != nil {

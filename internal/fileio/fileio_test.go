@@ -19,8 +19,8 @@ func TestReadFileMax(t *testing.T) {
 	if _, err := ReadFileMax(p, 4); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("over the bound: %v", err)
 	}
-	if _, err := ReadFileMax(p+"x", 4); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("missing file: %v", err)
+	if _, err := ReadFileMax(p+"x", 4); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "open "+p+"x:") {
+		t.Fatalf("missing file: %v, want os.Open's error", err)
 	}
 }
 
