@@ -97,9 +97,6 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 	if err := checkInputs(&rc, opts); err != nil {
 		return nil, err
 	}
-	if err := checkOutDir(out); err != nil {
-		return nil, err
-	}
 	if opts.Progress == nil {
 		opts.Progress = func(Event) {}
 	}
@@ -112,6 +109,11 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 		return nil, fmt.Errorf("distill: open backend: %w", err)
 	}
 	defer be.Close()
+	// Before any work: a run directory that takes no files would
+	// otherwise fail only at the first save, after the teacher trained.
+	if err := checkOutDir(out); err != nil {
+		return nil, err
+	}
 	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
 	defer run.closeCurves()
 	return run.run(ctx)
