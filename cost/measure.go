@@ -116,6 +116,12 @@ func (o MeasureOptions) withDefaults(p eval.Predictor, inputSize int) (MeasureOp
 	if o.Batches[0] < 1 {
 		return o, fmt.Errorf("cost: measure: batch size %d in MeasureOptions.Batches; batch sizes must be >= 1", o.Batches[0])
 	}
+	// Measure allocates the largest batch's inputs and outputs at once:
+	// a size whose byte count does not even fit an int is refused here,
+	// where make would panic or, wrapped around, allocate the wrong size.
+	if b := o.Batches[len(o.Batches)-1]; !bufferFits(b, inputSize, o.Outputs) {
+		return o, fmt.Errorf("cost: measure: batch size %d of %d-value examples is too large to allocate", b, inputSize)
+	}
 	if o.Duration < 0 || o.LatencyDuration < 0 || o.Warmup < 0 || o.Repeats < 0 || o.MinRequests < 0 {
 		return o, errors.New("cost: measure: negative duration, repeat or request count in MeasureOptions")
 	}
@@ -138,6 +144,13 @@ func (o MeasureOptions) withDefaults(p eval.Predictor, inputSize int) (MeasureOp
 		return o, fmt.Errorf("cost: measure: sample of %d values is not a whole number of %d-value examples", len(o.Sample), inputSize)
 	}
 	return o, nil
+}
+
+// bufferFits reports whether n examples of in float32 inputs and out
+// float32 outputs have a byte count that fits an int; all are ≥ 1.
+func bufferFits(n, in, out int) bool {
+	const max = math.MaxInt / 4
+	return in <= max/n && out <= max/n && n*in <= max-n*out
 }
 
 func product(dims []int) int {

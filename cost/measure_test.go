@@ -178,6 +178,8 @@ func TestMeasureErrors(t *testing.T) {
 		{"input size", context.Background(), &fake{in: 2, classes: 1}, 0, with(func(o *MeasureOptions) { o.Outputs = 1 }), "input size must be >= 1, got 0", nil},
 		{"empty batches", context.Background(), &fake{in: 2, classes: 1}, 2, with(func(o *MeasureOptions) { o.Outputs, o.Batches = 1, []int{} }), "Batches is empty", nil},
 		{"batch 0", context.Background(), &fake{in: 2, classes: 1}, 2, with(func(o *MeasureOptions) { o.Outputs, o.Batches = 1, []int{8, 0} }), "batch size 0", nil},
+		{"batch whose buffer overflows", context.Background(), &fake{in: 2, classes: 1}, 2, with(func(o *MeasureOptions) { o.Outputs, o.Batches = 1, []int{1, 1 << 61} }), "batch size 2305843009213693952 of 2-value examples is too large to allocate", nil},
+		{"batch whose byte count overflows", context.Background(), &fake{in: 1 << 40, classes: 1}, 1 << 40, with(func(o *MeasureOptions) { o.Outputs, o.Batches = 1, []int{1 << 21} }), "too large to allocate", nil},
 		{"negative duration", context.Background(), &fake{in: 2, classes: 1}, 2, with(func(o *MeasureOptions) { o.Outputs, o.Duration = 1, -time.Second }), "negative duration", nil},
 		{"sample", context.Background(), &fake{in: 2, classes: 1}, 2, with(func(o *MeasureOptions) { o.Outputs, o.Sample = 1, []float32{1, 2, 3} }), "sample of 3 values is not a whole number of 2-value examples", nil},
 		{"forward", context.Background(), &fake{in: 2, classes: 1, err: boom}, 2, with(func(o *MeasureOptions) { o.Outputs = 1 }), "forward of a batch of 1: boom", boom},

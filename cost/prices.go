@@ -8,13 +8,13 @@ import (
 	"io"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/report"
 )
 
@@ -68,11 +68,18 @@ func DefaultPrices() *Table {
 	return t
 }
 
+// maxPricesSize bounds a price table file: the built-in one is a few
+// kilobytes, so a larger file is a wrong path, not a table.
+const maxPricesSize = 4 << 20
+
 // LoadPrices reads the price table file at path and returns the default
 // table with the file's entries added: an entry of the file replaces the
 // default entry of the same name.
 func LoadPrices(path string) (*Table, error) {
-	b, err := os.ReadFile(path)
+	b, err := fileio.ReadFileMax(path, maxPricesSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
+		return nil, fmt.Errorf("cost: price table %s is larger than %d bytes; not a price table", path, maxPricesSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cost: read price table: %w", err)
 	}

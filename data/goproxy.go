@@ -14,6 +14,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // errModuleNotFound marks a proxy's "not found" answer (HTTP 404 or 410,
@@ -74,7 +76,7 @@ func mnistZip(ctx context.Context, opts MNISTOptions, cfg mnistConfig, modCache 
 	rel := escapeModulePath(cfg.module) + "/@v/" + cfg.version + ".zip"
 	if modCache != "" {
 		p := filepath.Join(modCache, "cache", "download", filepath.FromSlash(rel))
-		f, err := os.Open(p)
+		f, err := fileio.Open(p)
 		if err == nil {
 			defer f.Close()
 			b, err := readBounded(f, -1, cfg.maxZipBytes, nil)
@@ -156,7 +158,7 @@ func fetchModuleZip(ctx context.Context, client *http.Client, base, rel string, 
 	}
 	if u.Scheme == "file" {
 		p := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(rel))
-		f, err := os.Open(p)
+		f, err := fileio.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w", p, errModuleNotFound)
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // ErrChecksum is wrapped by the error LoadMNIST returns when a file's
@@ -144,10 +145,46 @@ func mnistFileNames(cfg mnistConfig) string {
 	return strings.Join(names, ", ")
 }
 
+// CheckMNISTDir reports whether dir holds the four MNIST IDX files that
+// LoadMNIST with MNISTOptions.Dir reads, each a regular file that can
+// be opened, without reading them: the error LoadMNIST would give for a
+// missing directory or file, at once.
+func CheckMNISTDir(dir string) error {
+	paths, err := findMNISTDir(dir, mnistSource)
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := fileio.Check(p); err != nil {
+			return fmt.Errorf("load MNIST: %w", err)
+		}
+	}
+	return nil
+}
+
 // loadMNISTDir loads MNIST from a user's directory, accepting gzipped or
 // raw files under the canonical or the dotted names.
 func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error) {
-	var paths [4]string
+	paths, err := findMNISTDir(dir, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	open := func(i int) (io.Reader, string, func(), error) {
+		f, err := fileio.Open(paths[i])
+		if err != nil {
+			return nil, paths[i], nil, fmt.Errorf("load MNIST: %w", err)
+		}
+		return f, paths[i], func() { f.Close() }, nil
+	}
+	return decodeMNIST(cfg, open, false)
+}
+
+// findMNISTDir finds the four IDX files in dir.
+func findMNISTDir(dir string, cfg mnistConfig) (paths [4]string, err error) {
+	// A missing directory is reported below with the files it should hold.
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return paths, fmt.Errorf("load MNIST: %s is %s, not a directory of IDX files", dir, fileio.Describe(fi.Mode()))
+	}
 	var missing []string
 	for i, f := range cfg.files {
 		dotted := strings.Replace(f.name, "-idx", ".idx", 1)
@@ -157,7 +194,7 @@ func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error)
 				paths[i] = p
 				break
 			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, nil, fmt.Errorf("load MNIST from %s: %w", dir, err)
+				return paths, fmt.Errorf("load MNIST from %s: %w", dir, err)
 			}
 		}
 		if paths[i] == "" {
@@ -165,21 +202,14 @@ func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error)
 		}
 	}
 	if len(missing) == len(cfg.files) {
-		return nil, nil, fmt.Errorf("MNIST not found in %s: expected %s (gzipped or not); pass --data-dir a directory with the four IDX files, or leave it unset to download MNIST",
+		return paths, fmt.Errorf("MNIST not found in %s: expected %s (gzipped or not); pass --data-dir a directory with the four IDX files, or leave it unset to download MNIST",
 			dir, mnistFileNames(cfg))
 	}
 	if len(missing) > 0 {
-		return nil, nil, fmt.Errorf("MNIST incomplete in %s: missing %s; put all four IDX files (%s, gzipped or not) there, or leave --data-dir unset to download MNIST",
+		return paths, fmt.Errorf("MNIST incomplete in %s: missing %s; put all four IDX files (%s, gzipped or not) there, or leave --data-dir unset to download MNIST",
 			dir, strings.Join(missing, ", "), mnistFileNames(cfg))
 	}
-	open := func(i int) (io.Reader, string, func(), error) {
-		f, err := os.Open(paths[i])
-		if err != nil {
-			return nil, paths[i], nil, fmt.Errorf("load MNIST: %w", err)
-		}
-		return f, paths[i], func() { f.Close() }, nil
-	}
-	return decodeMNIST(cfg, open, false)
+	return paths, nil
 }
 
 // decodeMNIST parses the four files that open returns, checks their
@@ -340,7 +370,7 @@ func fetchMNIST(ctx context.Context, opts MNISTOptions, cfg mnistConfig) ([4][]b
 // adding remedy to a mismatch error. It returns (nil, nil) if the file
 // does not exist.
 func readPinnedFile(path string, f mnistFile, remedy string) ([]byte, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

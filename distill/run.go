@@ -21,6 +21,7 @@ import (
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
@@ -50,6 +51,9 @@ type Options struct {
 	Progress func(Event)
 	// Logger receives warnings and milestones; nil discards them.
 	Logger *slog.Logger
+	// Memory is the budget that the recipe's sizes are checked against
+	// before any work (see Check); zero means recipe.MachineMemory().
+	Memory recipe.Memory
 }
 
 // Model roles in reports.
@@ -78,16 +82,7 @@ type runner struct {
 // Run executes the recipe and returns the report it wrote to
 // <out>/report.json and <out>/report.md.
 func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, error) {
-	rc := *r
-	if opts.Backend != "" {
-		rc.Backend = opts.Backend
-	}
-	if opts.Device != "" {
-		rc.Device = opts.Device
-	}
-	if opts.DataDir != "" {
-		rc.Data.Dir = opts.DataDir
-	}
+	rc := *withOverrides(r, opts)
 	if err := rc.Validate(); err != nil {
 		return nil, err
 	}
@@ -97,6 +92,10 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 	}
 	if out == "" {
 		return nil, errors.New("distill: no output directory: set output.dir in the recipe or pass --out")
+	}
+	// Inputs first, so that a wrong path leaves no run directory behind.
+	if err := checkInputs(&rc, opts); err != nil {
+		return nil, err
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(Event) {}
@@ -110,8 +109,10 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 		return nil, fmt.Errorf("distill: open backend: %w", err)
 	}
 	defer be.Close()
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, fmt.Errorf("distill: create run directory: %w", err)
+	// Before any work: a run directory that takes no files would
+	// otherwise fail only at the first save, after the teacher trained.
+	if err := checkOutDir(out); err != nil {
+		return nil, err
 	}
 	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
 	defer run.closeCurves()
@@ -257,9 +258,12 @@ func (run *runner) finished(name, key string) (float64, bool) {
 	return secs, true
 }
 
+// maxRecordSize bounds a stage record, which is a few dozen bytes.
+const maxRecordSize = 1 << 16
+
 // recorded reports whether name's stage record has key.
 func (run *runner) recorded(name, key string) (float64, bool) {
-	b, err := os.ReadFile(run.recordPath(name))
+	b, err := fileio.ReadFileMax(run.recordPath(name), maxRecordSize)
 	if err != nil {
 		return 0, false
 	}
@@ -777,7 +781,10 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		if err != nil {
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
-		logits, err := eval.Logits(ctx, m, run.test, run.test.Size(), spec.Classes, run.r.Eval.BatchSize)
+		// A batch larger than the test set is the whole set at once
+		// (recipe.Eval); eval.Logits would allocate all of it.
+		batch := max(min(run.r.Eval.BatchSize, run.test.Len()), 1)
+		logits, err := eval.Logits(ctx, m, run.test, run.test.Size(), spec.Classes, batch)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)

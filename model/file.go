@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"github.com/distill-dev/distill/internal/fileio"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -236,7 +235,7 @@ func readDoc(path string) (*fileDoc, error) {
 
 // readWeights reads a safetensors file and hashes it on the way.
 func readWeights(path string) (*safetensors.File, string, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.Open(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("model: %w", err)
 	}

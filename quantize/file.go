@@ -11,7 +11,6 @@ import (
 	"github.com/distill-dev/distill/internal/fileio"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -125,7 +124,7 @@ func Load(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(stPath)
+	fh, err := fileio.Open(stPath)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}

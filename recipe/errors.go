@@ -10,8 +10,10 @@ import (
 
 // Problem is one thing wrong with a recipe.
 type Problem struct {
-	// File is the recipe's file name as given to Parse or Load; empty for
-	// Validate and for Parse without a file name.
+	// File is the recipe's file name as given to Parse or Load, also on
+	// the problems CheckFiles and CheckResources find in a recipe that
+	// Parse returned; empty for Validate and for Parse without a file
+	// name.
 	File string
 	// Line and Column (1-based) locate the offending key, or the value
 	// itself when it has the wrong type; a key that is missing is located
@@ -91,6 +93,14 @@ func newError(ps []Problem) error {
 	return &Error{Problems: ps}
 }
 
+// newError is newError of ps, with r's file name on every problem.
+func (r *Recipe) newError(ps []Problem) error {
+	for i := range ps {
+		ps[i].File = r.file
+	}
+	return newError(ps)
+}
+
 // problems collects problems, dropping exact duplicates (an invalid
 // top-level value inherited by several students is reported once).
 type problems struct {
@@ -103,6 +113,9 @@ func (ps *problems) add(key, format string, args ...any) {
 }
 
 func (ps *problems) addProblem(p Problem) {
+	// A problem is one line: errors joined from other packages
+	// (errors.Join) become "; "-separated.
+	p.Message = strings.ReplaceAll(p.Message, "\n", "; ")
 	id := p.Key + "\x00" + p.Message
 	if ps.seen[id] {
 		return

@@ -10,7 +10,8 @@ import (
 
 // FuzzParse checks that Parse never panics, that every failure is an
 // *Error with readable problems, and that every success is a valid,
-// hashable recipe whose models build and which survives yaml.Marshal.
+// hashable recipe whose models build, whose sizes can be checked, and
+// which survives yaml.Marshal.
 func FuzzParse(f *testing.F) {
 	var seeds []string
 	for _, pattern := range []string{"../recipes/*.yaml", "testdata/*/*.yaml"} {
@@ -73,5 +74,19 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		roundTrip(t, r)
+		// Sizes of any magnitude are counted without wrapping around or
+		// panicking, and each refusal is one keyed line.
+		for _, b := range []int64{1 << 20, 1 << 62} {
+			var e *Error
+			if err := r.CheckResources(Memory{Bytes: b, Source: "fuzz"}); err != nil && !errors.As(err, &e) {
+				t.Fatalf("CheckResources: %T %v", err, err)
+			} else if err != nil {
+				for _, p := range e.Problems {
+					if p.Key == "" || p.Message == "" || strings.Contains(p.Message, "\n") {
+						t.Errorf("bad size problem %+v", p)
+					}
+				}
+			}
+		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -17,17 +16,25 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // maxVisits bounds the work of decoding one recipe, so that a small file
 // full of aliases to aliases cannot make Parse expand it exponentially.
 const maxVisits = 100_000
 
+// maxRecipeSize bounds a recipe file; recipes are a few kilobytes.
+const maxRecipeSize = 4 << 20
+
 // Load reads the recipe file at path and parses it with Parse. A file
-// that cannot be read is reported as a wrapped *fs.PathError; a recipe
-// with problems as an *Error.
+// that cannot be read, or is not a regular file, is reported as a
+// wrapped *fs.PathError; a recipe with problems as an *Error.
 func Load(path string) (*Recipe, error) {
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFileMax(path, maxRecipeSize)
+	if errors.Is(err, fileio.ErrTooLarge) {
+		return nil, fmt.Errorf("read recipe: %s is larger than %d MiB; not a recipe", path, maxRecipeSize>>20)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read recipe: %w", err)
 	}
@@ -68,17 +75,25 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		r.Name = strings.TrimSuffix(base, filepath.Ext(base))
 	}
 	r.fillDefaults()
+	r.file = filename
 	if filename != "" {
-		dir := filepath.Dir(filename)
-		r.Data.Dir = resolve(dir, r.Data.Dir)
-		r.Teacher.Checkpoint = resolve(dir, r.Teacher.Checkpoint)
-		r.Teacher.TorchScript = resolve(dir, r.Teacher.TorchScript)
-		for i := range r.Ensemble {
-			r.Ensemble[i].Checkpoint = resolve(dir, r.Ensemble[i].Checkpoint)
+		r.dir = filepath.Dir(filename)
+		r.written = map[string]string{}
+		res := func(key string, path *string) {
+			if *path != "" && !filepath.IsAbs(*path) {
+				r.written[key] = *path
+			}
+			*path = resolve(r.dir, *path)
 		}
-		r.Transfer.CacheDir = resolve(dir, r.Transfer.CacheDir)
-		r.Transfer.Unlabelled.Dir = resolve(dir, r.Transfer.Unlabelled.Dir)
-		r.Serving.Prices = resolve(dir, r.Serving.Prices)
+		res("data.dir", &r.Data.Dir)
+		res("teacher.checkpoint", &r.Teacher.Checkpoint)
+		res("teacher.torchscript", &r.Teacher.TorchScript)
+		for i := range r.Ensemble {
+			res(fmt.Sprintf("ensemble[%d].checkpoint", i), &r.Ensemble[i].Checkpoint)
+		}
+		res("transfer.cache_dir", &r.Transfer.CacheDir)
+		res("transfer.unlabelled.dir", &r.Transfer.Unlabelled.Dir)
+		res("serving.prices", &r.Serving.Prices)
 	}
 
 	all := d.problems

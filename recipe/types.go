@@ -53,6 +53,13 @@ type Recipe struct {
 	// given holds the dotted key paths that the YAML gave a non-null
 	// value, so that filling defaults keeps explicit zeros (alpha: 0).
 	given map[string]bool
+	// dir is the directory Parse resolved relative paths against, and
+	// written the relative paths it resolved, by key, as written: for
+	// messages about files that cannot be read.
+	dir     string
+	written map[string]string
+	// file is the recipe's file name as given to Parse, for problems.
+	file string
 }
 
 // Data selects the dataset.
@@ -327,6 +334,8 @@ type Serving struct {
 	// Seconds each batch size is timed, > 0, default 2.
 	Seconds float64 `yaml:"seconds"`
 	// Batches whose throughput is timed; default [1, 8, 32, 128, 256].
+	// They are not bounded by the test set (examples are repeated to
+	// fill a batch), only by memory: see CheckResources.
 	Batches []int `yaml:"batches"`
 	// LatencyTargetMS bounds the p99 latency of the batch size a model is
 	// priced at, > 0, default 100.
@@ -344,8 +353,11 @@ func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {
-	BatchSize int `yaml:"batch_size"` // ≥ 1, default 1000
-	ECEBins   int `yaml:"ece_bins"`   // calibration-error bins, ≥ 1, default 15
+	// BatchSize ≥ 1, default 1000. A batch larger than the test set
+	// evaluates the whole set at once (and is checked against memory at
+	// that size, see CheckResources).
+	BatchSize int `yaml:"batch_size"`
+	ECEBins   int `yaml:"ece_bins"` // calibration-error bins, ≥ 1, default 15
 }
 
 // Checkpoint sets how often training saves a checkpoint (weights,

@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // MaxHeaderSize is the largest JSON header Read accepts, in bytes. The
@@ -121,7 +121,7 @@ func numel(shape []int) (int, error) {
 
 // ReadFile reads and validates the safetensors file at path. See Read.
 func ReadFile(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := fileio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/internal/atomicfile"
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // DefaultBatchSize is the number of rows passed to a teacher's Forward at
@@ -266,7 +267,7 @@ func build(ctx context.Context, spec BuildSpec, teachers []Teacher, d Descriptio
 // Errors name the file.
 func verifyShard(path string, size int64, want *shardHeader, row func(k int, b []byte) error) ([32]byte, error) {
 	var sum [32]byte
-	f, err := os.Open(path)
+	f, err := fileio.Open(path)
 	if err != nil {
 		return sum, fmt.Errorf("transfer: %w", err)
 	}

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/data"
+	"github.com/distill-dev/distill/internal/fileio"
 )
 
 // Limits beyond which a description is treated as a mistake or as
@@ -367,7 +367,7 @@ func HashFiles(paths ...string) (string, error) {
 	}
 	sums := make([]string, len(paths))
 	for i, p := range paths {
-		f, err := os.Open(p)
+		f, err := fileio.Open(p)
 		if err != nil {
 			return "", fmt.Errorf("transfer: hash teacher weights: %w", err)
 		}

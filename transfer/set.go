@@ -12,6 +12,7 @@ import (
 
 	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/data"
+	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/train"
 )
@@ -116,7 +117,7 @@ func Open(dir, key string, base *data.Dataset) (*Set, error) {
 // readManifest reads and checks dir's manifest.
 func readManifest(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, manifestName)
-	f, err := os.Open(path)
+	f, err := fileio.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("transfer: the set in %s is missing or incomplete: %w", dir, err)
 	}
@@ -529,7 +530,7 @@ func (s *Set) Features(t int, name string, idx []int, out []float32) error {
 		f := files[sh]
 		if f == nil {
 			var err error
-			if f, err = os.Open(filepath.Join(s.st.dir, info.File)); err != nil {
+			if f, err = fileio.Open(filepath.Join(s.st.dir, info.File)); err != nil {
 				return fmt.Errorf("transfer: %w", err)
 			}
 			files[sh] = f

@@ -5,12 +5,12 @@ package torch
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	lib "github.com/sugarme/gotch/libtch"
 
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -45,7 +45,8 @@ func LoadTorchScript(path string, spec model.Spec, device string) (backend.Model
 			return nil, fmt.Errorf("torch backend: LoadTorchScript spec %q: %w", spec.Name, err)
 		}
 	}
-	if _, err := os.Stat(path); err != nil {
+	// libtorch opens the file itself, and would block on a FIFO.
+	if err := fileio.Check(path); err != nil {
 		return nil, fmt.Errorf("torch backend: TorchScript module: %w", err)
 	}
 	eng, err := newEngine(0)

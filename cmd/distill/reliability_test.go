@@ -71,7 +71,7 @@ var badInputs = []badInput{
 	}, exitUsage, "nope.yaml"},
 	{"missing dataset directory", func(t *testing.T, d string) []string {
 		return recipeWith(t, d, "data: {dataset: mnist, dir: "+filepath.Join(d, "no-such-dir")+"}\nteacher: {model: {hidden: [4]}}\nstudents: [{name: s, model: {hidden: [2]}}]\n")
-	}, exitFailed, "--data-dir"},
+	}, exitUsage, "--data-dir"},
 	{"corrupt dataset file", func(t *testing.T, d string) []string {
 		for _, f := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"} {
 			write(t, filepath.Join(d, "mnist", f), "garbage")
@@ -80,7 +80,7 @@ var badInputs = []badInput{
 	}, exitFailed, "train-images-idx3-ubyte"},
 	{"missing teacher checkpoint", func(t *testing.T, d string) []string {
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "  model: {hidden: [4]}\n", "  checkpoint: teacher.json\n", 1))
-	}, exitFailed, "teacher.json"},
+	}, exitUsage, "teacher.json"},
 	{"corrupt teacher weights", func(t *testing.T, d string) []string {
 		write(t, filepath.Join(d, "teacher.safetensors"), "\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "  model: {hidden: [4]}\n", "  checkpoint: teacher.safetensors\n", 1))

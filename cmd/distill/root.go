@@ -90,7 +90,12 @@ func newValidateCmd() *cobra.Command {
 			// them; the errors are joined in argument order.
 			var errs []error
 			for _, path := range args {
-				if _, err := recipe.Load(path); err != nil {
+				r, err := recipe.Load(path)
+				if err == nil {
+					// The files it reads and its sizes, as run checks them.
+					err = distill.Check(r, distill.Options{})
+				}
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}

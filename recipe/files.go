@@ -1,0 +1,126 @@
+package recipe
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/distill-dev/distill/data"
+	"github.com/distill-dev/distill/internal/fileio"
+	"github.com/distill-dev/distill/model"
+)
+
+// CheckFiles checks that every file and directory the recipe reads
+// exists and can be read, without reading their contents: the teacher's
+// and the ensemble's checkpoints (the model's .json and .safetensors
+// files), the TorchScript file, the IDX files of data.dir and of
+// transfer.unlabelled.dir, and the price table. Each must be a regular
+// file: a named pipe, which would block the run, is refused too. Run it
+// before any work, so that a wrong path fails in seconds rather than
+// after the data is loaded and a teacher is trained.
+//
+// It returns an *Error with one problem per unusable input, nil when
+// all are there. A problem names the key, the path as written, the
+// absolute path it resolved to and what it was resolved against: the
+// recipe file's directory for paths that Parse resolved, else the
+// working directory.
+func (r *Recipe) CheckFiles() error {
+	var ps problems
+	file := func(key, path string) {
+		if path == "" {
+			return
+		}
+		if err := fileio.Check(path); err != nil {
+			ps.add(key, "%s: %s", r.describePath(key, path), explain(path, path, err))
+		}
+	}
+	checkpoint := func(key, path string) {
+		if path == "" {
+			return
+		}
+		// model.Load reads the JSON file and its weights, or the weights
+		// alone when given the .safetensors file.
+		js, st := model.Paths(path)
+		files := []string{js, st}
+		if filepath.Ext(path) == ".safetensors" {
+			files = files[1:]
+		}
+		for _, f := range files {
+			if err := fileio.Check(f); err != nil {
+				ps.add(key, "%s: %s", r.describePath(key, path), explain(path, f, err))
+				return
+			}
+		}
+	}
+	idxDir := func(key, dir string) {
+		if err := data.CheckMNISTDir(dir); err != nil {
+			ps.add(key, "%s: %v", r.describePath(key, dir), err)
+		}
+	}
+
+	if r.Data.Dataset == "mnist" && r.Data.Dir != "" {
+		idxDir("data.dir", r.Data.Dir)
+	}
+	checkpoint("teacher.checkpoint", r.Teacher.Checkpoint)
+	file("teacher.torchscript", r.Teacher.TorchScript)
+	for i, e := range r.Ensemble {
+		checkpoint(fmt.Sprintf("ensemble[%d].checkpoint", i), e.Checkpoint)
+	}
+	if u := r.Transfer.Unlabelled; r.Transfer.Enabled && u.Enabled && u.Dataset == "mnist" && u.Dir != "" &&
+		!(u.Dir == r.Data.Dir && r.Data.Dataset == "mnist") { // the same directory is reported once
+		idxDir("transfer.unlabelled.dir", u.Dir)
+	}
+	if r.Serving.MeasureEnabled() {
+		file("serving.prices", r.Serving.Prices)
+	}
+	return r.newError(ps.list)
+}
+
+// describePath says which path key gave and how it was resolved:
+// `"ckpt/t.json", resolved against the recipe's directory /w/recipes, is
+// /w/recipes/ckpt/t.json`.
+func (r *Recipe) describePath(key, path string) string {
+	if w, ok := r.written[key]; ok && resolve(r.dir, w) == path {
+		return fmt.Sprintf("%q, resolved against the recipe's directory %s, is %s", w, abs(r.dir), abs(path))
+	}
+	if filepath.IsAbs(path) {
+		return fmt.Sprintf("%q", path)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Sprintf("%q, relative to the working directory", path)
+	}
+	return fmt.Sprintf("%q, resolved against the working directory %s, is %s", path, wd, filepath.Join(wd, path))
+}
+
+// abs makes path absolute for messages, leaving it as it is when the
+// working directory is unknown.
+func abs(path string) string {
+	if a, err := filepath.Abs(path); err == nil {
+		return a
+	}
+	return path
+}
+
+// explain says why file, read for the key's path, cannot be used.
+func explain(path, file string, err error) string {
+	what := "it"
+	if file != path {
+		what = abs(file)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return what + " does not exist"
+	case errors.Is(err, fileio.ErrNotRegular):
+		fi, serr := os.Stat(file)
+		if serr == nil {
+			return fmt.Sprintf("%s is %s, not a regular file", what, fileio.Describe(fi.Mode()))
+		}
+		return fmt.Sprintf("%s is not a regular file", what)
+	case errors.Is(err, fs.ErrPermission):
+		return what + " cannot be read: permission denied"
+	}
+	return err.Error()
+}
