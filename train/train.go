@@ -222,6 +222,9 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		}
 	)
 	if resume != nil {
+		if err := checkPosition(resume, stepsPerEpoch, cfg.Epochs); err != nil {
+			return Result{}, err
+		}
 		if err := tr.SetState(resume.Optimizer); err != nil {
 			return Result{}, fmt.Errorf("train: resume: %w", err)
 		}
@@ -297,6 +300,19 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 	res.Steps = step
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// checkPosition rejects a checkpoint whose position is not one this run
+// passes through. The checksum and the key make that a bug rather than a
+// damaged file, but indexing the epoch's batches with it would panic.
+func checkPosition(c *Checkpoint, stepsPerEpoch, epochs int) error {
+	ok := c.Epoch <= epochs && c.Batch < stepsPerEpoch && (c.Epoch < epochs || c.Batch == 0) &&
+		c.Step == c.Epoch*stepsPerEpoch+c.Batch && len(c.EpochLoss) == c.Epoch
+	if !ok {
+		return fmt.Errorf("train: checkpoint position (step %d, epoch %d, batch %d, %d epoch losses) does not fit this run's %d epochs of %d steps; delete the checkpoint to train from the start",
+			c.Step, c.Epoch, c.Batch, len(c.EpochLoss), epochs, stepsPerEpoch)
+	}
+	return nil
 }
 
 // drawMasks fills inverted-dropout masks for one step from a stream keyed
