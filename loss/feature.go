@@ -384,6 +384,9 @@ func computeFeature[F float32 | float64](p FeaturePlan, s, t []F, n int, grad []
 	if n == 0 {
 		return 0, nil
 	}
+	if i := FirstNonFinite(t[:n*dt]); i >= 0 {
+		return 0, fmt.Errorf("loss: feature term %d (%s): teacher value %d of row %d is %v: the teacher's outputs must be finite", p.Index, p.Feature, i%dt, i/dt, t[i])
+	}
 	var v float64
 	switch {
 	case p.Kind == FeatureAttention:

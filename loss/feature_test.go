@@ -322,4 +322,12 @@ func TestFeatureErrors(t *testing.T) {
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "feature") {
 		t.Errorf("Inf feature: error %v, want *NonFiniteError naming the feature part", err)
 	}
+	// A non-finite teacher value is the teacher's fault, named as such.
+	for _, p := range []loss.FeaturePlan{p,
+		{Feature: loss.Feature{Kind: loss.FeatureAttention, Weight: 1, P: 2}, StudentShape: []int{1, 1, 2}, TeacherShape: []int{1, 1, 2}}} {
+		_, err = p.Compute([]float32{1, 2, 3, 4}, []float32{1, 2, 3, float32(math.NaN())}, 2, nil)
+		if err == nil || !strings.Contains(err.Error(), "teacher value 1 of row 1 is NaN") || errors.As(err, &nf) {
+			t.Errorf("%s: NaN teacher value: %v, want an error naming the teacher's row", p.Kind, err)
+		}
+	}
 }
