@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/distill-dev/distill/backend"
@@ -260,9 +261,22 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 			if err := ft.Features(idx, x[:rows*in], rows, layers, logits, tf); err != nil {
 				return res, fmt.Errorf("train: teacher features: %w", err)
 			}
+			for i, f := range tf {
+				if err := checkTeacher(cfg.Teacher, f, rows, idx, "layer "+strconv.Quote(layers[i])+" value"); err != nil {
+					return res, err
+				}
+			}
+			if logits != nil {
+				if err := checkTeacher(cfg.Teacher, logits, rows, idx, "logit"); err != nil {
+					return res, err
+				}
+			}
 		case soft != nil:
 			if err := cfg.Teacher.Logits(idx, x[:rows*in], rows, soft[:rows*k]); err != nil {
 				return res, fmt.Errorf("train: teacher soft targets: %w", err)
+			}
+			if err := checkTeacher(cfg.Teacher, soft[:rows*k], rows, idx, "logit"); err != nil {
+				return res, err
 			}
 		}
 		var ms [][]float32
@@ -300,6 +314,23 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 	res.Steps = step
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// checkTeacher reports the first NaN or infinity in a batch's teacher
+// outputs (rows rows of examples idx), naming the teacher and the
+// example. Caught here, it is not mistaken for a diverging student.
+func checkTeacher(t Teacher, vals []float32, rows int, idx []int, what string) error {
+	i := loss.FirstNonFinite(vals)
+	if i < 0 {
+		return nil
+	}
+	per := len(vals) / rows
+	name := fmt.Sprintf("the teacher (%T)", t)
+	if s, ok := t.(interface{ Spec() model.Spec }); ok {
+		name = fmt.Sprintf("teacher %q", s.Spec().Name)
+	}
+	return fmt.Errorf("train: %s gave %s %d = %v for training example %d: its outputs must be finite; check its weights (activations that overflow float32) and the inputs",
+		name, what, i%per, vals[i], idx[i/per])
 }
 
 // checkPosition rejects a checkpoint whose position is not one this run
