@@ -145,6 +145,12 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		return Result{}, errors.New("train: the training data is empty")
 	}
 	bs := min(cfg.BatchSize, n)
+	stepsPerEpoch := (n + bs - 1) / bs
+	if resume != nil {
+		if err := checkPosition(resume, stepsPerEpoch, cfg.Epochs); err != nil {
+			return Result{}, err
+		}
+	}
 	tcfg := backend.TrainConfig{MaxBatch: bs, Objective: cfg.Objective, Optimizer: cfg.Optimizer}
 	var (
 		ft     FeatureTeacher
@@ -189,7 +195,6 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		masks[i] = make([]float32, bs*model.Numel(dropShapes[i]))
 	}
 
-	stepsPerEpoch := (n + bs - 1) / bs
 	total := stepsPerEpoch * cfg.Epochs
 	var (
 		res        Result
@@ -223,9 +228,6 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		}
 	)
 	if resume != nil {
-		if err := checkPosition(resume, stepsPerEpoch, cfg.Epochs); err != nil {
-			return Result{}, err
-		}
 		if err := tr.SetState(resume.Optimizer); err != nil {
 			return Result{}, fmt.Errorf("train: resume: %w", err)
 		}
