@@ -147,6 +147,7 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 	bs := min(cfg.BatchSize, n)
 	stepsPerEpoch := (n + bs - 1) / bs
 	if resume != nil {
+		// Fit checked it already; this guards the indexing below.
 		if err := checkPosition(resume, stepsPerEpoch, cfg.Epochs); err != nil {
 			return Result{}, err
 		}
