@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
 )
 
 // Predictor computes logits for n examples; backend.Model and the INT8
@@ -44,11 +45,29 @@ func Logits(ctx context.Context, p Predictor, ds Inputs, inputSize, classes, bat
 			idx[i] = off + i
 		}
 		ds.Gather(idx[:rows], x[:rows*inputSize], y[:rows])
-		if err := p.Forward(x[:rows*inputSize], rows, out[off*classes:(off+rows)*classes]); err != nil {
+		batchOut := out[off*classes : (off+rows)*classes]
+		if err := p.Forward(x[:rows*inputSize], rows, batchOut); err != nil {
 			return nil, fmt.Errorf("eval: forward of examples %d..%d: %w", off, off+rows-1, err)
+		}
+		if i := loss.FirstNonFinite(batchOut); i >= 0 {
+			name := "the model"
+			if s, ok := p.(interface{ Spec() model.Spec }); ok {
+				name = fmt.Sprintf("model %q", s.Spec().Name)
+			}
+			return nil, fmt.Errorf("eval: %s gave logit %d = %v for example %d: its outputs must be finite; check its weights (activations that overflow float32) and the inputs",
+				name, i%classes, batchOut[i], off+i/classes)
 		}
 	}
 	return out, nil
+}
+
+// checkFinite reports the first row of logits holding a NaN or infinity,
+// which has no predicted class or confidence.
+func checkFinite(logits []float32, classes int, what string) error {
+	if i := loss.FirstNonFinite(logits); i >= 0 {
+		return fmt.Errorf("eval: %s logit %d of row %d is %v; logits must be finite", what, i%classes, i/classes, logits[i])
+	}
+	return nil
 }
 
 // Argmax returns each row's predicted class.
@@ -93,6 +112,14 @@ func Compute(logits []float32, labels []int32, teacher []float32, classes, bins 
 	}
 	if n == 0 {
 		return Metrics{}, fmt.Errorf("eval: no examples")
+	}
+	if err := checkFinite(logits, classes, "the model's"); err != nil {
+		return Metrics{}, err
+	}
+	if teacher != nil {
+		if err := checkFinite(teacher, classes, "the teacher's"); err != nil {
+			return Metrics{}, err
+		}
 	}
 	pred := Argmax(logits, classes)
 	m := Metrics{N: n, Agreement: math.NaN()}
@@ -139,10 +166,20 @@ func calibration(logits []float32, labels []int32, classes, bins int) (ece, nll 
 		return 0, 0, fmt.Errorf("eval: ECE needs >= 1 bin, got %d", bins)
 	}
 	n := len(labels)
+	if classes < 1 || len(logits) != n*classes {
+		return 0, 0, fmt.Errorf("eval: %d logits for %d labels of %d classes", len(logits), n, classes)
+	}
+	// A NaN confidence would index bin int(NaN).
+	if err := checkFinite(logits, classes, "the model's"); err != nil {
+		return 0, 0, err
+	}
 	count := make([]int, bins)
 	conf := make([]float64, bins)
 	correct := make([]int, bins)
 	for i := 0; i < n; i++ {
+		if labels[i] < 0 || int(labels[i]) >= classes {
+			return 0, 0, fmt.Errorf("eval: label %d of row %d is outside [0, %d)", labels[i], i, classes)
+		}
 		p := loss.Softmax(logits[i*classes:(i+1)*classes], 1)
 		best := 0
 		for j := range p {

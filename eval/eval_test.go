@@ -1,11 +1,14 @@
 package eval_test
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/model"
 )
 
 func TestCompute(t *testing.T) {
@@ -58,4 +61,59 @@ func ExampleCompute() {
 	m, _ := eval.Compute(logits, labels, nil, 2, 15)
 	fmt.Printf("accuracy %.3f, errors %d\n", m.Accuracy, m.Errors)
 	// Output: accuracy 0.667, errors 1
+}
+
+// predictor returns fixed logits, poisoned at one place.
+type predictor struct {
+	spec    model.Spec
+	classes int
+	bad     int // index into the whole set's logits
+	v       float32
+	off     int
+}
+
+func (p *predictor) Spec() model.Spec { return p.spec }
+
+func (p *predictor) Forward(x []float32, n int, out []float32) error {
+	for i := range out[:n*p.classes] {
+		out[i] = float32(i % p.classes)
+		if p.off*p.classes+i == p.bad {
+			out[i] = p.v
+		}
+	}
+	p.off += n
+	return nil
+}
+
+type inputs int
+
+func (n inputs) Len() int                               { return int(n) }
+func (inputs) Gather(idx []int, x []float32, y []int32) {}
+
+// Issue 15 item 3: non-finite logits are an error naming the model and
+// the first bad example, never an int(NaN) index panic in calibration.
+func TestNonFiniteLogits(t *testing.T) {
+	for _, v := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		p := &predictor{spec: model.Spec{Name: "huge"}, classes: 3, bad: 3*7 + 2, v: v}
+		_, err := eval.Logits(context.Background(), p, inputs(10), 1, 3, 4)
+		want := fmt.Sprintf(`model "huge" gave logit 2 = %v for example 7`, v)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Logits with a %v: %v, want an error containing %q", v, err, want)
+		}
+		logits := []float32{0, 1, 2, 0, 1, v}
+		labels := []int32{0, 1}
+		want = fmt.Sprintf("logit 2 of row 1 is %v", v)
+		if _, err := eval.Compute(logits, labels, nil, 3, 10); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Compute with a %v: %v, want an error containing %q", v, err, want)
+		}
+		if _, err := eval.ECE(logits, labels, 3, 10); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ECE with a %v: %v, want an error containing %q", v, err, want)
+		}
+		if _, err := eval.Compute([]float32{0, 1, 2, 0, 1, 2}, labels, logits, 3, 10); err == nil || !strings.Contains(err.Error(), "teacher's "+want) {
+			t.Errorf("Compute with a teacher's %v: %v", v, err)
+		}
+	}
+	if _, err := eval.ECE([]float32{0, 1}, []int32{5}, 2, 10); err == nil {
+		t.Error("ECE accepted label 5 of 2 classes")
+	}
 }

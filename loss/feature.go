@@ -22,6 +22,18 @@ const (
 	FeatureAttention = "attention"
 )
 
+// DefaultAttentionWeight is the weight of an attention term when a recipe
+// gives none. It is the β of Zagoruyko & Komodakis' code, term for term:
+// their cifar.py and imagenet.py add opt.beta·Σ_groups at_loss(s, t) with
+// at_loss = (at(s) − at(t)).pow(2).mean(), at(x) = F.normalize(
+// x.pow(2).mean(1).view(N, −1)), and run with --beta 1e+3. That mean over
+// N·H·W is our term's, so their β weighs it unchanged. The paper's eq. 2
+// writes β/2, but in front of the unsquared p-norm of the difference
+// (with β = 10³/(H·W·N)): another form, whose ½ the code does not apply
+// to its squared mean. (On several GPUs the code sums the per-GPU means,
+// so it weighs the mean by β times the GPU count.)
+const DefaultAttentionWeight = 1000
+
 // Hint distances.
 const (
 	DistanceMSE    = "mse"    // mean over batch and elements of (a−t)², as F.mse_loss
@@ -383,6 +395,9 @@ func computeFeature[F float32 | float64](p FeaturePlan, s, t []F, n int, grad []
 	}
 	if n == 0 {
 		return 0, nil
+	}
+	if i := FirstNonFinite(t[:n*dt]); i >= 0 {
+		return 0, fmt.Errorf("loss: feature term %d (%s): teacher value %d of row %d is %v: the teacher's outputs must be finite", p.Index, p.Feature, i%dt, i/dt, t[i])
 	}
 	var v float64
 	switch {

@@ -3,6 +3,7 @@ package loss_test
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -321,5 +322,64 @@ func TestFeatureErrors(t *testing.T) {
 	var nf *loss.NonFiniteError
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "feature") {
 		t.Errorf("Inf feature: error %v, want *NonFiniteError naming the feature part", err)
+	}
+	// A non-finite teacher value is the teacher's fault, named as such.
+	for _, p := range []loss.FeaturePlan{p,
+		{Feature: loss.Feature{Kind: loss.FeatureAttention, Weight: 1, P: 2}, StudentShape: []int{1, 1, 2}, TeacherShape: []int{1, 1, 2}}} {
+		_, err = p.Compute([]float32{1, 2, 3, 4}, []float32{1, 2, 3, float32(math.NaN())}, 2, nil)
+		if err == nil || !strings.Contains(err.Error(), "teacher value 1 of row 1 is NaN") || errors.As(err, &nf) {
+			t.Errorf("%s: NaN teacher value: %v, want an error naming the teacher's row", p.Kind, err)
+		}
+	}
+}
+
+// The default attention weight reproduces Zagoruyko & Komodakis' code:
+// loss = β·(at(s) − at(t)).pow(2).mean() with β = 1000 and
+// at(x) = F.normalize(x.pow(2).mean(1).view(N, −1)), written out here
+// independently of the package.
+func TestDefaultAttentionWeightIsAuthorsBeta(t *testing.T) {
+	const n, cs, ct, hw = 4, 3, 5, 6
+	rng := rand.New(rand.NewPCG(1, 2))
+	s, tt := make([]float64, n*cs*hw), make([]float64, n*ct*hw)
+	for i := range s {
+		s[i] = rng.NormFloat64()
+	}
+	for i := range tt {
+		tt[i] = rng.NormFloat64()
+	}
+	at := func(x []float64, c int) []float64 { // one example: [c, hw] → [hw]
+		q := make([]float64, hw)
+		for ch := 0; ch < c; ch++ {
+			for j := 0; j < hw; j++ {
+				q[j] += x[ch*hw+j] * x[ch*hw+j] / float64(c)
+			}
+		}
+		var norm float64
+		for _, v := range q {
+			norm += v * v
+		}
+		norm = math.Max(math.Sqrt(norm), 1e-12)
+		for j := range q {
+			q[j] /= norm
+		}
+		return q
+	}
+	const beta = 1000 // their --beta 1e+3, applied as opt.beta * sum(loss_groups)
+	var sum float64
+	for b := 0; b < n; b++ {
+		as, at2 := at(s[b*cs*hw:(b+1)*cs*hw], cs), at(tt[b*ct*hw:(b+1)*ct*hw], ct)
+		for j := range as {
+			sum += (as[j] - at2[j]) * (as[j] - at2[j])
+		}
+	}
+	want := beta * sum / (n * hw)
+	p := loss.FeaturePlan{Feature: loss.Feature{Kind: loss.FeatureAttention, Weight: loss.DefaultAttentionWeight, P: 2},
+		StudentShape: []int{cs, 2, 3}, TeacherShape: []int{ct, 2, 3}}
+	got, err := p.Compute64(s, tt, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(got-want) > 1e-12*want {
+		t.Fatalf("attention term at the default weight = %.15g, the authors' β·mean((at(s)−at(t))²) = %.15g", got, want)
 	}
 }

@@ -73,6 +73,9 @@ type Value struct {
 // feature terms are computed by FeaturePlan.Compute, so Value.Feature is
 // 0 here. student and teacher are n×k row-major; teacher may be nil when
 // SoftWeight is 0. If grad is non-nil it receives dL/dstudent (n×k).
+// A NaN or infinite teacher logit is an error naming its row, where
+// PyTorch would return a NaN loss: the caller learns which input is bad
+// instead of a NaN it would blame on the learning rate.
 func (o Objective) Compute(student, teacher []float32, labels []int32, n, k int, grad []float32) (Value, error) {
 	return compute(o, student, teacher, labels, n, k, grad)
 }
@@ -90,6 +93,13 @@ func compute[F float32 | float64](o Objective, student, teacher []F, labels []in
 	soft := o.SoftWeight > 0
 	if soft && len(teacher) < n*k {
 		return Value{}, fmt.Errorf("loss: need %d teacher logits, got %d", n*k, len(teacher))
+	}
+	if soft {
+		// Unchecked, a NaN teacher logit drops out of the KL sum (NaN > 0
+		// is false) and leaves a finite loss over NaN gradients.
+		if i := FirstNonFinite(teacher[:n*k]); i >= 0 {
+			return Value{}, fmt.Errorf("loss: teacher logit %d of row %d is %v: the teacher's outputs must be finite", i%k, i/k, teacher[i])
+		}
 	}
 	if grad != nil && len(grad) < n*k {
 		return Value{}, fmt.Errorf("loss: gradient buffer has %d elements, need %d", len(grad), n*k)
@@ -157,6 +167,16 @@ func compute[F float32 | float64](o Objective, student, teacher []F, labels []in
 		return v, &NonFiniteError{Value: v}
 	}
 	return v, nil
+}
+
+// FirstNonFinite returns the index of the first NaN or ±Inf in x, or -1.
+func FirstNonFinite[F float32 | float64](x []F) int {
+	for i, v := range x {
+		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 // NonFiniteError reports a loss that became NaN or Inf.

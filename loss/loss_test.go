@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/loss"
@@ -139,4 +140,44 @@ func ExampleObjective_Compute() {
 	v, _ := obj.Compute(studentLogits, teacherLogits, []int32{0}, 1, 3, grad)
 	fmt.Printf("total %.4f = hard %.4f + soft %.4f\n", v.Total, v.Hard, v.Soft)
 	// Output: total 0.3571 = hard 0.0241 + soft 0.3329
+}
+
+// Issue 15 item 3: a NaN or infinite teacher logit is an error naming the
+// row and logit, never a finite loss over NaN gradients (the NaN used to
+// fall out of the KL sum through its pt > 0 test).
+func TestNonFiniteTeacherLogits(t *testing.T) {
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		s := []float32{1, 2, 3, 1, 2, 3}
+		tt := []float32{0, 1, 2, 0, bad, 2}
+		grad := make([]float32, 6)
+		v, err := loss.Hinton(0.5, 2).Compute(s, tt, []int32{0, 1}, 2, 3, grad)
+		want := fmt.Sprintf("teacher logit 1 of row 1 is %v", bad)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("teacher logit %v: value %+v, error %v; want an error containing %q", bad, v, err, want)
+		}
+		var nf *loss.NonFiniteError
+		if errors.As(err, &nf) {
+			t.Errorf("teacher logit %v: %v blames the loss (and so the learning rate), not the teacher", bad, err)
+		}
+		// Without a soft term the teacher is not read.
+		if _, err := loss.CrossEntropyOnly.Compute(s, tt, []int32{0, 1}, 2, 3, grad); err != nil {
+			t.Errorf("hard-only objective read the teacher: %v", err)
+		}
+	}
+}
+
+func TestFirstNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		x    []float64
+		want int
+	}{
+		{nil, -1},
+		{[]float64{1, -1e308, math.MaxFloat64}, -1},
+		{[]float64{0, math.NaN(), math.Inf(1)}, 1},
+		{[]float64{math.Inf(-1)}, 0},
+	} {
+		if got := loss.FirstNonFinite(tc.x); got != tc.want {
+			t.Errorf("FirstNonFinite(%v) = %d, want %d", tc.x, got, tc.want)
+		}
+	}
 }

@@ -154,14 +154,27 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 			copy(x[i*in:], ex)
 		}
 		out = slices.Grow(out[:0], n*prog.Classes())[:n*prog.Classes()]
+		if err := nonFinite(spec, "input", x, n, seen); err != nil {
+			return nil, err
+		}
 		hists[""].add(x)
+		var bad error
 		err = prog.Observe(x, n, out, func(layer string, data []float32) {
+			if bad == nil && layer != "" {
+				bad = nonFinite(spec, fmt.Sprintf("layer %q output", layer), data, n, seen)
+			}
 			if h := hists[layer]; h != nil && layer != "" {
 				h.add(data)
 			}
 		})
 		if err != nil {
 			return nil, fmt.Errorf("quantize: calibration batch %d: %w", b, err)
+		}
+		if bad == nil {
+			bad = nonFinite(spec, "logit", out, n, seen)
+		}
+		if bad != nil {
+			return nil, bad
 		}
 		seen += n
 	}
@@ -188,6 +201,21 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	return m, nil
+}
+
+// nonFinite reports the first NaN or infinity in a calibration batch's
+// values (n examples, the first being example first): the histograms
+// would drop or clamp it and yield a model that computes garbage. Huge
+// but finite weights get here through activations that overflow.
+func nonFinite(spec model.Spec, what string, vals []float32, n, first int) error {
+	for i, v := range vals {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			per := len(vals) / n
+			return fmt.Errorf("quantize: model %q: calibration example %d: %s %d is %v; the float model's activations must be finite (check its weights: values whose products overflow float32) and so must its inputs",
+				spec.Name, first+i/per, what, i%per, v)
+		}
+	}
+	return nil
 }
 
 // inputScales returns, for each linear and conv2d layer, the scale of the

@@ -407,3 +407,30 @@ func ExampleQuantize() {
 	// Output:
 	// quantize[input s=0.003908 z=0] → linear+relu[fc1 16→32 int8→u8] → linear[fc2 32→4 int8→f32]
 }
+
+// Issue 15 item 3: a model whose weights are finite but huge overflows in
+// calibration. That is an error naming the model, the example and the
+// layer, not histograms that drop the NaNs and a model of garbage.
+func TestQuantizeNonFinite(t *testing.T) {
+	spec := mlpSpec(t)
+	w, xs := testNet(t, spec, 8)
+	huge := model.Weights{}
+	for n, tn := range w {
+		d := slices.Clone(tn.Data)
+		for i := range d {
+			d[i] = 3e38
+		}
+		huge[n] = model.Tensor{Shape: tn.Shape, Data: d}
+	}
+	_, err := Quantize(context.Background(), spec, huge, FromSlices(xs, 3), Config{Method: Entropy})
+	if err == nil || !strings.Contains(err.Error(), `model "mlp": calibration example 0: layer "fc1" output 0 is +Inf`) {
+		t.Errorf("huge weights: %v", err)
+	}
+	bad := slices.Clone(xs)
+	bad[4] = slices.Clone(bad[4])
+	bad[4][7] = float32(math.NaN())
+	_, err = Quantize(context.Background(), spec, w, FromSlices(bad, 3), Config{})
+	if err == nil || !strings.Contains(err.Error(), "calibration example 4: input 7 is NaN") {
+		t.Errorf("NaN input: %v", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+
+	"github.com/distill-dev/distill/loss"
 )
 
 // Defaults, as documented on the types and in recipes/README.md.
@@ -136,7 +138,7 @@ func (r *Recipe) fillDefaults() {
 		for j := range s.Distill.Attention {
 			a := &s.Distill.Attention[j]
 			q := fmt.Sprintf("%s.distill.attention[%d]", p, j)
-			def(q+".weight", &a.Weight, 1000.0)
+			def(q+".weight", &a.Weight, float64(loss.DefaultAttentionWeight))
 			def(q+".p", &a.P, 2.0)
 		}
 		if s.Baseline == nil {

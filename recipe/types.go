@@ -285,8 +285,9 @@ type Distill struct {
 type FeatureTerm struct {
 	Student string `yaml:"student"`
 	Teacher string `yaml:"teacher"`
-	// Weight of the term, > 0; default 1 for hints, 1000 for attention
-	// (the paper's β, for its mean-squared form).
+	// Weight of the term, > 0; default 1 for hints and, for attention,
+	// loss.DefaultAttentionWeight (1000: the β of the authors' code, which
+	// weighs the same mean-squared form).
 	Weight float64 `yaml:"weight"`
 	// Distance of a hint: mse (default) or cosine.
 	Distance string `yaml:"distance"`

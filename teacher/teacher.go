@@ -81,6 +81,11 @@ func (e *ensemble) Logits(_ []int, x []float32, n int, out []float32) error {
 		if err := m.Forward(x, n, e.buf[i][:n*e.k]); err != nil {
 			return fmt.Errorf("teacher: ensemble member %d: %w", i, err)
 		}
+		// Checked per member: the mixture would hide which one overflowed.
+		if j := loss.FirstNonFinite(e.buf[i][:n*e.k]); j >= 0 {
+			return fmt.Errorf("teacher: ensemble member %d (%q) gave logit %d = %v for row %d of the batch: its outputs must be finite; check its weights (activations that overflow float32) and the inputs",
+				i, m.Spec().Name, j%e.k, e.buf[i][j], j/e.k)
+		}
 	}
 	rows := make([][]float32, len(e.models))
 	for r := 0; r < n; r++ {

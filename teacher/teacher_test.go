@@ -2,6 +2,7 @@ package teacher_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -52,5 +53,37 @@ func TestEnsembleMixesSoftenedPredictions(t *testing.T) {
 	}
 	if _, err := teacher.Ensemble(ms, []float64{1, 0}, T); err == nil {
 		t.Error("zero weight accepted")
+	}
+}
+
+// Issue 15 item 3: a member whose outputs overflow is named, not mixed
+// into NaN soft targets blamed on the ensemble's main teacher.
+func TestEnsembleNonFiniteMember(t *testing.T) {
+	b, _ := backend.Open("gorgonia", backend.Options{})
+	var ms []backend.Model
+	for i, name := range []string{"fine", "huge"} {
+		spec, _ := model.MLP(model.MLPConfig{Name: name, Input: []int{3}, Hidden: []int{4}, Classes: 3})
+		w, _ := spec.Init(1)
+		if i == 1 {
+			for _, tn := range w {
+				for j := range tn.Data {
+					tn.Data[j] = 3e38
+				}
+			}
+		}
+		m, err := b.Load(spec, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ms = append(ms, m)
+	}
+	ens, err := teacher.Ensemble(ms, []float64{1, 1}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ens.Logits(nil, []float32{0.5, 1, 2, 1, 1, 1}, 2, make([]float32, 6))
+	if err == nil || !strings.Contains(err.Error(), `ensemble member 1 ("huge") gave logit 0 = +Inf for row 0`) {
+		t.Fatalf("Logits: %v, want an error naming member 1 and row 0", err)
 	}
 }

@@ -45,10 +45,16 @@ type Checkpointer interface {
 	Remove() error
 }
 
-// FileCheckpointer keeps checkpoints in a safetensors file (weights and
-// optimizer tensors; position in the metadata) with a SHA-256 over the
-// tensors. The previous checkpoint is kept as Path+".prev": if the newest
-// is damaged, Load warns through Warn and falls back to it.
+// FileCheckpointer keeps checkpoints in a safetensors file: weights and
+// optimizer tensors, and the position (key, step, epoch, batch, running
+// loss sums, optimizer step) as JSON in the metadata. A SHA-256 over the
+// metadata JSON exactly as stored and over every tensor's name, dtype,
+// shape and bytes covers everything that determines the resumed state, so
+// that an edited "batch" is caught like a flipped weight. The previous
+// checkpoint is kept as Path+".prev": if the newest is damaged, Load warns
+// through Warn and falls back to it, and if that is damaged too, training
+// starts afresh. Checkpoints of format v1, whose checksum covered the
+// tensors only, are rejected the same way, with a warning saying why.
 type FileCheckpointer struct {
 	Path string
 	Key  string
@@ -56,10 +62,12 @@ type FileCheckpointer struct {
 }
 
 const (
-	ckptFormat  = "distill.checkpoint/v1"
+	ckptFormat  = "distill.checkpoint/v2"
+	ckptFormat1 = "distill.checkpoint/v1"
 	weightsPfx  = "weights/"
 	optimPfx    = "optimizer/"
 	metaKey     = "distill.checkpoint"
+	sumKey      = "distill.checkpoint.sha256"
 	prevSuffix  = ".prev"
 	maxCkptSize = 8 << 30
 )
@@ -73,7 +81,9 @@ type ckptMeta struct {
 	EpochSum  float64   `json:"epoch_sum"`
 	EpochLoss []float64 `json:"epoch_loss"`
 	OptStep   int64     `json:"optimizer_step"`
-	SHA256    string    `json:"sha256"`
+	// SHA256 is only in v1 checkpoints; v2 keeps the checksum under
+	// sumKey, beside the JSON it covers.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Save writes c atomically, keeping the previous checkpoint.
@@ -86,12 +96,15 @@ func (f *FileCheckpointer) Save(c *Checkpoint) error {
 		file.Tensors[optimPfx+n] = safetensors.F32(t.Shape, t.Data)
 	}
 	meta := ckptMeta{Format: ckptFormat, Key: c.Key, Step: c.Step, Epoch: c.Epoch, Batch: c.Batch,
-		EpochSum: c.EpochSum, EpochLoss: c.EpochLoss, OptStep: c.Optimizer.Step, SHA256: tensorsHash(file)}
+		EpochSum: c.EpochSum, EpochLoss: c.EpochLoss, OptStep: c.Optimizer.Step}
 	mb, err := json.Marshal(meta)
 	if err != nil {
-		return err
+		// NaN or Inf sums: run refuses non-finite losses before they are
+		// summed, so this is a caller's bug, not a user's.
+		return fmt.Errorf("checkpoint %s: %w", f.Path, err)
 	}
 	file.Metadata[metaKey] = string(mb)
+	file.Metadata[sumKey] = checksum(file)
 	var buf bytes.Buffer
 	if err := safetensors.Write(&buf, file); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", f.Path, err)
@@ -113,7 +126,7 @@ func (f *FileCheckpointer) Load() (*Checkpoint, error) {
 		}
 		if err != nil {
 			if f.Warn != nil {
-				f.Warn("checkpoint is damaged; trying the previous one", err)
+				f.Warn("checkpoint is unusable; trying the previous one, else training from the start", err)
 			}
 			continue
 		}
@@ -149,11 +162,20 @@ func readCheckpoint(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	var meta ckptMeta
-	if err := json.Unmarshal([]byte(file.Metadata[metaKey]), &meta); err != nil || meta.Format != ckptFormat {
+	if err := json.Unmarshal([]byte(file.Metadata[metaKey]), &meta); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: not a distill checkpoint (metadata %q)", path, metaKey)
 	}
-	if got := tensorsHash(file); got != meta.SHA256 {
-		return nil, fmt.Errorf("checkpoint %s: checksum mismatch (stored %s, computed %s): the file is corrupted", path, meta.SHA256, got)
+	switch meta.Format {
+	case ckptFormat:
+	case ckptFormat1:
+		// Its checksum left the position out, so the position cannot be
+		// trusted: better to retrain than to resume somewhere else.
+		return nil, fmt.Errorf("checkpoint %s: format %s from an older distill, whose checksum does not cover the training position; not resuming from it", path, ckptFormat1)
+	default:
+		return nil, fmt.Errorf("checkpoint %s: not a distill checkpoint (format %q)", path, meta.Format)
+	}
+	if stored, got := file.Metadata[sumKey], checksum(file); stored != got {
+		return nil, fmt.Errorf("checkpoint %s: checksum mismatch (stored %q, computed %s): the file is corrupted", path, stored, got)
 	}
 	c := &Checkpoint{Key: meta.Key, Step: meta.Step, Epoch: meta.Epoch, Batch: meta.Batch, EpochSum: meta.EpochSum,
 		EpochLoss: meta.EpochLoss, Weights: model.Weights{}, Optimizer: backend.OptimizerState{Step: meta.OptStep, Tensors: model.Weights{}}}
@@ -178,14 +200,18 @@ func readCheckpoint(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-// tensorsHash is a SHA-256 over the tensors' names, dtypes, shapes and bytes.
-func tensorsHash(f *safetensors.File) string {
+// checksum is a SHA-256 over the position metadata exactly as stored and
+// the tensors' names, dtypes, shapes and bytes: everything a resume reads.
+func checksum(f *safetensors.File) string {
 	names := make([]string, 0, len(f.Tensors))
 	for n := range f.Tensors {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	h := sha256.New()
+	meta := f.Metadata[metaKey]
+	// Length-prefixed, so no metadata can pass for the start of a tensor.
+	fmt.Fprintf(h, "%d\x00%s", len(meta), meta)
 	for _, n := range names {
 		t := f.Tensors[n]
 		fmt.Fprintf(h, "%s\x00%s\x00%v\x00", n, t.DType, t.Shape)

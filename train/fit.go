@@ -24,6 +24,14 @@ func Fit(ctx context.Context, b backend.Backend, spec model.Spec, initSeed uint6
 	}
 	var w model.Weights
 	if resume != nil {
+		// Before the model is built: a position this run never reaches
+		// is cheap to refuse.
+		if n := src.Len(); n > 0 && cfg.BatchSize > 0 {
+			bs := min(cfg.BatchSize, n)
+			if err := checkPosition(resume, (n+bs-1)/bs, cfg.Epochs); err != nil {
+				return nil, Result{}, err
+			}
+		}
 		if err := spec.Check(resume.Weights); err != nil {
 			return nil, Result{}, fmt.Errorf("train: checkpoint does not fit model %q: %w", spec.Name, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/distill-dev/distill/backend"
@@ -144,6 +145,13 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		return Result{}, errors.New("train: the training data is empty")
 	}
 	bs := min(cfg.BatchSize, n)
+	stepsPerEpoch := (n + bs - 1) / bs
+	if resume != nil {
+		// Fit checked it already; this guards the indexing below.
+		if err := checkPosition(resume, stepsPerEpoch, cfg.Epochs); err != nil {
+			return Result{}, err
+		}
+	}
 	tcfg := backend.TrainConfig{MaxBatch: bs, Objective: cfg.Objective, Optimizer: cfg.Optimizer}
 	var (
 		ft     FeatureTeacher
@@ -188,7 +196,6 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		masks[i] = make([]float32, bs*model.Numel(dropShapes[i]))
 	}
 
-	stepsPerEpoch := (n + bs - 1) / bs
 	total := stepsPerEpoch * cfg.Epochs
 	var (
 		res        Result
@@ -257,9 +264,22 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 			if err := ft.Features(idx, x[:rows*in], rows, layers, logits, tf); err != nil {
 				return res, fmt.Errorf("train: teacher features: %w", err)
 			}
+			for i, f := range tf {
+				if err := checkTeacher(cfg.Teacher, f, rows, idx, "layer "+strconv.Quote(layers[i])+" value"); err != nil {
+					return res, err
+				}
+			}
+			if logits != nil {
+				if err := checkTeacher(cfg.Teacher, logits, rows, idx, "logit"); err != nil {
+					return res, err
+				}
+			}
 		case soft != nil:
 			if err := cfg.Teacher.Logits(idx, x[:rows*in], rows, soft[:rows*k]); err != nil {
 				return res, fmt.Errorf("train: teacher soft targets: %w", err)
+			}
+			if err := checkTeacher(cfg.Teacher, soft[:rows*k], rows, idx, "logit"); err != nil {
+				return res, err
 			}
 		}
 		var ms [][]float32
@@ -297,6 +317,36 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 	res.Steps = step
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// checkTeacher reports the first NaN or infinity in a batch's teacher
+// outputs (rows rows of examples idx), naming the teacher and the
+// example. Caught here, it is not mistaken for a diverging student.
+func checkTeacher(t Teacher, vals []float32, rows int, idx []int, what string) error {
+	i := loss.FirstNonFinite(vals)
+	if i < 0 {
+		return nil
+	}
+	per := len(vals) / rows
+	name := fmt.Sprintf("the teacher (%T)", t)
+	if s, ok := t.(interface{ Spec() model.Spec }); ok {
+		name = fmt.Sprintf("teacher %q", s.Spec().Name)
+	}
+	return fmt.Errorf("train: %s gave %s %d = %v for training example %d: its outputs must be finite; check its weights (activations that overflow float32) and the inputs",
+		name, what, i%per, vals[i], idx[i/per])
+}
+
+// checkPosition rejects a checkpoint whose position is not one this run
+// passes through. The checksum and the key make that a bug rather than a
+// damaged file, but indexing the epoch's batches with it would panic.
+func checkPosition(c *Checkpoint, stepsPerEpoch, epochs int) error {
+	ok := c.Epoch <= epochs && c.Batch < stepsPerEpoch && (c.Epoch < epochs || c.Batch == 0) &&
+		c.Step == c.Epoch*stepsPerEpoch+c.Batch && len(c.EpochLoss) == c.Epoch
+	if !ok {
+		return fmt.Errorf("train: checkpoint position (step %d, epoch %d, batch %d, %d epoch losses) does not fit this run's %d epochs of %d steps; delete the checkpoint to train from the start",
+			c.Step, c.Epoch, c.Batch, len(c.EpochLoss), epochs, stepsPerEpoch)
+	}
+	return nil
 }
 
 // drawMasks fills inverted-dropout masks for one step from a stream keyed

@@ -130,3 +130,44 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Issue 15 item 3: a teacher whose weights are finite but so large that
+// its outputs overflow is named, with the example, instead of a NaN loss
+// that blames the student's learning rate.
+func TestNonFiniteTeacherOutputs(t *testing.T) {
+	b, _, ds := setup(t, 0)
+	tspec, err := model.MLP(model.MLPConfig{Name: "big", Input: []int{6}, Hidden: []int{8}, Classes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := tspec.Init(1)
+	for _, tn := range w {
+		for i := range tn.Data {
+			tn.Data[i] = 3e38
+		}
+	}
+	tm, err := b.Load(tspec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	sspec, _ := model.MLP(model.MLPConfig{Name: "s", Input: []int{6}, Hidden: []int{8}, Classes: 3})
+	for _, tc := range []struct {
+		name string
+		obj  loss.Objective
+		want string
+	}{
+		{"soft targets", loss.Hinton(0.5, 2), `teacher "big" gave logit 0 = `},
+		{"feature term", loss.Objective{HardWeight: 1, Features: []loss.Feature{{Kind: loss.FeatureHint, Student: "fc1", Teacher: "fc1", Weight: 1, Distance: loss.DistanceMSE, Adapter: loss.AdapterNone}}},
+			`teacher "big" gave layer "fc1" value 0 = +Inf`},
+	} {
+		c := cfg()
+		c.Objective = tc.obj
+		c.Teacher = train.ModelTeacher(tm)
+		_, _, err := train.Fit(context.Background(), b, sspec, 1, ds, c)
+		var nf *loss.NonFiniteError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "for training example") || errors.As(err, &nf) {
+			t.Errorf("%s: %v; want an error naming the teacher and example, containing %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -2,9 +2,14 @@ package transfer
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"math"
+	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -110,6 +115,110 @@ func FuzzParseManifest(f *testing.F) {
 		m2, err := parseManifest(out)
 		if err != nil || !reflect.DeepEqual(m, m2) {
 			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+// FuzzSetValues fuzzes the values stored in a set's first shard, keeping
+// the shard's trailing checksum and the manifest's SHA-256 in step so
+// that the reads behind them are reached: opening the set and reading
+// every row's logits, soft targets, ensemble logits and features must
+// return an error wrapping ErrCorrupt (a non-finite value) or finite
+// values, never panic.
+func FuzzSetValues(f *testing.F) {
+	d := toyData(6, 6, 6, 3)
+	ts, _ := toyTeachers(d, 2)
+	ts[0].Features = []FeatureSpec{{Name: "h", Shape: []int{2}}}
+	ts[0].FeatureFn = func(x []float32, n int, out map[string][]float32) error {
+		copy(out["h"], x[:2*n])
+		return nil
+	}
+	spec := toySpec(d, f.TempDir(), 1)
+	spec.ShardBytes = 400
+	s := mustBuild(f, spec, ts)
+	m, err := readManifest(s.Dir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	shard := readFile(f, filepath.Join(s.Dir(), m.Shards[0].File))
+	body := shard[headerSize : len(shard)-footerSize]
+	f.Add(body)
+	nan := bytes.Clone(body)
+	binary.LittleEndian.PutUint32(nan[4*5:], math.Float32bits(float32(math.NaN())))
+	f.Add(nan)
+	f.Add(bytes.Repeat([]byte{0xff, 0xff, 0x7f, 0x7f}, len(body)/4)) // MaxFloat32 everywhere
+	f.Fuzz(func(t *testing.T, vals []byte) {
+		dir := t.TempDir()
+		key := m.Key
+		setDir := filepath.Join(dir, key)
+		if err := os.MkdirAll(setDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The fuzzed values, cut or zero-padded to the shard's size.
+		b := append(bytes.Clone(shard[:headerSize]), make([]byte, len(body))...)
+		copy(b[headerSize:], vals)
+		sum := sha256.Sum256(b)
+		b = append(b, sum[:]...)
+		mm := *m
+		mm.Shards = slices.Clone(m.Shards)
+		mm.Shards[0].SHA256 = hexSum(sha256.Sum256(b))
+		mb, err := marshalManifest(&mm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string][]byte{m.Shards[0].File: b, manifestName: mb} {
+			if err := os.WriteFile(filepath.Join(setDir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, sh := range m.Shards[1:] {
+			if err := os.WriteFile(filepath.Join(setDir, sh.File), readFile(t, filepath.Join(s.Dir(), sh.File)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		set, err := Open(dir, key, d)
+		if err != nil {
+			t.Fatal(err) // only the values changed, checksums kept in step
+		}
+		rows := m.Shards[0].Rows
+		idx := make([]int, rows)
+		for i := range idx {
+			idx[i] = i
+		}
+		c := set.Classes()
+		check := func(what string, out []float32, err error) {
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("%s: error %v does not wrap ErrCorrupt", what, err)
+				}
+				return
+			}
+			for i, v := range out {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("%s: value %d is %v, returned without an error", what, i, v)
+				}
+			}
+		}
+		for tch := range set.Teachers() {
+			tv, err := set.Teacher(tch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := make([]float32, rows*c)
+			check("teacher logits", out, tv.Logits(idx, nil, rows, out))
+		}
+		soft := make([]float32, rows*c)
+		check("soft targets", soft, set.SoftTargets(idx, 2, soft))
+		ens, err := set.Ensemble(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		el := make([]float32, rows*c)
+		check("ensemble logits", el, ens.Logits(idx, nil, rows, el))
+		feats := make([]float32, rows*2)
+		check("features", feats, set.Features(0, "h", idx, feats))
+		if err := set.Verify(); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Verify: %v does not wrap ErrCorrupt", err)
 		}
 	})
 }

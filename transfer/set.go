@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/distill-dev/distill/augment"
@@ -539,7 +540,25 @@ func (s *Set) Features(t int, name string, idx []int, out []float32) error {
 		if _, err := f.ReadAt(buf, off); err != nil {
 			return fmt.Errorf("transfer: %s: %w", f.Name(), shortRead(err))
 		}
-		decodeValues(out[k*col.Size:(k+1)*col.Size], buf, es)
+		vals := out[k*col.Size : (k+1)*col.Size]
+		decodeValues(vals, buf, es)
+		if err := s.st.checkRow(vals, r, t, col.Size, "value of feature "+strconv.Quote(name)); err != nil {
+			return fmt.Errorf("transfer: %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// checkRow reports the first NaN or infinity among row r's values (each
+// teacher's width values, starting with teacher t's) as corruption,
+// naming the teacher, the row and the value.
+func (st *store) checkRow(vals []float32, r, t, width int, what string) error {
+	for i, v := range vals {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			ti := t + i/width
+			return corrupt("row %d: %s %s %d is %v; stored teacher outputs must be finite (delete the set to rebuild it)",
+				r, teacherLabel(ti, st.d.Teachers[ti].Name), what, i%width, v)
+		}
 	}
 	return nil
 }
@@ -585,8 +604,11 @@ func (st *store) load(sh int) ([]float32, error) {
 		logits := make([]float32, info.Rows*w)
 		hdr := shardHeader{dtype: dtypeCode(st.d.Dtype), first: uint64(info.First), rows: uint64(info.Rows), width: uint64(st.man.Width)}
 		sum, err := verifyShard(path, info.Bytes, &hdr, func(k int, b []byte) error {
-			decodeValues(logits[k*w:(k+1)*w], b, st.esize)
-			return nil
+			row := logits[k*w : (k+1)*w]
+			decodeValues(row, b, st.esize)
+			// Build refuses non-finite outputs, but a set written
+			// otherwise would turn into NaN gradients far from here.
+			return st.checkRow(row, info.First+k, 0, st.classes, "logit")
 		})
 		if err == nil && hexSum(sum) != info.SHA256 {
 			err = fmt.Errorf("transfer: %s: %w", path, corrupt("file's SHA-256 %s differs from the manifest's %s", hexSum(sum), info.SHA256))

@@ -98,6 +98,9 @@ var badInputs = []badInput{
 	{"loss becomes NaN/Inf", func(t *testing.T, d string) []string {
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "batch_size: 16}", "batch_size: 16, optimizer: sgd, lr: 1.0e+30}", 1))
 	}, exitFailed, "not finite"},
+	{"teacher whose outputs overflow float32", func(t *testing.T, d string) []string {
+		return recipeWith(t, d, strings.Replace(tinyRecipe, "  model: {hidden: [4]}\n", "  checkpoint: "+hugeTeacher(t, d)+"\n", 1))
+	}, exitFailed, "outputs must be finite"},
 	{"run directory is a file", func(t *testing.T, d string) []string {
 		args := recipeWith(t, d, tinyRecipe)
 		write(t, filepath.Join(d, "out"), "a file, not a directory")
@@ -185,10 +188,11 @@ in the data order, with a SHA-256) under ` + "`<run>/checkpoints/`" + ` every
 ` + "`checkpoint.every_seconds`" + ` (default 60) and/or ` + "`checkpoint.every_steps`" + `, and on
 SIGINT/SIGTERM. Files are written atomically (temporary file, fsync, rename), the
 previous checkpoint is kept, and a damaged newest one is detected by its checksum
-and skipped with a warning. Finished models are recorded in ` + "`<run>/stages/`" + `
-with a key of everything that determined them; a rerun skips them. Dropout masks
-and the data order are drawn from (seed, step) and (seed, epoch), so a resumed
-run ends with exactly the metrics of an uninterrupted one on the CPU:
+(see Checkpoint integrity) and skipped with a warning. Finished models are
+recorded in ` + "`<run>/stages/`" + ` with a key of everything that determined them; a
+rerun skips them. Dropout masks and the data order are drawn from (seed, step)
+and (seed, epoch), so a resumed run ends with exactly the metrics of an
+uninterrupted one on the CPU:
 ` + "`TestKillAndResume`" + ` (cmd/distill) kills a real ` + "`distill run`" + ` with SIGKILL at
 10+ random moments and compares the reports; ` + "`TestSIGTERMLeavesCheckpoint`" + `
 checks the SIGTERM path.
@@ -208,8 +212,47 @@ const docFooter = `
 
 Recipes and model files never execute code: recipes are data (YAML decoded into
 fixed types), models are safetensors (a JSON header and raw numbers) plus a JSON
-spec. Every reader (IDX, safetensors, model specs, checkpoints, recipes) bounds
-its allocations and is fuzzed (` + "`.ci/fuzz`" + ` runs every fuzz target in CI).
-Student names are checked to be plain file names, so every output stays under the
-run directory.
+spec. Every reader (IDX, safetensors, model files, INT8 model files, checkpoints,
+transfer sets, recipes) bounds its allocations and is fuzzed (` + "`.ci/fuzz`" + ` runs
+every fuzz target in CI). Student names are checked to be plain file names, so
+every output stays under the run directory.
+
+## Checkpoint integrity
+
+A checkpoint (format ` + "`distill.checkpoint/v2`" + `) is a safetensors file whose
+SHA-256 covers everything a resume reads: the position metadata exactly as stored
+(run key, step, epoch, batch, the running loss sum of the current epoch, the
+finished epochs' mean losses, the optimizer's step count) and every tensor's name,
+dtype, shape and bytes (weights, optimizer moments). There is no other state to
+cover: dropout masks and the data order are functions of (seed, step) and (seed,
+epoch), and the seed is part of the run key. So an edited ` + "`\"batch\"`" + ` (one flipped
+bit can turn 182 into 187) is caught like a flipped weight: the checkpoint is
+skipped with a warning, the previous one is used, and if that fails too the model
+trains from the start. Checkpoints of format v1, whose checksum covered the tensors
+only, are skipped the same way with a warning naming the format: their position
+cannot be trusted, and a checkpoint only ever saves one interrupted training run.
+A checkpoint that passes its checksum but names a position the run never reaches
+is an error asking to delete it, not a resume from somewhere else.
+
+## Non-finite values
+
+A NaN or infinity is reported where it arises, naming the model and the first bad
+row, rather than surfacing later as a NaN loss blamed on the learning rate, as a
+panic, or as a file of garbage. A teacher whose weights are finite but so large
+that its activations overflow float32 is the usual cause.
+
+- Training loop: the teacher's logits and layer outputs are checked every batch
+  (` + "`teacher \"t\" gave logit 0 = +Inf for training example 42`" + `); an ensemble names
+  the member at fault.
+- Transfer sets: building refuses non-finite teacher outputs, and reading refuses
+  stored ones even behind valid checksums, as corruption naming teacher and row.
+- ` + "`loss.Objective.Compute`" + ` and feature terms return an error for a non-finite
+  teacher value, naming its row, where PyTorch returns NaN: a library caller learns
+  which input is bad. A non-finite loss from finite inputs is still
+  ` + "`loss is not finite … lower the learning rate`" + `.
+- Evaluation: non-finite logits are an error naming the model and the example;
+  metrics never bin a NaN confidence.
+- Quantization: calibration checks the inputs, every layer's output and the
+  logits, and fails naming the model, example and layer before anything is
+  written: ` + "`distill quantize`" + ` leaves no INT8 files behind.
 `
