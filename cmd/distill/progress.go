@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -16,19 +18,55 @@ import (
 // progress turns the library's events into a progress bar on a terminal,
 // or into a log line every logEvery otherwise (CI logs, files).
 type progress struct {
-	w        io.Writer
-	log      *slog.Logger
-	quiet    bool
-	tty      bool
-	bar      *progressbar.ProgressBar
-	barModel string
-	lastLog  time.Time
+	w       io.Writer
+	log     *slog.Logger
+	quiet   bool
+	tty     bool
+	bar     *progressbar.ProgressBar
+	barKey  string
+	lastLog time.Time
+	// rate is where this process started counting the current bar's
+	// steps: a resumed training starts at its checkpoint's step, so the
+	// ETA must come from the steps done since, not from Step/Elapsed.
+	rate    rateStart
+	rateKey string
+	now     func() time.Time
+}
+
+type rateStart struct {
+	step int
+	at   time.Time
 }
 
 const logEvery = 10 * time.Second
 
 func newProgress(w *os.File, log *slog.Logger, quiet bool) *progress {
-	return &progress{w: w, log: log, quiet: quiet, tty: term.IsTerminal(int(w.Fd()))}
+	return &progress{w: w, log: log, quiet: quiet, tty: term.IsTerminal(int(w.Fd())), now: time.Now}
+}
+
+// key names what one bar shows: a model's training or labelling, or the
+// whole evaluation (whose events name the model being evaluated).
+func key(e distill.Event) string {
+	if e.Stage == "eval" {
+		return "eval"
+	}
+	return e.Stage + "/" + e.Model
+}
+
+// eta estimates the time left for e's bar from the rate of the steps
+// done in this process; ok is false until there is a rate.
+func (p *progress) eta(e distill.Event) (time.Duration, bool) {
+	now := p.now()
+	if k := key(e); k != p.rateKey || e.Step < p.rate.step {
+		p.rateKey, p.rate = k, rateStart{step: e.Step, at: now}
+		return 0, false
+	}
+	done, took := e.Step-p.rate.step, now.Sub(p.rate.at)
+	if done <= 0 || took <= 0 {
+		return 0, false
+	}
+	left := time.Duration(float64(took) / float64(done) * float64(e.Steps-e.Step))
+	return left.Round(time.Second), true
 }
 
 func (p *progress) Event(e distill.Event) {
@@ -42,31 +80,52 @@ func (p *progress) Event(e distill.Event) {
 		}
 		return
 	}
+	eta, haveETA := p.eta(e)
 	if p.tty {
-		if p.bar == nil || p.barModel != e.Model {
+		if p.bar == nil || p.barKey != key(e) {
 			p.finishBar()
 			p.bar = progressbar.NewOptions(e.Steps,
 				progressbar.OptionSetWriter(p.w),
 				progressbar.OptionSetDescription(e.Model),
 				progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionSetElapsedTime(false), // its rate counts steps done before a resume
+				progressbar.OptionSetPredictTime(false),
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionClearOnFinish())
-			p.barModel = e.Model
+			p.barKey = key(e)
 		}
-		if e.Epochs > 0 {
-			p.bar.Describe(e.Model + " epoch " + itoa(e.Epoch) + "/" + itoa(e.Epochs) + " loss " + ftoa(e.Loss))
+		desc := e.Model
+		switch {
+		case e.Epochs > 0:
+			desc += " epoch " + itoa(e.Epoch) + "/" + itoa(e.Epochs) + " loss " + ftoa(e.Loss)
+		case e.Stage == "eval":
+			desc = "eval: " + e.Message
 		}
+		if haveETA {
+			desc += " (ETA " + eta.String() + ")"
+		}
+		p.bar.Describe(desc)
 		p.bar.Set(e.Step)
 		return
 	}
-	if e.Step == e.Steps || time.Since(p.lastLog) >= logEvery {
-		p.lastLog = time.Now()
-		if e.Epochs == 0 { // not training: e.g. the teacher labelling a transfer set
-			p.log.Info(e.Stage, "model", e.Model, "done", e.Step, "of", e.Steps, "elapsed", e.Elapsed.Round(time.Second))
-			return
+	if e.Step == e.Steps || p.now().Sub(p.lastLog) >= logEvery {
+		p.lastLog = p.now()
+		attrs := []any{"model", e.Model}
+		msg := e.Stage
+		switch {
+		case e.Epochs > 0:
+			msg = "training"
+			attrs = append(attrs, "epoch", e.Epoch, "epochs", e.Epochs, "step", e.Step, "steps", e.Steps, "loss", round4(e.Loss))
+		case e.Stage == "eval":
+			attrs = append(attrs, "phase", e.Message, "done", e.Step, "of", e.Steps)
+		default: // not training: e.g. the teacher labelling a transfer set
+			attrs = append(attrs, "done", e.Step, "of", e.Steps)
 		}
-		p.log.Info("training", "model", e.Model, "epoch", e.Epoch, "epochs", e.Epochs, "step", e.Step, "steps", e.Steps, "loss", e.Loss, "elapsed", e.Elapsed.Round(time.Second))
+		attrs = append(attrs, "elapsed", e.Elapsed.Round(time.Second))
+		if haveETA && e.Step < e.Steps {
+			attrs = append(attrs, "eta", eta)
+		}
+		p.log.Info(msg, attrs...)
 	}
 }
 
@@ -82,3 +141,16 @@ func (p *progress) Close() { p.finishBar() }
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
+
+// round4 rounds x to 4 significant digits for log lines (loss=0.1830,
+// not 0.18295650946489667).
+func round4(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	r, err := strconv.ParseFloat(fmt.Sprintf("%.4g", x), 64)
+	if err != nil {
+		return x
+	}
+	return r
+}

@@ -31,7 +31,7 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, w, err := model.Load(args[0])
 			if err != nil {
-				return usageError{err}
+				return argFileError(err)
 			}
 			d.Synthetic = recipe.Synthetic{Train: 2048, Test: 512, Shape: spec.Input, Classes: spec.Classes, Seed: 1}
 			train, test, err := distill.LoadData(cmd.Context(), d)

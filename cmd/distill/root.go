@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -20,10 +21,38 @@ func newRootCmd() *cobra.Command {
 		Short:         "Distil and compress neural networks so they are cheaper to serve",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// cobra sets this default only on its own unknown-command path.
+		SuggestionsMinimumDistance: 2,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	// Without Args and RunE, cobra reports an unknown command ("distill
+	// runn") as a plain error, which would exit 1; as a runnable command
+	// with its own Args the typo is a usage error (exit 2) and a bare
+	// "distill" still prints the help.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		}
+		return usageError{fmt.Errorf("%s\nrun '%s --help' for the commands", msg, c.CommandPath())}
+	}
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd())
 	return root
+}
+
+// argFileError classifies an error reading a file named on the command
+// line: a path that names no file is invalid usage (exit 2), while a file
+// that exists but cannot be read or is corrupt makes the run fail (exit
+// 1), as README.md's exit-code table says.
+func argFileError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return usageError{err}
+	}
+	return err
 }
 
 func loadRecipe(path string) (*recipe.Recipe, error) {
@@ -72,6 +101,7 @@ again on the same directory skips the stages that are already finished.`,
 	f.StringVar(&opts.Backend, "backend", "", fmt.Sprintf("compute backend, overriding the recipe (%v)", backend.Names()))
 	f.StringVar(&opts.Device, "device", "", "device, overriding the recipe: auto, cpu, cuda or cuda:N")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only warnings, errors and the final report")
+	f.BoolVar(&opts.Remeasure, "remeasure", false, "measure serving again instead of reusing the measurements of an earlier run of the same models")
 	return c
 }
 
