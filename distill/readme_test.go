@@ -24,7 +24,9 @@ func TestReadmeSnippet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := func(from, to token.Pos) string { return string(src[fset.Position(from).Offset:fset.Position(to).Offset]) }
+	text := func(from, to token.Pos) string {
+		return string(src[fset.Position(from).Offset:fset.Position(to).Offset])
+	}
 	var imports, body string
 	for _, d := range f.Decls {
 		switch d := d.(type) {
