@@ -140,13 +140,47 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version and the compiled-in backends",
 		Args:  exactArgs(0),
 		Run: func(cmd *cobra.Command, args []string) {
-			v := distill.Version
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "distill %s\nbackends: %v\n", v, backend.Names())
+			bi, _ := debug.ReadBuildInfo()
+			fmt.Fprintf(cmd.OutOrStdout(), "distill %s\nbackends: %v\n", version(bi), backend.Names())
 		},
 	}
+}
+
+// version is the module version (a tagged go install) or the library's,
+// followed by the commit the binary was built from when the go command
+// stamped it (a build inside a git checkout): "0.1.0-dev (commit
+// 0e59c3d1a2b4, 2026-12-06T19:59:01Z, modified)".
+func version(bi *debug.BuildInfo) string {
+	v := distill.Version
+	if bi == nil {
+		return v
+	}
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	v += " (commit " + rev[:min(len(rev), 12)]
+	if at != "" {
+		v += ", " + at
+	}
+	if modified {
+		v += ", modified"
+	}
+	return v + ")"
 }
 
 func exactArgs(n int) cobra.PositionalArgs {
