@@ -41,6 +41,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd())
+	registerCompletions(root)
 	return root
 }
 
