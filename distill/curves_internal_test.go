@@ -16,12 +16,19 @@ import (
 	"github.com/distill-dev/distill/train"
 )
 
-// TestEpochAccuracyChangesNothing trains the same model twice, once with
-// the per-epoch test accuracy of the curves (an inference pass between
-// steps) and once without: the weights must be identical, bit for bit,
-// and the curve must have one accuracy per epoch.
+// TestEpochAccuracyChangesNothing trains the same model twice on every
+// compiled-in backend, once with the per-epoch test accuracy of the
+// curves (an inference pass between steps) and once without: the weights
+// must be identical, bit for bit, and the curve must have one accuracy
+// per epoch.
 func TestEpochAccuracyChangesNothing(t *testing.T) {
-	be, err := backend.Open("gorgonia", backend.Options{Device: "cpu"})
+	for _, name := range backend.Names() {
+		t.Run(name, func(t *testing.T) { epochAccuracyChangesNothing(t, name) })
+	}
+}
+
+func epochAccuracyChangesNothing(t *testing.T, name string) {
+	be, err := backend.Open(name, backend.Options{Device: "cpu"})
 	if err != nil {
 		t.Fatal(err)
 	}
