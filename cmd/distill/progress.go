@@ -25,6 +25,8 @@ type progress struct {
 	bar     *progressbar.ProgressBar
 	barKey  string
 	lastLog time.Time
+	// lastPhase is the last evaluation phase logged.
+	lastPhase string
 	// rate is where this process started counting the current bar's
 	// steps: a resumed training starts at its checkpoint's step, so the
 	// ETA must come from the steps done since, not from Step/Elapsed.
@@ -61,8 +63,11 @@ func (p *progress) eta(e distill.Event) (time.Duration, bool) {
 		p.rateKey, p.rate = k, rateStart{step: e.Step, at: now}
 		return 0, false
 	}
+	// A rate over less than a second (or one step) is mostly noise: the
+	// first evaluation phase is quick, the serving measurement after it
+	// is not.
 	done, took := e.Step-p.rate.step, now.Sub(p.rate.at)
-	if done <= 0 || took <= 0 {
+	if done < 2 || took < time.Second {
 		return 0, false
 	}
 	left := time.Duration(float64(took) / float64(done) * float64(e.Steps-e.Step))
@@ -108,9 +113,16 @@ func (p *progress) Event(e distill.Event) {
 		p.bar.Set(e.Step)
 		return
 	}
-	if e.Step == e.Steps || p.now().Sub(p.lastLog) >= logEvery {
+	// Evaluation logs each phase as it starts: one model's serving
+	// measurement can take longer than logEvery.
+	newPhase := e.Stage == "eval" && e.Message != p.lastPhase
+	p.lastPhase = e.Message
+	if e.Step == e.Steps || newPhase || p.now().Sub(p.lastLog) >= logEvery {
 		p.lastLog = p.now()
-		attrs := []any{"model", e.Model}
+		var attrs []any
+		if e.Model != "" {
+			attrs = append(attrs, "model", e.Model)
+		}
 		msg := e.Stage
 		switch {
 		case e.Epochs > 0:

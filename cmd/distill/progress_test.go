@@ -82,3 +82,27 @@ func TestProgressEval(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", want, buf.String())
 	}
 }
+
+// TestProgressEvalLogsPhases checks that, in a log, each evaluation phase
+// is logged when it starts (a serving measurement can outlast logEvery),
+// and that its repeats are not.
+func TestProgressEvalLogsPhases(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	p := newProgress(f, slog.New(slog.NewTextHandler(&buf, nil)), false)
+	for _, e := range []distill.Event{
+		{Stage: "eval", Model: "teacher", Message: "evaluating teacher", Step: 0, Steps: 4},
+		{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4},
+		{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4, Elapsed: time.Second},
+		{Stage: "eval", Model: "s", Message: "evaluating s", Step: 2, Steps: 4, Elapsed: 2 * time.Second},
+	} {
+		p.Event(e)
+	}
+	if n := strings.Count(buf.String(), "msg=eval "); n != 3 {
+		t.Errorf("%d eval lines, want one per phase (3):\n%s", n, buf.String())
+	}
+}
