@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,8 +17,11 @@ import (
 )
 
 // progress turns the library's events into a progress bar on a terminal,
-// or into a log line every logEvery otherwise (CI logs, files).
+// or into a log line every logEvery otherwise (CI logs, files). Events
+// may come from more than one goroutine (evaluation repeats its phase
+// from a ticker), so mu guards the bar.
 type progress struct {
+	mu      sync.Mutex
 	w       io.Writer
 	log     *slog.Logger
 	quiet   bool
@@ -74,14 +78,37 @@ func (p *progress) eta(e distill.Event) (time.Duration, bool) {
 	return left.Round(time.Second), true
 }
 
+// Write writes a log line to the terminal, clearing the bar first so
+// that the line does not run into it; the next event draws it again. The
+// run's logger writes through it.
+func (p *progress) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+	p.mu.Unlock()
+	return p.w.Write(b)
+}
+
 func (p *progress) Event(e distill.Event) {
 	if p.quiet {
 		return
 	}
+	// Log lines go out after the lock is released: the logger writes
+	// through Write, which takes it.
+	var logMsg string
+	var logAttrs []any
+	defer func() {
+		if logMsg != "" {
+			p.log.Info(logMsg, logAttrs...)
+		}
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if e.Steps == 0 {
 		if e.Message != "" {
 			p.finishBar()
-			p.log.Info(e.Message, "stage", e.Stage)
+			logMsg, logAttrs = e.Message, []any{"stage", e.Stage}
 		}
 		return
 	}
@@ -109,8 +136,10 @@ func (p *progress) Event(e distill.Event) {
 		if haveETA {
 			desc += " (ETA " + eta.String() + ")"
 		}
-		p.bar.Describe(desc)
+		// Set before Describe: Describe draws the bar at once, Set is
+		// throttled, and the new text must show with the new count.
 		p.bar.Set(e.Step)
+		p.bar.Describe(desc)
 		return
 	}
 	// Evaluation logs each phase as it starts: one model's serving
@@ -137,7 +166,7 @@ func (p *progress) Event(e distill.Event) {
 		if haveETA && e.Step < e.Steps {
 			attrs = append(attrs, "eta", eta)
 		}
-		p.log.Info(msg, attrs...)
+		logMsg, logAttrs = msg, attrs
 	}
 }
 
@@ -148,7 +177,11 @@ func (p *progress) finishBar() {
 	}
 }
 
-func (p *progress) Close() { p.finishBar() }
+func (p *progress) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishBar()
+}
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

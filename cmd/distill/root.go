@@ -79,13 +79,16 @@ again on the same directory skips the stages that are already finished.`,
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			level := slog.LevelInfo
 			if quiet {
-				logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				level = slog.LevelWarn
 			}
-			opts.Logger = logger
-			p := newProgress(os.Stderr, logger, quiet)
+			p := newProgress(os.Stderr, nil, quiet)
 			defer p.Close()
+			// The logger writes through the progress display, which
+			// clears its bar before each line.
+			p.log = slog.New(slog.NewTextHandler(p, &slog.HandlerOptions{Level: level}))
+			opts.Logger = p.log
 			opts.Progress = p.Event
 			rep, err := distill.Run(cmd.Context(), r, opts)
 			if err != nil {
