@@ -40,6 +40,12 @@ var exitCases = []exitCase{
 	{"invalid recipe", func(t *testing.T, d string) []string {
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "epochs: 1", "epochs: 0", 1))
 	}, exitUsage, "training.epochs"},
+	{"unknown calibration method", func(t *testing.T, d string) []string {
+		return []string{"quantize", write(t, filepath.Join(d, "m.json"), "{not a model"), "--method", "median"}
+	}, exitUsage, `--method "median"`},
+	{"percentile out of range", func(t *testing.T, d string) []string {
+		return []string{"quantize", write(t, filepath.Join(d, "m.json"), "{not a model"), "--method", "percentile", "--percentile", "20"}
+	}, exitUsage, "--percentile 20"},
 	{"missing model to quantize", func(t *testing.T, d string) []string {
 		return []string{"quantize", filepath.Join(d, "nope.json")}
 	}, exitUsage, "nope.json"},
