@@ -14,8 +14,8 @@ package backend
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/distill-dev/distill/loss"
@@ -249,19 +249,44 @@ func Names() []string {
 // ErrUnknownBackend is returned by Open for a name nobody registered.
 var ErrUnknownBackend = errors.New("unknown backend")
 
+// modulePath prefixes the import paths of this module's backends.
+const modulePath = "github.com/distill-dev/distill/backend/"
+
+// known are this module's backends and what makes each available: a
+// backend registers itself when its package is imported, so Open's error
+// tells a library user which import a name needs.
+var known = []struct{ name, how string }{
+	{"gorgonia", `import _ "` + modulePath + `gorgonia"`},
+	{"torch", `build with -tags torch (see docs/torch.md) and import _ "` + modulePath + `torch"`},
+}
+
 // Open opens the named backend.
 func Open(name string, opts Options) (Backend, error) {
 	mu.RLock()
 	f, ok := factories[name]
 	mu.RUnlock()
 	if !ok {
-		hint := ""
-		if name == "torch" && !slices.Contains(Names(), "torch") {
-			hint = " (this binary was built without libtorch: build with -tags torch, see README)"
-		}
-		return nil, fmt.Errorf("%w %q%s; available: %v", ErrUnknownBackend, name, hint, Names())
+		return nil, unknown(name)
 	}
 	return f(opts)
+}
+
+// unknown explains why name is not registered and how to register it.
+func unknown(name string) error {
+	registered := "none"
+	if n := Names(); len(n) > 0 {
+		registered = strings.Join(n, ", ")
+	}
+	for _, k := range known {
+		if k.name == name {
+			return fmt.Errorf("%w %q: it is not registered in this program (registered: %s); to register it, %s", ErrUnknownBackend, name, registered, k.how)
+		}
+	}
+	ways := make([]string, len(known))
+	for i, k := range known {
+		ways[i] = k.name + ": " + k.how
+	}
+	return fmt.Errorf("%w %q (registered: %s); the backends and how to register them: %s", ErrUnknownBackend, name, registered, strings.Join(ways, "; "))
 }
 
 // TorchScriptLoader is a Backend that can load a TorchScript module (a

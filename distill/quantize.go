@@ -84,7 +84,7 @@ func (run *runner) quantize(ctx context.Context, name string) (*quantize.Model, 
 		return nil, fmt.Errorf("distill: quantize %s: %w", name, err)
 	}
 	if rep != nil {
-		run.log.Info("quantized", "model", name, "fp32", rep.FP32Accuracy, "int8", rep.Int8Accuracy, "chosen", rep.Accuracy, "float_layers", rep.FloatLayers)
+		run.log.Info("quantized", "model", name, "fp32", roundFraction(rep.FP32Accuracy), "int8", roundFraction(rep.Int8Accuracy), "chosen", roundFraction(rep.Accuracy), "float_layers", rep.FloatLayers)
 	}
 	return m, nil
 }

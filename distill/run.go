@@ -54,6 +54,11 @@ type Options struct {
 	// Memory is the budget that the recipe's sizes are checked against
 	// before any work (see Check); zero means recipe.MachineMemory().
 	Memory recipe.Memory
+	// Remeasure measures serving again even where a measurement of the
+	// same model file, settings and machine is recorded in the run
+	// directory; by default a rerun reuses it, so that report.json keeps
+	// its numbers.
+	Remeasure bool
 }
 
 // Model roles in reports.
@@ -77,6 +82,13 @@ type runner struct {
 	teacherKeys []string
 	set         *transfer.Set
 	tb          map[string]*tensorboard.Writer
+	// last is the last progress event and active the model in training:
+	// what an interruption stopped (see interrupted).
+	last   Event
+	active activeTraining
+	// training is the model being trained, for its per-epoch test
+	// accuracy (see trainBackend).
+	training backend.Model
 }
 
 // Run executes the recipe and returns the report it wrote to
@@ -115,8 +127,13 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 		return nil, err
 	}
 	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
+	run.opts.Progress = run.observe(opts.Progress)
 	defer run.closeCurves()
-	return run.run(ctx)
+	rep, err := run.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, run.interrupted(err)
+	}
+	return rep, err
 }
 
 func (run *runner) run(ctx context.Context) (*report.Report, error) {
@@ -305,20 +322,21 @@ func keyOf(parts ...any) string {
 }
 
 // curves returns the TensorBoard writer of a model's training curves,
-// under <out>/tensorboard/<name>; nil if it cannot be created (curves
-// are a convenience, never a reason to fail a run).
-func (run *runner) curves(name string) *tensorboard.Writer {
-	if w, ok := run.tb[name]; ok {
+// under <out>/tensorboard/<name>/<run> (see curvesDir); nil if it cannot
+// be created (curves are a convenience, never a reason to fail a run).
+func (run *runner) curves(name, key string) *tensorboard.Writer {
+	dir := curvesDir(run.out, name, key)
+	if w, ok := run.tb[dir]; ok {
 		return w
 	}
-	w, err := tensorboard.Create(filepath.Join(run.out, "tensorboard", name))
+	w, err := tensorboard.Create(dir)
 	if err != nil {
 		run.log.Warn("no TensorBoard curves", "model", name, "err", err)
 	}
 	if run.tb == nil {
 		run.tb = map[string]*tensorboard.Writer{}
 	}
-	run.tb[name] = w
+	run.tb[dir] = w
 	return w
 }
 
@@ -332,7 +350,9 @@ func (run *runner) closeCurves() {
 
 func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train.Config {
 	t = run.r.TrainingFor(t)
-	tb := run.curves(name)
+	run.active = activeTraining{name: name, key: key}
+	run.announceResume(run.active, stage, t.Epochs)
+	tb := run.curves(name, key)
 	return train.Config{
 		Checkpoints: &train.FileCheckpointer{
 			Path: run.checkpointPath(name),
@@ -357,6 +377,9 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 					tb.Scalar("loss/feature", step, p.Loss.Feature)
 				}
 				tb.Scalar("lr", step, p.LR)
+			}
+			if tb != nil && p.Step*p.Epochs == p.Epoch*p.Steps { // the epoch's last step
+				run.epochAccuracy(tb, name, p)
 			}
 			run.opts.Progress(Event{Stage: stage, Model: name, Epoch: p.Epoch, Epochs: p.Epochs, Step: p.Step, Steps: p.Steps, Loss: p.Loss.Total, Elapsed: p.Elapsed})
 		},
@@ -446,7 +469,7 @@ func (run *runner) teacherStage(ctx context.Context, t teacherSpec) (string, err
 			msg += fmt.Sprintf(" on the data and %d augmented copies (%s)", t.copies, t.augment)
 		}
 		run.opts.Progress(Event{Stage: "teacher", Model: name, Message: msg})
-		m, _, err = teacher.Train(ctx, run.be, spec, src, run.trainConfig(t.training, "teacher", name, key))
+		m, _, err = teacher.Train(ctx, run.trainBackend(), spec, src, run.trainConfig(t.training, "teacher", name, key))
 	}
 	if err != nil {
 		return "", fmt.Errorf("distill: %s: %w", name, err)
@@ -708,7 +731,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 				return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
 			}
 		}
-		m, _, err := student.Train(ctx, run.be, spec, tt, student.Method{Alpha: s.Distill.Alpha, T: s.Distill.Temperature, Features: joint, Hints: hints, HintEpochs: s.Distill.HintEpochs}, src, run.trainConfig(s.Training, "students", s.Name, key))
+		m, _, err := student.Train(ctx, run.trainBackend(), spec, tt, student.Method{Alpha: s.Distill.Alpha, T: s.Distill.Temperature, Features: joint, Hints: hints, HintEpochs: s.Distill.HintEpochs}, src, run.trainConfig(s.Training, "students", s.Name, key))
 		release()
 		if err != nil {
 			return nil, fmt.Errorf("distill: student %q: %w", s.Name, err)
@@ -748,7 +771,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	}
 	start := time.Now()
 	run.opts.Progress(Event{Stage: "students", Model: name, Message: "training baseline " + name + " on hard labels"})
-	m, _, err := student.Baseline(ctx, run.be, spec, src, run.trainConfig(s.Training, "students", name, key))
+	m, _, err := student.Baseline(ctx, run.trainBackend(), spec, src, run.trainConfig(s.Training, "students", name, key))
 	if err != nil {
 		return nil, fmt.Errorf("distill: baseline %q: %w", name, err)
 	}
@@ -774,8 +797,14 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		Version: Version,
 	}
 	var teacherLogits []float32
+	phases := len(entries)
+	if run.r.Serving.MeasureEnabled() {
+		phases *= 2
+	}
+	prog := newEvalProgress(run.opts.Progress, phases)
+	defer prog.end()
 	for _, e := range entries {
-		run.opts.Progress(Event{Stage: "eval", Model: e.name, Message: "evaluating " + e.name})
+		prog.phase(e.name, "evaluating "+e.name)
 		path := run.modelPath(e.name)
 		spec, m, calibration, fallback, err := run.loadForEval(e, path)
 		if err != nil {
@@ -790,19 +819,11 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
 		var serving *report.Serving
-		if sv := run.r.Serving; sv.MeasureEnabled() {
-			run.opts.Progress(Event{Stage: "serving", Model: e.name, Message: "measuring serving latency and throughput of " + e.name})
-			meas, err := cost.Measure(ctx, m, run.test.Size(), cost.MeasureOptions{
-				Outputs:  spec.Classes,
-				Batches:  sv.Batches,
-				Duration: time.Duration(sv.Seconds * float64(time.Second)),
-				Sample:   run.test.X[:min(run.test.Len(), 256)*run.test.Size()],
-			})
-			if err != nil {
+		if run.r.Serving.MeasureEnabled() {
+			if serving, err = run.serving(ctx, prog, e, path, spec, m); err != nil {
 				m.Close()
-				return nil, fmt.Errorf("distill: measure %s: %w", e.name, err)
+				return nil, err
 			}
-			serving = &meas
 		}
 		m.Close()
 		if e.name == "teacher" {
@@ -821,8 +842,10 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			Calibration: calibration, FallbackLayers: fallback, Source: e.source,
 			Serving: serving,
 		})
-		run.log.Info("evaluated", "model", e.name, "accuracy", met.Accuracy, "errors", met.Errors, "agreement", met.Agreement, "ece", met.ECE)
+		prog.end()
+		run.log.Info("evaluated", "model", e.name, "accuracy", roundFraction(met.Accuracy), "errors", met.Errors, "agreement", roundFraction(met.Agreement), "ece", roundFraction(met.ECE))
 	}
+	prog.finish()
 	return rep, nil
 }
 

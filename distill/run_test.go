@@ -93,7 +93,7 @@ func TestEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "report.md")); err != nil {
 		t.Error(err)
 	}
-	tbFiles, _ := filepath.Glob(filepath.Join(out, "tensorboard", "teacher", "events.out.tfevents.*"))
+	tbFiles, _ := filepath.Glob(filepath.Join(out, "tensorboard", "teacher", "*", "events.out.tfevents.*"))
 	if len(tbFiles) != 1 {
 		t.Fatalf("teacher TensorBoard files: %v", tbFiles)
 	}
@@ -120,7 +120,7 @@ func TestRerunSkipsFinishedStages(t *testing.T) {
 	trained := func(r *recipe.Recipe) map[string]bool {
 		got := map[string]bool{}
 		_, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
-			if e.Step == 1 {
+			if e.Step == 1 && e.Epochs > 0 { // a training step, not evaluation's
 				got[e.Model] = true
 			}
 		}})
@@ -312,7 +312,7 @@ func TestAugmentedTeacher(t *testing.T) {
 		}
 		n := 0
 		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
-			if e.Model == "teacher" && e.Steps > 0 {
+			if e.Model == "teacher" && e.Epochs > 0 { // training steps, not evaluation
 				n = e.Steps
 			}
 		}})
@@ -465,7 +465,7 @@ serving: {measure: false}
 	y = strings.Replace(y, "CACHE", filepath.Join(dir, "cache"), 1)
 	steps := map[string]int{}
 	rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run"), Progress: func(e distill.Event) {
-		if e.Steps > 0 {
+		if e.Steps > 0 && e.Stage != "eval" { // training and labelling, not evaluation
 			steps[e.Model] = e.Steps
 		}
 	}})

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/distill-dev/distill/report/internal/jsonschema"
+	"github.com/distill-dev/distill/internal/jsonschema"
 )
 
 //go:embed schema.json

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/internal/jsonschema"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/report/internal/jsonschema"
 	"github.com/distill-dev/distill/runtime"
 )
 

@@ -67,7 +67,7 @@ func runCompare(cmd *cobra.Command, args []string, f compareFlags) error {
 	}
 	runs, err := compare.Load(paths...)
 	if err != nil {
-		return usageError{err}
+		return argFileError(err)
 	}
 	o := compare.Options{Baseline: f.baseline, Title: f.title}
 	if f.prices != "" || f.machine != "" || f.latencyTarget != 0 {

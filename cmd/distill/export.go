@@ -26,7 +26,7 @@ func newExportCmd() *cobra.Command {
 			}
 			spec, w, err := model.Load(args[0])
 			if err != nil {
-				return usageError{fmt.Errorf("%s is neither a distill model nor an INT8 model: %w", args[0], err)}
+				return argFileError(fmt.Errorf("%s is neither a distill model nor an INT8 model: %w", args[0], err))
 			}
 			if err := onnx.WriteFileFP32(args[1], spec, w); err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/distill"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -53,9 +54,12 @@ func execute(ctx context.Context, args []string) int {
 	fmt.Fprintln(os.Stderr, msg)
 	var ue usageError
 	var re *recipe.Error
+	var ie *distill.Interrupted
 	switch {
+	case errors.As(err, &ie):
+		return exitInterrupted // its message says what a rerun resumes
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "distill: interrupted; run the same command again to resume from the finished stages")
+		fmt.Fprintln(os.Stderr, "distill: interrupted; run the same command again to resume: every finished stage is reused")
 		return exitInterrupted
 	case errors.As(err, &ue), errors.As(err, &re), errors.Is(err, backend.ErrUnknownBackend):
 		return exitUsage

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"github.com/distill-dev/distill/distill"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/runtime"
 )
@@ -29,9 +32,12 @@ With --max-drop the most sensitive layers stay in float32 until the
 accuracy drop, measured on held-out training examples, is within budget.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkQuantizeFlags(d, q); err != nil {
+				return usageError{err}
+			}
 			spec, w, err := model.Load(args[0])
 			if err != nil {
-				return usageError{err}
+				return argFileError(err)
 			}
 			d.Synthetic = recipe.Synthetic{Train: 2048, Test: 512, Shape: spec.Input, Classes: spec.Classes, Seed: 1}
 			train, test, err := distill.LoadData(cmd.Context(), d)
@@ -89,4 +95,26 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 	f.BoolVar(&q.Relative, "relative", false, "--max-drop is relative to the float32 accuracy")
 	f.StringVar(&out, "out", "", "INT8 model path (default <model>-int8.json)")
 	return c
+}
+
+// checkQuantizeFlags rejects flag values that cannot work before anything
+// is loaded, so that they exit as invalid usage (2), not as a failed run.
+func checkQuantizeFlags(d recipe.Data, q recipe.Quantize) error {
+	var errs []error
+	if !slices.Contains([]string{"mnist", "synthetic"}, d.Dataset) {
+		errs = append(errs, fmt.Errorf("--dataset %q: want mnist or synthetic", d.Dataset))
+	}
+	if !slices.Contains(calibrationMethods, quantize.Method(q.Method)) {
+		errs = append(errs, fmt.Errorf("--method %q: want one of %v", q.Method, calibrationMethods))
+	}
+	if !(q.Percentile > 50 && q.Percentile <= 100) {
+		errs = append(errs, fmt.Errorf("--percentile %v: want a value in (50, 100]", q.Percentile))
+	}
+	if q.Calibration < 1 {
+		errs = append(errs, fmt.Errorf("--calibration %d: want at least 1 example", q.Calibration))
+	}
+	if !(q.MaxDrop >= 0 && q.MaxDrop < 1) {
+		errs = append(errs, fmt.Errorf("--max-drop %v: want a fraction in [0, 1)", q.MaxDrop))
+	}
+	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -20,10 +21,39 @@ func newRootCmd() *cobra.Command {
 		Short:         "Distil and compress neural networks so they are cheaper to serve",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// cobra sets this default only on its own unknown-command path.
+		SuggestionsMinimumDistance: 2,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	// Without Args and RunE, cobra reports an unknown command ("distill
+	// runn") as a plain error, which would exit 1; as a runnable command
+	// with its own Args the typo is a usage error (exit 2) and a bare
+	// "distill" still prints the help.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		}
+		return usageError{fmt.Errorf("%s\nrun '%s --help' for the commands", msg, c.CommandPath())}
+	}
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd())
+	registerCompletions(root)
 	return root
+}
+
+// argFileError classifies an error reading a file named on the command
+// line: a path that names no file is invalid usage (exit 2), while a file
+// that exists but cannot be read or is corrupt makes the run fail (exit
+// 1), as README.md's exit-code table says.
+func argFileError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return usageError{err}
+	}
+	return err
 }
 
 func loadRecipe(path string) (*recipe.Recipe, error) {
@@ -49,13 +79,16 @@ again on the same directory skips the stages that are already finished.`,
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			level := slog.LevelInfo
 			if quiet {
-				logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				level = slog.LevelWarn
 			}
-			opts.Logger = logger
-			p := newProgress(os.Stderr, logger, quiet)
+			p := newProgress(os.Stderr, nil, quiet)
 			defer p.Close()
+			// The logger writes through the progress display, which
+			// clears its bar before each line.
+			p.log = slog.New(slog.NewTextHandler(p, &slog.HandlerOptions{Level: level}))
+			opts.Logger = p.log
 			opts.Progress = p.Event
 			rep, err := distill.Run(cmd.Context(), r, opts)
 			if err != nil {
@@ -72,6 +105,7 @@ again on the same directory skips the stages that are already finished.`,
 	f.StringVar(&opts.Backend, "backend", "", fmt.Sprintf("compute backend, overriding the recipe (%v)", backend.Names()))
 	f.StringVar(&opts.Device, "device", "", "device, overriding the recipe: auto, cpu, cuda or cuda:N")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only warnings, errors and the final report")
+	f.BoolVar(&opts.Remeasure, "remeasure", false, "measure serving again instead of reusing the measurements of an earlier run of the same models")
 	return c
 }
 
@@ -115,13 +149,47 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version and the compiled-in backends",
 		Args:  exactArgs(0),
 		Run: func(cmd *cobra.Command, args []string) {
-			v := distill.Version
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "distill %s\nbackends: %v\n", v, backend.Names())
+			bi, _ := debug.ReadBuildInfo()
+			fmt.Fprintf(cmd.OutOrStdout(), "distill %s\nbackends: %v\n", version(bi), backend.Names())
 		},
 	}
+}
+
+// version is the module version (a tagged go install) or the library's,
+// followed by the commit the binary was built from when the go command
+// stamped it (a build inside a git checkout): "0.1.0-dev (commit
+// 0e59c3d1a2b4, 2026-12-06T19:59:01Z, modified)".
+func version(bi *debug.BuildInfo) string {
+	v := distill.Version
+	if bi == nil {
+		return v
+	}
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	v += " (commit " + rev[:min(len(rev), 12)]
+	if at != "" {
+		v += ", " + at
+	}
+	if modified {
+		v += ", modified"
+	}
+	return v + ")"
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

@@ -1,5 +1,6 @@
 // Package jsonschema validates JSON documents against the small subset
-// of JSON Schema (draft 2020-12) that report/schema.json is written in.
+// of JSON Schema (draft 2020-12) that report/schema.json and
+// recipes/schema.json are written in.
 //
 // No maintained pure-Go JSON Schema validator is in distill's go.mod,
 // and a test is no reason to add one, so this package implements just
