@@ -187,16 +187,19 @@ print_usage() {
 	echo "distill's torch backend is prepared for libtorch $VERSION ($KIND: $LIBDIR, C++11 ABI $ABI, CUDA $([ $CUDA = 1 ] && echo yes || echo no))."
 	[ -s "$BUILD/stubbed.txt" ] && echo "$(sort -u "$BUILD/stubbed.txt" | wc -l) exotic gotch wrappers do not compile against it and fail at run time if called (list: $BUILD/stubbed.txt)."
 	[ "$SYSLIB" = 0 ] && echo "The binaries find libtorch through an rpath to $LIBDIR."
+	# -o bin/distill: without it the binary would be named distill, the
+	# name of the repository's distill/ package directory, and go build fails.
 	echo "Build and test from $ROOT with:"
 	if [ "$VENDOR" = 1 ]; then
-		echo "  GOFLAGS=-mod=vendor go build -tags torch ./cmd/distill"
+		echo "  GOFLAGS=-mod=vendor go build -tags torch -o bin/distill ./cmd/distill"
 		echo "  GOFLAGS=-mod=vendor go test -tags torch ./..."
 	else
-		echo "  GOWORK=$BUILD/go.work go build -tags torch ./cmd/distill"
+		echo "  GOWORK=$BUILD/go.work go build -tags torch -o bin/distill ./cmd/distill"
 		echo "  GOWORK=$BUILD/go.work go test -tags torch ./..."
 		echo "or, where GOFLAGS=-mod=mod is wanted (a workspace refuses it):"
-		echo "  GOWORK=off GOFLAGS='-mod=mod -modfile=$BUILD/go.mod' go build -tags torch ./cmd/distill"
+		echo "  GOWORK=off GOFLAGS='-mod=mod -modfile=$BUILD/go.mod' go build -tags torch -o bin/distill ./cmd/distill"
 	fi
+	echo "then run bin/distill (e.g. bin/distill version)."
 }
 
 # GOFLAGS without any -mod=..., for the go commands run here.
