@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-/usr/bin/python3}
-scripts/gpu/prepare.sh
+XZ_LEVEL=${XZ_LEVEL:-1} scripts/gpu/prepare.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 git ls-files -co --exclude-standard | tar cf - -T - | tar xf - -C "$tmp"
@@ -22,7 +22,7 @@ IFS=: read -ra dirs <<<"$PATH"
 for d in "${dirs[@]}"; do
 	[ -x "$d/go" ] || path=${path:+$path:}$d
 done
-run=(env -u GOROOT -u GOPATH -u GOFLAGS -u GOWORK PATH="$path" PYTHON="$PY" OUT="$tmp/.gpu/out" "$tmp/scripts/gpu/run.sh" --dry-run all)
+run=(env -u GOROOT -u GOPATH -u GOFLAGS -u GOWORK PATH="$path" PYTHON="$PY" OUT="$tmp/.gpu/out" TIMEOUT_SCALE="${TIMEOUT_SCALE:-4}" "$tmp/scripts/gpu/run.sh" --dry-run all)
 if unshare -n true 2>/dev/null; then
 	echo "dryrun.sh: running offline in a new network namespace, without go on PATH"
 	run=(unshare -n "${run[@]}")

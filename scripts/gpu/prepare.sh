@@ -7,7 +7,7 @@
 #   .gpu/vendor.tar.xz   vendor/ of every module the build needs
 #   .gpu/mnist/*.gz      the four MNIST IDX files
 # Each is remade only when it is missing or stale. Run from anywhere in the
-# checkout: scripts/gpu/prepare.sh
+# checkout: scripts/gpu/prepare.sh (XZ_LEVEL=1 packs faster and larger).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v go >/dev/null || { echo "prepare.sh: needs Go on PATH (this is the preparing machine's step)" >&2; exit 1; }
@@ -40,7 +40,7 @@ if [ ! -f .gpu/go.tar.xz ] || [ "$(cat .gpu/go.key 2>/dev/null)" != "$trim_key" 
 	for t in $KEEP_TOOLS; do
 		[ -x "$stage/$TOOLDIR/$t" ] || { [ "$t" = buildid ] && continue; say "the toolchain at $GOROOT_DIR lacks $TOOLDIR/$t"; exit 1; }
 	done
-	tar -C "$stage" -cf - . | xz -6 -T0 >.gpu/go.tar.xz.tmp
+	tar -C "$stage" -cf - . | xz "-${XZ_LEVEL:-6}" -T0 >.gpu/go.tar.xz.tmp
 	mv .gpu/go.tar.xz.tmp .gpu/go.tar.xz
 	echo "$trim_key" >.gpu/go.key
 	rm -f .gpu/go-trim.tar.xz # the name an older prepare.sh used
