@@ -2,11 +2,14 @@
 // on the same machine, in the same run: the teacher step (784-1200-1200-10,
 // cross-entropy), the distillation step (student 784-800-800-10 with the
 // frozen teacher's forward in the loop, α=0.9, T=4) and the student step,
-// batch 128, Adam — the shapes of ../shared/ref/torch/train_bench.py.
+// batch 128, Adam — the shapes of bench/torchref/distill_step.py.
 // Runs are interleaved (ours, PyTorch, ours, PyTorch, …) and the median
 // ratio is printed, because the machines here are shared and noisy.
 //
-//	go run ./bench/train -ref ../shared/ref/torch/train_bench.py
+//	go run ./bench/train
+//
+// Built with -tags torch (see docs/torch.md) it also measures the libtorch
+// backend: -backend torch [-device cuda].
 package main
 
 import (
@@ -29,7 +32,7 @@ import (
 )
 
 func main() {
-	ref := flag.String("ref", "../shared/ref/torch/train_bench.py", "PyTorch reference script (empty: skip)")
+	ref := flag.String("ref", "bench/torchref/distill_step.py", "PyTorch reference script (empty: skip)")
 	python := flag.String("python", "/usr/bin/python3", "python with torch")
 	be := flag.String("backend", "gorgonia", "backend to measure")
 	device := flag.String("device", "", "device for the backend")

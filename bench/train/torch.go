@@ -2,6 +2,6 @@
 
 package main
 
-// The libtorch backend, so that -tags torch builds can measure -backend torch
-// (scripts/gpu/run.sh does).
+// With the torch tag the benchmark can measure the libtorch backend too
+// (-backend torch).
 import _ "github.com/distill-dev/distill/backend/torch"

@@ -1,66 +1,170 @@
 #!/usr/bin/env bash
-# One command for a GPU box that has PyTorch (CUDA) but no Go and no network:
-# builds distill's libtorch backend against that PyTorch's libtorch, runs the
-# torch tests on CUDA, runs recipes/mnist-quick.yaml on CUDA, benchmarks the
-# distillation step against a PyTorch script of the same model in the same
-# run, and (time allowing) runs recipes/mnist-hinton.yaml.
+# Runs distill's libtorch backend on a GPU box that has PyTorch (CUDA) but
+# neither Go nor network, in two stages that each fit one call of a
+# time-limited machine, and prints one summary line per step.
 #
-# Prepare on a machine with Go and network (scripts/gpu/prepare.sh does it):
-#   .gpu/go-trim.tar.xz   a trimmed Go toolchain (../shared/device/mk-go-trim.sh)
-#   .gpu/mnist/*.gz       the four MNIST IDX files
-#   .gpu/vendor.tar.xz    vendor/ from go mod vendor (or vendor/ itself)
-# then copy the checkout there and run:  scripts/gpu/run.sh
-# HINTON=1 also runs recipes/mnist-hinton.yaml (a few minutes more).
-# Results (reports, logs) go to $OUT (default ./gpu-out).
+#   scripts/gpu/run.sh build   unpack the toolchain and vendor/ (from .gpu/,
+#                              made by scripts/gpu/prepare.sh), prepare gotch
+#                              for the box's libtorch, build distill, the
+#                              backend's test binary and the benchmark
+#   scripts/gpu/run.sh check   on CUDA: the backend's tests, the training
+#                              benchmark against PyTorch, recipes/mnist-quick.yaml;
+#                              each under a timeout, together at most 7 minutes
+#   scripts/gpu/run.sh all     both (the default)
+#
+# Options:
+#   --dry-run     the same flow on a CPU machine, every step on the CPU with
+#                 small budgets: what a GPU run does, short of CUDA itself
+#   --python PY   the interpreter whose PyTorch supplies libtorch (python3)
+# Environment: OUT (results; default .gpu/out), HINTON=1 adds
+# recipes/mnist-hinton.yaml to check (it does not fit the budget of a short
+# loan), TIMEOUT_SCALE multiplies every step's time limit (the limits fit a
+# 16-core GPU box; a dry run on 2 cores sets 4).
+#
+# The build stage writes into build/torch, .gpu/bin and .gpu/cache (the Go
+# build cache), all inside the checkout: a second call on the same machine
+# rebuilds nothing, and check runs build first when its binaries are
+# missing (a fresh machine). The exit status is that of the first failing
+# step; 3 means libtorch sees no CUDA device (outside --dry-run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-step() { echo "== $*" | tee -a "$OUT/summary.log"; }
+ROOT=$PWD
 
-[ -d vendor ] || tar xJf .gpu/vendor.tar.xz || exit 1
-if ! command -v go >/dev/null; then
-	mkdir -p /tmp/go && tar xJf .gpu/go-trim.tar.xz -C /tmp/go || exit 1
-	export GOROOT=/tmp/go PATH=/tmp/go/bin:$PATH
-fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=vendor GOCACHE=${GOCACHE:-/tmp/gocache}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/summary.log"
-"$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' | tee -a "$OUT/summary.log"
+STAGE=all DRY=0 PY=${PYTHON:-python3}
+while [ $# -gt 0 ]; do
+	case $1 in
+	build | check | all) STAGE=$1 ;;
+	--dry-run) DRY=1 ;;
+	--python) PY=${2:?--python needs an interpreter}; shift ;;
+	--python=*) PY=${1#*=} ;;
+	-h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
 
-step "prepare gotch for this PyTorch's libtorch"
-t0=$SECONDS
-scripts/torch/build.sh --python "$PY" --vendor >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-step "prepared in $((SECONDS - t0)) s"
-# The pip wheel's libraries (and the CUDA ones it depends on) must be found at run time.
-TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+OUT=${OUT:-$ROOT/.gpu/out}
+BIN=$ROOT/.gpu/bin
+mkdir -p "$OUT" "$BIN"
+SUMMARY=$OUT/summary.log
+DEVICE=cuda
+[ "$DRY" = 1 ] && DEVICE=cpu
 
-step "build"
-go build -tags torch -o /tmp/distill ./cmd/distill || exit 1
-/tmp/distill version | tee -a "$OUT/summary.log"
+# summary prints one line and keeps it in $OUT/summary.log.
+summary() { echo "run.sh: $*" | tee -a "$SUMMARY"; }
+# step NAME SECONDS LOG CMD...: runs CMD under a timeout with its output in
+# $OUT/LOG, prints one line with its status and time, and returns the
+# status (124: timed out).
+step() {
+	local name=$1 limit=$(($2 * ${TIMEOUT_SCALE:-1})) logf=$OUT/$3 t0=$SECONDS rc
+	shift 3
+	timeout --kill-after=10 "$limit" "$@" >"$logf" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		summary "$name: ok in $((SECONDS - t0)) s"
+	elif [ $rc = 124 ] || [ $rc = 137 ]; then
+		summary "$name: TIMED OUT after ${limit} s (log: $logf)"
+	else
+		summary "$name: FAILED (exit $rc) in $((SECONDS - t0)) s; last lines of $logf:"
+		tail -15 "$logf" | sed 's/^/    /' | tee -a "$SUMMARY"
+	fi
+	return $rc
+}
 
-step "torch backend tests on CUDA"
-DISTILL_TORCH_TEST_DEVICE=cuda DISTILL_TORCH_PYTHON=$PY go test -vet=off -tags torch -count=1 -timeout 150s ./backend/torch/ >"$OUT/test.log" 2>&1
-echo "tests exit $?" | tee -a "$OUT/summary.log"
-grep -E '^(ok|FAIL|---)' "$OUT/test.log" | head -40 | tee -a "$OUT/summary.log"
+# ---- The environment: Go from .gpu/ where none is installed, offline. ----
+setup_go() {
+	if ! command -v go >/dev/null; then
+		[ -f .gpu/go.tar.xz ] || { summary "toolchain: no go on PATH and no .gpu/go.tar.xz (run scripts/gpu/prepare.sh on a machine with Go, then carry .gpu/)"; exit 1; }
+		local gr=/tmp/distill-go
+		if [ ! -x $gr/bin/go ] || [ .gpu/go.tar.xz -nt $gr/bin/go ]; then
+			rm -rf $gr && mkdir -p $gr && tar xJf .gpu/go.tar.xz -C $gr || { summary "toolchain: cannot unpack .gpu/go.tar.xz"; exit 1; }
+			touch $gr/bin/go
+		fi
+		export GOROOT=$gr PATH=$gr/bin:$PATH
+	fi
+	if [ ! -d vendor ]; then
+		[ -f .gpu/vendor.tar.xz ] || { summary "vendor: no vendor/ and no .gpu/vendor.tar.xz (run scripts/gpu/prepare.sh)"; exit 1; }
+		tar xJf .gpu/vendor.tar.xz || { summary "vendor: cannot unpack .gpu/vendor.tar.xz"; exit 1; }
+	fi
+	export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=vendor GOWORK=off GOCACHE=$ROOT/.gpu/cache
+	export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+	go version >/dev/null 2>&1 || { summary "toolchain: go does not run"; exit 1; }
+}
 
-step "distillation step: distill (torch, cuda) vs PyTorch, same run"
-go run -tags torch ./bench/train -backend torch -device cuda -ref bench/torchref/distill_step.py -ref-device cuda -python "$PY" -rounds 3 -steps 200 2>&1 | tee "$OUT/bench.log"
+stage_build() {
+	local t0=$SECONDS
+	summary "build: $(go version | cut -d' ' -f3-), python $PY, device $DEVICE$([ "$DRY" = 1 ] && echo ' (dry run)')"
+	step "libtorch" 420 build.log scripts/torch/build.sh --python "$PY" --vendor || return
+	# build.sh leaves distill and the backend's test binary in build/torch,
+	# checked against the ops it had to stub.
+	cp build/torch/distill build/torch/torch.test "$BIN/" || return
+	step "bench binary" 120 build-bench.log go build -tags torch -o "$BIN/bench-train" ./bench/train || return
+	summary "build stage done in $((SECONDS - t0)) s: $("$BIN/distill" version | tr '\n' ' ')"
+}
 
-step "mnist-quick on CUDA"
-t0=$SECONDS
-# A shorter serving measurement than the recipe's default keeps the run brief.
-{ cat recipes/mnist-quick.yaml; printf '\nserving:\n  seconds: 0.5\n'; } >/tmp/mnist-quick-gpu.yaml
-/tmp/distill run /tmp/mnist-quick-gpu.yaml --backend torch --device cuda --data-dir "$PWD/.gpu/mnist" --out /tmp/run-quick --quiet >"$OUT/quick.md" 2>>"$OUT/summary.log"
-echo "mnist-quick exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/summary.log"
-cp /tmp/run-quick/report.json "$OUT/quick.json" 2>/dev/null
+torch_lib_path() {
+	# A pip wheel's libraries (and the CUDA ones they load) must be found at
+	# run time; Debian's are on the default path.
+	local lib
+	lib=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null) || return 0
+	export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
 
-if [ "${HINTON:-0}" = 1 ]; then
-	step "mnist-hinton on CUDA"
-	t0=$SECONDS
-	/tmp/distill run recipes/mnist-hinton.yaml --backend torch --device cuda --data-dir "$PWD/.gpu/mnist" --out /tmp/run-hinton --quiet >"$OUT/hinton.md" 2>>"$OUT/summary.log"
-	cp /tmp/run-hinton/report.json "$OUT/hinton.json" 2>/dev/null
-	echo "mnist-hinton exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/summary.log"
-fi
+stage_check() {
+	local t0=$SECONDS rc=0
+	# failed keeps the first failing step's status in rc.
+	failed() { [ "$rc" != 0 ] || rc=$1; }
+	for b in distill torch.test bench-train; do
+		[ -x "$BIN/$b" ] || { summary "check: $BIN/$b is missing; running the build stage first"; stage_build || return; break; }
+	done
+	torch_lib_path
+	if [ "$DRY" = 0 ]; then
+		command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/run.sh: gpu: /' | tee -a "$SUMMARY"
+		"$PY" -c 'import torch; print("run.sh: pytorch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>/dev/null | tee -a "$SUMMARY"
+	fi
+	local recipe=recipes/synthetic-tiny.yaml
+	# The first CUDA call: a tiny run on the device. Without a device the
+	# rest would only repeat the same error, so it stops here.
+	step "device probe ($DEVICE)" 30 probe.log "$BIN/distill" run "$recipe" --backend torch --device "$DEVICE" --out "$OUT/probe-run" --quiet || {
+		grep -q 'sees no CUDA device' "$OUT/probe.log" && { summary "libtorch sees no CUDA device: stopping"; return 3; }
+		return 1
+	}
+	local testargs=(-test.count=1 -test.timeout=140s) benchargs=(-rounds 3 -steps 200) quick=recipes/mnist-quick.yaml
+	if [ "$DRY" = 1 ]; then
+		testargs+=(-test.short)
+		benchargs=(-rounds 1 -steps 5 -modes distill)
+		quick=$recipe
+	fi
+	# The test binary runs in its package directory, as go test would.
+	step "backend tests ($DEVICE)" 150 test.log env DISTILL_TORCH_TEST_DEVICE="$DEVICE" DISTILL_TORCH_PYTHON="$PY" \
+		bash -c 'cd backend/torch && exec "$0" "$@"' "$BIN/torch.test" "${testargs[@]}" || failed $?
+	grep -E '^(--- FAIL|FAIL|PASS|ok)' "$OUT/test.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
+	step "training step vs PyTorch ($DEVICE)" 90 bench.log "$BIN/bench-train" -backend torch -device "$DEVICE" \
+		-ref bench/torchref/distill_step.py -ref-device "$DEVICE" -python "$PY" "${benchargs[@]}" || failed $?
+	grep -E '^(backend|teacher|distill|student) ' "$OUT/bench.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+	local data=()
+	[ -d .gpu/mnist ] && data=(--data-dir "$ROOT/.gpu/mnist")
+	# A shorter serving measurement than the recipe's keeps the run brief:
+	# the recipe without its serving section, and a short one added.
+	{
+		awk '/^serving:/ { skip = 1; next } skip && /^[^ #]/ { skip = 0 } !skip' "$quick"
+		printf '\nserving:\n  seconds: 0.5\n'
+	} >"$OUT/quick.yaml"
+	step "$(basename "$quick" .yaml) ($DEVICE)" 150 quick.log "$BIN/distill" run "$OUT/quick.yaml" --backend torch --device "$DEVICE" \
+		"${data[@]}" --out "$OUT/quick-run" --quiet || failed $?
+	[ -f "$OUT/quick-run/report.md" ] && cp "$OUT/quick-run/report.json" "$OUT/quick.json"
+	if [ "${HINTON:-0}" = 1 ]; then
+		step "mnist-hinton ($DEVICE)" 540 hinton.log "$BIN/distill" run recipes/mnist-hinton.yaml --backend torch --device "$DEVICE" \
+			"${data[@]}" --out "$OUT/hinton-run" --quiet || failed $?
+	fi
+	summary "check stage done in $((SECONDS - t0)) s, exit $rc"
+	return $rc
+}
+
+: >"$SUMMARY"
+setup_go
+case $STAGE in
+build) stage_build ;;
+check) stage_check ;;
+all) stage_build && stage_check ;;
+esac

@@ -10,11 +10,15 @@
 #      flags for that libtorch (include and library paths, C++11 ABI, CUDA);
 #   3. compiles libtch's C++ (g++ -fsyntax-only) and replaces the body of every
 #      generated wrapper that does not compile against this libtorch with a
-#      runtime error (scripts/torch/stubatg.go), until it compiles;
+#      runtime error (internal/tools/stubatg), until it compiles;
 #   4. writes build/torch/go.work (this module + replace gotch => ./gotch)
 #      and build/torch/go.mod for -modfile, so go.mod and go.sum stay
 #      untouched;
-#   5. builds gotch's libtch package once, so that later builds are cached.
+#   5. builds gotch's libtch package once, so that later builds are cached;
+#   6. builds distill and the backend's test binary and fails if they call
+#      any wrapper that step 3 stubbed (the list is read from the binaries'
+#      symbols, so it follows the code): a core op that does not compile is
+#      a build error with the compiler's message, never a run-time one.
 # It is idempotent: when build/torch is already prepared for the same
 # libtorch it only prints how to build.
 #
@@ -78,11 +82,16 @@ command -v "$CXX" >/dev/null || die "$CXX is not on PATH: install g++ (apt-get i
 ABI="" VERSION=""
 if [ -n "$PYTHON" ]; then
 	KIND=python
+	# Only stdout carries the answers: a warning that `import torch` prints
+	# on stderr must not become the torch path.
+	pyerr=$(mktemp)
 	info=$("$PYTHON" -c 'import os, torch
 print(os.path.dirname(torch.__file__))
 print(torch.__version__)
-print(int(torch.compiled_with_cxx11_abi()))' 2>&1) ||
-		die "$PYTHON cannot import torch: $info"
+print(int(torch.compiled_with_cxx11_abi()))' 2>"$pyerr") ||
+		die "$PYTHON cannot import torch: $(cat "$pyerr")"
+	rm -f "$pyerr"
+	[ "$(wc -l <<<"$info")" = 3 ] || die "$PYTHON printed something other than torch's path, version and ABI: $info"
 	TDIR=$(sed -n 1p <<<"$info") VERSION=$(sed -n 2p <<<"$info") ABI=$(sed -n 3p <<<"$info")
 	INCS=("$TDIR/include" "$TDIR/include/torch/csrc/api/include")
 	LIBDIR=$TDIR/lib
@@ -149,7 +158,7 @@ STAMP_KEY="kind=$KIND version=$VERSION abi=$ABI cuda=$CUDA std=${STD:-auto} vend
 incs=${INCS[*]}
 libdir=$LIBDIR $(stat -Lc '%s %Y' "$LIBDIR/libtorch_cpu.so")
 gotch=$GOTCH_VER $ORIG
-scripts=$(cat "$SCRIPTS/build.sh" "$SCRIPTS/stubatg.go" | sha256sum | cut -c1-16)"
+scripts=$(cat "$SCRIPTS/build.sh" "$ROOT"/internal/tools/stubatg/*.go | sha256sum | cut -c1-16)"
 if [ "$VENDOR" = 1 ]; then
 	STAMP=$BUILD/stamp-vendor LIBTCH=$SRC/libtch
 else
@@ -204,16 +213,38 @@ print_usage() {
 
 # GOFLAGS without any -mod=..., for the go commands run here.
 GOFLAGS_NOMOD=$(sed -E 's/(^| )-mod=[a-z]+//g' <<<"${GOFLAGS:-}")
+# go runs the module's own commands (stubatg) and the torch builds.
+gomod() { (cd "$ROOT" && GOWORK=off GOFLAGS="$GOFLAGS_NOMOD $([ "$VENDOR" = 1 ] && echo -mod=vendor)" go "$@"); }
+gotorch() {
+	if [ "$VENDOR" = 1 ]; then
+		(cd "$ROOT" && GOWORK=off GOFLAGS="$GOFLAGS_NOMOD -mod=vendor" go "$@")
+	else
+		(cd "$ROOT" && GOWORK=$BUILD/go.work GOFLAGS=$GOFLAGS_NOMOD go "$@")
+	fi
+}
+
+# check_core_ops builds the binaries that use the backend and fails when
+# one of them calls a stubbed wrapper.
+check_core_ops() {
+	log "checking that no wrapper distill calls was stubbed (building distill and the backend's tests)"
+	gotorch build -tags torch -o "$BUILD/distill" ./cmd/distill
+	gotorch test -c -tags torch -o "$BUILD/torch.test" ./backend/torch
+	"$BUILD/stubatg" check -list "$BUILD/stubbed.txt" "$BUILD/distill" "$BUILD/torch.test" >&2 ||
+		die "libtorch $VERSION lacks ops the torch backend needs (above); use a libtorch gotch $GOTCH_VER supports (2.1) or one listed in docs/torch.md"
+}
 
 if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_KEY" ] && [ -f "$LIBTCH/lib.go" ]; then
 	log "already prepared (delete $STAMP or pass --force to redo)"
 	[ "$VENDOR" = 1 ] || write_workspace
+	[ -x "$BUILD/stubatg" ] || gomod build -o "$BUILD/stubatg" ./internal/tools/stubatg
+	check_core_ops
 	print_usage
 	exit 0
 fi
 rm -f "$STAMP"
 mkdir -p "$BUILD"
 : >"$BUILD/stubbed.txt"
+gomod build -o "$BUILD/stubatg" ./internal/tools/stubatg || die "cannot build internal/tools/stubatg"
 
 # ---- 2. A fresh, writable copy of gotch (or pristine vendored libtch). ----
 if [ "$VENDOR" = 1 ]; then
@@ -322,10 +353,8 @@ while :; do
 	cat "$BUILD"/cxx-errors.*.txt >"$BUILD/cxx-errors.txt"
 	[ "$ok" = 1 ] && break
 	[ $pass -le 4 ] || die "libtch still does not compile after $pass passes; see $BUILD/cxx-errors.txt"
-	(cd "$SCRIPTS" && go run stubatg.go -dir "$LIBTCH" -log "$BUILD/cxx-errors.txt" -list "$BUILD/stubbed.txt") || {
-		grep -m 20 'error:' "$BUILD/cxx-errors.txt" >&2 || true
-		die "libtch does not compile against libtorch $VERSION and the errors cannot be stubbed; see $BUILD/cxx-errors.txt"
-	}
+	"$BUILD/stubatg" stub -dir "$LIBTCH" -log "$BUILD/cxx-errors.txt" -list "$BUILD/stubbed.txt" ||
+		die "libtch does not compile against libtorch $VERSION and the errors cannot be stubbed (the first is quoted above); all of them: $BUILD/cxx-errors.txt"
 done
 sort -u -o "$BUILD/stubbed.txt" "$BUILD/stubbed.txt"
 log "$(wc -l <"$BUILD/stubbed.txt") wrappers stubbed"
@@ -333,11 +362,11 @@ log "$(wc -l <"$BUILD/stubbed.txt") wrappers stubbed"
 # ---- 5. The workspace, and a first build of libtch into the Go build cache. ----
 if [ "$VENDOR" = 1 ]; then
 	log "building vendored libtch (cgo, ~1.5 minutes on 2 cores)"
-	(cd "$ROOT" && GOFLAGS="$GOFLAGS_NOMOD -mod=vendor" GOWORK=off go build github.com/sugarme/gotch/libtch)
 else
 	write_workspace
 	log "building libtch (cgo, ~1.5 minutes on 2 cores)"
-	(cd "$ROOT" && GOWORK=$BUILD/go.work GOFLAGS=$GOFLAGS_NOMOD go build github.com/sugarme/gotch/libtch)
 fi
+gotorch build github.com/sugarme/gotch/libtch
+check_core_ops
 echo "$STAMP_KEY" >"$STAMP"
 print_usage
