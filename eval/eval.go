@@ -32,6 +32,8 @@ func Logits(ctx context.Context, p Predictor, ds Inputs, inputSize, classes, bat
 		return nil, fmt.Errorf("eval: batch size must be >= 1, got %d", batch)
 	}
 	n := ds.Len()
+	// A batch larger than the data would only allocate rows never filled.
+	batch = max(min(batch, n), 1)
 	out := make([]float32, n*classes)
 	x := make([]float32, batch*inputSize)
 	y := make([]int32, batch)

@@ -117,3 +117,16 @@ func TestNonFiniteLogits(t *testing.T) {
 		t.Error("ECE accepted label 5 of 2 classes")
 	}
 }
+
+// TestLogitsBatchLargerThanData: a batch size far beyond the data (as a
+// recipe may give) is clipped to it rather than allocated.
+func TestLogitsBatchLargerThanData(t *testing.T) {
+	p := &predictor{spec: model.Spec{Name: "m"}, classes: 3, bad: -1}
+	logits, err := eval.Logits(context.Background(), p, inputs(10), 1, 3, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logits) != 30 {
+		t.Errorf("%d logits, want 30", len(logits))
+	}
+}

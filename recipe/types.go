@@ -285,9 +285,9 @@ type Distill struct {
 type FeatureTerm struct {
 	Student string `yaml:"student"`
 	Teacher string `yaml:"teacher"`
-	// Weight of the term, > 0; default 1 for hints and, for attention,
-	// loss.DefaultAttentionWeight (1000: the β of the authors' code, which
-	// weighs the same mean-squared form).
+	// Weight of the term, > 0; default 1 for hints and 1000 for attention
+	// (the β of the authors' code, which weighs the same mean-squared
+	// form; loss.DefaultAttentionWeight).
 	Weight float64 `yaml:"weight"`
 	// Distance of a hint: mse (default) or cosine.
 	Distance string `yaml:"distance"`
@@ -335,8 +335,8 @@ type Serving struct {
 	// Seconds each batch size is timed, > 0, default 2.
 	Seconds float64 `yaml:"seconds"`
 	// Batches whose throughput is timed; default [1, 8, 32, 128, 256].
-	// They are not bounded by the test set (examples are repeated to
-	// fill a batch), only by memory: see CheckResources.
+	// They may exceed the test set (examples repeat to fill a batch);
+	// validation refuses a batch that does not fit in memory.
 	Batches []int `yaml:"batches"`
 	// LatencyTargetMS bounds the p99 latency of the batch size a model is
 	// priced at, > 0, default 100.
@@ -354,9 +354,8 @@ func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {
-	// BatchSize ≥ 1, default 1000. A batch larger than the test set
-	// evaluates the whole set at once (and is checked against memory at
-	// that size, see CheckResources).
+	// Examples per evaluation batch, ≥ 1, default 1000; a batch larger
+	// than the test set evaluates the whole set at once.
 	BatchSize int `yaml:"batch_size"`
 	ECEBins   int `yaml:"ece_bins"` // calibration-error bins, ≥ 1, default 15
 }
