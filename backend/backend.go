@@ -161,10 +161,12 @@ func (o Optimizer) MaxNormScale(norm float64) float64 {
 }
 
 // MaxNormed reports whether max-norm constrains parameter p of spec: the
-// weight of a linear or conv2d layer.
+// weight of a layer whose rows are the incoming weights of its units
+// (model.KindInfo.Quantizable: linear, conv2d).
 func MaxNormed(spec model.Spec, p model.Param) bool {
 	l, _, ok := spec.Layer(p.Layer)
-	return ok && p.Name == p.Layer+".weight" && (l.Kind == model.KindLinear || l.Kind == model.KindConv2D)
+	info, known := model.Describe(l.Kind)
+	return ok && known && info.Quantizable && p.Name == p.Layer+".weight"
 }
 
 // WithDefaults fills Adam's zero hyper-parameters with the usual values.

@@ -8,7 +8,7 @@ type MLPConfig struct {
 	Input        []int // per-example input shape; flattened first if not 1-D
 	Hidden       []int // widths of the hidden layers
 	Classes      int
-	Activation   string  // relu (default), tanh, sigmoid
+	Activation   Kind    // relu (default), tanh, sigmoid
 	Dropout      float64 // after every hidden activation
 	InputDropout float64 // on the input, as in Hinton et al. 2012
 }
@@ -57,7 +57,7 @@ type CNNConfig struct {
 	Conv       []ConvBlock
 	Hidden     []int
 	Classes    int
-	Activation string
+	Activation Kind
 	Dropout    float64 // in the MLP head
 }
 

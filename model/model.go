@@ -14,23 +14,11 @@ import (
 	"strings"
 )
 
-// Layer kinds.
-const (
-	KindLinear  = "linear"  // y = x·Wᵀ + b; Out units
-	KindConv2D  = "conv2d"  // NCHW convolution; Out channels, Kernel, Stride, Padding
-	KindMaxPool = "maxpool" // 2-D max pool; Kernel, Stride (defaults to Kernel)
-	KindFlatten = "flatten" // [N, C, H, W] -> [N, C·H·W]
-	KindReLU    = "relu"
-	KindTanh    = "tanh"
-	KindSigmoid = "sigmoid"
-	KindDropout = "dropout" // Rate = probability of dropping; identity at inference
-)
-
 // Layer is one named step of a network. Only the fields meaningful for its
 // Kind are set.
 type Layer struct {
 	Name    string  `json:"name"`
-	Kind    string  `json:"kind"`
+	Kind    Kind    `json:"kind"`
 	Out     int     `json:"out,omitempty"`
 	Kernel  int     `json:"kernel,omitempty"`
 	Stride  int     `json:"stride,omitempty"`
@@ -74,9 +62,19 @@ type Param struct {
 	Layer string
 	Shape []int
 	// FanIn is the number of inputs feeding one output unit; it sets the
-	// scale of the default initialisation.
+	// scale of InitFanIn.
 	FanIn int
+	Init  InitRule
 }
+
+// InitRule says how Spec.Init draws a parameter.
+type InitRule uint8
+
+const (
+	// InitFanIn draws uniformly in ±1/√FanIn, as PyTorch's nn.Linear and
+	// nn.Conv2d do by default.
+	InitFanIn InitRule = iota
+)
 
 // Weights maps parameter names to tensors.
 type Weights map[string]Tensor
@@ -90,56 +88,15 @@ func (s Spec) Shapes() ([][]int, error) {
 	cur := append([]int(nil), s.Input...)
 	out := make([][]int, len(s.Layers))
 	for i, l := range s.Layers {
-		switch l.Kind {
-		case KindLinear:
-			if len(cur) != 1 {
-				return nil, fmt.Errorf("model: layer %q (linear) needs a flat input, got shape %v: add a flatten layer before it", l.Name, cur)
-			}
-			if l.Out <= 0 {
-				return nil, fmt.Errorf("model: layer %q (linear) needs out > 0", l.Name)
-			}
-			cur = []int{l.Out}
-		case KindConv2D:
-			if len(cur) != 3 {
-				return nil, fmt.Errorf("model: layer %q (conv2d) needs a [C,H,W] input, got shape %v", l.Name, cur)
-			}
-			if l.Out <= 0 || l.Kernel <= 0 {
-				return nil, fmt.Errorf("model: layer %q (conv2d) needs out > 0 and kernel > 0", l.Name)
-			}
-			st := max(l.Stride, 1)
-			h := (cur[1]+2*l.Padding-l.Kernel)/st + 1
-			w := (cur[2]+2*l.Padding-l.Kernel)/st + 1
-			if h <= 0 || w <= 0 {
-				return nil, fmt.Errorf("model: layer %q (conv2d) kernel %d does not fit input %v", l.Name, l.Kernel, cur)
-			}
-			cur = []int{l.Out, h, w}
-		case KindMaxPool:
-			if len(cur) != 3 {
-				return nil, fmt.Errorf("model: layer %q (maxpool) needs a [C,H,W] input, got shape %v", l.Name, cur)
-			}
-			if l.Kernel <= 0 {
-				return nil, fmt.Errorf("model: layer %q (maxpool) needs kernel > 0", l.Name)
-			}
-			st := l.Stride
-			if st <= 0 {
-				st = l.Kernel
-			}
-			h := (cur[1]-l.Kernel)/st + 1
-			w := (cur[2]-l.Kernel)/st + 1
-			if h <= 0 || w <= 0 {
-				return nil, fmt.Errorf("model: layer %q (maxpool) kernel %d does not fit input %v", l.Name, l.Kernel, cur)
-			}
-			cur = []int{cur[0], h, w}
-		case KindFlatten:
-			cur = []int{Numel(cur)}
-		case KindReLU, KindTanh, KindSigmoid:
-		case KindDropout:
-			if l.Rate < 0 || l.Rate >= 1 {
-				return nil, fmt.Errorf("model: layer %q (dropout) rate %v must be in [0, 1)", l.Name, l.Rate)
-			}
-		default:
-			return nil, fmt.Errorf("model: layer %q has unknown kind %q", l.Name, l.Kind)
+		info, ok := kinds[l.Kind]
+		if !ok {
+			return nil, fmt.Errorf("model: layer %q has unknown kind %q (known: %v)", l.Name, l.Kind, Kinds())
 		}
+		next, err := info.OutShape(l, cur)
+		if err != nil {
+			return nil, err
+		}
+		cur = next
 		out[i] = append([]int(nil), cur...)
 	}
 	return out, nil
@@ -194,16 +151,8 @@ func (s Spec) Params() ([]Param, error) {
 	var ps []Param
 	in := s.Input
 	for i, l := range s.Layers {
-		switch l.Kind {
-		case KindLinear:
-			ps = append(ps,
-				Param{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0]}, FanIn: in[0]},
-				Param{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: in[0]})
-		case KindConv2D:
-			fan := in[0] * l.Kernel * l.Kernel
-			ps = append(ps,
-				Param{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0], l.Kernel, l.Kernel}, FanIn: fan},
-				Param{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fan})
+		if p := kinds[l.Kind].Params; p != nil {
+			ps = append(ps, p(l, in)...)
 		}
 		in = shapes[i]
 	}
@@ -241,9 +190,9 @@ func (s Spec) DropoutLayers() ([]Layer, [][]int, error) {
 	return ls, sh, nil
 }
 
-// Init returns freshly initialised weights, as PyTorch's nn.Linear and
-// nn.Conv2d do by default (uniform in ±1/√fan_in), drawn from seed so
-// that every backend starts from the same numbers.
+// Init returns freshly initialised weights, each by its parameter's
+// InitRule, drawn from seed so that every backend starts from the same
+// numbers.
 func (s Spec) Init(seed uint64) (Weights, error) {
 	ps, err := s.Params()
 	if err != nil {
@@ -253,9 +202,14 @@ func (s Spec) Init(seed uint64) (Weights, error) {
 	w := make(Weights, len(ps))
 	for _, p := range ps {
 		t := NewTensor(p.Shape...)
-		bound := 1 / math.Sqrt(float64(p.FanIn))
-		for i := range t.Data {
-			t.Data[i] = float32((rng.Float64()*2 - 1) * bound)
+		switch p.Init {
+		case InitFanIn:
+			bound := 1 / math.Sqrt(float64(p.FanIn))
+			for i := range t.Data {
+				t.Data[i] = float32((rng.Float64()*2 - 1) * bound)
+			}
+		default:
+			return nil, fmt.Errorf("model: parameter %q has unknown init rule %d", p.Name, p.Init)
 		}
 		w[p.Name] = t
 	}

@@ -75,95 +75,28 @@ func build(spec model.Spec, w model.Weights, qm *runtime.QuantModel, meta map[st
 		used:  map[string]bool{InputName: true, OutputName: true},
 		qinit: map[string][2]string{},
 	}
-	// The runtime's rules, so that the graph rounds where the runtime does.
-	quantized := qm.Quantized
-	needsFloat := func(i int) bool { return qm.FloatAfter(i) }
-
-	cur := InputName
-	st := actState{}
+	e := &exporter{b: b, spec: spec, w: w, qm: qm, cur: InputName}
 	if qm != nil {
-		st = actState{q: qm.Input, qok: true}
+		e.st = actState{q: qm.Input, qok: true}
 	}
 	in := spec.Input
-	for i := 0; i < len(spec.Layers); i++ {
-		l := spec.Layers[i]
-		switch l.Kind {
-		case model.KindDropout:
-			// The identity at inference.
-		case model.KindFlatten:
-			cur = b.node("Flatten", l.Name, []string{cur}, intAttr("axis", 1))
-			st.fresh = false
-		case model.KindMaxPool:
-			stride := l.Stride
-			if stride <= 0 {
-				stride = l.Kernel
-			}
-			cur = b.node("MaxPool", l.Name, []string{cur},
-				intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", stride, stride))
-			st.fresh = false
-		case model.KindLinear, model.KindConv2D:
-			relu := runtime.FusedReLU(spec.Layers, i)
-			x, wt, bias := cur, "", ""
-			if quantized(l.Name) {
-				if !st.qok {
-					return nil, fmt.Errorf("onnx: layer %q is quantized but its input has no quantization parameters", l.Name)
-				}
-				if !st.fresh {
-					x = b.qdq(cur, st.qkey, st.q)
-				}
-				ql := qm.Layers[l.Name]
-				wshape := weightShape(l, in)
-				wt, bias = b.quantizedParams(l.Name, ql, wshape, st.q.Scale)
-			} else {
-				wt = b.floatInit(l.Name+".weight", w[l.Name+".weight"])
-				bias = b.floatInit(l.Name+".bias", w[l.Name+".bias"])
-			}
-			if l.Kind == model.KindLinear {
-				cur = b.node("Gemm", l.Name, []string{x, wt, bias}, intAttr("transB", 1))
-			} else {
-				s := max(l.Stride, 1)
-				cur = b.node("Conv", l.Name, []string{x, wt, bias},
-					intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", s, s),
-					intsAttr("pads", l.Padding, l.Padding, l.Padding, l.Padding))
-			}
-			if relu >= 0 {
-				cur = b.node("Relu", spec.Layers[relu].Name, []string{cur})
-				i = relu
-			}
-			if qm == nil {
-				break
-			}
-			st = actState{q: qm.Act[l.Name], qok: true, qkey: l.Name}
-			if quantized(l.Name) && !needsFloat(i) {
-				cur = b.qdq(cur, l.Name, st.q)
-				st.u8, st.fresh = true, true
-			}
-		case model.KindReLU:
-			cur = b.node("Relu", l.Name, []string{cur})
-			st.fresh = false
-		case model.KindTanh, model.KindSigmoid:
-			op := "Tanh"
-			if l.Kind == model.KindSigmoid {
-				op = "Sigmoid"
-			}
-			cur = b.node(op, l.Name, []string{cur})
-			if qm == nil {
-				break
-			}
-			q, ok := qm.Act[l.Name]
-			if st.u8 && ok {
-				// The runtime maps uint8 to uint8 through a table.
-				cur = b.qdq(cur, l.Name, q)
-				st = actState{u8: true, fresh: true, q: q, qok: true, qkey: l.Name}
-			} else {
-				st = actState{q: q, qok: ok, qkey: l.Name}
-			}
-		default:
-			return nil, fmt.Errorf("onnx: layer %q: unsupported kind %q", l.Name, l.Kind)
+	for e.i = 0; e.i < len(spec.Layers); e.i++ {
+		l := spec.Layers[e.i]
+		if info, _ := model.Describe(l.Kind); info.IdentityAtInference {
+			in = shapes[e.i]
+			continue
 		}
-		in = shapes[i]
+		export, err := exporters.Lookup(l.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("onnx: layer %q: %w", l.Name, err)
+		}
+		out := shapes[e.i] // before export advances e.i past fused layers
+		if err := export(e, l, in); err != nil {
+			return nil, err
+		}
+		in = out
 	}
-	b.finish(cur)
+	b.finish(e.cur)
 
 	dims := append([]int{-1}, spec.Input...)
 	b.g.Input = []*onnxpb.ValueInfoProto{valueInfo(InputName, dims)}
@@ -194,15 +127,6 @@ func graphName(spec model.Spec) string {
 		return spec.Name
 	}
 	return "distill"
-}
-
-// weightShape is the PyTorch-layout shape of a linear or conv2d layer's
-// weight, given the layer's per-example input shape.
-func weightShape(l model.Layer, in []int) []int {
-	if l.Kind == model.KindLinear {
-		return []int{l.Out, in[0]}
-	}
-	return []int{l.Out, in[0], l.Kernel, l.Kernel}
 }
 
 // name returns base, or base with a numeric suffix if base is taken.

@@ -231,8 +231,7 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 	m.Act = map[string]runtime.QParams{}
 	float := map[string]bool{}
 	for _, name := range doc.Fallback {
-		l, _, ok := doc.Spec.Layer(name)
-		if !ok || (l.Kind != model.KindLinear && l.Kind != model.KindConv2D) {
+		if !runtime.Quantizable(doc.Spec, name) {
 			return nil, fmt.Errorf("fallback layer %q is not a linear or conv2d layer of the spec", name)
 		}
 		float[name] = true

@@ -123,8 +123,7 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 	}
 	hists := map[string]*histogram{"": newHistogram(cfg.Bins)} // "" is the input
 	for _, l := range spec.Layers {
-		switch l.Kind {
-		case model.KindLinear, model.KindConv2D, model.KindTanh, model.KindSigmoid:
+		if runtime.NeedsActParams(l.Kind) {
 			hists[l.Name] = newHistogram(cfg.Bins)
 		}
 	}
@@ -225,24 +224,27 @@ func inputScales(spec model.Spec, input runtime.QParams, act map[string]runtime.
 	out := map[string]runtime.QParams{}
 	cur := input
 	for _, l := range spec.Layers {
-		switch l.Kind {
-		case model.KindLinear, model.KindConv2D:
+		if runtime.Quantizable(spec, l.Name) {
 			out[l.Name] = cur
-			cur = act[l.Name]
-		case model.KindTanh, model.KindSigmoid:
+		}
+		if runtime.NeedsActParams(l.Kind) {
 			cur = act[l.Name]
 		}
 	}
 	return out
 }
 
-// quantizeWeights quantizes every linear and conv2d layer.
+// quantizeWeights quantizes every quantizable layer.
 func quantizeWeights(spec model.Spec, w model.Weights, input runtime.QParams, act map[string]runtime.QParams) (map[string]runtime.QLayer, error) {
 	ins := inputScales(spec, input, act)
 	layers := map[string]runtime.QLayer{}
 	for _, l := range spec.Layers {
-		if l.Kind != model.KindLinear && l.Kind != model.KindConv2D {
+		if !runtime.Quantizable(spec, l.Name) {
 			continue
+		}
+		quantizeLayer, err := weightQuantizers.Lookup(l.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("quantize: layer %q: %w", l.Name, err)
 		}
 		ql, err := quantizeLayer(w[l.Name+".weight"].Data, w[l.Name+".bias"].Data, l.Out, ins[l.Name].Scale)
 		if err != nil {

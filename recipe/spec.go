@@ -48,7 +48,7 @@ func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
 			Input:        input,
 			Hidden:       m.Hidden,
 			Classes:      classes,
-			Activation:   m.Activation,
+			Activation:   model.Kind(m.Activation),
 			Dropout:      m.Dropout,
 			InputDropout: m.InputDropout,
 		})
@@ -69,7 +69,7 @@ func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
 			Conv:       blocks,
 			Hidden:     m.Hidden,
 			Classes:    classes,
-			Activation: m.Activation,
+			Activation: model.Kind(m.Activation),
 			Dropout:    m.Dropout,
 		})
 	}

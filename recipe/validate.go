@@ -10,6 +10,7 @@ import (
 
 	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
 )
 
 // Allowed values of the enumerated keys.
@@ -17,10 +18,19 @@ var (
 	backends    = []string{"gorgonia", "torch"}
 	datasets    = []string{"mnist", "synthetic"}
 	modelTypes  = []string{"mlp", "cnn"}
-	activations = []string{"relu", "tanh", "sigmoid"}
+	activations = kindNames(model.Activations())
 	optimizers  = []string{"adam", "sgd"}
 	schedules   = []string{"constant", "cosine", "step", "exponential"}
 )
+
+// kindNames spells layer kinds as recipes do.
+func kindNames(ks []model.Kind) []string {
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = string(k)
+	}
+	return names
+}
 
 var (
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda|cuda:[0-9]+)$`)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -78,10 +77,12 @@ func (qm *QuantModel) FloatAfter(i int) bool {
 		return true
 	}
 	for k := i + 1; k < len(qm.Spec.Layers); k++ {
-		switch l := qm.Spec.Layers[k]; l.Kind {
-		case model.KindLinear, model.KindConv2D:
+		l := qm.Spec.Layers[k]
+		info, _ := model.Describe(l.Kind)
+		switch {
+		case info.Quantizable:
 			return !qm.Quantized(l.Name)
-		case model.KindTanh, model.KindSigmoid:
+		case !info.KeepsQuantParams:
 			_, ok := qm.Act[l.Name]
 			return !ok
 		}
@@ -107,6 +108,29 @@ func CompileInt8(m *QuantModel) (*Program, error) {
 		return nil, err
 	}
 	return build(m.Spec, m.Float, m)
+}
+
+// NeedsActParams reports whether the output of a layer of kind k has
+// activation parameters of its own in a QuantModel; the other kinds keep
+// their input's.
+func NeedsActParams(k model.Kind) bool {
+	info, ok := model.Describe(k)
+	return ok && !info.KeepsQuantParams
+}
+
+func identityAtInference(k model.Kind) bool {
+	info, ok := model.Describe(k)
+	return ok && info.IdentityAtInference
+}
+
+// Quantizable reports whether layer name of spec can run in INT8.
+func Quantizable(spec model.Spec, name string) bool {
+	l, _, ok := spec.Layer(name)
+	if !ok {
+		return false
+	}
+	info, ok := model.Describe(l.Kind)
+	return ok && info.Quantizable
 }
 
 // Validate checks that m is complete and consistent: every linear and
@@ -163,18 +187,18 @@ func (m *QuantModel) Validate() error {
 		}
 	}
 	for _, l := range m.Spec.Layers {
-		switch l.Kind {
-		case model.KindLinear, model.KindConv2D, model.KindTanh, model.KindSigmoid:
-			q, ok := m.Act[l.Name]
-			if !ok {
-				errs = append(errs, fmt.Errorf("no activation parameters for the output of layer %q", l.Name))
-			} else if err := q.Check(); err != nil {
-				errs = append(errs, fmt.Errorf("activation of layer %q: %w", l.Name, err))
-			}
+		if !NeedsActParams(l.Kind) {
+			continue
+		}
+		q, ok := m.Act[l.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("no activation parameters for the output of layer %q", l.Name))
+		} else if err := q.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("activation of layer %q: %w", l.Name, err))
 		}
 	}
 	for name := range m.Layers {
-		if l, _, ok := m.Spec.Layer(name); !ok || (l.Kind != model.KindLinear && l.Kind != model.KindConv2D) {
+		if !Quantizable(m.Spec, name) {
 			errs = append(errs, fmt.Errorf("quantized layer %q is not a linear or conv2d layer of the spec", name))
 		}
 	}
@@ -185,11 +209,11 @@ func (m *QuantModel) Validate() error {
 }
 
 // FusedReLU returns the index of the relu layer that layer i of layers is
-// fused with when compiled (skipping dropout layers), or -1. The ONNX
-// exporter mirrors the same fusion.
+// fused with when compiled (skipping layers that are the identity at
+// inference), or -1. The ONNX exporter mirrors the same fusion.
 func FusedReLU(layers []model.Layer, i int) int {
 	j := i + 1
-	for j < len(layers) && layers[j].Kind == model.KindDropout {
+	for j < len(layers) && identityAtInference(layers[j].Kind) {
 		j++
 	}
 	if j < len(layers) && layers[j].Kind == model.KindReLU {
@@ -206,115 +230,67 @@ type tensorState struct {
 	producer string // layer that produced it ("input" at first)
 }
 
+// compiler is the state of build between layers; the per-kind
+// implementations in kinds.go append the ops of one layer each.
+type compiler struct {
+	spec model.Spec
+	w    model.Weights
+	qm   *QuantModel // nil for a float32 program
+	p    *Program
+	st   tensorState
+	// i is the index of the layer being compiled; an implementation that
+	// fuses the layers after it advances i past them.
+	i int
+}
+
 func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	p := &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}
-	quantized := qm.Quantized
-	needsFloat := func(i int) bool { return qm.FloatAfter(i) }
-	st := tensorState{producer: "input"}
+	c := &compiler{spec: spec, w: w, qm: qm, st: tensorState{producer: "input"},
+		p: &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}}
 	if qm != nil {
-		st.q, st.qok = qm.Input, true
+		c.st.q, c.st.qok = qm.Input, true
 	}
 	cur := spec.Input
-	for i := 0; i < len(spec.Layers); i++ {
-		l := spec.Layers[i]
-		out := shapes[i]
-		switch l.Kind {
-		case model.KindDropout, model.KindFlatten:
-		case model.KindLinear, model.KindConv2D:
-			relu := false
-			if j := FusedReLU(spec.Layers, i); j >= 0 {
-				relu, i = true, j
+	for c.i = 0; c.i < len(spec.Layers); c.i++ {
+		l := spec.Layers[c.i]
+		out := shapes[c.i]
+		if identityAtInference(l.Kind) {
+			cur = out
+			continue
+		}
+		f32, err := f32Kinds.Lookup(l.Kind)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: layer %q: %w", l.Name, err)
+		}
+		done := false
+		if qm != nil {
+			i8, err := i8Kinds.Lookup(l.Kind)
+			if err != nil {
+				return nil, fmt.Errorf("runtime: layer %q: %w", l.Name, err)
 			}
-			var g convGeom
-			fanIn := cur[0]
-			if l.Kind == model.KindConv2D {
-				g = convGeom{c: cur[0], h: cur[1], w: cur[2], o: l.Out, oh: out[1], ow: out[2],
-					k: l.Kernel, stride: max(l.Stride, 1), pad: l.Padding}
-				fanIn = g.kdim()
+			if done, err = i8(c, l, cur, out); err != nil {
+				return nil, err
 			}
-			if quantized(l.Name) {
-				if !st.u8 {
-					if !st.qok {
-						return nil, fmt.Errorf("runtime: layer %q is quantized but the output of %q has no quantization parameters", l.Name, st.producer)
-					}
-					p.ops = append(p.ops, &quantizeOp{layer: st.producer, q: st.q})
-					st.u8 = true
-				}
-				ql := qm.Layers[l.Name]
-				pw := gemm.PackI8(ql.Weight, l.Out, fanIn)
-				outFloat := needsFloat(i)
-				outQ := qm.Act[l.Name]
-				rq := gemm.Requant{Offset: make([]int32, l.Out), Scale: make([]float32, l.Out), ReLU: relu}
-				for c := range rq.Offset {
-					rq.Offset[c] = ql.Bias[c] - st.q.ZeroPoint*pw.ColSums()[c]
-					s := float64(st.q.Scale) * float64(ql.Scale[c])
-					if !outFloat {
-						s /= float64(outQ.Scale)
-					}
-					rq.Scale[c] = float32(s)
-				}
-				if !outFloat {
-					rq.ZeroPoint = outQ.ZeroPoint
-				}
-				if l.Kind == model.KindLinear {
-					p.ops = append(p.ops, &linearI8{layer: l.Name, w: pw, rq: rq, outFloat: outFloat, outQ: outQ, in: fanIn, out: l.Out})
-				} else {
-					p.ops = append(p.ops, &convI8{layer: l.Name, g: g, w: pw, rq: rq, outFloat: outFloat, outQ: outQ})
-				}
-				st = tensorState{u8: !outFloat, q: outQ, qok: true, producer: l.Name}
-				break
+		}
+		if !done {
+			if c.st.u8 {
+				c.p.ops = append(c.p.ops, &dequantizeOp{layer: c.st.producer})
+				c.st.u8 = false
 			}
-			if st.u8 {
-				p.ops = append(p.ops, &dequantizeOp{layer: st.producer})
-				st.u8 = false
+			if err := f32(c, l, cur, out); err != nil {
+				return nil, err
 			}
-			wt, bt := w[l.Name+".weight"], w[l.Name+".bias"]
-			pw := gemm.PackF32(wt.Data, l.Out, fanIn)
-			bias := append([]float32(nil), bt.Data...)
-			if l.Kind == model.KindLinear {
-				p.ops = append(p.ops, &linearF32{layer: l.Name, w: pw, bias: bias, relu: relu, in: fanIn, out: l.Out})
-			} else {
-				p.ops = append(p.ops, &convF32{layer: l.Name, g: g, w: pw, bias: bias, relu: relu})
-			}
-			st = tensorState{producer: l.Name}
-			if qm != nil {
-				st.q, st.qok = qm.Act[l.Name], true
-			}
-		case model.KindMaxPool:
-			stride := l.Stride
-			if stride <= 0 {
-				stride = l.Kernel
-			}
-			p.ops = append(p.ops, &maxPoolOp{layer: l.Name, g: poolGeom{c: cur[0], h: cur[1], w: cur[2], oh: out[1], ow: out[2], k: l.Kernel, stride: stride}})
-		case model.KindReLU, model.KindTanh, model.KindSigmoid:
-			if st.u8 {
-				if l.Kind == model.KindReLU {
-					p.ops = append(p.ops, newLUT(l.Name, l.Kind, st.q, st.q))
-					break
-				}
-				if oq, ok := qm.Act[l.Name]; ok {
-					p.ops = append(p.ops, newLUT(l.Name, l.Kind, st.q, oq))
-					st = tensorState{u8: true, q: oq, qok: true, producer: l.Name}
-					break
-				}
-				p.ops = append(p.ops, &dequantizeOp{layer: st.producer})
-				st.u8 = false
-			}
-			p.ops = append(p.ops, &actF32{layer: l.Name, kind: l.Kind})
-			if l.Kind != model.KindReLU {
-				st = tensorState{producer: l.Name}
+			if NeedsActParams(l.Kind) {
+				c.st = tensorState{producer: l.Name}
 				if qm != nil {
-					st.q, st.qok = qm.Act[l.Name]
+					c.st.q, c.st.qok = qm.Act[l.Name]
 				}
 			}
-		default:
-			return nil, fmt.Errorf("runtime: layer %q: unsupported kind %q", l.Name, l.Kind)
 		}
 		cur = out
 	}
-	return p, nil
+	return c.p, nil
 }

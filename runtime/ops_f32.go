@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/model"
 )
 
 // linearF32 is y = x·Wᵀ + b, optionally fused with a ReLU.
@@ -180,10 +181,11 @@ func (o *maxPoolOp) run(s *scratch, in value, n int) value {
 	return value{f: buf, dim: o.g.out(), slot: slot}
 }
 
-// actF32 applies relu, tanh or sigmoid to float32 activations.
+// actF32 applies an element-wise activation to float32 activations.
 type actF32 struct {
 	layer string
-	kind  string
+	kind  model.Kind
+	apply func(src, dst []float32)
 }
 
 func (o *actF32) name() string     { return o.layer }
@@ -195,23 +197,29 @@ func (o *actF32) run(s *scratch, in value, n int) value {
 	if in.slot < 0 { // never write the caller's input
 		dst, slot = s.outF(in, size)
 	}
-	src := in.f[:size]
-	switch o.kind {
-	case "relu":
-		for i, v := range src {
-			if !(v > 0) {
-				v = 0
-			}
-			dst[i] = v
-		}
-	case "tanh":
-		for i, v := range src {
-			dst[i] = float32(math.Tanh(float64(v)))
-		}
-	case "sigmoid":
-		for i, v := range src {
-			dst[i] = float32(1 / (1 + math.Exp(-float64(v))))
-		}
-	}
+	o.apply(in.f[:size], dst)
 	return value{f: dst, dim: in.dim, slot: slot}
 }
+
+func reluF32(src, dst []float32) {
+	for i, v := range src {
+		if !(v > 0) {
+			v = 0
+		}
+		dst[i] = v
+	}
+}
+
+func tanhF32(src, dst []float32) {
+	for i, v := range src {
+		dst[i] = float32(math.Tanh(float64(v)))
+	}
+}
+
+func sigmoidF32(src, dst []float32) {
+	for i, v := range src {
+		dst[i] = float32(sigmoid64(float64(v)))
+	}
+}
+
+func sigmoid64(x float64) float64 { return 1 / (1 + math.Exp(-x)) }

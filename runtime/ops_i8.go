@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/model"
 )
 
 // quantizeOp converts float32 activations to uint8.
@@ -136,7 +137,7 @@ func (o *convI8) run(s *scratch, in value, n int) value {
 // input's quantization to the output's.
 type lutU8 struct {
 	layer string
-	kind  string
+	kind  model.Kind
 	lut   [256]uint8
 	outQ  QParams
 }
@@ -144,20 +145,21 @@ type lutU8 struct {
 func (o *lutU8) name() string     { return o.layer }
 func (o *lutU8) describe() string { return fmt.Sprintf("%s[%s u8 table]", o.kind, o.layer) }
 
-func newLUT(layer, kind string, in, out QParams) *lutU8 {
+// newReLULUT is a ReLU on uint8 activations: it keeps the input's
+// parameters and clamps below at the zero point.
+func newReLULUT(layer string, in QParams) *lutU8 {
+	o := &lutU8{layer: layer, kind: model.KindReLU, outQ: in}
+	for q := range 256 {
+		o.lut[q] = uint8(max(int32(q), in.ZeroPoint))
+	}
+	return o
+}
+
+// newLUT tabulates f from the input's quantization to the output's.
+func newLUT(layer string, kind model.Kind, f func(float64) float64, in, out QParams) *lutU8 {
 	o := &lutU8{layer: layer, kind: kind, outQ: out}
 	for q := range 256 {
-		x := float64(in.Scale) * float64(int32(q)-in.ZeroPoint)
-		var y float64
-		switch kind {
-		case "relu":
-			o.lut[q] = uint8(max(int32(q), in.ZeroPoint))
-			continue
-		case "tanh":
-			y = math.Tanh(x)
-		case "sigmoid":
-			y = 1 / (1 + math.Exp(-x))
-		}
+		y := f(float64(in.Scale) * float64(int32(q)-in.ZeroPoint))
 		v := math.RoundToEven(y/float64(out.Scale)) + float64(out.ZeroPoint)
 		o.lut[q] = uint8(min(max(v, 0), 255))
 	}

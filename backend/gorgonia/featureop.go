@@ -114,7 +114,7 @@ func newAdapterParams(plans []loss.FeaturePlan) *params {
 }
 
 // join returns the parameters of p followed by those of q, sharing their
-// tensors. Its spec only serves layerKind's look-ups.
+// tensors. Its spec only serves transposed's look-ups.
 func (p *params) join(q *params) *params {
 	j := &params{spec: model.Spec{Name: p.spec.Name}}
 	for _, x := range []*params{p, q} {

@@ -39,18 +39,21 @@ func newParams(spec model.Spec, w model.Weights) (*params, error) {
 	return p, nil
 }
 
-func layerKind(spec model.Spec, layer string) string {
+// transposed reports whether the parameters of layer are stored
+// transposed: a 2-D weight as [in, out] and the bias as [1, out].
+func transposed(spec model.Spec, layer string) bool {
 	l, _, _ := spec.Layer(layer)
-	return l.Kind
+	impl, err := layers.Lookup(l.Kind)
+	return err == nil && impl.transposed
 }
 
 // toInternal converts a PyTorch-layout tensor to gorgonia's layout.
 func toInternal(spec model.Spec, p model.Param, t model.Tensor) *tensor.Dense {
 	data := make([]float32, len(t.Data))
-	kind := layerKind(spec, p.Layer)
+	tr := transposed(spec, p.Layer)
 	var shape tensor.Shape
 	switch {
-	case kind == model.KindLinear && len(p.Shape) == 2: // [out,in] -> [in,out]
+	case tr && len(p.Shape) == 2: // [out,in] -> [in,out]
 		out, in := p.Shape[0], p.Shape[1]
 		for o := 0; o < out; o++ {
 			for i := 0; i < in; i++ {
@@ -58,7 +61,7 @@ func toInternal(spec model.Spec, p model.Param, t model.Tensor) *tensor.Dense {
 			}
 		}
 		shape = tensor.Shape{in, out}
-	case kind == model.KindLinear: // bias
+	case tr: // bias
 		copy(data, t.Data)
 		shape = tensor.Shape{1, p.Shape[0]}
 	case len(p.Shape) == 4:
@@ -76,7 +79,7 @@ func toInternal(spec model.Spec, p model.Param, t model.Tensor) *tensor.Dense {
 func (p *params) canonical(i int, src []float32) model.Tensor {
 	pr := p.list[i]
 	t := model.NewTensor(pr.Shape...)
-	if layerKind(p.spec, pr.Layer) == model.KindLinear && len(pr.Shape) == 2 {
+	if transposed(p.spec, pr.Layer) && len(pr.Shape) == 2 {
 		out, in := pr.Shape[0], pr.Shape[1]
 		for o := 0; o < out; o++ {
 			for i := 0; i < in; i++ {
@@ -155,40 +158,9 @@ func build(p *params, batch int, read []string, tr *trainSpec) (*graph, error) {
 	outs := map[string]*G.Node{} // each layer's output
 	h := x
 	for li, l := range spec.Layers[:last+1] {
-		switch l.Kind {
-		case model.KindLinear:
-			if h, err = G.Mul(h, byName[l.Name+".weight"]); err == nil {
-				h, err = G.BroadcastAdd(h, byName[l.Name+".bias"], nil, []byte{0})
-			}
-		case model.KindConv2D:
-			st := max(l.Stride, 1)
-			if h, err = G.Conv2d(h, byName[l.Name+".weight"], tensor.Shape{l.Kernel, l.Kernel},
-				[]int{l.Padding, l.Padding}, []int{st, st}, []int{1, 1}); err == nil {
-				h, err = G.BroadcastAdd(h, byName[l.Name+".bias"], nil, []byte{0, 2, 3})
-			}
-		case model.KindMaxPool:
-			st := l.Stride
-			if st <= 0 {
-				st = l.Kernel
-			}
-			h, err = G.MaxPool2D(h, tensor.Shape{l.Kernel, l.Kernel}, []int{0, 0}, []int{st, st})
-		case model.KindFlatten:
-			h, err = G.Reshape(h, tensor.Shape{batch, model.Numel(shapes[li])})
-		case model.KindReLU:
-			h, err = G.Rectify(h)
-		case model.KindTanh:
-			h, err = G.Tanh(h)
-		case model.KindSigmoid:
-			h, err = G.Sigmoid(h)
-		case model.KindDropout:
-			if tr == nil || l.Rate == 0 {
-				break // the identity
-			}
-			m := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(h.Shape().Clone()...))
-			gr.masks = append(gr.masks, m)
-			h, err = G.HadamardProd(h, G.NodeFromAny(g, m, G.WithName("mask."+l.Name)))
-		default:
-			err = fmt.Errorf("unsupported layer kind %q", l.Kind)
+		impl, err := layers.Lookup(l.Kind)
+		if err == nil {
+			h, err = impl.build(step{l: l, out: shapes[li], gr: gr, params: byName, train: tr != nil}, h)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("gorgonia: building layer %q (%s): %w", l.Name, l.Kind, err)

@@ -302,9 +302,9 @@ func (o *hostOptimizer) maxNorm(grads []*tensor.Dense) {
 		w := o.p.values[i].Data().([]float32)
 		out := pr.Shape[0]
 		per := len(w) / out
-		stride, step := per, 1 // conv: unit u is w[u*per : (u+1)*per]
-		if layerKind(o.p.spec, pr.Layer) == model.KindLinear {
-			stride, step = 1, out // linear: unit u is w[u], w[u+out], …
+		stride, step := per, 1 // PyTorch layout: unit u is w[u*per : (u+1)*per]
+		if transposed(o.p.spec, pr.Layer) {
+			stride, step = 1, out // [in, out]: unit u is w[u], w[u+out], …
 		}
 		for u := 0; u < out; u++ {
 			var ss float64

@@ -24,6 +24,7 @@ type Model struct {
 	drop    []int // per layer: index into the batch's masks, or -1
 	dropDim [][]int
 	shapes  [][]int // per layer, the per-example output shape
+	impls   []layerImpl
 
 	closed bool
 }
@@ -50,6 +51,12 @@ func newModel(b *Backend, spec model.Spec) (*Model, error) {
 	for i, p := range params {
 		m.index[p.Name] = i
 	}
+	m.impls = make([]layerImpl, len(spec.Layers))
+	for i, l := range spec.Layers {
+		if m.impls[i], err = layers.Lookup(l.Kind); err != nil {
+			return nil, fmt.Errorf("torch backend: layer %q: %w", l.Name, err)
+		}
+	}
 	m.drop = make([]int, len(spec.Layers))
 	for i, l := range spec.Layers {
 		m.drop[i] = -1
@@ -72,37 +79,8 @@ func (m *Model) Spec() model.Spec { return m.spec }
 // 0..last and returns the output of layer last. capture, when not nil, is
 // called with each layer's index and output.
 func (m *Model) forward(s *scope, x ctensor, masks []ctensor, last int, capture func(layer int, out ctensor)) ctensor {
-	for i, l := range m.spec.Layers[:last+1] {
-		switch l.Kind {
-		case model.KindLinear, model.KindConv2D:
-			w := m.tensors[m.index[l.Name+".weight"]]
-			b := m.tensors[m.index[l.Name+".bias"]]
-			if l.Kind == model.KindLinear {
-				x = s.linear(x, w, b)
-			} else {
-				x = s.conv2d(x, w, b, max(l.Stride, 1), l.Padding)
-			}
-		case model.KindMaxPool:
-			st := l.Stride
-			if st <= 0 {
-				st = l.Kernel
-			}
-			x = s.maxPool2d(x, l.Kernel, st)
-		case model.KindFlatten:
-			x = s.flatten(x)
-		case model.KindReLU:
-			x = s.relu(x)
-		case model.KindTanh:
-			x = s.tanh(x)
-		case model.KindSigmoid:
-			x = s.sigmoid(x)
-		case model.KindDropout:
-			if j := m.drop[i]; j >= 0 && masks != nil {
-				x = s.mul(x, masks[j])
-			}
-		default:
-			s.fail(fmt.Errorf("torch backend: layer %q has unknown kind %q", l.Name, l.Kind))
-		}
+	for i := range m.spec.Layers[:last+1] {
+		x = m.impls[i](m, s, i, x, masks)
 		if capture != nil && s.err == nil {
 			capture(i, x)
 		}
