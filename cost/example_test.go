@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/runtime"
 )
 
 func ExamplePerMillion() {
@@ -36,7 +36,7 @@ func ExampleMeasure() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	prog, err := runtime.Compile(spec, w)
+	prog, err := infer.Compile(spec, w)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	distillrt "github.com/distill-dev/distill/runtime"
 )
 
 // quick keeps the measurements of the tests short.
@@ -139,7 +139,7 @@ func TestMeasureRuntimeProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := distillrt.Compile(spec, w)
+	p, err := infer.Compile(spec, w)
 	if err != nil {
 		t.Fatal(err)
 	}

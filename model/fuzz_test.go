@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // FuzzLoad feeds model.Load a fuzzed JSON spec and a fuzzed safetensors
@@ -87,7 +87,7 @@ func FuzzLoad(f *testing.F) {
 				return // valid, but too big to run at fuzzing speed
 			}
 		}
-		p, err := runtime.Compile(spec, w)
+		p, err := infer.Compile(spec, w)
 		if err != nil {
 			t.Fatalf("accepted a model that does not compile: %v", err)
 		}

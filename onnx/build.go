@@ -12,10 +12,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx/onnxpb"
 	"github.com/distill-dev/distill/quantize"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // buildFP32 builds the ONNX model of a float32 network.
@@ -48,14 +48,14 @@ func buildInt8(m *quantize.Model) (*onnxpb.ModelProto, error) {
 }
 
 // actState is what the builder knows of the activation between layers;
-// it mirrors the state package runtime's compiler keeps, so that the
+// it mirrors the state package infer's compiler keeps, so that the
 // graph quantizes where the INT8 runtime does.
 type actState struct {
-	u8    bool            // the runtime holds it as uint8: its values lie on the grid of q
-	fresh bool            // the tensor is the output of a DequantizeLinear with q
-	q     runtime.QParams // its quantization parameters, if qok
-	qok   bool            // q is known
-	qkey  string          // whose parameters q are: a layer's name, "" for the input
+	u8    bool          // the runtime holds it as uint8: its values lie on the grid of q
+	fresh bool          // the tensor is the output of a DequantizeLinear with q
+	q     infer.QParams // its quantization parameters, if qok
+	qok   bool          // q is known
+	qkey  string        // whose parameters q are: a layer's name, "" for the input
 }
 
 // builder accumulates a graph.
@@ -65,7 +65,7 @@ type builder struct {
 	qinit map[string][2]string // qkey → scale and zero-point initializers
 }
 
-func build(spec model.Spec, w model.Weights, qm *runtime.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
+func build(spec model.Spec, w model.Weights, qm *infer.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
@@ -166,7 +166,7 @@ func (b *builder) finish(cur string) {
 // qdq quantizes x with the activation parameters of qkey (a layer, or
 // "" for the input) and
 // dequantizes it back, returning the dequantized tensor.
-func (b *builder) qdq(x, qkey string, q runtime.QParams) string {
+func (b *builder) qdq(x, qkey string, q infer.QParams) string {
 	names, ok := b.qinit[qkey]
 	if !ok {
 		prefix := qkey + ".out"
@@ -184,7 +184,7 @@ func (b *builder) qdq(x, qkey string, q runtime.QParams) string {
 // quantizedParams adds a quantized layer's int8 weight and int32 bias and
 // their per-channel DequantizeLinear nodes, returning the dequantized
 // weight and bias.
-func (b *builder) quantizedParams(layer string, ql runtime.QLayer, wshape []int, inScale float32) (wt, bias string) {
+func (b *builder) quantizedParams(layer string, ql infer.QLayer, wshape []int, inScale float32) (wt, bias string) {
 	out := wshape[0]
 	wq := b.init(layer+".weight_quantized", onnxpb.TensorProto_INT8, wshape, i8Bytes(ql.Weight))
 	ws := b.init(layer+".weight_scale", onnxpb.TensorProto_FLOAT, []int{out}, f32Bytes(ql.Scale))

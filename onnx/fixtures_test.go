@@ -10,10 +10,10 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx/onnxpb"
 	"github.com/distill-dev/distill/quantize"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // testCase is a network exported in float32 and INT8, with inputs.
@@ -147,10 +147,10 @@ func decode(t testing.TB, b []byte) *onnxpb.ModelProto {
 	return m
 }
 
-// ours runs package runtime's FP32 and INT8 programs on the inputs.
+// ours runs package infer's FP32 and INT8 programs on the inputs.
 func (c testCase) ours(t testing.TB) (fp32, int8 []float32) {
 	t.Helper()
-	fp, err := runtime.Compile(c.spec, c.w)
+	fp, err := infer.Compile(c.spec, c.w)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,9 @@ package onnx
 import (
 	"fmt"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/kindreg"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // exporter is the state of build between layers; the per-kind exporters
@@ -14,9 +14,9 @@ type exporter struct {
 	b    *builder
 	spec model.Spec
 	w    model.Weights
-	qm   *runtime.QuantModel // nil for a float32 graph
-	cur  string              // the tensor the next layer reads
-	st   actState            // what the runtime would hold for cur
+	qm   *infer.QuantModel // nil for a float32 graph
+	cur  string            // the tensor the next layer reads
+	st   actState          // what the runtime would hold for cur
 	// i is the index of the layer being exported; an exporter that fuses
 	// the layers after it advances i past them.
 	i int
@@ -72,7 +72,7 @@ func init() {
 // consumer follows, so that the graph rounds where the runtime does.
 func (e *exporter) gemm(l model.Layer, in []int, node func(x, wt, bias string) string) error {
 	b, qm := e.b, e.qm
-	relu := runtime.FusedReLU(e.spec.Layers, e.i)
+	relu := infer.FusedReLU(e.spec.Layers, e.i)
 	x, wt, bias := e.cur, "", ""
 	if qm.Quantized(l.Name) {
 		if !e.st.qok {

@@ -22,7 +22,7 @@ func (c testCase) inputShape() []int { return append([]int{c.n}, c.spec.Input...
 
 // TestGraphsComputeWhatRuntimeDoes evaluates the exported graphs with a
 // literal implementation of the ONNX operators (no ONNX Runtime needed)
-// and compares them with package runtime.
+// and compares them with package infer.
 func TestGraphsComputeWhatRuntimeDoes(t *testing.T) {
 	for _, c := range testCases(t) {
 		t.Run(c.name, func(t *testing.T) {

@@ -102,7 +102,7 @@ func runORT(t *testing.T, onnxModel []byte, x []float32, inShape []int, classes 
 }
 
 // TestONNXRuntime runs the exported models in ONNX Runtime and compares
-// their logits with package runtime's.
+// their logits with package infer's.
 func TestONNXRuntime(t *testing.T) {
 	needORT(t)
 	t.Logf("ONNX Runtime %s", ort.GetVersion())

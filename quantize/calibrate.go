@@ -4,7 +4,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/distill-dev/distill/runtime"
+	"github.com/distill-dev/distill/infer"
 )
 
 // Method is how the clipping range of an activation is chosen from its
@@ -224,14 +224,14 @@ func (h *histogram) mseRange() (float64, float64) {
 
 // actParams turns a clipping range into uint8 quantization parameters:
 // scale = (b−a)/255 and the zero point that represents 0.0 exactly.
-func actParams(a, b float64) runtime.QParams {
+func actParams(a, b float64) infer.QParams {
 	if !(b > a) {
-		return runtime.QParams{Scale: 1, ZeroPoint: 0}
+		return infer.QParams{Scale: 1, ZeroPoint: 0}
 	}
 	s := float32((b - a) / 255)
 	if !(s > 0) || math.IsInf(float64(s), 0) {
 		s = max(math.SmallestNonzeroFloat32*1e6, min(s, math.MaxFloat32/1e3))
 	}
 	zp := math.RoundToEven(-a / float64(s))
-	return runtime.QParams{Scale: s, ZeroPoint: int32(min(max(zp, 0), 255))}
+	return infer.QParams{Scale: s, ZeroPoint: int32(min(max(zp, 0), 255))}
 }

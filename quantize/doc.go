@@ -9,7 +9,7 @@
 // error). Activations become per-tensor asymmetric uint8 (scale and zero
 // point), weights per-output-channel symmetric int8, biases int32 with
 // scale s_in·s_w[c]. The resulting Model compiles with
-// runtime.CompileInt8 (or Model.Compile) into a program that runs INT8
+// infer.CompileInt8 (or Model.Compile) into a program that runs INT8
 // end to end with fused requantization between layers and produces
 // float32 logits.
 //

@@ -7,13 +7,13 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // Evaluator measures a predictor's accuracy (higher is better), on a
 // held-out set for instance.
-type Evaluator func(p runtime.Predictor) (accuracy float64, err error)
+type Evaluator func(p infer.Predictor) (accuracy float64, err error)
 
 // Ranking is how WithFallback measures a layer's sensitivity.
 type Ranking int
@@ -91,7 +91,7 @@ func WithFallback(ctx context.Context, m *Model, w model.Weights, eval Evaluator
 	if budget.MaxDrop < 0 {
 		return nil, nil, fmt.Errorf("quantize: negative accuracy budget %v", budget.MaxDrop)
 	}
-	fp, err := runtime.Compile(m.Spec, w)
+	fp, err := infer.Compile(m.Spec, w)
 	if err != nil {
 		return nil, nil, fmt.Errorf("quantize: fallback: %w", err)
 	}

@@ -14,9 +14,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 	"github.com/distill-dev/distill/safetensors"
 )
 
@@ -32,14 +32,14 @@ var ErrInvalidFile = errors.New("invalid quantized model file")
 
 // fileDoc is the content of <name>.json.
 type fileDoc struct {
-	Format      string                     `json:"format"`
-	Spec        model.Spec                 `json:"spec"`
-	Method      Method                     `json:"method"`
-	Percentile  float64                    `json:"percentile,omitempty"`
-	Fallback    []string                   `json:"fallback,omitempty"`
-	Input       runtime.QParams            `json:"input"`
-	Activations map[string]runtime.QParams `json:"activations"`
-	SHA256      string                     `json:"sha256"`
+	Format      string                   `json:"format"`
+	Spec        model.Spec               `json:"spec"`
+	Method      Method                   `json:"method"`
+	Percentile  float64                  `json:"percentile,omitempty"`
+	Fallback    []string                 `json:"fallback,omitempty"`
+	Input       infer.QParams            `json:"input"`
+	Activations map[string]infer.QParams `json:"activations"`
+	SHA256      string                   `json:"sha256"`
 }
 
 // Tensor names in the safetensors file, for layer L and activation A:
@@ -226,12 +226,12 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 	}
 	m := &Model{Method: doc.Method, Percentile: doc.Percentile, Fallback: doc.Fallback}
 	m.Spec = doc.Spec
-	m.Layers = map[string]runtime.QLayer{}
+	m.Layers = map[string]infer.QLayer{}
 	m.Float = model.Weights{}
-	m.Act = map[string]runtime.QParams{}
+	m.Act = map[string]infer.QParams{}
 	float := map[string]bool{}
 	for _, name := range doc.Fallback {
-		if !runtime.Quantizable(doc.Spec, name) {
+		if !infer.Quantizable(doc.Spec, name) {
 			return nil, fmt.Errorf("fallback layer %q is not a linear or conv2d layer of the spec", name)
 		}
 		float[name] = true
@@ -294,24 +294,24 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 		}
 		m.Layers[p.Layer] = ql
 	}
-	scalar := func(scaleName, zeroName string, want runtime.QParams) (runtime.QParams, error) {
+	scalar := func(scaleName, zeroName string, want infer.QParams) (infer.QParams, error) {
 		t, err := get(scaleName, safetensors.Float32, []int{})
 		if err != nil {
-			return runtime.QParams{}, err
+			return infer.QParams{}, err
 		}
 		s, err := t.Float32()
 		if err != nil {
-			return runtime.QParams{}, err
+			return infer.QParams{}, err
 		}
 		t, err = get(zeroName, safetensors.Uint8, []int{})
 		if err != nil {
-			return runtime.QParams{}, err
+			return infer.QParams{}, err
 		}
 		z, err := t.Uint8()
 		if err != nil {
-			return runtime.QParams{}, err
+			return infer.QParams{}, err
 		}
-		q := runtime.QParams{Scale: s[0], ZeroPoint: int32(z[0])}
+		q := infer.QParams{Scale: s[0], ZeroPoint: int32(z[0])}
 		if err := q.Check(); err != nil {
 			return q, fmt.Errorf("%s: %w", scaleName, err)
 		}

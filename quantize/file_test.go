@@ -14,8 +14,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 	"github.com/distill-dev/distill/safetensors"
 )
 
@@ -196,7 +196,7 @@ func checkLoaded(t *testing.T, jsonBytes, st []byte) {
 		}
 		return
 	}
-	p, err := runtime.CompileInt8(&m.QuantModel)
+	p, err := infer.CompileInt8(&m.QuantModel)
 	if err != nil {
 		t.Fatalf("Load accepted a model that does not compile: %v", err)
 	}

@@ -8,8 +8,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // Calibration yields the batches of inputs that calibration runs the
@@ -86,10 +86,10 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // Model is a post-training quantized network: the runtime's QuantModel
-// and how it was made. It compiles with Compile (runtime.CompileInt8)
+// and how it was made. It compiles with Compile (infer.CompileInt8)
 // and is stored with Save and Load.
 type Model struct {
-	runtime.QuantModel
+	infer.QuantModel
 	// Method and Percentile record the calibration.
 	Method     Method
 	Percentile float64
@@ -98,7 +98,7 @@ type Model struct {
 }
 
 // Compile compiles the model for the INT8 runtime.
-func (m *Model) Compile() (*runtime.Program, error) { return runtime.CompileInt8(&m.QuantModel) }
+func (m *Model) Compile() (*infer.Program, error) { return infer.CompileInt8(&m.QuantModel) }
 
 // ErrNoCalibrationData is returned when the calibration yields no
 // examples.
@@ -117,13 +117,13 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 	if err != nil {
 		return nil, err
 	}
-	prog, err := runtime.Compile(spec, w)
+	prog, err := infer.Compile(spec, w)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	hists := map[string]*histogram{"": newHistogram(cfg.Bins)} // "" is the input
 	for _, l := range spec.Layers {
-		if runtime.NeedsActParams(l.Kind) {
+		if infer.NeedsActParams(l.Kind) {
 			hists[l.Name] = newHistogram(cfg.Bins)
 		}
 	}
@@ -182,7 +182,7 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 	}
 	m := &Model{Method: cfg.Method, Percentile: cfg.Percentile}
 	m.Spec = spec
-	m.Act = make(map[string]runtime.QParams, len(hists))
+	m.Act = make(map[string]infer.QParams, len(hists))
 	for name, h := range hists {
 		a, b := clipRange(h, cfg.Method, cfg.Percentile)
 		q := actParams(a, b)
@@ -220,14 +220,14 @@ func nonFinite(spec model.Spec, what string, vals []float32, n, first int) error
 // inputScales returns, for each linear and conv2d layer, the scale of the
 // activation it reads: the input's, or that of the last producer before
 // it (max-pool, flatten, dropout and ReLU keep their input's).
-func inputScales(spec model.Spec, input runtime.QParams, act map[string]runtime.QParams) map[string]runtime.QParams {
-	out := map[string]runtime.QParams{}
+func inputScales(spec model.Spec, input infer.QParams, act map[string]infer.QParams) map[string]infer.QParams {
+	out := map[string]infer.QParams{}
 	cur := input
 	for _, l := range spec.Layers {
-		if runtime.Quantizable(spec, l.Name) {
+		if infer.Quantizable(spec, l.Name) {
 			out[l.Name] = cur
 		}
-		if runtime.NeedsActParams(l.Kind) {
+		if infer.NeedsActParams(l.Kind) {
 			cur = act[l.Name]
 		}
 	}
@@ -235,11 +235,11 @@ func inputScales(spec model.Spec, input runtime.QParams, act map[string]runtime.
 }
 
 // quantizeWeights quantizes every quantizable layer.
-func quantizeWeights(spec model.Spec, w model.Weights, input runtime.QParams, act map[string]runtime.QParams) (map[string]runtime.QLayer, error) {
+func quantizeWeights(spec model.Spec, w model.Weights, input infer.QParams, act map[string]infer.QParams) (map[string]infer.QLayer, error) {
 	ins := inputScales(spec, input, act)
-	layers := map[string]runtime.QLayer{}
+	layers := map[string]infer.QLayer{}
 	for _, l := range spec.Layers {
-		if !runtime.Quantizable(spec, l.Name) {
+		if !infer.Quantizable(spec, l.Name) {
 			continue
 		}
 		quantizeLayer, err := weightQuantizers.Lookup(l.Kind)
@@ -257,9 +257,9 @@ func quantizeWeights(spec model.Spec, w model.Weights, input runtime.QParams, ac
 
 // quantizeLayer quantizes one layer's weights (per output channel,
 // symmetric, [−127, 127]) and bias (int32, scale sIn·sW[c]).
-func quantizeLayer(wt, bias []float32, out int, sIn float32) (runtime.QLayer, error) {
+func quantizeLayer(wt, bias []float32, out int, sIn float32) (infer.QLayer, error) {
 	fan := len(wt) / out
-	ql := runtime.QLayer{Weight: make([]int8, len(wt)), Scale: make([]float32, out), Bias: make([]int32, out)}
+	ql := infer.QLayer{Weight: make([]int8, len(wt)), Scale: make([]float32, out), Bias: make([]int32, out)}
 	for c := 0; c < out; c++ {
 		row := wt[c*fan : (c+1)*fan]
 		var m float64

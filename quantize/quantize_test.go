@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 func TestHistogramStreaming(t *testing.T) {
@@ -173,7 +173,7 @@ func cnnSpec(t testing.TB) model.Spec {
 
 // agreement is the fraction of examples where p's argmax equals ref's
 // (an accuracy against the float32 network's labels).
-func agreement(ref, p runtime.Predictor, xs [][]float32, classes int) (float64, error) {
+func agreement(ref, p infer.Predictor, xs [][]float32, classes int) (float64, error) {
 	n := len(xs)
 	x := slices.Concat(xs...)
 	a := make([]float32, n*classes)
@@ -207,7 +207,7 @@ func TestQuantizeMethods(t *testing.T) {
 	for _, spec := range []model.Spec{mlpSpec(t), cnnSpec(t)} {
 		w, xs := testNet(t, spec, 400)
 		calib, test := xs[:200], xs[200:]
-		fp, err := runtime.Compile(spec, w)
+		fp, err := infer.Compile(spec, w)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,9 +288,9 @@ func TestQuantizeErrors(t *testing.T) {
 
 // quantizedLayers parses which layers of a program run in INT8 from its
 // description.
-func quantizedLayers(p runtime.Predictor) map[string]bool {
+func quantizedLayers(p infer.Predictor) map[string]bool {
 	out := map[string]bool{}
-	for _, step := range strings.Split(p.(*runtime.Program).String(), " → ") {
+	for _, step := range strings.Split(p.(*infer.Program).String(), " → ") {
 		i := strings.Index(step, "[")
 		if i < 0 {
 			continue
@@ -312,7 +312,7 @@ func TestWithFallbackSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	penalty := map[string]float64{"fc1": 0.05, "fc2": 0.2, "fc3": 0.01}
-	eval := func(p runtime.Predictor) (float64, error) {
+	eval := func(p infer.Predictor) (float64, error) {
 		acc := 1.0
 		for name, q := range quantizedLayers(p) {
 			if q {
@@ -361,12 +361,12 @@ func TestWithFallbackSynthetic(t *testing.T) {
 func TestWithFallbackReal(t *testing.T) {
 	spec := mlpSpec(t)
 	w, xs := testNet(t, spec, 300)
-	fp, _ := runtime.Compile(spec, w)
+	fp, _ := infer.Compile(spec, w)
 	qm, err := Quantize(context.Background(), spec, w, FromSlices(xs[:100], 50), Config{Method: MinMax})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := func(p runtime.Predictor) (float64, error) { return agreement(fp, p, xs[100:], spec.Classes) }
+	eval := func(p infer.Predictor) (float64, error) { return agreement(fp, p, xs[100:], spec.Classes) }
 	m, rep, err := WithFallback(context.Background(), qm, w, eval, Budget{MaxDrop: 0})
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/jsonschema"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // validate checks the report.json at path against schema.json, and that
@@ -53,7 +53,7 @@ func TestSchemaMatchesMeasuredReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, _ := spec.Init(1)
-	prog, err := runtime.Compile(spec, w)
+	prog, err := infer.Compile(spec, w)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx"
 	"github.com/distill-dev/distill/quantize"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // engine is one way of computing the logits of a batch.
@@ -88,7 +88,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fp, err := runtime.Compile(spec, w)
+	fp, err := infer.Compile(spec, w)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -262,8 +262,8 @@ func pct(c float64) string {
 	return fmt.Sprintf("%.0f%%", 100*c)
 }
 
-// program is an engine running a compiled runtime.Program.
-func program(name string, p *runtime.Program) engine {
+// program is an engine running a compiled infer.Program.
+func program(name string, p *infer.Program) engine {
 	return engine{name: name, prepare: func(x []float32, n int) (func() error, func() []float32, error) {
 		out := make([]float32, n*p.Classes())
 		return func() error { return p.Forward(x, n, out) }, func() []float32 { return out }, nil

@@ -16,7 +16,7 @@ import (
 	"syscall"
 
 	"github.com/distill-dev/distill/backend"
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -54,7 +54,7 @@ func execute(ctx context.Context, args []string) int {
 	fmt.Fprintln(os.Stderr, msg)
 	var ue usageError
 	var re *recipe.Error
-	var ie *distill.Interrupted
+	var ie *pipeline.Interrupted
 	switch {
 	case errors.As(err, &ie):
 		return exitInterrupted // its message says what a rerun resumes

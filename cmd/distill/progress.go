@@ -13,7 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 )
 
 // progress turns the library's events into a progress bar on a terminal,
@@ -52,7 +52,7 @@ func newProgress(w *os.File, log *slog.Logger, quiet bool) *progress {
 
 // key names what one bar shows: a model's training or labelling, or the
 // whole evaluation (whose events name the model being evaluated).
-func key(e distill.Event) string {
+func key(e pipeline.Event) string {
 	if e.Stage == "eval" {
 		return "eval"
 	}
@@ -61,7 +61,7 @@ func key(e distill.Event) string {
 
 // eta estimates the time left for e's bar from the rate of the steps
 // done in this process; ok is false until there is a rate.
-func (p *progress) eta(e distill.Event) (time.Duration, bool) {
+func (p *progress) eta(e pipeline.Event) (time.Duration, bool) {
 	now := p.now()
 	if k := key(e); k != p.rateKey || e.Step < p.rate.step {
 		p.rateKey, p.rate = k, rateStart{step: e.Step, at: now}
@@ -90,7 +90,7 @@ func (p *progress) Write(b []byte) (int, error) {
 	return p.w.Write(b)
 }
 
-func (p *progress) Event(e distill.Event) {
+func (p *progress) Event(e pipeline.Event) {
 	if p.quiet {
 		return
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 )
 
 // TestProgressLogLines checks the log lines written when the output is
@@ -23,9 +23,9 @@ func TestProgressLogLines(t *testing.T) {
 	defer f.Close()
 	var buf bytes.Buffer
 	p := newProgress(f, slog.New(slog.NewTextHandler(&buf, nil)), false)
-	p.Event(distill.Event{Stage: "teacher", Model: "teacher", Message: "training teacher"})
-	p.Event(distill.Event{Stage: "teacher", Model: "teacher", Epoch: 2, Epochs: 2, Step: 10, Steps: 10, Loss: 0.25, Elapsed: 3 * time.Second})
-	p.Event(distill.Event{Stage: "transfer", Model: "transfer-set", Step: 300, Steps: 300, Elapsed: time.Second})
+	p.Event(pipeline.Event{Stage: "teacher", Model: "teacher", Message: "training teacher"})
+	p.Event(pipeline.Event{Stage: "teacher", Model: "teacher", Epoch: 2, Epochs: 2, Step: 10, Steps: 10, Loss: 0.25, Elapsed: 3 * time.Second})
+	p.Event(pipeline.Event{Stage: "transfer", Model: "transfer-set", Step: 300, Steps: 300, Elapsed: time.Second})
 	p.Close()
 	out := buf.String()
 	for _, want := range []string{
@@ -56,7 +56,7 @@ func TestProgressETAAfterResume(t *testing.T) {
 	p := newProgress(f, slog.New(slog.NewTextHandler(&buf, nil)), false)
 	now := time.Unix(1000, 0)
 	p.now = func() time.Time { return now }
-	ev := distill.Event{Stage: "students", Model: "s", Epoch: 2, Epochs: 3, Step: 150, Steps: 300, Loss: 0.18295650946489667, Elapsed: time.Second}
+	ev := pipeline.Event{Stage: "students", Model: "s", Epoch: 2, Epochs: 3, Step: 150, Steps: 300, Loss: 0.18295650946489667, Elapsed: time.Second}
 	p.Event(ev)
 	now = now.Add(10 * time.Second)
 	ev.Step, ev.Elapsed = 160, 11*time.Second
@@ -77,7 +77,7 @@ func TestProgressEval(t *testing.T) {
 	defer f.Close()
 	var buf bytes.Buffer
 	p := newProgress(f, slog.New(slog.NewTextHandler(&buf, nil)), false)
-	p.Event(distill.Event{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4, Elapsed: 2 * time.Second})
+	p.Event(pipeline.Event{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4, Elapsed: 2 * time.Second})
 	if want := `msg=eval model=teacher phase="measuring serving latency and throughput of teacher" done=1 of=4 elapsed=2s`; !strings.Contains(buf.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, buf.String())
 	}
@@ -94,7 +94,7 @@ func TestProgressEvalLogsPhases(t *testing.T) {
 	defer f.Close()
 	var buf bytes.Buffer
 	p := newProgress(f, slog.New(slog.NewTextHandler(&buf, nil)), false)
-	for _, e := range []distill.Event{
+	for _, e := range []pipeline.Event{
 		{Stage: "eval", Model: "teacher", Message: "evaluating teacher", Step: 0, Steps: 4},
 		{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4},
 		{Stage: "eval", Model: "teacher", Message: "measuring serving latency and throughput of teacher", Step: 1, Steps: 4, Elapsed: time.Second},

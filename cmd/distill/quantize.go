@@ -10,12 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/distill-dev/distill/distill"
 	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
-	"github.com/distill-dev/distill/runtime"
 )
 
 func newQuantizeCmd() *cobra.Command {
@@ -40,12 +40,12 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 				return argFileError(err)
 			}
 			d.Synthetic = recipe.Synthetic{Train: 2048, Test: 512, Shape: spec.Input, Classes: spec.Classes, Seed: 1}
-			train, test, err := distill.LoadData(cmd.Context(), d)
+			train, test, err := pipeline.LoadData(cmd.Context(), d)
 			if err != nil {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			m, _, err := distill.Quantize(cmd.Context(), spec, w, train, q, log)
+			m, _, err := pipeline.Quantize(cmd.Context(), spec, w, train, q, log)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 			if err := m.Save(out); err != nil {
 				return err
 			}
-			fp, err := runtime.Compile(spec, w)
+			fp, err := infer.Compile(spec, w)
 			if err != nil {
 				return err
 			}

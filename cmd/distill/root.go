@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/distill-dev/distill/backend"
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -65,7 +65,7 @@ func loadRecipe(path string) (*recipe.Recipe, error) {
 }
 
 func newRunCmd() *cobra.Command {
-	var opts distill.Options
+	var opts pipeline.Options
 	var quiet bool
 	c := &cobra.Command{
 		Use:   "run RECIPE",
@@ -90,7 +90,7 @@ again on the same directory skips the stages that are already finished.`,
 			p.log = slog.New(slog.NewTextHandler(p, &slog.HandlerOptions{Level: level}))
 			opts.Logger = p.log
 			opts.Progress = p.Event
-			rep, err := distill.Run(cmd.Context(), r, opts)
+			rep, err := pipeline.Run(cmd.Context(), r, opts)
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ func newValidateCmd() *cobra.Command {
 				r, err := recipe.Load(path)
 				if err == nil {
 					// The files it reads and its sizes, as run checks them.
-					err = distill.Check(r, distill.Options{})
+					err = pipeline.Check(r, pipeline.Options{})
 				}
 				if err != nil {
 					errs = append(errs, err)
@@ -160,7 +160,7 @@ func newVersionCmd() *cobra.Command {
 // stamped it (a build inside a git checkout): "0.1.0-dev (commit
 // 0e59c3d1a2b4, 2026-12-06T19:59:01Z, modified)".
 func version(bi *debug.BuildInfo) string {
-	v := distill.Version
+	v := pipeline.Version
 	if bi == nil {
 		return v
 	}

@@ -8,9 +8,9 @@ import (
 	// Every engine that computes layers registers its kinds on import.
 	_ "github.com/distill-dev/distill/backend/backendtest"
 	_ "github.com/distill-dev/distill/backend/gorgonia"
+	_ "github.com/distill-dev/distill/infer"
 	_ "github.com/distill-dev/distill/onnx"
 	_ "github.com/distill-dev/distill/quantize"
-	_ "github.com/distill-dev/distill/runtime"
 
 	"github.com/distill-dev/distill/internal/kindreg"
 	"github.com/distill-dev/distill/model"
@@ -24,8 +24,8 @@ var wantEngines = []string{
 	"backend/gorgonia",
 	"onnx (export)",
 	"quantize",
-	"runtime (FP32)",
-	"runtime (INT8)",
+	"infer (FP32)",
+	"infer (INT8)",
 }
 
 func engineNames(es []kindreg.Engine) []string {
@@ -77,11 +77,11 @@ func TestToyKindInOneEngineNamesTheOthers(t *testing.T) {
 		exemptToo []string   // engines the descriptor exempts
 	}{
 		{"activation", model.KindInfo{Kind: "toy-activation", Activation: true},
-			"runtime (FP32)", model.KindTanh, []string{"quantize"}},
+			"infer (FP32)", model.KindTanh, []string{"quantize"}},
 		{"quantizable", model.KindInfo{Kind: "toy-dense", Quantizable: true},
 			"onnx (export)", model.KindLinear, nil},
 		{"identity at inference", model.KindInfo{Kind: "toy-noise", IdentityAtInference: true},
-			"backend/gorgonia", model.KindDropout, []string{"onnx (export)", "quantize", "runtime (FP32)", "runtime (INT8)"}},
+			"backend/gorgonia", model.KindDropout, []string{"onnx (export)", "quantize", "infer (FP32)", "infer (INT8)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			host := tc.host

@@ -1,4 +1,4 @@
-// Package distill runs a whole compression pipeline from a recipe:
+// Package pipeline runs a whole compression pipeline from a recipe:
 // obtain a teacher, distil students from it (with same-size baselines
 // trained on hard labels), evaluate them all and write a report.
 //
@@ -13,4 +13,4 @@
 // the objectives, train the training loop for any model and data source,
 // teacher and student the two halves of distillation, eval the metrics
 // and report the output files.
-package distill
+package pipeline

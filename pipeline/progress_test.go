@@ -1,4 +1,4 @@
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/report"
 	"github.com/distill-dev/distill/tensorboard"
 )
@@ -24,12 +24,12 @@ func TestInterruptedSaysWhereToResume(t *testing.T) {
 	r.Checkpoint.EverySteps = 3
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := distill.Run(ctx, r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+	_, err := pipeline.Run(ctx, r, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 		if e.Model == "teacher" && e.Step == 11 {
 			cancel()
 		}
 	}})
-	var ie *distill.Interrupted
+	var ie *pipeline.Interrupted
 	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v, want an *Interrupted wrapping context.Canceled", err)
 	}
@@ -41,7 +41,7 @@ func TestInterruptedSaysWhereToResume(t *testing.T) {
 		t.Errorf("message does not say where the run resumes: %v", err)
 	}
 	var msgs []string
-	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+	if _, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 		if e.Message != "" && e.Steps == 0 {
 			msgs = append(msgs, e.Message)
 		}
@@ -58,8 +58,8 @@ func TestInterruptedSaysWhereToResume(t *testing.T) {
 // progress: phases counted over all models, ending at Steps.
 func TestEvalProgress(t *testing.T) {
 	out := t.TempDir()
-	var evs []distill.Event
-	rep, err := distill.Run(context.Background(), loadTiny(t), distill.Options{OutDir: out, Progress: func(e distill.Event) {
+	var evs []pipeline.Event
+	rep, err := pipeline.Run(context.Background(), loadTiny(t), pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 		if e.Stage == "eval" {
 			evs = append(evs, e)
 		}
@@ -89,15 +89,15 @@ func TestEvalProgress(t *testing.T) {
 func TestRerunReusesServing(t *testing.T) {
 	out := t.TempDir()
 	r := loadTiny(t)
-	serving := func(opts distill.Options) (map[string]report.Serving, int) {
+	serving := func(opts pipeline.Options) (map[string]report.Serving, int) {
 		measured := 0
 		opts.OutDir = out
-		opts.Progress = func(e distill.Event) {
+		opts.Progress = func(e pipeline.Event) {
 			if e.Stage == "eval" && strings.HasPrefix(e.Message, "measuring serving") && e.Elapsed >= 0 {
 				measured++
 			}
 		}
-		if _, err := distill.Run(context.Background(), r, opts); err != nil {
+		if _, err := pipeline.Run(context.Background(), r, opts); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -117,15 +117,15 @@ func TestRerunReusesServing(t *testing.T) {
 		}
 		return got, measured
 	}
-	first, n1 := serving(distill.Options{})
-	second, n2 := serving(distill.Options{})
+	first, n1 := serving(pipeline.Options{})
+	second, n2 := serving(pipeline.Options{})
 	if n1 == 0 || n2 != 0 {
 		t.Errorf("first run measured %d phases, rerun %d; want some, then none", n1, n2)
 	}
 	if !reflect.DeepEqual(first, second) {
 		t.Errorf("a rerun changed report.json's serving numbers:\nfirst  %+v\nsecond %+v", first, second)
 	}
-	if _, n3 := serving(distill.Options{Remeasure: true}); n3 == 0 {
+	if _, n3 := serving(pipeline.Options{Remeasure: true}); n3 == 0 {
 		t.Error("Remeasure did not measure again")
 	}
 }
@@ -136,11 +136,11 @@ func TestCurvesPerTraining(t *testing.T) {
 	out := t.TempDir()
 	r := loadTiny(t)
 	r.Serving.Measure = new(bool)
-	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: out}); err != nil {
+	if _, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out}); err != nil {
 		t.Fatal(err)
 	}
 	r.Students[0].Distill.Temperature *= 2
-	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: out}); err != nil {
+	if _, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out}); err != nil {
 		t.Fatal(err)
 	}
 	name := r.Students[0].Name

@@ -1,4 +1,4 @@
-package runtime
+package infer
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ type Predictor interface {
 }
 
 // ErrShape reports input or output slices that do not fit the batch.
-var ErrShape = errors.New("runtime: slice does not fit the batch")
+var ErrShape = errors.New("infer: slice does not fit the batch")
 
 // Program is a compiled network. It is immutable and safe for concurrent
 // use.

@@ -1,6 +1,6 @@
 //go:build unix
 
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 )
 
 // TestRunFIFOCheckpoint checks that a teacher checkpoint that is a named
@@ -31,7 +31,7 @@ func TestRunFIFOCheckpoint(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() {
-		_, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
+		_, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: filepath.Join(dir, "run")})
 		done <- err
 	}()
 	select {

@@ -1,4 +1,4 @@
-package runtime
+package infer
 
 import (
 	"fmt"
@@ -21,8 +21,8 @@ type i8Layer func(c *compiler, l model.Layer, in, out []int) (bool, error)
 
 // The runtimes' implementations of each layer kind.
 var (
-	f32Kinds = kindreg.New[f32Layer]("runtime (FP32)", inference)
-	i8Kinds  = kindreg.New[i8Layer]("runtime (INT8)", inference)
+	f32Kinds = kindreg.New[f32Layer]("infer (FP32)", inference)
+	i8Kinds  = kindreg.New[i8Layer]("infer (INT8)", inference)
 )
 
 // inference is what an inference engine must implement: every kind but
@@ -150,7 +150,7 @@ func (c *compiler) gemmI8(l model.Layer, fanIn int, mk func(pw *gemm.PackedI8, r
 	st := c.st
 	if !st.u8 {
 		if !st.qok {
-			return false, fmt.Errorf("runtime: layer %q is quantized but the output of %q has no quantization parameters", l.Name, st.producer)
+			return false, fmt.Errorf("infer: layer %q is quantized but the output of %q has no quantization parameters", l.Name, st.producer)
 		}
 		c.p.ops = append(c.p.ops, &quantizeOp{layer: st.producer, q: st.q})
 	}

@@ -1,4 +1,4 @@
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
-	"github.com/distill-dev/distill/distill"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
 	"github.com/distill-dev/distill/tensorboard"
@@ -19,13 +19,13 @@ import (
 
 // runYAML parses a recipe and runs it with opts, failing the test on any
 // error.
-func runYAML(t *testing.T, y string, opts distill.Options) *report.Report {
+func runYAML(t *testing.T, y string, opts pipeline.Options) *report.Report {
 	t.Helper()
 	r, err := recipe.Parse([]byte(y), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := distill.Run(context.Background(), r, opts)
+	rep, err := pipeline.Run(context.Background(), r, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +45,8 @@ func loadTiny(t *testing.T) *recipe.Recipe {
 // students, baselines, eval, report files.
 func TestEndToEnd(t *testing.T) {
 	out := t.TempDir()
-	var events []distill.Event
-	rep, err := distill.Run(context.Background(), loadTiny(t), distill.Options{OutDir: out, Progress: func(e distill.Event) { events = append(events, e) }})
+	var events []pipeline.Event
+	rep, err := pipeline.Run(context.Background(), loadTiny(t), pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) { events = append(events, e) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("model %s: params %d bytes %d", m.Name, m.Params, m.Bytes)
 		}
 	}
-	if roles[distill.RoleTeacher] != 1 || roles[distill.RoleStudent] < 1 || roles[distill.RoleBaseline] < 1 || roles[report.RoleStudentInt8] != roles[distill.RoleStudent] {
+	if roles[pipeline.RoleTeacher] != 1 || roles[pipeline.RoleStudent] < 1 || roles[pipeline.RoleBaseline] < 1 || roles[report.RoleStudentInt8] != roles[pipeline.RoleStudent] {
 		t.Errorf("roles %v: want a teacher, students, baselines and an INT8 model of each student", roles)
 	}
 	acc := map[string]float64{}
@@ -113,13 +113,13 @@ func TestEndToEnd(t *testing.T) {
 func TestRerunSkipsFinishedStages(t *testing.T) {
 	out := t.TempDir()
 	r := loadTiny(t)
-	first, err := distill.Run(context.Background(), r, distill.Options{OutDir: out})
+	first, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out})
 	if err != nil {
 		t.Fatal(err)
 	}
 	trained := func(r *recipe.Recipe) map[string]bool {
 		got := map[string]bool{}
-		_, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+		_, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 			if e.Step == 1 && e.Epochs > 0 { // a training step, not evaluation's
 				got[e.Model] = true
 			}
@@ -179,7 +179,7 @@ func TestEnsembleWithTransferSet(t *testing.T) {
 	}
 	out := filepath.Join(dir, "run")
 	built := 0
-	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+	rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 		if e.Stage == "transfer" {
 			built++
 		}
@@ -206,7 +206,7 @@ func TestEnsembleWithTransferSet(t *testing.T) {
 	// set serves it without running the teachers.
 	r2, _ := recipe.Parse([]byte(strings.Replace(y, "temperature: 3", "temperature: 5", 1)), "")
 	built = 0
-	if _, err := distill.Run(context.Background(), r2, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+	if _, err := pipeline.Run(context.Background(), r2, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 		if e.Stage == "transfer" {
 			built++
 		}
@@ -241,7 +241,7 @@ serving: {measure: false}
 // adapter, then distillation) with an attention term on CNNs, and checks
 // that a pairing that cannot fit is a recipe error naming both layers.
 func TestFeatureDistillation(t *testing.T) {
-	rep := runYAML(t, featureRecipe, distill.Options{OutDir: t.TempDir()})
+	rep := runYAML(t, featureRecipe, pipeline.Options{OutDir: t.TempDir()})
 	m := rep.Models[1]
 	if m.Name != "fit" || !strings.Contains(m.Method, "hint (1 epoch first)") || !strings.Contains(m.Method, "attention") {
 		t.Errorf("student %s method %q", m.Name, m.Method)
@@ -269,7 +269,7 @@ func TestFeatureDistillationFromTransferSet(t *testing.T) {
 		if transfer != "" {
 			y = strings.Replace(y, "students:", "transfer: {"+transfer+", cache_dir: "+cache+"}\nstudents:", 1)
 		}
-		rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run")})
+		rep := runYAML(t, y, pipeline.Options{OutDir: filepath.Join(dir, "run")})
 		return rep.Models[1], cache
 	}
 	live, _ := run("")
@@ -311,7 +311,7 @@ func TestAugmentedTeacher(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: out, Progress: func(e distill.Event) {
+		rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out, Progress: func(e pipeline.Event) {
 			if e.Model == "teacher" && e.Epochs > 0 { // training steps, not evaluation
 				n = e.Steps
 			}
@@ -350,7 +350,7 @@ func TestMaxNorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: out}); err != nil {
+	if _, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out}); err != nil {
 		t.Fatal(err)
 	}
 	spec, w, err := model.Load(filepath.Join(out, "models", "teacher"))
@@ -405,7 +405,7 @@ students:
     distill: {temperature: 2, alpha: 0.9}
 serving: {measure: false}
 `
-	rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run")})
+	rep := runYAML(t, y, pipeline.Options{OutDir: filepath.Join(dir, "run")})
 	s := rep.Models[1]
 	if s.Name != "s" || !strings.Contains(s.Method, "unlabelled") {
 		t.Errorf("student %s method %q", s.Name, s.Method)
@@ -434,7 +434,7 @@ serving: {measure: false}
 	}
 	bad := strings.Replace(y, "{from: 128}", "{from: 512}", 1)
 	r, _ := recipe.Parse([]byte(bad), "")
-	if _, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "bad")}); err == nil || !strings.Contains(err.Error(), "transfer.unlabelled.from") {
+	if _, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: filepath.Join(dir, "bad")}); err == nil || !strings.Contains(err.Error(), "transfer.unlabelled.from") {
 		t.Errorf("from past the end: %v", err)
 	}
 }
@@ -464,7 +464,7 @@ serving: {measure: false}
 	dir := t.TempDir()
 	y = strings.Replace(y, "CACHE", filepath.Join(dir, "cache"), 1)
 	steps := map[string]int{}
-	rep := runYAML(t, y, distill.Options{OutDir: filepath.Join(dir, "run"), Progress: func(e distill.Event) {
+	rep := runYAML(t, y, pipeline.Options{OutDir: filepath.Join(dir, "run"), Progress: func(e pipeline.Event) {
 		if e.Steps > 0 && e.Stage != "eval" { // training and labelling, not evaluation
 			steps[e.Model] = e.Steps
 		}

@@ -1,4 +1,4 @@
-package distill_test
+package pipeline_test
 
 // The imports and the body of Example_library are README.md's library
 // snippet (section "Using the library"), word for word: TestReadmeSnippet

@@ -1,4 +1,4 @@
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -43,11 +43,11 @@ func loadIn(t *testing.T, y string) (*recipe.Recipe, string) {
 
 // runRefused runs r, which must be refused before any work: it returns
 // the error, after checking that no progress was reported.
-func runRefused(t *testing.T, r *recipe.Recipe, opts distill.Options) error {
+func runRefused(t *testing.T, r *recipe.Recipe, opts pipeline.Options) error {
 	t.Helper()
-	var events []distill.Event
-	opts.Progress = func(e distill.Event) { events = append(events, e) }
-	_, err := distill.Run(context.Background(), r, opts)
+	var events []pipeline.Event
+	opts.Progress = func(e pipeline.Event) { events = append(events, e) }
+	_, err := pipeline.Run(context.Background(), r, opts)
 	if err == nil {
 		t.Fatal("the run succeeded")
 	}
@@ -63,7 +63,7 @@ func runRefused(t *testing.T, r *recipe.Recipe, opts distill.Options) error {
 func TestRunMissingCheckpoint(t *testing.T) {
 	r, dir := loadIn(t, strings.Replace(smallRecipe, "model: {hidden: [16]}", "checkpoint: ckpt/teacher.json", 1))
 	out := filepath.Join(dir, "run")
-	err := runRefused(t, r, distill.Options{OutDir: out})
+	err := runRefused(t, r, pipeline.Options{OutDir: out})
 	var re *recipe.Error
 	if !errors.As(err, &re) || len(re.Problems) != 1 || re.Problems[0].Key != "teacher.checkpoint" {
 		t.Fatalf("error %v, want one problem at teacher.checkpoint", err)
@@ -76,7 +76,7 @@ func TestRunMissingCheckpoint(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the run directory was made (%v)", err)
 	}
-	if cerr := distill.Check(r, distill.Options{}); cerr == nil || cerr.Error() != err.Error() {
+	if cerr := pipeline.Check(r, pipeline.Options{}); cerr == nil || cerr.Error() != err.Error() {
 		t.Errorf("Check = %v, want the run's error", cerr)
 	}
 }
@@ -92,7 +92,7 @@ func TestRunSizes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, dir := loadIn(t, strings.Replace(smallRecipe, tc.from, tc.to, 1))
 			out := filepath.Join(dir, "run")
-			err := runRefused(t, r, distill.Options{OutDir: out, Memory: mem})
+			err := runRefused(t, r, pipeline.Options{OutDir: out, Memory: mem})
 			var re *recipe.Error
 			if !errors.As(err, &re) || len(re.Problems) != 1 || re.Problems[0].Key != tc.key || !strings.Contains(err.Error(), "the test allows 1.0 GiB") {
 				t.Fatalf("error %v, want one problem at %s against the budget", err, tc.key)
@@ -100,7 +100,7 @@ func TestRunSizes(t *testing.T) {
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the run directory was made (%v)", err)
 			}
-			if err := distill.Check(r, distill.Options{Memory: mem}); err == nil {
+			if err := pipeline.Check(r, pipeline.Options{Memory: mem}); err == nil {
 				t.Error("Check accepts the recipe")
 			}
 		})
@@ -113,10 +113,10 @@ func TestRunSizes(t *testing.T) {
 // after every model had trained.
 func TestRunEvalBatchLargerThanTestSet(t *testing.T) {
 	r, dir := loadIn(t, smallRecipe+"eval: {batch_size: 1000000000000}\n")
-	if err := distill.Check(r, distill.Options{}); err != nil {
+	if err := pipeline.Check(r, pipeline.Options{}); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
+	rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: filepath.Join(dir, "run")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +166,13 @@ func TestRunOutDirNotWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(file, "run")
-	err := runRefused(t, r, distill.Options{OutDir: out})
+	err := runRefused(t, r, pipeline.Options{OutDir: out})
 	if !strings.Contains(err.Error(), "cannot create the run directory "+out) {
 		t.Errorf("under a file: %v", err)
 	}
 
 	ro := readOnlyDir(t)
-	err = runRefused(t, r, distill.Options{OutDir: ro})
+	err = runRefused(t, r, pipeline.Options{OutDir: ro})
 	if !strings.Contains(err.Error(), "the run directory "+ro+" is not writable") || !strings.Contains(err.Error(), "--out") {
 		t.Errorf("read-only: %v", err)
 	}

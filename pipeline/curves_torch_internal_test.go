@@ -1,6 +1,6 @@
 //go:build torch
 
-package distill
+package pipeline
 
 // TestEpochAccuracyChangesNothing runs on the torch backend too.
 import _ "github.com/distill-dev/distill/backend/torch"

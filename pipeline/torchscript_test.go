@@ -1,6 +1,6 @@
 //go:build torch
 
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	_ "github.com/distill-dev/distill/backend/torch"
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -78,7 +78,7 @@ serving: {measure: false}
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: filepath.Join(dir, "run")})
+	rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: filepath.Join(dir, "run")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package runtime is a CPU inference engine for model.Spec networks.
+// Package infer is a CPU inference engine for model.Spec networks.
 //
 // Compile turns a spec and its float32 weights into a Program: weights
 // are packed once for the GEMM kernels of package internal/gemm (AVX-512,
@@ -18,4 +18,4 @@
 // A Program is immutable and safe for concurrent use: each Forward call
 // takes its scratch buffers from a sync.Pool, so steady-state inference
 // does not allocate.
-package runtime
+package infer

@@ -1,16 +1,16 @@
-package runtime_test
+package infer_test
 
 import (
 	"fmt"
 
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
-	"github.com/distill-dev/distill/runtime"
 )
 
 func ExampleCompile() {
 	spec, _ := model.MLP(model.MLPConfig{Name: "mlp", Input: []int{4}, Hidden: []int{8}, Classes: 3, Dropout: 0.5})
 	w, _ := spec.Init(1)
-	p, err := runtime.Compile(spec, w)
+	p, err := infer.Compile(spec, w)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -31,19 +31,19 @@ func ExampleCompile() {
 
 func ExampleCompileInt8() {
 	spec, _ := model.MLP(model.MLPConfig{Name: "mlp", Input: []int{2}, Hidden: []int{2}, Classes: 2})
-	m := &runtime.QuantModel{
+	m := &infer.QuantModel{
 		Spec:  spec,
-		Input: runtime.QParams{Scale: 1.0 / 255, ZeroPoint: 0}, // inputs in [0, 1]
-		Act: map[string]runtime.QParams{
+		Input: infer.QParams{Scale: 1.0 / 255, ZeroPoint: 0}, // inputs in [0, 1]
+		Act: map[string]infer.QParams{
 			"fc1": {Scale: 0.01, ZeroPoint: 0},   // after its ReLU
 			"fc2": {Scale: 0.02, ZeroPoint: 128}, // logits (not requantized: the last layer outputs float32)
 		},
-		Layers: map[string]runtime.QLayer{
+		Layers: map[string]infer.QLayer{
 			"fc1": {Weight: []int8{127, 0, 0, 127}, Scale: []float32{1.0 / 127, 1.0 / 127}, Bias: []int32{0, 0}},
 			"fc2": {Weight: []int8{127, -127, -127, 127}, Scale: []float32{1.0 / 127, 1.0 / 127}, Bias: []int32{0, 0}},
 		},
 	}
-	p, err := runtime.CompileInt8(m)
+	p, err := infer.CompileInt8(m)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package distill
+package pipeline
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/runtime"
 )
 
 // quantizeStage makes an INT8 model of every float model entry that the
@@ -115,7 +115,7 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, train *data
 	// The budget is checked on the last training examples, never on the
 	// test set a report measures.
 	val := train.Tail(min(q.Validation, train.Len()))
-	evaluate := func(p runtime.Predictor) (float64, error) {
+	evaluate := func(p infer.Predictor) (float64, error) {
 		logits, err := eval.Logits(ctx, p, val, size, spec.Classes, 1000)
 		if err != nil {
 			return 0, err

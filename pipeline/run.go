@@ -1,4 +1,4 @@
-package distill
+package pipeline
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/distill-dev/distill/cost"
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/loss"
@@ -27,7 +28,6 @@ import (
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/runtime"
 	"github.com/distill-dev/distill/student"
 	"github.com/distill-dev/distill/teacher"
 	"github.com/distill-dev/distill/tensorboard"
@@ -855,7 +855,7 @@ type closablePredictor interface {
 	Close() error
 }
 
-type program struct{ *runtime.Program }
+type program struct{ *infer.Program }
 
 func (program) Close() error { return nil }
 

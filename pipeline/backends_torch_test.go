@@ -1,6 +1,6 @@
 //go:build torch
 
-package distill_test
+package pipeline_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	_ "github.com/distill-dev/distill/backend/torch"
-	"github.com/distill-dev/distill/distill"
+	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
 )
 
@@ -25,7 +25,7 @@ func TestFeatureRecipeOnBothBackends(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.Backend, r.Device = be, "cpu"
-		rep, err := distill.Run(context.Background(), r, distill.Options{OutDir: t.TempDir()})
+		rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("%s: %v", be, err)
 		}

@@ -1,4 +1,4 @@
-package distill_test
+package pipeline_test
 
 import (
 	"go/ast"

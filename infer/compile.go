@@ -1,4 +1,4 @@
-package runtime
+package infer
 
 import (
 	"errors"
@@ -93,10 +93,10 @@ func (qm *QuantModel) FloatAfter(i int) bool {
 // Compile compiles a float32 network for inference.
 func Compile(spec model.Spec, w model.Weights) (*Program, error) {
 	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return nil, fmt.Errorf("infer: %w", err)
 	}
 	if err := spec.Check(w); err != nil {
-		return nil, fmt.Errorf("runtime: weights do not fit spec %q: %w", spec.Name, err)
+		return nil, fmt.Errorf("infer: weights do not fit spec %q: %w", spec.Name, err)
 	}
 	return build(spec, w, nil)
 }
@@ -139,11 +139,11 @@ func Quantizable(spec model.Spec, name string) bool {
 // activation parameters the program needs present and in range.
 func (m *QuantModel) Validate() error {
 	if err := m.Spec.Validate(); err != nil {
-		return fmt.Errorf("runtime: %w", err)
+		return fmt.Errorf("infer: %w", err)
 	}
 	params, err := m.Spec.Params()
 	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
+		return fmt.Errorf("infer: %w", err)
 	}
 	var errs []error
 	if err := m.Input.Check(); err != nil {
@@ -203,7 +203,7 @@ func (m *QuantModel) Validate() error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("runtime: invalid quantized model %q: %w", m.Spec.Name, err)
+		return fmt.Errorf("infer: invalid quantized model %q: %w", m.Spec.Name, err)
 	}
 	return nil
 }
@@ -246,7 +246,7 @@ type compiler struct {
 func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return nil, fmt.Errorf("infer: %w", err)
 	}
 	c := &compiler{spec: spec, w: w, qm: qm, st: tensorState{producer: "input"},
 		p: &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}}
@@ -263,13 +263,13 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 		}
 		f32, err := f32Kinds.Lookup(l.Kind)
 		if err != nil {
-			return nil, fmt.Errorf("runtime: layer %q: %w", l.Name, err)
+			return nil, fmt.Errorf("infer: layer %q: %w", l.Name, err)
 		}
 		done := false
 		if qm != nil {
 			i8, err := i8Kinds.Lookup(l.Kind)
 			if err != nil {
-				return nil, fmt.Errorf("runtime: layer %q: %w", l.Name, err)
+				return nil, fmt.Errorf("infer: layer %q: %w", l.Name, err)
 			}
 			if done, err = i8(c, l, cur, out); err != nil {
 				return nil, err
