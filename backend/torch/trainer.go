@@ -244,6 +244,12 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 		if s.err != nil {
 			return fmt.Errorf("optimizer update (the weights may be partly updated): %w", s.err)
 		}
+		// On CUDA the backward pass and the update are launched
+		// asynchronously; waiting for them here makes a step's time (and
+		// any timing around Step) cover its work, not its launches.
+		if d := t.m.b.device; d >= 0 {
+			lib.AtcSynchronize(int64(d))
+		}
 		t.step++
 		return nil
 	})

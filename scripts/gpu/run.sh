@@ -23,9 +23,12 @@
 #
 # The build stage writes into build/torch, .gpu/bin and .gpu/cache (the Go
 # build cache), all inside the checkout: a second call on the same machine
-# rebuilds nothing, and check runs build first when its binaries are
-# missing (a fresh machine). The exit status is that of the first failing
-# step; 3 means libtorch sees no CUDA device (outside --dry-run).
+# rebuilds nothing. It also leaves each binary xz-compressed in $OUT
+# (distill.xz, torch.test.xz, bench-train.xz, each well under 16 MiB):
+# put those into .gpu/bin/ of the checkout to run check on another machine
+# of the same image without building (check unpacks them). check builds
+# first when it finds neither. The exit status is that of the first
+# failing step; 3 means libtorch sees no CUDA device (outside --dry-run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -99,7 +102,26 @@ stage_build() {
 	# checked against the ops it had to stub.
 	cp build/torch/distill build/torch/torch.test "$BIN/" || return
 	step "bench binary" 120 build-bench.log go build -tags torch -o "$BIN/bench-train" ./bench/train || return
+	local b
+	for b in $BINARIES; do
+		xz -T0 -3 -c "$BIN/$b" >"$OUT/$b.xz" || return
+	done
 	summary "build stage done in $((SECONDS - t0)) s: $("$BIN/distill" version | tr '\n' ' ')"
+	summary "binaries for another machine: $(cd "$OUT" && du -ch $(printf '%s.xz ' $BINARIES) | tail -1 | cut -f1) in $OUT/*.xz"
+}
+
+BINARIES="distill torch.test bench-train"
+
+# have_binaries reports whether check can run without building,
+# unpacking binaries carried as .gpu/bin/*.xz.
+have_binaries() {
+	local b
+	for b in $BINARIES; do
+		if [ ! -x "$BIN/$b" ] && [ -f "$BIN/$b.xz" ]; then
+			xz -dc "$BIN/$b.xz" >"$BIN/$b" && chmod +x "$BIN/$b" || return 1
+		fi
+		[ -x "$BIN/$b" ] || return 1
+	done
 }
 
 torch_lib_path() {
@@ -114,9 +136,11 @@ stage_check() {
 	local t0=$SECONDS rc=0
 	# failed keeps the first failing step's status in rc.
 	failed() { [ "$rc" != 0 ] || rc=$1; }
-	for b in distill torch.test bench-train; do
-		[ -x "$BIN/$b" ] || { summary "check: $BIN/$b is missing; running the build stage first"; stage_build || return; break; }
-	done
+	if ! have_binaries; then
+		summary "check: no binaries in $BIN; running the build stage first"
+		setup_go
+		stage_build || return
+	fi
 	torch_lib_path
 	if [ "$DRY" = 0 ]; then
 		command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/run.sh: gpu: /' | tee -a "$SUMMARY"
@@ -162,9 +186,8 @@ stage_check() {
 }
 
 : >"$SUMMARY"
-setup_go
 case $STAGE in
-build) stage_build ;;
+build) setup_go && stage_build ;;
 check) stage_check ;;
-all) stage_build && stage_check ;;
+all) setup_go && stage_build && stage_check ;;
 esac
