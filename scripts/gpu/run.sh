@@ -103,8 +103,12 @@ stage_build() {
 	cp build/torch/distill build/torch/torch.test "$BIN/" || return
 	step "bench binary" 120 build-bench.log go build -tags torch -o "$BIN/bench-train" ./bench/train || return
 	local b
+	# Stripped (symbols and debug information are a third of the size;
+	# the check that needed the symbols has run) and compressed: ~10 MB
+	# for distill.
 	for b in $BINARIES; do
-		xz -T0 -3 -c "$BIN/$b" >"$OUT/$b.xz" || return
+		strip -o "$OUT/$b.stripped" "$BIN/$b" && xz -T0 -3 -c "$OUT/$b.stripped" >"$OUT/$b.xz" || return
+		rm -f "$OUT/$b.stripped"
 	done
 	summary "build stage done in $((SECONDS - t0)) s: $("$BIN/distill" version | tr '\n' ' ')"
 	summary "binaries for another machine: $(cd "$OUT" && du -ch $(printf '%s.xz ' $BINARIES) | tail -1 | cut -f1) in $OUT/*.xz"
