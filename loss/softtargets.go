@@ -1,7 +1,6 @@
 package loss
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -15,18 +14,6 @@ import (
 type SoftTargets struct {
 	Temperature float64
 	Alpha       float64
-}
-
-// Validate reports settings that cannot be trained with.
-func (s SoftTargets) Validate() error {
-	var errs []error
-	if err := CheckTemperature(s.Temperature); err != nil {
-		errs = append(errs, err)
-	}
-	if !(s.Alpha >= 0 && s.Alpha <= 1) {
-		errs = append(errs, fmt.Errorf("loss: alpha must be in [0, 1], got %v", s.Alpha))
-	}
-	return errors.Join(errs...)
 }
 
 // CheckTemperature reports a softening temperature that is not finite

@@ -5,25 +5,31 @@ import (
 	"testing"
 )
 
-func TestSoftTargets(t *testing.T) {
-	st := SoftTargets{Temperature: 4, Alpha: 0.9}
-	if err := st.Validate(); err != nil {
-		t.Fatal(err)
+func TestSoftTargetsObjective(t *testing.T) {
+	o, h := SoftTargets{Temperature: 4, Alpha: 0.9}.Objective(), Hinton(0.9, 4)
+	if o.HardWeight != h.HardWeight || o.SoftWeight != h.SoftWeight || o.Temperature != h.Temperature || o.Features != nil {
+		t.Errorf("Objective() = %+v, want Hinton(0.9, 4) = %+v", o, h)
 	}
-	if o, h := st.Objective(), Hinton(0.9, 4); o.HardWeight != h.HardWeight || o.SoftWeight != h.SoftWeight || o.Temperature != h.Temperature || o.Features != nil {
-		t.Errorf("Objective() = %+v, want Hinton(0.9, 4)", o)
-	}
-	for _, bad := range []SoftTargets{
-		{Temperature: 0, Alpha: 0.5}, {Temperature: -1, Alpha: 0.5}, {Temperature: math.Inf(1), Alpha: 0.5},
-		{Temperature: math.NaN(), Alpha: 0.5}, {Temperature: 2, Alpha: -0.1}, {Temperature: 2, Alpha: 1.5}, {Temperature: 2, Alpha: math.NaN()},
-	} {
-		if bad.Validate() == nil {
-			t.Errorf("%+v validated", bad)
+}
+
+// The objective and the teacher mixing share one temperature check, so a
+// temperature one rejects the other rejects too; infinity passed the
+// objective's old check (T > 0).
+func TestCheckTemperature(t *testing.T) {
+	for _, T := range []float64{0.5, 1, 4, 100} {
+		if err := CheckTemperature(T); err != nil {
+			t.Errorf("CheckTemperature(%v) = %v", T, err)
+		}
+		if err := Hinton(0.5, T).Validate(); err != nil {
+			t.Errorf("objective at T=%v: %v", T, err)
 		}
 	}
-	// The objective and the teacher mixing share the one check: a
-	// temperature one accepts, the other does too.
-	if err := Hinton(0.5, math.Inf(1)).Validate(); err == nil {
-		t.Error("objective at infinite temperature validated")
+	for _, T := range []float64{0, -1, math.Inf(1), math.Inf(-1), math.NaN()} {
+		if CheckTemperature(T) == nil {
+			t.Errorf("CheckTemperature(%v) accepted", T)
+		}
+		if Hinton(0.5, T).Validate() == nil {
+			t.Errorf("objective at T=%v validated", T)
+		}
 	}
 }
