@@ -39,11 +39,11 @@ var palette = []color.RGBA{
 func runColor(i int) color.Color { return palette[i%len(palette)] }
 
 // roles lists the roles in the order the cost chart's legend gives them.
-var roles = []string{report.RoleTeacher, report.RoleStudent, report.RoleBaseline, report.RoleStudentInt8, report.RoleTeacherInt8}
+var roles = report.Roles
 
 // roleGlyph is the marker shape of each role: filled for float models,
 // hollow for their INT8 versions, a cross for roles not known here.
-func roleGlyph(role string) draw.GlyphDrawer {
+func roleGlyph(role report.Role) draw.GlyphDrawer {
 	switch role {
 	case report.RoleTeacher:
 		return draw.BoxGlyph{}
@@ -217,7 +217,7 @@ func (c *Comparison) costChart() (string, error) {
 		s.GlyphStyle = draw.GlyphStyle{Color: runColor(i), Radius: vg.Points(5), Shape: draw.CircleGlyph{}}
 		p.Legend.Add("run "+r.Name, s)
 	}
-	shown := map[string]bool{}
+	shown := map[report.Role]bool{}
 	other := false
 	for _, r := range c.Rows {
 		if r.USDPerMillion() > 0 {
@@ -225,14 +225,14 @@ func (c *Comparison) costChart() (string, error) {
 			other = other || !slices.Contains(roles, r.Model.Role)
 		}
 	}
-	legendRoles := slices.DeleteFunc(slices.Clone(roles), func(role string) bool { return !shown[role] })
+	legendRoles := slices.DeleteFunc(slices.Clone(roles), func(role report.Role) bool { return !shown[role] })
 	if other {
 		legendRoles = append(legendRoles, "other role")
 	}
 	for _, role := range legendRoles {
 		s, _ := plotter.NewScatter(plotter.XYs{{}})
 		s.GlyphStyle = draw.GlyphStyle{Color: gray, Radius: vg.Points(5), Shape: roleGlyph(role)}
-		p.Legend.Add(role, s)
+		p.Legend.Add(string(role), s)
 	}
 	p.Legend.Left, p.Legend.Top = false, false
 

@@ -68,7 +68,7 @@ func (c *Comparison) modelsTable() table {
 	}
 	for _, r := range c.Rows {
 		m := r.Model
-		row := []string{r.Run, m.Name, m.Role, fmt.Sprintf("%.2f%%", 100*m.Accuracy), report.FormatBytes(m.Bytes), none, none, none, none, none, none, none, ""}
+		row := []string{r.Run, m.Name, string(m.Role), fmt.Sprintf("%.2f%%", 100*m.Accuracy), report.FormatBytes(m.Bytes), none, none, none, none, none, none, none, ""}
 		if s := m.Serving; s != nil {
 			row[5], row[6] = report.FormatMS(s.LatencyMS.P50), report.FormatMS(s.LatencyMS.P99)
 		}

@@ -2,7 +2,6 @@ package cost
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/distill-dev/distill/report"
@@ -78,25 +77,22 @@ func BestBatch(points []report.Throughput, targetMS float64) (report.Throughput,
 	return best, false
 }
 
-// StageSeconds returns how long making m took, from the report's stages
-// as distill's pipeline names them: "teacher" for the teacher,
-// "student:NAME" for a student NAME, "baseline:NAME" for NAME-baseline
-// (the baseline of student NAME). An INT8 student's time is its
-// "quantize:SOURCE" stage plus its source student's; an INT8 teacher's
-// is its quantize stage alone, since the teacher exists either way. A
-// model's train_seconds, when set, is used instead of its stage. It
-// returns 0 when the time is unknown.
+// StageSeconds returns how long making m took, from the report's stage
+// that made it (report.MadeBy): a teacher's, student's or baseline's own
+// stage. An INT8 student's time is its quantize stage plus its source
+// student's; an INT8 teacher's is its quantize stage alone, since the
+// teacher exists either way. A model's train_seconds, when set, is used
+// instead of its stage. It returns 0 when the time is unknown.
 func StageSeconds(r *report.Report, m report.Model) float64 {
-	switch m.Role {
-	case report.RoleStudentInt8, report.RoleTeacherInt8:
-		src := m.Source
-		if src == "" {
-			src = strings.TrimSuffix(m.Name, "-int8")
-		}
-		secs := stage(r, "quantize:"+src)
+	id, ok := report.MadeBy(m)
+	if !ok {
+		return 0
+	}
+	if id.Kind == report.StageQuantize {
+		secs, _ := r.StageSeconds(id)
 		if m.Role == report.RoleStudentInt8 {
 			for _, s := range r.Models {
-				if s.Name == src && s.Role != report.RoleStudentInt8 {
+				if s.Name == id.Model && s.Role != report.RoleStudentInt8 {
 					secs += StageSeconds(r, s)
 					break
 				}
@@ -107,25 +103,8 @@ func StageSeconds(r *report.Report, m report.Model) float64 {
 	if m.TrainSeconds > 0 {
 		return m.TrainSeconds
 	}
-	switch m.Role {
-	case report.RoleTeacher:
-		return stage(r, "teacher")
-	case report.RoleStudent:
-		return stage(r, "student:"+m.Name)
-	case report.RoleBaseline:
-		return stage(r, "baseline:"+strings.TrimSuffix(m.Name, "-baseline"))
-	}
-	return 0
-}
-
-// stage returns the seconds of the report's stage called name, 0 if none.
-func stage(r *report.Report, name string) float64 {
-	for _, s := range r.Stages {
-		if s.Name == name {
-			return s.Seconds
-		}
-	}
-	return 0
+	secs, _ := r.StageSeconds(id)
+	return secs
 }
 
 // Options say how Apply prices a report.

@@ -127,13 +127,15 @@ func TestStageSeconds(t *testing.T) {
 	r := &report.Report{
 		Models: []report.Model{{Name: "small", Role: report.RoleStudent}, {Name: "teacher", Role: report.RoleTeacher}},
 		Stages: []report.Stage{{Name: "data", Seconds: 1}, {Name: "teacher", Seconds: 300}, {Name: "student:small", Seconds: 50}, {Name: "baseline:small", Seconds: 40},
-			{Name: "quantize:small", Seconds: 2}, {Name: "quantize:teacher", Seconds: 5}},
+			{Name: "quantize:small", Seconds: 2}, {Name: "quantize:teacher", Seconds: 5}, {Name: "wide", Seconds: 120}},
 	}
 	for _, tc := range []struct {
 		m    report.Model
 		want float64
 	}{
 		{report.Model{Name: "teacher", Role: report.RoleTeacher}, 300},
+		// An ensemble member's stage is its own, not the main teacher's.
+		{report.Model{Name: "wide", Role: report.RoleTeacher}, 120},
 		{report.Model{Name: "small", Role: report.RoleStudent}, 50},
 		{report.Model{Name: "small-baseline", Role: report.RoleBaseline}, 40},
 		{report.Model{Name: "small", Role: report.RoleStudent, TrainSeconds: 7}, 7},

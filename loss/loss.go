@@ -44,8 +44,10 @@ func (o Objective) Validate() error {
 	if o.HardWeight == 0 && o.SoftWeight == 0 && len(o.Features) == 0 {
 		errs = append(errs, errors.New("loss: both weights are 0 and there is no feature term, nothing to train"))
 	}
-	if o.SoftWeight > 0 && !(o.Temperature > 0) {
-		errs = append(errs, fmt.Errorf("loss: temperature must be > 0, got %v", o.Temperature))
+	if o.SoftWeight > 0 {
+		if err := CheckTemperature(o.Temperature); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, f := range o.Features {
 		if err := f.Validate(); err != nil {

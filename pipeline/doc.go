@@ -2,8 +2,11 @@
 // obtain a teacher, distil students from it (with same-size baselines
 // trained on hard labels), evaluate them all and write a report.
 //
-// A run is a sequence of stages (data → teacher → students → eval →
-// report). Each stage writes its outputs into the run directory and
+// A run is a sequence of stages (data → teachers → transfer set →
+// students and baselines → quantize → eval → report). The teacher and
+// student stages are done by packages teacher and student, the others by
+// this package's files of the same names; this package sequences them,
+// and stages.go holds the resume keys and stage records. Each stage writes its outputs into the run directory and
 // reads only what earlier stages wrote there, and records a stage file
 // keyed by the recipe sections it depends on: running the same recipe
 // again on the same directory skips finished stages, and changing one

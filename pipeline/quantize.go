@@ -26,20 +26,16 @@ func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]ev
 	}
 	var out []evalEntry
 	for _, e := range entries {
-		role := ""
-		switch {
-		case e.role == RoleStudent:
-			role = report.RoleStudentInt8
-		case e.role == RoleTeacher && q.Teacher:
-			role = report.RoleTeacherInt8
-		default:
+		role, ok := e.role.Int8()
+		if !ok || (e.role == report.RoleTeacher && !q.Teacher) {
 			continue
 		}
-		name := e.name + "-int8"
-		key := keyOf(e.key, q)
+		name := report.Int8Name(e.name)
+		key := run.int8Key(e.key)
+		id := report.StageID{Kind: report.StageQuantize, Model: e.name}
 		ie := evalEntry{name: name, role: role, key: key, int8: true, source: e.name, method: "int8 " + q.Method}
 		if secs, ok := run.finishedInt8(name, key); ok {
-			run.stages = append(run.stages, report.Stage{Name: "quantize:" + e.name, Seconds: secs})
+			run.done(id, secs)
 			out = append(out, ie)
 			continue
 		}
@@ -53,25 +49,13 @@ func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]ev
 			return nil, fmt.Errorf("distill: save %s: %w", name, err)
 		}
 		secs := time.Since(start).Seconds()
-		run.stages = append(run.stages, report.Stage{Name: "quantize:" + e.name, Seconds: secs})
+		run.done(id, secs)
 		if err := run.record(name, key, secs); err != nil {
 			return nil, err
 		}
 		out = append(out, ie)
 	}
 	return out, nil
-}
-
-func (run *runner) finishedInt8(name, key string) (float64, bool) {
-	secs, ok := run.recorded(name, key)
-	if !ok {
-		return 0, false
-	}
-	if _, err := quantize.Load(run.modelPath(name)); err != nil {
-		run.log.Warn("finished INT8 model is unreadable; quantizing again", "model", name, "err", err)
-		return 0, false
-	}
-	return secs, true
 }
 
 func (run *runner) quantize(ctx context.Context, name string) (*quantize.Model, error) {

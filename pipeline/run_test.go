@@ -53,7 +53,7 @@ func TestEndToEnd(t *testing.T) {
 	if len(events) == 0 {
 		t.Error("no progress events")
 	}
-	roles := map[string]int{}
+	roles := map[report.Role]int{}
 	for _, m := range rep.Models {
 		roles[m.Role]++
 		if _, err := os.Stat(filepath.Join(out, m.Path)); err != nil {
@@ -63,7 +63,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("model %s: params %d bytes %d", m.Name, m.Params, m.Bytes)
 		}
 	}
-	if roles[pipeline.RoleTeacher] != 1 || roles[pipeline.RoleStudent] < 1 || roles[pipeline.RoleBaseline] < 1 || roles[report.RoleStudentInt8] != roles[pipeline.RoleStudent] {
+	if roles[report.RoleTeacher] != 1 || roles[report.RoleStudent] < 1 || roles[report.RoleBaseline] < 1 || roles[report.RoleStudentInt8] != roles[report.RoleStudent] {
 		t.Errorf("roles %v: want a teacher, students, baselines and an INT8 model of each student", roles)
 	}
 	acc := map[string]float64{}
@@ -192,7 +192,7 @@ func TestEnsembleWithTransferSet(t *testing.T) {
 	}
 	names := map[string]string{}
 	for _, m := range rep.Models {
-		names[m.Name] = m.Role + " " + m.Method
+		names[m.Name] = string(m.Role) + " " + m.Method
 	}
 	if names["wide"] != "teacher " || !strings.Contains(names["s"], "2 teachers") || !strings.Contains(names["s"], "transfer set ×3") {
 		t.Errorf("models: %v", names)

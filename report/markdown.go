@@ -166,9 +166,9 @@ func role(m Model) string {
 		opts = append(opts, "α="+strconv.FormatFloat(m.Alpha, 'g', -1, 64))
 	}
 	if len(opts) == 0 {
-		return m.Role
+		return string(m.Role)
 	}
-	return m.Role + " (" + strings.Join(opts, ", ") + ")"
+	return string(m.Role) + " (" + strings.Join(opts, ", ") + ")"
 }
 
 // compare states how a student fared against its baseline.

@@ -14,16 +14,6 @@ import (
 // Schema identifies version 1 of the report.json contract.
 const Schema = "distill.report/v1"
 
-// Model roles.
-const (
-	RoleTeacher  = "teacher"  // the large model distilled from
-	RoleStudent  = "student"  // a small model trained with the teacher
-	RoleBaseline = "baseline" // a student's architecture trained without it
-	// INT8 versions of a student or teacher (post-training quantization).
-	RoleStudentInt8 = "student-int8"
-	RoleTeacherInt8 = "teacher-int8"
-)
-
 // maxJSONSize bounds the report ReadJSON reads.
 const maxJSONSize = 64 << 20
 
@@ -60,7 +50,7 @@ type Dataset struct {
 // Model is one evaluated model.
 type Model struct {
 	Name   string `json:"name"`
-	Role   string `json:"role"`   // RoleTeacher, RoleStudent or RoleBaseline
+	Role   Role   `json:"role"`   // RoleTeacher, RoleStudent, RoleBaseline, or an INT8 role
 	Params int    `json:"params"` // trainable scalars
 	Bytes  int64  `json:"bytes"`  // size of the weights file
 	// Accuracy is the fraction of test examples classified correctly.
@@ -99,6 +89,7 @@ type Model struct {
 
 // Stage is one timed step of a run.
 type Stage struct {
+	// Name is the StageID's String form.
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
 }
@@ -115,9 +106,7 @@ func (r *Report) validate() error {
 		}
 	}
 	for _, m := range r.Models {
-		switch m.Role {
-		case RoleTeacher, RoleStudent, RoleBaseline, RoleStudentInt8, RoleTeacherInt8:
-		default:
+		if !m.Role.Valid() {
 			errs = append(errs, fmt.Errorf("model %q: role %q, want one of %q, %q, %q, %q, %q", m.Name, m.Role, RoleTeacher, RoleStudent, RoleBaseline, RoleStudentInt8, RoleTeacherInt8))
 		}
 		finite(fmt.Sprintf("model %q: accuracy", m.Name), m.Accuracy)

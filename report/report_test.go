@@ -237,7 +237,7 @@ func TestWriteJSONErrors(t *testing.T) {
 }
 
 func TestOrder(t *testing.T) {
-	m := func(name, role string, params int) Model { return Model{Name: name, Role: role, Params: params} }
+	m := func(name string, role Role, params int) Model { return Model{Name: name, Role: role, Params: params} }
 	for _, tc := range []struct {
 		name   string
 		models []Model

@@ -21,7 +21,7 @@ func Distill(ctx context.Context, b backend.Backend, spec model.Spec, t train.Te
 	if t == nil {
 		return nil, train.Result{}, errors.New("student: Distill needs a teacher")
 	}
-	cfg.Objective = loss.Hinton(alpha, T)
+	cfg.Objective = loss.SoftTargets{Temperature: T, Alpha: alpha}.Objective()
 	cfg.Teacher = t
 	return train.Fit(ctx, b, spec, initSeed(cfg.Seed), src, cfg)
 }
@@ -42,7 +42,9 @@ func initSeed(seed int64) uint64 { return uint64(seed) ^ 0x73747564656e74 } // "
 // or hints), and an optional FitNets-style first stage that trains only
 // the hint terms (Romero et al. 2015) before distilling.
 type Method struct {
-	Alpha, T float64
+	// SoftTargets are the response objective's temperature and weight,
+	// the same value the teacher's soft targets are made at.
+	SoftTargets loss.SoftTargets
 	// Features are added to the response objective during distillation.
 	Features []loss.Feature
 	// Hints and HintEpochs, if both set, train the student on Hints alone
@@ -60,7 +62,7 @@ func Train(ctx context.Context, b backend.Backend, spec model.Spec, t train.Teac
 		return nil, train.Result{}, errors.New("student: Train needs a teacher")
 	}
 	cfg.Teacher = t
-	cfg.Objective = loss.Hinton(m.Alpha, m.T)
+	cfg.Objective = m.SoftTargets.Objective()
 	cfg.Objective.Features = m.Features
 	if len(m.Hints) == 0 || m.HintEpochs == 0 {
 		return train.Fit(ctx, b, spec, initSeed(cfg.Seed), src, cfg)

@@ -32,15 +32,17 @@ func Load(b backend.Backend, path string) (backend.Model, error) {
 }
 
 // Ensemble runs several teachers in the training loop and gives, as
-// logits, their mixture at temperature T: the weighted mean of their
-// softened predictions (loss.EnsembleLogits). The student's objective must
-// use the same T. Weights are normalised to sum to 1.
-func Ensemble(models []backend.Model, weights []float64, T float64) (train.Teacher, error) {
+// logits, their mixture at st.Temperature: the weighted mean of their
+// softened predictions (loss.EnsembleLogits). The student learns from it
+// with st.Objective(), which softens at the same temperature. Weights are
+// normalised to sum to 1.
+func Ensemble(models []backend.Model, weights []float64, st loss.SoftTargets) (train.Teacher, error) {
 	if len(models) == 0 || len(models) != len(weights) {
 		return nil, fmt.Errorf("teacher: ensemble of %d models with %d weights", len(models), len(weights))
 	}
-	if !(T > 0) {
-		return nil, fmt.Errorf("teacher: ensemble temperature must be > 0, got %v", T)
+	T := st.Temperature
+	if err := loss.CheckTemperature(T); err != nil {
+		return nil, fmt.Errorf("teacher: ensemble: %w", err)
 	}
 	var sum float64
 	for _, w := range weights {

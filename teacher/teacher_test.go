@@ -27,7 +27,7 @@ func TestEnsembleMixesSoftenedPredictions(t *testing.T) {
 		ms = append(ms, m)
 	}
 	const T = 3
-	ens, err := teacher.Ensemble(ms, []float64{1, 3}, T)
+	ens, err := teacher.Ensemble(ms, []float64{1, 3}, loss.SoftTargets{Temperature: T})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,15 @@ func TestEnsembleMixesSoftenedPredictions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := teacher.Ensemble(ms, []float64{1, 0}, T); err == nil {
+	if _, err := teacher.Ensemble(ms, []float64{1, 0}, loss.SoftTargets{Temperature: T}); err == nil {
 		t.Error("zero weight accepted")
+	}
+	// Infinite T passed the old check (T > 0) and softened every member
+	// to the uniform distribution.
+	for _, bad := range []float64{0, -1, math.Inf(1), math.NaN()} {
+		if _, err := teacher.Ensemble(ms, []float64{1, 3}, loss.SoftTargets{Temperature: bad}); err == nil {
+			t.Errorf("temperature %v accepted", bad)
+		}
 	}
 }
 
@@ -78,7 +85,7 @@ func TestEnsembleNonFiniteMember(t *testing.T) {
 		defer m.Close()
 		ms = append(ms, m)
 	}
-	ens, err := teacher.Ensemble(ms, []float64{1, 1}, 2)
+	ens, err := teacher.Ensemble(ms, []float64{1, 1}, loss.SoftTargets{Temperature: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -415,8 +415,8 @@ func (s *Set) checkRequest(idx []int, n, out, width int) error {
 // SoftTargets writes, for each row in idx, the teachers' weighted mean of
 // softmax(logits / T) into out (len(idx) × classes).
 func (s *Set) SoftTargets(idx []int, T float64, out []float32) error {
-	if !(T > 0) || math.IsInf(T, 0) {
-		return fmt.Errorf("transfer: temperature must be finite and > 0, got %v", T)
+	if err := loss.CheckTemperature(T); err != nil {
+		return fmt.Errorf("transfer: %w", err)
 	}
 	c := s.st.classes
 	if err := s.checkRequest(idx, len(idx), len(out), c); err != nil {
@@ -466,8 +466,8 @@ func (s *Set) mixture(r int, T float64, p []float64) error {
 // would soften a different distribution, the normalised geometric mean of
 // the teachers' predictions.) See loss.EnsembleLogits.
 func (s *Set) Ensemble(T float64) (train.Teacher, error) {
-	if !(T > 0) || math.IsInf(T, 0) {
-		return nil, fmt.Errorf("transfer: temperature must be finite and > 0, got %v", T)
+	if err := loss.CheckTemperature(T); err != nil {
+		return nil, fmt.Errorf("transfer: %w", err)
 	}
 	return ensemble{s, T}, nil
 }

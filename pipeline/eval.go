@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/report"
+)
+
+// evalEntry names a model to evaluate and how it was made.
+type evalEntry struct {
+	name, key string
+	role      report.Role
+	method    string
+	soft      loss.SoftTargets // a distilled student's
+	int8      bool             // an INT8 model file (package quantize)
+	source    string           // the float model an INT8 one came from
+}
+
+func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.Report, error) {
+	rep := &report.Report{
+		Schema:  report.Schema,
+		Recipe:  run.r.Name,
+		Backend: run.be.Name(),
+		Device:  run.be.Device(),
+		Seed:    run.r.Seed,
+		Dataset: report.Dataset{Name: run.r.Data.Dataset, Train: run.train.Len(), Test: run.test.Len()},
+		Created: time.Now().UTC(),
+		Version: Version,
+	}
+	var teacherLogits []float32
+	phases := len(entries)
+	if run.r.Serving.MeasureEnabled() {
+		phases *= 2
+	}
+	prog := newEvalProgress(run.opts.Progress, phases)
+	defer prog.end()
+	for _, e := range entries {
+		prog.phase(e.name, "evaluating "+e.name)
+		path := run.modelPath(e.name)
+		spec, m, calibration, fallback, err := run.loadForEval(e, path)
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		// A batch larger than the test set is the whole set at once
+		// (recipe.Eval); eval.Logits would allocate all of it.
+		batch := max(min(run.r.Eval.BatchSize, run.test.Len()), 1)
+		logits, err := eval.Logits(ctx, m, run.test, run.test.Size(), spec.Classes, batch)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		var serving *report.Serving
+		if run.r.Serving.MeasureEnabled() {
+			if serving, err = run.serving(ctx, prog, e, path, spec, m); err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+		m.Close()
+		if e.name == "teacher" {
+			teacherLogits = logits // agreement is with the main teacher
+		}
+		met, err := eval.Compute(logits, run.test.Y, teacherLogits, spec.Classes, run.r.Eval.ECEBins)
+		if err != nil {
+			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
+		}
+		params, _ := spec.ParamCount()
+		rel, _ := filepath.Rel(run.out, path)
+		rep.Models = append(rep.Models, report.Model{
+			Name: e.name, Role: e.role, Params: params, Bytes: fileSize(path),
+			Accuracy: met.Accuracy, Errors: met.Errors, Agreement: met.Agreement, ECE: met.ECE,
+			Path: filepath.ToSlash(rel), Method: e.method, Alpha: e.soft.Alpha, Temperature: e.soft.Temperature,
+			Calibration: calibration, FallbackLayers: fallback, Source: e.source,
+			Serving: serving,
+		})
+		prog.end()
+		run.log.Info("evaluated", "model", e.name, "accuracy", roundFraction(met.Accuracy), "errors", met.Errors, "agreement", roundFraction(met.Agreement), "ece", roundFraction(met.ECE))
+	}
+	prog.finish()
+	return rep, nil
+}
+
+// closablePredictor is a model to evaluate.
+type closablePredictor interface {
+	eval.Predictor
+	Close() error
+}
+
+type program struct{ *infer.Program }
+
+func (program) Close() error { return nil }
+
+// loadForEval loads a float model onto the run's backend, or an INT8
+// model into the INT8 runtime.
+func (run *runner) loadForEval(e evalEntry, path string) (model.Spec, closablePredictor, string, []string, error) {
+	if e.int8 {
+		q, err := quantize.Load(path)
+		if err != nil {
+			return model.Spec{}, nil, "", nil, err
+		}
+		p, err := q.Compile()
+		if err != nil {
+			return model.Spec{}, nil, "", nil, err
+		}
+		return q.Spec, program{p}, string(q.Method), q.Fallback, nil
+	}
+	spec, w, err := model.Load(path)
+	if err != nil {
+		return model.Spec{}, nil, "", nil, err
+	}
+	m, err := run.be.Load(spec, w)
+	return spec, m, "", nil, err
+}
+
+// fileSize is the size of a model's weights file: what it costs to ship.
+func fileSize(jsonPath string) int64 {
+	st := jsonPath[:len(jsonPath)-len(".json")] + ".safetensors"
+	fi, err := os.Stat(st)
+	if errors.Is(err, fs.ErrNotExist) || err != nil {
+		return 0
+	}
+	return fi.Size()
+}

@@ -1,0 +1,56 @@
+package student_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/distill-dev/distill/backend"
+	_ "github.com/distill-dev/distill/backend/gorgonia"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/student"
+	"github.com/distill-dev/distill/train"
+)
+
+// The soft targets are asked for at the very value the objective is
+// built from, the recipe's temperature and alpha: one value, two users.
+func TestDistilAsksTargetsAtItsSoftTargets(t *testing.T) {
+	r, err := recipe.Load("../recipes/synthetic-tiny.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Students[0]
+	d, err := student.FromRecipe(r, s, []int{1, 8, 8}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loss.SoftTargets{Temperature: s.Distill.Temperature, Alpha: s.Distill.Alpha}
+	if d.Method.SoftTargets != want {
+		t.Fatalf("Method.SoftTargets = %+v, want the recipe's %+v", d.Method.SoftTargets, want)
+	}
+	if d.Label != "response" {
+		t.Errorf("Label = %q, want %q", d.Label, "response")
+	}
+	b, err := backend.Open("gorgonia", backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var asked []loss.SoftTargets
+	stop := errors.New("stop before training")
+	targets := func(st loss.SoftTargets, features bool) (train.Teacher, train.Source, func(), error) {
+		asked = append(asked, st)
+		return nil, nil, nil, stop
+	}
+	cfg := func() train.Config {
+		t.Error("training config asked for although the soft targets failed")
+		return train.Config{}
+	}
+	if _, err := d.Distil(context.Background(), b, targets, cfg, nil); !errors.Is(err, stop) {
+		t.Fatalf("Distil = %v, want the targets' error", err)
+	}
+	if len(asked) != 1 || asked[0] != want {
+		t.Errorf("soft targets asked for at %+v, want once at %+v", asked, want)
+	}
+}

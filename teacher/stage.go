@@ -1,0 +1,166 @@
+package teacher
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/distill-dev/distill/augment"
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/data"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/train"
+	"github.com/distill-dev/distill/transfer"
+)
+
+// Spec is one teacher of a recipe: the main one or an ensemble member.
+type Spec struct {
+	Name       string
+	Model      recipe.Model
+	Checkpoint string // a model file to load instead of training
+	Training   recipe.Training
+	Weight     float64 // weight in the ensemble
+	// TorchScript is a trusted TorchScript file to load (main teacher
+	// only; empty unless the recipe marked it trusted).
+	TorchScript string
+	// Copies augmented copies of each example, made with Augment, are
+	// trained on besides the data.
+	Copies  int
+	Augment augment.Config
+}
+
+// Specs lists the recipe's teachers: the main one, named "teacher", then
+// the ensemble members in recipe order.
+func Specs(r *recipe.Recipe) []Spec {
+	t := r.Teacher
+	ts := []Spec{{Name: "teacher", Model: t.Model, Checkpoint: t.Checkpoint, Training: t.Training, Weight: t.Weight, Copies: t.Copies, Augment: t.Augment}}
+	if t.Trusted {
+		ts[0].TorchScript = t.TorchScript
+	}
+	for _, e := range r.Ensemble {
+		ts = append(ts, Spec{Name: e.Name, Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Weight: e.Weight, Copies: e.Copies, Augment: e.Augment})
+	}
+	return ts
+}
+
+// Weights are the teachers' ensemble weights, in order.
+func Weights(ts []Spec) []float64 {
+	w := make([]float64, len(ts))
+	for i, t := range ts {
+		w[i] = t.Weight
+	}
+	return w
+}
+
+// Method is the report's label of how the teacher was made: its
+// augmentation when it was trained on augmented data, else "".
+func (s Spec) Method() string {
+	if s.Copies == 0 { // only a teacher trained here has copies (recipe validation)
+		return ""
+	}
+	return fmt.Sprintf("trained on data ×%d, augmented %s", s.Copies+1, s.Augment)
+}
+
+// Env is what obtaining a teacher needs from the run.
+type Env struct {
+	// Backend loads models; Trainer trains them (it may be Backend
+	// wrapped to watch the model in training).
+	Backend, Trainer backend.Backend
+	// Data is the training split: the teacher trains on it and must fit
+	// its shape and classes.
+	Data *data.Dataset
+	// Seed seeds the augmentation of a teacher trained on copies.
+	Seed int64
+	// Progress reports a milestone of teacher name; nil discards it.
+	Progress func(name, msg string)
+}
+
+// Obtain makes teacher s: loaded from its trusted TorchScript file or
+// its checkpoint, else trained from its spec with the config that cfg
+// returns (called only then, right before training). The model fits
+// env.Data or is an error.
+func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (backend.Model, error) {
+	progress := env.Progress
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	name := s.Name
+	var m backend.Model
+	var err error
+	switch {
+	case s.TorchScript != "":
+		loader, ok := env.Backend.(backend.TorchScriptLoader)
+		if !ok {
+			return nil, fmt.Errorf("distill: %s: the %s backend cannot load TorchScript; use backend torch (a build with -tags torch)", name, env.Backend.Name())
+		}
+		var spec model.Spec
+		if spec, err = s.Model.Spec(name, env.Data.Shape, env.Data.Classes); err != nil {
+			return nil, fmt.Errorf("distill: %s model: %w", name, err)
+		}
+		progress(name, "loading TorchScript "+s.TorchScript)
+		m, err = loader.LoadTorchScript(s.TorchScript, spec)
+	case s.Checkpoint != "":
+		progress(name, "loading "+s.Checkpoint)
+		m, err = Load(env.Backend, s.Checkpoint)
+	default:
+		var spec model.Spec
+		if spec, err = s.Model.Spec(name, env.Data.Shape, env.Data.Classes); err != nil {
+			return nil, fmt.Errorf("distill: %s model: %w", name, err)
+		}
+		var src train.Source = env.Data
+		msg := "training " + name
+		if s.Copies > 0 {
+			if src, err = augment.NewSource(env.Data, s.Copies, s.Augment, env.Seed); err != nil {
+				return nil, fmt.Errorf("distill: %s augmentation: %w", name, err)
+			}
+			msg += fmt.Sprintf(" on the data and %d augmented copies (%s)", s.Copies, s.Augment)
+		}
+		progress(name, msg)
+		m, _, err = Train(ctx, env.Trainer, spec, src, cfg())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("distill: %s: %w", name, err)
+	}
+	if err := fitsData(m.Spec(), env.Data, name+" "+s.Checkpoint); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// fitsData checks that a model takes the dataset's examples and predicts
+// its classes.
+func fitsData(spec model.Spec, d *data.Dataset, what string) error {
+	if !slices.Equal(spec.Input, d.Shape) && model.Numel(spec.Input) != d.Size() {
+		return fmt.Errorf("distill: %s takes inputs of shape %v, but dataset %q has examples of shape %v: use a model trained on this dataset", what, spec.Input, d.Name, d.Shape)
+	}
+	if spec.Classes != d.Classes {
+		return fmt.Errorf("distill: %s predicts %d classes, but dataset %q has %d", what, spec.Classes, d.Name, d.Classes)
+	}
+	return nil
+}
+
+// Targets gives a student's soft targets from the loaded teachers
+// (models, in Specs order, with their ensemble weights): read from the
+// transfer set when there is one, else computed by running the teachers
+// in the training loop. Several teachers are mixed at st.Temperature, the
+// temperature of the student's objective (st.Objective), so the two
+// agree. With features the teacher is also a train.FeatureTeacher giving
+// the main teacher's layers.
+func Targets(models []backend.Model, weights []float64, set *transfer.Set, st loss.SoftTargets, features bool) (train.Teacher, error) {
+	if len(models) == 0 {
+		return nil, fmt.Errorf("teacher: no teachers to give soft targets")
+	}
+	switch {
+	case set == nil && len(models) == 1:
+		return train.ModelTeacher(models[0]), nil
+	case set == nil:
+		return Ensemble(models, weights, st)
+	case features:
+		return set.FeatureTeacher(st.Temperature, 0, models[0].Spec())
+	default:
+		return set.Ensemble(st.Temperature)
+	}
+}
