@@ -244,6 +244,39 @@ func TestForwardFeatures(t *testing.T) {
 	}
 }
 
+// TestForwardSizes: Forward and ForwardFeatures reject a batch that does
+// not fit the buffers they were given, naming the sizes; ForwardFeatures
+// takes nil logits, Forward does not.
+func TestForwardSizes(t *testing.T) {
+	b := openTest(t)
+	spec := tinyMLP(t) // 12 inputs, 5 classes
+	w, _ := spec.Init(5)
+	m := load(t, b, spec, w)
+	x, out := make([]float32, 2*12), make([]float32, 2*5)
+	feats := [][]float32{make([]float32, 2*16)}
+	for _, c := range []struct {
+		name string
+		call func() error
+		want string // "" for no error
+	}{
+		{"Forward", func() error { return m.Forward(x, 2, out) }, ""},
+		{"Forward of 0", func() error { return m.Forward(x, 0, out) }, "Forward of 0 examples"},
+		{"Forward short input", func() error { return m.Forward(x[:23], 2, out) }, "Forward of 2 examples needs 24 inputs and room for 10 logits, got 23 and 10"},
+		{"Forward short logits", func() error { return m.Forward(x, 2, out[:9]) }, "got 24 and 9"},
+		{"Forward nil logits", func() error { return m.Forward(x, 2, nil) }, "got 24 and 0"},
+		{"ForwardFeatures", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, out, feats) }, ""},
+		{"ForwardFeatures nil logits", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, nil, feats) }, ""},
+		{"ForwardFeatures of -1", func() error { return m.ForwardFeatures(x, -1, []string{"fc1"}, nil, feats) }, "ForwardFeatures of -1 examples"},
+		{"ForwardFeatures short input", func() error { return m.ForwardFeatures(x[:1], 2, []string{"fc1"}, nil, feats) }, "ForwardFeatures of 2 examples needs 24 inputs"},
+		{"ForwardFeatures short logits", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, out[:3], feats) }, "got 24 and 3"},
+	} {
+		err := c.call()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
 func TestWeightsRoundTrip(t *testing.T) {
 	b := openTest(t)
 	spec := tinyCNN(t)
@@ -775,13 +808,18 @@ func TestUseAfterClose(t *testing.T) {
 	if _, err := tr.Step(&backend.Batch{N: 1, X: make([]float32, 12), Labels: []int32{0}, LR: 1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Step after the model's Close: %v", err)
 	}
-	tr.Close()
+	if err := tr.Close(); err != nil {
+		t.Errorf("trainer Close after the model's: %v", err)
+	}
 	b.Close()
 	if _, err := b.Load(spec, w); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after the backend's Close: %v", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("trainer Close after the backend's: %v", err)
 	}
 }
 
