@@ -55,6 +55,18 @@ func load(t testing.TB, b *Backend, spec model.Spec, w model.Weights) *Model {
 	return m.(*Model)
 }
 
+// mustTrainer is b.NewTrainer(m, cfg), failing t on an error; the trainer
+// is closed when the test ends.
+func mustTrainer(t testing.TB, b *Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
+	t.Helper()
+	tr, err := b.NewTrainer(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 func randn(rng *rand.Rand, n int, scale float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -333,11 +345,7 @@ func TestLossAndGradientsMatchReference(t *testing.T) {
 			spec, w := identitySpec(k)
 			m := load(t, b, spec, w)
 			// SGD with lr 1 and no momentum: Δparam = −gradient.
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 			var tl []float32
 			if obj.NeedsTeacher() {
 				tl = teacher
@@ -406,11 +414,7 @@ func TestOptimizersMatchReference(t *testing.T) {
 			w, _ := spec.Init(11)
 			m := load(t, b, spec, w)
 			obj := loss.Hinton(0.7, 2)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: opt})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: opt})
 			W := make([]float64, k*d)
 			B := make([]float64, k)
 			for i := range W {
@@ -565,11 +569,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				t.Fatalf("the test data is %.2g from a ReLU or max-pool kink, where float32 and float64 gradients may legitimately differ: pick other seeds", mg)
 			}
 			m := load(t, b, spec, w)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 			v, err := tr.Step(bt)
 			if err != nil {
 				t.Fatal(err)
@@ -615,11 +615,7 @@ func TestTrainingLowersLoss(t *testing.T) {
 	}
 	w, _ := spec.Init(1)
 	m := load(t, b, spec, w)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 32, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: 32, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	rng := rand.New(rand.NewPCG(3, 4))
 	centers := randn(rng, 3*10, 2)
 	batch := func() *backend.Batch {
@@ -680,11 +676,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Run(opt.Kind, func(t *testing.T) {
 			cfg := backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: opt}
 			m1 := load(t, b, spec, w)
-			t1, err := b.NewTrainer(m1, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer t1.Close()
+			t1 := mustTrainer(t, b, m1, cfg)
 			for _, bt := range batches[:3] {
 				if _, err := t1.Step(bt); err != nil {
 					t.Fatal(err)
@@ -696,11 +688,7 @@ func TestStateRoundTrip(t *testing.T) {
 			}
 			w1, _ := m1.Weights()
 			m2 := load(t, b, spec, w1)
-			t2, err := b.NewTrainer(m2, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer t2.Close()
+			t2 := mustTrainer(t, b, m2, cfg)
 			if err := t2.SetState(st); err != nil {
 				t.Fatal(err)
 			}
@@ -735,11 +723,7 @@ func TestStepErrors(t *testing.T) {
 	spec := tinyMLP(t)
 	w, _ := spec.Init(1)
 	m := load(t, b, spec, w)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 4, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: 4, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	rng := rand.New(rand.NewPCG(1, 1))
 	good := func() *backend.Batch {
 		return &backend.Batch{N: 4, X: randn(rng, 48, 1), Labels: randLabels(rng, 4, 5), TeacherLogits: randn(rng, 20, 1), LR: 0.1}
