@@ -96,15 +96,27 @@ func mustFall(t *testing.T, what string, steps int, factor float64, step func() 
 
 // Run runs the suite against the backend that open returns.
 func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
-	t.Run("Forward", func(t *testing.T) { testForward(t, open(t)) })
-	t.Run("WeightsRoundTrip", func(t *testing.T) { testWeights(t, open(t)) })
-	t.Run("LossAndGradients", func(t *testing.T) { testGradients(t, open(t)) })
-	t.Run("PartialBatch", func(t *testing.T) { testPartialBatch(t, open(t)) })
-	t.Run("AdamFirstStep", func(t *testing.T) { testAdam(t, open(t)) })
-	t.Run("OptimizerState", func(t *testing.T) { testState(t, open(t)) })
-	t.Run("LearnsSeparableData", func(t *testing.T) { testLearns(t, open(t)) })
-	t.Run("MaxNorm", func(t *testing.T) { testMaxNorm(t, open(t)) })
-	runFeatures(t, open)
+	for _, c := range slices.Concat(checks, featureChecks) {
+		t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })
+	}
+}
+
+// check is one test of the suite; each runs as a subtest on a fresh
+// backend.
+type check struct {
+	name string
+	run  func(*testing.T, backend.Backend)
+}
+
+var checks = []check{
+	{"Forward", testForward},
+	{"WeightsRoundTrip", testWeights},
+	{"LossAndGradients", testGradients},
+	{"PartialBatch", testPartialBatch},
+	{"AdamFirstStep", testAdam},
+	{"OptimizerState", testState},
+	{"LearnsSeparableData", testLearns},
+	{"MaxNorm", testMaxNorm},
 }
 
 func load(t *testing.T, b backend.Backend, spec model.Spec, seed uint64) (backend.Model, model.Weights) {

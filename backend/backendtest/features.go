@@ -66,13 +66,14 @@ func FeatureCases(t testing.TB) []FeatureCase {
 	}
 }
 
-func runFeatures(t *testing.T, open func(t *testing.T) backend.Backend) {
-	t.Run("ForwardFeatures", func(t *testing.T) { testForwardFeatures(t, open(t)) })
-	t.Run("FeatureLossAndGradients", func(t *testing.T) { testFeatureGradients(t, open(t)) })
-	t.Run("FeaturePartialBatch", func(t *testing.T) { testFeaturePartialBatch(t, open(t)) })
-	t.Run("FeatureOptimizerState", func(t *testing.T) { testFeatureState(t, open(t)) })
-	t.Run("HintStageLearns", func(t *testing.T) { testHintLearns(t, open(t)) })
-	t.Run("FeatureErrors", func(t *testing.T) { testFeatureErrors(t, open(t)) })
+// featureChecks run after checks, in Run.
+var featureChecks = []check{
+	{"ForwardFeatures", testForwardFeatures},
+	{"FeatureLossAndGradients", testFeatureGradients},
+	{"FeaturePartialBatch", testFeaturePartialBatch},
+	{"FeatureOptimizerState", testFeatureState},
+	{"HintStageLearns", testHintLearns},
+	{"FeatureErrors", testFeatureErrors},
 }
 
 func featureModel(t *testing.T, m backend.Model) backend.FeatureModel {
