@@ -119,18 +119,37 @@ var checks = []check{
 	{"MaxNorm", testMaxNorm},
 }
 
+// load loads spec with the weights spec.Init(seed) makes; the model is
+// closed when the test ends.
 func load(t *testing.T, b backend.Backend, spec model.Spec, seed uint64) (backend.Model, model.Weights) {
 	t.Helper()
 	w, err := spec.Init(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return loadWeights(t, b, spec, w), w
+}
+
+// loadWeights loads spec with w; the model is closed when the test ends.
+func loadWeights(t *testing.T, b backend.Backend, spec model.Spec, w model.Weights) backend.Model {
+	t.Helper()
 	m, err := b.Load(spec, w)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", spec.Name, err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, w
+	return m
+}
+
+// newTrainer opens a trainer of m; it is closed when the test ends.
+func newTrainer(t *testing.T, b backend.Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
+	t.Helper()
+	tr, err := b.NewTrainer(m, cfg)
+	if err != nil {
+		t.Fatalf("NewTrainer: %v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }
 
 func testForward(t *testing.T, b backend.Backend) {
@@ -194,11 +213,7 @@ func referenceLoss(t *testing.T, spec model.Spec, w model.Weights, obj loss.Obje
 
 func sgdStep(t *testing.T, b backend.Backend, m backend.Model, obj loss.Objective, batch *backend.Batch, maxBatch int) loss.Value {
 	t.Helper()
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: maxBatch, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-	if err != nil {
-		t.Fatalf("NewTrainer: %v", err)
-	}
-	defer tr.Close()
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: maxBatch, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 	v, err := tr.Step(batch)
 	if err != nil {
 		t.Fatalf("Step: %v", err)
@@ -304,11 +319,7 @@ func testAdam(t *testing.T, b backend.Backend) {
 	spec := Specs(t)[0]
 	m, w := load(t, b, spec, 12)
 	x, y, _ := Inputs(spec, 6, 13)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 6, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: 6, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	const lr = 1e-3
 	if _, err := tr.Step(&backend.Batch{N: 6, X: x, Labels: y, LR: lr}); err != nil {
 		t.Fatal(err)
@@ -340,11 +351,7 @@ func testState(t *testing.T, b backend.Backend) {
 	cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
 	// Uninterrupted: three steps.
 	m1, _ := load(t, b, spec, 15)
-	tr1, err := b.NewTrainer(m1, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr1.Close()
+	tr1 := newTrainer(t, b, m1, cfg)
 	for i := 0; i < 2; i++ {
 		if _, err := tr1.Step(batch); err != nil {
 			t.Fatal(err)
@@ -363,16 +370,8 @@ func testState(t *testing.T, b backend.Backend) {
 		t.Fatal(err)
 	}
 	// Resumed: a fresh model and trainer from the saved weights and state.
-	m2, err := b.Load(spec, w2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	tr2, err := b.NewTrainer(m2, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr2.Close()
+	m2 := loadWeights(t, b, spec, w2)
+	tr2 := newTrainer(t, b, m2, cfg)
 	if err := tr2.SetState(st); err != nil {
 		t.Fatal(err)
 	}
@@ -412,11 +411,7 @@ func testLearns(t *testing.T, b backend.Backend) {
 			x[e*in+i] = float32(v)
 		}
 	}
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	mustFall(t, "loss under Adam", 60, 4, func() float64 {
 		v, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 1e-2})
 		if err != nil {
@@ -437,11 +432,7 @@ func testMaxNorm(t *testing.T, b backend.Backend) {
 		x, y, _ := Inputs(spec, n, 40)
 		step := func(maxNorm float64) model.Weights {
 			m, _ := load(t, b, spec, 41)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: maxNorm}})
-			if err != nil {
-				t.Fatalf("NewTrainer: %v", err)
-			}
-			defer tr.Close()
+			tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: maxNorm}})
 			if _, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 3}); err != nil {
 				t.Fatal(err)
 			}

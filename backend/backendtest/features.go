@@ -85,17 +85,6 @@ func featureModel(t *testing.T, m backend.Model) backend.FeatureModel {
 	return fm
 }
 
-// newFeatureTrainer opens a trainer with feature terms.
-func newFeatureTrainer(t *testing.T, b backend.Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
-	t.Helper()
-	tr, err := b.NewTrainer(m, cfg)
-	if err != nil {
-		t.Fatalf("NewTrainer: %v", err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
-
 func testForwardFeatures(t *testing.T, b backend.Backend) {
 	for _, spec := range Specs(t) {
 		m, w := load(t, b, spec, 21)
@@ -249,7 +238,7 @@ func testFeatureGradients(t *testing.T, b backend.Backend) {
 			}
 			m, w := load(t, b, c.Student, 23)
 			in := newFeatureInputs(t, c, n, 24)
-			tr := newFeatureTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.SGD}, TeacherSpec: c.Teacher})
+			tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.SGD}, TeacherSpec: c.Teacher})
 			// Plain SGD with lr 1: the step is the gradient.
 			v, err := tr.Step(in.batch(n, 1))
 			if err != nil {
@@ -329,8 +318,8 @@ func testFeaturePartialBatch(t *testing.T, b backend.Backend) {
 	}
 	m1, _ := load(t, b, c.Student, 26)
 	m2, _ := load(t, b, c.Student, 26)
-	tr1 := newFeatureTrainer(t, b, m1, cfg(3))
-	tr2 := newFeatureTrainer(t, b, m2, cfg(8)) // padded
+	tr1 := newTrainer(t, b, m1, cfg(3))
+	tr2 := newTrainer(t, b, m2, cfg(8)) // padded
 	v1, err := tr1.Step(in.batch(3, 0.1))
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +352,7 @@ func testFeatureState(t *testing.T, b backend.Backend) {
 	batch := in.batch(5, 1e-2)
 	cfg := backend.TrainConfig{MaxBatch: 5, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}, TeacherSpec: c.Teacher}
 	m1, _ := load(t, b, c.Student, 28)
-	tr1 := newFeatureTrainer(t, b, m1, cfg)
+	tr1 := newTrainer(t, b, m1, cfg)
 	for i := 0; i < 2; i++ {
 		if _, err := tr1.Step(batch); err != nil {
 			t.Fatal(err)
@@ -388,12 +377,8 @@ func testFeatureState(t *testing.T, b backend.Backend) {
 	}
 	// Resumed: a fresh model and trainer from the saved weights and state;
 	// the adapter must continue from its trained values, not restart.
-	m2, err := b.Load(c.Student, w2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	tr2 := newFeatureTrainer(t, b, m2, cfg)
+	m2 := loadWeights(t, b, c.Student, w2)
+	tr2 := newTrainer(t, b, m2, cfg)
 	if err := tr2.SetState(st); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +414,7 @@ func testHintLearns(t *testing.T, b backend.Backend) {
 	const n = 16
 	in := newFeatureInputs(t, c, n, 29)
 	m, _ := load(t, b, c.Student, 30)
-	tr := newFeatureTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.Adam}, TeacherSpec: c.Teacher})
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.Adam}, TeacherSpec: c.Teacher})
 	mustFall(t, "hint loss under Adam", 40, 2, func() float64 {
 		bt := in.batch(n, 1e-2)
 		bt.Labels = nil // a hint-only objective needs no labels
@@ -448,7 +433,7 @@ func testFeatureErrors(t *testing.T, b backend.Backend) {
 	c := FeatureCases(t)[2]
 	m, _ := load(t, b, c.Student, 32)
 	cfg := backend.TrainConfig{MaxBatch: 2, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.SGD}, TeacherSpec: c.Teacher}
-	tr := newFeatureTrainer(t, b, m, cfg)
+	tr := newTrainer(t, b, m, cfg)
 	in := newFeatureInputs(t, c, 2, 33)
 	bt := in.batch(2, 0.1)
 	bt.TeacherFeatures = nil
