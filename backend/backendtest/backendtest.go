@@ -349,41 +349,15 @@ func testState(t *testing.T, b backend.Backend) {
 	x, y, teacher := Inputs(spec, 5, 14)
 	batch := &backend.Batch{N: 5, X: x, Labels: y, TeacherLogits: teacher, LR: 1e-2}
 	cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
-	// Uninterrupted: three steps.
-	m1, _ := load(t, b, spec, 15)
-	tr1 := newTrainer(t, b, m1, cfg)
-	for i := 0; i < 2; i++ {
-		if _, err := tr1.Step(batch); err != nil {
-			t.Fatal(err)
-		}
+	r := resume(t, b, spec, 15, cfg, batch)
+	if r.st.Step != 2 {
+		t.Fatalf("State().Step = %d after two steps", r.st.Step)
 	}
-	st, err := tr1.State()
-	if err != nil {
-		t.Fatal(err)
+	if r.v1.Total != r.v2.Total {
+		t.Fatalf("loss after resume %v, uninterrupted %v", r.v2.Total, r.v1.Total)
 	}
-	if st.Step != 2 {
-		t.Fatalf("State().Step = %d after two steps", st.Step)
-	}
-	w2, _ := m1.Weights()
-	v1, err := tr1.Step(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Resumed: a fresh model and trainer from the saved weights and state.
-	m2 := loadWeights(t, b, spec, w2)
-	tr2 := newTrainer(t, b, m2, cfg)
-	if err := tr2.SetState(st); err != nil {
-		t.Fatal(err)
-	}
-	v2, err := tr2.Step(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v1.Total != v2.Total {
-		t.Fatalf("loss after resume %v, uninterrupted %v", v2.Total, v1.Total)
-	}
-	a, _ := m1.Weights()
-	c, _ := m2.Weights()
+	a, _ := r.m1.Weights()
+	c, _ := r.m2.Weights()
 	for name := range a {
 		for i := range a[name].Data {
 			if a[name].Data[i] != c[name].Data[i] {
@@ -391,6 +365,50 @@ func testState(t *testing.T, b backend.Backend) {
 			}
 		}
 	}
+}
+
+// resumed is what the resume tests compare: a run of three steps, and a
+// fresh model and trainer restored from that run's weights and optimizer
+// state after two steps, then stepped once.
+type resumed struct {
+	m1, m2   backend.Model   // uninterrupted, resumed
+	tr1, tr2 backend.Trainer // uninterrupted, resumed
+	v1, v2   loss.Value      // the third step's loss in each
+	st       backend.OptimizerState
+	w        model.Weights // saved after two steps, with st
+}
+
+// resume runs the two trainings of resumed on batch: a model of spec with
+// the weights spec.Init(seed) makes, trained with cfg.
+func resume(t *testing.T, b backend.Backend, spec model.Spec, seed uint64, cfg backend.TrainConfig, batch *backend.Batch) resumed {
+	t.Helper()
+	var r resumed
+	r.m1, _ = load(t, b, spec, seed)
+	r.tr1 = newTrainer(t, b, r.m1, cfg)
+	for i := 0; i < 2; i++ {
+		if _, err := r.tr1.Step(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if r.st, err = r.tr1.State(); err != nil {
+		t.Fatal(err)
+	}
+	if r.w, err = r.m1.Weights(); err != nil {
+		t.Fatal(err)
+	}
+	if r.v1, err = r.tr1.Step(batch); err != nil {
+		t.Fatal(err)
+	}
+	r.m2 = loadWeights(t, b, spec, r.w)
+	r.tr2 = newTrainer(t, b, r.m2, cfg)
+	if err := r.tr2.SetState(r.st); err != nil {
+		t.Fatal(err)
+	}
+	if r.v2, err = r.tr2.Step(batch); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func testLearns(t *testing.T, b backend.Backend) {

@@ -351,46 +351,22 @@ func testFeatureState(t *testing.T, b backend.Backend) {
 	in := newFeatureInputs(t, c, 5, 27)
 	batch := in.batch(5, 1e-2)
 	cfg := backend.TrainConfig{MaxBatch: 5, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}, TeacherSpec: c.Teacher}
-	m1, _ := load(t, b, c.Student, 28)
-	tr1 := newTrainer(t, b, m1, cfg)
-	for i := 0; i < 2; i++ {
-		if _, err := tr1.Step(batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, err := tr1.State()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The resumed trainer's adapter must continue from its trained values
+	// in the state, not restart.
+	r := resume(t, b, c.Student, 28, cfg, batch)
 	for _, name := range []string{"m/adapter.1.weight", "v/adapter.1.bias", backend.AdapterValueSlot + "/adapter.1.weight"} {
-		if _, ok := st.Tensors[name]; !ok {
+		if _, ok := r.st.Tensors[name]; !ok {
 			t.Errorf("optimizer state lacks %q", name)
 		}
 	}
-	w2, _ := m1.Weights()
-	if _, ok := w2["adapter.1.weight"]; ok {
+	if _, ok := r.w["adapter.1.weight"]; ok {
 		t.Error("the adapter is part of the student's weights")
 	}
-	v1, err := tr1.Step(batch)
-	if err != nil {
-		t.Fatal(err)
+	if r.v1 != r.v2 {
+		t.Fatalf("loss after resume %+v, uninterrupted %+v", r.v2, r.v1)
 	}
-	// Resumed: a fresh model and trainer from the saved weights and state;
-	// the adapter must continue from its trained values, not restart.
-	m2 := loadWeights(t, b, c.Student, w2)
-	tr2 := newTrainer(t, b, m2, cfg)
-	if err := tr2.SetState(st); err != nil {
-		t.Fatal(err)
-	}
-	v2, err := tr2.Step(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v1 != v2 {
-		t.Fatalf("loss after resume %+v, uninterrupted %+v", v2, v1)
-	}
-	a, _ := tr1.State()
-	z, _ := tr2.State()
+	a, _ := r.tr1.State()
+	z, _ := r.tr2.State()
 	for name, ta := range a.Tensors {
 		for i := range ta.Data {
 			if ta.Data[i] != z.Tensors[name].Data[i] {
@@ -400,8 +376,8 @@ func testFeatureState(t *testing.T, b backend.Backend) {
 	}
 	// A state without the adapters (saved by a trainer without feature
 	// terms) does not fit.
-	delete(st.Tensors, backend.AdapterValueSlot+"/adapter.1.weight")
-	if err := tr2.SetState(st); err == nil || !strings.Contains(err.Error(), "adapter.1.weight") {
+	delete(r.st.Tensors, backend.AdapterValueSlot+"/adapter.1.weight")
+	if err := r.tr2.SetState(r.st); err == nil || !strings.Contains(err.Error(), "adapter.1.weight") {
 		t.Errorf("SetState without the adapter's values: error %v, want one naming it", err)
 	}
 }
