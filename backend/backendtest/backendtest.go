@@ -101,6 +101,20 @@ func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
 	}
 }
 
+// Registered is an open function for Run: it opens the backend registered
+// as name with opts, and closes it when the subtest ends.
+func Registered(name string, opts backend.Options) func(t *testing.T) backend.Backend {
+	return func(t *testing.T) backend.Backend {
+		t.Helper()
+		b, err := backend.Open(name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+}
+
 // check is one test of the suite; each runs as a subtest on a fresh
 // backend.
 type check struct {
