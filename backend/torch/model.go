@@ -112,12 +112,23 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
 		return err
 	}
-	return m.do(func() error {
+	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), out[:n*k], func(s *scope, xt ctensor) ctensor {
+		return m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
+	})
+}
+
+// infer is the frame of every inference call: on the engine's thread
+// (through do, which also refuses a closed model), without autograd and in
+// a fresh scope on device, f maps x, of the given shape, to the logits,
+// which are copied into out unless out is nil.
+func infer(do func(func() error) error, device int, x []float32, shape []int, out []float32, f func(s *scope, x ctensor) ctensor) error {
+	return do(func() error {
 		return withGrad(false, func() error {
-			s := newScope(m.b.device)
-			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
-			s.toHost(y, out[:n*k])
+			s := newScope(device)
+			y := f(s, s.fromHost(x, shape...))
+			if out != nil {
+				s.toHost(y, out)
+			}
 			return s.free()
 		})
 	})
@@ -147,19 +158,14 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 		}
 		want[j] = append(want[j], i)
 	}
-	return m.do(func() error {
-		return withGrad(false, func() error {
-			s := newScope(m.b.device)
-			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
-				for _, i := range want[layer] {
-					s.toHost(out, feats[i][:n*sizes[i]])
-				}
-			})
-			if logits != nil {
-				s.toHost(y, logits[:n*k])
+	if logits != nil {
+		logits = logits[:n*k]
+	}
+	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), logits, func(s *scope, xt ctensor) ctensor {
+		return m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
+			for _, i := range want[layer] {
+				s.toHost(out, feats[i][:n*sizes[i]])
 			}
-			return s.free()
 		})
 	})
 }

@@ -90,20 +90,15 @@ func (m *ScriptModel) Forward(x []float32, n int, out []float32) error {
 	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
 		return err
 	}
-	return m.do(func() error {
-		return withGrad(false, func() error {
-			s := newScope(m.device)
-			xt := s.fromHost(x[:n*m.inSize], append([]int{n}, m.spec.Input...)...)
-			y := s.call("TorchScript forward", func(o *ctensor) {
-				in := []ctensor{xt}
-				*o = lib.AtmForward(m.mod, &in[0], 1)
-			})
-			if sh := s.shape(y); s.err == nil && !slices.Equal(sh, []int{n, k}) {
-				s.fail(fmt.Errorf("the module returned shape %v for a batch of %d, want [%d %d] logits", sh, n, n, k))
-			}
-			s.toHost(y, out[:n*k])
-			return s.free()
+	return infer(m.do, m.device, x[:n*m.inSize], append([]int{n}, m.spec.Input...), out[:n*k], func(s *scope, xt ctensor) ctensor {
+		y := s.call("TorchScript forward", func(o *ctensor) {
+			in := []ctensor{xt}
+			*o = lib.AtmForward(m.mod, &in[0], 1)
 		})
+		if sh := s.shape(y); s.err == nil && !slices.Equal(sh, []int{n, k}) {
+			s.fail(fmt.Errorf("the module returned shape %v for a batch of %d, want [%d %d] logits", sh, n, n, k))
+		}
+		return y
 	})
 }
 
