@@ -105,10 +105,9 @@ func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
 // as name with opts, and closes it when the subtest ends.
 func Registered(name string, opts backend.Options) func(t *testing.T) backend.Backend {
 	return func(t *testing.T) backend.Backend {
-		t.Helper()
 		b, err := backend.Open(name, opts)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("opening backend %q: %v", name, err)
 		}
 		t.Cleanup(func() { b.Close() })
 		return b
