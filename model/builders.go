@@ -16,10 +16,6 @@ type MLPConfig struct {
 // MLP builds the spec of a multi-layer perceptron. Linear layers are named
 // fc1, fc2, … in order; the last one produces the logits.
 func MLP(c MLPConfig) (Spec, error) {
-	act := c.Activation
-	if act == "" {
-		act = KindReLU
-	}
 	s := Spec{Name: c.Name, Input: append([]int(nil), c.Input...), Classes: c.Classes}
 	if len(c.Input) != 1 {
 		s.Layers = append(s.Layers, Layer{Name: "flatten", Kind: KindFlatten})
@@ -27,17 +23,33 @@ func MLP(c MLPConfig) (Spec, error) {
 	if c.InputDropout > 0 {
 		s.Layers = append(s.Layers, Layer{Name: "drop0", Kind: KindDropout, Rate: c.InputDropout})
 	}
-	for i, h := range c.Hidden {
+	s.Layers = appendHead(s.Layers, c.Hidden, c.Classes, orReLU(c.Activation), c.Dropout)
+	return s, s.Validate()
+}
+
+// orReLU is act, or ReLU when act is unset.
+func orReLU(act Kind) Kind {
+	if act == "" {
+		return KindReLU
+	}
+	return act
+}
+
+// appendHead appends the fully connected part that MLP and CNN share:
+// fc1, act1, [drop1], … for each hidden width, then the logits layer
+// fc<len(hidden)+1>. The names are the ones feature distillation and
+// checkpoints refer to, so both builders must produce them alike.
+func appendHead(layers []Layer, hidden []int, classes int, act Kind, dropout float64) []Layer {
+	for i, h := range hidden {
 		n := i + 1
-		s.Layers = append(s.Layers,
+		layers = append(layers,
 			Layer{Name: fmt.Sprintf("fc%d", n), Kind: KindLinear, Out: h},
 			Layer{Name: fmt.Sprintf("act%d", n), Kind: act})
-		if c.Dropout > 0 {
-			s.Layers = append(s.Layers, Layer{Name: fmt.Sprintf("drop%d", n), Kind: KindDropout, Rate: c.Dropout})
+		if dropout > 0 {
+			layers = append(layers, Layer{Name: fmt.Sprintf("drop%d", n), Kind: KindDropout, Rate: dropout})
 		}
 	}
-	s.Layers = append(s.Layers, Layer{Name: fmt.Sprintf("fc%d", len(c.Hidden)+1), Kind: KindLinear, Out: c.Classes})
-	return s, s.Validate()
+	return append(layers, Layer{Name: fmt.Sprintf("fc%d", len(hidden)+1), Kind: KindLinear, Out: classes})
 }
 
 // ConvBlock is one conv → activation → optional max-pool stage of a CNN.
@@ -65,10 +77,7 @@ type CNNConfig struct {
 // pool1, …, flatten, fc1, …; the names are what feature and attention
 // distillation refer to.
 func CNN(c CNNConfig) (Spec, error) {
-	act := c.Activation
-	if act == "" {
-		act = KindReLU
-	}
+	act := orReLU(c.Activation)
 	s := Spec{Name: c.Name, Input: append([]int(nil), c.Input...), Classes: c.Classes}
 	for i, b := range c.Conv {
 		n := i + 1
@@ -80,15 +89,6 @@ func CNN(c CNNConfig) (Spec, error) {
 		}
 	}
 	s.Layers = append(s.Layers, Layer{Name: "flatten", Kind: KindFlatten})
-	for i, h := range c.Hidden {
-		n := i + 1
-		s.Layers = append(s.Layers,
-			Layer{Name: fmt.Sprintf("fc%d", n), Kind: KindLinear, Out: h},
-			Layer{Name: fmt.Sprintf("act%d", n), Kind: act})
-		if c.Dropout > 0 {
-			s.Layers = append(s.Layers, Layer{Name: fmt.Sprintf("drop%d", n), Kind: KindDropout, Rate: c.Dropout})
-		}
-	}
-	s.Layers = append(s.Layers, Layer{Name: fmt.Sprintf("fc%d", len(c.Hidden)+1), Kind: KindLinear, Out: c.Classes})
+	s.Layers = appendHead(s.Layers, c.Hidden, c.Classes, act, c.Dropout)
 	return s, s.Validate()
 }

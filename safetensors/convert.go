@@ -13,50 +13,30 @@ import (
 
 // F32 makes a float32 tensor.
 func F32(shape []int, data []float32) Tensor {
-	b := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return Tensor{DType: Float32, Shape: slices.Clone(shape), Data: b}
+	return encode(Float32, shape, data, 4, func(b []byte, v float32) { binary.LittleEndian.PutUint32(b, math.Float32bits(v)) })
 }
 
 // F64 makes a float64 tensor.
 func F64(shape []int, data []float64) Tensor {
-	b := make([]byte, 8*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
-	}
-	return Tensor{DType: Float64, Shape: slices.Clone(shape), Data: b}
+	return encode(Float64, shape, data, 8, func(b []byte, v float64) { binary.LittleEndian.PutUint64(b, math.Float64bits(v)) })
 }
 
 // F16 makes a half-precision tensor, rounding each value to the nearest
 // half (ties to even, as PyTorch's .half() does). Values beyond ±65504
 // become ±Inf; NaN stays NaN.
 func F16(shape []int, data []float32) Tensor {
-	b := make([]byte, 2*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint16(b[2*i:], f32ToF16(v))
-	}
-	return Tensor{DType: Float16, Shape: slices.Clone(shape), Data: b}
+	return encode(Float16, shape, data, 2, func(b []byte, v float32) { binary.LittleEndian.PutUint16(b, f32ToF16(v)) })
 }
 
 // BF16 makes a bfloat16 tensor, rounding each value to the nearest
 // bfloat16 (ties to even, as PyTorch's .bfloat16() does). NaN stays NaN.
 func BF16(shape []int, data []float32) Tensor {
-	b := make([]byte, 2*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint16(b[2*i:], f32ToBF16(v))
-	}
-	return Tensor{DType: BFloat16, Shape: slices.Clone(shape), Data: b}
+	return encode(BFloat16, shape, data, 2, func(b []byte, v float32) { binary.LittleEndian.PutUint16(b, f32ToBF16(v)) })
 }
 
 // I8 makes an int8 tensor.
 func I8(shape []int, data []int8) Tensor {
-	b := make([]byte, len(data))
-	for i, v := range data {
-		b[i] = byte(v)
-	}
-	return Tensor{DType: Int8, Shape: slices.Clone(shape), Data: b}
+	return encode(Int8, shape, data, 1, func(b []byte, v int8) { b[0] = byte(v) })
 }
 
 // U8 makes a uint8 tensor.
@@ -66,40 +46,46 @@ func U8(shape []int, data []uint8) Tensor {
 
 // I16 makes an int16 tensor.
 func I16(shape []int, data []int16) Tensor {
-	b := make([]byte, 2*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
-	}
-	return Tensor{DType: Int16, Shape: slices.Clone(shape), Data: b}
+	return encode(Int16, shape, data, 2, func(b []byte, v int16) { binary.LittleEndian.PutUint16(b, uint16(v)) })
 }
 
 // I32 makes an int32 tensor.
 func I32(shape []int, data []int32) Tensor {
-	b := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(b[4*i:], uint32(v))
-	}
-	return Tensor{DType: Int32, Shape: slices.Clone(shape), Data: b}
+	return encode(Int32, shape, data, 4, func(b []byte, v int32) { binary.LittleEndian.PutUint32(b, uint32(v)) })
 }
 
 // I64 makes an int64 tensor.
 func I64(shape []int, data []int64) Tensor {
-	b := make([]byte, 8*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
-	}
-	return Tensor{DType: Int64, Shape: slices.Clone(shape), Data: b}
+	return encode(Int64, shape, data, 8, func(b []byte, v int64) { binary.LittleEndian.PutUint64(b, uint64(v)) })
 }
 
 // BOOL makes a boolean tensor (one byte per element, 0 or 1).
 func BOOL(shape []int, data []bool) Tensor {
-	b := make([]byte, len(data))
-	for i, v := range data {
+	return encode(Bool, shape, data, 1, func(b []byte, v bool) {
 		if v {
-			b[i] = 1
+			b[0] = 1
 		}
+	})
+}
+
+// encode lays data out as the elements of a dt tensor, size bytes each,
+// put writing one element at the start of its bytes.
+func encode[T any](dt DType, shape []int, data []T, size int, put func([]byte, T)) Tensor {
+	b := make([]byte, size*len(data))
+	for i, v := range data {
+		put(b[size*i:], v)
 	}
-	return Tensor{DType: Bool, Shape: slices.Clone(shape), Data: b}
+	return Tensor{DType: dt, Shape: slices.Clone(shape), Data: b}
+}
+
+// decode reads b as elements of size bytes each, get reading one from the
+// start of its bytes. Callers check b first (Tensor.check).
+func decode[T any](b []byte, size int, get func([]byte) T) []T {
+	out := make([]T, len(b)/size)
+	for i := range out {
+		out[i] = get(b[size*i:])
+	}
+	return out
 }
 
 // check validates t and that its type is one of want.
@@ -119,32 +105,15 @@ func (t Tensor) Float32() ([]float32, error) {
 	if err := t.check(Float32, Float16, BFloat16, Float64); err != nil {
 		return nil, err
 	}
-	b := t.Data
 	switch t.DType {
 	case Float32:
-		out := make([]float32, len(b)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-		return out, nil
+		return decode(t.Data, 4, func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) }), nil
 	case Float16:
-		out := make([]float32, len(b)/2)
-		for i := range out {
-			out[i] = f16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
-		}
-		return out, nil
+		return decode(t.Data, 2, func(b []byte) float32 { return f16ToF32(binary.LittleEndian.Uint16(b)) }), nil
 	case BFloat16:
-		out := make([]float32, len(b)/2)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
-		}
-		return out, nil
+		return decode(t.Data, 2, func(b []byte) float32 { return math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16) }), nil
 	default: // Float64
-		out := make([]float32, len(b)/8)
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
-		}
-		return out, nil
+		return decode(t.Data, 8, func(b []byte) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(b))) }), nil
 	}
 }
 
@@ -154,11 +123,7 @@ func (t Tensor) Float64() ([]float64, error) {
 		if err := t.check(Float64); err != nil {
 			return nil, err
 		}
-		out := make([]float64, len(t.Data)/8)
-		for i := range out {
-			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(t.Data[8*i:]))
-		}
-		return out, nil
+		return decode(t.Data, 8, func(b []byte) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b)) }), nil
 	}
 	f, err := t.Float32()
 	if err != nil {
@@ -176,11 +141,7 @@ func (t Tensor) Int8() ([]int8, error) {
 	if err := t.check(Int8); err != nil {
 		return nil, err
 	}
-	out := make([]int8, len(t.Data))
-	for i, v := range t.Data {
-		out[i] = int8(v)
-	}
-	return out, nil
+	return decode(t.Data, 1, func(b []byte) int8 { return int8(b[0]) }), nil
 }
 
 // Uint8 decodes a U8 tensor.
@@ -196,11 +157,7 @@ func (t Tensor) Int16() ([]int16, error) {
 	if err := t.check(Int16); err != nil {
 		return nil, err
 	}
-	out := make([]int16, len(t.Data)/2)
-	for i := range out {
-		out[i] = int16(binary.LittleEndian.Uint16(t.Data[2*i:]))
-	}
-	return out, nil
+	return decode(t.Data, 2, func(b []byte) int16 { return int16(binary.LittleEndian.Uint16(b)) }), nil
 }
 
 // Int32 decodes an I32 tensor.
@@ -208,11 +165,7 @@ func (t Tensor) Int32() ([]int32, error) {
 	if err := t.check(Int32); err != nil {
 		return nil, err
 	}
-	out := make([]int32, len(t.Data)/4)
-	for i := range out {
-		out[i] = int32(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return out, nil
+	return decode(t.Data, 4, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) }), nil
 }
 
 // Int64 decodes an I64 tensor.
@@ -220,11 +173,7 @@ func (t Tensor) Int64() ([]int64, error) {
 	if err := t.check(Int64); err != nil {
 		return nil, err
 	}
-	out := make([]int64, len(t.Data)/8)
-	for i := range out {
-		out[i] = int64(binary.LittleEndian.Uint64(t.Data[8*i:]))
-	}
-	return out, nil
+	return decode(t.Data, 8, func(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b)) }), nil
 }
 
 // Bools decodes a BOOL tensor; a byte other than 0 or 1 is an error.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -396,26 +397,34 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("trial %d: %v", trial, err)
 		}
 		assertEqual(t, g, f)
-		// Every tensor is aligned to its element size, as the reference
-		// writer guarantees.
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := binary.LittleEndian.Uint64(raw)
-		if n%8 != 0 {
-			t.Errorf("header length %d is not a multiple of 8", n)
-		}
-		infos, _, err := parseHeader(raw[8 : 8+n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range infos {
-			if in.begin%int64(in.dtype.Size()) != 0 {
-				t.Errorf("trial %d: tensor %q of %s starts at %d", trial, in.name, in.dtype, in.begin)
-			}
+		checkAligned(t, fmt.Sprintf("trial %d", trial), raw)
+	}
+}
+
+// checkAligned fails the test unless the file raw has a header length that
+// is a multiple of 8 and every tensor aligned to its element size, as the
+// reference writer guarantees. It returns the header's tensors in the
+// order of their data.
+func checkAligned(t *testing.T, what string, raw []byte) []info {
+	t.Helper()
+	n := binary.LittleEndian.Uint64(raw)
+	if n%8 != 0 {
+		t.Errorf("%s: header length %d is not a multiple of 8", what, n)
+	}
+	infos, _, err := parseHeader(raw[8 : 8+n])
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for _, in := range infos {
+		if in.begin%int64(in.dtype.Size()) != 0 {
+			t.Errorf("%s: tensor %q of %s starts at %d", what, in.name, in.dtype, in.begin)
 		}
 	}
+	return infos
 }
 
 func TestWriteAligns(t *testing.T) {
@@ -429,21 +438,9 @@ func TestWriteAligns(t *testing.T) {
 	if err := Write(&buf, f); err != nil {
 		t.Fatal(err)
 	}
-	raw := buf.Bytes()
-	n := binary.LittleEndian.Uint64(raw)
-	if n%8 != 0 {
-		t.Errorf("header length %d is not a multiple of 8", n)
-	}
-	infos, _, err := parseHeader(raw[8 : 8+n])
-	if err != nil {
-		t.Fatal(err)
-	}
 	order := ""
-	for _, in := range infos {
+	for _, in := range checkAligned(t, "Write", buf.Bytes()) {
 		order += in.name
-		if in.begin%int64(in.dtype.Size()) != 0 {
-			t.Errorf("tensor %q of %s starts at %d", in.name, in.dtype, in.begin)
-		}
 	}
 	if order != "bdca" {
 		t.Errorf("layout order %q, want bdca (by decreasing alignment)", order)

@@ -76,31 +76,93 @@ func close(a, b, rel, abs float64) bool {
 	return math.Abs(a-b) <= abs+rel*math.Max(math.Abs(a), math.Abs(b))
 }
 
-// Run runs the suite against the backend that open returns.
-func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
-	t.Run("Forward", func(t *testing.T) { testForward(t, open(t)) })
-	t.Run("WeightsRoundTrip", func(t *testing.T) { testWeights(t, open(t)) })
-	t.Run("LossAndGradients", func(t *testing.T) { testGradients(t, open(t)) })
-	t.Run("PartialBatch", func(t *testing.T) { testPartialBatch(t, open(t)) })
-	t.Run("AdamFirstStep", func(t *testing.T) { testAdam(t, open(t)) })
-	t.Run("OptimizerState", func(t *testing.T) { testState(t, open(t)) })
-	t.Run("LearnsSeparableData", func(t *testing.T) { testLearns(t, open(t)) })
-	t.Run("MaxNorm", func(t *testing.T) { testMaxNorm(t, open(t)) })
-	runFeatures(t, open)
+// mustFall calls step steps times and fails unless the last value it
+// returns is below the first divided by factor: how the learning tests see
+// progress without pinning a trajectory, which differs between backends.
+func mustFall(t *testing.T, what string, steps int, factor float64, step func() float64) {
+	t.Helper()
+	var first, last float64
+	for i := 0; i < steps; i++ {
+		v := step()
+		if i == 0 {
+			first = v
+		}
+		last = v
+	}
+	if !(last < first/factor) {
+		t.Fatalf("%s went from %v to %v in %d steps; want at least %v× lower", what, first, last, steps, factor)
+	}
 }
 
+// Run runs the suite against the backend that open returns.
+func Run(t *testing.T, open func(t *testing.T) backend.Backend) {
+	for _, c := range slices.Concat(checks, featureChecks) {
+		t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })
+	}
+}
+
+// Registered is an open function for Run: it opens the backend registered
+// as name with opts, and closes it when the subtest ends.
+func Registered(name string, opts backend.Options) func(t *testing.T) backend.Backend {
+	return func(t *testing.T) backend.Backend {
+		b, err := backend.Open(name, opts)
+		if err != nil {
+			t.Fatalf("opening backend %q: %v", name, err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+}
+
+// check is one test of the suite; each runs as a subtest on a fresh
+// backend.
+type check struct {
+	name string
+	run  func(*testing.T, backend.Backend)
+}
+
+var checks = []check{
+	{"Forward", testForward},
+	{"WeightsRoundTrip", testWeights},
+	{"LossAndGradients", testGradients},
+	{"PartialBatch", testPartialBatch},
+	{"AdamFirstStep", testAdam},
+	{"OptimizerState", testState},
+	{"LearnsSeparableData", testLearns},
+	{"MaxNorm", testMaxNorm},
+}
+
+// load loads spec with the weights spec.Init(seed) makes; the model is
+// closed when the test ends.
 func load(t *testing.T, b backend.Backend, spec model.Spec, seed uint64) (backend.Model, model.Weights) {
 	t.Helper()
 	w, err := spec.Init(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return loadWeights(t, b, spec, w), w
+}
+
+// loadWeights loads spec with w; the model is closed when the test ends.
+func loadWeights(t *testing.T, b backend.Backend, spec model.Spec, w model.Weights) backend.Model {
+	t.Helper()
 	m, err := b.Load(spec, w)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", spec.Name, err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, w
+	return m
+}
+
+// newTrainer opens a trainer of m; it is closed when the test ends.
+func newTrainer(t *testing.T, b backend.Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
+	t.Helper()
+	tr, err := b.NewTrainer(m, cfg)
+	if err != nil {
+		t.Fatalf("NewTrainer: %v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }
 
 func testForward(t *testing.T, b backend.Backend) {
@@ -164,11 +226,7 @@ func referenceLoss(t *testing.T, spec model.Spec, w model.Weights, obj loss.Obje
 
 func sgdStep(t *testing.T, b backend.Backend, m backend.Model, obj loss.Objective, batch *backend.Batch, maxBatch int) loss.Value {
 	t.Helper()
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: maxBatch, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-	if err != nil {
-		t.Fatalf("NewTrainer: %v", err)
-	}
-	defer tr.Close()
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: maxBatch, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 	v, err := tr.Step(batch)
 	if err != nil {
 		t.Fatalf("Step: %v", err)
@@ -274,11 +332,7 @@ func testAdam(t *testing.T, b backend.Backend) {
 	spec := Specs(t)[0]
 	m, w := load(t, b, spec, 12)
 	x, y, _ := Inputs(spec, 6, 13)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 6, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: 6, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	const lr = 1e-3
 	if _, err := tr.Step(&backend.Batch{N: 6, X: x, Labels: y, LR: lr}); err != nil {
 		t.Fatal(err)
@@ -308,53 +362,15 @@ func testState(t *testing.T, b backend.Backend) {
 	x, y, teacher := Inputs(spec, 5, 14)
 	batch := &backend.Batch{N: 5, X: x, Labels: y, TeacherLogits: teacher, LR: 1e-2}
 	cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
-	// Uninterrupted: three steps.
-	m1, _ := load(t, b, spec, 15)
-	tr1, err := b.NewTrainer(m1, cfg)
-	if err != nil {
-		t.Fatal(err)
+	r := resume(t, b, spec, 15, cfg, batch)
+	if r.st.Step != 2 {
+		t.Fatalf("State().Step = %d after two steps", r.st.Step)
 	}
-	defer tr1.Close()
-	for i := 0; i < 2; i++ {
-		if _, err := tr1.Step(batch); err != nil {
-			t.Fatal(err)
-		}
+	if r.v1.Total != r.v2.Total {
+		t.Fatalf("loss after resume %v, uninterrupted %v", r.v2.Total, r.v1.Total)
 	}
-	st, err := tr1.State()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Step != 2 {
-		t.Fatalf("State().Step = %d after two steps", st.Step)
-	}
-	w2, _ := m1.Weights()
-	v1, err := tr1.Step(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Resumed: a fresh model and trainer from the saved weights and state.
-	m2, err := b.Load(spec, w2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	tr2, err := b.NewTrainer(m2, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr2.Close()
-	if err := tr2.SetState(st); err != nil {
-		t.Fatal(err)
-	}
-	v2, err := tr2.Step(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v1.Total != v2.Total {
-		t.Fatalf("loss after resume %v, uninterrupted %v", v2.Total, v1.Total)
-	}
-	a, _ := m1.Weights()
-	c, _ := m2.Weights()
+	a, _ := r.m1.Weights()
+	c, _ := r.m2.Weights()
 	for name := range a {
 		for i := range a[name].Data {
 			if a[name].Data[i] != c[name].Data[i] {
@@ -362,6 +378,50 @@ func testState(t *testing.T, b backend.Backend) {
 			}
 		}
 	}
+}
+
+// resumed is what the resume tests compare: a run of three steps, and a
+// fresh model and trainer restored from that run's weights and optimizer
+// state after two steps, then stepped once.
+type resumed struct {
+	m1, m2   backend.Model   // uninterrupted, resumed
+	tr1, tr2 backend.Trainer // uninterrupted, resumed
+	v1, v2   loss.Value      // the third step's loss in each
+	st       backend.OptimizerState
+	w        model.Weights // saved after two steps, with st
+}
+
+// resume runs the two trainings of resumed on batch: a model of spec with
+// the weights spec.Init(seed) makes, trained with cfg.
+func resume(t *testing.T, b backend.Backend, spec model.Spec, seed uint64, cfg backend.TrainConfig, batch *backend.Batch) resumed {
+	t.Helper()
+	var r resumed
+	r.m1, _ = load(t, b, spec, seed)
+	r.tr1 = newTrainer(t, b, r.m1, cfg)
+	for i := 0; i < 2; i++ {
+		if _, err := r.tr1.Step(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if r.st, err = r.tr1.State(); err != nil {
+		t.Fatal(err)
+	}
+	if r.w, err = r.m1.Weights(); err != nil {
+		t.Fatal(err)
+	}
+	if r.v1, err = r.tr1.Step(batch); err != nil {
+		t.Fatal(err)
+	}
+	r.m2 = loadWeights(t, b, spec, r.w)
+	r.tr2 = newTrainer(t, b, r.m2, cfg)
+	if err := r.tr2.SetState(r.st); err != nil {
+		t.Fatal(err)
+	}
+	if r.v2, err = r.tr2.Step(batch); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func testLearns(t *testing.T, b backend.Backend) {
@@ -382,25 +442,14 @@ func testLearns(t *testing.T, b backend.Backend) {
 			x[e*in+i] = float32(v)
 		}
 	}
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	var first, last float64
-	for step := 0; step < 60; step++ {
+	tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
+	mustFall(t, "loss under Adam", 60, 4, func() float64 {
 		v, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 1e-2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if step == 0 {
-			first = v.Total
-		}
-		last = v.Total
-	}
-	if !(last < first/4) {
-		t.Fatalf("loss went from %v to %v in 60 Adam steps; want at least 4× lower", first, last)
-	}
+		return v.Total
+	})
 }
 
 // testMaxNorm takes the same large SGD step with and without the
@@ -414,11 +463,7 @@ func testMaxNorm(t *testing.T, b backend.Backend) {
 		x, y, _ := Inputs(spec, n, 40)
 		step := func(maxNorm float64) model.Weights {
 			m, _ := load(t, b, spec, 41)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: maxNorm}})
-			if err != nil {
-				t.Fatalf("NewTrainer: %v", err)
-			}
-			defer tr.Close()
+			tr := newTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, MaxNorm: maxNorm}})
 			if _, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, LR: 3}); err != nil {
 				t.Fatal(err)
 			}

@@ -1,13 +1,6 @@
 package gorgonia
 
 import (
-	"fmt"
-	"hash"
-
-	"github.com/chewxy/hm"
-	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
-
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
@@ -45,48 +38,13 @@ func newFeatureState(plan loss.FeaturePlan, batch int) *featureState {
 
 func (st *featureState) gradient() []float32 { return st.grad }
 
-// featureOp maps the (adapted) student feature [batch, ...] to the
-// term's scalar loss.
-type featureOp struct {
-	st   *featureState
-	dims int
-}
-
-func (op featureOp) Arity() int { return 1 }
-func (op featureOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: op.dims, Of: a}, a)
-}
-func (op featureOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.ScalarShape(), nil
-}
-func (op featureOp) Do(vs ...G.Value) (G.Value, error) {
-	st := op.st
-	s := vs[0].Data().([]float32)
+// forward computes the term's weighted loss of the (adapted) student
+// feature s [batch, ...] and its gradient.
+func (st *featureState) forward(s []float32) (float64, error) {
 	clear(st.grad)
 	n := st.n
 	st.value, st.err = st.plan.Compute(s[:n*st.per], st.teacher[:n*st.tper], n, st.grad[:n*st.per])
-	if st.err != nil {
-		return nil, st.err
-	}
-	return G.NewF32(float32(st.value)), nil
-}
-func (op featureOp) ReturnsPtr() bool     { return false }
-func (op featureOp) CallsExtern() bool    { return false }
-func (op featureOp) OverwritesInput() int { return -1 }
-func (op featureOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "distill.feature(%p)", op.st)
-}
-func (op featureOp) Hashcode() uint32 { return hashOf(op) }
-func (op featureOp) String() string   { return "DistillFeature" }
-
-func (op featureOp) DiffWRT(int) []bool { return []bool{true} }
-func (op featureOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(storedGradOp{op.st, op.dims}, inputs[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{d}, nil
+	return st.value, st.err
 }
 
 // newAdapterParams holds the feature terms' adapters as params, so that

@@ -9,11 +9,5 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		b, err := backend.Open("gorgonia", backend.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	})
+	backendtest.Run(t, backendtest.Registered("gorgonia", backend.Options{}))
 }

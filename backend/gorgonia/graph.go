@@ -189,7 +189,7 @@ func build(p *params, batch int, read []string, tr *trainSpec) (*graph, error) {
 func (gr *graph) closeTraining(tr *trainSpec, outs map[string]*G.Node) error {
 	var terms G.Nodes
 	if tr.obj != nil {
-		c, err := G.ApplyOp(objectiveOp{tr.obj}, gr.logits)
+		c, err := G.ApplyOp(lossOp{st: tr.obj, dims: 2, name: "DistillObjective"}, gr.logits)
 		if err != nil {
 			return fmt.Errorf("gorgonia: building the objective: %w", err)
 		}
@@ -262,7 +262,7 @@ func featureTerm(batch int, s *G.Node, fs *featureState, ad map[string]*G.Node) 
 			return nil, fmt.Errorf("adapter %s: %w", p.AdapterName(), err)
 		}
 	}
-	return G.ApplyOp(featureOp{st: fs, dims: a.Dims()}, a)
+	return G.ApplyOp(lossOp{st: fs, dims: a.Dims(), name: "DistillFeature"}, a)
 }
 
 // run executes the graph once.

@@ -33,39 +33,54 @@ type lossState struct {
 	err     error
 }
 
-// objectiveOp maps logits [batch, k] to the scalar loss.
-type objectiveOp struct{ st *lossState }
-
-func (op objectiveOp) Arity() int { return 1 }
-func (op objectiveOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, a)
-}
-func (op objectiveOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.ScalarShape(), nil
-}
-func (op objectiveOp) Do(vs ...G.Value) (G.Value, error) {
-	st := op.st
-	logits := vs[0].Data().([]float32)
+// forward computes the objective of logits [batch, k] and its gradient.
+func (st *lossState) forward(logits []float32) (float64, error) {
 	clear(st.grad)
 	st.value, st.err = st.obj.Compute(logits, st.teacher, st.labels, st.n, st.k, st.grad)
-	if st.err != nil {
-		return nil, st.err
-	}
-	return G.NewF32(float32(st.value.Total)), nil
+	return st.value.Total, st.err
 }
-func (op objectiveOp) ReturnsPtr() bool     { return false }
-func (op objectiveOp) CallsExtern() bool    { return false }
-func (op objectiveOp) OverwritesInput() int { return -1 }
-func (op objectiveOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "distill.objective(%p)", op.st)
-}
-func (op objectiveOp) Hashcode() uint32 { return hashOf(op) }
-func (op objectiveOp) String() string   { return "DistillObjective" }
 
-func (op objectiveOp) DiffWRT(int) []bool { return []bool{true} }
-func (op objectiveOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(storedGradOp{op.st, 2}, inputs[0], grad)
+// hostLoss is the state of a fused loss term: forward computes the term's
+// loss of the op's input on the host and leaves the gradient, shaped like
+// the input, for storedGradOp.
+type hostLoss interface {
+	gradSource
+	forward(in []float32) (float64, error)
+}
+
+// lossOp maps its input (dims axes, batch first) to the scalar loss that
+// st computes: the objective on the logits and each feature term are one.
+type lossOp struct {
+	onHost
+	st   hostLoss // a pointer, so the op stays comparable and hashes by identity
+	dims int
+	name string // the op's name in gorgonia's messages
+}
+
+func (op lossOp) Arity() int { return 1 }
+func (op lossOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(G.TensorType{Dims: op.dims, Of: a}, a)
+}
+func (op lossOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (op lossOp) Do(vs ...G.Value) (G.Value, error) {
+	v, err := op.st.forward(vs[0].Data().([]float32))
+	if err != nil {
+		return nil, err
+	}
+	return G.NewF32(float32(v)), nil
+}
+func (op lossOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "%s(%p)", op.name, op.st)
+}
+func (op lossOp) Hashcode() uint32 { return hashOf(op) }
+func (op lossOp) String() string   { return op.name }
+
+func (op lossOp) DiffWRT(int) []bool { return []bool{true} }
+func (op lossOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	d, err := G.ApplyOp(storedGradOp{src: op.st, dims: op.dims}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +98,7 @@ type gradSource interface{ gradient() []float32 }
 // stored, scaled by the upstream gradient (1 for the loss itself). src
 // is a pointer, so the op stays comparable and hashes by identity.
 type storedGradOp struct {
+	onHost
 	src  gradSource
 	dims int // of the input, and so of the gradient
 }
@@ -112,14 +128,19 @@ func (op storedGradOp) Do(vs ...G.Value) (G.Value, error) {
 	shape := vs[0].Shape().Clone()
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(out)), nil
 }
-func (op storedGradOp) ReturnsPtr() bool     { return false }
-func (op storedGradOp) CallsExtern() bool    { return false }
-func (op storedGradOp) OverwritesInput() int { return -1 }
 func (op storedGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "distill.storedgrad(%p)", op.src)
 }
 func (op storedGradOp) Hashcode() uint32 { return hashOf(op) }
 func (op storedGradOp) String() string   { return "DistillStoredGrad" }
+
+// onHost is the part of gorgonia.Op that every op here answers alike: it
+// computes on the host into a new value and never writes its inputs.
+type onHost struct{}
+
+func (onHost) ReturnsPtr() bool     { return false }
+func (onHost) CallsExtern() bool    { return false }
+func (onHost) OverwritesInput() int { return -1 }
 
 // hashOf is gorgonia's op hash from an op's WriteHash. Every op here
 // hashes the address of its per-graph state, so two ops never merge.

@@ -15,12 +15,5 @@ import (
 // gradients against the float64 reference, partial batches, optimizer
 // state, learning.
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		b, err := backend.Open("torch", backend.Options{Device: os.Getenv("DISTILL_TORCH_TEST_DEVICE")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return b
-	})
+	backendtest.Run(t, backendtest.Registered("torch", backend.Options{Device: os.Getenv("DISTILL_TORCH_TEST_DEVICE")}))
 }

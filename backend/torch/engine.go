@@ -106,6 +106,20 @@ func (e *engine) do(f func() error) error {
 	return <-errc
 }
 
+// release runs free on the engine's thread for a Close method. Once the
+// engine is closed its owner has freed everything already, so Close is a
+// no-op then and ErrClosed no error.
+func (e *engine) release(free func()) error {
+	err := e.do(func() error {
+		free()
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
 // close stops the worker after the jobs already submitted. It is safe to
 // call more than once.
 func (e *engine) close() {

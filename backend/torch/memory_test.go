@@ -54,11 +54,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 	tw, _ := tspec.Init(2)
 	m := load(t, b, spec, w)
 	teacher := load(t, b, tspec, tw)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: loss.Hinton(0.9, 4), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.Hinton(0.9, 4), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-4}})
 	rng := rand.New(rand.NewPCG(1, 1))
 	xs := make([][]float32, 8)
 	for i := range xs {
@@ -112,11 +108,7 @@ func TestFeatureMemoryStaysFlat(t *testing.T) {
 		{Kind: loss.FeatureAttention, Student: "act_conv1", Teacher: "act_conv1", Weight: 10},
 		{Kind: loss.FeatureHint, Student: "act1", Teacher: "act1", Weight: 1, Distance: loss.DistanceCosine},
 	}
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.Adam}, TeacherSpec: tspec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.Adam}, TeacherSpec: tspec})
 	rng := rand.New(rand.NewPCG(1, 2))
 	xs := make([][]float32, 8)
 	for i := range xs {

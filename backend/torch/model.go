@@ -3,7 +3,6 @@
 package torch
 
 import (
-	"errors"
 	"fmt"
 
 	lib "github.com/sugarme/gotch/libtch"
@@ -88,6 +87,19 @@ func (m *Model) forward(s *scope, x ctensor, masks []ctensor, last int, capture 
 	return x
 }
 
+// checkForward checks the sizes a forward call (op names it) was given: n
+// examples, x with n·inSize inputs and out with room for n·k logits, or out
+// nil where noOut allows it.
+func checkForward(op string, n int, x []float32, inSize int, out []float32, k int, noOut bool) error {
+	if n <= 0 {
+		return fmt.Errorf("torch backend: %s of %d examples", op, n)
+	}
+	if len(x) < n*inSize || (!noOut && len(out) < n*k) {
+		return fmt.Errorf("torch backend: %s of %d examples needs %d inputs and room for %d logits, got %d and %d", op, n, n*inSize, n*k, len(x), len(out))
+	}
+	return nil
+}
+
 // batchShape is [n, input...].
 func (m *Model) batchShape(n int) []int {
 	return append([]int{n}, m.spec.Input...)
@@ -97,18 +109,26 @@ func (m *Model) batchShape(n int) []int {
 // examples of x into out.
 func (m *Model) Forward(x []float32, n int, out []float32) error {
 	k := m.spec.Classes
-	if n <= 0 {
-		return fmt.Errorf("torch backend: Forward of %d examples", n)
+	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
+		return err
 	}
-	if len(x) < n*m.inSize || len(out) < n*k {
-		return fmt.Errorf("torch backend: Forward of %d examples needs %d inputs and room for %d logits, got %d and %d", n, n*m.inSize, n*k, len(x), len(out))
-	}
-	return m.do(func() error {
+	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), out[:n*k], func(s *scope, xt ctensor) ctensor {
+		return m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
+	})
+}
+
+// infer is the frame of every inference call: on the engine's thread
+// (through do, which also refuses a closed model), without autograd and in
+// a fresh scope on device, f maps x, of the given shape, to the logits,
+// which are copied into out unless out is nil.
+func infer(do func(func() error) error, device int, x []float32, shape []int, out []float32, f func(s *scope, x ctensor) ctensor) error {
+	return do(func() error {
 		return withGrad(false, func() error {
-			s := newScope(m.b.device)
-			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
-			s.toHost(y, out[:n*k])
+			s := newScope(device)
+			y := f(s, s.fromHost(x, shape...))
+			if out != nil {
+				s.toHost(y, out)
+			}
 			return s.free()
 		})
 	})
@@ -119,11 +139,8 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 // model.Spec.Shapes gives it). logits may be nil.
 func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []float32, feats [][]float32) error {
 	k := m.spec.Classes
-	if n <= 0 {
-		return fmt.Errorf("torch backend: ForwardFeatures of %d examples", n)
-	}
-	if len(x) < n*m.inSize || (logits != nil && len(logits) < n*k) {
-		return fmt.Errorf("torch backend: ForwardFeatures of %d examples needs %d inputs and room for %d logits, got %d and %d", n, n*m.inSize, n*k, len(x), len(logits))
+	if err := checkForward("ForwardFeatures", n, x, m.inSize, logits, k, logits == nil); err != nil {
+		return err
 	}
 	if len(feats) != len(layers) {
 		return fmt.Errorf("torch backend: ForwardFeatures got %d layer names and %d feature buffers", len(layers), len(feats))
@@ -141,19 +158,14 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 		}
 		want[j] = append(want[j], i)
 	}
-	return m.do(func() error {
-		return withGrad(false, func() error {
-			s := newScope(m.b.device)
-			xt := s.fromHost(x[:n*m.inSize], m.batchShape(n)...)
-			y := m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
-				for _, i := range want[layer] {
-					s.toHost(out, feats[i][:n*sizes[i]])
-				}
-			})
-			if logits != nil {
-				s.toHost(y, logits[:n*k])
+	if logits != nil {
+		logits = logits[:n*k]
+	}
+	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), logits, func(s *scope, xt ctensor) ctensor {
+		return m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
+			for _, i := range want[layer] {
+				s.toHost(out, feats[i][:n*sizes[i]])
 			}
-			return s.free()
 		})
 	})
 }
@@ -190,17 +202,12 @@ func (m *Model) do(f func() error) error {
 // Close frees the model's tensors; trainers of the model stop working.
 // After the backend is closed it is a no-op.
 func (m *Model) Close() error {
-	err := m.b.eng.do(func() error {
+	return m.b.eng.release(func() {
 		if !m.closed {
 			m.closed = true
 			m.freeTensors()
 		}
-		return nil
 	})
-	if errors.Is(err, ErrClosed) {
-		return nil
-	}
-	return err
 }
 
 // freeTensors runs on the engine's thread.

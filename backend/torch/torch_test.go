@@ -55,6 +55,18 @@ func load(t testing.TB, b *Backend, spec model.Spec, w model.Weights) *Model {
 	return m.(*Model)
 }
 
+// mustTrainer is b.NewTrainer(m, cfg), failing t on an error; the trainer
+// is closed when the test ends.
+func mustTrainer(t testing.TB, b *Backend, m backend.Model, cfg backend.TrainConfig) backend.Trainer {
+	t.Helper()
+	tr, err := b.NewTrainer(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 func randn(rng *rand.Rand, n int, scale float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -244,6 +256,39 @@ func TestForwardFeatures(t *testing.T) {
 	}
 }
 
+// TestForwardSizes: Forward and ForwardFeatures reject a batch that does
+// not fit the buffers they were given, naming the sizes; ForwardFeatures
+// takes nil logits, Forward does not.
+func TestForwardSizes(t *testing.T) {
+	b := openTest(t)
+	spec := tinyMLP(t) // 12 inputs, 5 classes
+	w, _ := spec.Init(5)
+	m := load(t, b, spec, w)
+	x, out := make([]float32, 2*12), make([]float32, 2*5)
+	feats := [][]float32{make([]float32, 2*16)}
+	for _, c := range []struct {
+		name string
+		call func() error
+		want string // "" for no error
+	}{
+		{"Forward", func() error { return m.Forward(x, 2, out) }, ""},
+		{"Forward of 0", func() error { return m.Forward(x, 0, out) }, "Forward of 0 examples"},
+		{"Forward short input", func() error { return m.Forward(x[:23], 2, out) }, "Forward of 2 examples needs 24 inputs and room for 10 logits, got 23 and 10"},
+		{"Forward short logits", func() error { return m.Forward(x, 2, out[:9]) }, "got 24 and 9"},
+		{"Forward nil logits", func() error { return m.Forward(x, 2, nil) }, "got 24 and 0"},
+		{"ForwardFeatures", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, out, feats) }, ""},
+		{"ForwardFeatures nil logits", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, nil, feats) }, ""},
+		{"ForwardFeatures of -1", func() error { return m.ForwardFeatures(x, -1, []string{"fc1"}, nil, feats) }, "ForwardFeatures of -1 examples"},
+		{"ForwardFeatures short input", func() error { return m.ForwardFeatures(x[:1], 2, []string{"fc1"}, nil, feats) }, "ForwardFeatures of 2 examples needs 24 inputs"},
+		{"ForwardFeatures short logits", func() error { return m.ForwardFeatures(x, 2, []string{"fc1"}, out[:3], feats) }, "got 24 and 3"},
+	} {
+		err := c.call()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
 func TestWeightsRoundTrip(t *testing.T) {
 	b := openTest(t)
 	spec := tinyCNN(t)
@@ -300,11 +345,7 @@ func TestLossAndGradientsMatchReference(t *testing.T) {
 			spec, w := identitySpec(k)
 			m := load(t, b, spec, w)
 			// SGD with lr 1 and no momentum: Δparam = −gradient.
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 			var tl []float32
 			if obj.NeedsTeacher() {
 				tl = teacher
@@ -373,11 +414,7 @@ func TestOptimizersMatchReference(t *testing.T) {
 			w, _ := spec.Init(11)
 			m := load(t, b, spec, w)
 			obj := loss.Hinton(0.7, 2)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: opt})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: opt})
 			W := make([]float64, k*d)
 			B := make([]float64, k)
 			for i := range W {
@@ -532,11 +569,7 @@ func TestGradientsFiniteDifferences(t *testing.T) {
 				t.Fatalf("the test data is %.2g from a ReLU or max-pool kink, where float32 and float64 gradients may legitimately differ: pick other seeds", mg)
 			}
 			m := load(t, b, spec, w)
-			tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
+			tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}})
 			v, err := tr.Step(bt)
 			if err != nil {
 				t.Fatal(err)
@@ -582,11 +615,7 @@ func TestTrainingLowersLoss(t *testing.T) {
 	}
 	w, _ := spec.Init(1)
 	m := load(t, b, spec, w)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 32, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: 32, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	rng := rand.New(rand.NewPCG(3, 4))
 	centers := randn(rng, 3*10, 2)
 	batch := func() *backend.Batch {
@@ -647,11 +676,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Run(opt.Kind, func(t *testing.T) {
 			cfg := backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: opt}
 			m1 := load(t, b, spec, w)
-			t1, err := b.NewTrainer(m1, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer t1.Close()
+			t1 := mustTrainer(t, b, m1, cfg)
 			for _, bt := range batches[:3] {
 				if _, err := t1.Step(bt); err != nil {
 					t.Fatal(err)
@@ -663,11 +688,7 @@ func TestStateRoundTrip(t *testing.T) {
 			}
 			w1, _ := m1.Weights()
 			m2 := load(t, b, spec, w1)
-			t2, err := b.NewTrainer(m2, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer t2.Close()
+			t2 := mustTrainer(t, b, m2, cfg)
 			if err := t2.SetState(st); err != nil {
 				t.Fatal(err)
 			}
@@ -702,11 +723,7 @@ func TestStepErrors(t *testing.T) {
 	spec := tinyMLP(t)
 	w, _ := spec.Init(1)
 	m := load(t, b, spec, w)
-	tr, err := b.NewTrainer(m, backend.TrainConfig{MaxBatch: 4, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: 4, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam}})
 	rng := rand.New(rand.NewPCG(1, 1))
 	good := func() *backend.Batch {
 		return &backend.Batch{N: 4, X: randn(rng, 48, 1), Labels: randLabels(rng, 4, 5), TeacherLogits: randn(rng, 20, 1), LR: 0.1}
@@ -775,13 +792,18 @@ func TestUseAfterClose(t *testing.T) {
 	if _, err := tr.Step(&backend.Batch{N: 1, X: make([]float32, 12), Labels: []int32{0}, LR: 1}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Step after the model's Close: %v", err)
 	}
-	tr.Close()
+	if err := tr.Close(); err != nil {
+		t.Errorf("trainer Close after the model's: %v", err)
+	}
 	b.Close()
 	if _, err := b.Load(spec, w); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after the backend's Close: %v", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Errorf("trainer Close after the backend's: %v", err)
 	}
 }
 

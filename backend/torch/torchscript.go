@@ -3,7 +3,6 @@
 package torch
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -88,26 +87,18 @@ func (m *ScriptModel) Device() string { return deviceName(m.device) }
 // of x and writes the n × Classes logits into out.
 func (m *ScriptModel) Forward(x []float32, n int, out []float32) error {
 	k := m.spec.Classes
-	if n <= 0 {
-		return fmt.Errorf("torch backend: Forward of %d examples", n)
+	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
+		return err
 	}
-	if len(x) < n*m.inSize || len(out) < n*k {
-		return fmt.Errorf("torch backend: Forward of %d examples needs %d inputs and room for %d logits, got %d and %d", n, n*m.inSize, n*k, len(x), len(out))
-	}
-	return m.do(func() error {
-		return withGrad(false, func() error {
-			s := newScope(m.device)
-			xt := s.fromHost(x[:n*m.inSize], append([]int{n}, m.spec.Input...)...)
-			y := s.call("TorchScript forward", func(o *ctensor) {
-				in := []ctensor{xt}
-				*o = lib.AtmForward(m.mod, &in[0], 1)
-			})
-			if sh := s.shape(y); s.err == nil && !slices.Equal(sh, []int{n, k}) {
-				s.fail(fmt.Errorf("the module returned shape %v for a batch of %d, want [%d %d] logits", sh, n, n, k))
-			}
-			s.toHost(y, out[:n*k])
-			return s.free()
+	return infer(m.do, m.device, x[:n*m.inSize], append([]int{n}, m.spec.Input...), out[:n*k], func(s *scope, xt ctensor) ctensor {
+		y := s.call("TorchScript forward", func(o *ctensor) {
+			in := []ctensor{xt}
+			*o = lib.AtmForward(m.mod, &in[0], 1)
 		})
+		if sh := s.shape(y); s.err == nil && !slices.Equal(sh, []int{n, k}) {
+			s.fail(fmt.Errorf("the module returned shape %v for a batch of %d, want [%d %d] logits", sh, n, n, k))
+		}
+		return y
 	})
 }
 
@@ -164,7 +155,7 @@ func (m *ScriptModel) do(f func() error) error {
 
 // Close frees the module and stops its thread.
 func (m *ScriptModel) Close() error {
-	err := m.eng.do(func() error {
+	err := m.eng.release(func() {
 		if !m.closed {
 			m.closed = true
 			if m.mod != nil {
@@ -172,12 +163,8 @@ func (m *ScriptModel) Close() error {
 				m.mod = nil
 			}
 		}
-		return nil
 	})
 	m.eng.close()
-	if errors.Is(err, ErrClosed) {
-		return nil
-	}
 	return err
 }
 

@@ -153,5 +153,25 @@ func TestTorchScript(t *testing.T) {
 		if _, err := LoadTorchScript(filepath.Join(dir, "junk.pt"), mlp, testDevice()); err == nil {
 			t.Error("a file that is not TorchScript: no error")
 		}
+		ts, err := LoadTorchScript(filepath.Join(dir, "mlp.pt"), mlp, testDevice())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, out := make([]float32, 2*20), make([]float32, 2*5)
+		if err := ts.Forward(in, 0, out); err == nil || !strings.Contains(err.Error(), "Forward of 0 examples") {
+			t.Errorf("Forward of 0 examples: err = %v", err)
+		}
+		if err := ts.Forward(in[:39], 2, out); err == nil || !strings.Contains(err.Error(), "needs 40 inputs and room for 10 logits, got 39 and 10") {
+			t.Errorf("Forward with a short input: err = %v", err)
+		}
+		if err := ts.Forward(in, 2, out[:9]); err == nil || !strings.Contains(err.Error(), "got 40 and 9") {
+			t.Errorf("Forward with short logits: err = %v", err)
+		}
+		if err := ts.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := ts.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
 	})
 }

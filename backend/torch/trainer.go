@@ -497,18 +497,13 @@ func (t *Trainer) do(f func() error) error {
 
 // Close frees the optimiser state. The model stays usable.
 func (t *Trainer) Close() error {
-	err := t.m.b.eng.do(func() error {
+	return t.m.b.eng.release(func() {
 		if !t.closed {
 			t.closed = true
 			t.freeState()
 			t.feats.free()
 		}
-		return nil
 	})
-	if errors.Is(err, ErrClosed) {
-		return nil
-	}
-	return err
 }
 
 func (t *Trainer) freeState() {
