@@ -679,8 +679,8 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 	key := keyOf(run.teacherKeys, weights, keyTransfer, s.Model, s.Distill, tcfg)
 	method := "response"
 	joint, hints := s.Distill.Features()
-	var kinds []string // in order of first appearance, each once
-	count := map[string]int{}
+	var kinds []loss.FeatureKind // in order of first appearance, each once
+	count := map[loss.FeatureKind]int{}
 	for _, f := range append(joint, hints...) {
 		if count[f.Kind] == 0 {
 			kinds = append(kinds, f.Kind)
@@ -688,7 +688,7 @@ func (run *runner) studentStage(ctx context.Context, i int, s recipe.Student) ([
 		count[f.Kind]++
 	}
 	for _, k := range kinds {
-		method += ", " + k
+		method += ", " + string(k)
 		if count[k] > 1 {
 			method += fmt.Sprintf(" ×%d", count[k])
 		}

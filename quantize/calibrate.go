@@ -1,8 +1,10 @@
 package quantize
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/distill-dev/distill/infer"
 )
@@ -31,13 +33,40 @@ const (
 	MSE Method = "mse"
 )
 
-// valid reports whether m is a known method.
-func (m Method) valid() bool {
-	switch m {
-	case MinMax, Percentile, Entropy, MSE:
-		return true
+// DefaultMethod is the one default of every caller: a zero Config, a
+// recipe without quantize.method, and the CLI's and the benchmark's
+// --method. It is the method the shipped recipes' reports were made with.
+const DefaultMethod = Entropy
+
+// DefaultPercentile is the percentile Percentile keeps when none is given.
+const DefaultPercentile = 99.99
+
+// methods lists every method, DefaultMethod first; recipe validation,
+// the CLI's flags and completion, the recipe schema and the reference
+// docs all derive from it.
+var methods = []Method{Entropy, MinMax, Percentile, MSE}
+
+// Methods returns the calibration methods, DefaultMethod first, in the
+// order documentation lists them. The slice is a copy.
+func Methods() []Method { return slices.Clone(methods) }
+
+// ParseMethod returns the method named s, or an error listing the valid
+// names.
+func ParseMethod(s string) (Method, error) {
+	m := Method(s)
+	if !slices.Contains(methods, m) {
+		return "", fmt.Errorf("quantize: unknown calibration method %q (want one of %s)", s, methodList())
 	}
-	return false
+	return m, nil
+}
+
+// methodList spells the methods for messages: "entropy, minmax, …".
+func methodList() string {
+	names := make([]string, len(methods))
+	for i, m := range methods {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
 }
 
 // clipRange returns the clipping range [a, b], a ≤ 0 ≤ b, chosen by the

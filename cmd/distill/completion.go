@@ -25,15 +25,18 @@ func completeDevices(*cobra.Command, []string, string) ([]string, cobra.ShellCom
 	return []string{"auto\tthe GPU if the backend has one, else the CPU", "cpu", "cuda\tthe first GPU", "cuda:0\tGPU number N: cuda:N"}, cobra.ShellCompDirectiveNoFileComp
 }
 
-// calibrationMethods are quantize's activation calibrations.
-var calibrationMethods = []quantize.Method{quantize.Entropy, quantize.MinMax, quantize.Percentile, quantize.MSE}
-
+// completeCalibration offers quantize's activation calibrations.
 func completeCalibration(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	out := make([]string, len(calibrationMethods))
-	for i, m := range calibrationMethods {
-		out[i] = string(m)
+	return methodNames(), cobra.ShellCompDirectiveNoFileComp
+}
+
+// methodNames spells quantize.Methods() for flags and completion.
+func methodNames() []string {
+	var out []string
+	for _, m := range quantize.Methods() {
+		out = append(out, string(m))
 	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return out
 }
 
 // completeMachines offers the entries of the built-in price table, each
