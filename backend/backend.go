@@ -14,11 +14,11 @@ package backend
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
@@ -141,29 +141,20 @@ const DefaultOptimizer = Adam
 // optimizers lists every kind, DefaultOptimizer first; recipe
 // validation, its schema and the reference docs derive from it, and every
 // backend implements each.
-var optimizers = []OptimizerKind{Adam, SGD}
+var optimizers = vocab.Set[OptimizerKind]{Adam, SGD}
 
 // Optimizers returns the optimizer kinds, DefaultOptimizer first. The
 // slice is a copy.
-func Optimizers() []OptimizerKind { return slices.Clone(optimizers) }
+func Optimizers() []OptimizerKind { return optimizers.Values() }
 
 // ParseOptimizer returns the kind named s, or an error listing the valid
 // names.
 func ParseOptimizer(s string) (OptimizerKind, error) {
-	k := OptimizerKind(s)
-	if !slices.Contains(optimizers, k) {
-		return "", fmt.Errorf("backend: unknown optimizer %q (want one of %s)", s, joinNames(optimizers))
+	k, err := optimizers.Parse("optimizer", s)
+	if err != nil {
+		return "", fmt.Errorf("backend: %w", err)
 	}
 	return k, nil
-}
-
-// joinNames spells a vocabulary for messages: "a, b, c".
-func joinNames[T ~string](vs []T) string {
-	names := make([]string, len(vs))
-	for i, v := range vs {
-		names[i] = string(v)
-	}
-	return strings.Join(names, ", ")
 }
 
 // Optimizer configures the parameter update. WeightDecay is an L2 term

@@ -6,8 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -27,10 +27,10 @@ const (
 )
 
 // featureKinds lists every term kind; the docs derive from it.
-var featureKinds = []FeatureKind{FeatureHint, FeatureAttention}
+var featureKinds = vocab.Set[FeatureKind]{FeatureHint, FeatureAttention}
 
 // FeatureKinds returns the feature-term kinds. The slice is a copy.
-func FeatureKinds() []FeatureKind { return slices.Clone(featureKinds) }
+func FeatureKinds() []FeatureKind { return featureKinds.Values() }
 
 // DefaultAttentionWeight is the weight of an attention term when a recipe
 // gives none. It is the β of Zagoruyko & Komodakis' code, term for term:
@@ -59,11 +59,11 @@ const DefaultDistance = DistanceMSE
 
 // distances lists every hint distance, DefaultDistance first; recipe
 // validation, its schema and the reference docs derive from it.
-var distances = []Distance{DistanceMSE, DistanceCosine}
+var distances = vocab.Set[Distance]{DistanceMSE, DistanceCosine}
 
 // Distances returns the hint distances, DefaultDistance first. The slice
 // is a copy.
-func Distances() []Distance { return slices.Clone(distances) }
+func Distances() []Distance { return distances.Values() }
 
 // Adapter is how a hint maps the student layer onto the teacher layer's
 // shape (FitNets' regressor).
@@ -92,27 +92,11 @@ const DefaultAdapter = AdapterAuto
 
 // adapters lists every hint adapter, DefaultAdapter first; recipe
 // validation, its schema and the reference docs derive from it.
-var adapters = []Adapter{AdapterAuto, AdapterNone, AdapterLinear, AdapterConv1x1}
+var adapters = vocab.Set[Adapter]{AdapterAuto, AdapterNone, AdapterLinear, AdapterConv1x1}
 
 // Adapters returns the hint adapters, DefaultAdapter first. The slice is
 // a copy.
-func Adapters() []Adapter { return slices.Clone(adapters) }
-
-// quoted spells a vocabulary for messages: "a", "b" or "c".
-func quoted[T ~string](vs []T) string {
-	var b strings.Builder
-	for i, v := range vs {
-		switch {
-		case i == 0:
-		case i == len(vs)-1:
-			b.WriteString(" or ")
-		default:
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%q", v)
-	}
-	return b.String()
-}
+func Adapters() []Adapter { return adapters.Values() }
 
 // Feature is one intermediate-layer distillation term, added to the
 // objective with weight Weight. Student and Teacher name layers of the two
@@ -158,10 +142,10 @@ func (f Feature) Validate() error {
 	switch f.Kind {
 	case FeatureHint:
 		if f.Distance != "" && !slices.Contains(distances, f.Distance) {
-			bad("distance %q is unknown: use %s", f.Distance, quoted(distances))
+			bad("distance %q is unknown: use %s", f.Distance, vocab.Quoted(distances))
 		}
 		if f.Adapter != "" && !slices.Contains(adapters, f.Adapter) {
-			bad("adapter %q is unknown: use %s", f.Adapter, quoted(adapters))
+			bad("adapter %q is unknown: use %s", f.Adapter, vocab.Quoted(adapters))
 		}
 		if f.P != 0 {
 			bad("p is an attention setting; remove it from the hint term")
@@ -176,7 +160,7 @@ func (f Feature) Validate() error {
 			bad("attention power p must be >= 1 and finite, got %v", f.P)
 		}
 	default:
-		bad("kind %q is unknown: use %s", f.Kind, quoted(featureKinds))
+		bad("kind %q is unknown: use %s", f.Kind, vocab.Quoted(featureKinds))
 	}
 	if f.Student == "" || f.Teacher == "" {
 		bad("both a student and a teacher layer name are needed (got %q, %q)", f.Student, f.Teacher)

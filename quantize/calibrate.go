@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/internal/vocab"
 )
 
 // Method is how the clipping range of an activation is chosen from its
@@ -44,29 +44,20 @@ const DefaultPercentile = 99.99
 // methods lists every method, DefaultMethod first; recipe validation,
 // the CLI's flags and completion, the recipe schema and the reference
 // docs all derive from it.
-var methods = []Method{Entropy, MinMax, Percentile, MSE}
+var methods = vocab.Set[Method]{Entropy, MinMax, Percentile, MSE}
 
 // Methods returns the calibration methods, DefaultMethod first, in the
 // order documentation lists them. The slice is a copy.
-func Methods() []Method { return slices.Clone(methods) }
+func Methods() []Method { return methods.Values() }
 
 // ParseMethod returns the method named s, or an error listing the valid
 // names.
 func ParseMethod(s string) (Method, error) {
-	m := Method(s)
-	if !slices.Contains(methods, m) {
-		return "", fmt.Errorf("quantize: unknown calibration method %q (want one of %s)", s, methodList())
+	m, err := methods.Parse("calibration method", s)
+	if err != nil {
+		return "", fmt.Errorf("quantize: %w", err)
 	}
 	return m, nil
-}
-
-// methodList spells the methods for messages: "entropy, minmax, …".
-func methodList() string {
-	names := make([]string, len(methods))
-	for i, m := range methods {
-		names[i] = string(m)
-	}
-	return strings.Join(names, ", ")
 }
 
 // clipRange returns the clipping range [a, b], a ≤ 0 ≤ b, chosen by the

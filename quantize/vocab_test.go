@@ -3,47 +3,10 @@ package quantize
 import (
 	"context"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/model"
 )
-
-// TestMethods checks the vocabulary's invariants that its consumers
-// (recipe validation, the CLI, the schema, the docs) rely on: the default
-// first, each name once, every name parses to itself, an unknown name
-// is refused with every valid name listed, and the slice is a copy.
-func TestMethods(t *testing.T) {
-	ms := Methods()
-	if len(ms) == 0 || ms[0] != DefaultMethod {
-		t.Fatalf("Methods() = %v, want DefaultMethod %q first", ms, DefaultMethod)
-	}
-	for i, m := range ms {
-		if slices.Index(ms, m) != i {
-			t.Errorf("method %q listed twice", m)
-		}
-		got, err := ParseMethod(string(m))
-		if err != nil || got != m {
-			t.Errorf("ParseMethod(%q) = %q, %v", m, got, err)
-		}
-	}
-	for _, bad := range []string{"", "median", "Entropy"} {
-		_, err := ParseMethod(bad)
-		if err == nil {
-			t.Fatalf("ParseMethod(%q) accepted", bad)
-		}
-		for _, m := range ms {
-			if !strings.Contains(err.Error(), string(m)) {
-				t.Errorf("ParseMethod(%q): %v; want it to list %q", bad, err, m)
-			}
-		}
-	}
-	ms[0] = "changed"
-	if Methods()[0] != DefaultMethod {
-		t.Error("Methods returned the package's own slice")
-	}
-}
 
 // TestZeroConfigUsesDefaultMethod: a zero Config calibrates with
 // DefaultMethod, the method recipes and the CLI default to (it used to

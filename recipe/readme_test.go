@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/train"
 )
@@ -121,9 +122,9 @@ func TestEnumProblemsListPackageSets(t *testing.T) {
 		want      []string
 	}{
 		{"backend: tensorflow\n", "backend", backend.Known()},
-		{"training: {optimizer: rmsprop}\n", "training.optimizer", names(backend.Optimizers())},
-		{"training: {schedule: {kind: linear}}\n", "training.schedule.kind", names(train.Schedules())},
-		{"quantize: {method: median}\n", "quantize.method", names(quantize.Methods())},
+		{"training: {optimizer: rmsprop}\n", "training.optimizer", vocab.Names(backend.Optimizers())},
+		{"training: {schedule: {kind: linear}}\n", "training.schedule.kind", vocab.Names(train.Schedules())},
+		{"quantize: {method: median}\n", "quantize.method", vocab.Names(quantize.Methods())},
 	} {
 		_, err := Parse([]byte(c.yaml+base), "test.yaml")
 		if err == nil {

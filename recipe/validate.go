@@ -10,6 +10,7 @@ import (
 
 	"github.com/distill-dev/distill/augment"
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
@@ -24,23 +25,14 @@ var (
 	backends    = backend.Known()
 	datasets    = []string{"mnist", "synthetic"}
 	modelTypes  = []string{"mlp", "cnn"}
-	activations = names(model.Activations())
-	optimizers  = names(backend.Optimizers())
-	schedules   = names(train.Schedules())
-	methods     = names(quantize.Methods())
-	distances   = names(loss.Distances())
-	adapters    = names(loss.Adapters())
+	activations = vocab.Names(model.Activations())
+	optimizers  = vocab.Names(backend.Optimizers())
+	schedules   = vocab.Names(train.Schedules())
+	methods     = vocab.Names(quantize.Methods())
+	distances   = vocab.Names(loss.Distances())
+	adapters    = vocab.Names(loss.Adapters())
 	dtypes      = []string{"float32", "float16"}
 )
-
-// names spells a vocabulary's values as recipes write them.
-func names[T ~string](vs []T) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = string(v)
-	}
-	return out
-}
 
 var (
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda|cuda:[0-9]+)$`)

@@ -3,8 +3,8 @@ package train
 import (
 	"fmt"
 	"math"
-	"slices"
-	"strings"
+
+	"github.com/distill-dev/distill/internal/vocab"
 )
 
 // ScheduleKind names a learning-rate schedule.
@@ -24,22 +24,18 @@ const DefaultSchedule = Constant
 
 // schedules lists every kind, DefaultSchedule first; recipe validation,
 // its schema and the reference docs derive from it.
-var schedules = []ScheduleKind{Constant, Cosine, Step, Exponential}
+var schedules = vocab.Set[ScheduleKind]{Constant, Cosine, Step, Exponential}
 
 // Schedules returns the schedule kinds, DefaultSchedule first. The slice
 // is a copy.
-func Schedules() []ScheduleKind { return slices.Clone(schedules) }
+func Schedules() []ScheduleKind { return schedules.Values() }
 
 // ParseSchedule returns the kind named s, or an error listing the valid
 // names.
 func ParseSchedule(s string) (ScheduleKind, error) {
-	k := ScheduleKind(s)
-	if !slices.Contains(schedules, k) {
-		names := make([]string, len(schedules))
-		for i, v := range schedules {
-			names[i] = string(v)
-		}
-		return "", fmt.Errorf("train: unknown schedule %q (want one of %s)", s, strings.Join(names, ", "))
+	k, err := schedules.Parse("schedule", s)
+	if err != nil {
+		return "", fmt.Errorf("train: %w", err)
 	}
 	return k, nil
 }

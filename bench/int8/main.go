@@ -36,6 +36,7 @@ import (
 
 	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx"
 	"github.com/distill-dev/distill/quantize"
@@ -56,7 +57,7 @@ func main() {
 	rounds := flag.Int("rounds", 9, "interleaved rounds per batch size (medians are quoted)")
 	target := flag.Duration("target", 150*time.Millisecond, "time per engine per round")
 	threads := flag.Int("threads", 2, "threads for each runtime (distill's GEMM goroutines, ONNX Runtime's intra-op threads)")
-	method := flag.String("method", string(quantize.DefaultMethod), "calibration method: "+methodNames())
+	method := flag.String("method", string(quantize.DefaultMethod), "calibration method: "+vocab.Join(quantize.Methods()))
 	calibN := flag.Int("calib", 1000, "random calibration examples")
 	useORT := flag.Bool("ort", true, "also measure ONNX Runtime (needs its library: onnx/testdata/install-ort.sh or $ONNXRUNTIME_LIB)")
 	flag.Float64Var(&maxCont, "max-contention", maxCont, "rerun a timed block (up to 3 tries) when other processes used more than this share of the CPUs")
@@ -364,13 +365,4 @@ func cpuName() string {
 		}
 	}
 	return goruntime.GOARCH
-}
-
-// methodNames spells quantize's calibration methods for -method's help.
-func methodNames() string {
-	var names []string
-	for _, m := range quantize.Methods() {
-		names = append(names, string(m))
-	}
-	return strings.Join(names, ", ")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/quantize"
 )
 
@@ -27,16 +28,7 @@ func completeDevices(*cobra.Command, []string, string) ([]string, cobra.ShellCom
 
 // completeCalibration offers quantize's activation calibrations.
 func completeCalibration(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return methodNames(), cobra.ShellCompDirectiveNoFileComp
-}
-
-// methodNames spells quantize.Methods() for flags and completion.
-func methodNames() []string {
-	var out []string
-	for _, m := range quantize.Methods() {
-		out = append(out, string(m))
-	}
-	return out
+	return vocab.Names(quantize.Methods()), cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeMachines offers the entries of the built-in price table, each

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/quantize"
@@ -91,7 +92,7 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 	f := c.Flags()
 	f.StringVar(&d.Dataset, "dataset", d.Dataset, "calibration and test data: mnist or synthetic")
 	f.StringVar(&d.Dir, "data-dir", "", "directory holding the dataset's files, for offline use")
-	f.StringVar((*string)(&q.Method), "method", string(q.Method), "activation calibration: "+strings.Join(methodNames(), ", "))
+	f.StringVar((*string)(&q.Method), "method", string(q.Method), "activation calibration: "+vocab.Join(quantize.Methods()))
 	f.Float64Var(&q.Percentile, "percentile", q.Percentile, "percentile for --method percentile")
 	f.IntVar(&q.Calibration, "calibration", q.Calibration, "training examples to calibrate on")
 	f.Float64Var(&q.MaxDrop, "max-drop", 0, "accuracy budget as a fraction (0.001 = 0.1 points); 0 = no fallback")
