@@ -218,7 +218,8 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 		return nil, err
 	}
 	if doc.Method != "" {
-		if _, err := ParseMethod(string(doc.Method)); err != nil {
+		// Load adds the "quantize: <file>" prefix ParseMethod's would repeat.
+		if _, err := methods.Parse("calibration method", string(doc.Method)); err != nil {
 			return nil, err
 		}
 	}
