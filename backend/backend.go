@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
@@ -124,11 +125,37 @@ type TrainConfig struct {
 	TeacherSpec model.Spec
 }
 
+// OptimizerKind names a parameter update rule.
+type OptimizerKind string
+
 // Optimizer kinds.
 const (
-	Adam = "adam"
-	SGD  = "sgd" // with momentum
+	Adam OptimizerKind = "adam"
+	SGD  OptimizerKind = "sgd" // with momentum
 )
+
+// DefaultOptimizer is the kind a zero Optimizer and a recipe without
+// training.optimizer use.
+const DefaultOptimizer = Adam
+
+// optimizers lists every kind, DefaultOptimizer first; recipe
+// validation, its schema and the reference docs derive from it, and every
+// backend implements each.
+var optimizers = vocab.Set[OptimizerKind]{Adam, SGD}
+
+// Optimizers returns the optimizer kinds, DefaultOptimizer first. The
+// slice is a copy.
+func Optimizers() []OptimizerKind { return optimizers.Values() }
+
+// ParseOptimizer returns the kind named s, or an error listing the valid
+// names.
+func ParseOptimizer(s string) (OptimizerKind, error) {
+	k, err := optimizers.Parse("optimizer", s)
+	if err != nil {
+		return "", fmt.Errorf("backend: %w", err)
+	}
+	return k, nil
+}
 
 // Optimizer configures the parameter update. WeightDecay is an L2 term
 // added to the gradient, as PyTorch's weight_decay does.
@@ -141,12 +168,12 @@ const (
 // as torch.renorm(w, 2, 0, MaxNorm) does (scale MaxNorm/(norm+1e-7)).
 // Biases and feature adapters are not constrained.
 type Optimizer struct {
-	Kind        string
-	Momentum    float64 // SGD
-	Nesterov    bool    // SGD
-	Beta1       float64 // Adam; 0 means 0.9
-	Beta2       float64 // Adam; 0 means 0.999
-	Eps         float64 // Adam; 0 means 1e-8
+	Kind        OptimizerKind // "" means DefaultOptimizer
+	Momentum    float64       // SGD
+	Nesterov    bool          // SGD
+	Beta1       float64       // Adam; 0 means 0.9
+	Beta2       float64       // Adam; 0 means 0.999
+	Eps         float64       // Adam; 0 means 1e-8
 	WeightDecay float64
 	MaxNorm     float64 // 0: off
 }
@@ -172,7 +199,7 @@ func MaxNormed(spec model.Spec, p model.Param) bool {
 // WithDefaults fills Adam's zero hyper-parameters with the usual values.
 func (o Optimizer) WithDefaults() Optimizer {
 	if o.Kind == "" {
-		o.Kind = Adam
+		o.Kind = DefaultOptimizer
 	}
 	if o.Beta1 == 0 {
 		o.Beta1 = 0.9
@@ -254,12 +281,29 @@ var ErrUnknownBackend = errors.New("unknown backend")
 // modulePath prefixes the import paths of this module's backends.
 const modulePath = "github.com/distill-dev/distill/backend/"
 
-// known are this module's backends and what makes each available: a
-// backend registers itself when its package is imported, so Open's error
-// tells a library user which import a name needs.
+// Default is the backend a recipe without backend and the CLI use: the
+// pure-Go engine, which every build has.
+const Default = "gorgonia"
+
+// known are this module's backends, Default first, and what makes each
+// available: a backend registers itself when its package is imported, so
+// Open's error tells a library user which import a name needs. It is the
+// one list of backend names: Known, and through it recipe validation,
+// its schema and the reference docs, derive from it.
 var known = []struct{ name, how string }{
-	{"gorgonia", `import _ "` + modulePath + `gorgonia"`},
+	{Default, `import _ "` + modulePath + `gorgonia"`},
 	{"torch", `build with -tags torch (see docs/torch.md) and import _ "` + modulePath + `torch"`},
+}
+
+// Known returns the names of this module's backends, Default first,
+// whether or not this program registered them (see Names): a recipe may
+// name a backend that only another build has.
+func Known() []string {
+	names := make([]string, len(known))
+	for i, k := range known {
+		names[i] = k.name
+	}
+	return names
 }
 
 // Open opens the named backend.

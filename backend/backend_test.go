@@ -25,3 +25,17 @@ func TestOpenUnregisteredSaysWhichImport(t *testing.T) {
 		}
 	}
 }
+
+// TestKnown: every name of the one list of backend names is one whose
+// absence Open explains with the way to register it.
+func TestKnown(t *testing.T) {
+	for _, name := range Known() {
+		_, err := Open(name, Options{})
+		if err == nil || !strings.Contains(err.Error(), "to register it") {
+			t.Errorf("Open(%q) = %v, want the way to register it", name, err)
+		}
+	}
+	if got := (Optimizer{}).WithDefaults().Kind; got != DefaultOptimizer {
+		t.Errorf("Optimizer{}.WithDefaults().Kind = %q, want %q", got, DefaultOptimizer)
+	}
+}

@@ -7,20 +7,30 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 )
+
+// FeatureKind names a kind of intermediate-layer distillation term.
+type FeatureKind string
 
 // Feature-term kinds.
 const (
 	// FeatureHint is FitNets' hint loss (Romero et al. 2015): a student
 	// layer, passed through a trainable adapter (their "regressor"), is
 	// pulled towards a teacher layer.
-	FeatureHint = "hint"
+	FeatureHint FeatureKind = "hint"
 	// FeatureAttention is attention transfer (Zagoruyko & Komodakis
 	// 2017): the student's spatial attention map, the channel mean of
 	// |x|^p normalised per example, is pulled towards the teacher's.
-	FeatureAttention = "attention"
+	FeatureAttention FeatureKind = "attention"
 )
+
+// featureKinds lists every term kind; the docs derive from it.
+var featureKinds = vocab.Set[FeatureKind]{FeatureHint, FeatureAttention}
+
+// FeatureKinds returns the feature-term kinds. The slice is a copy.
+func FeatureKinds() []FeatureKind { return featureKinds.Values() }
 
 // DefaultAttentionWeight is the weight of an attention term when a recipe
 // gives none. It is the β of Zagoruyko & Komodakis' code, term for term:
@@ -34,42 +44,72 @@ const (
 // so it weighs the mean by β times the GPU count.)
 const DefaultAttentionWeight = 1000
 
+// Distance is how a hint compares the adapted student layer with the
+// teacher layer.
+type Distance string
+
 // Hint distances.
 const (
-	DistanceMSE    = "mse"    // mean over batch and elements of (a−t)², as F.mse_loss
-	DistanceCosine = "cosine" // mean over the batch of 1 − cos(a_b, t_b)
+	DistanceMSE    Distance = "mse"    // mean over batch and elements of (a−t)², as F.mse_loss
+	DistanceCosine Distance = "cosine" // mean over the batch of 1 − cos(a_b, t_b)
 )
+
+// DefaultDistance is a hint's distance when none is given.
+const DefaultDistance = DistanceMSE
+
+// distances lists every hint distance, DefaultDistance first; recipe
+// validation, its schema and the reference docs derive from it.
+var distances = vocab.Set[Distance]{DistanceMSE, DistanceCosine}
+
+// Distances returns the hint distances, DefaultDistance first. The slice
+// is a copy.
+func Distances() []Distance { return distances.Values() }
+
+// Adapter is how a hint maps the student layer onto the teacher layer's
+// shape (FitNets' regressor).
+type Adapter string
 
 // Hint adapters.
 const (
 	// AdapterAuto picks none when the two shapes are equal, linear when
 	// both are vectors and conv1x1 when both are [C,H,W] maps of equal
 	// H×W. Any other pairing is an error: the choice must be explicit.
-	AdapterAuto = "auto"
+	AdapterAuto Adapter = "auto"
 	// AdapterNone compares the student layer as it is; the two layers
 	// must hold the same number of elements (compared in row-major order,
 	// so a [C,H,W] map pairs with its flattened form).
-	AdapterNone = "none"
+	AdapterNone Adapter = "none"
 	// AdapterLinear flattens both sides and maps the student's D_s values
 	// to the teacher's D_t with y = x·Wᵀ + b (W is [D_t, D_s]).
-	AdapterLinear = "linear"
+	AdapterLinear Adapter = "linear"
 	// AdapterConv1x1 maps [C_s,H,W] to [C_t,H,W] with a 1×1 convolution
 	// (W is [C_t, C_s, 1, 1]); H×W must be equal.
-	AdapterConv1x1 = "conv1x1"
+	AdapterConv1x1 Adapter = "conv1x1"
 )
+
+// DefaultAdapter is a hint's adapter when none is given.
+const DefaultAdapter = AdapterAuto
+
+// adapters lists every hint adapter, DefaultAdapter first; recipe
+// validation, its schema and the reference docs derive from it.
+var adapters = vocab.Set[Adapter]{AdapterAuto, AdapterNone, AdapterLinear, AdapterConv1x1}
+
+// Adapters returns the hint adapters, DefaultAdapter first. The slice is
+// a copy.
+func Adapters() []Adapter { return adapters.Values() }
 
 // Feature is one intermediate-layer distillation term, added to the
 // objective with weight Weight. Student and Teacher name layers of the two
 // specs (model.Spec layer names, e.g. "act1" or "pool2"); the term reads
 // each layer's output.
 type Feature struct {
-	Kind     string // FeatureHint or FeatureAttention
+	Kind     FeatureKind
 	Student  string // student layer name
 	Teacher  string // teacher layer name
 	Weight   float64
-	Distance string  // hint only: DistanceMSE (default) or DistanceCosine
-	Adapter  string  // hint only: AdapterAuto (default), None, Linear or Conv1x1
-	P        float64 // attention only: the power p of |x|^p, default 2; must be >= 1
+	Distance Distance // hint only: "" means DefaultDistance
+	Adapter  Adapter  // hint only: "" means DefaultAdapter
+	P        float64  // attention only: the power p of |x|^p, default 2; must be >= 1
 }
 
 // String names the term in messages, e.g. `hint act1→fc1`.
@@ -82,10 +122,10 @@ func (f Feature) WithDefaults() Feature {
 	switch f.Kind {
 	case FeatureHint:
 		if f.Distance == "" {
-			f.Distance = DistanceMSE
+			f.Distance = DefaultDistance
 		}
 		if f.Adapter == "" {
-			f.Adapter = AdapterAuto
+			f.Adapter = DefaultAdapter
 		}
 	case FeatureAttention:
 		if f.P == 0 {
@@ -101,11 +141,11 @@ func (f Feature) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch f.Kind {
 	case FeatureHint:
-		if !slices.Contains([]string{"", DistanceMSE, DistanceCosine}, f.Distance) {
-			bad("distance %q is unknown: use %q or %q", f.Distance, DistanceMSE, DistanceCosine)
+		if f.Distance != "" && !slices.Contains(distances, f.Distance) {
+			bad("distance %q is unknown: use %s", f.Distance, vocab.Quoted(distances))
 		}
-		if !slices.Contains([]string{"", AdapterAuto, AdapterNone, AdapterLinear, AdapterConv1x1}, f.Adapter) {
-			bad("adapter %q is unknown: use %q, %q, %q or %q", f.Adapter, AdapterAuto, AdapterNone, AdapterLinear, AdapterConv1x1)
+		if f.Adapter != "" && !slices.Contains(adapters, f.Adapter) {
+			bad("adapter %q is unknown: use %s", f.Adapter, vocab.Quoted(adapters))
 		}
 		if f.P != 0 {
 			bad("p is an attention setting; remove it from the hint term")
@@ -120,7 +160,7 @@ func (f Feature) Validate() error {
 			bad("attention power p must be >= 1 and finite, got %v", f.P)
 		}
 	default:
-		bad("kind %q is unknown: use %q or %q", f.Kind, FeatureHint, FeatureAttention)
+		bad("kind %q is unknown: use %s", f.Kind, vocab.Quoted(featureKinds))
 	}
 	if f.Student == "" || f.Teacher == "" {
 		bad("both a student and a teacher layer name are needed (got %q, %q)", f.Student, f.Teacher)

@@ -16,11 +16,14 @@ import (
 // testdata/feature_reference.py: the weighted loss and its gradient with
 // respect to the adapter's output (the student itself without adapter).
 var featureCases = []struct {
-	name, kind, distance, adapter string
-	weight, p                     float64
-	sshape, tshape                []int
-	value                         float64
-	grad                          []float64
+	name           string
+	kind           loss.FeatureKind
+	distance       loss.Distance
+	adapter        loss.Adapter
+	weight, p      float64
+	sshape, tshape []int
+	value          float64
+	grad           []float64
 }{
 	{name: "hint mse", kind: "hint", weight: 0.7, distance: "mse", adapter: "none", p: 0.0,
 		sshape: []int{3, 5}, tshape: []int{3, 5},
@@ -197,13 +200,13 @@ func featSpecs(t *testing.T) (mlpS, mlpT, cnnS, cnnT model.Spec) {
 
 func TestResolveFeatures(t *testing.T) {
 	mlpS, mlpT, cnnS, cnnT := featSpecs(t)
-	hint := func(s, tl, adapter string) loss.Feature {
+	hint := func(s, tl string, adapter loss.Adapter) loss.Feature {
 		return loss.Feature{Kind: loss.FeatureHint, Student: s, Teacher: tl, Weight: 1, Adapter: adapter}
 	}
 	ok := []struct {
 		student, teacher model.Spec
 		f                loss.Feature
-		adapter          string
+		adapter          loss.Adapter
 		input            []int
 	}{
 		{mlpS, mlpT, hint("act2", "act2", ""), loss.AdapterNone, []int{5}},

@@ -74,12 +74,12 @@ func testCases(t testing.TB) []testCase {
 		t.Fatal(err)
 	}
 	defs := []def{
-		{name: "mlp", spec: mlp},
+		{name: "mlp", spec: mlp, method: quantize.MinMax},
 		{name: "mlp_fallback_fc2", spec: mlp, fallback: []string{"fc2"}, method: quantize.Percentile},
 		{name: "mlp_tanh", spec: mlpTanh, method: quantize.MSE},
-		{name: "cnn", spec: cnn},
+		{name: "cnn", spec: cnn, method: quantize.MinMax},
 		{name: "cnn_fallback_conv1_fc2", spec: cnn, fallback: []string{"conv1", "fc2"}, method: quantize.Entropy},
-		{name: "mixed", spec: mixed},
+		{name: "mixed", spec: mixed, method: quantize.MinMax},
 	}
 	var cases []testCase
 	for i, d := range defs {

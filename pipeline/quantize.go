@@ -33,7 +33,7 @@ func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]ev
 		name := report.Int8Name(e.name)
 		key := run.int8Key(e.key)
 		id := report.StageID{Kind: report.StageQuantize, Model: e.name}
-		ie := evalEntry{name: name, role: role, key: key, int8: true, source: e.name, method: "int8 " + q.Method}
+		ie := evalEntry{name: name, role: role, key: key, int8: true, source: e.name, method: "int8 " + string(q.Method)}
 		if secs, ok := run.finishedInt8(name, key); ok {
 			run.done(id, secs)
 			out = append(out, ie)
@@ -92,7 +92,7 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, train *data
 	for i := range examples {
 		examples[i] = train.X[i*size : (i+1)*size]
 	}
-	m, err := quantize.Quantize(ctx, spec, w, quantize.FromSlices(examples, 256), quantize.Config{Method: quantize.Method(q.Method), Percentile: q.Percentile})
+	m, err := quantize.Quantize(ctx, spec, w, quantize.FromSlices(examples, 256), quantize.Config{Method: q.Method, Percentile: q.Percentile})
 	if err != nil || q.MaxDrop == 0 {
 		return m, nil, err
 	}

@@ -1,10 +1,12 @@
 package quantize
 
 import (
+	"fmt"
 	"math"
 	"slices"
 
 	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/internal/vocab"
 )
 
 // Method is how the clipping range of an activation is chosen from its
@@ -31,13 +33,31 @@ const (
 	MSE Method = "mse"
 )
 
-// valid reports whether m is a known method.
-func (m Method) valid() bool {
-	switch m {
-	case MinMax, Percentile, Entropy, MSE:
-		return true
+// DefaultMethod is the one default of every caller: a zero Config, a
+// recipe without quantize.method, and the CLI's and the benchmark's
+// --method. It is the method the shipped recipes' reports were made with.
+const DefaultMethod = Entropy
+
+// DefaultPercentile is the percentile Percentile keeps when none is given.
+const DefaultPercentile = 99.99
+
+// methods lists every method, DefaultMethod first; recipe validation,
+// the CLI's flags and completion, the recipe schema and the reference
+// docs all derive from it.
+var methods = vocab.Set[Method]{Entropy, MinMax, Percentile, MSE}
+
+// Methods returns the calibration methods, DefaultMethod first, in the
+// order documentation lists them. The slice is a copy.
+func Methods() []Method { return methods.Values() }
+
+// ParseMethod returns the method named s, or an error listing the valid
+// names.
+func ParseMethod(s string) (Method, error) {
+	m, err := methods.Parse("calibration method", s)
+	if err != nil {
+		return "", fmt.Errorf("quantize: %w", err)
 	}
-	return false
+	return m, nil
 }
 
 // clipRange returns the clipping range [a, b], a ≤ 0 ≤ b, chosen by the

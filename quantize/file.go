@@ -217,8 +217,11 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 	if err := checkSizes(doc.Spec); err != nil {
 		return nil, err
 	}
-	if doc.Method != "" && !doc.Method.valid() {
-		return nil, fmt.Errorf("unknown method %q", doc.Method)
+	if doc.Method != "" {
+		// Load adds the "quantize: <file>" prefix ParseMethod's would repeat.
+		if _, err := methods.Parse("calibration method", string(doc.Method)); err != nil {
+			return nil, err
+		}
 	}
 	params, err := doc.Spec.Params()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/infer"
@@ -145,7 +146,14 @@ func TestLoadRejects(t *testing.T) {
 			}
 		})
 	}
+	// An unknown method is named with the valid ones, under Load's one
+	// "quantize:" prefix.
 	_, path := savedModel(t)
+	rewrite(t, path, func(_ *safetensors.File, doc map[string]any) { doc["method"] = "median" })
+	_, err := Load(path)
+	if !errors.Is(err, ErrInvalidFile) || !strings.Contains(err.Error(), `unknown calibration method "median" (want one of entropy, minmax, percentile, mse)`) || strings.Count(err.Error(), "quantize:") != 1 {
+		t.Errorf("unknown method: err = %v", err)
+	}
 	os.WriteFile(path+".safetensors", []byte("truncated"), 0o644)
 	if _, err := Load(path); !errors.Is(err, ErrInvalidFile) {
 		t.Errorf("truncated tensors: err = %v, want ErrInvalidFile", err)

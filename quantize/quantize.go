@@ -48,10 +48,11 @@ func (c *sliceCalibration) Next() ([][]float32, error) {
 
 // Config configures Quantize.
 type Config struct {
-	// Method chooses activation ranges; the zero value means MinMax.
+	// Method chooses activation ranges; the zero value means
+	// DefaultMethod.
 	Method Method
 	// Percentile is the percentile Percentile keeps, in (50, 100];
-	// 0 means 99.99.
+	// 0 means DefaultPercentile.
 	Percentile float64
 	// Batches caps the calibration batches used; 0 means all.
 	Batches int
@@ -62,13 +63,13 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Method == "" {
-		c.Method = MinMax
+		c.Method = DefaultMethod
 	}
-	if !c.Method.valid() {
-		return c, fmt.Errorf("quantize: unknown method %q (want minmax, percentile, entropy or mse)", c.Method)
+	if _, err := ParseMethod(string(c.Method)); err != nil {
+		return c, err
 	}
 	if c.Percentile == 0 {
-		c.Percentile = 99.99
+		c.Percentile = DefaultPercentile
 	}
 	if !(c.Percentile > 50 && c.Percentile <= 100) {
 		return c, fmt.Errorf("quantize: percentile %v outside (50, 100]", c.Percentile)

@@ -5,12 +5,15 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/train"
 )
 
 // Defaults, as documented on the types and in recipes/README.md.
 const (
-	DefaultBackend     = "gorgonia"
+	DefaultBackend     = backend.Default
 	DefaultDevice      = "auto"
 	DefaultSeed        = 1
 	DefaultDataset     = "mnist"
@@ -20,11 +23,11 @@ const (
 	DefaultStride      = 1
 	DefaultEpochs      = 10
 	DefaultBatchSize   = 128
-	DefaultOptimizer   = "adam"
+	DefaultOptimizer   = backend.DefaultOptimizer
 	DefaultAdamLR      = 1e-3
 	DefaultSGDLR       = 0.1
 	DefaultMomentum    = 0.9
-	DefaultSchedule    = "constant"
+	DefaultSchedule    = train.DefaultSchedule
 	DefaultStepGamma   = 0.1
 	DefaultExpGamma    = 0.95
 	DefaultTemperature = 4
@@ -36,6 +39,11 @@ const (
 	DefaultSynthTrain        = 2048
 	DefaultSynthTest         = 512
 	DefaultSynthClass        = 4
+	DefaultMethod            = quantize.DefaultMethod
+	DefaultPercentile        = quantize.DefaultPercentile
+	// DefaultCalibration and DefaultValidation count training examples.
+	DefaultCalibration = 2048
+	DefaultValidation  = 5000
 )
 
 // defaultSynthShape is the default per-example shape of the synthetic
@@ -114,10 +122,10 @@ func (r *Recipe) fillDefaults() {
 	if len(r.Serving.Batches) == 0 && !r.given["serving.batches"] {
 		r.Serving.Batches = []int{1, 8, 32, 128, 256}
 	}
-	def("quantize.method", &r.Quantize.Method, "entropy")
-	def("quantize.percentile", &r.Quantize.Percentile, 99.99)
-	def("quantize.calibration", &r.Quantize.Calibration, 2048)
-	def("quantize.validation", &r.Quantize.Validation, 5000)
+	def("quantize.method", &r.Quantize.Method, DefaultMethod)
+	def("quantize.percentile", &r.Quantize.Percentile, DefaultPercentile)
+	def("quantize.calibration", &r.Quantize.Calibration, DefaultCalibration)
+	def("quantize.validation", &r.Quantize.Validation, DefaultValidation)
 	def("transfer.dtype", &r.Transfer.Dtype, "float32")
 	for i := range r.Students {
 		s := &r.Students[i]
@@ -132,8 +140,8 @@ func (r *Recipe) fillDefaults() {
 			h := &s.Distill.Hints[j]
 			q := fmt.Sprintf("%s.distill.hints[%d]", p, j)
 			def(q+".weight", &h.Weight, 1.0)
-			def(q+".distance", &h.Distance, "mse")
-			def(q+".adapter", &h.Adapter, "auto")
+			def(q+".distance", &h.Distance, loss.DefaultDistance)
+			def(q+".adapter", &h.Adapter, loss.DefaultAdapter)
 		}
 		for j := range s.Distill.Attention {
 			a := &s.Distill.Attention[j]
@@ -236,11 +244,11 @@ func (t *Training) fillDefaults() {
 	}
 	if !t.set["lr"] {
 		t.LR = DefaultAdamLR
-		if t.Optimizer == "sgd" {
+		if t.Optimizer == backend.SGD {
 			t.LR = DefaultSGDLR
 		}
 	}
-	if !t.set["momentum"] && t.Optimizer == "sgd" {
+	if !t.set["momentum"] && t.Optimizer == backend.SGD {
 		t.Momentum = DefaultMomentum
 	}
 	if !t.set["schedule.kind"] {
@@ -248,9 +256,9 @@ func (t *Training) fillDefaults() {
 	}
 	if !t.set["schedule.gamma"] {
 		switch t.Schedule.Kind {
-		case "step":
+		case train.Step:
 			t.Schedule.Gamma = DefaultStepGamma
-		case "exponential":
+		case train.Exponential:
 			t.Schedule.Gamma = DefaultExpGamma
 		}
 	}

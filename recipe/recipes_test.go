@@ -11,6 +11,10 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/train"
 )
 
 const readmePath = "../recipes/README.md"
@@ -65,11 +69,11 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("quick teacher activation", q.Teacher.Model.Activation, "relu")
 	check("quick teacher dropout", q.Teacher.Model.Dropout, 0.0)
 	tt := q.Teacher.Training
-	check("quick teacher optimizer", tt.Optimizer, "adam")
+	check("quick teacher optimizer", tt.Optimizer, backend.Adam)
 	check("quick teacher lr", tt.LR, 3e-3)
 	check("quick teacher epochs", tt.Epochs, 3)
 	check("quick teacher batch", tt.BatchSize, 128)
-	check("quick teacher schedule", tt.Schedule.Kind, "cosine")
+	check("quick teacher schedule", tt.Schedule.Kind, train.Cosine)
 	check("quick students", len(q.Students), 1)
 	s := q.Students[0]
 	check("quick student name", s.Name, "small")
@@ -83,14 +87,14 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("hinton teacher", h.Teacher.Model, Model{Type: "mlp", Hidden: []int{1200, 1200}, Activation: "relu", Dropout: 0.5, InputDropout: 0.2})
 	check("hinton teacher epochs", h.Teacher.Training.Epochs, 30)
 	check("hinton teacher lr", h.Teacher.Training.LR, 1e-3)
-	check("hinton teacher schedule", h.Teacher.Training.Schedule.Kind, "cosine")
+	check("hinton teacher schedule", h.Teacher.Training.Schedule.Kind, train.Cosine)
 	check("hinton teacher batch", h.Teacher.Training.BatchSize, 128)
 	hs := h.Students[0]
 	check("hinton student name", hs.Name, "hinton-800")
 	check("hinton student model", hs.Model, Model{Type: "mlp", Hidden: []int{800, 800}, Activation: "relu"})
 	check("hinton student distill", hs.Distill, Distill{Temperature: 20, Alpha: 0.9})
 	check("hinton student epochs", hs.Training.Epochs, 30)
-	check("hinton student optimizer", hs.Training.Optimizer, "adam")
+	check("hinton student optimizer", hs.Training.Optimizer, backend.Adam)
 	check("hinton student baseline", hs.BaselineEnabled(), true)
 
 	y := load("synthetic-tiny.yaml")
@@ -200,6 +204,13 @@ func TestReadmeDefaults(t *testing.T) {
 		{"### model.conv[]", "stride", g(DefaultStride)},
 		{"### eval", "batch_size", g(DefaultEvalBatch)},
 		{"### eval", "ece_bins", g(DefaultECEBins)},
+		{"### transfer", "dtype", g("float32")},
+		{"### quantize", "method", g(DefaultMethod)},
+		{"### quantize", "percentile", g(DefaultPercentile)},
+		{"### quantize", "calibration", g(DefaultCalibration)},
+		{"### quantize", "validation", g(DefaultValidation)},
+		{"### students[].distill.hints and .attention", "distance", g(loss.DefaultDistance)},
+		{"### students[].distill.hints and .attention", "adapter", g(loss.DefaultAdapter)},
 	}
 	for _, tc := range tests {
 		var row string

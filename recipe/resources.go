@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -222,7 +223,7 @@ func (c *sizeCheck) model(key, name string, m Model, input []int, classes int, t
 	if batchKey != "" {
 		copiesPerParam = 2
 		switch {
-		case t.Optimizer == "adam":
+		case t.Optimizer == backend.Adam:
 			copiesPerParam = 4
 		case t.Momentum > 0:
 			copiesPerParam = 3

@@ -16,10 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/internal/jsonschema"
-	"github.com/distill-dev/distill/loss"
-	"github.com/distill-dev/distill/quantize"
 )
 
 // recipes/schema.json is a JSON Schema of recipe files, generated from
@@ -37,18 +34,18 @@ var schemaPath = filepath.Join("..", "recipes", "schema.json")
 // schemaEnums are the allowed values of string keys, by Go type and
 // field, taken from the lists that validation and the packages use.
 func schemaEnums() map[string][]string {
-	methods := []string{string(quantize.Entropy), string(quantize.MinMax), string(quantize.Percentile), string(quantize.MSE)}
 	return map[string][]string{
 		"Recipe.Backend":       backends,
 		"Data.Dataset":         datasets,
 		"Unlabelled.Dataset":   datasets,
 		"Model.Type":           modelTypes,
 		"Model.Activation":     activations,
-		"Training.Optimizer":   {backend.Adam, backend.SGD},
+		"Training.Optimizer":   optimizers,
 		"Schedule.Kind":        schedules,
 		"Quantize.Method":      methods,
-		"FeatureTerm.Distance": {loss.DistanceMSE, loss.DistanceCosine},
-		"FeatureTerm.Adapter":  {loss.AdapterAuto, loss.AdapterNone, loss.AdapterLinear, loss.AdapterConv1x1},
+		"FeatureTerm.Distance": distances,
+		"FeatureTerm.Adapter":  adapters,
+		"Transfer.Dtype":       dtypes,
 	}
 }
 

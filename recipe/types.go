@@ -1,11 +1,15 @@
 package recipe
 
-import "github.com/distill-dev/distill/augment"
-
 import (
 	"maps"
 	"reflect"
 	"strings"
+
+	"github.com/distill-dev/distill/augment"
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/train"
 )
 
 // Recipe is one compression pipeline: where the data comes from, the
@@ -114,14 +118,14 @@ type ConvBlock struct {
 // own training section overrides, key by key (schedule keys included),
 // the recipe's top-level one; defaults fill what neither sets.
 type Training struct {
-	Epochs      int      `yaml:"epochs"`       // ≥ 1, default 10
-	BatchSize   int      `yaml:"batch_size"`   // ≥ 1, default 128
-	Optimizer   string   `yaml:"optimizer"`    // adam (default) | sgd
-	LR          float64  `yaml:"lr"`           // > 0, default 1e-3 (adam), 0.1 (sgd)
-	Momentum    float64  `yaml:"momentum"`     // sgd only, [0, 1), default 0.9 with sgd
-	Nesterov    bool     `yaml:"nesterov"`     // sgd only, default false
-	WeightDecay float64  `yaml:"weight_decay"` // L2, ≥ 0, default 0
-	Schedule    Schedule `yaml:"schedule"`
+	Epochs      int                   `yaml:"epochs"`       // ≥ 1, default 10
+	BatchSize   int                   `yaml:"batch_size"`   // ≥ 1, default 128
+	Optimizer   backend.OptimizerKind `yaml:"optimizer"`    // adam (default) | sgd
+	LR          float64               `yaml:"lr"`           // > 0, default 1e-3 (adam), 0.1 (sgd)
+	Momentum    float64               `yaml:"momentum"`     // sgd only, [0, 1), default 0.9 with sgd
+	Nesterov    bool                  `yaml:"nesterov"`     // sgd only, default false
+	WeightDecay float64               `yaml:"weight_decay"` // L2, ≥ 0, default 0
+	Schedule    Schedule              `yaml:"schedule"`
 	// MaxNorm > 0 bounds the L2 norm of each unit's incoming weights
 	// after every update (backend.Optimizer.MaxNorm), ≥ 0, 0 (default)
 	// = off.
@@ -136,7 +140,7 @@ type Training struct {
 // Schedule shapes the learning rate over training.
 type Schedule struct {
 	// Kind is "constant" (default), "cosine", "step" or "exponential".
-	Kind string `yaml:"kind"`
+	Kind train.ScheduleKind `yaml:"kind"`
 	// Warmup is the number of epochs (fractions allowed) of linear ramp
 	// from 0 to lr; ≥ 0 and at most the training's epochs, default 0.
 	Warmup float64 `yaml:"warmup"`
@@ -290,11 +294,11 @@ type FeatureTerm struct {
 	// form; loss.DefaultAttentionWeight).
 	Weight float64 `yaml:"weight"`
 	// Distance of a hint: mse (default) or cosine.
-	Distance string `yaml:"distance"`
+	Distance loss.Distance `yaml:"distance"`
 	// Adapter of a hint: auto (default: none when the shapes are equal,
 	// linear for vectors, 1×1 conv for feature maps), none, linear or
 	// conv1x1.
-	Adapter string `yaml:"adapter"`
+	Adapter loss.Adapter `yaml:"adapter"`
 	// P is attention's power |A|^p, ≥ 1, default 2.
 	P float64 `yaml:"p"`
 }
@@ -309,7 +313,7 @@ type Quantize struct {
 	Enabled bool `yaml:"enabled"`
 	// Method calibrates activation ranges: entropy (default), minmax,
 	// percentile or mse.
-	Method string `yaml:"method"`
+	Method quantize.Method `yaml:"method"`
 	// Percentile for method percentile, in (50, 100], default 99.99.
 	Percentile float64 `yaml:"percentile"`
 	// Calibration is the number of training examples calibrated on, ≥ 1,

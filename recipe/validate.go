@@ -9,28 +9,30 @@ import (
 	"strings"
 
 	"github.com/distill-dev/distill/augment"
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/train"
 )
 
-// Allowed values of the enumerated keys.
+// Allowed values of the enumerated keys. Those of a vocabulary that
+// another package implements are that package's set, so that validation,
+// the schema (schema_test.go) and the reference docs (readme_test.go)
+// cannot drift from the code.
 var (
-	backends    = []string{"gorgonia", "torch"}
+	backends    = backend.Known()
 	datasets    = []string{"mnist", "synthetic"}
 	modelTypes  = []string{"mlp", "cnn"}
-	activations = kindNames(model.Activations())
-	optimizers  = []string{"adam", "sgd"}
-	schedules   = []string{"constant", "cosine", "step", "exponential"}
+	activations = vocab.Names(model.Activations())
+	optimizers  = vocab.Names(backend.Optimizers())
+	schedules   = vocab.Names(train.Schedules())
+	methods     = vocab.Names(quantize.Methods())
+	distances   = vocab.Names(loss.Distances())
+	adapters    = vocab.Names(loss.Adapters())
+	dtypes      = []string{"float32", "float16"}
 )
-
-// kindNames spells layer kinds as recipes do.
-func kindNames(ks []model.Kind) []string {
-	names := make([]string, len(ks))
-	for i, k := range ks {
-		names[i] = string(k)
-	}
-	return names
-}
 
 var (
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda|cuda:[0-9]+)$`)
@@ -71,7 +73,7 @@ func (r *Recipe) check() []Problem {
 		ps.atLeast(fmt.Sprintf("serving.batches[%d]", i), b, 1)
 	}
 	q := r.Quantize
-	ps.oneOf("quantize.method", q.Method, []string{"entropy", "minmax", "percentile", "mse"})
+	ps.oneOf("quantize.method", string(q.Method), methods)
 	if !(q.Percentile > 50 && q.Percentile <= 100) {
 		ps.add("quantize.percentile", "must be in (50, 100], got %v", q.Percentile)
 	}
@@ -205,7 +207,7 @@ func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
 
 func (r *Recipe) checkTransfer(ps *problems, input []int) {
 	t := r.Transfer
-	ps.oneOf("transfer.dtype", t.Dtype, []string{"float32", "float16"})
+	ps.oneOf("transfer.dtype", t.Dtype, dtypes)
 	ps.augment("transfer", t.Copies, t.Augment, input)
 	if t.AugmentBaselines {
 		switch {
@@ -453,7 +455,7 @@ func (ps *problems) training(prefix string, own, top Training) {
 	}
 	ps.atLeast(src("epochs"), e.Epochs, 1)
 	ps.atLeast(src("batch_size"), e.BatchSize, 1)
-	ps.oneOf(src("optimizer"), e.Optimizer, optimizers)
+	ps.oneOf(src("optimizer"), string(e.Optimizer), optimizers)
 	if !(e.LR > 0) || math.IsInf(e.LR, 0) {
 		ps.add(src("lr"), "must be a finite number > 0, got %v", e.LR)
 	}
@@ -462,15 +464,15 @@ func (ps *problems) training(prefix string, own, top Training) {
 	ps.nonNegative(src("max_norm"), e.MaxNorm)
 
 	s := e.Schedule
-	ps.oneOf(src("schedule.kind"), s.Kind, schedules)
+	ps.oneOf(src("schedule.kind"), string(s.Kind), schedules)
 	if ps.nonNegative(src("schedule.warmup"), s.Warmup) && e.Epochs >= 1 && s.Warmup > float64(e.Epochs) {
 		ps.add(src("schedule.warmup"), "must be at most the %d training epochs, got %v", e.Epochs, s.Warmup)
 	}
-	if ps.nonNegative(src("schedule.min_lr"), s.MinLR) && s.Kind == "cosine" && e.LR > 0 && s.MinLR >= e.LR {
+	if ps.nonNegative(src("schedule.min_lr"), s.MinLR) && s.Kind == train.Cosine && e.LR > 0 && s.MinLR >= e.LR {
 		ps.add(src("schedule.min_lr"), "must be below lr (%v) for the cosine schedule, got %v", e.LR, s.MinLR)
 	}
 	switch s.Kind {
-	case "step":
+	case train.Step:
 		if s.StepEvery < 1 {
 			if own.marked("schedule.step_every") || top.marked("schedule.step_every") {
 				ps.add(srcVia("schedule.step_every"), "must be at least 1, got %d", s.StepEvery)
@@ -479,7 +481,7 @@ func (ps *problems) training(prefix string, own, top Training) {
 			}
 		}
 		fallthrough
-	case "exponential":
+	case train.Exponential:
 		if !(s.Gamma > 0 && s.Gamma <= 1) {
 			ps.add(srcVia("schedule.gamma"), "must be in (0, 1] for schedule kind %s, got %v", s.Kind, s.Gamma)
 		}

@@ -44,8 +44,8 @@ func FromRecipe(r *recipe.Recipe, s recipe.Student, shape []int, classes int) (D
 // (2 epochs first), 2 teachers, transfer set ×5".
 func label(r *recipe.Recipe, d recipe.Distill, joint, hints []loss.Feature) string {
 	method := "response"
-	var kinds []string // in order of first appearance, each once
-	count := map[string]int{}
+	var kinds []loss.FeatureKind // in order of first appearance, each once
+	count := map[loss.FeatureKind]int{}
 	for _, f := range append(joint, hints...) {
 		if count[f.Kind] == 0 {
 			kinds = append(kinds, f.Kind)
@@ -53,7 +53,7 @@ func label(r *recipe.Recipe, d recipe.Distill, joint, hints []loss.Feature) stri
 		count[f.Kind]++
 	}
 	for _, k := range kinds {
-		method += ", " + k
+		method += ", " + string(k)
 		if count[k] > 1 {
 			method += fmt.Sprintf(" ×%d", count[k])
 		}

@@ -3,31 +3,64 @@ package train
 import (
 	"fmt"
 	"math"
+
+	"github.com/distill-dev/distill/internal/vocab"
 )
+
+// ScheduleKind names a learning-rate schedule.
+type ScheduleKind string
 
 // Schedule kinds.
 const (
-	Constant    = "constant"
-	Cosine      = "cosine"
-	Step        = "step"
-	Exponential = "exponential"
+	Constant    ScheduleKind = "constant"
+	Cosine      ScheduleKind = "cosine"
+	Step        ScheduleKind = "step"
+	Exponential ScheduleKind = "exponential"
 )
+
+// DefaultSchedule is the kind an empty Schedule.Kind and a recipe without
+// schedule.kind use.
+const DefaultSchedule = Constant
+
+// schedules lists every kind, DefaultSchedule first; recipe validation,
+// its schema and the reference docs derive from it.
+var schedules = vocab.Set[ScheduleKind]{Constant, Cosine, Step, Exponential}
+
+// Schedules returns the schedule kinds, DefaultSchedule first. The slice
+// is a copy.
+func Schedules() []ScheduleKind { return schedules.Values() }
+
+// ParseSchedule returns the kind named s, or an error listing the valid
+// names.
+func ParseSchedule(s string) (ScheduleKind, error) {
+	k, err := schedules.Parse("schedule", s)
+	if err != nil {
+		return "", fmt.Errorf("train: %w", err)
+	}
+	return k, nil
+}
 
 // Schedule shapes the learning rate over training. Positions are in
 // epochs (fractional within an epoch) so a schedule means the same thing
 // at any batch size.
 type Schedule struct {
-	Kind      string  // constant (default), cosine, step, exponential
-	Warmup    float64 // epochs of linear ramp from 0 to the base rate
-	StepEvery int     // step: multiply by Gamma every StepEvery epochs
-	Gamma     float64 // step and exponential decay factor
-	MinLR     float64 // cosine floor
+	Kind      ScheduleKind // "" means DefaultSchedule
+	Warmup    float64      // epochs of linear ramp from 0 to the base rate
+	StepEvery int          // step: multiply by Gamma every StepEvery epochs
+	Gamma     float64      // step and exponential decay factor
+	MinLR     float64      // cosine floor
 }
 
 // Validate reports a schedule that cannot be evaluated.
 func (s Schedule) Validate() error {
-	switch s.Kind {
-	case "", Constant, Cosine:
+	kind := s.Kind
+	if kind == "" {
+		kind = DefaultSchedule
+	}
+	if _, err := ParseSchedule(string(kind)); err != nil {
+		return err
+	}
+	switch kind {
 	case Step:
 		if s.StepEvery < 1 {
 			return fmt.Errorf("train: step schedule needs step_every >= 1, got %d", s.StepEvery)
@@ -37,8 +70,6 @@ func (s Schedule) Validate() error {
 		if !(s.Gamma > 0 && s.Gamma <= 1) {
 			return fmt.Errorf("train: %s schedule needs gamma in (0, 1], got %v", s.Kind, s.Gamma)
 		}
-	default:
-		return fmt.Errorf("train: unknown schedule %q (want constant, cosine, step or exponential)", s.Kind)
 	}
 	if s.Warmup < 0 {
 		return fmt.Errorf("train: warmup must be >= 0, got %v", s.Warmup)

@@ -40,7 +40,7 @@ func FeatureCases(t testing.TB) []FeatureCase {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hint := func(s, tl string, w float64, distance, adapter string) loss.Feature {
+	hint := func(s, tl string, w float64, distance loss.Distance, adapter loss.Adapter) loss.Feature {
 		return loss.Feature{Kind: loss.FeatureHint, Student: s, Teacher: tl, Weight: w, Distance: distance, Adapter: adapter}
 	}
 	at := func(s, tl string, w, p float64) loss.Feature {

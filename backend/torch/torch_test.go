@@ -486,7 +486,7 @@ func TestOptimizersMatchReference(t *testing.T) {
 			if st.Step != steps {
 				t.Errorf("state step = %d, want %d", st.Step, steps)
 			}
-			slots := map[string][]string{backend.Adam: {"m", "v"}, backend.SGD: {}}[opt.Kind]
+			slots := map[backend.OptimizerKind][]string{backend.Adam: {"m", "v"}, backend.SGD: {}}[opt.Kind]
 			if opt.Momentum > 0 {
 				slots = []string{"momentum"}
 			}
@@ -673,7 +673,7 @@ func TestStateRoundTrip(t *testing.T) {
 		batches[i] = &backend.Batch{N: n, X: randn(rng, n*12, 1), Labels: randLabels(rng, n, 5), Masks: randMasks(rng, spec, n), LR: 0.01}
 	}
 	for _, opt := range []backend.Optimizer{{Kind: backend.Adam, WeightDecay: 1e-4}, {Kind: backend.SGD, Momentum: 0.9, Nesterov: true}} {
-		t.Run(opt.Kind, func(t *testing.T) {
+		t.Run(string(opt.Kind), func(t *testing.T) {
 			cfg := backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: opt}
 			m1 := load(t, b, spec, w)
 			t1 := mustTrainer(t, b, m1, cfg)

@@ -36,6 +36,7 @@ import (
 
 	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx"
 	"github.com/distill-dev/distill/quantize"
@@ -56,7 +57,7 @@ func main() {
 	rounds := flag.Int("rounds", 9, "interleaved rounds per batch size (medians are quoted)")
 	target := flag.Duration("target", 150*time.Millisecond, "time per engine per round")
 	threads := flag.Int("threads", 2, "threads for each runtime (distill's GEMM goroutines, ONNX Runtime's intra-op threads)")
-	method := flag.String("method", "minmax", "calibration method: minmax, percentile, entropy or mse")
+	method := flag.String("method", string(quantize.DefaultMethod), "calibration method: "+vocab.Join(quantize.Methods()))
 	calibN := flag.Int("calib", 1000, "random calibration examples")
 	useORT := flag.Bool("ort", true, "also measure ONNX Runtime (needs its library: onnx/testdata/install-ort.sh or $ONNXRUNTIME_LIB)")
 	flag.Float64Var(&maxCont, "max-contention", maxCont, "rerun a timed block (up to 3 tries) when other processes used more than this share of the CPUs")
@@ -84,7 +85,11 @@ func main() {
 	for i := range calib {
 		calib[i] = randNormal(rng, in)
 	}
-	q, err := quantize.Quantize(context.Background(), spec, w, quantize.FromSlices(calib, 256), quantize.Config{Method: quantize.Method(*method)})
+	m, err := quantize.ParseMethod(*method)
+	if err != nil {
+		log.Fatalf("-method: %v", err)
+	}
+	q, err := quantize.Quantize(context.Background(), spec, w, quantize.FromSlices(calib, 256), quantize.Config{Method: m})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/quantize"
 )
 
@@ -25,15 +26,9 @@ func completeDevices(*cobra.Command, []string, string) ([]string, cobra.ShellCom
 	return []string{"auto\tthe GPU if the backend has one, else the CPU", "cpu", "cuda\tthe first GPU", "cuda:0\tGPU number N: cuda:N"}, cobra.ShellCompDirectiveNoFileComp
 }
 
-// calibrationMethods are quantize's activation calibrations.
-var calibrationMethods = []quantize.Method{quantize.Entropy, quantize.MinMax, quantize.Percentile, quantize.MSE}
-
+// completeCalibration offers quantize's activation calibrations.
 func completeCalibration(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	out := make([]string, len(calibrationMethods))
-	for i, m := range calibrationMethods {
-		out[i] = string(m)
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return vocab.Names(quantize.Methods()), cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeMachines offers the entries of the built-in price table, each

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/internal/vocab"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/quantize"
@@ -19,8 +20,11 @@ import (
 )
 
 func newQuantizeCmd() *cobra.Command {
-	q := recipe.Quantize{Method: "entropy", Percentile: 99.99, Calibration: 2048, Validation: 5000}
-	d := recipe.Data{Dataset: "mnist"}
+	// The recipe's defaults, so that the command quantizes as a recipe
+	// with a bare quantize section does.
+	q := recipe.Quantize{Method: recipe.DefaultMethod, Percentile: recipe.DefaultPercentile,
+		Calibration: recipe.DefaultCalibration, Validation: recipe.DefaultValidation}
+	d := recipe.Data{Dataset: recipe.DefaultDataset}
 	var out string
 	c := &cobra.Command{
 		Use:   "quantize MODEL",
@@ -88,7 +92,7 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 	f := c.Flags()
 	f.StringVar(&d.Dataset, "dataset", d.Dataset, "calibration and test data: mnist or synthetic")
 	f.StringVar(&d.Dir, "data-dir", "", "directory holding the dataset's files, for offline use")
-	f.StringVar(&q.Method, "method", q.Method, "activation calibration: entropy, minmax, percentile or mse")
+	f.StringVar((*string)(&q.Method), "method", string(q.Method), "activation calibration: "+vocab.Join(quantize.Methods()))
 	f.Float64Var(&q.Percentile, "percentile", q.Percentile, "percentile for --method percentile")
 	f.IntVar(&q.Calibration, "calibration", q.Calibration, "training examples to calibrate on")
 	f.Float64Var(&q.MaxDrop, "max-drop", 0, "accuracy budget as a fraction (0.001 = 0.1 points); 0 = no fallback")
@@ -104,8 +108,8 @@ func checkQuantizeFlags(d recipe.Data, q recipe.Quantize) error {
 	if !slices.Contains([]string{"mnist", "synthetic"}, d.Dataset) {
 		errs = append(errs, fmt.Errorf("--dataset %q: want mnist or synthetic", d.Dataset))
 	}
-	if !slices.Contains(calibrationMethods, quantize.Method(q.Method)) {
-		errs = append(errs, fmt.Errorf("--method %q: want one of %v", q.Method, calibrationMethods))
+	if _, err := quantize.ParseMethod(string(q.Method)); err != nil {
+		errs = append(errs, fmt.Errorf("--method %q: want one of %v", q.Method, quantize.Methods()))
 	}
 	if !(q.Percentile > 50 && q.Percentile <= 100) {
 		errs = append(errs, fmt.Errorf("--percentile %v: want a value in (50, 100]", q.Percentile))
