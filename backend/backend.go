@@ -150,11 +150,7 @@ func Optimizers() []OptimizerKind { return optimizers.Values() }
 // ParseOptimizer returns the kind named s, or an error listing the valid
 // names.
 func ParseOptimizer(s string) (OptimizerKind, error) {
-	k, err := optimizers.Parse("optimizer", s)
-	if err != nil {
-		return "", fmt.Errorf("backend: %w", err)
-	}
-	return k, nil
+	return optimizers.Parse("backend", "optimizer", s)
 }
 
 // Optimizer configures the parameter update. WeightDecay is an L2 term

@@ -1,7 +1,6 @@
 package quantize
 
 import (
-	"fmt"
 	"math"
 	"slices"
 
@@ -52,13 +51,7 @@ func Methods() []Method { return methods.Values() }
 
 // ParseMethod returns the method named s, or an error listing the valid
 // names.
-func ParseMethod(s string) (Method, error) {
-	m, err := methods.Parse("calibration method", s)
-	if err != nil {
-		return "", fmt.Errorf("quantize: %w", err)
-	}
-	return m, nil
-}
+func ParseMethod(s string) (Method, error) { return methods.Parse("quantize", "calibration method", s) }
 
 // clipRange returns the clipping range [a, b], a ≤ 0 ≤ b, chosen by the
 // method from the histogram.

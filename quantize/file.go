@@ -219,7 +219,7 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 	}
 	if doc.Method != "" {
 		// Load adds the "quantize: <file>" prefix ParseMethod's would repeat.
-		if _, err := methods.Parse("calibration method", string(doc.Method)); err != nil {
+		if _, err := methods.Parse("", "calibration method", string(doc.Method)); err != nil {
 			return nil, err
 		}
 	}

@@ -32,13 +32,7 @@ func Schedules() []ScheduleKind { return schedules.Values() }
 
 // ParseSchedule returns the kind named s, or an error listing the valid
 // names.
-func ParseSchedule(s string) (ScheduleKind, error) {
-	k, err := schedules.Parse("schedule", s)
-	if err != nil {
-		return "", fmt.Errorf("train: %w", err)
-	}
-	return k, nil
-}
+func ParseSchedule(s string) (ScheduleKind, error) { return schedules.Parse("train", "schedule", s) }
 
 // Schedule shapes the learning rate over training. Positions are in
 // epochs (fractional within an epoch) so a schedule means the same thing

@@ -21,12 +21,17 @@ type Set[T ~string] []T
 func (s Set[T]) Values() []T { return slices.Clone(s) }
 
 // Parse returns the value named v, or an error that names what the value
-// is (e.g. "calibration method") and lists every valid name.
-func (s Set[T]) Parse(what, v string) (T, error) {
+// is (e.g. "calibration method") and lists every valid name, prefixed
+// with pkg and a colon unless pkg is empty.
+func (s Set[T]) Parse(pkg, what, v string) (T, error) {
 	if t := T(v); slices.Contains(s, t) {
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown %s %q (want one of %s)", what, v, Join(s))
+	err := fmt.Errorf("unknown %s %q (want one of %s)", what, v, Join(s))
+	if pkg != "" {
+		err = fmt.Errorf("%s: %w", pkg, err)
+	}
+	return "", err
 }
 
 // Names spells values as strings.

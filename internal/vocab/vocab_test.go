@@ -17,10 +17,10 @@ type color string
 
 func TestSet(t *testing.T) {
 	s := vocab.Set[color]{"red", "green", "blue"}
-	if c, err := s.Parse("color", "green"); err != nil || c != "green" {
+	if c, err := s.Parse("", "color", "green"); err != nil || c != "green" {
 		t.Errorf("Parse(green) = %q, %v", c, err)
 	}
-	_, err := s.Parse("color", "Red")
+	_, err := s.Parse("", "color", "Red")
 	if want := `unknown color "Red" (want one of red, green, blue)`; err == nil || err.Error() != want {
 		t.Errorf("Parse(Red) = %v, want %s", err, want)
 	}
