@@ -291,6 +291,20 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 	}
 }
 
+// keep ends a model's stage: it saves and closes the trained model m,
+// adds the stage's time since start to the report and records the stage
+// as finished with key.
+func (run *runner) keep(id report.StageID, name, key string, m backend.Model, start time.Time) error {
+	err := run.save(name, m)
+	m.Close()
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	run.done(id, secs)
+	return run.record(name, key, secs)
+}
+
 func (run *runner) save(name string, m backend.Model) error {
 	w, err := m.Weights()
 	if err != nil {

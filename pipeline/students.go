@@ -34,14 +34,7 @@ func (run *runner) studentStage(ctx context.Context, s recipe.Student) ([]evalEn
 		if err != nil {
 			return nil, err
 		}
-		err = run.save(d.Name, m)
-		m.Close()
-		if err != nil {
-			return nil, err
-		}
-		secs := time.Since(start).Seconds()
-		run.done(id, secs)
-		if err := run.record(d.Name, key, secs); err != nil {
+		if err := run.keep(id, d.Name, key, m, start); err != nil {
 			return nil, err
 		}
 	}
@@ -67,12 +60,5 @@ func (run *runner) studentStage(ctx context.Context, s recipe.Student) ([]evalEn
 	if err != nil {
 		return nil, err
 	}
-	err = run.save(b.Name, m)
-	m.Close()
-	if err != nil {
-		return nil, err
-	}
-	secs := time.Since(start).Seconds()
-	run.done(id, secs)
-	return entries, run.record(b.Name, key, secs)
+	return entries, run.keep(id, b.Name, key, m, start)
 }

@@ -32,13 +32,7 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 	if err != nil {
 		return "", err
 	}
-	defer m.Close()
-	if err := run.save(name, m); err != nil {
-		return "", err
-	}
-	secs := time.Since(start).Seconds()
-	run.done(id, secs)
-	return key, run.record(name, key, secs)
+	return key, run.keep(id, name, key, m, start)
 }
 
 // softTargets gives a distilled student its soft targets at st (see

@@ -124,17 +124,13 @@ func Load(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	fh, err := fileio.Open(stPath)
+	fh, size, err := fileio.OpenSized(stPath)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("quantize: %w", err)
-	}
 	h := sha256.New()
-	f, err := safetensors.Read(bufio.NewReaderSize(io.TeeReader(fh, h), 1<<16), st.Size())
+	f, err := safetensors.Read(bufio.NewReaderSize(io.TeeReader(fh, h), 1<<16), size)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %s: %w: %w", stPath, ErrInvalidFile, err)
 	}

@@ -121,21 +121,14 @@ func numel(shape []int) (int, error) {
 
 // ReadFile reads and validates the safetensors file at path. See Read.
 func ReadFile(path string) (*File, error) {
-	fh, err := fileio.Open(path)
+	fh, size, err := fileio.OpenSized(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("safetensors: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("safetensors: %s: not a regular file", path)
-	}
 	// The size comes from the file system, not from the file's content,
 	// so buffers can be allocated at once.
-	f, err := read(bufio.NewReaderSize(fh, 1<<16), st.Size(), true)
+	f, err := read(bufio.NewReaderSize(fh, 1<<16), size, true)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
 	}

@@ -267,19 +267,15 @@ func build(ctx context.Context, spec BuildSpec, teachers []Teacher, d Descriptio
 // Errors name the file.
 func verifyShard(path string, size int64, want *shardHeader, row func(k int, b []byte) error) ([32]byte, error) {
 	var sum [32]byte
-	f, err := fileio.Open(path)
+	f, got, err := fileio.OpenSized(path)
 	if err != nil {
 		return sum, fmt.Errorf("transfer: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return sum, fmt.Errorf("transfer: %w", err)
+	if got != size {
+		return sum, fmt.Errorf("transfer: %s: %w", path, corrupt("file is %d bytes, the set needs %d", got, size))
 	}
-	if fi.Size() != size {
-		return sum, fmt.Errorf("transfer: %s: %w", path, corrupt("file is %d bytes, the set needs %d", fi.Size(), size))
-	}
-	_, sum, err = readShard(f, fi.Size(), want, row)
+	_, sum, err = readShard(f, got, want, row)
 	if err != nil {
 		return sum, fmt.Errorf("transfer: %s: %w", path, err)
 	}

@@ -30,29 +30,37 @@ var ErrNotRegular = errors.New("not a regular file")
 // between, it is opened without blocking (O_NONBLOCK where the system
 // has it) and checked again through the open descriptor.
 func Open(path string) (*os.File, error) {
+	f, _, err := OpenSized(path)
+	return f, err
+}
+
+// OpenSized is Open that also returns the file's size, read from the open
+// descriptor (so it is the size of the file being read, not of whatever
+// the path named a moment earlier).
+func OpenSized(path string) (*os.File, int64, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			pe.Op = "open" // what the caller asked for, as os.Open says it
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	if err := regular(path, fi); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if fi, err = f.Stat(); err == nil {
 		err = regular(path, fi)
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return f, nil
+	return f, fi.Size(), nil
 }
 
 // Check reports whether path names a regular file that can be opened for
