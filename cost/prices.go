@@ -76,10 +76,7 @@ const maxPricesSize = 4 << 20
 // table with the file's entries added: an entry of the file replaces the
 // default entry of the same name.
 func LoadPrices(path string) (*Table, error) {
-	b, err := fileio.ReadFileMax(path, maxPricesSize)
-	if errors.Is(err, fileio.ErrTooLarge) {
-		return nil, fmt.Errorf("cost: price table %s is larger than %d bytes; not a price table", path, maxPricesSize)
-	}
+	b, err := fileio.ReadFileMax(path, maxPricesSize, "a price table")
 	if err != nil {
 		return nil, fmt.Errorf("cost: read price table: %w", err)
 	}

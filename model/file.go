@@ -207,10 +207,7 @@ func LoadWithInfo(path string) (Spec, Weights, Info, error) {
 
 // readDoc reads and checks a model's JSON file.
 func readDoc(path string) (*fileDoc, error) {
-	b, err := fileio.ReadFileMax(path, maxJSONSize)
-	if errors.Is(err, fileio.ErrTooLarge) {
-		return nil, fmt.Errorf("model: %s: larger than %d bytes; not a model file", path, maxJSONSize)
-	}
+	b, err := fileio.ReadFileMax(path, maxJSONSize, "a model file")
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}

@@ -149,7 +149,7 @@ const maxRecordSize = 1 << 16
 
 // recorded reports whether name's stage record has key.
 func (run *runner) recorded(name, key string) (float64, bool) {
-	b, err := fileio.ReadFileMax(run.recordPath(name), maxRecordSize)
+	b, err := fileio.ReadFileMax(run.recordPath(name), maxRecordSize, "a stage record")
 	if err != nil {
 		return 0, false
 	}

@@ -156,7 +156,7 @@ func loadBytes(jsonBytes, st []byte) (*Model, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	b, err := fileio.ReadFileMax(path, maxJSONSize)
+	b, err := fileio.ReadFileMax(path, maxJSONSize, "an INT8 model file")
 	if errors.Is(err, fileio.ErrTooLarge) {
 		return nil, fmt.Errorf("quantize: %s: %w: larger than %d bytes", path, ErrInvalidFile, maxJSONSize)
 	}

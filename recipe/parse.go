@@ -31,10 +31,7 @@ const maxRecipeSize = 4 << 20
 // that cannot be read, or is not a regular file, is reported as a
 // wrapped *fs.PathError; a recipe with problems as an *Error.
 func Load(path string) (*Recipe, error) {
-	data, err := fileio.ReadFileMax(path, maxRecipeSize)
-	if errors.Is(err, fileio.ErrTooLarge) {
-		return nil, fmt.Errorf("read recipe: %s is larger than %d MiB; not a recipe", path, maxRecipeSize>>20)
-	}
+	data, err := fileio.ReadFileMax(path, maxRecipeSize, "a recipe")
 	if err != nil {
 		return nil, fmt.Errorf("read recipe: %w", err)
 	}

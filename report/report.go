@@ -175,10 +175,7 @@ func (r *Report) WriteJSON(path string) error {
 // of distill that keeps the schema: fields it does not know are ignored.
 // A file with another schema, or none, is refused.
 func ReadJSON(path string) (*Report, error) {
-	b, err := fileio.ReadFileMax(path, maxJSONSize)
-	if errors.Is(err, fileio.ErrTooLarge) {
-		return nil, fmt.Errorf("report: %s: larger than %d bytes; not a report", path, maxJSONSize)
-	}
+	b, err := fileio.ReadFileMax(path, maxJSONSize, "a report")
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}

@@ -38,7 +38,7 @@ func TestOpenFIFO(t *testing.T) {
 			"Open":        func(p string) error { _, err := Open(p); return err },
 			"Check":       Check,
 			"ReadFile":    func(p string) error { _, err := ReadFile(p); return err },
-			"ReadFileMax": func(p string) error { _, err := ReadFileMax(p, 10); return err },
+			"ReadFileMax": func(p string) error { _, err := ReadFileMax(p, 10, "a test file"); return err },
 		} {
 			done := make(chan error, 1)
 			go func() { done <- f(p) }()

@@ -116,9 +116,10 @@ func ReadFile(path string) ([]byte, error) {
 }
 
 // ReadFileMax reads the regular file at path (see Open) if it holds at
-// most max bytes; a larger file gives ErrTooLarge after reading max+1
-// bytes at most.
-func ReadFileMax(path string, max int64) ([]byte, error) {
+// most max bytes; a larger file gives an error wrapping ErrTooLarge,
+// after reading max+1 bytes at most, that names the path, the bound and
+// what the file should have been (kind, e.g. "a model file").
+func ReadFileMax(path string, max int64, kind string) ([]byte, error) {
 	fh, err := Open(path)
 	if err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func ReadFileMax(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, ErrTooLarge
+		return nil, fmt.Errorf("%s: %w: more than %d bytes, too many for %s", path, ErrTooLarge, max, kind)
 	}
 	return b, nil
 }

@@ -13,13 +13,13 @@ func TestReadFileMax(t *testing.T) {
 	if err := os.WriteFile(p, []byte("12345"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := ReadFileMax(p, 5); err != nil || string(b) != "12345" {
+	if b, err := ReadFileMax(p, 5, "a test file"); err != nil || string(b) != "12345" {
 		t.Fatalf("at the bound: %q, %v", b, err)
 	}
-	if _, err := ReadFileMax(p, 4); !errors.Is(err, ErrTooLarge) {
+	if _, err := ReadFileMax(p, 4, "a test file"); !errors.Is(err, ErrTooLarge) || err.Error() != p+": file too large: more than 4 bytes, too many for a test file" {
 		t.Fatalf("over the bound: %v", err)
 	}
-	if _, err := ReadFileMax(p+"x", 4); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "open "+p+"x:") {
+	if _, err := ReadFileMax(p+"x", 4, "a test file"); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "open "+p+"x:") {
 		t.Fatalf("missing file: %v, want os.Open's error", err)
 	}
 }
@@ -49,7 +49,7 @@ func TestOpenDirectory(t *testing.T) {
 		"Open":        func(p string) error { _, err := Open(p); return err },
 		"Check":       Check,
 		"ReadFile":    func(p string) error { _, err := ReadFile(p); return err },
-		"ReadFileMax": func(p string) error { _, err := ReadFileMax(p, 10); return err },
+		"ReadFileMax": func(p string) error { _, err := ReadFileMax(p, 10, "a test file"); return err },
 	} {
 		err := f(dir)
 		if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a directory") || !strings.Contains(err.Error(), dir) {
