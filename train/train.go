@@ -340,7 +340,7 @@ func checkTeacher(t Teacher, vals []float32, rows int, idx []int, what string) e
 // passes through. The checksum and the key make that a bug rather than a
 // damaged file, but indexing the epoch's batches with it would panic.
 func checkPosition(c *Checkpoint, stepsPerEpoch, epochs int) error {
-	ok := c.Epoch <= epochs && c.Batch < stepsPerEpoch && (c.Epoch < epochs || c.Batch == 0) &&
+	ok := c.Epoch >= 0 && c.Batch >= 0 && c.Epoch <= epochs && c.Batch < stepsPerEpoch && (c.Epoch < epochs || c.Batch == 0) &&
 		c.Step == c.Epoch*stepsPerEpoch+c.Batch && len(c.EpochLoss) == c.Epoch
 	if !ok {
 		return fmt.Errorf("train: checkpoint position (step %d, epoch %d, batch %d, %d epoch losses) does not fit this run's %d epochs of %d steps; delete the checkpoint to train from the start",
