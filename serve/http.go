@@ -49,6 +49,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	code := s.answer(w, r)
 	s.met.latency.Observe(time.Since(start).Seconds())
 	s.met.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+	s.answered.Add(1)
 }
 
 // answer handles one /v1/predict request and returns the status it sent.

@@ -81,6 +81,8 @@ type Server struct {
 	httpMu sync.Mutex
 	https  []*http.Server
 
+	answered atomic.Int64 // /v1/predict answers written, any status
+
 	shutdownOnce sync.Once
 	shutdownDone chan struct{}
 	shuttingDown atomic.Bool
@@ -146,6 +148,11 @@ func New(m Model, cfg Config) (*Server, error) {
 
 // Registry is the server's own Prometheus registry (served at /metrics).
 func (s *Server) Registry() *prometheus.Registry { return s.met.reg }
+
+// Answered is the number of /v1/predict requests answered so far, any
+// status; after Shutdown it is final, so that a caller can check it
+// against what its clients received.
+func (s *Server) Answered() int64 { return s.answered.Load() }
 
 // Handler serves the endpoints listed in the package documentation.
 func (s *Server) Handler() http.Handler { return s.handler }

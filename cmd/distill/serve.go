@@ -67,7 +67,7 @@ accepted, and exits 0.`,
 			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve: %w", err)
 			}
-			log.Info("stopped")
+			log.Info("stopped", "answered", s.Answered())
 			return nil
 		},
 	}

@@ -1,0 +1,141 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/model"
+)
+
+// benchProgram is a distilled MNIST student of the size in Hinton et al.
+// 2015 (784-800-800-10): the kind of model this server is for.
+func benchProgram(b *testing.B) *infer.Program {
+	spec, err := model.MLP(model.MLPConfig{Name: "student", Input: []int{784}, Hidden: []int{800, 800}, Classes: 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := spec.Init(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := infer.Compile(spec, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func benchServer(b *testing.B, p *infer.Program, cfg Config) string {
+	s, err := New(p, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(l)
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	return "http://" + l.Addr().String() + "/v1/predict"
+}
+
+// BenchmarkServe measures what the server adds, against calling the
+// runtime directly in the same run, interleaved so that both see the
+// same machine load.
+//
+// batch1: one client, one example per request, over loopback;
+// overhead-µs/req is the server's mean time per request minus the
+// direct Forward's (goal < 30 µs).
+//
+// throughput: the server scenario (batch-1 requests from 64 concurrent
+// clients, dynamically batched) against the offline scenario (direct
+// Forward on batches of 64); server/offline is the ratio of examples
+// per second (goal ≥ 0.8).
+func BenchmarkServe(b *testing.B) {
+	p := benchProgram(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := p.InputSize()
+
+	b.Run("batch1", func(b *testing.B) {
+		url := benchServer(b, p, Config{})
+		x := randomInputs(rng, 1, in)
+		out := make([]float32, p.Classes())
+		bodies := map[string][]byte{ContentTypeTensor: tensorBody(x), "application/json": jsonBody(x, 1)}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer client.CloseIdleConnections()
+		call := func(ct string) time.Duration {
+			t0 := time.Now()
+			resp, err := client.Post(url, ct, bytes.NewReader(bodies[ct]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+			return time.Since(t0)
+		}
+		var direct, tensor, js time.Duration
+		n := 0
+		for b.Loop() {
+			t0 := time.Now()
+			if err := p.Forward(x, 1, out); err != nil {
+				b.Fatal(err)
+			}
+			direct += time.Since(t0)
+			tensor += call(ContentTypeTensor)
+			js += call("application/json")
+			n++
+		}
+		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		b.ReportMetric(us(direct), "direct-µs/req")
+		b.ReportMetric(us(tensor), "server-µs/req")
+		b.ReportMetric(us(tensor-direct), "overhead-µs/req")
+		b.ReportMetric(us(js-direct), "json-overhead-µs/req")
+		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
+	})
+
+	b.Run("throughput", func(b *testing.B) {
+		const batch, clients, requests = 64, 64, 1024
+		url := benchServer(b, p, Config{MaxBatch: batch})
+		x := randomInputs(rng, batch, in)
+		out := make([]float32, batch*p.Classes())
+		body := tensorBody(x[:in])
+		var offline, server time.Duration
+		var served int
+		for b.Loop() {
+			t0 := time.Now()
+			for range requests / batch {
+				if err := p.Forward(x, batch, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			offline += time.Since(t0)
+			res, err := Load(context.Background(), url, LoadConfig{
+				Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(res.Latencies) != requests {
+				b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
+			}
+			server += res.Elapsed
+			served += requests
+		}
+		off := float64(served) / offline.Seconds()
+		srv := float64(served) / server.Seconds()
+		b.ReportMetric(off, "offline-ex/s")
+		b.ReportMetric(srv, "server-ex/s")
+		b.ReportMetric(srv/off, "server/offline")
+		b.ReportMetric(0, "ns/op")
+	})
+}
