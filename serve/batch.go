@@ -36,28 +36,30 @@ func (s *Server) work() {
 		}
 		batch = append(batch[:0], first)
 		n := first.n
-		// Greedy: take what is queued now; optionally wait MaxWait
-		// for more while the batch is not full.
+		// Take what is queued now. While the batch is not full and
+		// other requests are still being received, wait up to MaxWait
+		// for them: under load that is what fills batches (the model
+		// call starves the handlers of CPU, so the queue alone is
+		// often empty), while a lone request runs at once.
 		var deadline <-chan time.Time
-		if s.cfg.MaxWait > 0 {
-			if timer == nil {
-				timer = time.NewTimer(s.cfg.MaxWait)
-			} else {
-				timer.Reset(s.cfg.MaxWait)
-			}
-			deadline = timer.C
-		}
 	fill:
 		for n < s.cfg.MaxBatch {
 			var j *job
 			var ok bool
-			if deadline == nil {
-				select {
-				case j, ok = <-s.queue:
-				default:
+			select {
+			case j, ok = <-s.queue:
+			default:
+				if s.cfg.MaxWait <= 0 || s.arriving.Load() == 0 {
 					break fill
 				}
-			} else {
+				if deadline == nil {
+					if timer == nil {
+						timer = time.NewTimer(s.cfg.MaxWait)
+					} else {
+						timer.Reset(s.cfg.MaxWait)
+					}
+					deadline = timer.C
+				}
 				select {
 				case j, ok = <-s.queue:
 				case <-deadline:

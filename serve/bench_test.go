@@ -32,7 +32,7 @@ func benchProgram(b *testing.B) *infer.Program {
 	return p
 }
 
-func benchServer(b *testing.B, p *infer.Program, cfg Config) string {
+func benchServer(b *testing.B, p *infer.Program, cfg Config) (string, *Server) {
 	s, err := New(p, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -43,7 +43,25 @@ func benchServer(b *testing.B, p *infer.Program, cfg Config) string {
 	}
 	go s.Serve(l)
 	b.Cleanup(func() { s.Shutdown(context.Background()) })
-	return "http://" + l.Addr().String() + "/v1/predict"
+	return "http://" + l.Addr().String() + "/v1/predict", s
+}
+
+// echoServer answers every request with 40 bytes after reading its
+// body: the cost of net/http on loopback alone, the floor under any
+// HTTP server's overhead.
+func echoServer(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	reply := make([]byte, 40)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(reply)
+	})}
+	go hs.Serve(l)
+	b.Cleanup(func() { hs.Close() })
+	return "http://" + l.Addr().String() + "/"
 }
 
 // BenchmarkServe measures what the server adds, against calling the
@@ -52,7 +70,9 @@ func benchServer(b *testing.B, p *infer.Program, cfg Config) string {
 //
 // batch1: one client, one example per request, over loopback;
 // overhead-µs/req is the server's mean time per request minus the
-// direct Forward's (goal < 30 µs).
+// direct Forward's (goal < 30 µs); http-floor-µs/req is a bare
+// net/http handler's round trip with the same body, the part of the
+// overhead no server on net/http avoids.
 //
 // throughput: the server scenario (batch-1 requests from 64 concurrent
 // clients, dynamically batched) against the offline scenario (direct
@@ -64,13 +84,14 @@ func BenchmarkServe(b *testing.B) {
 	in := p.InputSize()
 
 	b.Run("batch1", func(b *testing.B) {
-		url := benchServer(b, p, Config{})
+		url, _ := benchServer(b, p, Config{})
+		echo := echoServer(b)
 		x := randomInputs(rng, 1, in)
 		out := make([]float32, p.Classes())
 		bodies := map[string][]byte{ContentTypeTensor: tensorBody(x), "application/json": jsonBody(x, 1)}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 		defer client.CloseIdleConnections()
-		call := func(ct string) time.Duration {
+		call := func(url, ct string) time.Duration {
 			t0 := time.Now()
 			resp, err := client.Post(url, ct, bytes.NewReader(bodies[ct]))
 			if err != nil {
@@ -83,7 +104,7 @@ func BenchmarkServe(b *testing.B) {
 			}
 			return time.Since(t0)
 		}
-		var direct, tensor, js time.Duration
+		var direct, tensor, js, floor time.Duration
 		n := 0
 		for b.Loop() {
 			t0 := time.Now()
@@ -91,8 +112,9 @@ func BenchmarkServe(b *testing.B) {
 				b.Fatal(err)
 			}
 			direct += time.Since(t0)
-			tensor += call(ContentTypeTensor)
-			js += call("application/json")
+			tensor += call(url, ContentTypeTensor)
+			js += call(url, "application/json")
+			floor += call(echo, ContentTypeTensor)
 			n++
 		}
 		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
@@ -100,12 +122,13 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(us(tensor), "server-µs/req")
 		b.ReportMetric(us(tensor-direct), "overhead-µs/req")
 		b.ReportMetric(us(js-direct), "json-overhead-µs/req")
+		b.ReportMetric(us(floor), "http-floor-µs/req")
 		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
 	})
 
 	b.Run("throughput", func(b *testing.B) {
 		const batch, clients, requests = 64, 64, 1024
-		url := benchServer(b, p, Config{MaxBatch: batch})
+		url, s := benchServer(b, p, Config{MaxBatch: batch})
 		x := randomInputs(rng, batch, in)
 		out := make([]float32, batch*p.Classes())
 		body := tensorBody(x[:in])
@@ -136,6 +159,16 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(off, "offline-ex/s")
 		b.ReportMetric(srv, "server-ex/s")
 		b.ReportMetric(srv/off, "server/offline")
+		mfs, err := s.Registry().Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == MetricBatchSize {
+				h := mf.GetMetric()[0].GetHistogram()
+				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
+			}
+		}
 		b.ReportMetric(0, "ns/op")
 	})
 }

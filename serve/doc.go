@@ -17,11 +17,11 @@
 //	GET  /healthz     200 "ok" while serving, 503 once shutting down
 //	GET  /metrics     Prometheus text format
 //
-// Batching is greedy: a worker takes every request already queued (up
-// to MaxBatch examples) when it becomes free, so batches grow with the
-// load while a lone request waits for nothing. MaxWait > 0 also holds a
-// batch that is not full for up to that long, trading latency for
-// bigger batches under light steady load. A request with more examples
+// Batching is dynamic: a worker takes every request already queued (up
+// to MaxBatch examples) when it becomes free, and while the batch is not
+// full and other requests are still being received it waits up to
+// MaxWait for them, so batches grow with the load while a lone request
+// waits for nothing. A request with more examples
 // than MaxBatch is refused with 413 rather than split, so that one
 // client cannot occupy the worker for several batches.
 package serve

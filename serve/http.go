@@ -46,14 +46,19 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	code := s.answer(w, r)
+	s.arriving.Add(1)
+	queued := false
+	code := s.answer(w, r, &queued)
+	if !queued {
+		s.arriving.Add(-1)
+	}
 	s.met.latency.Observe(time.Since(start).Seconds())
 	s.met.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	s.answered.Add(1)
 }
 
 // answer handles one /v1/predict request and returns the status it sent.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, queued *bool) int {
 	binaryBody := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -91,7 +96,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return failErr(w, err)
 	}
-	logits, err := s.Predict(r.Context(), x, n)
+	logits, err := s.submit(r.Context(), x, n, queued)
 	if err != nil {
 		return failErr(w, err)
 	}

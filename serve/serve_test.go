@@ -566,12 +566,38 @@ func TestLoadProgram(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	p := tinyProgram(t)
-	for _, cfg := range []Config{{MaxBatch: -1}, {MaxQueue: -1}, {MaxBody: -1}, {Workers: -1}, {MaxWait: -1}} {
+	for _, cfg := range []Config{{MaxBatch: -1}, {MaxQueue: -1}, {MaxBody: -1}, {Workers: -1}} {
 		if _, err := New(p, cfg); err == nil {
 			t.Errorf("New(%+v): no error", cfg)
 		}
 	}
 	if _, err := Load(context.Background(), "http://127.0.0.1:1/", LoadConfig{}); err == nil {
 		t.Error("Load without a bound: no error")
+	}
+}
+
+// TestLoneRequestDoesNotWait: MaxWait only holds a batch for requests
+// still being received, so a request alone is answered even with an
+// hour's MaxWait, over HTTP and in-process.
+func TestLoneRequestDoesNotWait(t *testing.T) {
+	p := tinyProgram(t)
+	s := newServer(t, p, Config{MaxWait: time.Hour})
+	url, _ := start(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Predict(ctx, make([]float32, p.InputSize()), 1); err != nil {
+		t.Fatalf("Predict: %v", err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post(url+"/v1/predict", ContentTypeTensor, bytes.NewReader(tensorBody(make([]float32, p.InputSize()))))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	if got := s.arriving.Load(); got != 0 {
+		t.Errorf("%d requests still counted as arriving after their answers", got)
 	}
 }

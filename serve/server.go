@@ -19,6 +19,7 @@ const (
 	DefaultMaxBatch = 64
 	DefaultMaxQueue = 1024
 	DefaultMaxBody  = 8 << 20
+	DefaultMaxWait  = 2 * time.Millisecond
 )
 
 // Config sets the server's limits. The zero value is usable.
@@ -26,8 +27,9 @@ type Config struct {
 	// MaxBatch caps the examples in one Forward call and in one request
 	// (larger requests get 413). Default 64.
 	MaxBatch int
-	// MaxWait holds a batch that is not full for up to this long for
-	// more requests; 0 (the default) runs whatever is queued at once.
+	// MaxWait is the longest a batch that is not full waits for
+	// requests the server is still receiving; a request alone never
+	// waits. 0 means DefaultMaxWait; negative: never wait.
 	MaxWait time.Duration
 	// MaxQueue caps the requests waiting for a worker; beyond it
 	// requests get 503 with Retry-After. Default 1024.
@@ -81,6 +83,7 @@ type Server struct {
 	httpMu sync.Mutex
 	https  []*http.Server
 
+	arriving atomic.Int64 // /v1/predict requests being read, not yet queued
 	answered atomic.Int64 // /v1/predict answers written, any status
 
 	shutdownOnce sync.Once
@@ -108,6 +111,9 @@ func New(m Model, cfg Config) (*Server, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
 	switch {
 	case cfg.MaxBatch < 0:
 		return nil, fmt.Errorf("serve: max batch %d: must be positive", cfg.MaxBatch)
@@ -117,8 +123,6 @@ func New(m Model, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: max body %d: must be positive", cfg.MaxBody)
 	case cfg.Workers < 0:
 		return nil, fmt.Errorf("serve: workers %d: must be positive", cfg.Workers)
-	case cfg.MaxWait < 0:
-		return nil, fmt.Errorf("serve: max wait %v: must not be negative", cfg.MaxWait)
 	}
 	if cfg.Info.Classes == 0 {
 		cfg.Info.Classes = m.Classes()
@@ -163,6 +167,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // an *InputError for a malformed batch, or ctx's error if ctx ends
 // first (the examples are then dropped if not yet running).
 func (s *Server) Predict(ctx context.Context, x []float32, n int) ([]float32, error) {
+	return s.submit(ctx, x, n, nil)
+}
+
+// submit is Predict; for a request counted in s.arriving, it sets
+// *queued and takes it out of the count as soon as it is in the queue
+// (or refused), so that a worker never misses it in both places.
+func (s *Server) submit(ctx context.Context, x []float32, n int, queued *bool) ([]float32, error) {
 	if err := s.check(x, n); err != nil {
 		return nil, err
 	}
@@ -179,6 +190,10 @@ func (s *Server) Predict(ctx context.Context, x []float32, n int) ([]float32, er
 		return nil, ErrOverloaded
 	}
 	s.mu.RUnlock()
+	if queued != nil {
+		s.arriving.Add(-1)
+		*queued = true
+	}
 	select {
 	case err := <-j.done:
 		return j.out, err

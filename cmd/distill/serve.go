@@ -35,6 +35,9 @@ accepted, and exits 0.`,
 				return argFileError(err)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if cfg.MaxWait == 0 {
+				cfg.MaxWait = -1 // the flag's 0 means never wait
+			}
 			cfg.Info = info
 			cfg.Logger = log
 			s, err := serve.New(p, cfg)
@@ -74,7 +77,7 @@ accepted, and exits 0.`,
 	f := c.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.IntVar(&cfg.MaxBatch, "max-batch", serve.DefaultMaxBatch, "most examples in one model call and in one request")
-	f.DurationVar(&cfg.MaxWait, "max-wait", 0, "how long a batch that is not full waits for more requests (0: run what is queued at once)")
+	f.DurationVar(&cfg.MaxWait, "max-wait", serve.DefaultMaxWait, "longest a batch that is not full waits for requests still being received; a lone request never waits (0: never wait)")
 	f.IntVar(&cfg.MaxQueue, "max-queue", serve.DefaultMaxQueue, "most requests waiting; beyond it requests get 503 with Retry-After")
 	f.Int64Var(&cfg.MaxBody, "max-body", serve.DefaultMaxBody, "largest request body in bytes; beyond it requests get 413")
 	f.DurationVar(&timeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for accepted requests")
