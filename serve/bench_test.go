@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -74,10 +75,11 @@ func echoServer(b *testing.B) string {
 // net/http handler's round trip with the same body, the part of the
 // overhead no server on net/http avoids.
 //
-// throughput: the server scenario (batch-1 requests from 64 concurrent
-// clients, dynamically batched) against the offline scenario (direct
-// Forward on batches of 64); server/offline is the ratio of examples
-// per second (goal ≥ 0.8).
+// throughput/examples=1: the server scenario (batch-1 requests from 64
+// concurrent clients, dynamically batched) against the offline scenario
+// (direct Forward on batches of 64); server/offline is the ratio of
+// examples per second (goal ≥ 0.8). examples=16 sends 16 examples per
+// request, to show how much of the gap is the per-request HTTP cost.
 func BenchmarkServe(b *testing.B) {
 	p := benchProgram(b)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -126,49 +128,52 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
 	})
 
-	b.Run("throughput", func(b *testing.B) {
-		const batch, clients, requests = 64, 64, 1024
-		url, s := benchServer(b, p, Config{MaxBatch: batch})
-		x := randomInputs(rng, batch, in)
-		out := make([]float32, batch*p.Classes())
-		body := tensorBody(x[:in])
-		var offline, server time.Duration
-		var served int
-		for b.Loop() {
-			t0 := time.Now()
-			for range requests / batch {
-				if err := p.Forward(x, batch, out); err != nil {
+	for _, per := range []int{1, 16} {
+		b.Run(fmt.Sprintf("throughput/examples=%d", per), func(b *testing.B) {
+			const batch, clients, examples = 64, 64, 1024
+			requests := examples / per
+			url, s := benchServer(b, p, Config{MaxBatch: batch})
+			x := randomInputs(rng, batch, in)
+			out := make([]float32, batch*p.Classes())
+			body := tensorBody(x[:per*in])
+			var offline, server time.Duration
+			var served int
+			for b.Loop() {
+				t0 := time.Now()
+				for range examples / batch {
+					if err := p.Forward(x, batch, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				offline += time.Since(t0)
+				res, err := Load(context.Background(), url, LoadConfig{
+					Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
+				})
+				if err != nil {
 					b.Fatal(err)
 				}
+				if len(res.Latencies) != requests {
+					b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
+				}
+				server += res.Elapsed
+				served += examples
 			}
-			offline += time.Since(t0)
-			res, err := Load(context.Background(), url, LoadConfig{
-				Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
-			})
+			off := float64(served) / offline.Seconds()
+			srv := float64(served) / server.Seconds()
+			b.ReportMetric(off, "offline-ex/s")
+			b.ReportMetric(srv, "server-ex/s")
+			b.ReportMetric(srv/off, "server/offline")
+			mfs, err := s.Registry().Gather()
 			if err != nil {
 				b.Fatal(err)
 			}
-			if len(res.Latencies) != requests {
-				b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
+			for _, mf := range mfs {
+				if mf.GetName() == MetricBatchSize {
+					h := mf.GetMetric()[0].GetHistogram()
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
+				}
 			}
-			server += res.Elapsed
-			served += requests
-		}
-		off := float64(served) / offline.Seconds()
-		srv := float64(served) / server.Seconds()
-		b.ReportMetric(off, "offline-ex/s")
-		b.ReportMetric(srv, "server-ex/s")
-		b.ReportMetric(srv/off, "server/offline")
-		mfs, err := s.Registry().Gather()
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == MetricBatchSize {
-				h := mf.GetMetric()[0].GetHistogram()
-				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
-			}
-		}
-		b.ReportMetric(0, "ns/op")
-	})
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
