@@ -1,0 +1,179 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/distill-dev/distill/infer"
+	"github.com/distill-dev/distill/model"
+)
+
+// benchProgram is a distilled MNIST student of the size in Hinton et al.
+// 2015 (784-800-800-10): the kind of model this server is for.
+func benchProgram(b *testing.B) *infer.Program {
+	spec, err := model.MLP(model.MLPConfig{Name: "student", Input: []int{784}, Hidden: []int{800, 800}, Classes: 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := spec.Init(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := infer.Compile(spec, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func benchServer(b *testing.B, p *infer.Program, cfg Config) (string, *Server) {
+	s, err := New(p, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(l)
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	return "http://" + l.Addr().String() + "/v1/predict", s
+}
+
+// echoServer answers every request with 40 bytes after reading its
+// body: the cost of net/http on loopback alone, the floor under any
+// HTTP server's overhead.
+func echoServer(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	reply := make([]byte, 40)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(reply)
+	})}
+	go hs.Serve(l)
+	b.Cleanup(func() { hs.Close() })
+	return "http://" + l.Addr().String() + "/"
+}
+
+// BenchmarkServe measures what the server adds, against calling the
+// runtime directly in the same run, interleaved so that both see the
+// same machine load.
+//
+// batch1: one client, one example per request, over loopback;
+// overhead-µs/req is the server's mean time per request minus the
+// direct Forward's (goal < 30 µs); http-floor-µs/req is a bare
+// net/http handler's round trip with the same body, the part of the
+// overhead no server on net/http avoids.
+//
+// throughput/examples=1: the server scenario (batch-1 requests from 64
+// concurrent clients, dynamically batched) against the offline scenario
+// (direct Forward on batches of 64); server/offline is the ratio of
+// examples per second (goal ≥ 0.8). examples=16 sends 16 examples per
+// request, to show how much of the gap is the per-request HTTP cost.
+func BenchmarkServe(b *testing.B) {
+	p := benchProgram(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	in := p.InputSize()
+
+	b.Run("batch1", func(b *testing.B) {
+		url, _ := benchServer(b, p, Config{})
+		echo := echoServer(b)
+		x := randomInputs(rng, 1, in)
+		out := make([]float32, p.Classes())
+		bodies := map[string][]byte{ContentTypeTensor: tensorBody(x), "application/json": jsonBody(x, 1)}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer client.CloseIdleConnections()
+		call := func(url, ct string) time.Duration {
+			t0 := time.Now()
+			resp, err := client.Post(url, ct, bytes.NewReader(bodies[ct]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+			return time.Since(t0)
+		}
+		var direct, tensor, js, floor time.Duration
+		n := 0
+		for b.Loop() {
+			t0 := time.Now()
+			if err := p.Forward(x, 1, out); err != nil {
+				b.Fatal(err)
+			}
+			direct += time.Since(t0)
+			tensor += call(url, ContentTypeTensor)
+			js += call(url, "application/json")
+			floor += call(echo, ContentTypeTensor)
+			n++
+		}
+		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		b.ReportMetric(us(direct), "direct-µs/req")
+		b.ReportMetric(us(tensor), "server-µs/req")
+		b.ReportMetric(us(tensor-direct), "overhead-µs/req")
+		b.ReportMetric(us(js-direct), "json-overhead-µs/req")
+		b.ReportMetric(us(floor), "http-floor-µs/req")
+		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
+	})
+
+	for _, per := range []int{1, 16} {
+		b.Run(fmt.Sprintf("throughput/examples=%d", per), func(b *testing.B) {
+			const batch, clients, examples = 64, 64, 1024
+			requests := examples / per
+			url, s := benchServer(b, p, Config{MaxBatch: batch})
+			x := randomInputs(rng, batch, in)
+			out := make([]float32, batch*p.Classes())
+			body := tensorBody(x[:per*in])
+			var offline, server time.Duration
+			var served int
+			for b.Loop() {
+				t0 := time.Now()
+				for range examples / batch {
+					if err := p.Forward(x, batch, out); err != nil {
+						b.Fatal(err)
+					}
+				}
+				offline += time.Since(t0)
+				res, err := Load(context.Background(), url, LoadConfig{
+					Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(res.Latencies) != requests {
+					b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
+				}
+				server += res.Elapsed
+				served += examples
+			}
+			off := float64(served) / offline.Seconds()
+			srv := float64(served) / server.Seconds()
+			b.ReportMetric(off, "offline-ex/s")
+			b.ReportMetric(srv, "server-ex/s")
+			b.ReportMetric(srv/off, "server/offline")
+			mfs, err := s.Registry().Gather()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == MetricBatchSize {
+					h := mf.GetMetric()[0].GetHistogram()
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
