@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,5 +162,29 @@ func TestInterruptExitCode(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// TestExitCodeAfterSignal: after SIGINT/SIGTERM most errors are an
+// interruption to resume, but a server that could not finish its requests
+// in time has failed, and there is nothing to resume.
+func TestExitCodeAfterSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"training stopped", fmt.Errorf("teacher: %w", context.Canceled), exitInterrupted},
+		{"any error after the signal", errors.New("x"), exitInterrupted},
+		{"server shutdown timed out", shutdownError{fmt.Errorf("shutdown: %w", context.DeadlineExceeded)}, exitFailed},
+	} {
+		if got := exitCode(ctx, c.err); got != c.want {
+			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := exitCode(context.Background(), usageError{errors.New("bad flag")}); got != exitUsage {
+		t.Errorf("usage error: exit %d, want %d", got, exitUsage)
 	}
 }

@@ -28,6 +28,14 @@ const (
 	exitInterrupted = 130
 )
 
+// shutdownError is a server that could not stop cleanly after a signal:
+// a failure (exit 1), although the context was cancelled, and nothing to
+// resume.
+type shutdownError struct{ err error }
+
+func (e shutdownError) Error() string { return e.err.Error() }
+func (e shutdownError) Unwrap() error { return e.err }
+
 // usageError marks errors that are the user's input, not the run.
 type usageError struct{ err error }
 
@@ -52,14 +60,25 @@ func execute(ctx context.Context, args []string) int {
 		msg = "distill: " + msg
 	}
 	fmt.Fprintln(os.Stderr, msg)
+	code := exitCode(ctx, err)
+	if code == exitInterrupted && !errors.As(err, new(*pipeline.Interrupted)) {
+		fmt.Fprintln(os.Stderr, "distill: interrupted; run the same command again to resume: every finished stage is reused")
+	}
+	return code
+}
+
+// exitCode maps a command's error to README's exit codes.
+func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	var re *recipe.Error
 	var ie *pipeline.Interrupted
+	var se shutdownError
 	switch {
+	case errors.As(err, &se):
+		return exitFailed
 	case errors.As(err, &ie):
 		return exitInterrupted // its message says what a rerun resumes
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "distill: interrupted; run the same command again to resume: every finished stage is reused")
 		return exitInterrupted
 	case errors.As(err, &ue), errors.As(err, &re), errors.Is(err, backend.ErrUnknownBackend):
 		return exitUsage

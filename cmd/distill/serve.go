@@ -65,7 +65,7 @@ accepted, and exits 0.`,
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			if err := s.Shutdown(ctx); err != nil {
-				return fmt.Errorf("shutdown: requests still running after %v: %w", timeout, err)
+				return shutdownError{fmt.Errorf("shutdown: requests still running after %v: %w", timeout, err)}
 			}
 			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve: %w", err)
