@@ -107,11 +107,13 @@ type Data struct {
 	TestFraction float64 `yaml:"test_fraction,omitempty" json:",omitempty"`
 	// SplitSeed seeds that split and the order of user data; default:
 	// the recipe's seed.
-	//
-	// These keys, added after recipes were first hashed, are omitted from
-	// the canonical forms (YAML, JSON, Hash) at their zero value, so that
-	// recipes which do not use them keep their hashes and stage keys.
 	SplitSeed int64 `yaml:"split_seed,omitempty" json:",omitempty"`
+
+	// The keys above from TrainFile on, added after recipes were first
+	// hashed, are omitted from the canonical forms (YAML, JSON, Hash) at
+	// their zero value, so that recipes which do not use them keep their
+	// hashes and stage keys.
+
 	// TrainLimit / TestLimit use only the first N examples; 0 (default) = all.
 	TrainLimit int `yaml:"train_limit"`
 	TestLimit  int `yaml:"test_limit"`
