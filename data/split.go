@@ -3,7 +3,6 @@ package data
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 )
 
@@ -24,7 +23,7 @@ func Split(d *Dataset, fraction float64, seed int64) (train, test *Dataset, err 
 	for i, y := range d.Y {
 		byClass[y] = append(byClass[y], i)
 	}
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_5971))
+	r := newStream(seed, streamSplit, 0)
 	isTest := make([]bool, d.Len())
 	for _, c := range slices.Sorted(func(yield func(int32) bool) {
 		for c := range byClass {
@@ -38,7 +37,7 @@ func Split(d *Dataset, fraction float64, seed int64) (train, test *Dataset, err 
 		if len(idx) >= 2 {
 			k = min(max(k, 1), len(idx)-1)
 		}
-		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		r.shuffle(idx)
 		for _, i := range idx[:k] {
 			isTest[i] = true
 		}
@@ -55,8 +54,8 @@ func Split(d *Dataset, fraction float64, seed int64) (train, test *Dataset, err 
 		return nil, nil, fmt.Errorf("split %s: %d examples leave %d for training and %d for testing with test fraction %v; add examples or change data.test_fraction",
 			d.Name, d.Len(), len(trainIdx), len(testIdx), fraction)
 	}
-	rng.Shuffle(len(trainIdx), func(i, j int) { trainIdx[i], trainIdx[j] = trainIdx[j], trainIdx[i] })
-	rng.Shuffle(len(testIdx), func(i, j int) { testIdx[i], testIdx[j] = testIdx[j], testIdx[i] })
+	r.shuffle(trainIdx)
+	r.shuffle(testIdx)
 	return d.pick(trainIdx), d.pick(testIdx), nil
 }
 
@@ -64,8 +63,15 @@ func Split(d *Dataset, fraction float64, seed int64) (train, test *Dataset, err 
 // seed: for data stored sorted by class, whose first examples would
 // otherwise all be of one class.
 func (d *Dataset) Shuffled(seed int64) *Dataset {
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_5971))
-	return d.pick(rng.Perm(d.Len()))
+	return d.pick(Order(d.Len(), seed, -1)) // epoch -1: no training epoch's order
+}
+
+// shuffle permutes p by Fisher–Yates with the package's pinned draws.
+func (s stream) shuffle(p []int) {
+	for i := len(p) - 1; i > 0; i-- {
+		j := int(s.uintn(uint64(i) + 1))
+		p[i], p[j] = p[j], p[i]
+	}
 }
 
 // pick copies the listed examples into a new dataset.

@@ -451,3 +451,20 @@ func TestSplit(t *testing.T) {
 		t.Fatal("fraction 1 accepted")
 	}
 }
+
+// TestSplitPinned pins a split: a change of algorithm would silently
+// move examples between users' training and test sets across versions.
+func TestSplitPinned(t *testing.T) {
+	d := &Dataset{Name: "d", Shape: []int{1}, Classes: 1}
+	for i := range 10 {
+		d.X = append(d.X, float32(i))
+		d.Y = append(d.Y, 0)
+	}
+	_, test, err := Split(d, 0.3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{8, 1, 7}; !slices.Equal(test.X, want) {
+		t.Errorf("seed 1 holds out %v, want %v as before", test.X, want)
+	}
+}
