@@ -89,3 +89,21 @@ func TestLoadDataFashionMNISTAbsent(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLoadDataUnlabelledImages: transfer.unlabelled's dataset is loaded
+// with the recipe's data section, whose user-data defaults belong to
+// another dataset.
+func TestLoadDataUnlabelledImages(t *testing.T) {
+	shapes, err := filepath.Abs("../data/testdata/shapes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := recipe.Data{Dataset: "images", Dir: shapes}
+	train, test, err := pipeline.LoadData(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train.Len()+test.Len() != 6 || test.Len() != 2 {
+		t.Fatalf("train %d, test %d", train.Len(), test.Len())
+	}
+}

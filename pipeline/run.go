@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -234,7 +235,10 @@ func LoadData(ctx context.Context, d recipe.Data) (train, test *data.Dataset, er
 		// does) and without a test split: split it by the seed, or
 		// shuffle it, so that limits take examples of every class.
 		if test == nil {
-			train, test, err = data.Split(train, d.TestFraction, d.SplitSeed)
+			// A data section filled for another dataset (that of
+			// transfer.unlabelled) has no fraction of its own.
+			frac := cmp.Or(d.TestFraction, recipe.DefaultTestFraction)
+			train, test, err = data.Split(train, frac, d.SplitSeed)
 		} else {
 			train, test = train.Shuffled(d.SplitSeed), test.Shuffled(d.SplitSeed)
 		}
