@@ -80,3 +80,17 @@ func TestUserDataFiles(t *testing.T) {
 		t.Errorf("image folder without classes: %v", err)
 	}
 }
+
+// TestUserDataAugment: users' data has no shape until it is loaded, so
+// augmentation is not refused for want of one (augment.New checks it at
+// run time).
+func TestUserDataAugment(t *testing.T) {
+	src := "data: {dataset: images, dir: /x}\nteacher:\n  model: {hidden: [8]}\n  copies: 1\n  augment: {flip: true}\nstudents:\n  - name: s\n    model: {hidden: [4]}\n"
+	if _, err := Parse([]byte(src), "test.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	src = "data: {dataset: synthetic, synthetic: {shape: [8]}}\nteacher:\n  model: {hidden: [8]}\n  copies: 1\n  augment: {flip: true}\nstudents:\n  - name: s\n    model: {hidden: [4]}\n"
+	if _, err := Parse([]byte(src), "test.yaml"); err == nil || !strings.Contains(err.Error(), "augmentations work on images") {
+		t.Fatalf("flip on flat synthetic data: %v", err)
+	}
+}

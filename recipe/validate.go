@@ -307,7 +307,7 @@ func (ps *problems) augment(key string, copies int, a augment.Config, input []in
 	ps.atLeast(key+".copies", copies, 0)
 	if err := a.Validate(); err != nil {
 		ps.add(key+".augment", "%v", err)
-	} else if a.Enabled() && len(input) != 3 {
+	} else if a.Enabled() && input != nil && len(input) != 3 { // nil: users' data, checked when loaded
 		ps.add(key+".augment", "augmentations work on images ([C, H, W] inputs), but the data's examples have shape %v", input)
 	}
 	if a.Enabled() && copies == 0 {
