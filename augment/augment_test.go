@@ -495,3 +495,47 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+func TestFlip(t *testing.T) {
+	// Two channels of a 2×3 image.
+	base := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	mirrored := []float32{3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10}
+	p, err := New(Config{Flip: true}, 3, []int{2, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]float32, len(base))
+	flips := 0
+	for cp := 1; cp <= 64; cp++ {
+		p.Apply(dst, base, 0, cp)
+		flip := p.Params(0, cp, 1).Flip
+		want := base
+		if flip {
+			want, flips = mirrored, flips+1
+		}
+		if !slices.Equal(dst, want) {
+			t.Fatalf("copy %d (flip %v): %v, want %v", cp, flip, dst, want)
+		}
+	}
+	if flips < 16 || flips > 48 {
+		t.Errorf("%d of 64 copies mirrored; want about half", flips)
+	}
+	if p.Apply(dst, base, 0, 0); !slices.Equal(dst, base) {
+		t.Errorf("copy 0 changed: %v", dst)
+	}
+	if got := (Config{Flip: true, Shift: 1}).String(); got != "shift=1 flip" {
+		t.Errorf("String() = %q", got)
+	}
+	// Turning flip on leaves the other operations' draws as they were.
+	a, _ := New(Config{Shift: 1}, 3, []int{1, 4, 4})
+	b, _ := New(Config{Shift: 1, Flip: true}, 3, []int{1, 4, 4})
+	for cp := 1; cp < 20; cp++ {
+		pa, pb := a.Params(0, cp, 1), b.Params(0, cp, 1)
+		if pa.DX != pb.DX || pa.DY != pb.DY {
+			t.Fatalf("copy %d: shift %d,%d without flip, %d,%d with", cp, pa.DX, pa.DY, pb.DX, pb.DY)
+		}
+	}
+	if _, err := New(Config{Flip: true}, 1, []int{10}); err == nil || !strings.Contains(err.Error(), "flip") {
+		t.Errorf("flip on flat features: %v", err)
+	}
+}

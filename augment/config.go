@@ -42,6 +42,11 @@ type Config struct {
 	Noise float64 `yaml:"noise" json:"noise"`
 	// Cutout zeroes a Cutout × Cutout square centred at a random pixel.
 	Cutout int `yaml:"cutout" json:"cutout"`
+	// Flip mirrors the image left to right with probability 1/2: for
+	// natural images and clothes, whose mirror image is of the same
+	// class, not for digits or text. The mirror is taken after shift,
+	// rotation and elastic distortion, before mixup, noise and cutout.
+	Flip bool `yaml:"flip,omitempty" json:"flip,omitempty"`
 	// Mixup mixes each example with a random other one, λ·x_i + (1−λ)·x_j,
 	// λ ~ Beta(Mixup, Mixup) (Zhang et al. 2018 used 0.2 to 0.4). The
 	// mixed example has no single hard label; Pipeline.Apply reports the
@@ -70,7 +75,7 @@ func (c Config) Enabled() bool {
 // geometric reports whether any of shift, rotation and elastic
 // distortion is on.
 func (c Config) geometric() bool {
-	return c.Shift != 0 || c.Rotate != 0 || c.Elastic.On()
+	return c.Shift != 0 || c.Rotate != 0 || c.Elastic.On() || c.Flip
 }
 
 // spatial reports whether an operation needs the image's height and
@@ -134,6 +139,9 @@ func (c Config) Key() string {
 	if c.Elastic.On() {
 		b.WriteString(" elastic.alpha=" + formatFloat(c.Elastic.Alpha))
 		b.WriteString(" elastic.sigma=" + formatFloat(c.Elastic.Sigma))
+	}
+	if c.Flip {
+		b.WriteString(" flip")
 	}
 	if c.Mixup != 0 {
 		b.WriteString(" mixup=" + formatFloat(c.Mixup))

@@ -9,7 +9,9 @@
 //     ±Rotate degrees, and elastic distortion (Simard et al. 2003). The
 //     three are composed into one map from output to input coordinates and
 //     the image is resampled once (bilinear, zero outside the image), so
-//     combining them blurs no more than any one of them;
+//     combining them blurs no more than any one of them; then, with Flip,
+//     a left-right mirror with probability ½ (for natural images and
+//     clothes, not digits);
 //  2. mixup (Zhang et al. 2018): a convex mix λ·x_i + (1−λ)·x_j with
 //     another example j, itself geometrically augmented as copy (j, copy)
 //     would be, with λ ~ Beta(a, a);

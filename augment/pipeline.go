@@ -71,6 +71,8 @@ type Params struct {
 	// (CutoutX, CutoutY).
 	Cutout           bool
 	CutoutX, CutoutY int
+	// Flip reports that the image is mirrored left to right.
+	Flip bool
 }
 
 // New returns a pipeline applying cfg to examples of the given shape:
@@ -99,7 +101,7 @@ func New(cfg Config, seed int64, shape []int) (*Pipeline, error) {
 		p.c, p.h, p.w = 1, shape[0], shape[1]
 	default:
 		if cfg.spatial() {
-			return nil, fmt.Errorf("augment: shift, rotate, elastic and cutout need images of shape [C, H, W] or [H, W], not %v; use only noise and mixup on such data", shape)
+			return nil, fmt.Errorf("augment: shift, rotate, elastic, flip and cutout need images of shape [C, H, W] or [H, W], not %v; use only noise and mixup on such data", shape)
 		}
 		p.c, p.h, p.w = 1, 1, size
 	}
@@ -197,6 +199,7 @@ func (p *Pipeline) Params(i, cp, n int) Params {
 	pr.Elastic = p.cfg.Elastic.On()
 	pr.Mix = p.drawMix(i, cp, n)
 	pr.Noise = p.cfg.Noise != 0
+	pr.Flip = p.drawFlip(i, cp)
 	if p.cfg.Cutout != 0 {
 		pr.Cutout = true
 		pr.CutoutX, pr.CutoutY = p.drawCutout(i, cp)
@@ -273,6 +276,30 @@ func (p *Pipeline) drawCutout(i, cp int) (x, y int) {
 // inverse rotation; this equals shifting, then rotating, then distorting,
 // with a single bilinear interpolation.
 func (p *Pipeline) geometric(dst, src []float32, i, cp int, sc *scratch) {
+	p.warp(dst, src, i, cp, sc)
+	if p.drawFlip(i, cp) {
+		mirror(dst, p.c, p.h, p.w)
+	}
+}
+
+// drawFlip reports whether copy (i, cp) is mirrored.
+func (p *Pipeline) drawFlip(i, cp int) bool {
+	if !p.cfg.Flip {
+		return false
+	}
+	r := newStream(p.seed, i, cp, opFlip)
+	return r.pcg.Uint64()&1 == 1
+}
+
+// mirror reverses every row of each of the c h×w planes of img.
+func mirror(img []float32, c, h, w int) {
+	for row := range c * h {
+		slices.Reverse(img[row*w : (row+1)*w])
+	}
+}
+
+// warp applies the shift, rotation and elastic distortion.
+func (p *Pipeline) warp(dst, src []float32, i, cp int, sc *scratch) {
 	dx, dy := p.drawShift(i, cp)
 	deg := p.drawAngle(i, cp)
 	elastic := p.cfg.Elastic.On()

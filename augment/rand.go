@@ -15,6 +15,7 @@ const (
 	opMixup
 	opNoise
 	opCutout
+	opFlip
 )
 
 // streamSalt separates this package's streams from other users of the

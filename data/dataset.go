@@ -211,6 +211,7 @@ const (
 	streamPrototypes
 	streamTrain
 	streamTest
+	streamSplit
 )
 
 // stream is a deterministic random source: PCG plus the derived draws this

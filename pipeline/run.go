@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,13 +213,49 @@ func LoadData(ctx context.Context, d recipe.Data) (train, test *data.Dataset, er
 	case "synthetic":
 		s := d.Synthetic
 		train, test, err = data.NewSynthetic(data.SyntheticConfig{Train: s.Train, Test: s.Test, Shape: s.Shape, Classes: s.Classes, Seed: s.Seed})
+	case "fashion-mnist":
+		train, test, err = data.LoadFashionMNIST(d.Dir)
+	case "idx":
+		train, test, err = data.LoadIDXDir(d.Dir)
+	case "images":
+		o := data.ImageFolderOptions{Channels: d.Channels, Mean: float32s(d.Mean), Std: float32s(d.Std)}
+		if len(d.Size) == 2 {
+			o.Height, o.Width = d.Size[0], d.Size[1]
+		}
+		train, test, err = data.LoadImageFolder(d.Dir, o)
+	case "arrays":
+		train, test, err = data.LoadArrays(d.TrainFile, d.TestFile, d.X, d.Y)
+	case "csv":
+		train, test, err = data.LoadCSV(d.TrainFile, d.TestFile, d.LabelColumn)
 	default:
 		train, test, err = data.LoadMNIST(ctx, data.MNISTOptions{Dir: d.Dir})
+	}
+	if err == nil && (d.Dataset == "images" || d.Dataset == "arrays" || d.Dataset == "csv") {
+		// Users' data may come sorted by class (an image folder always
+		// does) and without a test split: split it by the seed, or
+		// shuffle it, so that limits take examples of every class.
+		if test == nil {
+			// A data section filled for another dataset (that of
+			// transfer.unlabelled) has no fraction of its own.
+			frac := cmp.Or(d.TestFraction, recipe.DefaultTestFraction)
+			train, test, err = data.Split(train, frac, d.SplitSeed)
+		} else {
+			train, test = train.Shuffled(d.SplitSeed), test.Shuffled(d.SplitSeed)
+		}
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("distill: load dataset %q: %w", d.Dataset, err)
 	}
 	return train.Subset(d.TrainLimit), test.Subset(d.TestLimit), nil
+}
+
+// float32s converts recipe floats to the loaders' float32.
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 // modelPath is where a model's files live: <out>/models/<name>.json.

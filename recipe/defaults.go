@@ -36,6 +36,7 @@ const (
 	DefaultECEBins     = 15
 	// DefaultCheckpointSeconds bounds the work a preempted run loses.
 	DefaultCheckpointSeconds = 60.0
+	DefaultTestFraction      = 0.2
 	DefaultSynthTrain        = 2048
 	DefaultSynthTest         = 512
 	DefaultSynthClass        = 4
@@ -76,6 +77,18 @@ func (r *Recipe) fillDefaults() {
 	def("seed", &r.Seed, DefaultSeed)
 
 	def("data.dataset", &r.Data.Dataset, DefaultDataset)
+	switch r.Data.Dataset {
+	case "images":
+		def("data.channels", &r.Data.Channels, 1)
+	case "arrays":
+		def("data.x", &r.Data.X, "x")
+		def("data.y", &r.Data.Y, "y")
+	}
+	switch r.Data.Dataset {
+	case "images", "arrays", "csv":
+		def("data.test_fraction", &r.Data.TestFraction, DefaultTestFraction)
+		def("data.split_seed", &r.Data.SplitSeed, r.Seed)
+	}
 	if r.Data.Dataset == "synthetic" {
 		s := &r.Data.Synthetic
 		def("data.synthetic.train", &s.Train, DefaultSynthTrain)

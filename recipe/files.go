@@ -54,23 +54,43 @@ func (r *Recipe) CheckFiles() error {
 			}
 		}
 	}
-	idxDir := func(key, dir string) {
-		if err := data.CheckMNISTDir(dir); err != nil {
-			ps.add(key, "%s: %v", r.describePath(key, dir), err)
+	// dataDir checks the directory of a dataset that has one.
+	dataDir := func(key, dataset, dir string) {
+		var err error
+		switch {
+		case dataset == "mnist" && dir != "":
+			err = data.CheckMNISTDir(dir)
+		case dataset == "fashion-mnist":
+			err = data.CheckFashionMNISTDir(dir)
+		case dataset == "idx" && dir != "":
+			err = data.CheckIDXDir(dir)
+		case dataset == "images" && dir != "":
+			err = data.CheckImageFolder(dir)
+		default:
+			return
+		}
+		if err != nil {
+			if dir == "" {
+				ps.add(key, "%v", err)
+			} else {
+				ps.add(key, "%s: %v", r.describePath(key, dir), err)
+			}
 		}
 	}
 
-	if r.Data.Dataset == "mnist" && r.Data.Dir != "" {
-		idxDir("data.dir", r.Data.Dir)
+	dataDir("data.dir", r.Data.Dataset, r.Data.Dir)
+	if d := r.Data; d.Dataset == "arrays" || d.Dataset == "csv" {
+		file("data.train_file", d.TrainFile)
+		file("data.test_file", d.TestFile)
 	}
 	checkpoint("teacher.checkpoint", r.Teacher.Checkpoint)
 	file("teacher.torchscript", r.Teacher.TorchScript)
 	for i, e := range r.Ensemble {
 		checkpoint(fmt.Sprintf("ensemble[%d].checkpoint", i), e.Checkpoint)
 	}
-	if u := r.Transfer.Unlabelled; r.Transfer.Enabled && u.Enabled && u.Dataset == "mnist" && u.Dir != "" &&
-		!(u.Dir == r.Data.Dir && r.Data.Dataset == "mnist") { // the same directory is reported once
-		idxDir("transfer.unlabelled.dir", u.Dir)
+	if u := r.Transfer.Unlabelled; r.Transfer.Enabled && u.Enabled &&
+		!(u.Dir == r.Data.Dir && u.Dataset == r.Data.Dataset) { // the same directory is reported once
+		dataDir("transfer.unlabelled.dir", u.Dataset, u.Dir)
 	}
 	if r.Serving.MeasureEnabled() {
 		file("serving.prices", r.Serving.Prices)

@@ -65,7 +65,7 @@ func writeCanonical(h hash.Hash, path string, v reflect.Value) {
 	case reflect.Struct:
 		t := v.Type()
 		for i := range t.NumField() {
-			if k := yamlKey(t.Field(i)); k != "" {
+			if k := yamlKey(t.Field(i)); k != "" && !omitted(t.Field(i), v.Field(i)) {
 				writeCanonical(h, join(path, k), v.Field(i))
 			}
 		}

@@ -37,7 +37,7 @@ func encodeNode(v reflect.Value, path string) (*yaml.Node, error) {
 		t := v.Type()
 		for i := range t.NumField() {
 			key := yamlKey(t.Field(i))
-			if key == "" {
+			if key == "" || omitted(t.Field(i), v.Field(i)) {
 				continue
 			}
 			p := join(path, key)

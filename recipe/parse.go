@@ -83,6 +83,8 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 			*path = resolve(r.dir, *path)
 		}
 		res("data.dir", &r.Data.Dir)
+		res("data.train_file", &r.Data.TrainFile)
+		res("data.test_file", &r.Data.TestFile)
 		res("teacher.checkpoint", &r.Teacher.Checkpoint)
 		res("teacher.torchscript", &r.Teacher.TorchScript)
 		for i := range r.Ensemble {

@@ -14,7 +14,7 @@ import (
 // unknown dataset.
 func (d Data) Shape() (input []int, classes int) {
 	switch d.Dataset {
-	case "", "mnist":
+	case "", "mnist", "fashion-mnist":
 		return []int{1, 28, 28}, 10
 	case "synthetic":
 		input, classes = d.Synthetic.Shape, d.Synthetic.Classes

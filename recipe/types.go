@@ -68,12 +68,52 @@ type Recipe struct {
 
 // Data selects the dataset.
 type Data struct {
-	// Dataset is "mnist" (default) or "synthetic".
+	// Dataset is "mnist" (default), "fashion-mnist", "synthetic", or the
+	// user's own data: "idx" (a directory of IDX files named as MNIST's),
+	// "images" (an image folder, one subfolder per class), "arrays"
+	// (NumPy .npz files) or "csv".
 	Dataset string `yaml:"dataset"`
-	// Dir holds the IDX files for offline use; empty (default) = download
-	// once into the user cache directory. A relative path is relative to
-	// the recipe file's directory.
+	// Dir holds the IDX files of mnist, fashion-mnist or idx, or the
+	// image folder of images. For mnist, empty (default) = download once
+	// into the user cache directory; for fashion-mnist, Debian's
+	// dataset-fashion-mnist location. A relative path is relative to the
+	// recipe file's directory.
 	Dir string `yaml:"dir"`
+	// TrainFile and TestFile are the .npz (arrays) or .csv (csv) files;
+	// TestFile is optional. Relative to the recipe file's directory.
+	TrainFile string `yaml:"train_file,omitempty" json:",omitempty"`
+	TestFile  string `yaml:"test_file,omitempty" json:",omitempty"`
+	// X and Y name the input and label arrays in a .npz (arrays only);
+	// default "x" and "y".
+	X string `yaml:"x,omitempty" json:",omitempty"`
+	Y string `yaml:"y,omitempty" json:",omitempty"`
+	// LabelColumn is the header of a CSV's label column (csv only);
+	// empty (default) = the last column.
+	LabelColumn string `yaml:"label_column,omitempty" json:",omitempty"`
+	// Channels is 1 (gray, default) or 3 (RGB) (images only).
+	Channels int `yaml:"channels,omitempty" json:",omitempty"`
+	// Size is [height, width] to resize every image to (images only);
+	// empty (default) = the images' own size, which must be the same for
+	// all.
+	Size []int `yaml:"size,omitempty" json:",omitempty"`
+	// Mean and Std normalise each channel of an image after scaling to
+	// [0, 1], (v - mean) / std (images only): one value for every
+	// channel or one per channel; default 0 and 1.
+	Mean []float64 `yaml:"mean,omitempty" json:",omitempty"`
+	Std  []float64 `yaml:"std,omitempty" json:",omitempty"`
+	// TestFraction is the share of each class held out as the test split
+	// of idx-less user data that has none (an image folder without
+	// train/ and test/, arrays or csv without test_file); default 0.2.
+	TestFraction float64 `yaml:"test_fraction,omitempty" json:",omitempty"`
+	// SplitSeed seeds that split and the order of user data; default:
+	// the recipe's seed.
+	SplitSeed int64 `yaml:"split_seed,omitempty" json:",omitempty"`
+
+	// The keys above from TrainFile on, added after recipes were first
+	// hashed, are omitted from the canonical forms (YAML, JSON, Hash) at
+	// their zero value, so that recipes which do not use them keep their
+	// hashes and stage keys.
+
 	// TrainLimit / TestLimit use only the first N examples; 0 (default) = all.
 	TrainLimit int `yaml:"train_limit"`
 	TestLimit  int `yaml:"test_limit"`
@@ -419,6 +459,15 @@ func yamlKey(f reflect.StructField) string {
 		return ""
 	}
 	return key
+}
+
+// omitted reports whether field f of a struct, with value v, is left out
+// of the canonical form (Hash, MarshalYAML): a key tagged omitempty at its
+// zero value. Keys added after recipes were first hashed are tagged so,
+// so that recipes which do not use them keep their hashes.
+func omitted(f reflect.StructField, v reflect.Value) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return opts == "omitempty" && v.IsZero()
 }
 
 // TrainingKeys lists the keys that MarkSet and IsSet accept, in order:

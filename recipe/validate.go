@@ -23,7 +23,7 @@ import (
 // cannot drift from the code.
 var (
 	backends    = backend.Known()
-	datasets    = []string{"mnist", "synthetic"}
+	datasets    = []string{"mnist", "fashion-mnist", "synthetic", "idx", "images", "arrays", "csv"}
 	modelTypes  = []string{"mlp", "cnn"}
 	activations = vocab.Names(model.Activations())
 	optimizers  = vocab.Names(backend.Optimizers())
@@ -102,6 +102,7 @@ func (r *Recipe) checkData(ps *problems) (input []int, classes int) {
 	ok := ps.oneOf("data.dataset", d.Dataset, datasets)
 	ps.atLeast("data.train_limit", d.TrainLimit, 0)
 	ps.atLeast("data.test_limit", d.TestLimit, 0)
+	r.checkUserData(ps)
 	if d.Dataset != "synthetic" {
 		if !reflect.ValueOf(d.Synthetic).IsZero() {
 			ps.add("data.synthetic", "is only used with dataset: synthetic; remove it or set data.dataset: synthetic")
@@ -128,6 +129,72 @@ func (r *Recipe) checkData(ps *problems) (input []int, classes int) {
 		return nil, 0
 	}
 	return d.Shape()
+}
+
+// checkUserData validates the keys of users' own data, each of which
+// only some datasets use.
+func (r *Recipe) checkUserData(ps *problems) {
+	d := r.Data
+	user := []string{"images", "arrays", "csv"}
+	for _, k := range []struct {
+		key      string
+		set      bool
+		datasets []string
+	}{
+		{"train_file", d.TrainFile != "", []string{"arrays", "csv"}},
+		{"test_file", d.TestFile != "", []string{"arrays", "csv"}},
+		{"x", d.X != "", []string{"arrays"}},
+		{"y", d.Y != "", []string{"arrays"}},
+		{"label_column", d.LabelColumn != "", []string{"csv"}},
+		{"channels", d.Channels != 0, []string{"images"}},
+		{"size", len(d.Size) > 0, []string{"images"}},
+		{"mean", len(d.Mean) > 0, []string{"images"}},
+		{"std", len(d.Std) > 0, []string{"images"}},
+		{"test_fraction", d.TestFraction != 0, user},
+		{"split_seed", d.SplitSeed != 0, user},
+	} {
+		if (k.set || r.given["data."+k.key]) && !slices.Contains(k.datasets, d.Dataset) && slices.Contains(datasets, d.Dataset) {
+			ps.add("data."+k.key, "is only used with dataset: %s; remove it or change data.dataset", strings.Join(k.datasets, " or "))
+		}
+	}
+	switch d.Dataset {
+	case "arrays", "csv":
+		if d.TrainFile == "" {
+			ps.add("data.train_file", "is required with dataset: %s: the %s file of training examples", d.Dataset, map[string]string{"arrays": ".npz", "csv": ".csv"}[d.Dataset])
+		}
+		if d.Dataset == "arrays" {
+			if d.X == d.Y && d.X != "" {
+				ps.add("data.y", "names the same array as data.x (%q); the labels are another array", d.X)
+			}
+		}
+	case "images":
+		if d.Dir == "" {
+			ps.add("data.dir", "is required with dataset: images: the folder with one subfolder of images per class")
+		}
+		if d.Channels != 1 && d.Channels != 3 {
+			ps.add("data.channels", "must be 1 (gray) or 3 (RGB), got %d", d.Channels)
+		}
+		if len(d.Size) != 0 && (len(d.Size) != 2 || d.Size[0] < 1 || d.Size[1] < 1 || d.Size[0] > 1<<12 || d.Size[1] > 1<<12) {
+			ps.add("data.size", "must be [height, width], each 1 to 4096, such as [32, 32], got %v", d.Size)
+		}
+		for _, s := range []struct {
+			key  string
+			vals []float64
+			pos  bool
+		}{{"mean", d.Mean, false}, {"std", d.Std, true}} {
+			if n := len(s.vals); n > 1 && n != d.Channels {
+				ps.add("data."+s.key, "has %d values; give one for every channel, or one per channel (%d)", n, d.Channels)
+			}
+			for i, x := range s.vals {
+				if math.IsNaN(x) || math.IsInf(x, 0) || s.pos && x <= 0 {
+					ps.add(fmt.Sprintf("data.%s[%d]", s.key, i), "must be a finite number%s, got %v", map[bool]string{true: " > 0", false: ""}[s.pos], x)
+				}
+			}
+		}
+	}
+	if slices.Contains(user, d.Dataset) && !(d.TestFraction > 0 && d.TestFraction < 1) {
+		ps.add("data.test_fraction", "must be between 0 and 1 (exclusive), such as 0.2, got %v", d.TestFraction)
+	}
 }
 
 // augmentWithCheckpoint explains copies/augment on a loaded teacher.
@@ -226,6 +293,9 @@ func (r *Recipe) checkTransfer(ps *problems, input []int) {
 		if ps.oneOf("transfer.unlabelled.dataset", u.Dataset, datasets) && u.Dataset == "synthetic" && r.Data.Dataset != "synthetic" {
 			ps.add("transfer.unlabelled.dataset", "synthetic inputs only fit a recipe whose data.dataset is synthetic")
 		}
+		if (u.Dataset == "arrays" || u.Dataset == "csv") && u.Dataset != r.Data.Dataset {
+			ps.add("transfer.unlabelled.dataset", "%s inputs are read from data.train_file, so they need data.dataset: %s", u.Dataset, u.Dataset)
+		}
 		ps.atLeast("transfer.unlabelled.from", u.From, 0)
 		ps.atLeast("transfer.unlabelled.limit", u.Limit, 0)
 	}
@@ -237,7 +307,7 @@ func (ps *problems) augment(key string, copies int, a augment.Config, input []in
 	ps.atLeast(key+".copies", copies, 0)
 	if err := a.Validate(); err != nil {
 		ps.add(key+".augment", "%v", err)
-	} else if a.Enabled() && len(input) != 3 {
+	} else if a.Enabled() && input != nil && len(input) != 3 { // nil: users' data, checked when loaded
 		ps.add(key+".augment", "augmentations work on images ([C, H, W] inputs), but the data's examples have shape %v", input)
 	}
 	if a.Enabled() && copies == 0 {
