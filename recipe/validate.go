@@ -23,7 +23,7 @@ import (
 // cannot drift from the code.
 var (
 	backends    = backend.Known()
-	datasets    = []string{"mnist", "fashion-mnist", "synthetic", "idx", "images", "arrays", "csv"}
+	datasets    = append(NamedDatasets(), "images", "arrays", "csv")
 	modelTypes  = []string{"mlp", "cnn"}
 	activations = vocab.Names(model.Activations())
 	optimizers  = vocab.Names(backend.Optimizers())
@@ -33,6 +33,10 @@ var (
 	adapters    = vocab.Names(loss.Adapters())
 	dtypes      = []string{"float32", "float16"}
 )
+
+// NamedDatasets are the datasets that their name (and, for idx, a
+// directory) describes fully; the others need files named in the recipe.
+func NamedDatasets() []string { return []string{"mnist", "fashion-mnist", "synthetic", "idx"} }
 
 var (
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda|cuda:[0-9]+)$`)

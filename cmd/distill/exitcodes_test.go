@@ -48,6 +48,12 @@ var exitCases = []exitCase{
 	{"percentile out of range", func(t *testing.T, d string) []string {
 		return []string{"quantize", write(t, filepath.Join(d, "m.json"), "{not a model"), "--method", "percentile", "--percentile", "20"}
 	}, exitUsage, "--percentile 20"},
+	{"dataset that needs recipe files", func(t *testing.T, d string) []string {
+		return []string{"quantize", write(t, filepath.Join(d, "m.json"), "{not a model"), "--dataset", "images"}
+	}, exitUsage, `--dataset "images": want one of mnist, fashion-mnist, synthetic, idx`},
+	{"idx without its directory", func(t *testing.T, d string) []string {
+		return []string{"quantize", write(t, filepath.Join(d, "m.json"), "{not a model"), "--dataset", "idx"}
+	}, exitUsage, "--dataset idx needs --data-dir"},
 	{"missing model to quantize", func(t *testing.T, d string) []string {
 		return []string{"quantize", filepath.Join(d, "nope.json")}
 	}, exitUsage, "nope.json"},

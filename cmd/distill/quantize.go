@@ -90,7 +90,7 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&d.Dataset, "dataset", d.Dataset, "calibration and test data: mnist or synthetic")
+	f.StringVar(&d.Dataset, "dataset", d.Dataset, "calibration and test data: "+strings.Join(recipe.NamedDatasets(), ", ")+" (idx with --data-dir)")
 	f.StringVar(&d.Dir, "data-dir", "", "directory holding the dataset's files, for offline use")
 	f.StringVar((*string)(&q.Method), "method", string(q.Method), "activation calibration: "+vocab.Join(quantize.Methods()))
 	f.Float64Var(&q.Percentile, "percentile", q.Percentile, "percentile for --method percentile")
@@ -105,8 +105,11 @@ accuracy drop, measured on held-out training examples, is within budget.`,
 // is loaded, so that they exit as invalid usage (2), not as a failed run.
 func checkQuantizeFlags(d recipe.Data, q recipe.Quantize) error {
 	var errs []error
-	if !slices.Contains([]string{"mnist", "synthetic"}, d.Dataset) {
-		errs = append(errs, fmt.Errorf("--dataset %q: want mnist or synthetic", d.Dataset))
+	if !slices.Contains(recipe.NamedDatasets(), d.Dataset) {
+		errs = append(errs, fmt.Errorf("--dataset %q: want one of %s (idx with --data-dir)", d.Dataset, strings.Join(recipe.NamedDatasets(), ", ")))
+	}
+	if d.Dataset == "idx" && d.Dir == "" {
+		errs = append(errs, errors.New("--dataset idx needs --data-dir: the directory holding the four IDX files"))
 	}
 	if _, err := quantize.ParseMethod(string(q.Method)); err != nil {
 		errs = append(errs, fmt.Errorf("--method %q: want one of %v", q.Method, quantize.Methods()))
