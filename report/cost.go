@@ -72,6 +72,12 @@ type Serving struct {
 	// Precision is the arithmetic the engine ran the model in:
 	// PrecisionFP32 or PrecisionINT8.
 	Precision string `json:"precision,omitempty"`
+	// MeasuredAs names the model whose measurement this is when it is
+	// shared: models with the same architecture, precision and engine
+	// run the same computation, so they are measured once and share the
+	// figure rather than differ by noise. Empty for a model measured
+	// itself.
+	MeasuredAs string `json:"measured_as,omitempty"`
 	// PeakHeapBytes is the Go heap's high-water mark (live and not yet
 	// swept objects) while measuring: the whole process's heap, so it
 	// includes what the caller holds, such as the dataset. It says
