@@ -303,3 +303,33 @@ func BenchmarkHTML(b *testing.B) {
 		}
 	}
 }
+
+// TestEngines checks that every model row names its engine and that a
+// comparison mixing engines says that its savings compare them too,
+// while one on a single engine does not.
+func TestEngines(t *testing.T) {
+	mixed, err := New(load(t, "testdata/mnist-cpu", "testdata/mnist-gpu"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := mixed.Markdown()
+	for _, want := range []string{"| Engine |", "| infer (FP32) |", "| infer (INT8) |", "| torch cuda:0 (FP32) |", "Engines: the models were timed on infer, torch cuda:0"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("comparison of a CPU and a GPU run lacks %q", want)
+		}
+	}
+	page, err := mixed.HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "torch cuda:0 (FP32)") {
+		t.Error("the HTML page does not show the engines")
+	}
+	one, err := New(load(t, "testdata/mnist-cpu"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(one.Markdown(), "Engines:") {
+		t.Error("a comparison on one engine warns about mixed engines")
+	}
+}

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -63,34 +64,39 @@ func (c *Comparison) modelsTable() table {
 		savings = "Savings vs " + c.Baseline + "/" + c.Reference
 	}
 	t := table{
-		head:  []string{"Run", "Model", "Role", "Accuracy", "Size", "Latency p50", "Latency p99", "Throughput", "$/1M on-demand", "$/1M spot", "$/1M reserved", savings, "Pareto"},
-		right: []bool{false, false, false, true, true, true, true, true, true, true, true, true, false},
+		head:  []string{"Run", "Model", "Role", "Engine", "Accuracy", "Size", "Latency p50", "Latency p99", "Throughput", "$/1M on-demand", "$/1M spot", "$/1M reserved", savings, "Pareto"},
+		right: []bool{false, false, false, false, true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, r := range c.Rows {
 		m := r.Model
-		row := []string{r.Run, m.Name, string(m.Role), fmt.Sprintf("%.2f%%", 100*m.Accuracy), report.FormatBytes(m.Bytes), none, none, none, none, none, none, none, ""}
+		// The engine is in every row: runs timed on different engines
+		// compare the engines as much as the models.
+		row := []string{r.Run, m.Name, string(m.Role), none, fmt.Sprintf("%.2f%%", 100*m.Accuracy), report.FormatBytes(m.Bytes), none, none, none, none, none, none, none, ""}
 		if s := m.Serving; s != nil {
-			row[5], row[6] = report.FormatMS(s.LatencyMS.P50), report.FormatMS(s.LatencyMS.P99)
+			if e := s.EngineLabel(); e != "" {
+				row[3] = e
+			}
+			row[6], row[7] = report.FormatMS(s.LatencyMS.P50), report.FormatMS(s.LatencyMS.P99)
 		}
 		if k := m.Cost; k != nil {
-			row[7] = report.FormatCount(k.RequestsPerSecond) + "/s at batch " + strconv.Itoa(k.Batch)
+			row[8] = report.FormatCount(k.RequestsPerSecond) + "/s at batch " + strconv.Itoa(k.Batch)
 			if !k.WithinTarget {
-				row[7] += " (over target)"
+				row[8] += " (over target)"
 			}
 			for i, tier := range report.Tiers {
 				if v := k.USDPerMillion.Get(tier); v > 0 {
-					row[8+i] = report.FormatUSD(v)
+					row[9+i] = report.FormatUSD(v)
 				}
 			}
 		}
 		switch {
 		case r.Reference:
-			row[11] = "baseline"
+			row[12] = "baseline"
 		case r.Savings != nil:
-			row[11] = report.FormatPercent(*r.Savings)
+			row[12] = report.FormatPercent(*r.Savings)
 		}
 		if r.Pareto {
-			row[12] = "★"
+			row[13] = "★"
 		}
 		t.rows = append(t.rows, row)
 		t.mark = append(t.mark, r.Reference)
@@ -213,6 +219,22 @@ func (c *Comparison) notes() []string {
 	}
 	for _, m := range methods {
 		add("Measurement (" + strings.Join(runsOf[m], ", ") + "): " + m)
+	}
+	// Savings between models timed on different engines measure the
+	// engines as much as the models: say so whenever the rows mix them.
+	var engines []string
+	for _, r := range c.Rows {
+		if s := r.Model.Serving; s != nil && s.Engine != "" && !slices.Contains(engines, s.Engine) {
+			engines = append(engines, s.Engine)
+		}
+	}
+	if len(engines) > 1 {
+		add("Engines: the models were timed on " + strings.Join(engines, ", ") + "; savings between models on different engines compare the engines as well as the models.")
+	}
+	for _, r := range c.Runs {
+		if n := strings.TrimSpace(r.Report.EngineNote); n != "" {
+			add("Engines of " + r.Name + ": " + n)
+		}
 	}
 	return out
 }

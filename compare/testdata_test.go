@@ -15,19 +15,24 @@ var gen = flag.Bool("gen", false, "rewrite the fixed reports in testdata/*/repor
 
 // sweep makes serving numbers for a model whose batch of n takes
 // overhead + n × perExample milliseconds, with p95 and p99 at 1.2 and
-// 1.5 times that.
-func sweep(overheadMS, perExampleMS float64, heapMiB int64) *report.Serving {
+// 1.5 times that, measured on engine in precision; a model on the infer
+// engine holds weightBytes plus a 4 KiB arena per example.
+func sweep(overheadMS, perExampleMS float64, heapMiB int64, engine, precision string, weightBytes int64) *report.Serving {
 	pct := func(ms float64) report.Percentiles {
 		return report.Percentiles{P50: ms, P95: 1.2 * ms, P99: 1.5 * ms, Mean: 1.05 * ms}
 	}
 	s := &report.Serving{
-		LatencyMS: pct(overheadMS + perExampleMS), Requests: 4000,
+		LatencyMS: pct(overheadMS + perExampleMS), Requests: 4000, Engine: engine, Precision: precision,
 		PeakHeapBytes: heapMiB << 20, PeakRSSBytes: (heapMiB + 40) << 20, Threads: 4,
 		Method: "One client calling Forward back to back (GOMAXPROCS=4) on uniform random inputs in [0, 1) (seed 0), after 100ms of warm-up (at least 2 calls) before each measurement. Latency: batch-1 requests timed one by one for 1s (at least 100 requests), nearest-rank percentiles. Throughput: batch sizes 1, 8, 32, 128, 256, each timed for 1s in 3 windows, median window reported. Peak heap: runtime/metrics /memory/classes/heap/objects:bytes sampled every 5ms after a GC; peak RSS: VmHWM of /proc/self/status, reset before measuring.",
 	}
 	for _, n := range cost.DefaultBatches {
 		ms := overheadMS + float64(n)*perExampleMS
-		s.Throughput = append(s.Throughput, report.Throughput{Batch: n, RequestsPerSecond: float64(n) / ms * 1000, BatchLatencyMS: pct(ms), Batches: int(1000 / ms), Seconds: 1})
+		tp := report.Throughput{Batch: n, RequestsPerSecond: float64(n) / ms * 1000, BatchLatencyMS: pct(ms), Batches: int(1000 / ms), Seconds: 1}
+		if engine == report.EngineInfer {
+			tp.ModelBytes = weightBytes + int64(n)*4096
+		}
+		s.Throughput = append(s.Throughput, tp)
 	}
 	return s
 }
@@ -35,16 +40,19 @@ func sweep(overheadMS, perExampleMS float64, heapMiB int64) *report.Serving {
 // fixedReports are the runs of the golden tests: a CPU run and a GPU run
 // of one recipe, and a report from before serving was measured.
 func fixedReports() map[string]*report.Report {
+	infer, torch := report.EngineInfer, "torch cuda:0"
+	fp32, int8 := report.PrecisionFP32, report.PrecisionINT8
+	shared := func(s *report.Serving, as string) *report.Serving { s.MeasuredAs = as; return s }
 	created := time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC)
 	cpu := &report.Report{
 		Recipe: "mnist-hinton", Backend: "gorgonia", Device: "cpu", Seed: 1,
 		Dataset: report.Dataset{Name: "mnist", Train: 60000, Test: 10000},
 		Models: []report.Model{
-			{Name: "teacher", Role: report.RoleTeacher, Params: 1199882, Bytes: 4799528, Accuracy: 0.9842, Errors: 158, Agreement: 1, ECE: 0.0123, Path: "models/teacher.json", Serving: sweep(0.05, 0.8, 60)},
-			{Name: "small", Role: report.RoleStudent, Params: 25450, Bytes: 101800, Accuracy: 0.9689, Errors: 311, Agreement: 0.9774, ECE: 0.0151, Path: "models/small.json", Method: "response", Temperature: 4, Alpha: 0.9, Serving: sweep(0.02, 0.02, 30)},
-			{Name: "small-baseline", Role: report.RoleBaseline, Params: 25450, Bytes: 101800, Accuracy: 0.9602, Errors: 398, Agreement: 0.9671, ECE: 0.0213, Path: "models/small-baseline.json", Method: "hard-labels", Serving: sweep(0.02, 0.02, 30)},
-			{Name: "tiny", Role: report.RoleStudent, Params: 7960, Bytes: 31840, Accuracy: 0.9301, Errors: 699, Agreement: 0.9402, ECE: 0.0305, Path: "models/tiny.json", Method: "response", Temperature: 2.5, Alpha: 0.5, Serving: sweep(0.015, 0.007, 25)},
-			{Name: "small-int8", Role: report.RoleStudentInt8, Params: 25450, Bytes: 26720, Accuracy: 0.9681, Errors: 319, Agreement: 0.9765, ECE: 0.0160, Path: "models/small-int8.json", Method: "int8 percentile", Calibration: "percentile", Source: "small", Serving: sweep(0.012, 0.009, 28)},
+			{Name: "teacher", Role: report.RoleTeacher, Params: 1199882, Bytes: 4799528, Accuracy: 0.9842, Errors: 158, Agreement: 1, ECE: 0.0123, Path: "models/teacher.json", Serving: sweep(0.05, 0.8, 60, infer, fp32, 4799528)},
+			{Name: "small", Role: report.RoleStudent, Params: 25450, Bytes: 101800, Accuracy: 0.9689, Errors: 311, Agreement: 0.9774, ECE: 0.0151, Path: "models/small.json", Method: "response", Temperature: 4, Alpha: 0.9, Serving: sweep(0.02, 0.02, 30, infer, fp32, 101800)},
+			{Name: "small-baseline", Role: report.RoleBaseline, Params: 25450, Bytes: 101800, Accuracy: 0.9602, Errors: 398, Agreement: 0.9671, ECE: 0.0213, Path: "models/small-baseline.json", Method: "hard-labels", Serving: shared(sweep(0.02, 0.02, 30, infer, fp32, 101800), "small")},
+			{Name: "tiny", Role: report.RoleStudent, Params: 7960, Bytes: 31840, Accuracy: 0.9301, Errors: 699, Agreement: 0.9402, ECE: 0.0305, Path: "models/tiny.json", Method: "response", Temperature: 2.5, Alpha: 0.5, Serving: sweep(0.015, 0.007, 25, infer, fp32, 31840)},
+			{Name: "small-int8", Role: report.RoleStudentInt8, Params: 25450, Bytes: 26720, Accuracy: 0.9681, Errors: 319, Agreement: 0.9765, ECE: 0.0160, Path: "models/small-int8.json", Method: "int8 percentile", Calibration: "percentile", Source: "small", Serving: sweep(0.012, 0.009, 28, infer, int8, 26720)},
 		},
 		Stages:  []report.Stage{{Name: "data", Seconds: 1.2}, {Name: "teacher", Seconds: 1812.4}, {Name: "student:small", Seconds: 252.3}, {Name: "baseline:small", Seconds: 190.5}, {Name: "student:tiny", Seconds: 130}, {Name: "quantize:small", Seconds: 3.1}, {Name: "eval", Seconds: 40.6}},
 		Created: created, Version: "0.1.0-dev",
@@ -54,8 +62,8 @@ func fixedReports() map[string]*report.Report {
 		Recipe: "mnist-hinton", Backend: "torch", Device: "cuda:0", Seed: 1,
 		Dataset: report.Dataset{Name: "mnist", Train: 60000, Test: 10000},
 		Models: []report.Model{
-			{Name: "teacher", Role: report.RoleTeacher, Params: 1199882, Bytes: 4799528, Accuracy: 0.9851, Errors: 149, Agreement: 1, ECE: 0.0119, Path: "models/teacher.json", Serving: sweep(0.12, 0.004, 220)},
-			{Name: "small", Role: report.RoleStudent, Params: 25450, Bytes: 101800, Accuracy: 0.9712, Errors: 288, Agreement: 0.9790, ECE: 0.0144, Path: "models/small.json", Method: "response", Temperature: 4, Alpha: 0.9, Serving: sweep(0.09, 0.0004, 200)},
+			{Name: "teacher", Role: report.RoleTeacher, Params: 1199882, Bytes: 4799528, Accuracy: 0.9851, Errors: 149, Agreement: 1, ECE: 0.0119, Path: "models/teacher.json", Serving: sweep(0.12, 0.004, 220, torch, fp32, 0)},
+			{Name: "small", Role: report.RoleStudent, Params: 25450, Bytes: 101800, Accuracy: 0.9712, Errors: 288, Agreement: 0.9790, ECE: 0.0144, Path: "models/small.json", Method: "response", Temperature: 4, Alpha: 0.9, Serving: sweep(0.09, 0.0004, 200, torch, fp32, 0)},
 		},
 		Stages:  []report.Stage{{Name: "data", Seconds: 1.1}, {Name: "teacher", Seconds: 95.2}, {Name: "student:small", Seconds: 31.7}, {Name: "eval", Seconds: 3.3}},
 		Created: created, Version: "0.1.0-dev",

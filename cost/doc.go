@@ -1,12 +1,15 @@
 // Package cost answers "what does each model cost to serve, and does
 // distilling pay off?" with measured numbers.
 //
-// Measure times a model (any eval.Predictor: a backend model or an INT8
-// runtime program) the way a server runs it: batch-1 latency
-// percentiles over many requests, throughput over a sweep of batch
-// sizes, each after a warm-up, in fixed-duration repeated windows, and
-// the peak Go heap and process RSS while doing so. The result is a
-// report.Serving, with a description of the method.
+// Measure times a model (any eval.Predictor: a backend model or an
+// infer program) the way a server runs it: batch-1 latency percentiles
+// over many requests, throughput over a sweep of batch sizes, each after
+// a warm-up, in fixed-duration repeated windows; the model's own memory
+// at each batch size when the predictor can report it (infer.Program
+// can), and the process-wide peak Go heap and RSS. The result is a
+// report.Serving, with a description of the method. Which engine a
+// model is measured on is the caller's choice (package pipeline times
+// every model of a report on the engine it would be served on).
 //
 // A price table (Table; the default is cost/prices.yaml, compiled in,
 // and users pass their own with LoadPrices) gives what a machine type or

@@ -173,10 +173,13 @@ func product(dims []int) int {
 //     opts.Duration (each window runs at least one batch); the
 //     throughput is the median window's examples per second, and each
 //     call's time gives the batch latency percentiles.
-//   - Memory: a goroutine samples the Go heap every 5 ms through
-//     runtime/metrics and keeps the maximum; on Linux the process's
-//     peak RSS (VmHWM in /proc/self/status) is read at the end, after
-//     resetting it at the start unless opts.KeepRSSPeak.
+//   - Memory: for a predictor with a Bytes(batch int) (int64, error)
+//     method (infer.Program), the model's own memory at each batch size
+//     (Throughput.ModelBytes). Process-wide, and so dominated by
+//     whatever else the process holds: a goroutine samples the Go heap
+//     every 5 ms through runtime/metrics and keeps the maximum; on Linux
+//     the process's peak RSS (VmHWM in /proc/self/status) is read at the
+//     end, after resetting it at the start unless opts.KeepRSSPeak.
 //
 // One goroutine calls Forward, so the model uses whatever parallelism
 // its backend has inside a call (GOMAXPROCS threads for the Go ones).
@@ -216,9 +219,26 @@ func Measure(ctx context.Context, p eval.Predictor, inputSize int, opts MeasureO
 		return Serving{}, err
 	}
 	s.PeakRSSBytes = peakRSS()
+	if mb, ok := p.(modelSizer); ok {
+		for i := range s.Throughput {
+			b, err := mb.Bytes(s.Throughput[i].Batch)
+			if err != nil {
+				return Serving{}, fmt.Errorf("cost: measure: the model's memory at batch %d: %w", s.Throughput[i].Batch, err)
+			}
+			s.Throughput[i].ModelBytes = b
+		}
+	}
 	s.Threads = runtime.GOMAXPROCS(0)
 	s.Method = describe(o, rssReset, s.PeakRSSBytes > 0)
 	return s, nil
+}
+
+// modelSizer is a predictor that can say how much memory it needs to
+// serve a batch (infer.Program does): Measure reports it per batch size
+// as Throughput.ModelBytes, the model's own memory, where the heap and
+// RSS peaks are the whole process's.
+type modelSizer interface {
+	Bytes(batch int) (int64, error)
 }
 
 // meter runs a predictor on a fixed input buffer.
@@ -359,7 +379,7 @@ func describe(o MeasureOptions, rssReset, rssKnown bool) string {
 	fmt.Fprintf(&b, "One client calling Forward back to back (GOMAXPROCS=%d) on %s, after %s of warm-up (at least 2 calls) before each measurement. ", runtime.GOMAXPROCS(0), input, o.Warmup)
 	fmt.Fprintf(&b, "Latency: batch-1 requests timed one by one for %s (at least %d requests), nearest-rank percentiles. ", o.LatencyDuration, o.MinRequests)
 	fmt.Fprintf(&b, "Throughput: batch sizes %s, each timed for %s in %d windows, median window reported. ", strings.Join(batches, ", "), o.Duration, o.Repeats)
-	b.WriteString("Peak heap: runtime/metrics " + heapMetric + " sampled every 5ms after a GC")
+	b.WriteString("Model memory: the engine's parameters plus its activation arena at each batch size, where the engine reports it. Process-wide peak heap: runtime/metrics " + heapMetric + " sampled every 5ms after a GC")
 	switch {
 	case rssKnown && rssReset:
 		b.WriteString("; peak RSS: VmHWM of /proc/self/status, reset before measuring.")

@@ -101,6 +101,11 @@ func TestMeasure(t *testing.T) {
 	if s.PeakHeapBytes <= 0 || s.Threads != runtime.GOMAXPROCS(0) {
 		t.Errorf("peak heap %d, threads %d", s.PeakHeapBytes, s.Threads)
 	}
+	for _, tp := range s.Throughput {
+		if tp.ModelBytes != 0 {
+			t.Errorf("batch %d: model bytes %d from a predictor that cannot say", tp.Batch, tp.ModelBytes)
+		}
+	}
 	if runtime.GOOS == "linux" && s.PeakRSSBytes <= 0 {
 		t.Errorf("peak RSS %d on Linux", s.PeakRSSBytes)
 	}
@@ -150,6 +155,19 @@ func TestMeasureRuntimeProgram(t *testing.T) {
 	}
 	if len(s.Throughput) != 3 || s.LatencyMS.P50 <= 0 {
 		t.Errorf("serving %+v", s)
+	}
+	// The model's own memory comes from the program, per batch size.
+	for _, tp := range s.Throughput {
+		want, err := p.Bytes(tp.Batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp.ModelBytes != want || want <= 0 {
+			t.Errorf("batch %d: model bytes %d, want the program's %d", tp.Batch, tp.ModelBytes, want)
+		}
+	}
+	if !strings.Contains(s.Method, "Model memory") {
+		t.Errorf("method %q does not say how model memory is measured", s.Method)
 	}
 	if _, err := Measure(context.Background(), p, 15, quick); err == nil || !strings.Contains(err.Error(), "input size 15, but the model takes [1 4 4] = 16") {
 		t.Errorf("wrong input size: %v", err)

@@ -18,6 +18,9 @@ type linearF32 struct {
 }
 
 func (o *linearF32) name() string { return o.layer }
+func (o *linearF32) weightBytes() int64 {
+	return o.w.Bytes() + int64(cap(o.bias))*4
+}
 func (o *linearF32) describe() string {
 	return fmt.Sprintf("linear%s[%s %d→%d f32]", reluSuffix(o.relu), o.layer, o.in, o.out)
 }
@@ -104,6 +107,9 @@ type convF32 struct {
 }
 
 func (o *convF32) name() string { return o.layer }
+func (o *convF32) weightBytes() int64 {
+	return o.w.Bytes() + int64(cap(o.bias))*4
+}
 func (o *convF32) describe() string {
 	return fmt.Sprintf("conv%s[%s %dx%dx%d→%dx%dx%d f32]", reluSuffix(o.relu), o.layer, o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow)
 }
@@ -165,7 +171,8 @@ type maxPoolOp struct {
 	g     poolGeom
 }
 
-func (o *maxPoolOp) name() string { return o.layer }
+func (o *maxPoolOp) name() string       { return o.layer }
+func (o *maxPoolOp) weightBytes() int64 { return 0 }
 func (o *maxPoolOp) describe() string {
 	return fmt.Sprintf("maxpool[%s %d]", o.layer, o.g.k)
 }
@@ -188,8 +195,9 @@ type actF32 struct {
 	apply func(src, dst []float32)
 }
 
-func (o *actF32) name() string     { return o.layer }
-func (o *actF32) describe() string { return fmt.Sprintf("%s[%s f32]", o.kind, o.layer) }
+func (o *actF32) name() string       { return o.layer }
+func (o *actF32) weightBytes() int64 { return 0 }
+func (o *actF32) describe() string   { return fmt.Sprintf("%s[%s f32]", o.kind, o.layer) }
 
 func (o *actF32) run(s *scratch, in value, n int) value {
 	size := n * in.dim

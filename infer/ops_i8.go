@@ -14,7 +14,8 @@ type quantizeOp struct {
 	q     QParams
 }
 
-func (o *quantizeOp) name() string { return o.layer }
+func (o *quantizeOp) name() string       { return o.layer }
+func (o *quantizeOp) weightBytes() int64 { return 0 }
 func (o *quantizeOp) describe() string {
 	return fmt.Sprintf("quantize[%s s=%.4g z=%d]", o.layer, o.q.Scale, o.q.ZeroPoint)
 }
@@ -28,8 +29,9 @@ func (o *quantizeOp) run(s *scratch, in value, n int) value {
 // dequantizeOp converts uint8 activations to float32.
 type dequantizeOp struct{ layer string }
 
-func (o *dequantizeOp) name() string     { return o.layer }
-func (o *dequantizeOp) describe() string { return "dequantize[" + o.layer + "]" }
+func (o *dequantizeOp) name() string       { return o.layer }
+func (o *dequantizeOp) weightBytes() int64 { return 0 }
+func (o *dequantizeOp) describe() string   { return "dequantize[" + o.layer + "]" }
 
 func (o *dequantizeOp) run(s *scratch, in value, n int) value {
 	buf, slot := s.outF(in, n*in.dim)
@@ -53,6 +55,14 @@ type linearI8 struct {
 }
 
 func (o *linearI8) name() string { return o.layer }
+func (o *linearI8) weightBytes() int64 {
+	return o.w.Bytes() + requantBytes(&o.rq)
+}
+
+// requantBytes is the memory a layer's requantization vectors hold.
+func requantBytes(rq *gemm.Requant) int64 {
+	return int64(cap(rq.Offset))*4 + int64(cap(rq.Scale))*4
+}
 func (o *linearI8) describe() string {
 	return fmt.Sprintf("linear%s[%s %d→%d int8→%s]", reluSuffix(o.rq.ReLU), o.layer, o.in, o.out, outKind(o.outFloat))
 }
@@ -87,6 +97,9 @@ type convI8 struct {
 }
 
 func (o *convI8) name() string { return o.layer }
+func (o *convI8) weightBytes() int64 {
+	return o.w.Bytes() + requantBytes(&o.rq)
+}
 func (o *convI8) describe() string {
 	return fmt.Sprintf("conv%s[%s %dx%dx%d→%dx%dx%d int8→%s]", reluSuffix(o.rq.ReLU), o.layer,
 		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat))
@@ -142,8 +155,9 @@ type lutU8 struct {
 	outQ  QParams
 }
 
-func (o *lutU8) name() string     { return o.layer }
-func (o *lutU8) describe() string { return fmt.Sprintf("%s[%s u8 table]", o.kind, o.layer) }
+func (o *lutU8) name() string       { return o.layer }
+func (o *lutU8) weightBytes() int64 { return int64(len(o.lut)) }
+func (o *lutU8) describe() string   { return fmt.Sprintf("%s[%s u8 table]", o.kind, o.layer) }
 
 // newReLULUT is a ReLU on uint8 activations: it keeps the input's
 // parameters and clamps below at the zero point.

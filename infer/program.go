@@ -119,6 +119,9 @@ type op interface {
 	run(s *scratch, in value, n int) value
 	name() string
 	describe() string
+	// weightBytes is the memory the step's parameters hold (packed
+	// weights, biases, requantization vectors, tables).
+	weightBytes() int64
 }
 
 // slack is the number of bytes allocated past every uint8 buffer: INT8
@@ -135,6 +138,39 @@ type scratch struct {
 	tmp  []float32
 	tmpU []uint8
 	obs  []float32
+}
+
+// Bytes is the memory the program itself needs to serve batches of
+// batch examples: its parameters as compiled (packed weights, biases,
+// requantization vectors, lookup tables) plus the scratch arena one
+// Forward of that batch grows (activation ping-pong buffers and
+// convolution workspace). It runs one Forward of zeros on a fresh arena
+// to size it, so it counts exactly what Forward allocates. It leaves out
+// the caller's input and output slices, the small per-goroutine GEMM
+// tiles of package gemm, and Go's per-object overhead: it is the model's
+// own footprint, not the process's.
+func (p *Program) Bytes(batch int) (int64, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("infer: bytes: batch must be >= 1, got %d", batch)
+	}
+	var w int64
+	for _, o := range p.ops {
+		w += o.weightBytes()
+	}
+	s := new(scratch)
+	v := value{f: make([]float32, batch*p.inSize), dim: p.inSize, slot: -1}
+	for _, o := range p.ops {
+		v = o.run(s, v, batch)
+	}
+	return w + s.bytes(), nil
+}
+
+// bytes is the memory the arena's buffers hold (Observe's buffer too,
+// which Forward never grows).
+func (s *scratch) bytes() int64 {
+	f := cap(s.f[0]) + cap(s.f[1]) + cap(s.col) + cap(s.tmp) + cap(s.obs)
+	u := cap(s.u[0]) + cap(s.u[1]) + cap(s.colU) + cap(s.tmpU)
+	return int64(f)*4 + int64(u)
 }
 
 func growF(b []float32, n int) []float32 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -343,5 +344,58 @@ func TestObserve(t *testing.T) {
 	want := "[conv1:648 pool1:128 conv2:40 act2:40 fc1:14 act3:14 fc2:6]"
 	if fmt.Sprint(names) != want {
 		t.Fatalf("observed %v, want %s", names, want)
+	}
+}
+
+// TestBytesMatchesHeap checks Bytes against the heap bytes compiling a
+// program and running one Forward allocate, loosely (the runtime rounds
+// allocations up to size classes). It counts allocations rather than
+// live bytes after a GC because a GC may empty the program's sync.Pool
+// of its arena.
+func TestBytesMatchesHeap(t *testing.T) {
+	spec, err := model.MLP(model.MLPConfig{Name: "mlp", Input: []int{784}, Hidden: []int{512, 256}, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := spec.Init(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch = 128
+	x := make([]float32, batch*784)
+	out := make([]float32, batch*10)
+	allocated := func() int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.TotalAlloc)
+	}
+	before := allocated()
+	p, err := Compile(spec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Forward(x, batch, out); err != nil {
+		t.Fatal(err)
+	}
+	measured := allocated() - before
+	got, err := p.Bytes(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Bytes(%d) = %d, allocated %d", batch, got, measured)
+	if float64(got) < 0.8*float64(measured) || float64(got) > 1.25*float64(measured) {
+		t.Errorf("Bytes(%d) = %d, but compiling and one Forward allocated %d bytes", batch, got, measured)
+	}
+	small, err := p.Bytes(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The arena grows with the batch: 2 ping-pong buffers of up to 512
+	// values per example.
+	if small >= got {
+		t.Errorf("Bytes(1) = %d, not below Bytes(%d) = %d", small, batch, got)
+	}
+	if _, err := p.Bytes(0); err == nil {
+		t.Error("Bytes(0) succeeded, want an error")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/distill-dev/distill/eval"
@@ -45,6 +46,7 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 	}
 	prog := newEvalProgress(run.opts.Progress, phases)
 	defer prog.end()
+	ss := newServingSet()
 	for _, e := range entries {
 		prog.phase(e.name, "evaluating "+e.name)
 		path := run.modelPath(e.name)
@@ -62,7 +64,7 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		}
 		var serving *report.Serving
 		if run.r.Serving.MeasureEnabled() {
-			if serving, err = run.serving(ctx, prog, e, path, spec, m); err != nil {
+			if serving, err = run.serving(ctx, prog, ss, e, path, spec, m); err != nil {
 				m.Close()
 				return nil, err
 			}
@@ -88,6 +90,7 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		run.log.Info("evaluated", "model", e.name, "accuracy", roundFraction(met.Accuracy), "errors", met.Errors, "agreement", roundFraction(met.Agreement), "ece", roundFraction(met.ECE))
 	}
 	prog.finish()
+	rep.EngineNote = strings.Join(ss.notes, " ")
 	return rep, nil
 }
 

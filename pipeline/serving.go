@@ -3,37 +3,131 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/distill-dev/distill/cost"
 	"github.com/distill-dev/distill/eval"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/report"
-	"github.com/distill-dev/distill/transfer"
 )
 
-// serving returns the serving measurement of model e (file path, loaded
-// as m): the one recorded by an earlier run of this directory when the
-// model file, the serving settings, the backend and the machine are the
-// same and Options.Remeasure is off, else a new one, which it records.
-// Rerunning a finished run thus rewrites report.json with the same
-// numbers instead of new noise.
-func (run *runner) serving(ctx context.Context, prog *evalProgress, e evalEntry, path string, spec model.Spec, m eval.Predictor) (*report.Serving, error) {
-	sv := run.r.Serving
-	js, st := model.Paths(path)
-	files, err := transfer.HashFiles(js, st)
-	if err != nil {
-		return nil, fmt.Errorf("distill: measure %s: %w", e.name, err)
+// servingSet holds the serving measurements of one evaluation: what each
+// engine key was measured as, so that models that would run the same
+// computation (same architecture, precision and engine; weight values do
+// not change a dense network's speed) share one figure instead of
+// differing by noise, and the notes the report must carry when the
+// models' engines differ.
+type servingSet struct {
+	byKey map[string]sharedServing
+	notes []string
+}
+
+type sharedServing struct {
+	name string // the model measured
+	s    report.Serving
+}
+
+func newServingSet() *servingSet { return &servingSet{byKey: map[string]sharedServing{}} }
+
+// note adds a line to the report's engine note, once.
+func (ss *servingSet) note(s string) {
+	if !slices.Contains(ss.notes, s) {
+		ss.notes = append(ss.notes, s)
 	}
-	key := run.servingKey(files, e.int8)
+}
+
+// servingTarget is what a model is measured with.
+type servingTarget struct {
+	engine, precision string
+	p                 eval.Predictor
+	// arch identifies the computation: the compiled program's steps, or
+	// the spec without its name for a backend model.
+	arch string
+}
+
+// onCUDA reports whether the run's backend computes on a CUDA device.
+func (run *runner) onCUDA() bool { return strings.HasPrefix(run.be.Device(), "cuda") }
+
+// servingTarget picks the engine model e would be served on, the same
+// for every model of a run: on a CUDA device the backend itself (the
+// torch backend's Forward copies the logits to the host, so each call
+// is timed to the device's completion); on a CPU distill's compiled
+// runtime for FP32 and INT8 alike, not the training backend. INT8
+// models always run on the compiled runtime (no backend runs INT8), so
+// on CUDA they differ from the float models, and ss's note says so.
+// m is the model as loaded for evaluation: a backend model, or for INT8
+// a compiled program.
+func (run *runner) servingTarget(ss *servingSet, e evalEntry, path string, spec model.Spec, m eval.Predictor) (servingTarget, error) {
+	named := spec
+	named.Name = ""
+	if e.int8 {
+		p, ok := m.(program)
+		if !ok {
+			return servingTarget{}, fmt.Errorf("distill: measure %s: an INT8 model loaded as %T, not a compiled program", e.name, m)
+		}
+		if run.onCUDA() {
+			ss.note(fmt.Sprintf("INT8 models are measured on distill's CPU runtime (%s), since no engine on %s runs INT8; the float models on %s %s. Their savings compare a CPU with a GPU as well as the precisions.",
+				report.EngineInfer, run.be.Device(), run.be.Name(), run.be.Device()))
+		}
+		return servingTarget{engine: report.EngineInfer, precision: report.PrecisionINT8, p: p.Program, arch: keyOf(named, p.String())}, nil
+	}
+	if run.onCUDA() {
+		return servingTarget{engine: run.be.Name() + " " + run.be.Device(), precision: report.PrecisionFP32, p: m, arch: keyOf(named)}, nil
+	}
+	_, w, err := model.Load(path)
+	if err != nil {
+		return servingTarget{}, fmt.Errorf("distill: measure %s: %w", e.name, err)
+	}
+	p, err := infer.Compile(spec, w)
+	if err != nil {
+		return servingTarget{}, fmt.Errorf("distill: measure %s: compile it for %s, the engine CPU models are served on: %w", e.name, report.EngineInfer, err)
+	}
+	return servingTarget{engine: report.EngineInfer, precision: report.PrecisionFP32, p: p, arch: keyOf(named, p.String())}, nil
+}
+
+// serving returns the serving measurement of model e (file path, loaded
+// as m), measured on the engine servingTarget picks: a figure already
+// measured in this evaluation for the same computation on the same
+// engine (marked MeasuredAs the model it was measured on), else the one
+// recorded by an earlier run of this directory when the computation,
+// the serving settings, the engine and the machine are the same and
+// Options.Remeasure is off, else a new one, which it records. Rerunning
+// a finished run thus rewrites report.json with the same numbers
+// instead of new noise.
+func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingSet, e evalEntry, path string, spec model.Spec, m eval.Predictor) (*report.Serving, error) {
+	sv := run.r.Serving
+	tg, err := run.servingTarget(ss, e, path, spec, m)
+	if err != nil {
+		return nil, err
+	}
+	key := keyOf(tg.arch, tg.engine, tg.precision, sv.Batches, sv.Seconds, run.be.Name(), run.be.Device(), cost.Host(run.be.Device()))
+	if sh, ok := ss.byKey[key]; ok {
+		prog.phase(e.name, "sharing the serving measurement of "+sh.name+" (same architecture, precision and engine)")
+		s := sh.s
+		s.MeasuredAs = sh.name
+		if err := run.recordServing(e.name, key, s); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	}
 	if !run.opts.Remeasure {
 		if s, ok := run.servingRecorded(e.name, key); ok {
 			prog.phase(e.name, "reusing the serving measurement of "+e.name+" (--remeasure measures again)")
+			// A record shared from another model stays shared; one of
+			// this model's own is shared from here on.
+			src := e.name
+			if s.MeasuredAs != "" {
+				src = s.MeasuredAs
+			}
+			ss.byKey[key] = sharedServing{name: src, s: withoutShare(*s)}
 			return s, nil
 		}
 	}
-	prog.phase(e.name, "measuring serving latency and throughput of "+e.name)
-	meas, err := cost.Measure(ctx, m, run.test.Size(), cost.MeasureOptions{
+	prog.phase(e.name, "measuring serving latency and throughput of "+e.name+" on "+tg.engine)
+	meas, err := cost.Measure(ctx, tg.p, run.test.Size(), cost.MeasureOptions{
 		Outputs:  spec.Classes,
 		Batches:  sv.Batches,
 		Duration: time.Duration(sv.Seconds * float64(time.Second)),
@@ -42,8 +136,15 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, e evalEntry,
 	if err != nil {
 		return nil, fmt.Errorf("distill: measure %s: %w", e.name, err)
 	}
+	meas.Engine, meas.Precision = tg.engine, tg.precision
 	if err := run.recordServing(e.name, key, meas); err != nil {
 		return nil, err
 	}
+	ss.byKey[key] = sharedServing{name: e.name, s: meas}
 	return &meas, nil
+}
+
+func withoutShare(s report.Serving) report.Serving {
+	s.MeasuredAs = ""
+	return s
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/distill-dev/distill/cost"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/model"
@@ -89,13 +88,6 @@ func (run *runner) baselineKey(s recipe.Student, augmented bool) string {
 
 // int8Key is the key of the INT8 model of the float model of key source.
 func (run *runner) int8Key(source string) string { return keyOf(source, run.r.Quantize) }
-
-// servingKey is the key of a serving measurement of the model whose files
-// hash to files: the files, the settings, the backend and the machine.
-func (run *runner) servingKey(files string, int8 bool) string {
-	sv := run.r.Serving
-	return keyOf(files, int8, sv.Batches, sv.Seconds, run.be.Name(), run.be.Device(), cost.Host(run.be.Device()))
-}
 
 // done adds stage id, which took seconds, to the report's stages.
 func (run *runner) done(id report.StageID, seconds float64) {

@@ -1,6 +1,9 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // This file holds the serving and cost fields of the report (added to
 // schema distill.report/v1 without renaming anything: every one of them
@@ -59,13 +62,30 @@ type Serving struct {
 	// Throughput holds one point per batch size of the sweep, in
 	// increasing batch size.
 	Throughput []Throughput `json:"throughput"`
+	// Engine names what ran the model's Forward calls: EngineInfer
+	// (distill's compiled CPU runtime, package infer), "torch cuda:0"
+	// (the torch backend on that device) or a training backend's name
+	// such as "gorgonia". Empty in reports written before it existed.
+	// Report.Validate refuses a report whose models were measured on
+	// different engines unless its EngineNote says why.
+	Engine string `json:"engine,omitempty"`
+	// Precision is the arithmetic the engine ran the model in:
+	// PrecisionFP32 or PrecisionINT8.
+	Precision string `json:"precision,omitempty"`
+	// MeasuredAs names the model whose measurement this is when it is
+	// shared: models with the same architecture, precision and engine
+	// run the same computation, so they are measured once and share the
+	// figure rather than differ by noise. Empty for a model measured
+	// itself.
+	MeasuredAs string `json:"measured_as,omitempty"`
 	// PeakHeapBytes is the Go heap's high-water mark (live and not yet
 	// swept objects) while measuring: the whole process's heap, so it
-	// includes what the caller holds, such as the dataset.
+	// includes what the caller holds, such as the dataset. It says
+	// nothing about the model; see Throughput[].ModelBytes.
 	PeakHeapBytes int64 `json:"peak_heap_bytes"`
 	// PeakRSSBytes is the process's peak resident set size (VmHWM),
 	// which also counts memory outside the Go heap (e.g. libtorch's);
-	// 0 where the platform does not report it.
+	// 0 where the platform does not report it. Process-wide too.
 	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
 	// Threads is GOMAXPROCS during the measurement.
 	Threads int `json:"threads"`
@@ -86,6 +106,49 @@ type Throughput struct {
 	Batches int `json:"batches"`
 	// Seconds is the time spent timing them.
 	Seconds float64 `json:"seconds"`
+	// ModelBytes is the memory the model itself needs to serve batches
+	// of Batch: its parameters as the engine holds them plus the
+	// activation arena at that batch, counted from the engine's buffers
+	// (infer.Program.Bytes). 0 where the engine cannot say.
+	ModelBytes int64 `json:"model_bytes,omitempty"`
+}
+
+// Engines and precisions of Serving.
+const (
+	// EngineInfer is distill's compiled CPU runtime (package infer),
+	// which serves FP32 and INT8 models alike.
+	EngineInfer   = "infer"
+	PrecisionFP32 = "fp32"
+	PrecisionINT8 = "int8"
+)
+
+// EngineLabel is how tables show the engine: "infer (INT8)"; "" when
+// the report predates the field.
+func (s *Serving) EngineLabel() string {
+	if s == nil || s.Engine == "" {
+		return ""
+	}
+	if s.Precision == "" {
+		return s.Engine
+	}
+	return s.Engine + " (" + strings.ToUpper(s.Precision) + ")"
+}
+
+// ModelBytesAt returns Throughput's ModelBytes at batch, or at the
+// largest batch measured when batch is 0; 0 when unknown.
+func (s *Serving) ModelBytesAt(batch int) int64 {
+	if s == nil || len(s.Throughput) == 0 {
+		return 0
+	}
+	if batch == 0 {
+		return s.Throughput[len(s.Throughput)-1].ModelBytes
+	}
+	for _, t := range s.Throughput {
+		if t.Batch == batch {
+			return t.ModelBytes
+		}
+	}
+	return 0
 }
 
 // Cost is what serving a model costs at the report's price.

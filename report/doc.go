@@ -51,9 +51,11 @@
 //
 // and on each measured model
 //
-//	"serving": {"latency_ms": {"p50": 1.2, "p95": 1.8, "p99": 3, "mean": 1.3}, "requests": 5000,
+//	"serving": {"engine": "infer", "precision": "fp32",
+//	            "latency_ms": {"p50": 1.2, "p95": 1.8, "p99": 3, "mean": 1.3}, "requests": 5000,
 //	            "throughput": [{"batch": 1, "requests_per_second": 800,
-//	                            "batch_latency_ms": {...}, "batches": 300, "seconds": 1}, ...],
+//	                            "batch_latency_ms": {...}, "batches": 300, "seconds": 1,
+//	                            "model_bytes": 4812800}, ...],
 //	            "peak_heap_bytes": 50331648, "peak_rss_bytes": 125829120, "threads": 4, "method": "..."},
 //	"cost": {"batch": 32, "requests_per_second": 3000, "latency_target_ms": 100, "within_target": true,
 //	         "usd_per_million": {"on_demand": 0.0165, "spot": 0.0063, "reserved": 0.0104},

@@ -147,24 +147,37 @@ func (r *Report) mdCostSection(rows []Model) string {
 			break
 		}
 	}
-	fmt.Fprintf(&b, "\n| Model | Latency p50 | p95 | p99 | Batch | Throughput | Peak heap | Peak RSS | $/1M on-demand | $/1M spot | $/1M reserved | Savings vs %s | Break-even |\n", cell(ref))
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	if r.EngineNote != "" {
+		b.WriteString("- **Engines differ:** " + inline(r.EngineNote) + "\n")
+	}
+	// Model memory is the model's own (parameters + activation arena at
+	// the priced batch); the process's peaks, dataset included, stay in
+	// report.json only, labelled as process-wide.
+	fmt.Fprintf(&b, "\n| Model | Engine | Latency p50 | p95 | p99 | Batch | Throughput | Model memory | $/1M on-demand | $/1M spot | $/1M reserved | Savings vs %s | Break-even |\n", cell(ref))
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	var methods []string
 	for _, m := range rows {
 		c := []string{cell(m.Name), "—", "—", "—", "—", "—", "—", "—", "—", "—", "—", "—", "—"}
 		if s := m.Serving; s != nil {
-			c[1], c[2], c[3] = FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P95), FormatMS(s.LatencyMS.P99)
-			c[6], c[7] = FormatBytes(s.PeakHeapBytes), FormatBytes(s.PeakRSSBytes)
+			if e := s.EngineLabel(); e != "" {
+				c[1] = cell(e)
+			}
+			c[2], c[3], c[4] = FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P95), FormatMS(s.LatencyMS.P99)
+			batch := 0
+			if m.Cost != nil {
+				batch = m.Cost.Batch
+			}
+			c[7] = FormatBytes(s.ModelBytesAt(batch))
 			if s.Method != "" && !slices.Contains(methods, s.Method) {
 				methods = append(methods, s.Method)
 			}
 		}
 		if k := m.Cost; k != nil {
-			c[4] = strconv.Itoa(k.Batch)
+			c[5] = strconv.Itoa(k.Batch)
 			if !k.WithinTarget {
-				c[4] += " (over target)"
+				c[5] += " (over target)"
 			}
-			c[5] = FormatCount(k.RequestsPerSecond) + "/s"
+			c[6] = FormatCount(k.RequestsPerSecond) + "/s"
 			for i, t := range Tiers {
 				if v := k.USDPerMillion.Get(t); v > 0 {
 					c[8+i] = FormatUSD(v)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/distill-dev/distill/internal/fileio"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/distill-dev/distill/internal/atomicfile"
@@ -38,6 +39,11 @@ type Report struct {
 	Price *Pricing `json:"price,omitempty"`
 	// TrainingCost is what the run's stages cost at Price.
 	TrainingCost *TrainingCost `json:"training_cost,omitempty"`
+	// EngineNote says why the models' serving figures come from more
+	// than one engine (e.g. INT8 models on the CPU runtime beside FP32
+	// ones on CUDA): figures from different engines compare the engines
+	// as much as the models, so a report that mixes them must say so.
+	EngineNote string `json:"engine_note,omitempty"`
 }
 
 // Dataset names the data and the number of examples in each split.
@@ -122,6 +128,9 @@ func (r *Report) validate() error {
 			m.Cost.numbers(fmt.Sprintf("model %q: cost.", m.Name), finite)
 		}
 	}
+	if err := r.checkEngines(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, s := range r.Stages {
 		finite(fmt.Sprintf("stage %q: seconds", s.Name), s.Seconds)
 	}
@@ -134,6 +143,28 @@ func (r *Report) validate() error {
 		r.TrainingCost.USD.numbers("training_cost.usd.", finite)
 	}
 	return errors.Join(errs...)
+}
+
+// checkEngines refuses models measured on different engines in a report
+// that does not say why (EngineNote).
+func (r *Report) checkEngines() error {
+	if strings.TrimSpace(r.EngineNote) != "" {
+		return nil
+	}
+	first := -1
+	for i, m := range r.Models {
+		if m.Serving == nil {
+			continue
+		}
+		if first < 0 {
+			first = i
+			continue
+		}
+		if a, b := r.Models[first].Serving.Engine, m.Serving.Engine; a != b {
+			return fmt.Errorf("model %q was measured on engine %q but model %q on %q: measure every model on one engine, or set engine_note to say why they differ", r.Models[first].Name, a, m.Name, b)
+		}
+	}
+	return nil
 }
 
 // encode returns the bytes WriteJSON writes.

@@ -330,12 +330,14 @@ func costed() *Report {
 	r.TrainingCost = &TrainingCost{Seconds: 465, USD: TierPrices{OnDemand: 0.023056, Spot: 0.008783, Reserved: 0.014518}}
 	serving := func(p50 float64, rps ...float64) *Serving {
 		s := &Serving{LatencyMS: Percentiles{P50: p50, P95: p50 * 1.5, P99: p50 * 2.5, Mean: p50 * 1.1}, Requests: 5000,
+			Engine: EngineInfer, Precision: PrecisionFP32,
 			PeakHeapBytes: 48 << 20, PeakRSSBytes: 120 << 20, Threads: 4, Method: "One client calling Forward back to back."}
 		for i, b := range []int{1, 8, 32} {
 			s.Throughput = append(s.Throughput, Throughput{Batch: b, RequestsPerSecond: rps[i],
 				BatchLatencyMS: Percentiles{P50: 1000 * float64(b) / rps[i], P95: 1200 * float64(b) / rps[i], P99: 1500 * float64(b) / rps[i], Mean: 1050 * float64(b) / rps[i]},
 				Batches:        300,
 				Seconds:        1,
+				ModelBytes:     int64(p50*(1<<20)) + int64(b)*4096,
 			})
 		}
 		return s
@@ -415,9 +417,9 @@ func TestCostContract(t *testing.T) {
 	m := doc["models"].([]any)[2].(map[string]any)
 	need("model", obj(m), "serving", "cost")
 	s := m["serving"].(map[string]any)
-	need("serving", obj(s), "latency_ms", "requests", "throughput", "peak_heap_bytes", "peak_rss_bytes", "threads", "method")
+	need("serving", obj(s), "latency_ms", "requests", "throughput", "engine", "precision", "peak_heap_bytes", "peak_rss_bytes", "threads", "method")
 	need("serving.latency_ms", obj(s["latency_ms"]), "p50", "p95", "p99", "mean")
-	need("serving.throughput[0]", obj(s["throughput"].([]any)[0]), "batch", "requests_per_second", "batch_latency_ms", "batches", "seconds")
+	need("serving.throughput[0]", obj(s["throughput"].([]any)[0]), "batch", "requests_per_second", "batch_latency_ms", "batches", "seconds", "model_bytes")
 	need("cost", obj(m["cost"]), "batch", "requests_per_second", "latency_target_ms", "usd_per_million", "within_target", "reference", "savings_percent", "training_usd", "break_even_requests")
 	// Unmeasured models have neither.
 	tiny := doc["models"].([]any)[4].(map[string]any)
@@ -449,6 +451,40 @@ func TestWriteJSONCostErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestWriteJSONMixedEngines: a report whose models were timed on
+// different engines is refused unless it says why, since its savings
+// would then measure the engines as much as the models.
+func TestWriteJSONMixedEngines(t *testing.T) {
+	r := costed()
+	r.Models[2].Serving.Engine = "gorgonia"
+	path := filepath.Join(t.TempDir(), "report.json")
+	err := r.WriteJSON(path)
+	if err == nil || !strings.Contains(err.Error(), `model "student-small" on "gorgonia"`) || !strings.Contains(err.Error(), "engine_note") {
+		t.Fatalf("WriteJSON of a report mixing engines: error %v, want one naming the models, the engines and engine_note", err)
+	}
+	// Precision is not an engine: INT8 and FP32 on the same runtime mix.
+	r = costed()
+	r.Models[2].Serving.Precision = PrecisionINT8
+	if err := r.WriteJSON(path); err != nil {
+		t.Errorf("FP32 and INT8 on one engine: %v", err)
+	}
+	r.Models[2].Serving.Engine = "gorgonia"
+	r.EngineNote = "the student was also timed on the training backend"
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatalf("mixed engines with a note: %v", err)
+	}
+	got, err := ReadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.EngineNote != r.EngineNote {
+		t.Errorf("engine_note read back as %q, want %q", got.EngineNote, r.EngineNote)
+	}
+	if !strings.Contains(got.Markdown(), r.EngineNote) {
+		t.Error("report.md does not show the engine note")
 	}
 }
 

@@ -49,6 +49,9 @@ type PackedF32 struct {
 	kcEff int       // k block actually used: K split evenly into ≤ kc blocks
 }
 
+// Bytes is the memory the packed panels hold.
+func (p *PackedF32) Bytes() int64 { return int64(cap(p.data)) * 4 }
+
 // PackF32 packs b, an [n, k] row-major matrix, for the best FP32
 // implementation within the limit (see SetLimit).
 func PackF32(b []float32, n, k int) *PackedF32 { return PackF32For(BestF32(), b, n, k) }

@@ -53,6 +53,11 @@ type PackedI8 struct {
 	sums []int32 // Σ_k B[j, k] per column
 }
 
+// Bytes is the memory the packed panels and column sums hold.
+func (p *PackedI8) Bytes() int64 {
+	return int64(cap(p.b8)) + int64(cap(p.b16))*2 + int64(cap(p.sums))*4
+}
+
 // PackI8 packs b, an [n, k] row-major int8 matrix, for the best INT8
 // implementation within the limit (see SetLimit).
 func PackI8(b []int8, n, k int) *PackedI8 { return PackI8For(BestI8(), b, n, k) }
