@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
 )
 
@@ -177,7 +178,16 @@ func role(m Model) string {
 // noise, the count kept.
 func compare(s, b Model, n int) string {
 	head := fmt.Sprintf("**%s** made %s errors", inline(s.Name), thousands(int64(s.Errors)))
-	acc := fmt.Sprintf("Accuracy %s vs %s (%+.2f points).", percent(s.Accuracy), percent(b.Accuracy), 100*(s.Accuracy-b.Accuracy))
+	acc := fmt.Sprintf("Accuracy %s vs %s (%+.2f points", percent(s.Accuracy), percent(b.Accuracy), 100*(s.Accuracy-b.Accuracy))
+	if n > 0 {
+		// Each accuracy's 95% Wilson interval, from the error count.
+		interval := func(m Model) string {
+			lo, hi := eval.Wilson(n-m.Errors, n)
+			return fmt.Sprintf("%.2f–%.2f%%", 100*lo, 100*hi)
+		}
+		acc += "; 95% intervals " + interval(s) + " and " + interval(b)
+	}
+	acc += ")."
 	base := "**" + inline(b.Name) + "**"
 	d := b.Errors - s.Errors
 	noise := ""
