@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/distill-dev/distill/cost"
+	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/report"
 )
@@ -110,11 +111,16 @@ type Row struct {
 	// requests; nil when either cost is unknown and for the baseline
 	// teacher itself.
 	Savings *float64
+	// SavingsWithinNoise marks a saving not larger than the noise of the
+	// two costs: the model's cost range overlaps the baseline teacher's
+	// (report.CostWithinNoise).
+	SavingsWithinNoise bool
 	// Reference marks the baseline teacher's row.
 	Reference bool
 	// Pareto marks a model on the accuracy–cost Pareto frontier: no
-	// other model is at least as accurate and cheaper, or more accurate
-	// and as cheap (on-demand cost per million requests).
+	// other model is clearly better on one of accuracy and on-demand
+	// cost per million requests without being clearly worse on the
+	// other (see ParetoFrontier).
 	Pareto bool
 }
 
@@ -185,10 +191,12 @@ func New(runs []Run, o Options) (*Comparison, error) {
 		}
 	}
 	var refCost float64
+	var ref *report.Cost
 	if base >= 0 {
 		t := runs[base].Report.Models[pricedTeacher(runs[base].Report)]
-		c.Baseline, c.Reference, refCost = runs[base].Name, t.Name, t.Cost.USDPerMillion.OnDemand
+		c.Baseline, c.Reference, refCost, ref = runs[base].Name, t.Name, t.Cost.USDPerMillion.OnDemand, t.Cost
 	}
+	tests := map[string]int{} // run name -> test-set size
 
 	for i, r := range runs {
 		models := slices.Clone(r.Report.Models)
@@ -201,14 +209,19 @@ func New(runs []Run, o Options) (*Comparison, error) {
 			if !row.Reference {
 				if s, ok := cost.SavingsPercent(refCost, row.USDPerMillion()); ok {
 					row.Savings = &s
+					row.SavingsWithinNoise = report.CostWithinNoise(m.Cost, ref)
 				}
 			}
 			c.Rows = append(c.Rows, row)
 		}
+		tests[r.Name] = r.Report.Dataset.Test
 	}
 	points := make([]Point, len(c.Rows))
 	for i, r := range c.Rows {
-		points[i] = Point{Cost: r.USDPerMillion(), Quality: r.Model.Accuracy}
+		points[i] = Point{Cost: r.USDPerMillion(), Quality: r.Model.Accuracy, N: tests[r.Run]}
+		if r.Model.Cost != nil {
+			points[i].CostLow, points[i].CostHigh = r.Model.Cost.Range()
+		}
 	}
 	for _, i := range ParetoFrontier(points) {
 		c.Rows[i].Pareto = true
@@ -226,17 +239,57 @@ func pricedTeacher(r *report.Report) int {
 	return -1
 }
 
-// Point is a model's cost (lower is better) and quality (higher is
-// better).
+// Point is a model's cost (lower is better) and quality (an accuracy,
+// higher is better), with the noise each is measured with.
 type Point struct {
 	Cost, Quality float64
+	// CostLow and CostHigh bound the cost's noise (report.Cost.Range);
+	// 0 means Cost alone.
+	CostLow, CostHigh float64
+	// N is the number of test examples Quality was measured on; 0
+	// (unknown) makes only equal qualities alike.
+	N int
+}
+
+// costRange returns p's cost range, Cost alone where none is known.
+func (p Point) costRange() (lo, hi float64) {
+	lo, hi = p.Cost, p.Cost
+	if p.CostLow > 0 {
+		lo = min(lo, p.CostLow)
+	}
+	if p.CostHigh > 0 {
+		hi = max(hi, p.CostHigh)
+	}
+	return lo, hi
+}
+
+// dominates reports whether a beats b: a is clearly better on cost or
+// quality and clearly worse on neither. Two costs are alike (neither
+// clearly better) when their ranges overlap, two qualities when a
+// two-proportion test cannot tell them apart (eval.SameAccuracy).
+func dominates(a, b Point) bool {
+	alo, ahi := a.costRange()
+	blo, bhi := b.costRange()
+	sameCost := alo <= bhi && blo <= ahi
+	sameQuality := eval.SameAccuracy(a.Quality, a.N, b.Quality, b.N)
+	cheaper := !sameCost && a.Cost < b.Cost
+	dearer := !sameCost && a.Cost > b.Cost
+	better := !sameQuality && a.Quality > b.Quality
+	worse := !sameQuality && a.Quality < b.Quality
+	return !dearer && !worse && (cheaper || better)
 }
 
 // ParetoFrontier returns the indexes of the points no other point
-// dominates, in increasing cost: a point is dominated when another is no
-// more costly and no less good, and strictly better in one of the two.
-// Points with an unknown (non-positive) cost are left out; of equal
-// points, only the first is kept.
+// dominates, in increasing cost (then decreasing quality, then input
+// order). A point is dominated when another is clearly better on cost
+// or quality and clearly worse on neither, differences within noise
+// counting as ties (see Point). So a model within noise of another on
+// both axes never takes the frontier from it: both stay on it or both
+// leave it, and points with equal figures always share a verdict, since
+// whether a point is dominated depends only on its figures. Without
+// noise bounds this is the usual frontier, except that equal points
+// are all kept. Points with an unknown (non-positive) cost are left
+// out.
 func ParetoFrontier(points []Point) []int {
 	var idx []int
 	for i, p := range points {
@@ -244,22 +297,26 @@ func ParetoFrontier(points []Point) []int {
 			idx = append(idx, i)
 		}
 	}
-	// Cheapest first; at equal cost, best first; then input order.
-	sort.SliceStable(idx, func(a, b int) bool {
-		pa, pb := points[idx[a]], points[idx[b]]
+	var front []int
+	for _, i := range idx {
+		dominated := false
+		for _, j := range idx {
+			if j != i && dominates(points[j], points[i]) {
+				dominated = true
+				break
+			}
+		}
+		if !dominated {
+			front = append(front, i)
+		}
+	}
+	sort.SliceStable(front, func(a, b int) bool {
+		pa, pb := points[front[a]], points[front[b]]
 		if pa.Cost != pb.Cost {
 			return pa.Cost < pb.Cost
 		}
 		return pa.Quality > pb.Quality
 	})
-	var front []int
-	for _, i := range idx {
-		// Every point before i is no more costly, so i is on the
-		// frontier exactly when it is better than all of them.
-		if len(front) == 0 || points[i].Quality > points[front[len(front)-1]].Quality {
-			front = append(front, i)
-		}
-	}
 	return front
 }
 

@@ -101,11 +101,13 @@ func TestNew(t *testing.T) {
 	}
 	// The CPU teacher is the reference, and is not on the frontier: the
 	// GPU teacher is cheaper and more accurate. The INT8 student is
-	// cheaper than the GPU student but less accurate: both are on it.
-	// The old run has no costs.
+	// cheaper than the GPU student and less accurate, but only by 31
+	// errors of 10,000, within noise (a 95% two-proportion test allows
+	// about 47): it takes the GPU student's place. The old run has no
+	// costs.
 	want := []string{
 		"mnist-cpu/teacher ref", "mnist-cpu/small saves", "mnist-cpu/small-baseline saves", "mnist-cpu/tiny ★ saves", "mnist-cpu/small-int8 ★ saves",
-		"mnist-gpu/teacher ★ saves", "mnist-gpu/small ★ saves",
+		"mnist-gpu/teacher ★ saves", "mnist-gpu/small saves",
 		"synthetic-old/teacher", "synthetic-old/tiny",
 	}
 	if !slices.Equal(got, want) {
@@ -173,6 +175,39 @@ func TestReprice(t *testing.T) {
 
 func near(a, b float64) bool { d := a - b; return d < 1e-12*b && -d < 1e-12*b }
 
+// TestParetoFrontierNoise checks the frontier with noise: differences
+// within the cost ranges or the accuracy test are ties, so neither of
+// two models alike on both axes takes the ★ from the other, while a
+// model clearly better on one axis and alike on the other still does.
+func TestParetoFrontierNoise(t *testing.T) {
+	const n = 10000
+	// pt is a model of cost c ± 5% and the given errors of n.
+	pt := func(c float64, errors int) Point {
+		return Point{Cost: c, CostLow: c * 0.95, CostHigh: c * 1.05, Quality: 1 - float64(errors)/n, N: n}
+	}
+	for _, tc := range []struct {
+		name   string
+		points []Point
+		want   []int
+	}{
+		// The twins: one teacher measured 2.6% cheaper by chance.
+		{"twins within noise keep both", []Point{pt(1, 158), pt(0.974, 158)}, []int{1, 0}},
+		{"cheaper within noise, accuracy within noise", []Point{pt(1, 158), pt(0.98, 170)}, []int{1, 0}},
+		{"clearly cheaper, accuracy within noise", []Point{pt(1, 158), pt(0.5, 170)}, []int{1}},
+		{"cost within noise, clearly more accurate", []Point{pt(1, 300), pt(1.02, 158)}, []int{1}},
+		{"clearly cheaper and clearly less accurate", []Point{pt(1, 158), pt(0.5, 300)}, []int{1, 0}},
+		// A third model beats both twins alike, or neither.
+		{"twins dominated together", []Point{pt(1, 300), pt(0.5, 158), pt(1, 300)}, []int{1}},
+		{"twins kept together", []Point{pt(1, 158), pt(2, 300), pt(1, 158)}, []int{0, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ParetoFrontier(tc.points); !slices.Equal(got, tc.want) {
+				t.Errorf("ParetoFrontier = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParetoFrontier(t *testing.T) {
 	p := func(c, q float64) Point { return Point{Cost: c, Quality: q} }
 	for _, tc := range []struct {
@@ -187,7 +222,8 @@ func TestParetoFrontier(t *testing.T) {
 		{"cheaper and better wins", []Point{p(2, 0.9), p(1, 0.95)}, []int{1}},
 		{"equal cost: the better", []Point{p(1, 0.8), p(1, 0.9)}, []int{1}},
 		{"equal quality: the cheaper", []Point{p(2, 0.9), p(1, 0.9)}, []int{1}},
-		{"duplicates: the first", []Point{p(1, 0.9), p(1, 0.9)}, []int{0}},
+		{"duplicates: both", []Point{p(1, 0.9), p(1, 0.9)}, []int{0, 1}},
+		{"duplicates dominated: neither", []Point{p(1, 0.9), p(0.5, 0.95), p(1, 0.9)}, []int{1}},
 		{"unknown cost left out", []Point{p(0, 0.99), p(-1, 1), p(5, 0.5)}, []int{2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -331,5 +367,64 @@ func TestEngines(t *testing.T) {
 	}
 	if strings.Contains(one.Markdown(), "Engines:") {
 		t.Error("a comparison on one engine warns about mixed engines")
+	}
+}
+
+// TestNewTwinTeachers is the case: the same teacher in two runs,
+// timed 2.6% apart by chance. The twin's saving keeps its number but is
+// within noise, and neither takes the ★ from the other; a student
+// clearly cheaper at the same accuracy takes it from both, and says its
+// saving plainly.
+func TestNewTwinTeachers(t *testing.T) {
+	const n = 10000
+	priced := func(name string, role report.Role, errors int, usd, lo, hi float64) report.Model {
+		return report.Model{Name: name, Role: role, Errors: errors, Accuracy: 1 - float64(errors)/n,
+			Cost: &report.Cost{Batch: 32, RequestsPerSecond: 1, WithinTarget: true, USDPerMillion: report.TierPrices{OnDemand: usd}, USDPerMillionLow: lo, USDPerMillionHigh: hi}}
+	}
+	run := func(path string, models ...report.Model) Run {
+		return Run{Path: path, Report: &report.Report{Dataset: report.Dataset{Name: "mnist", Test: n}, Models: models}}
+	}
+	for _, tc := range []struct {
+		name    string
+		runs    []Run
+		want    []string
+		noise   []bool
+		cheaper bool
+	}{
+		{"twins", []Run{
+			run("a", priced("teacher", report.RoleTeacher, 158, 0.000419, 0.000400, 0.000440)),
+			run("b", priced("teacher", report.RoleTeacher, 158, 0.000408, 0.000390, 0.000430)),
+		}, []string{"a/teacher ★", "b/teacher ★"}, []bool{false, true}, false},
+		{"twins and a cheaper student", []Run{
+			run("a", priced("teacher", report.RoleTeacher, 158, 0.000419, 0.000400, 0.000440)),
+			run("b", priced("teacher", report.RoleTeacher, 158, 0.000408, 0.000390, 0.000430), priced("small", report.RoleStudent, 170, 0.0001, 0.000095, 0.000105)),
+		}, []string{"a/teacher", "b/teacher", "b/small ★"}, []bool{false, true, false}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.runs, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			var noise []bool
+			for _, r := range c.Rows {
+				s := r.Run + "/" + r.Model.Name
+				if r.Pareto {
+					s += " ★"
+				}
+				got = append(got, s)
+				noise = append(noise, r.SavingsWithinNoise)
+			}
+			if !slices.Equal(got, tc.want) || !slices.Equal(noise, tc.noise) {
+				t.Errorf("rows %q, within noise %v; want %q, %v", got, noise, tc.want, tc.noise)
+			}
+			md := c.Markdown()
+			if !strings.Contains(md, "+2.6% (within noise)") {
+				t.Errorf("the twin's saving is not shown within noise:\n%s", md)
+			}
+			if tc.cheaper && !strings.Contains(md, "| +76.1% | ★ |") {
+				t.Errorf("the student's clear saving is not shown plainly:\n%s", md)
+			}
+		})
 	}
 }

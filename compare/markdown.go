@@ -79,7 +79,11 @@ func (c *Comparison) modelsTable() table {
 			row[6], row[7] = report.FormatMS(s.LatencyMS.P50), report.FormatMS(s.LatencyMS.P99)
 		}
 		if k := m.Cost; k != nil {
-			row[8] = report.FormatCount(k.RequestsPerSecond) + "/s at batch " + strconv.Itoa(k.Batch)
+			row[8] = report.FormatCount(k.RequestsPerSecond) + "/s"
+			if sp := report.FormatSpread(k.RequestsPerSecond, k.RequestsPerSecondMin, k.RequestsPerSecondMax); sp != "" {
+				row[8] += " (" + sp + ")"
+			}
+			row[8] += " at batch " + strconv.Itoa(k.Batch)
 			if !k.WithinTarget {
 				row[8] += " (over target)"
 			}
@@ -94,6 +98,9 @@ func (c *Comparison) modelsTable() table {
 			row[12] = "baseline"
 		case r.Savings != nil:
 			row[12] = report.FormatPercent(*r.Savings)
+			if r.SavingsWithinNoise {
+				row[12] += " (" + report.WithinNoise + ")"
+			}
 		}
 		if r.Pareto {
 			row[13] = "★"
@@ -149,7 +156,7 @@ func (c *Comparison) intro() []string {
 	} else {
 		out = append(out, "No run has a teacher with a measured serving cost, so there are no savings to show.")
 	}
-	out = append(out, "★ marks the Pareto frontier: the models that no other model beats on both accuracy and on-demand cost per million requests.")
+	out = append(out, "★ marks the Pareto frontier: the models that no other model beats on accuracy or on-demand cost per million requests while doing no worse on the other. Differences within noise are ties: costs whose ranges over the timing windows overlap (the ± after a throughput), and accuracies a two-proportion test at 95% cannot tell apart; a saving within noise says so.")
 	out = append(out, "Each run is priced at its own machine's prices (see Runs); costs are at the batch size with the highest throughput whose p99 batch latency meets the run's latency target.")
 	return out
 }

@@ -24,11 +24,14 @@ func sweep(overheadMS, perExampleMS float64, heapMiB int64, engine, precision st
 	s := &report.Serving{
 		LatencyMS: pct(overheadMS + perExampleMS), Requests: 4000, Engine: engine, Precision: precision,
 		PeakHeapBytes: heapMiB << 20, PeakRSSBytes: (heapMiB + 40) << 20, Threads: 4,
-		Method: "One client calling Forward back to back (GOMAXPROCS=4) on uniform random inputs in [0, 1) (seed 0), after 100ms of warm-up (at least 2 calls) before each measurement. Latency: batch-1 requests timed one by one for 1s (at least 100 requests), nearest-rank percentiles. Throughput: batch sizes 1, 8, 32, 128, 256, each timed for 1s in 3 windows, median window reported. Peak heap: runtime/metrics /memory/classes/heap/objects:bytes sampled every 5ms after a GC; peak RSS: VmHWM of /proc/self/status, reset before measuring.",
+		Method: "One client calling Forward back to back (GOMAXPROCS=4) on uniform random inputs in [0, 1) (seed 0), after 100ms of warm-up (at least 2 calls) before each measurement. Latency: batch-1 requests timed one by one for 1s (at least 100 requests), nearest-rank percentiles. Throughput: batch sizes 1, 8, 32, 128, 256, each timed for 1s in 3 windows, median window reported with the slowest and fastest as its spread. Peak heap: runtime/metrics /memory/classes/heap/objects:bytes sampled every 5ms after a GC; peak RSS: VmHWM of /proc/self/status, reset before measuring.",
 	}
 	for _, n := range cost.DefaultBatches {
 		ms := overheadMS + float64(n)*perExampleMS
-		tp := report.Throughput{Batch: n, RequestsPerSecond: float64(n) / ms * 1000, BatchLatencyMS: pct(ms), Batches: int(1000 / ms), Seconds: 1}
+		rps := float64(n) / ms * 1000
+		// The timing windows spread ±2% about the median.
+		tp := report.Throughput{Batch: n, RequestsPerSecond: rps, BatchLatencyMS: pct(ms), Batches: int(1000 / ms), Seconds: 1,
+			RequestsPerSecondMin: 0.98 * rps, RequestsPerSecondMax: 1.02 * rps}
 		if engine == report.EngineInfer {
 			tp.ModelBytes = weightBytes + int64(n)*4096
 		}

@@ -190,6 +190,12 @@ func Apply(r *report.Report, o Options) error {
 			Batch: p.Batch, RequestsPerSecond: p.RequestsPerSecond, LatencyTargetMS: targetMS, WithinTarget: within,
 			USDPerMillion: perTier(hourly, func(usd float64) float64 { return PerMillion(usd, p.RequestsPerSecond) }),
 			TrainingUSD:   TrainingUSD(m.TrainSeconds, hourly.OnDemand),
+			// The fastest window gives the low end of the cost, the
+			// slowest the high end; 0 (unknown) without a spread.
+			RequestsPerSecondMin: p.RequestsPerSecondMin,
+			RequestsPerSecondMax: p.RequestsPerSecondMax,
+			USDPerMillionLow:     PerMillion(hourly.OnDemand, p.RequestsPerSecondMax),
+			USDPerMillionHigh:    PerMillion(hourly.OnDemand, p.RequestsPerSecondMin),
 		}
 	}
 	if ref < 0 || r.Models[ref].Cost == nil {

@@ -315,3 +315,49 @@ func costString(c *report.Cost) string {
 	}
 	return fmt.Sprintf("%+v savings=%s break-even=%s", *c, opt(c.SavingsPercent), opt(c.BreakEvenRequests))
 }
+
+// TestApplySpread checks that Apply turns the priced batch's slowest and
+// fastest windows into the cost's range, and that an identical twin's
+// saving is within noise while a clearly cheaper model's is not.
+func TestApplySpread(t *testing.T) {
+	table, err := ParsePrices("test", []byte(testPrices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread := func(rps, lo, hi float64) []report.Throughput {
+		p := point(8, rps, 50)
+		p.RequestsPerSecondMin, p.RequestsPerSecondMax = lo, hi
+		return []report.Throughput{p}
+	}
+	r := &report.Report{Device: "cpu", Models: []report.Model{
+		{Name: "teacher", Role: report.RoleTeacher, Serving: &report.Serving{Throughput: spread(200, 190, 210)}},
+		{Name: "twin", Role: report.RoleTeacher, Serving: &report.Serving{Throughput: spread(205, 195, 215)}},
+		{Name: "student", Role: report.RoleStudent, Serving: &report.Serving{Throughput: spread(2000, 1900, 2100)}},
+		{Name: "old", Role: report.RoleBaseline, Serving: &report.Serving{Throughput: spread(200, 0, 0)}},
+	}}
+	if err := Apply(r, Options{Prices: table, Machine: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	// $0.18/h: $0.25 per million at 200/s; the fastest window (210/s)
+	// gives the low end, the slowest (190/s) the high end.
+	c := r.Models[0].Cost
+	if c.RequestsPerSecondMin != 190 || c.RequestsPerSecondMax != 210 || !near(c.USDPerMillionLow, 0.18/(3600*210)*1e6) || !near(c.USDPerMillionHigh, 0.18/(3600*190)*1e6) {
+		t.Errorf("teacher's cost spread: %s", costString(c))
+	}
+	if lo, hi := c.Range(); !(lo < c.USDPerMillion.OnDemand && c.USDPerMillion.OnDemand < hi) {
+		t.Errorf("teacher's range [%v, %v] does not hold its cost %v", lo, hi, c.USDPerMillion.OnDemand)
+	}
+	for _, tc := range []struct {
+		i    int
+		want bool
+	}{{1, true}, {2, false}, {3, true}} {
+		m := r.Models[tc.i]
+		if got := report.CostWithinNoise(m.Cost, c); got != tc.want {
+			t.Errorf("%s: within noise of the teacher = %v, want %v (%s)", m.Name, got, tc.want, costString(m.Cost))
+		}
+	}
+	// Without a recorded spread only the figure itself is known.
+	if o := r.Models[3].Cost; o.USDPerMillionLow != 0 || o.USDPerMillionHigh != 0 {
+		t.Errorf("a spread made up for a point without one: %s", costString(o))
+	}
+}

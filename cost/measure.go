@@ -324,9 +324,13 @@ func (m *meter) measure(ctx context.Context, o MeasureOptions) (Serving, error) 
 		s.Throughput = append(s.Throughput, report.Throughput{
 			Batch:             n,
 			RequestsPerSecond: median(rates),
-			BatchLatencyMS:    Summarize(calls),
-			Batches:           len(calls),
-			Seconds:           total.Seconds(),
+			// The slowest and fastest windows bound the noise the median
+			// is subject to; verdicts compare figures against it.
+			RequestsPerSecondMin: slices.Min(rates),
+			RequestsPerSecondMax: slices.Max(rates),
+			BatchLatencyMS:       Summarize(calls),
+			Batches:              len(calls),
+			Seconds:              total.Seconds(),
 		})
 	}
 	return s, nil
@@ -378,7 +382,7 @@ func describe(o MeasureOptions, rssReset, rssKnown bool) string {
 	}
 	fmt.Fprintf(&b, "One client calling Forward back to back (GOMAXPROCS=%d) on %s, after %s of warm-up (at least 2 calls) before each measurement. ", runtime.GOMAXPROCS(0), input, o.Warmup)
 	fmt.Fprintf(&b, "Latency: batch-1 requests timed one by one for %s (at least %d requests), nearest-rank percentiles. ", o.LatencyDuration, o.MinRequests)
-	fmt.Fprintf(&b, "Throughput: batch sizes %s, each timed for %s in %d windows, median window reported. ", strings.Join(batches, ", "), o.Duration, o.Repeats)
+	fmt.Fprintf(&b, "Throughput: batch sizes %s, each timed for %s in %d windows, median window reported with the slowest and fastest as its spread. ", strings.Join(batches, ", "), o.Duration, o.Repeats)
 	b.WriteString("Model memory: the engine's parameters plus its activation arena at each batch size, where the engine reports it. Process-wide peak heap: runtime/metrics " + heapMetric + " sampled every 5ms after a GC")
 	switch {
 	case rssKnown && rssReset:

@@ -81,6 +81,10 @@ func TestMeasure(t *testing.T) {
 		if p.RequestsPerSecond <= 0 || p.Batches < DefaultRepeats || p.Seconds <= 0 {
 			t.Errorf("batch %d: %+v", p.Batch, p)
 		}
+		// The median window lies within the slowest and fastest.
+		if !(p.RequestsPerSecondMin > 0 && p.RequestsPerSecondMin <= p.RequestsPerSecond && p.RequestsPerSecond <= p.RequestsPerSecondMax) {
+			t.Errorf("batch %d: median %v requests/s outside its spread [%v, %v]", p.Batch, p.RequestsPerSecond, p.RequestsPerSecondMin, p.RequestsPerSecondMax)
+		}
 		// The rate cannot exceed what the fastest call allows, nor fall
 		// below what the slowest allows (times the loop's own overhead).
 		if limit := float64(p.Batch) / (b.P50 / 1000) * 100; p.RequestsPerSecond > limit {

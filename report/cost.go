@@ -111,6 +111,12 @@ type Throughput struct {
 	// activation arena at that batch, counted from the engine's buffers
 	// (infer.Program.Bytes). 0 where the engine cannot say.
 	ModelBytes int64 `json:"model_bytes,omitempty"`
+	// RequestsPerSecondMin and RequestsPerSecondMax are the slowest and
+	// fastest window's throughput: the spread RequestsPerSecond, their
+	// median, is subject to. 0 in reports written before they were
+	// recorded.
+	RequestsPerSecondMin float64 `json:"requests_per_second_min,omitempty"`
+	RequestsPerSecondMax float64 `json:"requests_per_second_max,omitempty"`
 }
 
 // Engines and precisions of Serving.
@@ -158,11 +164,22 @@ type Cost struct {
 	Batch int `json:"batch"`
 	// RequestsPerSecond is the measured throughput at Batch.
 	RequestsPerSecond float64 `json:"requests_per_second"`
+	// RequestsPerSecondMin and RequestsPerSecondMax are the slowest and
+	// fastest window's throughput at Batch (see Throughput); 0 when not
+	// recorded.
+	RequestsPerSecondMin float64 `json:"requests_per_second_min,omitempty"`
+	RequestsPerSecondMax float64 `json:"requests_per_second_max,omitempty"`
 	// LatencyTargetMS is the latency target Batch was chosen under.
 	LatencyTargetMS float64 `json:"latency_target_ms"`
 	// USDPerMillion is the price of serving one million requests at each
 	// tier: price per hour ÷ (3600 × RequestsPerSecond) × 10⁶.
 	USDPerMillion TierPrices `json:"usd_per_million"`
+	// USDPerMillionLow and USDPerMillionHigh are the on-demand cost per
+	// million requests at the fastest and the slowest window's
+	// throughput: the range USDPerMillion.OnDemand is measured within
+	// (see WithinNoise). 0 when the spread was not recorded.
+	USDPerMillionLow  float64 `json:"usd_per_million_low,omitempty"`
+	USDPerMillionHigh float64 `json:"usd_per_million_high,omitempty"`
 	// WithinTarget is false when no batch size met the latency target;
 	// Batch is then 1, the lowest-latency choice, and the cost is that
 	// of missing the target.
@@ -244,6 +261,8 @@ func (s *Serving) numbers(prefix string, check func(string, float64)) {
 		p := fmt.Sprintf("%sthroughput[batch %d].", prefix, t.Batch)
 		check(p+"requests_per_second", t.RequestsPerSecond)
 		check(p+"seconds", t.Seconds)
+		check(p+"requests_per_second_min", t.RequestsPerSecondMin)
+		check(p+"requests_per_second_max", t.RequestsPerSecondMax)
 		t.BatchLatencyMS.numbers(p+"batch_latency_ms.", check)
 	}
 }
@@ -251,6 +270,10 @@ func (s *Serving) numbers(prefix string, check func(string, float64)) {
 func (c *Cost) numbers(prefix string, check func(string, float64)) {
 	check(prefix+"requests_per_second", c.RequestsPerSecond)
 	check(prefix+"latency_target_ms", c.LatencyTargetMS)
+	check(prefix+"requests_per_second_min", c.RequestsPerSecondMin)
+	check(prefix+"requests_per_second_max", c.RequestsPerSecondMax)
+	check(prefix+"usd_per_million_low", c.USDPerMillionLow)
+	check(prefix+"usd_per_million_high", c.USDPerMillionHigh)
 	c.USDPerMillion.numbers(prefix+"usd_per_million.", check)
 	check(prefix+"training_usd", c.TrainingUSD)
 	if c.SavingsPercent != nil {

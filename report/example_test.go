@@ -41,7 +41,7 @@ func ExampleReport_Markdown() {
 	//
 	// ## Distillation vs baseline
 	//
-	// - **student** made 10 errors, 10 fewer than its baseline **baseline** (20): distillation cut errors by 50.0%. Accuracy 95.00% vs 90.00% (+5.00 points).
+	// - **student** made 10 errors, 10 fewer than its baseline **baseline** (20): distillation cut errors by 50.0%, within noise. Accuracy 95.00% vs 90.00% (+5.00 points; 95% intervals 91.04–97.26% and 85.06–93.43%).
 	//
 	// ## Stages
 	//

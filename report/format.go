@@ -178,6 +178,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 				c[5] += " (over target)"
 			}
 			c[6] = FormatCount(k.RequestsPerSecond) + "/s"
+			if sp := FormatSpread(k.RequestsPerSecond, k.RequestsPerSecondMin, k.RequestsPerSecondMax); sp != "" {
+				c[6] += " (" + sp + ")"
+			}
 			for i, t := range Tiers {
 				if v := k.USDPerMillion.Get(t); v > 0 {
 					c[8+i] = FormatUSD(v)
@@ -185,6 +188,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 			}
 			if k.SavingsPercent != nil {
 				c[11] = FormatPercent(*k.SavingsPercent)
+				if CostWithinNoise(k, r.cost(k.Reference)) {
+					c[11] += " (" + WithinNoise + ")"
+				}
 			}
 			switch {
 			case k.BreakEvenRequests != nil:
@@ -236,6 +242,16 @@ func (r *Report) mdCostSection(rows []Model) string {
 		b.WriteString("\nMethod: " + inline(m) + "\n")
 	}
 	return b.String()
+}
+
+// cost returns the Cost of the model named name, nil if none has one.
+func (r *Report) cost(name string) *Cost {
+	for i := range r.Models {
+		if r.Models[i].Name == name {
+			return r.Models[i].Cost
+		}
+	}
+	return nil
 }
 
 // tierName is how tables name a pricing tier.

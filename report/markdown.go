@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/internal/atomicfile"
 )
 
@@ -63,7 +64,7 @@ func (r *Report) Markdown() string {
 	if len(pairs) > 0 {
 		b.WriteString("\n## Distillation vs baseline\n\n")
 		for _, p := range pairs {
-			b.WriteString("- " + compare(p[0], p[1]) + "\n")
+			b.WriteString("- " + compare(p[0], p[1], r.Dataset.Test) + "\n")
 		}
 	}
 
@@ -171,23 +172,39 @@ func role(m Model) string {
 	return string(m.Role) + " (" + strings.Join(opts, ", ") + ")"
 }
 
-// compare states how a student fared against its baseline.
-func compare(s, b Model) string {
+// compare states how a student fared against its baseline, both scored
+// on the n test examples: a difference in errors that a two-proportion
+// test does not tell from chance (AccuracyWithinNoise) is called within
+// noise, the count kept.
+func compare(s, b Model, n int) string {
 	head := fmt.Sprintf("**%s** made %s errors", inline(s.Name), thousands(int64(s.Errors)))
-	acc := fmt.Sprintf("Accuracy %s vs %s (%+.2f points).", percent(s.Accuracy), percent(b.Accuracy), 100*(s.Accuracy-b.Accuracy))
+	acc := fmt.Sprintf("Accuracy %s vs %s (%+.2f points", percent(s.Accuracy), percent(b.Accuracy), 100*(s.Accuracy-b.Accuracy))
+	if n > 0 {
+		// Each accuracy's 95% Wilson interval, from the error count.
+		interval := func(m Model) string {
+			lo, hi := eval.Wilson(n-m.Errors, n)
+			return fmt.Sprintf("%.2f–%.2f%%", 100*lo, 100*hi)
+		}
+		acc += "; 95% intervals " + interval(s) + " and " + interval(b)
+	}
+	acc += ")."
 	base := "**" + inline(b.Name) + "**"
 	d := b.Errors - s.Errors
+	noise := ""
+	if d != 0 && AccuracyWithinNoise(s, n, b, n) {
+		noise = ", " + WithinNoise
+	}
 	switch {
 	case d == 0:
 		return fmt.Sprintf("%s, as many as its baseline %s. %s", head, base, acc)
 	case b.Errors == 0:
-		return fmt.Sprintf("%s, %s more than its baseline %s, which made none. %s", head, thousands(int64(-d)), base, acc)
+		return fmt.Sprintf("%s, %s more than its baseline %s, which made none%s. %s", head, thousands(int64(-d)), base, noise, acc)
 	case d > 0:
-		return fmt.Sprintf("%s, %s fewer than its baseline %s (%s): distillation cut errors by %.1f%%. %s",
-			head, thousands(int64(d)), base, thousands(int64(b.Errors)), 100*float64(d)/float64(b.Errors), acc)
+		return fmt.Sprintf("%s, %s fewer than its baseline %s (%s): distillation cut errors by %.1f%%%s. %s",
+			head, thousands(int64(d)), base, thousands(int64(b.Errors)), 100*float64(d)/float64(b.Errors), noise, acc)
 	default:
-		return fmt.Sprintf("%s, %s more than its baseline %s (%s): distillation added %.1f%% errors. %s",
-			head, thousands(int64(-d)), base, thousands(int64(b.Errors)), 100*float64(-d)/float64(b.Errors), acc)
+		return fmt.Sprintf("%s, %s more than its baseline %s (%s): distillation added %.1f%% errors%s. %s",
+			head, thousands(int64(-d)), base, thousands(int64(b.Errors)), 100*float64(-d)/float64(b.Errors), noise, acc)
 	}
 }
 

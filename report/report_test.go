@@ -285,8 +285,36 @@ func TestCompare(t *testing.T) {
 		{0, 0, "as many as its baseline"},
 		{0, 5, "5 fewer than its baseline **b** (5): distillation cut errors by 100.0%"},
 	} {
-		got := compare(Model{Name: "s", Errors: tc.s, Accuracy: 0.9}, Model{Name: "b", Errors: tc.b, Accuracy: 0.8})
-		if !strings.Contains(got, tc.want) || !strings.Contains(got, "(+10.00 points)") {
+		// An unknown test-set size (0) leaves only the counts to judge.
+		got := compare(Model{Name: "s", Errors: tc.s, Accuracy: 0.9}, Model{Name: "b", Errors: tc.b, Accuracy: 0.8}, 0)
+		if !strings.Contains(got, tc.want) || !strings.Contains(got, "(+10.00 points)") || strings.Contains(got, WithinNoise) {
+			t.Errorf("compare(%d, %d) = %q, want it to contain %q and no noise verdict", tc.s, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestCompareNoise checks the noise verdict of "distillation added N
+// errors": a difference a two-proportion test cannot tell from chance
+// keeps its count and says so; a clear one does not.
+func TestCompareNoise(t *testing.T) {
+	const n = 10000
+	m := func(name string, errors int) Model {
+		return Model{Name: name, Errors: errors, Accuracy: 1 - float64(errors)/n}
+	}
+	for _, tc := range []struct {
+		s, b  int
+		want  string
+		noise bool
+	}{
+		{228, 220, "8 more than its baseline **b** (220): distillation added 3.6% errors, within noise. Accuracy", true},
+		{220, 228, "8 fewer than its baseline **b** (228): distillation cut errors by 3.5%, within noise. Accuracy", true},
+		{164, 228, "64 fewer than its baseline **b** (228): distillation cut errors by 28.1%. Accuracy", false},
+		{300, 220, "80 more than its baseline **b** (220): distillation added 36.4% errors. Accuracy", false},
+		{3, 0, "3 more than its baseline **b**, which made none, within noise.", true},
+		{228, 228, "as many as its baseline **b**. Accuracy 97.72% vs 97.72% (+0.00 points; 95% intervals 97.41–97.99% and 97.41–97.99%).", false},
+	} {
+		got := compare(m("s", tc.s), m("b", tc.b), n)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, WithinNoise) != tc.noise {
 			t.Errorf("compare(%d, %d) = %q, want it to contain %q", tc.s, tc.b, got, tc.want)
 		}
 	}
@@ -349,11 +377,15 @@ func costed() *Report {
 	r.Models[2].Serving = serving(0.05, 20000, 90000, 150000)
 	r.Models[2].Cost = &Cost{Batch: 32, RequestsPerSecond: 150000, LatencyTargetMS: 100, WithinTarget: true,
 		USDPerMillion: TierPrices{OnDemand: 0.000331, Spot: 0.000126, Reserved: 0.000208}, TrainingUSD: 0.002591,
-		Reference: "teacher", SavingsPercent: f(98), BreakEvenRequests: f(160000)}
+		Reference: "teacher", SavingsPercent: f(98), BreakEvenRequests: f(160000),
+		RequestsPerSecondMin: 130000, RequestsPerSecondMax: 160000, USDPerMillionLow: 0.000309896, USDPerMillionHigh: 0.000381410}
+	r.Models[2].Serving.Throughput[2].RequestsPerSecondMin, r.Models[2].Serving.Throughput[2].RequestsPerSecondMax = 130000, 160000
 	r.Models[0].Serving = serving(0.05, 21000, 91000, 140000)
 	r.Models[0].Cost = &Cost{Batch: 32, RequestsPerSecond: 140000, LatencyTargetMS: 100, WithinTarget: true,
 		USDPerMillion: TierPrices{OnDemand: 0.000354, Spot: 0.000135, Reserved: 0.000223}, TrainingUSD: 0.002008,
-		Reference: "teacher", SavingsPercent: f(97.86), BreakEvenRequests: f(124200)}
+		Reference: "teacher", SavingsPercent: f(97.86), BreakEvenRequests: f(124200),
+		RequestsPerSecondMin: 135000, RequestsPerSecondMax: 145000, USDPerMillionLow: 0.000341954, USDPerMillionHigh: 0.000367284}
+	r.Models[0].Serving.Throughput[2].RequestsPerSecondMin, r.Models[0].Serving.Throughput[2].RequestsPerSecondMax = 135000, 145000
 	// A model slower than the teacher, missing the target, and one not
 	// measured at all.
 	r.Models[3].Serving = serving(150, 6, 7, 7.5)
@@ -521,4 +553,59 @@ func TestFormatNumbers(t *testing.T) {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
 	}
+}
+
+// TestSavingsNoise checks the savings column's noise verdict: a saving
+// whose cost range overlaps the reference's keeps its number and says
+// "within noise"; a clear one does not; twins get the same verdict.
+func TestSavingsNoise(t *testing.T) {
+	const hourly = 0.1785
+	perM := func(rps float64) float64 { return hourly / (3600 * rps) * 1e6 }
+	mk := func(name string, rps, lo, hi float64) Model {
+		c := &Cost{Batch: 32, RequestsPerSecond: rps, LatencyTargetMS: 100, WithinTarget: true,
+			USDPerMillion:        TierPrices{OnDemand: perM(rps)},
+			RequestsPerSecondMin: lo, RequestsPerSecondMax: hi, USDPerMillionLow: perM(hi), USDPerMillionHigh: perM(lo)}
+		return Model{Name: name, Role: RoleTeacher, Cost: c}
+	}
+	ref := mk("teacher", 100000, 97000, 103000)
+	twin := mk("twin", 102670, 99000, 105000)   // 2.6% cheaper, ranges overlap
+	twin2 := mk("twin2", 102670, 99000, 105000) // the same figure again
+	fast := mk("fast", 200000, 195000, 205000)  // clearly cheaper
+	r := &Report{Recipe: "noise", Models: []Model{ref, twin, twin2, fast}}
+	if err := cost(r); err != nil {
+		t.Fatal(err)
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| twin | — | — | — | — | 32 | 102,670/s (±2.9%) |",
+		"+2.6% (within noise) |",
+		"| fast | — | — | — | — | 32 | 200,000/s (±2.5%) |",
+		"+50.0% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(md, "\n") {
+		if name, rest, ok := strings.Cut(strings.TrimPrefix(line, "| "), " |"); ok && strings.Contains(rest, "$") {
+			rows[name] = rest
+		}
+	}
+	if rows["twin"] == "" || rows["twin"] != rows["twin2"] {
+		t.Errorf("the twins' cost rows differ:\n%s\n%s", rows["twin"], rows["twin2"])
+	}
+}
+
+// cost fills in the savings of r's models against its first model, as
+// cost.Apply does (package cost cannot be imported here).
+func cost(r *Report) error {
+	ref := r.Models[0]
+	for i := 1; i < len(r.Models); i++ {
+		c := r.Models[i].Cost
+		c.Reference = ref.Name
+		s := 100 * (ref.Cost.USDPerMillion.OnDemand - c.USDPerMillion.OnDemand) / ref.Cost.USDPerMillion.OnDemand
+		c.SavingsPercent = &s
+	}
+	return r.validate()
 }
