@@ -320,7 +320,7 @@ func LoadSafetensorsWeights(path string, spec Spec) (Weights, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("model: load %s: %w", path, err)
 	}
-	ps, err := spec.Params()
+	ps, err := spec.Tensors()
 	if err != nil {
 		return nil, fmt.Errorf("model: load %s: %w", path, err)
 	}
@@ -345,6 +345,11 @@ func LoadSafetensorsWeights(path string, spec Spec) (Weights, error) {
 			continue
 		}
 		p, ok := want[name]
+		if bn, isCounter := strings.CutSuffix(name, ".num_batches_tracked"); !ok && isCounter {
+			if l, _, found := spec.Layer(bn); found && l.Kind == KindBatchNorm {
+				continue // PyTorch's batchnorm counter; see batchNormBuffers
+			}
+		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("tensor %q is not a parameter of the spec", full))
 			continue
