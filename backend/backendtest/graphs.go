@@ -63,15 +63,13 @@ func RandomizeBatchNorm(spec model.Spec, w model.Weights, seed uint64) {
 		if l.Kind != model.KindBatchNorm {
 			continue
 		}
-		for suffix, draw := range map[string]func() float64{
-			".weight":       func() float64 { return 0.5 + rng.Float64() },
-			".bias":         func() float64 { return rng.Float64() - 0.5 },
-			".running_mean": func() float64 { return rng.Float64() - 0.5 },
-			".running_var":  func() float64 { return 0.5 + 1.5*rng.Float64() },
-		} {
-			t := w[l.Name+suffix]
+		for _, r := range []struct {
+			suffix    string
+			lo, width float64
+		}{{".weight", 0.5, 1}, {".bias", -0.5, 1}, {".running_mean", -0.5, 1}, {".running_var", 0.5, 1.5}} {
+			t := w[l.Name+r.suffix]
 			for i := range t.Data {
-				t.Data[i] = float32(draw())
+				t.Data[i] = float32(r.lo + r.width*rng.Float64())
 			}
 		}
 	}
