@@ -112,8 +112,10 @@ type Options struct {
 	// Prices is the price table; nil means DefaultPrices().
 	Prices *Table
 	// Machine is the table entry the models are priced at: the machine
-	// type they would be served and trained on. "" means
-	// DefaultMachine(report's device).
+	// type they would be served and trained on. "" means the entry that
+	// matches the hardware the report was measured on (Table.Match; an
+	// error wrapping ErrNoPriceMatch when none does), or, for a report
+	// that does not record it, DefaultMachine(report's device).
 	Machine string
 	// LatencyTarget bounds the p99 batch latency of the batch size each
 	// model is priced at; 0 means DefaultLatencyTarget.
@@ -121,6 +123,19 @@ type Options struct {
 	// Reference names the model savings are relative to; "" means the
 	// report's first teacher.
 	Reference string
+}
+
+// chooseMachine returns the entry Apply prices r at and how it was
+// chosen (see Options.Machine).
+func chooseMachine(t *Table, r *report.Report, named string) (machine, chosen string, err error) {
+	switch {
+	case named != "":
+		return named, "named by the user", nil
+	case r.Machine != nil:
+		return t.Match(*r.Machine)
+	}
+	m := DefaultMachine(r.Device)
+	return m, "assumed: the report does not record the hardware it was measured on", nil
 }
 
 // Apply prices every model of r that has serving measurements and sets
@@ -136,9 +151,9 @@ func Apply(r *report.Report, o Options) error {
 	if t == nil {
 		t = DefaultPrices()
 	}
-	machine := o.Machine
-	if machine == "" {
-		machine = DefaultMachine(r.Device)
+	machine, chosen, err := chooseMachine(t, r, o.Machine)
+	if err != nil {
+		return err
 	}
 	price, err := t.Lookup(machine)
 	if err != nil {
@@ -166,7 +181,7 @@ func Apply(r *report.Report, o Options) error {
 	}
 
 	r.Price = &report.Pricing{
-		Machine: machine, Description: price.Description, Currency: t.Currency,
+		Machine: machine, Chosen: chosen, Description: price.Description, Currency: t.Currency,
 		USDPerHour: hourly, Source: price.Source, AsOf: price.AsOf, Table: t.Name,
 		LatencyTargetMS: targetMS,
 	}

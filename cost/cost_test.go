@@ -1,6 +1,7 @@
 package cost
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -260,8 +261,22 @@ func TestApplyDefaults(t *testing.T) {
 	}
 	r = priced()
 	r.Device = "cuda:0"
-	if err := Apply(r, Options{}); err != nil || r.Price.Machine != DefaultGPUMachine {
-		t.Errorf("GPU report priced as %v (%v)", r.Price.Machine, err)
+	if err := Apply(r, Options{}); err != nil || r.Price.Machine != DefaultGPUMachine || !strings.HasPrefix(r.Price.Chosen, "assumed") {
+		t.Errorf("GPU report priced as %v, %q (%v)", r.Price.Machine, r.Price.Chosen, err)
+	}
+	// A report that records its hardware is priced at the matching entry,
+	// and one whose hardware nothing matches is an error, not a guess.
+	r = priced()
+	r.Machine = &report.Machine{Device: "cuda:0", GPU: "NVIDIA H100 80GB HBM3"}
+	if err := Apply(r, Options{}); err != nil || r.Price.Machine != "aws-h100-80gb" || !strings.Contains(r.Price.Chosen, "H100") {
+		t.Errorf("H100 report priced as %v, %q (%v)", r.Price.Machine, r.Price.Chosen, err)
+	}
+	r.Machine.GPU = "NVIDIA GeForce RTX 4090"
+	if err := Apply(r, Options{}); !errors.Is(err, ErrNoPriceMatch) {
+		t.Errorf("RTX 4090 report: error %v, want ErrNoPriceMatch", err)
+	}
+	if err := Apply(r, Options{Machine: "aws-g6.xlarge"}); err != nil || r.Price.Chosen != "named by the user" {
+		t.Errorf("named machine: %q, %v", r.Price.Chosen, err)
 	}
 	// Without a teacher there is nothing to save against.
 	r = priced()

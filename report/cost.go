@@ -211,13 +211,21 @@ type Machine struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	Device     string `json:"device,omitempty"` // e.g. "cpu", "cuda:0"
 	GoVersion  string `json:"go_version,omitempty"`
+	// GPU, GPUMemoryMiB and GPUDriver describe a CUDA device as
+	// nvidia-smi reports it; empty on a CPU.
+	GPU          string `json:"gpu,omitempty"`
+	GPUMemoryMiB int    `json:"gpu_memory_mib,omitempty"`
+	GPUDriver    string `json:"gpu_driver,omitempty"`
 }
 
 // Pricing is the price the report's costs assume: the price table entry
 // of the machine type the models would be served (and were trained) on.
 type Pricing struct {
 	// Machine is the entry's name in the price table, e.g. "aws-c7i.xlarge".
-	Machine     string `json:"machine"`
+	Machine string `json:"machine"`
+	// Chosen says how Machine was chosen: named by the user, matched to
+	// the measuring hardware (and how well), or assumed.
+	Chosen      string `json:"chosen,omitempty"`
 	Description string `json:"description,omitempty"`
 	Currency    string `json:"currency"` // always "USD" for now
 	// USDPerHour is the entry's price at each tier.

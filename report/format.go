@@ -100,6 +100,16 @@ func (r *Report) mdCostSection(rows []Model) string {
 		if mc.Device != "" {
 			fmt.Fprintf(&b, ", device %s", inline(mc.Device))
 		}
+		if mc.GPU != "" {
+			fmt.Fprintf(&b, " (%s", inline(mc.GPU))
+			if mc.GPUMemoryMiB > 0 {
+				fmt.Fprintf(&b, ", %d MiB", mc.GPUMemoryMiB)
+			}
+			if mc.GPUDriver != "" {
+				fmt.Fprintf(&b, ", driver %s", inline(mc.GPUDriver))
+			}
+			b.WriteString(")")
+		}
 		b.WriteString("\n")
 	}
 	if p := r.Price; p != nil {
@@ -126,6 +136,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 		}
 		if len(src) > 0 {
 			fmt.Fprintf(&b, "; %s", strings.Join(src, "; "))
+		}
+		if p.Chosen != "" {
+			fmt.Fprintf(&b, "; chosen: %s", inline(p.Chosen))
 		}
 		b.WriteString("\n")
 		fmt.Fprintf(&b, "- **Latency target:** %s at p99 per batch; each model is priced at the batch size with the highest throughput that meets it\n", FormatMS(p.LatencyTargetMS))
