@@ -491,7 +491,8 @@ func Host(device string) report.Machine {
 	m := report.Machine{
 		OS:         runtime.GOOS,
 		Arch:       runtime.GOARCH,
-		CPU:        cpuModel(),
+		CPU:        cpuInfo("model name"),
+		CPUVendor:  cpuInfo("vendor_id"),
 		CPUs:       runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Device:     device,
@@ -545,8 +546,8 @@ func parseGPUQuery(out string) (name string, memMiB int, driver string) {
 	return strings.TrimSpace(f[0]), mem, strings.TrimSpace(f[2])
 }
 
-// cpuModel returns the first "model name" of /proc/cpuinfo, or "".
-func cpuModel() string {
+// cpuInfo returns the first value of key in /proc/cpuinfo, or "".
+func cpuInfo(key string) string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
 		return ""
@@ -555,7 +556,7 @@ func cpuModel() string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
+		if ok && strings.TrimSpace(k) == key {
 			return strings.Join(strings.Fields(v), " ")
 		}
 	}

@@ -239,15 +239,16 @@ const (
 // cpuVendors are the values of Match.CPU.
 var cpuVendors = []string{"intel", "amd", "arm"}
 
-// cpuVendor names the vendor of a CPU from its model name and GOARCH.
-func cpuVendor(model, arch string) string {
-	m := strings.ToLower(model)
+// cpuVendor names the vendor of m's CPU (a Match.CPU value) from its
+// vendor id, model name and GOARCH, or "" when none says.
+func cpuVendor(m report.Machine) string {
+	model := strings.ToLower(m.CPUVendor + " " + m.CPU)
 	switch {
-	case arch == "arm64" || arch == "arm":
+	case m.Arch == "arm64" || m.Arch == "arm":
 		return "arm"
-	case strings.Contains(m, "intel"):
+	case strings.Contains(model, "intel"):
 		return "intel"
-	case strings.Contains(m, "amd"):
+	case strings.Contains(model, "amd"):
 		return "amd"
 	}
 	return ""
@@ -288,7 +289,7 @@ func (t *Table) Match(m report.Machine) (name, how string, err error) {
 		}
 		return best, how, nil
 	}
-	vendor := cpuVendor(m.CPU, m.Arch)
+	vendor := cpuVendor(m)
 	var same []string
 	var nearest []string
 	gap := math.MaxInt

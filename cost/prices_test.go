@@ -173,6 +173,7 @@ func TestMatch(t *testing.T) {
 		{"6 intel", report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Core(TM) i5", CPUs: 6}, "aws-c7i.2xlarge", []string{"no entry has 6 vCPUs", "(8 vCPUs) is the nearest", "not scaled"}},
 		{"16 amd", report.Machine{Device: "cpu", Arch: "amd64", CPU: "AMD EPYC 9R14", CPUs: 16}, "aws-c7a.xlarge", []string{"nearest"}},
 		{"arm", report.Machine{Device: "cpu", Arch: "arm64", CPUs: 4}, "aws-c7g.xlarge", nil},
+		{"vendor id", report.Machine{Device: "cpu", Arch: "amd64", CPU: "QEMU Virtual CPU version 2.5+", CPUVendor: "GenuineIntel", CPUs: 2}, "aws-c7i.large", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, how, err := tab.Match(tc.m)
@@ -190,6 +191,7 @@ func TestMatch(t *testing.T) {
 		{Device: "cuda:0", GPU: "NVIDIA GeForce RTX 4090"},
 		{Device: "cuda:0"},
 		{Device: "cpu", Arch: "riscv64", CPUs: 4},
+		{Device: "cpu", Arch: "amd64", CPU: "QEMU Virtual CPU", CPUs: 4},
 	} {
 		_, _, err := tab.Match(m)
 		if !errors.Is(err, ErrNoPriceMatch) || !strings.Contains(err.Error(), "serving.machine") {

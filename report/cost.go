@@ -204,10 +204,13 @@ type Cost struct {
 
 // Machine describes the computer the serving numbers were measured on.
 type Machine struct {
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	CPU        string `json:"cpu,omitempty"` // model name, where known
-	CPUs       int    `json:"cpus"`          // logical CPUs
+	OS   string `json:"os"`
+	Arch string `json:"arch"`
+	CPU  string `json:"cpu,omitempty"` // model name, where known
+	// CPUVendor is the vendor the CPU reports (x86's vendor_id, e.g.
+	// "GenuineIntel", "AuthenticAMD"), where known.
+	CPUVendor  string `json:"cpu_vendor,omitempty"`
+	CPUs       int    `json:"cpus"` // logical CPUs
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	Device     string `json:"device,omitempty"` // e.g. "cpu", "cuda:0"
 	GoVersion  string `json:"go_version,omitempty"`
