@@ -200,9 +200,18 @@ func Apply(r *report.Report, o Options) error {
 		if m.Serving == nil || len(m.Serving.Throughput) == 0 {
 			continue
 		}
+		// The server scenario prices a model when it sustained some rate
+		// under a bound at least as tight as the target (a looser one
+		// says nothing about the target, e.g. after --latency-target).
+		if sv := m.Serving.Server; sv != nil && sv.RequestsPerSecond > 0 && sv.LatencyBoundMS <= targetMS {
+			m.Cost = serverCost(*sv, hourly, targetMS)
+			m.Cost.TrainingUSD = TrainingUSD(m.TrainSeconds, hourly.OnDemand)
+			continue
+		}
 		p, within := BestBatch(m.Serving.Throughput, targetMS)
 		m.Cost = &report.Cost{
-			Batch: p.Batch, RequestsPerSecond: p.RequestsPerSecond, LatencyTargetMS: targetMS, WithinTarget: within,
+			Scenario: report.ScenarioOffline,
+			Batch:    p.Batch, RequestsPerSecond: p.RequestsPerSecond, LatencyTargetMS: targetMS, WithinTarget: within,
 			USDPerMillion: perTier(hourly, func(usd float64) float64 { return PerMillion(usd, p.RequestsPerSecond) }),
 			TrainingUSD:   TrainingUSD(m.TrainSeconds, hourly.OnDemand),
 			// The fastest window gives the low end of the cost, the
@@ -231,6 +240,24 @@ func Apply(r *report.Report, o Options) error {
 		}
 	}
 	return nil
+}
+
+// serverCost prices a model from its server scenario: the highest
+// Poisson rate it sustained within the p99 bound. The sustainable rate
+// lies between that rate and the lowest that failed, so those bound the
+// cost's range; the figure is the conservative end.
+func serverCost(sv report.ServerScenario, hourly report.TierPrices, targetMS float64) *report.Cost {
+	c := &report.Cost{
+		Scenario: report.ScenarioServer, Batch: sv.MaxBatch,
+		RequestsPerSecond: sv.RequestsPerSecond, LatencyTargetMS: targetMS,
+		WithinTarget:         true,
+		USDPerMillion:        perTier(hourly, func(usd float64) float64 { return PerMillion(usd, sv.RequestsPerSecond) }),
+		RequestsPerSecondMin: sv.RequestsPerSecond,
+		RequestsPerSecondMax: sv.FailedRequestsPerSecond,
+		USDPerMillionHigh:    PerMillion(hourly.OnDemand, sv.RequestsPerSecond),
+		USDPerMillionLow:     PerMillion(hourly.OnDemand, sv.FailedRequestsPerSecond),
+	}
+	return c
 }
 
 // perTier applies f to each known tier price of hourly.

@@ -376,3 +376,43 @@ func TestApplySpread(t *testing.T) {
 		t.Errorf("a spread made up for a point without one: %s", costString(o))
 	}
 }
+
+// TestApplyServer: a model with a server scenario is priced from the
+// rate it sustained, its range reaching to the rate that failed; one
+// measured under a looser bound than the target, or whose every rate
+// failed, is priced offline as before.
+func TestApplyServer(t *testing.T) {
+	table, err := ParsePrices("test", []byte(testPrices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := priced()
+	r.Models[1].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100, RequestsPerSecond: 1000, FailedRequestsPerSecond: 1250}
+	r.Models[0].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100}
+	if err := Apply(r, Options{Prices: table, Machine: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Models[1].Cost
+	// $0.18/h at 1,000/s = $0.05 per million; at 1,250/s $0.04.
+	if c.Scenario != report.ScenarioServer || c.Batch != 64 || c.RequestsPerSecond != 1000 || !near(c.USDPerMillion.OnDemand, 0.05) ||
+		!near(c.USDPerMillionHigh, 0.05) || !near(c.USDPerMillionLow, 0.04) || !c.WithinTarget || !near(c.TrainingUSD, 0.05) {
+		t.Errorf("server-priced student: %s", costString(c))
+	}
+	if lo, hi := c.Range(); !near(lo, 0.04) || !near(hi, 0.05) {
+		t.Errorf("range %v..%v", lo, hi)
+	}
+	if c := r.Models[0].Cost; c.Scenario != report.ScenarioOffline || c.Batch != 8 {
+		t.Errorf("teacher with no passing rate: %s", costString(c))
+	}
+	if s := r.Models[1].Cost.SavingsPercent; s == nil || !near(*s, 80) {
+		t.Errorf("savings %v, want 80%% ($0.05 vs $0.25)", s)
+	}
+	// A tighter target than the scenario's bound: offline pricing.
+	r.Models[1].Cost = nil
+	if err := Apply(r, Options{Prices: table, Machine: "box", LatencyTarget: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Models[1].Cost; c.Scenario != report.ScenarioOffline {
+		t.Errorf("target 50 ms, bound 100 ms: priced %s", costString(c))
+	}
+}

@@ -91,6 +91,55 @@ type Serving struct {
 	Threads int `json:"threads"`
 	// Method describes how the numbers were measured, for people.
 	Method string `json:"method"`
+	// Server is the server scenario, measured through distill's HTTP
+	// server; absent when it was not measured. LatencyMS is the
+	// single-stream scenario and Throughput the offline one.
+	Server *ServerScenario `json:"server,omitempty"`
+}
+
+// Scenarios a Cost is priced from.
+const (
+	ScenarioServer  = "server"
+	ScenarioOffline = "offline"
+)
+
+// ServerScenario is MLPerf Inference's server scenario: requests of one
+// example arrive as a Poisson process at a fixed rate and are answered
+// by a server that batches them dynamically; the figure is the highest
+// rate whose p99 latency stays within a bound.
+type ServerScenario struct {
+	// MaxBatch and MaxWaitMS are the server's dynamic-batching settings.
+	MaxBatch  int     `json:"max_batch"`
+	MaxWaitMS float64 `json:"max_wait_ms"`
+	// LatencyBoundMS is the bound on the p99 request latency, client
+	// side, from each request's scheduled arrival to its answer.
+	LatencyBoundMS float64 `json:"latency_bound_ms"`
+	// RequestsPerSecond is the highest rate tried that the server
+	// sustained within the bound (every request answered, none
+	// refused); 0 when even the lowest rate tried failed.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// FailedRequestsPerSecond is the lowest rate tried that failed: the
+	// sustainable rate lies between the two. 0 when every rate passed.
+	FailedRequestsPerSecond float64 `json:"failed_requests_per_second,omitempty"`
+	// LatencyMS is the request latency at RequestsPerSecond.
+	LatencyMS Percentiles `json:"latency_ms"`
+	// Trials lists every rate tried, in order.
+	Trials []ServerTrial `json:"trials"`
+	// Method describes how the numbers were measured, for people.
+	Method string `json:"method"`
+}
+
+// ServerTrial is one rate tried in the server scenario.
+type ServerTrial struct {
+	RateRPS float64 `json:"rate_rps"`
+	// AchievedRPS is the answered requests per second.
+	AchievedRPS float64 `json:"achieved_rps"`
+	Requests    int     `json:"requests"`
+	// Failed counts requests refused (503), answered with another error
+	// status, or not answered.
+	Failed int     `json:"failed"`
+	P99MS  float64 `json:"p99_ms"`
+	Passed bool    `json:"passed"`
 }
 
 // Throughput is the sustained rate at one batch size.
@@ -159,8 +208,15 @@ func (s *Serving) ModelBytesAt(batch int) int64 {
 
 // Cost is what serving a model costs at the report's price.
 type Cost struct {
-	// Batch is the batch size the cost assumes: the one with the highest
-	// throughput whose p99 batch latency stays within LatencyTargetMS.
+	// Scenario is what the cost is priced from: ScenarioServer (the
+	// server scenario's sustained rate, Serving.Server) when it was
+	// measured and some rate passed, else ScenarioOffline (the offline
+	// throughput at Batch). Empty in reports written before it existed,
+	// which are offline.
+	Scenario string `json:"scenario,omitempty"`
+	// Batch is the batch size the cost assumes: offline, the one with
+	// the highest throughput whose p99 batch latency stays within
+	// LatencyTargetMS; server, the server's largest dynamic batch.
 	Batch int `json:"batch"`
 	// RequestsPerSecond is the measured throughput at Batch.
 	RequestsPerSecond float64 `json:"requests_per_second"`

@@ -141,7 +141,7 @@ func (r *Report) mdCostSection(rows []Model) string {
 			fmt.Fprintf(&b, "; chosen: %s", inline(p.Chosen))
 		}
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "- **Latency target:** %s at p99 per batch; each model is priced at the batch size with the highest throughput that meets it\n", FormatMS(p.LatencyTargetMS))
+		fmt.Fprintf(&b, "- **Latency target:** %s at p99; each model is priced from the server scenario's sustained rate where it was measured (requests within the target), else at the batch size with the highest offline throughput whose batch latency meets it\n", FormatMS(p.LatencyTargetMS))
 	}
 	if tc := r.TrainingCost; tc != nil {
 		var tiers []string
@@ -187,6 +187,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 		}
 		if k := m.Cost; k != nil {
 			c[5] = strconv.Itoa(k.Batch)
+			if k.Scenario == ScenarioServer {
+				c[5] = "≤" + c[5] + " (server)"
+			}
 			if !k.WithinTarget {
 				c[5] += " (over target)"
 			}
@@ -251,10 +254,61 @@ func (r *Report) mdCostSection(rows []Model) string {
 			b.WriteString("\n")
 		}
 	}
+	methods = append(methods, scenarioTable(&b, rows)...)
 	for _, m := range methods {
 		b.WriteString("\nMethod: " + inline(m) + "\n")
 	}
 	return b.String()
+}
+
+// scenarioTable writes each model's figure in MLPerf Inference's three
+// scenarios, when any model has the server one, and returns the server
+// scenario's method descriptions.
+func scenarioTable(b *strings.Builder, rows []Model) []string {
+	has := false
+	for _, m := range rows {
+		has = has || (m.Serving != nil && m.Serving.Server != nil)
+	}
+	if !has {
+		return nil
+	}
+	b.WriteString("\n### Scenarios (as MLPerf Inference defines them)\n\n")
+	b.WriteString("| Model | Single-stream p50 | p99 | Offline | Server: sustained rate | Server p99 | Failed at | Priced from |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|---|\n")
+	var methods []string
+	for _, m := range rows {
+		s := m.Serving
+		if s == nil {
+			continue
+		}
+		c := []string{cell(m.Name), FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P99), "—", "—", "—", "—", "—"}
+		best := 0.0
+		for _, t := range s.Throughput {
+			best = max(best, t.RequestsPerSecond)
+		}
+		if best > 0 {
+			c[3] = FormatCount(best) + "/s"
+		}
+		if sv := s.Server; sv != nil {
+			if sv.RequestsPerSecond > 0 {
+				c[4] = FormatCount(sv.RequestsPerSecond) + "/s"
+				c[5] = FormatMS(sv.LatencyMS.P99) + " (bound " + FormatMS(sv.LatencyBoundMS) + ")"
+			} else {
+				c[4] = "none passed"
+			}
+			if sv.FailedRequestsPerSecond > 0 {
+				c[6] = FormatCount(sv.FailedRequestsPerSecond) + "/s"
+			}
+			if sv.Method != "" && !slices.Contains(methods, sv.Method) {
+				methods = append(methods, sv.Method)
+			}
+		}
+		if m.Cost != nil && m.Cost.Scenario != "" {
+			c[7] = m.Cost.Scenario
+		}
+		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
+	}
+	return methods
 }
 
 // cost returns the Cost of the model named name, nil if none has one.
