@@ -2,6 +2,7 @@ package cost
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/distill-dev/distill/report"
@@ -123,6 +124,9 @@ type Options struct {
 	// Reference names the model savings are relative to; "" means the
 	// report's first teacher.
 	Reference string
+	// RequestsPerDay is a traffic forecast the deployment options are
+	// billed for (report.Deployment); 0 means none.
+	RequestsPerDay float64
 }
 
 // chooseMachine returns the entry Apply prices r at and how it was
@@ -222,6 +226,10 @@ func Apply(r *report.Report, o Options) error {
 			USDPerMillionHigh:    PerMillion(hourly.OnDemand, p.RequestsPerSecondMin),
 		}
 	}
+	if o.RequestsPerDay < 0 || math.IsNaN(o.RequestsPerDay) || math.IsInf(o.RequestsPerDay, 0) {
+		return fmt.Errorf("cost: traffic forecast %v requests a day: give a number ≥ 0", o.RequestsPerDay)
+	}
+	r.Deployment = Deploy(r, t, o.RequestsPerDay)
 	if ref < 0 || r.Models[ref].Cost == nil {
 		return nil
 	}

@@ -416,3 +416,71 @@ func TestApplyServer(t *testing.T) {
 		t.Errorf("target 50 ms, bound 100 ms: priced %s", costString(c))
 	}
 }
+
+// TestDeploy prices a CPU report on every Intel entry, scaled by vCPUs,
+// bills a forecast by whole machines, and marks the cheapest that fits.
+func TestDeploy(t *testing.T) {
+	r := priced()
+	r.Machine = &report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Xeon(R)", CPUs: 2}
+	if err := Apply(r, Options{RequestsPerDay: 864e6}); err != nil {
+		t.Fatal(err)
+	}
+	d := r.Deployment
+	if d == nil || d.RequestsPerDay != 864e6 || !strings.Contains(d.Method, "scaled by each entry's vCPUs") {
+		t.Fatalf("deployment %+v", d)
+	}
+	tab := DefaultPrices()
+	var student []report.DeploymentOption
+	for _, o := range d.Options {
+		if o.Model == "s" {
+			student = append(student, o)
+		}
+		if o.Model == "unmeasured" {
+			t.Error("a model without a cost has deployment options")
+		}
+	}
+	// Intel entries: c7i.large (2), c7i.xlarge, gcp c3, azure d4s (4),
+	// c7i.2xlarge (8).
+	if len(student) != 5 {
+		t.Fatalf("student options %+v", student)
+	}
+	for i, o := range student {
+		p := tab.Machines[o.Machine]
+		if o.Scale != float64(p.Match.VCPUs)/2 || !near(o.RequestsPerSecond, 2000*o.Scale) || !near(o.USDPerMillion.OnDemand, PerMillion(p.OnDemand, o.RequestsPerSecond)) {
+			t.Errorf("option %+v", o)
+		}
+		// 864M a day = 10,000/s on average.
+		if want := int(math.Ceil(10000 / o.RequestsPerSecond)); o.Machines != want || !near(o.MonthlyUSD.OnDemand, float64(want)*p.OnDemand*HoursPerMonth) {
+			t.Errorf("%s: %d machines, $%v a month; want %d", o.Machine, o.Machines, o.MonthlyUSD.OnDemand, want)
+		}
+		if i > 0 && o.USDPerMillion.OnDemand < student[i-1].USDPerMillion.OnDemand {
+			t.Error("options not cheapest first")
+		}
+		if o.Cheapest != (i == 0) {
+			t.Errorf("option %d cheapest=%v", i, o.Cheapest)
+		}
+	}
+	if MachinesFor(1, 1000) != 1 || MachinesFor(86400*2500, 1000) != 3 || MachinesFor(5, 0) != 0 {
+		t.Error("MachinesFor")
+	}
+	// A model too big for a machine is not its cheapest option.
+	r = priced()
+	r.Machine = &report.Machine{Device: "cuda:0", GPU: "Tesla T4"}
+	r.Models[1].Serving.Throughput[1].ModelBytes = 20 << 30 // 20 GiB at batch 8, more than a T4's 16
+	if err := Apply(r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range r.Deployment.Options {
+		if o.Model == "s" && (o.FitsMemory || o.Cheapest || o.Machine != "aws-g4dn.xlarge" || o.Scale != 1 || o.Machines != 0) {
+			t.Errorf("T4 option %+v", o)
+		}
+	}
+	// Without the hardware, no deployment.
+	r = priced()
+	if err := Apply(r, Options{}); err != nil || r.Deployment != nil {
+		t.Errorf("no hardware: %+v, %v", r.Deployment, err)
+	}
+	if err := Apply(r, Options{RequestsPerDay: -1}); err == nil {
+		t.Error("negative forecast accepted")
+	}
+}

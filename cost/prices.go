@@ -41,6 +41,9 @@ type Price struct {
 	// they were read (YYYY-MM-DD).
 	Source string `yaml:"source"`
 	AsOf   string `yaml:"as_of"`
+	// MemoryGiB is the memory a model can use there: the machine's for a
+	// CPU entry, the GPU's for a GPU one; 0 when unknown.
+	MemoryGiB float64 `yaml:"memory_gib,omitempty"`
 	// Match says which measuring hardware the entry stands for, so that
 	// a run is priced at the entry of the machine it ran on (see
 	// Table.Match); an entry without it is only used by name.
@@ -162,6 +165,9 @@ func ParsePrices(name string, data []byte) (t *Table, err error) {
 			if _, err := time.Parse(time.DateOnly, p.AsOf); err != nil {
 				bad("%s: as_of %q is not a date written YYYY-MM-DD", where, p.AsOf)
 			}
+		}
+		if p.MemoryGiB < 0 || math.IsNaN(p.MemoryGiB) || math.IsInf(p.MemoryGiB, 0) {
+			bad("%s: memory_gib is %v; give the memory in GiB, > 0, or leave it out", where, p.MemoryGiB)
 		}
 		if mt := p.Match; mt != nil {
 			switch {

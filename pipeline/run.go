@@ -190,7 +190,7 @@ func (run *runner) price(rep *report.Report) error {
 // checking that the price table has the machine the recipe names or,
 // when it names none, one matching host: Run calls it before any work.
 func pricing(sv recipe.Serving, host report.Machine) (cost.Options, error) {
-	opts := cost.Options{Machine: sv.Machine, LatencyTarget: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond))}
+	opts := cost.Options{Machine: sv.Machine, LatencyTarget: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond)), RequestsPerDay: sv.RequestsPerDay}
 	if !sv.MeasureEnabled() {
 		return opts, nil
 	}

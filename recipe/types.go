@@ -391,10 +391,36 @@ type Serving struct {
 	// Prices is a YAML price table merged over the built-in one; relative
 	// to the recipe file.
 	Prices string `yaml:"prices"`
+	// Server configures the server scenario, measured when serving is.
+	Server ServerScenario `yaml:"server"`
+	// RequestsPerDay is a traffic forecast, ≥ 0: the report bills each
+	// model's cheapest deployment for it (report.Deployment); 0
+	// (default) gives the options without a bill.
+	RequestsPerDay float64 `yaml:"requests_per_day"`
 }
 
 // MeasureEnabled reports whether serving is measured (default true).
 func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
+
+// ServerScenario configures MLPerf Inference's server scenario (see
+// serve.MeasureServer): Poisson arrivals of one-example requests through
+// distill's HTTP server, p99 bounded by serving.latency_target_ms.
+type ServerScenario struct {
+	// Measure turns it on; default true (when serving is measured).
+	Measure *bool `yaml:"measure"`
+	// MaxBatch is the server's largest dynamic batch, ≥ 1, default 64.
+	MaxBatch int `yaml:"max_batch"`
+	// MaxWaitMS is the longest a partial batch waits, ≥ 0, default 2.
+	MaxWaitMS float64 `yaml:"max_wait_ms"`
+	// TrialSeconds is how long each rate is offered, > 0, default 1.
+	TrialSeconds float64 `yaml:"trial_seconds"`
+	// Steps is how many rates are tried after the highest, ≥ 1, default 6.
+	Steps int `yaml:"steps"`
+}
+
+// MeasureEnabled reports whether the server scenario is measured
+// (default true).
+func (s ServerScenario) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {

@@ -76,6 +76,16 @@ func (r *Recipe) check() []Problem {
 	for i, b := range r.Serving.Batches {
 		ps.atLeast(fmt.Sprintf("serving.batches[%d]", i), b, 1)
 	}
+	if !(r.Serving.RequestsPerDay >= 0) || math.IsInf(r.Serving.RequestsPerDay, 0) {
+		ps.add("serving.requests_per_day", "must be a number ≥ 0, got %v", r.Serving.RequestsPerDay)
+	}
+	sc := r.Serving.Server
+	ps.atLeast("serving.server.max_batch", sc.MaxBatch, 1)
+	if !(sc.MaxWaitMS >= 0) || math.IsInf(sc.MaxWaitMS, 0) {
+		ps.add("serving.server.max_wait_ms", "must be a number ≥ 0, got %v", sc.MaxWaitMS)
+	}
+	ps.positive("serving.server.trial_seconds", sc.TrialSeconds)
+	ps.atLeast("serving.server.steps", sc.Steps, 1)
 	q := r.Quantize
 	ps.oneOf("quantize.method", string(q.Method), methods)
 	if !(q.Percentile > 50 && q.Percentile <= 100) {

@@ -350,3 +350,41 @@ func (c *Cost) numbers(prefix string, check func(string, float64)) {
 		check(prefix+"break_even_requests", *c.BreakEvenRequests)
 	}
 }
+
+// Deployment is where each model could be served and what it would cost
+// there: every price table entry its measurement speaks for (the GPU it
+// ran on, at each provider; or CPU machines of the same architecture and
+// vendor, scaled by vCPUs), with a traffic forecast turned into a
+// monthly bill.
+type Deployment struct {
+	// RequestsPerDay is the traffic forecast; 0 when none was given.
+	RequestsPerDay float64 `json:"requests_per_day,omitempty"`
+	// Options lists every model × machine priced, cheapest first within
+	// each model, models in report order.
+	Options []DeploymentOption `json:"options"`
+	// Method says how the options were priced, for people.
+	Method string `json:"method"`
+}
+
+// DeploymentOption is one model served on one machine type.
+type DeploymentOption struct {
+	Model   string `json:"model"`
+	Machine string `json:"machine"`
+	// Scale is the factor applied to the measured rate: the entry's
+	// vCPUs over the CPUs measured on (1 for the machine itself or a
+	// GPU). A scaled rate assumes throughput grows with cores.
+	Scale             float64    `json:"scale"`
+	RequestsPerSecond float64    `json:"requests_per_second"`
+	USDPerMillion     TierPrices `json:"usd_per_million"`
+	// FitsMemory is false when the model's serving memory exceeds the
+	// entry's memory (unknown memory fits).
+	FitsMemory bool `json:"fits_memory"`
+	// Machines and MonthlyUSD answer the traffic forecast: how many such
+	// machines serve RequestsPerDay at the average rate (at least one:
+	// a machine is paid for by the hour, busy or not), and what they
+	// cost in a month of 730 hours at each tier. 0 without a forecast.
+	Machines   int        `json:"machines,omitempty"`
+	MonthlyUSD TierPrices `json:"monthly_usd,omitempty"`
+	// Cheapest marks the model's cheapest option that fits, on demand.
+	Cheapest bool `json:"cheapest,omitempty"`
+}

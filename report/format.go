@@ -255,6 +255,10 @@ func (r *Report) mdCostSection(rows []Model) string {
 		}
 	}
 	methods = append(methods, scenarioTable(&b, rows)...)
+	if d := r.Deployment; d != nil {
+		r.deploymentTable(&b, d)
+		methods = append(methods, d.Method)
+	}
 	for _, m := range methods {
 		b.WriteString("\nMethod: " + inline(m) + "\n")
 	}
@@ -323,3 +327,43 @@ func (r *Report) cost(name string) *Cost {
 
 // tierName is how tables name a pricing tier.
 func tierName(t string) string { return strings.ReplaceAll(t, "_", "-") }
+
+// deploymentTable writes each model's cheapest deployment and, with a
+// traffic forecast, its monthly bill and the days to break even.
+func (r *Report) deploymentTable(b *strings.Builder, d *Deployment) {
+	b.WriteString("\n### Cheapest deployment\n\n")
+	forecast := d.RequestsPerDay > 0
+	if forecast {
+		fmt.Fprintf(b, "For a forecast of %s requests a day.\n\n", FormatCount(d.RequestsPerDay))
+		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot | Machines | Monthly on-demand | Monthly spot | Break-even |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	} else {
+		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|\n")
+	}
+	for _, o := range d.Options {
+		if !o.Cheapest {
+			continue
+		}
+		c := []string{cell(o.Model), inline(o.Machine), fmt.Sprintf("×%.2g", o.Scale), FormatCount(o.RequestsPerSecond) + "/s", "—", "—"}
+		if v := o.USDPerMillion.OnDemand; v > 0 {
+			c[4] = FormatUSD(v)
+		}
+		if v := o.USDPerMillion.Spot; v > 0 {
+			c[5] = FormatUSD(v)
+		}
+		if forecast {
+			c = append(c, strconv.Itoa(o.Machines), "—", "—", "—")
+			if v := o.MonthlyUSD.OnDemand; v > 0 {
+				c[7] = FormatUSD(v)
+			}
+			if v := o.MonthlyUSD.Spot; v > 0 {
+				c[8] = FormatUSD(v)
+			}
+			if k := r.cost(o.Model); k != nil && k.BreakEvenRequests != nil {
+				c[9] = strconv.FormatFloat(*k.BreakEvenRequests/d.RequestsPerDay, 'g', 2, 64) + " days"
+			}
+		}
+		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
+	}
+}
