@@ -61,14 +61,8 @@ func init() {
 	layers.Register(model.KindAdd, layerImpl{build: func(_ step, in []*G.Node) (*G.Node, error) { return G.Add(in[0], in[1]) }})
 	layers.Register(model.KindAvgPool, layerImpl{build: unary(buildAvgPool)})
 	layers.Register(model.KindGlobalAvgPool, layerImpl{build: unary(buildGlobalAvgPool)})
-	layers.Register(model.KindReLU6, layerImpl{build: unary(buildReLU6)})
-	layers.Register(model.KindSiLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) {
-		sg, err := G.Sigmoid(h)
-		if err != nil {
-			return nil, err
-		}
-		return G.HadamardProd(h, sg)
-	})})
+	layers.Register(model.KindReLU6, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actReLU6, h) })})
+	layers.Register(model.KindSiLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actSiLU, h) })})
 }
 
 func buildLinear(s step, h *G.Node) (*G.Node, error) {
@@ -116,22 +110,6 @@ func buildGlobalAvgPool(s step, h *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	return G.Mean(h, 2)
-}
-
-// buildReLU6 is relu(x) − relu(x−6) = min(max(x, 0), 6).
-func buildReLU6(s step, h *G.Node) (*G.Node, error) {
-	r, err := G.Rectify(h)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := G.Sub(h, G.NewConstant(float32(6)))
-	if err != nil {
-		return nil, err
-	}
-	if sh, err = G.Rectify(sh); err != nil {
-		return nil, err
-	}
-	return G.Sub(r, sh)
 }
 
 // buildBatchNorm normalises with the batch's statistics in a training
