@@ -89,14 +89,27 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 	const chunk = 1 << 14
 	parallelFor((len(x)+chunk-1)/chunk, func(j int) {
 		lo, hi := j*chunk, min((j+1)*chunk, len(x))
-		if op.grad {
+		// relu6, by far the most used, is written out: a call per
+		// element would cost as much as the arithmetic.
+		switch {
+		case op.fn.name == actReLU6.name && op.grad:
+			for i := lo; i < hi; i++ {
+				if v := x[i]; v > 0 && v < 6 {
+					out[i] = dy[i]
+				}
+			}
+		case op.fn.name == actReLU6.name:
+			for i := lo; i < hi; i++ {
+				out[i] = min(max(x[i], 0), 6)
+			}
+		case op.grad:
 			for i := lo; i < hi; i++ {
 				out[i] = dy[i] * op.fn.df(x[i])
 			}
-			return
-		}
-		for i := lo; i < hi; i++ {
-			out[i] = op.fn.f(x[i])
+		default:
+			for i := lo; i < hi; i++ {
+				out[i] = op.fn.f(x[i])
+			}
 		}
 	})
 	return tensor.New(tensor.WithShape(vs[0].Shape().Clone()...), tensor.WithBacking(out)), nil
