@@ -160,9 +160,9 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 		return loss.Value{}, fmt.Errorf("gorgonia: training step: %w", err)
 	}
 	t.updateRunningStats()
-	// Parameters the graph left out (after the deepest feature layer,
-	// without logit terms) have no gradient and are not updated, as
-	// torch.optim skips parameters whose .grad is None.
+	// Parameters the objective does not depend on (without logit terms,
+	// those of layers no feature layer reads) have no gradient and are
+	// not updated, as torch.optim skips parameters whose .grad is None.
 	nodes := append(append(G.Nodes(nil), t.gr.pnodes...), t.gr.anodes...)
 	grads := make([]*tensor.Dense, len(nodes))
 	for i, pn := range nodes {
