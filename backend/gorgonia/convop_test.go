@@ -58,14 +58,14 @@ func TestGroupConv(t *testing.T) {
 		return v
 	}
 	for _, tc := range []struct{ cin, cout, groups, k, stride, pad, h, w int }{
-		{3, 3, 3, 3, 1, 1, 5, 5},  // depthwise
-		{4, 4, 4, 3, 2, 1, 7, 6},  // depthwise, stride 2, odd sizes
-		{4, 6, 2, 3, 1, 1, 6, 6},  // grouped with a wider output
-		{6, 3, 3, 2, 2, 0, 5, 7},  // kernel 2, nothing padded
-		{2, 4, 2, 4, 3, 2, 9, 8},  // stride 3, padding 2
-		{3, 3, 3, 5, 1, 2, 3, 4},  // kernel larger than the input
-		{2, 2, 1, 1, 1, 0, 4, 4},  // one group, 1×1
-		{8, 8, 8, 3, 2, 1, 2, 2},  // tiny plane
+		{3, 3, 3, 3, 1, 1, 5, 5}, // depthwise
+		{4, 4, 4, 3, 2, 1, 7, 6}, // depthwise, stride 2, odd sizes
+		{4, 6, 2, 3, 1, 1, 6, 6}, // grouped with a wider output
+		{6, 3, 3, 2, 2, 0, 5, 7}, // kernel 2, nothing padded
+		{2, 4, 2, 4, 3, 2, 9, 8}, // stride 3, padding 2
+		{3, 3, 3, 5, 1, 2, 3, 4}, // kernel larger than the input
+		{2, 2, 1, 1, 1, 0, 4, 4}, // one group, 1×1
+		{8, 8, 8, 3, 2, 1, 2, 2}, // tiny plane
 	} {
 		c := newGroupConv([]int{tc.cin, tc.h, tc.w}, tc.cout, tc.groups, tc.k, tc.stride, tc.pad)
 		const n = 3
