@@ -250,7 +250,7 @@ func (op bnEvalOp) Do(vs ...G.Value) (G.Value, error) {
 	x, gamma, beta, mean, variance := in[0], in[1], in[2], in[3], in[4]
 	y := make([]float32, len(x))
 	rows := len(x) / (op.c * op.per)
-	for c := 0; c < op.c; c++ {
+	parallelFor(op.c, func(c int) {
 		scale := float64(gamma[c]) / math.Sqrt(float64(variance[c])+op.eps)
 		shift := float32(float64(beta[c]) - float64(mean[c])*scale)
 		s := float32(scale)
@@ -260,7 +260,7 @@ func (op bnEvalOp) Do(vs ...G.Value) (G.Value, error) {
 				y[off+i] = v*s + shift
 			}
 		}
-	}
+	})
 	return tensor.New(tensor.WithShape(vs[0].Shape().Clone()...), tensor.WithBacking(y)), nil
 }
 
