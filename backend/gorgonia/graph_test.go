@@ -364,3 +364,24 @@ func TestBuffersRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphEdges: a batchnorm on the network input, a grouped strided
+// conv without bias, and an add that reads one node twice (its gradient
+// counts twice).
+func TestGraphEdges(t *testing.T) {
+	spec := model.Spec{Name: "edges", Input: []int{2, 5, 5}, Classes: 3, Layers: []model.Layer{
+		{Name: "bn_in", Kind: model.KindBatchNorm, Momentum: 0.5},
+		{Name: "conv", Kind: model.KindConv2D, Out: 4, Kernel: 3, Stride: 2, Groups: 2, NoBias: true},
+		{Name: "twice", Kind: model.KindAdd, Inputs: []string{"conv", "conv"}},
+		{Name: "gap", Kind: model.KindGlobalAvgPool},
+		{Name: "act", Kind: model.KindSiLU},
+		{Name: "fc", Kind: model.KindLinear, Out: 3},
+	}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	checkTrainStep(t, spec, loss.CrossEntropyOnly, 3, 5, nil)
+	m, w := loadGraph(t, open(t), spec, 2)
+	x, _, _ := backendtest.Inputs(spec, 4, 3)
+	checkForward(t, m, spec, w, x, 4)
+}
