@@ -287,4 +287,3 @@ func (c *compiler) gemmI8(nd node, fanIn, groups int, mk func(pw []*gemm.PackedI
 	}
 	return c.emit(o, []int{in}, true, model.Numel(nd.out), outQ, true), true, nil
 }
-
