@@ -200,6 +200,38 @@ func identityAtInference(k model.Kind) bool {
 	return ok && info.IdentityAtInference
 }
 
+// LayerInputParams returns, for each linear and conv2d layer of spec,
+// the quantization parameters of the activation it reads: the input's,
+// or those of the layer that produced it, where layers that keep their
+// input's quantization (max-pool, flatten, dropout, relu) pass it on.
+// A quantized layer's int32 bias is in units of this scale times its
+// weight scale.
+func LayerInputParams(spec model.Spec, input QParams, act map[string]QParams) map[string]QParams {
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil
+	}
+	params := make([]QParams, len(spec.Layers))
+	of := func(j int) QParams {
+		if j < 0 {
+			return input
+		}
+		return params[j]
+	}
+	out := map[string]QParams{}
+	for i, l := range spec.Layers {
+		in := of(ins[i][0])
+		if Quantizable(spec, l.Name) {
+			out[l.Name] = in
+		}
+		params[i] = in
+		if NeedsActParams(l.Kind) {
+			params[i] = act[l.Name]
+		}
+	}
+	return out
+}
+
 // Quantizable reports whether layer name of spec can run in INT8.
 func Quantizable(spec model.Spec, name string) bool {
 	l, _, ok := spec.Layer(name)
