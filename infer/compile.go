@@ -38,17 +38,21 @@ type QLayer struct {
 }
 
 // QuantModel is a post-training quantized network, as package quantize
-// produces it.
+// produces it. Spec is the network the runtime runs, as Fold returns it:
+// every conv2d and linear layer with a bias and no batchnorm left that
+// would fold (Validate checks it).
 //
 // Activations are quantized per tensor: Input for the network input and
-// Act[name] for the output of each linear and conv2d layer (after the
-// ReLU fused with it, i.e. a relu layer that follows it, possibly after
-// dropout layers) and of each tanh and sigmoid layer. Max-pool, flatten,
-// dropout and a ReLU that is not fused keep their input's parameters.
+// Act[name] for the output of each layer with parameters of its own (see
+// NeedsActParams: linear and conv2d, after the ReLU fused with them,
+// add, the pools, batchnorm and the activations but relu). Max-pool,
+// flatten, dropout and a ReLU that is not fused keep their input's
+// parameters.
 //
 // Each linear and conv2d layer is either in Layers (run in INT8) or has
 // its float32 "<name>.weight" and "<name>.bias" in Float (run in
-// float32, the accuracy fallback).
+// float32, the accuracy fallback). Float also holds the parameters and
+// running statistics of the batchnorms left in Spec.
 type QuantModel struct {
 	Spec   model.Spec
 	Input  QParams

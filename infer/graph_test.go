@@ -1,9 +1,9 @@
 package infer
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -428,4 +428,31 @@ func foldedWeights(t testing.TB, spec model.Spec, w model.Weights) model.Weights
 	return fw
 }
 
-var _ = fmt.Sprint
+
+// TestQuantModelNeedsFoldedSpec checks that CompileInt8 rejects a model
+// whose spec still has a foldable batchnorm or a bias-free layer: the
+// runtime does not fold, and the quantized weights are the folded ones.
+func TestQuantModelNeedsFoldedSpec(t *testing.T) {
+	spec := backendtest.GraphSpecs(t)[0]
+	w := graphNet(t, spec, 2)
+	qm := calibrateMinMax(t, spec, w, randInput(rand.New(rand.NewPCG(1, 1)), 4*model.Numel(spec.Input)), 4)
+	if _, err := CompileInt8(qm); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(m *QuantModel)
+	}{
+		{"unfolded spec", func(m *QuantModel) { m.Spec = spec }},
+		{"bias-free conv", func(m *QuantModel) {
+			m.Spec.Layers = slices.Clone(m.Spec.Layers)
+			m.Spec.Layers[0].NoBias = true
+		}},
+	} {
+		m := *qm
+		tc.mutate(&m)
+		if _, err := CompileInt8(&m); err == nil || !strings.Contains(err.Error(), "folded network") {
+			t.Errorf("%s: CompileInt8 error %v, want one saying the spec must be the folded network", tc.name, err)
+		}
+	}
+}
