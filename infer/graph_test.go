@@ -428,7 +428,6 @@ func foldedWeights(t testing.TB, spec model.Spec, w model.Weights) model.Weights
 	return fw
 }
 
-
 // TestQuantModelNeedsFoldedSpec checks that CompileInt8 rejects a model
 // whose spec still has a foldable batchnorm or a bias-free layer: the
 // runtime does not fold, and the quantized weights are the folded ones.
