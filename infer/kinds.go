@@ -204,7 +204,7 @@ func convF32Layer(c *compiler, nd node) (int, error) {
 	relu := c.fuseReLU()
 	wt := c.w[l.Name+".weight"].Data
 	o := &convF32{layer: l.Name, g: g, bias: append([]float32(nil), c.w[l.Name+".bias"].Data...), relu: relu}
-	if g.depthwise() && directDepthwise {
+	if g.direct() {
 		o.dw = append([]float32(nil), wt...)
 	} else {
 		per := g.og() * g.kdim()
@@ -215,10 +215,16 @@ func convF32Layer(c *compiler, nd node) (int, error) {
 	return c.emit(o, nd.in, false, g.out(), QParams{}, false), nil
 }
 
-// directDepthwise runs convolutions with one input channel per group as
-// a direct loop rather than one small GEMM per channel (see
-// BenchmarkDepthwise); tests turn it off to check one against the other.
+// directDepthwise runs depthwise convolutions as a direct loop rather
+// than one small GEMM per channel (see BenchmarkDepthwise); tests turn it
+// off to check one against the other.
 var directDepthwise = true
+
+// direct reports whether the convolution runs as a direct loop: a
+// depthwise one (one input channel per group, several groups). A single
+// group with one input channel (a stem on a grey image) is one GEMM with
+// every output channel as a column, which the kernels vectorise better.
+func (g convGeom) direct() bool { return g.depthwise() && g.groups > 1 && directDepthwise }
 
 func linearI8Layer(c *compiler, nd node) (int, bool, error) {
 	l := nd.l
@@ -254,7 +260,7 @@ func (c *compiler) gemmI8(nd node, fanIn, groups int, mk func(pw []*gemm.PackedI
 	inQ := c.vals[in].q
 	ql := c.qm.Layers[l.Name]
 	og := l.Out / groups
-	direct := l.Kind == model.KindConv2D && fanIn == l.Kernel*l.Kernel && directDepthwise
+	direct := l.Kind == model.KindConv2D && convGeomOf(l, nd.inS, nd.out).direct()
 	var pws []*gemm.PackedI8
 	var dw []int8
 	sums := make([]int32, l.Out)
