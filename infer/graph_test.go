@@ -401,3 +401,22 @@ func TestNewActivations(t *testing.T) {
 		}
 	}
 }
+
+// TestReLU6LUTRule checks the uint8 relu6 table against its documented
+// rule (ONNX's DequantizeLinear → Clip → QuantizeLinear in float32).
+func TestReLU6LUTRule(t *testing.T) {
+	in, out := QParams{Scale: 0.0731, ZeroPoint: 97}, QParams{Scale: 6.0 / 255, ZeroPoint: 0}
+	o := newReLU6LUT("r", in, out)
+	for q := range 256 {
+		x := float32(int32(q)-in.ZeroPoint) * in.Scale
+		x = float32(math.Min(math.Max(float64(x), 0), 6))
+		v := x / out.Scale
+		want := uint8(min(max(math.RoundToEven(float64(v))+float64(out.ZeroPoint), 0), 255))
+		if o.lut[q] != want {
+			t.Errorf("relu6 table[%d] = %d, want %d", q, o.lut[q], want)
+		}
+	}
+	if o.lut[255] != 255 || o.lut[0] != 0 {
+		t.Errorf("relu6 table does not clamp at the quantized 0 and 6: [0]=%d [255]=%d", o.lut[0], o.lut[255])
+	}
+}

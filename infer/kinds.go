@@ -65,9 +65,7 @@ func init() {
 	i8Kinds.Register(model.KindReLU, reluI8)
 	i8Kinds.Register(model.KindTanh, tableI8(math.Tanh))
 	i8Kinds.Register(model.KindSigmoid, tableI8(sigmoid64))
-	// relu6 maps the input's quantization to its own through a table,
-	// which clamps at the quantized 0 and 6.
-	i8Kinds.Register(model.KindReLU6, tableI8(func(x float64) float64 { return min(max(x, 0), 6) }))
+	i8Kinds.Register(model.KindReLU6, relu6I8)
 	i8Kinds.Register(model.KindAdd, addI8Layer)
 	// These run in float32 between a dequantization and the next INT8
 	// layer's quantization: a uint8 average needs a rescale per element
@@ -152,6 +150,17 @@ func tableI8(f func(float64) float64) i8Layer {
 		}
 		return c.emit(newLUT(nd.l.Name, nd.l.Kind, f, in.q, oq), nd.in, true, in.dim, oq, true), true, nil
 	}
+}
+
+// relu6I8 maps uint8 activations through newReLU6LUT when the layer has
+// output parameters; otherwise it runs in float32.
+func relu6I8(c *compiler, nd node) (int, bool, error) {
+	in := c.vals[nd.in[0]]
+	oq, ok := c.qm.Act[nd.l.Name]
+	if !in.u8 || !ok {
+		return 0, false, nil
+	}
+	return c.emit(newReLU6LUT(nd.l.Name, in.q, oq), nd.in, true, in.dim, oq, true), true, nil
 }
 
 // addI8Layer adds in INT8 when the add has output parameters: both
