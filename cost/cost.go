@@ -230,6 +230,20 @@ func Apply(r *report.Report, o Options) error {
 		return fmt.Errorf("cost: traffic forecast %v requests a day: give a number ≥ 0", o.RequestsPerDay)
 	}
 	r.Deployment = Deploy(r, t, o.RequestsPerDay)
+	if u := r.Transfer; u != nil && ref >= 0 {
+		// The passes the transfer set saved, at the reference teacher's
+		// best offline throughput.
+		u.TeacherSecondsAvoided = 0
+		if s := r.Models[ref].Serving; s != nil {
+			best := 0.0
+			for _, p := range s.Throughput {
+				best = max(best, p.RequestsPerSecond)
+			}
+			if best > 0 {
+				u.TeacherSecondsAvoided = float64(u.TeacherExamplesAvoided) / best
+			}
+		}
+	}
 	if ref < 0 || r.Models[ref].Cost == nil {
 		return nil
 	}

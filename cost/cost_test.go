@@ -484,3 +484,17 @@ func TestDeploy(t *testing.T) {
 		t.Error("negative forecast accepted")
 	}
 }
+
+// TestApplyTransferSeconds prices the teacher passes a transfer set
+// saved at the reference teacher's best offline throughput.
+func TestApplyTransferSeconds(t *testing.T) {
+	r := priced()
+	r.Transfer = &report.TransferUse{Rows: 100, TeacherExamplesAvoided: 5000}
+	if err := Apply(r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The teacher's best throughput is 250/s (batch 32).
+	if got := r.Transfer.TeacherSecondsAvoided; !near(got, 20) {
+		t.Errorf("seconds avoided %v, want 5000 / 250 = 20", got)
+	}
+}

@@ -155,6 +155,7 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	rep.Stages = run.stages
+	rep.Transfer = run.transferUse()
 	if err := run.price(rep); err != nil {
 		return nil, err
 	}
@@ -166,6 +167,20 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 	}
 	run.opts.Progress(Event{Stage: "report", Message: "wrote " + filepath.Join(run.out, "report.json"), Done: true})
 	return rep, nil
+}
+
+// transferUse counts the teacher passes the transfer set saved: every
+// student trains its epochs on the set's rows, reading every teacher's
+// targets there instead of running the teachers. Nil without a set.
+func (run *runner) transferUse() *report.TransferUse {
+	if run.set == nil {
+		return nil
+	}
+	u := &report.TransferUse{Rows: run.set.Len()}
+	for _, s := range run.r.Students {
+		u.TeacherExamplesAvoided += int64(s.Training.Epochs) * int64(run.set.Len()) * int64(run.set.Teachers())
+	}
+	return u
 }
 
 // price turns the serving measurements and stage times into costs.

@@ -259,6 +259,14 @@ func (r *Report) mdCostSection(rows []Model) string {
 		r.deploymentTable(&b, d)
 		methods = append(methods, d.Method)
 	}
+	b.WriteString("\n### Rules of thumb against this run\n\n| Saving | Rule of thumb | This run | Compares |\n|---|--:|--:|---|\n")
+	for _, rule := range r.RulesOfThumb() {
+		measured := "—"
+		if rule.MeasuredPercent != nil {
+			measured = FormatPercent(*rule.MeasuredPercent)
+		}
+		fmt.Fprintf(&b, "| %s | ≈%d%% | %s | %s |\n", rule.Name, int(rule.RulePercent), measured, cell(rule.Basis))
+	}
 	for _, m := range methods {
 		b.WriteString("\nMethod: " + inline(m) + "\n")
 	}

@@ -384,6 +384,7 @@ func costed() *Report {
 		LatencyMS: Percentiles{P50: 0.8, P95: 2.1, P99: 3.5, Mean: 1}, Method: "Poisson arrivals over loopback HTTP.",
 		Trials: []ServerTrial{{RateRPS: 150000, AchievedRPS: 14000, Requests: 150000, P99MS: 900}, {RateRPS: 12000, AchievedRPS: 11990, Requests: 12000, P99MS: 3.5, Passed: true}, {RateRPS: 15000, AchievedRPS: 14100, Requests: 15000, P99MS: 210}}}
 	r.Models[1].Cost.Scenario = ScenarioOffline
+	r.Transfer = &TransferUse{Rows: 60000, TeacherExamplesAvoided: 1800000, TeacherSecondsAvoided: 120}
 	r.Deployment = &Deployment{RequestsPerDay: 50e6, Method: "Scaled by vCPUs.", Options: []DeploymentOption{
 		{Model: "teacher", Machine: "aws-c7i.large", Scale: 0.5, RequestsPerSecond: 1500, USDPerMillion: TierPrices{OnDemand: 0.0165, Spot: 0.0063}, FitsMemory: true, Machines: 1, MonthlyUSD: TierPrices{OnDemand: 65.15, Spot: 24.82}, Cheapest: true},
 		{Model: "teacher", Machine: "aws-c7i.xlarge", Scale: 1, RequestsPerSecond: 3000, USDPerMillion: TierPrices{OnDemand: 0.0165, Spot: 0.0063}, FitsMemory: true, Machines: 1, MonthlyUSD: TierPrices{OnDemand: 130.3, Spot: 49.64}},
