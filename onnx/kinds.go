@@ -6,7 +6,14 @@ import (
 	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/kindreg"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/onnx/onnxpb"
 )
+
+// value is a tensor of the graph: a layer's output, or the input.
+type value struct {
+	name string   // the ONNX tensor
+	st   actState // what the INT8 runtime would hold for it
+}
 
 // exporter is the state of build between layers; the per-kind exporters
 // below add the nodes of one layer each.
@@ -15,11 +22,12 @@ type exporter struct {
 	spec model.Spec
 	w    model.Weights
 	qm   *infer.QuantModel // nil for a float32 graph
-	cur  string            // the tensor the next layer reads
+	vals []value           // each layer's output, by index, once exported
+	done []bool            // layers an earlier exporter fused (and set vals of)
+	args []value           // the inputs of the layer being exported
+	cur  string            // args[0]'s tensor, replaced by the layer's output
 	st   actState          // what the runtime would hold for cur
-	// i is the index of the layer being exported; an exporter that fuses
-	// the layers after it advances i past them.
-	i int
+	i    int               // the index of the layer being exported
 }
 
 // layerExporter adds the nodes of layer l, whose per-example input shape
@@ -51,9 +59,12 @@ func init() {
 	exporters.Register(model.KindConv2D, func(e *exporter, l model.Layer, in []int) error {
 		return e.gemm(l, in, func(x, wt, bias string) string {
 			s := max(l.Stride, 1)
-			return e.b.node("Conv", l.Name, []string{x, wt, bias},
-				intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", s, s),
-				intsAttr("pads", l.Padding, l.Padding, l.Padding, l.Padding))
+			attrs := []*onnxpb.AttributeProto{intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", s, s),
+				intsAttr("pads", l.Padding, l.Padding, l.Padding, l.Padding)}
+			if g := l.ConvGroups(); g > 1 {
+				attrs = append(attrs, intAttr("group", g))
+			}
+			return e.b.node("Conv", l.Name, []string{x, wt, bias}, attrs...)
 		})
 	})
 	exporters.Register(model.KindReLU, func(e *exporter, l model.Layer, _ []int) error {
@@ -63,6 +74,80 @@ func init() {
 	})
 	exporters.Register(model.KindTanh, tableActivation("Tanh"))
 	exporters.Register(model.KindSigmoid, tableActivation("Sigmoid"))
+	exporters.Register(model.KindReLU6, func(e *exporter, l model.Layer, _ []int) error {
+		// Since opset 11 Clip takes its bounds as (scalar) inputs.
+		lo, hi := e.b.scalar("relu6_min", 0), e.b.scalar("relu6_max", 6)
+		e.cur = e.b.node("Clip", l.Name, []string{e.cur, lo, hi})
+		e.floatOutput(l)
+		return nil
+	})
+	exporters.Register(model.KindSiLU, func(e *exporter, l model.Layer, _ []int) error {
+		sig := e.b.node("Sigmoid", l.Name+".sigmoid", []string{e.cur})
+		e.cur = e.b.node("Mul", l.Name, []string{e.cur, sig})
+		e.floatOutput(l)
+		return nil
+	})
+	exporters.Register(model.KindAvgPool, func(e *exporter, l model.Layer, _ []int) error {
+		st, p := l.PoolStride(), l.Padding
+		e.cur = e.b.node("AveragePool", l.Name, []string{e.cur},
+			intsAttr("kernel_shape", l.Kernel, l.Kernel), intsAttr("strides", st, st),
+			intsAttr("pads", p, p, p, p), intAttr("count_include_pad", 1))
+		e.floatOutput(l)
+		return nil
+	})
+	exporters.Register(model.KindGlobalAvgPool, func(e *exporter, l model.Layer, _ []int) error {
+		// GlobalAveragePool keeps H and W as ones; distill's output is [C].
+		pooled := e.b.node("GlobalAveragePool", l.Name+".pool", []string{e.cur})
+		e.cur = e.b.node("Flatten", l.Name, []string{pooled}, intAttr("axis", 1))
+		e.floatOutput(l)
+		return nil
+	})
+	exporters.Register(model.KindAdd, func(e *exporter, l model.Layer, _ []int) error {
+		e.cur = e.b.node("Add", l.Name, []string{e.args[0].name, e.args[1].name})
+		e.floatOutput(l)
+		return nil
+	})
+	exporters.Register(model.KindBatchNorm, func(e *exporter, l model.Layer, _ []int) error {
+		// Only a batchnorm model.Inference could not fold gets here (after
+		// an add or a pool, on the input): ONNX's BatchNormalization in
+		// inference mode is PyTorch's eval-mode batchnorm.
+		in := []string{e.cur}
+		for _, suffix := range []string{".weight", ".bias", ".running_mean", ".running_var"} {
+			in = append(in, e.b.floatInit(l.Name+suffix, e.w[l.Name+suffix]))
+		}
+		e.cur = e.b.node("BatchNormalization", l.Name, in, floatAttr("epsilon", float32(l.BNEps())))
+		e.floatOutput(l)
+		return nil
+	})
+}
+
+// floatOutput records that layer l, computed in float32, produced cur:
+// the runtime holds its output as float32, with l's activation
+// parameters if it has calibrated ones.
+func (e *exporter) floatOutput(l model.Layer) {
+	if e.qm == nil {
+		return
+	}
+	q, ok := e.qm.Act[l.Name]
+	e.st = actState{q: q, qok: ok, qkey: l.Name}
+}
+
+// fusedReLU returns the index of the relu layer that the GEMM of layer i
+// absorbs, or -1: the one reader of i's output (through layers that are
+// the identity at inference) if it is a relu. A conv whose output also
+// feeds a shortcut is not fused.
+func fusedReLU(spec model.Spec, i int) int {
+	j := spec.OnlyConsumer(i)
+	for j >= 0 {
+		if info, _ := model.Describe(spec.Layers[j].Kind); !info.IdentityAtInference {
+			break
+		}
+		j = spec.OnlyConsumer(j)
+	}
+	if j >= 0 && spec.Layers[j].Kind == model.KindReLU {
+		return j
+	}
+	return -1
 }
 
 // gemm exports a linear or conv2d layer (the node node makes from the
@@ -72,7 +157,7 @@ func init() {
 // consumer follows, so that the graph rounds where the runtime does.
 func (e *exporter) gemm(l model.Layer, in []int, node func(x, wt, bias string) string) error {
 	b, qm := e.b, e.qm
-	relu := infer.FusedReLU(e.spec.Layers, e.i)
+	relu := fusedReLU(e.spec, e.i)
 	x, wt, bias := e.cur, "", ""
 	if qm.Quantized(l.Name) {
 		if !e.st.qok {
@@ -91,13 +176,18 @@ func (e *exporter) gemm(l model.Layer, in []int, node func(x, wt, bias string) s
 	e.cur = node(x, wt, bias)
 	if relu >= 0 {
 		e.cur = b.node("Relu", e.spec.Layers[relu].Name, []string{e.cur})
-		e.i = relu
+		e.done[relu] = true
+		defer func() { e.vals[relu] = value{name: e.cur, st: e.st} }()
 	}
 	if qm == nil {
 		return nil
 	}
 	e.st = actState{q: qm.Act[l.Name], qok: true, qkey: l.Name}
-	if qm.Quantized(l.Name) && !qm.FloatAfter(e.i) {
+	last := e.i // the last layer the GEMM computes
+	if relu >= 0 {
+		last = relu
+	}
+	if qm.Quantized(l.Name) && !qm.FloatAfter(last) {
 		e.cur = b.qdq(e.cur, l.Name, e.st.q)
 		e.st.u8, e.st.fresh = true, true
 	}

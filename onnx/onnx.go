@@ -20,9 +20,19 @@
 //   - layers kept in float32 by quantize.WithFallback are plain float
 //     Gemm or Conv nodes.
 //
-// Operators: Gemm (transB=1) for linear layers, Conv, Relu, Tanh, Sigmoid,
-// MaxPool and Flatten; dropout layers are omitted (they are the identity at
-// inference). The graph has one input, "input", of shape [N, spec.Input...]
+// The graph is the network as the inference engines run it
+// (model.Inference): each batchnorm that follows a conv2d or linear layer
+// is folded into it, and the others are BatchNormalization nodes with the
+// running statistics. Layers read the tensors of the layers the spec's
+// graph names (a residual add reads two).
+//
+// Operators: Gemm (transB=1) for linear layers, Conv (with group for
+// grouped and depthwise convs), Relu, Tanh, Sigmoid, Clip (relu6, with
+// its bounds as inputs), Sigmoid and Mul (silu, x·σ(x)), MaxPool,
+// AveragePool (count_include_pad=1, as PyTorch's default), Flatten,
+// GlobalAveragePool followed by Flatten (distill's global pool outputs
+// [C]), Add and BatchNormalization; dropout layers are omitted (they are
+// the identity at inference). The graph has one input, "input", of shape [N, spec.Input...]
 // with a dynamic batch dimension N, and one output, "logits", [N, classes].
 // Models use opset 13 (the first with per-axis DequantizeLinear) and IR
 // version 7, and carry the spec as JSON in the metadata property

@@ -146,3 +146,20 @@ func TestONNXRuntime(t *testing.T) {
 		})
 	}
 }
+
+// TestONNXRuntimeGraphs runs the exported graph networks in ONNX Runtime
+// and compares them with the Go interpreter of the same graphs.
+func TestONNXRuntimeGraphs(t *testing.T) {
+	needORT(t)
+	for _, c := range graphCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			fb, fm := c.exportFP32(t)
+			got := runORT(t, fb, c.x, c.inputShape(), c.spec.Classes, ortConfig{})
+			interp, err := run(fm, c.x, c.inputShape())
+			if err != nil {
+				t.Fatalf("FP32 graph: %v", err)
+			}
+			checkFP32(t, "ORT FP32 vs the Go interpreter", got, interp, c.spec.Classes)
+		})
+	}
+}

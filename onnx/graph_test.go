@@ -1,0 +1,157 @@
+package onnx
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/distill-dev/distill/backend/backendtest"
+	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/onnx/onnxpb"
+)
+
+// graphCases are backendtest's graph networks (residual adds, folded and
+// unfolded batchnorms, grouped and depthwise convs, the new pools and
+// activations) with random weights, non-trivial batchnorm statistics and
+// random inputs.
+func graphCases(t testing.TB) []testCase {
+	t.Helper()
+	var cases []testCase
+	for i, spec := range backendtest.GraphSpecs(t) {
+		seed := uint64(100 + i)
+		w, err := spec.Init(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backendtest.RandomizeBatchNorm(spec, w, seed)
+		rng := rand.New(rand.NewPCG(seed, 5))
+		const n = 64
+		cases = append(cases, testCase{name: spec.Name, spec: spec, w: w, x: randNormal(rng, n*model.Numel(spec.Input)), n: n})
+	}
+	return cases
+}
+
+// graphCase returns the graph case called name.
+func graphCase(t *testing.T, name string) testCase {
+	t.Helper()
+	for _, c := range graphCases(t) {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("no graph case %q", name)
+	return testCase{}
+}
+
+// node returns the node called name.
+func nodeNamed(t *testing.T, g *onnxpb.GraphProto, name string) *onnxpb.NodeProto {
+	t.Helper()
+	for _, n := range g.GetNode() {
+		if n.GetName() == name {
+			return n
+		}
+	}
+	t.Fatalf("no node %q among %v", name, ops(g))
+	return nil
+}
+
+// TestStructureGraphFP32 checks how the graph kinds are exported: folded
+// batchnorms, the add's two inputs, grouped and depthwise convs, the
+// pools' attributes, relu6 as Clip with input bounds, silu as x·σ(x) and
+// a batchnorm that cannot be folded as BatchNormalization.
+func TestStructureGraphFP32(t *testing.T) {
+	c := graphCase(t, "resnet")
+	_, m := c.exportFP32(t)
+	g := m.GetGraph()
+	ispec, iw, err := model.Inference(c.spec, c.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adds := 0
+	for _, n := range g.GetNode() {
+		switch n.GetOpType() {
+		case "BatchNormalization":
+			t.Errorf("resnet: batchnorm %q is exported, want it folded into its conv", n.GetName())
+		case "Add":
+			adds++
+		}
+	}
+	if adds != 2 {
+		t.Errorf("resnet: %d Add nodes, want one per block (2)", adds)
+	}
+	inits := initializers(g)
+	for _, p := range []string{"conv1.weight", "conv1.bias", "layer2.0.downsample.0.weight", "layer2.0.downsample.0.bias"} {
+		if got := inits[p]; got == nil || !bytes.Equal(got.GetRawData(), f32Bytes(iw[p].Data)) {
+			t.Errorf("resnet: initializer %s is not the folded weights", p)
+		}
+	}
+	// The block's add reads the shortcut (the stem's relu) and the
+	// second conv of the block.
+	add := nodeNamed(t, g, "layer1.0.add")
+	_, ai, _ := ispec.Layer("layer1.0.add")
+	insIdx, _ := ispec.InputIndices()
+	for k, j := range insIdx[ai] {
+		if p := producer(g, add.GetInput()[k]); p == nil || p.GetName() != ispec.Layers[j].Name {
+			t.Errorf("resnet: layer1.0.add input %d comes from %v, want %q", k, p.GetName(), ispec.Layers[j].Name)
+		}
+	}
+
+	c = graphCase(t, "mixed")
+	_, m = c.exportFP32(t)
+	g = m.GetGraph()
+	if a := attrs(nodeNamed(t, g, "gconv")); a["group"].GetI() != 2 {
+		t.Errorf("gconv: group %v, want 2", a["group"])
+	}
+	if bias := nodeNamed(t, g, "gconv").GetInput()[2]; !bytes.Equal(initializers(g)[bias].GetRawData(), f32Bytes(c.w["gconv.bias"].Data)) {
+		t.Errorf("gconv: bias %q is not the layer's bias", bias)
+	}
+	pool := attrs(nodeNamed(t, g, "pool"))
+	if !slices.Equal(intsOf(pool["kernel_shape"]), []int{3, 3}) || !slices.Equal(intsOf(pool["strides"]), []int{2, 2}) ||
+		!slices.Equal(intsOf(pool["pads"]), []int{1, 1, 1, 1}) || pool["count_include_pad"].GetI() != 1 {
+		t.Errorf("avgpool attributes %v", nodeNamed(t, g, "pool").GetAttribute())
+	}
+	clip := nodeNamed(t, g, "act_g")
+	if clip.GetOpType() != "Clip" || len(clip.GetInput()) != 3 ||
+		f32At(initializers(g)[clip.GetInput()[1]], 0) != 0 || f32At(initializers(g)[clip.GetInput()[2]], 0) != 6 {
+		t.Errorf("relu6: %s with inputs %v, want Clip between initializers 0 and 6", clip.GetOpType(), clip.GetInput())
+	}
+	silu := nodeNamed(t, g, "act1")
+	sig := producer(g, silu.GetInput()[1])
+	if silu.GetOpType() != "Mul" || sig.GetOpType() != "Sigmoid" || sig.GetInput()[0] != silu.GetInput()[0] {
+		t.Errorf("silu: %s(%v), want Mul(x, Sigmoid(x))", silu.GetOpType(), silu.GetInput())
+	}
+	bn := nodeNamed(t, g, "bn_sum")
+	if bn.GetOpType() != "BatchNormalization" || attrs(bn)["epsilon"].GetF() != 1e-5 {
+		t.Errorf("bn_sum: %s %v, want BatchNormalization with epsilon 1e-5", bn.GetOpType(), bn.GetAttribute())
+	}
+	for k, suffix := range []string{".weight", ".bias", ".running_mean", ".running_var"} {
+		if in := initializers(g)[bn.GetInput()[k+1]]; in == nil || !bytes.Equal(in.GetRawData(), f32Bytes(c.w["bn_sum"+suffix].Data)) {
+			t.Errorf("bn_sum: input %d is not %s", k+1, "bn_sum"+suffix)
+		}
+	}
+	if p := producer(g, bn.GetInput()[0]); p.GetOpType() != "Add" {
+		t.Errorf("bn_sum reads %s, want the Add", p.GetOpType())
+	}
+	for _, n := range g.GetNode() {
+		if n.GetName() == "bn1" {
+			t.Errorf("bn1 is exported as %s, want it folded into fc1", n.GetOpType())
+		}
+	}
+
+	c = graphCase(t, "mobile")
+	_, m = c.exportFP32(t)
+	shapes, _ := c.spec.Shapes()
+	depthwise := 0
+	for i, l := range c.spec.Layers {
+		if l.Kind == model.KindConv2D && l.ConvGroups() > 1 {
+			depthwise++
+			if in := c.spec.InputShape(shapes, i); l.ConvGroups() != in[0] || attrs(nodeNamed(t, m.GetGraph(), l.Name))["group"].GetI() != int64(in[0]) {
+				t.Errorf("mobile: %s has %d groups for %d channels; exported group %v", l.Name, l.ConvGroups(), in[0], attrs(nodeNamed(t, m.GetGraph(), l.Name))["group"])
+			}
+		}
+	}
+	if depthwise == 0 {
+		t.Error("mobile has no depthwise conv: the fixture changed")
+	}
+}
