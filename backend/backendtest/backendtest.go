@@ -207,9 +207,11 @@ func testWeights(t *testing.T, b backend.Backend) {
 	}
 }
 
-// referenceLoss is the objective at weights w, all in float64.
+// referenceLoss is the objective at weights w, all in float64, in
+// training mode as Trainer.Step computes it (batchnorms use the batch's
+// statistics).
 func referenceLoss(t *testing.T, spec model.Spec, w model.Weights, obj loss.Objective, x []float32, y []int32, teacher []float32, n int, masks [][]float32) float64 {
-	logits, err := ReferenceForward(spec, w, x, n, masks)
+	logits, _, _, err := ReferenceTrainLayers(spec, w, x, n, masks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,13 +177,14 @@ func (in featureInputs) batch(n int, lr float64) *backend.Batch {
 }
 
 // referenceFeatureLoss is the whole objective, logit and feature terms,
-// at student weights w and adapter weights ad, all in float64.
+// at student weights w and adapter weights ad, all in float64, with the
+// student in training mode as Trainer.Step runs it.
 func referenceFeatureLoss(t *testing.T, c FeatureCase, plans []loss.FeaturePlan, w, ad model.Weights, in featureInputs, n int) (total, feature float64) {
 	var layers []string
 	for _, p := range plans {
 		layers = append(layers, p.Student)
 	}
-	logits, feats, err := ReferenceLayers(c.Student, w, in.x, n, in.masks, layers)
+	logits, feats, _, err := ReferenceTrainLayers(c.Student, w, in.x, n, in.masks, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
