@@ -32,6 +32,38 @@ func graphCases(t testing.TB) []testCase {
 	return cases
 }
 
+// reference runs the float64 reference on the network as written (its
+// batchnorms unfolded, in eval mode), as float32 logits.
+func (c testCase) reference(t testing.TB) []float32 {
+	t.Helper()
+	ref, err := backendtest.ReferenceForward(c.spec, c.w, c.x, c.n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(ref))
+	for i, v := range ref {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+// TestGraphsFP32 evaluates the exported graph networks with the Go
+// interpreter and compares them with the float64 reference, which runs
+// the batchnorms unfolded.
+func TestGraphsFP32(t *testing.T) {
+	for _, c := range graphCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			_, m := c.exportFP32(t)
+			checkWellFormed(t, c, m)
+			got, err := run(m, c.x, c.inputShape())
+			if err != nil {
+				t.Fatalf("FP32 graph: %v", err)
+			}
+			checkFP32(t, "FP32 graph vs float64 reference", got, c.reference(t), c.spec.Classes)
+		})
+	}
+}
+
 // graphCase returns the graph case called name.
 func graphCase(t *testing.T, name string) testCase {
 	t.Helper()

@@ -148,7 +148,8 @@ func TestONNXRuntime(t *testing.T) {
 }
 
 // TestONNXRuntimeGraphs runs the exported graph networks in ONNX Runtime
-// and compares them with the Go interpreter of the same graphs.
+// and compares them with the float64 reference and the Go interpreter of
+// the same graphs.
 func TestONNXRuntimeGraphs(t *testing.T) {
 	needORT(t)
 	for _, c := range graphCases(t) {
@@ -160,6 +161,7 @@ func TestONNXRuntimeGraphs(t *testing.T) {
 				t.Fatalf("FP32 graph: %v", err)
 			}
 			checkFP32(t, "ORT FP32 vs the Go interpreter", got, interp, c.spec.Classes)
+			checkFP32(t, "ORT FP32 vs float64 reference", got, c.reference(t), c.spec.Classes)
 		})
 	}
 }
