@@ -136,23 +136,25 @@ func BenchmarkMNISTStudentOps(b *testing.B) {
 			p    *Program
 		}{{"fp32", fp}, {"int8", q}} {
 			b.Run(fmt.Sprintf("%s/batch%d", p.name, n), func(b *testing.B) {
-				s := new(scratch)
-				times := make([][]float64, len(p.p.ops))
+				s := p.p.newScratch()
+				times := make([][]float64, len(p.p.steps))
 				reps := max(1, 256/n)
 				for b.Loop() {
-					v := value{f: x, dim: 784, slot: -1}
-					for i, o := range p.p.ops {
+					s.vals[0] = value{f: x, dim: 784}
+					for i, st := range p.p.steps {
+						var ins []value
+						for _, id := range st.in {
+							ins = append(ins, s.vals[id])
+						}
 						start := time.Now()
-						var out value
 						for range reps {
-							out = o.run(s, v, n)
+							s.vals[st.out] = st.op.run(s, ins, n, st.buf)
 						}
 						times[i] = append(times[i], time.Since(start).Seconds()*1e6/float64(reps))
-						v = out
 					}
 				}
-				for i, o := range p.p.ops {
-					b.ReportMetric(median(times[i]), o.name()+"-µs")
+				for i, st := range p.p.steps {
+					b.ReportMetric(median(times[i]), st.op.name()+"-µs")
 				}
 			})
 		}
