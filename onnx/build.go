@@ -26,9 +26,9 @@ func buildFP32(spec model.Spec, w model.Weights) (*onnxpb.ModelProto, error) {
 	if err := spec.Check(w); err != nil {
 		return nil, fmt.Errorf("onnx: weights do not fit spec %q: %w", spec.Name, err)
 	}
-	// The engines' form of the network: batchnorms folded into the
+	// The network as the runtimes run it: batchnorms folded into the
 	// layers before them, every conv and linear layer with a bias.
-	ispec, iw, err := model.Inference(spec, w)
+	ispec, iw, err := infer.Fold(spec, w)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
@@ -50,7 +50,11 @@ func buildInt8(m *quantize.Model) (*onnxpb.ModelProto, error) {
 	if len(m.Fallback) > 0 {
 		meta["distill.fallback"] = strings.Join(m.Fallback, ",")
 	}
-	return build(m.Spec, m.Spec, m.Float, &m.QuantModel, meta)
+	orig := m.Spec // already folded (see quantize.Model.Source)
+	if len(m.Source.Layers) > 0 {
+		orig = m.Source
+	}
+	return build(orig, m.Spec, m.Float, &m.QuantModel, meta)
 }
 
 // actState is what the builder knows of the activation between layers;
@@ -70,11 +74,12 @@ type builder struct {
 	used   map[string]bool      // tensor and node names
 	qinit  map[string][2]string // qkey → scale and zero-point initializers
 	consts map[string]string    // scalar's initializers by requested name
+	dq     map[[2]string]string // tensor and qkey → its qdq output
 }
 
 // build builds the graph of spec, whose batchnorms are folded where
-// they can be (see model.Inference); orig, the network as the user
-// wrote it, goes into the metadata.
+// they can be (see infer.Fold); orig, the network as the user wrote it,
+// goes into the metadata.
 func build(orig, spec model.Spec, w model.Weights, qm *infer.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
@@ -89,6 +94,7 @@ func build(orig, spec model.Spec, w model.Weights, qm *infer.QuantModel, meta ma
 		used:   map[string]bool{InputName: true, OutputName: true},
 		qinit:  map[string][2]string{},
 		consts: map[string]string{},
+		dq:     map[[2]string]string{},
 	}
 	e := &exporter{b: b, spec: spec, w: w, qm: qm, vals: make([]value, len(spec.Layers)), done: make([]bool, len(spec.Layers))}
 	input := value{name: InputName}
@@ -205,6 +211,9 @@ func (b *builder) finish(cur string) {
 // "" for the input) and
 // dequantizes it back, returning the dequantized tensor.
 func (b *builder) qdq(x, qkey string, q infer.QParams) string {
+	if dq, ok := b.dq[[2]string{x, qkey}]; ok {
+		return dq // another reader of x already quantized it
+	}
 	names, ok := b.qinit[qkey]
 	if !ok {
 		prefix := qkey + ".out"
@@ -216,7 +225,9 @@ func (b *builder) qdq(x, qkey string, q infer.QParams) string {
 		b.qinit[qkey] = names
 	}
 	qx := b.node("QuantizeLinear", x+"_quantized", []string{x, names[0], names[1]})
-	return b.node("DequantizeLinear", x+"_dequantized", []string{qx, names[0], names[1]})
+	dq := b.node("DequantizeLinear", x+"_dequantized", []string{qx, names[0], names[1]})
+	b.dq[[2]string{x, qkey}] = dq
+	return dq
 }
 
 // quantizedParams adds a quantized layer's int8 weight and int32 bias and

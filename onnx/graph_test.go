@@ -2,13 +2,17 @@ package onnx
 
 import (
 	"bytes"
+	"context"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/distill-dev/distill/backend/backendtest"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx/onnxpb"
+	"github.com/distill-dev/distill/quantize"
 )
 
 // graphCases are backendtest's graph networks (residual adds, folded and
@@ -47,9 +51,23 @@ func (c testCase) reference(t testing.TB) []float32 {
 	return out
 }
 
+// oursFP32 runs package infer's FP32 program on the inputs.
+func (c testCase) oursFP32(t testing.TB) []float32 {
+	t.Helper()
+	p, err := infer.Compile(c.spec, c.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, c.n*c.spec.Classes)
+	if err := p.Forward(c.x, c.n, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestGraphsFP32 evaluates the exported graph networks with the Go
 // interpreter and compares them with the float64 reference, which runs
-// the batchnorms unfolded.
+// the batchnorms unfolded, and with package infer.
 func TestGraphsFP32(t *testing.T) {
 	for _, c := range graphCases(t) {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,6 +78,7 @@ func TestGraphsFP32(t *testing.T) {
 				t.Fatalf("FP32 graph: %v", err)
 			}
 			checkFP32(t, "FP32 graph vs float64 reference", got, c.reference(t), c.spec.Classes)
+			checkFP32(t, "FP32 graph vs runtime", got, c.oursFP32(t), c.spec.Classes)
 		})
 	}
 }
@@ -185,5 +204,102 @@ func TestStructureGraphFP32(t *testing.T) {
 	}
 	if depthwise == 0 {
 		t.Error("mobile has no depthwise conv: the fixture changed")
+	}
+}
+
+// quantizeCase quantizes c's network (min-max calibration on 256 random
+// inputs), for the INT8 checks.
+func quantizeCase(t testing.TB, c testCase) testCase {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(len(c.name)), 9))
+	calib := make([][]float32, 256)
+	for k := range calib {
+		calib[k] = randNormal(rng, model.Numel(c.spec.Input))
+	}
+	q, err := quantize.Quantize(context.Background(), c.spec, c.w, quantize.FromSlices(calib, 64), quantize.Config{Method: quantize.MinMax})
+	if err != nil {
+		t.Fatalf("%s: quantize: %v", c.name, err)
+	}
+	c.q = q
+	return c
+}
+
+// oursInt8 runs the INT8 runtime on the inputs.
+func (c testCase) oursInt8(t testing.TB) []float32 {
+	t.Helper()
+	p, err := c.q.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, c.n*c.spec.Classes)
+	if err := p.Forward(c.x, c.n, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// graphInt8Cases are the graph cases quantized, and the resnet with two
+// layers kept in float32: the stem conv (whose ReLU output feeds a
+// shortcut and a conv) and the conv before the first add (a float32
+// input of an INT8 add).
+func graphInt8Cases(t testing.TB) []testCase {
+	t.Helper()
+	var cases []testCase
+	for _, c := range graphCases(t) {
+		cases = append(cases, quantizeCase(t, c))
+		if c.name != "resnet" {
+			continue
+		}
+		fb := quantizeCase(t, c)
+		_, fw, err := infer.Fold(c.spec, c.w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := *fb.q
+		q.Layers, q.Float = maps.Clone(q.Layers), maps.Clone(q.Float)
+		q.Fallback = []string{"conv1", "layer1.0.conv2"}
+		for _, f := range q.Fallback {
+			if _, ok := q.Layers[f]; !ok {
+				t.Fatalf("resnet has no quantized layer %q: the fixture changed", f)
+			}
+			delete(q.Layers, f)
+			q.Float[f+".weight"], q.Float[f+".bias"] = fw[f+".weight"], fw[f+".bias"]
+		}
+		fb.name, fb.q = "resnet_fallback", &q
+		cases = append(cases, fb)
+	}
+	return cases
+}
+
+// checkInt8Step fails unless got matches the INT8 runtime's logits want
+// to within one quantization step of the logits (the last layer's
+// activation scale) and agrees on the class of ≥ 99% of the examples.
+func checkInt8Step(t *testing.T, what string, got, want []float32, c testCase) {
+	t.Helper()
+	a := compare(got, want, c.spec.Classes)
+	step := float64(c.q.Act[c.q.Spec.Layers[len(c.q.Spec.Layers)-1].Name].Scale)
+	t.Logf("%s: argmax agreement %.4f, max |Δ| %.3g, mean |Δ| %.3g (logits up to %.3g, step %.3g)", what, a.argmax, a.maxDiff, a.meanDiff, a.scale, step)
+	if a.argmax < 0.99 {
+		t.Errorf("%s: argmax agrees on %.2f%% of the examples, want ≥ 99%%", what, 100*a.argmax)
+	}
+	if a.maxDiff > step {
+		t.Errorf("%s: logits differ by up to %.3g, more than a quantization step (%.3g)", what, a.maxDiff, step)
+	}
+}
+
+// TestGraphsInt8 evaluates the QDQ exports of the quantized graph
+// networks with the Go interpreter and compares them with the INT8
+// runtime.
+func TestGraphsInt8(t *testing.T) {
+	for _, c := range graphInt8Cases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			_, m := c.exportInt8(t)
+			checkWellFormed(t, c, m)
+			got, err := run(m, c.x, c.inputShape())
+			if err != nil {
+				t.Fatalf("QDQ graph: %v", err)
+			}
+			checkInt8Step(t, "QDQ graph vs runtime INT8", got, c.oursInt8(t), c)
+		})
 	}
 }

@@ -72,16 +72,19 @@ func init() {
 		e.st.fresh = false
 		return nil
 	})
-	exporters.Register(model.KindTanh, tableActivation("Tanh"))
-	exporters.Register(model.KindSigmoid, tableActivation("Sigmoid"))
-	exporters.Register(model.KindReLU6, func(e *exporter, l model.Layer, _ []int) error {
+	exporters.Register(model.KindTanh, tableActivation(func(e *exporter, l model.Layer) string {
+		return e.b.node("Tanh", l.Name, []string{e.cur})
+	}))
+	exporters.Register(model.KindSigmoid, tableActivation(func(e *exporter, l model.Layer) string {
+		return e.b.node("Sigmoid", l.Name, []string{e.cur})
+	}))
+	exporters.Register(model.KindReLU6, tableActivation(func(e *exporter, l model.Layer) string {
 		// Since opset 11 Clip takes its bounds as (scalar) inputs.
 		lo, hi := e.b.scalar("relu6_min", 0), e.b.scalar("relu6_max", 6)
-		e.cur = e.b.node("Clip", l.Name, []string{e.cur, lo, hi})
-		e.floatOutput(l)
-		return nil
-	})
+		return e.b.node("Clip", l.Name, []string{e.cur, lo, hi})
+	}))
 	exporters.Register(model.KindSiLU, func(e *exporter, l model.Layer, _ []int) error {
+		// The INT8 runtime computes silu in float32 (no table).
 		sig := e.b.node("Sigmoid", l.Name+".sigmoid", []string{e.cur})
 		e.cur = e.b.node("Mul", l.Name, []string{e.cur, sig})
 		e.floatOutput(l)
@@ -103,7 +106,24 @@ func init() {
 		return nil
 	})
 	exporters.Register(model.KindAdd, func(e *exporter, l model.Layer, _ []int) error {
-		e.cur = e.b.node("Add", l.Name, []string{e.args[0].name, e.args[1].name})
+		a, b := e.args[0], e.args[1]
+		if e.qm != nil {
+			// The INT8 runtime adds two uint8 tensors (quantizing a
+			// float32 one with its parameters first) in float32 and
+			// rounds the sum to the add's parameters.
+			if q, ok := e.qm.Act[l.Name]; ok {
+				for k, v := range e.args {
+					if !v.st.qok {
+						return fmt.Errorf("onnx: add %q runs in INT8 but its input %q has no quantization parameters", l.Name, e.spec.InputNames(e.i)[k])
+					}
+				}
+				sum := e.b.node("Add", l.Name, []string{e.dequantized(a), e.dequantized(b)})
+				e.cur = e.b.qdq(sum, l.Name, q)
+				e.st = actState{u8: true, fresh: true, q: q, qok: true, qkey: l.Name}
+				return nil
+			}
+		}
+		e.cur = e.b.node("Add", l.Name, []string{a.name, b.name})
 		e.floatOutput(l)
 		return nil
 	})
@@ -132,24 +152,6 @@ func (e *exporter) floatOutput(l model.Layer) {
 	e.st = actState{q: q, qok: ok, qkey: l.Name}
 }
 
-// fusedReLU returns the index of the relu layer that the GEMM of layer i
-// absorbs, or -1: the one reader of i's output (through layers that are
-// the identity at inference) if it is a relu. A conv whose output also
-// feeds a shortcut is not fused.
-func fusedReLU(spec model.Spec, i int) int {
-	j := spec.OnlyConsumer(i)
-	for j >= 0 {
-		if info, _ := model.Describe(spec.Layers[j].Kind); !info.IdentityAtInference {
-			break
-		}
-		j = spec.OnlyConsumer(j)
-	}
-	if j >= 0 && spec.Layers[j].Kind == model.KindReLU {
-		return j
-	}
-	return -1
-}
-
 // gemm exports a linear or conv2d layer (the node node makes from the
 // input, weight and bias) with the runtime's rules: a quantized layer
 // reads its input on the uint8 grid and has dequantized int8 weights, a
@@ -157,15 +159,13 @@ func fusedReLU(spec model.Spec, i int) int {
 // consumer follows, so that the graph rounds where the runtime does.
 func (e *exporter) gemm(l model.Layer, in []int, node func(x, wt, bias string) string) error {
 	b, qm := e.b, e.qm
-	relu := fusedReLU(e.spec, e.i)
+	relu := infer.FusedReLU(e.spec.Layers, e.i)
 	x, wt, bias := e.cur, "", ""
 	if qm.Quantized(l.Name) {
 		if !e.st.qok {
 			return fmt.Errorf("onnx: layer %q is quantized but its input has no quantization parameters", l.Name)
 		}
-		if !e.st.fresh {
-			x = b.qdq(e.cur, e.st.qkey, e.st.q)
-		}
+		x = e.dequantized(value{name: e.cur, st: e.st})
 		info, _ := model.Describe(l.Kind)
 		wshape := info.Params(l, in)[0].Shape // the weight, in PyTorch's layout
 		wt, bias = b.quantizedParams(l.Name, qm.Layers[l.Name], wshape, e.st.q.Scale)
@@ -183,23 +183,20 @@ func (e *exporter) gemm(l model.Layer, in []int, node func(x, wt, bias string) s
 		return nil
 	}
 	e.st = actState{q: qm.Act[l.Name], qok: true, qkey: l.Name}
-	last := e.i // the last layer the GEMM computes
-	if relu >= 0 {
-		last = relu
-	}
-	if qm.Quantized(l.Name) && !qm.FloatAfter(last) {
+	if qm.Quantized(l.Name) && !qm.FloatAfter(e.i) {
 		e.cur = b.qdq(e.cur, l.Name, e.st.q)
 		e.st.u8, e.st.fresh = true, true
 	}
 	return nil
 }
 
-// tableActivation exports an activation that the INT8 runtime computes
-// through a uint8 table when its input is uint8 and it has output
-// parameters: the graph then rounds its output to those parameters.
-func tableActivation(op string) layerExporter {
+// tableActivation exports an activation (the nodes op adds to e.cur)
+// that the INT8 runtime computes through a uint8 table when its input is
+// uint8 and it has output parameters: the graph then rounds its output
+// to those parameters.
+func tableActivation(op func(e *exporter, l model.Layer) string) layerExporter {
 	return func(e *exporter, l model.Layer, _ []int) error {
-		e.cur = e.b.node(op, l.Name, []string{e.cur})
+		e.cur = op(e, l)
 		if e.qm == nil {
 			return nil
 		}
@@ -212,4 +209,15 @@ func tableActivation(op string) layerExporter {
 		}
 		return nil
 	}
+}
+
+// dequantized returns v's tensor as the INT8 runtime's uint8 values
+// dequantized: v itself when it is a DequantizeLinear output, else v
+// through a QuantizeLinear → DequantizeLinear pair with its parameters
+// (exact: v's values lie on that grid).
+func (e *exporter) dequantized(v value) string {
+	if v.st.fresh {
+		return v.name
+	}
+	return e.b.qdq(v.name, v.st.qkey, v.st.q)
 }

@@ -148,8 +148,9 @@ func TestONNXRuntime(t *testing.T) {
 }
 
 // TestONNXRuntimeGraphs runs the exported graph networks in ONNX Runtime
-// and compares them with the float64 reference and the Go interpreter of
-// the same graphs.
+// and compares them with the float64 reference, the Go interpreter of
+// the same graphs and package infer, and their QDQ exports with the INT8
+// runtime.
 func TestONNXRuntimeGraphs(t *testing.T) {
 	needORT(t)
 	for _, c := range graphCases(t) {
@@ -162,6 +163,20 @@ func TestONNXRuntimeGraphs(t *testing.T) {
 			}
 			checkFP32(t, "ORT FP32 vs the Go interpreter", got, interp, c.spec.Classes)
 			checkFP32(t, "ORT FP32 vs float64 reference", got, c.reference(t), c.spec.Classes)
+			checkFP32(t, "ORT FP32 vs runtime", got, c.oursFP32(t), c.spec.Classes)
+		})
+	}
+	for _, c := range graphInt8Cases(t) {
+		t.Run(c.name+"/int8", func(t *testing.T) {
+			qb, _ := c.exportInt8(t)
+			opt := filepath.Join(t.TempDir(), "optimized.onnx")
+			got := runORT(t, qb, c.x, c.inputShape(), c.spec.Classes, ortConfig{optimized: opt, exact: true})
+			checkInt8Step(t, "ORT QDQ ("+ExactU8S8Option+"=1) vs runtime INT8", got, c.oursInt8(t), c)
+			b, err := os.ReadFile(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("ONNX Runtime runs %v", ops(decode(t, b).GetGraph()))
 		})
 	}
 }
