@@ -303,3 +303,135 @@ func TestGraphsInt8(t *testing.T) {
 		})
 	}
 }
+
+// TestFusionOnlyWithSoleReader exports a conv whose output feeds both a
+// relu and an add: the add must read the conv's output before the relu,
+// so the relu is its own node and the conv is not fused with it (in
+// INT8 the conv's output is requantized before the relu, as the runtime
+// does).
+func TestFusionOnlyWithSoleReader(t *testing.T) {
+	spec := model.Spec{Name: "shared", Input: []int{2, 5, 5}, Classes: 3, Layers: []model.Layer{
+		{Name: "c", Kind: model.KindConv2D, Out: 3, Kernel: 3, Padding: 1},
+		{Name: "r", Kind: model.KindReLU},
+		{Name: "d", Kind: model.KindConv2D, Out: 3, Kernel: 1},
+		{Name: "s", Kind: model.KindAdd, Inputs: []string{"c", "d"}},
+		{Name: "flatten", Kind: model.KindFlatten},
+		{Name: "fc", Kind: model.KindLinear, Out: 3},
+	}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := spec.Init(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testCase{name: spec.Name, spec: spec, w: w, x: randNormal(rand.New(rand.NewPCG(3, 4)), 40*model.Numel(spec.Input)), n: 40}
+	c = quantizeCase(t, c)
+
+	_, m := c.exportFP32(t)
+	g := m.GetGraph()
+	if p := producer(g, nodeNamed(t, g, "s").GetInput()[0]); p.GetName() != "c" || p.GetOpType() != "Conv" {
+		t.Errorf("FP32: the add reads %s %q, want the conv's output", p.GetOpType(), p.GetName())
+	}
+	got, err := run(m, c.x, c.inputShape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFP32(t, "FP32 graph vs float64 reference", got, c.reference(t), c.spec.Classes)
+
+	_, m = c.exportInt8(t)
+	g = m.GetGraph()
+	// c → Q → DQ (c's parameters), read by the relu and the add.
+	dq := producer(g, nodeNamed(t, g, "r").GetInput()[0])
+	if dq.GetOpType() != "DequantizeLinear" || producer(g, producer(g, dq.GetInput()[0]).GetInput()[0]).GetName() != "c" {
+		t.Errorf("INT8: the relu reads %s, want the conv's requantized output", dq.GetOpType())
+	}
+	if a := nodeNamed(t, g, "s").GetInput()[0]; a != dq.GetOutput()[0] {
+		t.Errorf("INT8: the add reads %q, want the conv's requantized output %q", a, dq.GetOutput()[0])
+	}
+	got, err = run(m, c.x, c.inputShape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInt8Step(t, "QDQ graph vs runtime INT8", got, c.oursInt8(t), c)
+}
+
+// TestStructureGraphInt8 checks the QDQ form of the graph kinds: an add
+// between two DequantizeLinear nodes and requantized with its own
+// parameters, a float32 (fallback) conv quantized with its parameters
+// before the add, and per-channel weights of a depthwise conv.
+func TestStructureGraphInt8(t *testing.T) {
+	var c testCase
+	for _, k := range graphInt8Cases(t) {
+		if k.name == "resnet_fallback" {
+			c = k
+		}
+	}
+	_, m := c.exportInt8(t)
+	g := m.GetGraph()
+	inits := initializers(g)
+	add := nodeNamed(t, g, "layer1.0.add")
+	for k, in := range add.GetInput() {
+		if p := producer(g, in); p.GetOpType() != "DequantizeLinear" {
+			t.Errorf("add input %d comes from %s, want DequantizeLinear", k, p.GetOpType())
+		}
+	}
+	// The float32 conv2 feeding the add is quantized with its own
+	// parameters first.
+	found := false
+	for _, in := range add.GetInput() {
+		q := producer(g, producer(g, in).GetInput()[0])
+		if q.GetOpType() == "QuantizeLinear" && producer(g, q.GetInput()[0]).GetName() == "layer1.0.conv2" {
+			found = true
+			if f32At(inits[q.GetInput()[1]], 0) != c.q.Act["layer1.0.conv2"].Scale {
+				t.Errorf("the float conv2 is quantized with scale %v, want its own %v", f32At(inits[q.GetInput()[1]], 0), c.q.Act["layer1.0.conv2"].Scale)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the add's inputs %v: none is the float conv2 quantized", add.GetInput())
+	}
+	var next *onnxpb.NodeProto
+	for _, n := range g.GetNode() {
+		if slices.Contains(n.GetInput(), add.GetOutput()[0]) {
+			next = n
+		}
+	}
+	if next.GetOpType() != "QuantizeLinear" || f32At(inits[next.GetInput()[1]], 0) != c.q.Act["layer1.0.add"].Scale ||
+		int32(inits[next.GetInput()[2]].GetRawData()[0]) != c.q.Act["layer1.0.add"].ZeroPoint {
+		t.Errorf("the add's output goes to %s %v, want QuantizeLinear with the add's parameters", next.GetOpType(), next.GetInput())
+	}
+	for _, f := range c.q.Fallback {
+		conv := nodeNamed(t, g, f)
+		if w := inits[conv.GetInput()[1]]; w == nil || w.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
+			t.Errorf("fallback %s: weight %q is not a float32 initializer", f, conv.GetInput()[1])
+		}
+	}
+
+	for _, k := range graphInt8Cases(t) {
+		if k.name == "mobile" {
+			c = k
+		}
+	}
+	_, m = c.exportInt8(t)
+	g = m.GetGraph()
+	inits = initializers(g)
+	dw := 0
+	for _, l := range c.q.Spec.Layers {
+		if l.Kind != model.KindConv2D || l.ConvGroups() == 1 {
+			continue
+		}
+		dw++
+		wdq := producer(g, nodeNamed(t, g, l.Name).GetInput()[1])
+		if wdq.GetOpType() != "DequantizeLinear" || attrs(wdq)["axis"] == nil || attrs(wdq)["axis"].GetI() != 0 ||
+			!bytes.Equal(inits[wdq.GetInput()[1]].GetRawData(), f32Bytes(c.q.Layers[l.Name].Scale)) {
+			t.Errorf("%s: weight from %s %v, want per-channel (axis 0) DequantizeLinear with the layer's scales", l.Name, wdq.GetOpType(), wdq.GetAttribute())
+		}
+		if got := attrs(nodeNamed(t, g, l.Name))["group"].GetI(); got != int64(l.ConvGroups()) {
+			t.Errorf("%s: group %d, want %d", l.Name, got, l.ConvGroups())
+		}
+	}
+	if dw == 0 {
+		t.Error("mobile has no grouped conv: the fixture changed")
+	}
+}
