@@ -21,7 +21,7 @@ var (
 // needORT initialises ONNX Runtime once per process, or skips the test
 // when its library is not installed (fails instead when
 // DISTILL_REQUIRE_ORT is set, as CI does once it installs it).
-func needORT(t *testing.T) {
+func needORT(t testing.TB) {
 	t.Helper()
 	ortOnce.Do(func() {
 		lib, err := RuntimeLibrary()
