@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/distill-dev/distill/model"
 )
 
 var (
@@ -176,7 +178,27 @@ func TestONNXRuntimeGraphs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("ONNX Runtime runs %v", ops(decode(t, b).GetGraph()))
+			optOps := ops(decode(t, b).GetGraph())
+			t.Logf("ONNX Runtime runs %v", optOps)
+			// ONNX Runtime fuses a quantized conv into QLinearConv when
+			// its output is requantized, and a linear layer into QGemm
+			// either way; a conv whose float32 output goes to float32
+			// layers (a pool) it computes in float.
+			want := 0
+			for i, l := range c.q.Spec.Layers {
+				if c.q.Quantized(l.Name) && (l.Kind == model.KindLinear || !c.q.FloatAfter(i)) {
+					want++
+				}
+			}
+			fused := 0
+			for _, op := range optOps {
+				if op == "QLinearConv" || op == "QGemm" {
+					fused++
+				}
+			}
+			if fused < want {
+				t.Errorf("ONNX Runtime fused %d of the %d quantized layers with integer outputs into integer kernels (graph %v)", fused, want, optOps)
+			}
 		})
 	}
 }
