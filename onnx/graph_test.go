@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/backend/backendtest"
@@ -433,5 +434,20 @@ func TestStructureGraphInt8(t *testing.T) {
 	}
 	if dw == 0 {
 		t.Error("mobile has no grouped conv: the fixture changed")
+	}
+}
+
+// TestGraphExportErrors checks that a graph network whose batchnorm
+// statistics are missing is reported with the tensor that is missing.
+func TestGraphExportErrors(t *testing.T) {
+	c := graphCase(t, "mixed")
+	w := c.w.Clone()
+	delete(w, "bn_sum.running_var")
+	var buf bytes.Buffer
+	if err := ExportFP32(&buf, c.spec, w); err == nil || !strings.Contains(err.Error(), "bn_sum.running_var") {
+		t.Errorf("missing running variance: got %v, want an error naming bn_sum.running_var", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("a failed export wrote %d bytes", buf.Len())
 	}
 }

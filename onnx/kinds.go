@@ -128,7 +128,7 @@ func init() {
 		return nil
 	})
 	exporters.Register(model.KindBatchNorm, func(e *exporter, l model.Layer, _ []int) error {
-		// Only a batchnorm model.Inference could not fold gets here (after
+		// Only a batchnorm infer.Fold could not fold gets here (after
 		// an add or a pool, on the input): ONNX's BatchNormalization in
 		// inference mode is PyTorch's eval-mode batchnorm.
 		in := []string{e.cur}
