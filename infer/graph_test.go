@@ -11,138 +11,6 @@ import (
 	"github.com/distill-dev/distill/model"
 )
 
-// refGraph runs one example through spec in float64 straight from the
-// layer definitions, batchnorms unfolded (eval mode: running
-// statistics), walking the graph by InputIndices.
-func refGraph(t testing.TB, spec model.Spec, w model.Weights, x []float32) []float64 {
-	t.Helper()
-	shapes, err := spec.Shapes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ins, err := spec.InputIndices()
-	if err != nil {
-		t.Fatal(err)
-	}
-	input := make([]float64, len(x))
-	for i, v := range x {
-		input[i] = float64(v)
-	}
-	outs := make([][]float64, len(spec.Layers))
-	get := func(j int) []float64 {
-		if j < 0 {
-			return input
-		}
-		return outs[j]
-	}
-	for i, l := range spec.Layers {
-		in, inS, out := get(ins[i][0]), spec.InputShape(shapes, i), shapes[i]
-		y := make([]float64, model.Numel(out))
-		wt, bias := w[l.Name+".weight"].Data, w[l.Name+".bias"].Data
-		b := func(o int) float64 {
-			if bias == nil {
-				return 0
-			}
-			return float64(bias[o])
-		}
-		switch l.Kind {
-		case model.KindLinear:
-			for o := range y {
-				s := b(o)
-				for k, v := range in {
-					s += float64(wt[o*len(in)+k]) * v
-				}
-				y[o] = s
-			}
-		case model.KindConv2D:
-			c, h, wd := inS[0], inS[1], inS[2]
-			g := l.ConvGroups()
-			cg, og, st := c/g, l.Out/g, max(l.Stride, 1)
-			for o := 0; o < l.Out; o++ {
-				for oy := 0; oy < out[1]; oy++ {
-					for ox := 0; ox < out[2]; ox++ {
-						s := b(o)
-						for ci := 0; ci < cg; ci++ {
-							ic := (o/og)*cg + ci
-							for ky := 0; ky < l.Kernel; ky++ {
-								for kx := 0; kx < l.Kernel; kx++ {
-									yy, xx := oy*st-l.Padding+ky, ox*st-l.Padding+kx
-									if yy >= 0 && yy < h && xx >= 0 && xx < wd {
-										s += float64(wt[((o*cg+ci)*l.Kernel+ky)*l.Kernel+kx]) * in[(ic*h+yy)*wd+xx]
-									}
-								}
-							}
-						}
-						y[(o*out[1]+oy)*out[2]+ox] = s
-					}
-				}
-			}
-		case model.KindMaxPool, model.KindAvgPool:
-			h, wd, st, pad := inS[1], inS[2], l.PoolStride(), l.Padding
-			for c := 0; c < inS[0]; c++ {
-				for oy := 0; oy < out[1]; oy++ {
-					for ox := 0; ox < out[2]; ox++ {
-						m, s := math.Inf(-1), 0.0
-						for ky := 0; ky < l.Kernel; ky++ {
-							for kx := 0; kx < l.Kernel; kx++ {
-								yy, xx := oy*st-pad+ky, ox*st-pad+kx
-								if yy >= 0 && yy < h && xx >= 0 && xx < wd {
-									v := in[(c*h+yy)*wd+xx]
-									m, s = max(m, v), s+v
-								}
-							}
-						}
-						if l.Kind == model.KindAvgPool {
-							m = s / float64(l.Kernel*l.Kernel)
-						}
-						y[(c*out[1]+oy)*out[2]+ox] = m
-					}
-				}
-			}
-		case model.KindGlobalAvgPool:
-			hw := inS[1] * inS[2]
-			for c := range y {
-				for _, v := range in[c*hw : (c+1)*hw] {
-					y[c] += v / float64(hw)
-				}
-			}
-		case model.KindBatchNorm:
-			mean, variance := w[l.Name+".running_mean"].Data, w[l.Name+".running_var"].Data
-			per := len(in) / inS[0]
-			for k, v := range in {
-				c := k / per
-				y[k] = (v-float64(mean[c]))/math.Sqrt(float64(variance[c])+l.BNEps())*float64(wt[c]) + float64(bias[c])
-			}
-		case model.KindAdd:
-			other := get(ins[i][1])
-			for k, v := range in {
-				y[k] = v + other[k]
-			}
-		default:
-			for k, v := range in {
-				switch l.Kind {
-				case model.KindReLU:
-					v = max(v, 0)
-				case model.KindReLU6:
-					v = min(max(v, 0), 6)
-				case model.KindTanh:
-					v = math.Tanh(v)
-				case model.KindSigmoid:
-					v = 1 / (1 + math.Exp(-v))
-				case model.KindSiLU:
-					v = v / (1 + math.Exp(-v))
-				case model.KindFlatten, model.KindDropout:
-				default:
-					t.Fatalf("refGraph: no reference for kind %q", l.Kind)
-				}
-				y[k] = v
-			}
-		}
-		outs[i] = y
-	}
-	return outs[len(outs)-1]
-}
-
 // graphNet is a graph spec with random weights and non-trivial
 // batchnorms.
 func graphNet(t testing.TB, spec model.Spec, seed uint64) model.Weights {
@@ -185,7 +53,8 @@ func allGraphSpecs(t testing.TB) []model.Spec {
 }
 
 // TestGraphMatchesReference checks the FP32 program of every graph spec
-// (batchnorms folded or run as an affine map) against refGraph, with the
+// (batchnorms folded or run as an affine map) against the float64
+// reference of package backendtest (batchnorms unfolded), with the
 // depthwise convolutions run directly and as GEMMs.
 func TestGraphMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 2))
@@ -203,18 +72,39 @@ func TestGraphMatchesReference(t *testing.T) {
 				if err := p.Forward(x, n, out); err != nil {
 					t.Fatal(err)
 				}
-				for b := 0; b < n; b++ {
-					want := refGraph(t, spec, w, x[b*p.InputSize():(b+1)*p.InputSize()])
-					for c, v := range want {
-						if got := out[b*p.Classes()+c]; math.Abs(float64(got)-v) > 1e-4*(1+math.Abs(v)) {
-							t.Fatalf("%s direct=%v n=%d example %d logit %d = %v, want %v\n%s", spec.Name, direct, n, b, c, got, v, p)
-						}
+				want, err := backendtest.ReferenceForward(spec, w, x, n, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range want {
+					if got := out[i]; math.Abs(float64(got)-v) > 1e-4*(1+math.Abs(v)) {
+						t.Fatalf("%s direct=%v n=%d logit %d = %v, want %v\n%s", spec.Name, direct, n, i, got, v, p)
 					}
 				}
 			}
 		}
 	}
 	directDepthwise = true
+}
+
+// TestGraphMatchesPyTorch checks the FP32 program against PyTorch's
+// eval-mode logits on the graph specs (backendtest's goldens).
+func TestGraphMatchesPyTorch(t *testing.T) {
+	for _, g := range backendtest.TorchGoldens(t) {
+		p, err := Compile(g.Spec, g.Weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, g.N*p.Classes())
+		if err := p.Forward(g.X, g.N, out); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range g.EvalLogits {
+			if got := out[i]; math.Abs(float64(got)-v) > 1e-4*(1+math.Abs(v)) {
+				t.Fatalf("%s logit %d = %v, PyTorch %v\n%s", g.Spec.Name, i, got, v, p)
+			}
+		}
+	}
 }
 
 // TestGraphFusion checks where a conv absorbs its ReLU: only when the
@@ -453,5 +343,80 @@ func TestQuantModelNeedsFoldedSpec(t *testing.T) {
 		if _, err := CompileInt8(&m); err == nil || !strings.Contains(err.Error(), "folded network") {
 			t.Errorf("%s: CompileInt8 error %v, want one saying the spec must be the folded network", tc.name, err)
 		}
+	}
+}
+
+// TestNewActivations checks relu6 and silu at values the small nets do
+// not reach (relu6's upper clamp), FP32 and INT8.
+func TestNewActivations(t *testing.T) {
+	x := []float32{-7, -1, 0, 0.5, 3, 5.9, 6, 6.5, 40}
+	for _, tc := range []struct {
+		kind model.Kind
+		f    func(float64) float64
+	}{
+		{model.KindReLU6, func(v float64) float64 { return min(max(v, 0), 6) }},
+		{model.KindSiLU, func(v float64) float64 { return v / (1 + math.Exp(-v)) }},
+	} {
+		spec := model.Spec{Name: "act", Input: []int{len(x)}, Classes: len(x), Layers: []model.Layer{{Name: "a", Kind: tc.kind}}}
+		p, err := Compile(spec, model.Weights{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, len(x))
+		if err := p.Forward(x, 1, out); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range x {
+			if want := tc.f(float64(v)); math.Abs(float64(out[i])-want) > 1e-6*(1+math.Abs(want)) {
+				t.Errorf("%s(%v) = %v, want %v", tc.kind, v, out[i], want)
+			}
+		}
+		// INT8: an identity linear layer (so that the activation reaches
+		// the layer as uint8) quantized over [−8, 42], the output over
+		// [−0.5, 42]; relu6 maps through a table, silu runs in float32.
+		n := len(x)
+		spec.Layers = []model.Layer{{Name: "fc", Kind: model.KindLinear, Out: n}, {Name: "a", Kind: tc.kind}}
+		in := QParams{Scale: 50.0 / 255, ZeroPoint: 41}
+		fc := QLayer{Weight: make([]int8, n*n), Scale: make([]float32, n), Bias: make([]int32, n)}
+		for i := range n {
+			fc.Weight[i*n+i], fc.Scale[i] = 127, 1.0/127
+		}
+		qm := &QuantModel{Spec: spec, Input: in, Layers: map[string]QLayer{"fc": fc},
+			Act: map[string]QParams{"fc": in, "a": {Scale: 42.5 / 255, ZeroPoint: 3}}}
+		q, err := CompileInt8(qm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[model.Kind]string{model.KindReLU6: "relu6[a u8 table]", model.KindSiLU: "silu[a f32]"}[tc.kind]; !strings.Contains(q.String(), want) {
+			t.Errorf("INT8 program %s does not run %s", q, want)
+		}
+		if err := q.Forward(x, 1, out); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range x {
+			// Three roundings (input, linear, output): half a step each.
+			if want := tc.f(float64(v)); math.Abs(float64(out[i])-want) > 1.2*(50.0/255)*1.1+0.5*(42.5/255) {
+				t.Errorf("INT8 %s(%v) = %v, want %v within quantization error\n%s", tc.kind, v, out[i], want, q)
+			}
+		}
+	}
+}
+
+// TestReLU6LUTRule checks the uint8 relu6 table against its documented
+// rule (ONNX's DequantizeLinear → Clip → QuantizeLinear in float32).
+func TestReLU6LUTRule(t *testing.T) {
+	in, out := QParams{Scale: 0.0731, ZeroPoint: 97}, QParams{Scale: 6.0 / 255, ZeroPoint: 0}
+	o := newReLU6LUT("r", in, out)
+	for q := range 256 {
+		x := float32(int32(q)-in.ZeroPoint) * in.Scale
+		x = float32(math.Min(math.Max(float64(x), 0), 6))
+		v := x / out.Scale
+		want := uint8(min(max(math.RoundToEven(float64(v))+float64(out.ZeroPoint), 0), 255))
+		if o.lut[q] != want {
+			t.Errorf("relu6 table[%d] = %d, want %d", q, o.lut[q], want)
+		}
+	}
+	if o.lut[255] != 255 || o.lut[0] != 0 {
+		t.Errorf("relu6 table does not clamp at the quantized 0 and 6: [0]=%d [255]=%d", o.lut[0], o.lut[255])
 	}
 }

@@ -65,9 +65,7 @@ func init() {
 	i8Kinds.Register(model.KindReLU, reluI8)
 	i8Kinds.Register(model.KindTanh, tableI8(math.Tanh))
 	i8Kinds.Register(model.KindSigmoid, tableI8(sigmoid64))
-	// relu6 maps the input's quantization to its own through a table,
-	// which clamps at the quantized 0 and 6.
-	i8Kinds.Register(model.KindReLU6, tableI8(func(x float64) float64 { return min(max(x, 0), 6) }))
+	i8Kinds.Register(model.KindReLU6, relu6I8)
 	i8Kinds.Register(model.KindAdd, addI8Layer)
 	// These run in float32 between a dequantization and the next INT8
 	// layer's quantization: a uint8 average needs a rescale per element
@@ -154,6 +152,17 @@ func tableI8(f func(float64) float64) i8Layer {
 	}
 }
 
+// relu6I8 maps uint8 activations through newReLU6LUT when the layer has
+// output parameters; otherwise it runs in float32.
+func relu6I8(c *compiler, nd node) (int, bool, error) {
+	in := c.vals[nd.in[0]]
+	oq, ok := c.qm.Act[nd.l.Name]
+	if !in.u8 || !ok {
+		return 0, false, nil
+	}
+	return c.emit(newReLU6LUT(nd.l.Name, in.q, oq), nd.in, true, in.dim, oq, true), true, nil
+}
+
 // addI8Layer adds in INT8 when the add has output parameters: both
 // inputs as uint8 (quantized first if float32), see addI8.
 func addI8Layer(c *compiler, nd node) (int, bool, error) {
@@ -204,7 +213,7 @@ func convF32Layer(c *compiler, nd node) (int, error) {
 	relu := c.fuseReLU()
 	wt := c.w[l.Name+".weight"].Data
 	o := &convF32{layer: l.Name, g: g, bias: append([]float32(nil), c.w[l.Name+".bias"].Data...), relu: relu}
-	if g.depthwise() && directDepthwise {
+	if g.direct() {
 		o.dw = append([]float32(nil), wt...)
 	} else {
 		per := g.og() * g.kdim()
@@ -215,10 +224,16 @@ func convF32Layer(c *compiler, nd node) (int, error) {
 	return c.emit(o, nd.in, false, g.out(), QParams{}, false), nil
 }
 
-// directDepthwise runs convolutions with one input channel per group as
-// a direct loop rather than one small GEMM per channel (see
-// BenchmarkDepthwise); tests turn it off to check one against the other.
+// directDepthwise runs depthwise convolutions as a direct loop rather
+// than one small GEMM per channel (see BenchmarkDepthwise); tests turn it
+// off to check one against the other.
 var directDepthwise = true
+
+// direct reports whether the convolution runs as a direct loop: a
+// depthwise one (one input channel per group, several groups). A single
+// group with one input channel (a stem on a grey image) is one GEMM with
+// every output channel as a column, which the kernels vectorise better.
+func (g convGeom) direct() bool { return g.depthwise() && g.groups > 1 && directDepthwise }
 
 func linearI8Layer(c *compiler, nd node) (int, bool, error) {
 	l := nd.l
@@ -254,7 +269,7 @@ func (c *compiler) gemmI8(nd node, fanIn, groups int, mk func(pw []*gemm.PackedI
 	inQ := c.vals[in].q
 	ql := c.qm.Layers[l.Name]
 	og := l.Out / groups
-	direct := l.Kind == model.KindConv2D && fanIn == l.Kernel*l.Kernel && directDepthwise
+	direct := l.Kind == model.KindConv2D && convGeomOf(l, nd.inS, nd.out).direct()
 	var pws []*gemm.PackedI8
 	var dw []int8
 	sums := make([]int32, l.Out)

@@ -67,25 +67,54 @@ func (g convGeom) chunk(n int) int {
 
 // im2col writes the [pos, kdim] patch matrix of one group of one example
 // (x starts at the group's first input plane) into col, with pad for the
-// positions outside x.
+// positions outside x. It walks one kernel row of one channel across an
+// output row at a time, so that the bounds are checked once per row and
+// the output columns whose window lies inside the input copy without
+// checks.
 func im2col[T float32 | uint8](g convGeom, x []T, col []T, pad T) {
-	kd := g.kdim()
+	kd, cg, k, h, w, st := g.kdim(), g.cg(), g.k, g.h, g.w, g.stride
+	// Output columns [in0, in1) have their whole window inside a row.
+	in0 := min(g.ow, (g.pad+st-1)/st)
+	in1 := in0
+	if w-k+g.pad >= 0 {
+		in1 = max(in0, min(g.ow, (w-k+g.pad)/st+1))
+	}
 	for oy := 0; oy < g.oh; oy++ {
-		for ox := 0; ox < g.ow; ox++ {
-			row := col[(oy*g.ow+ox)*kd : (oy*g.ow+ox+1)*kd]
-			i := 0
-			for c := 0; c < g.cg(); c++ {
-				plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
-				for ky := 0; ky < g.k; ky++ {
-					y := oy*g.stride - g.pad + ky
-					for kx := 0; kx < g.k; kx++ {
-						xx := ox*g.stride - g.pad + kx
-						if y < 0 || y >= g.h || xx < 0 || xx >= g.w {
-							row[i] = pad
-						} else {
-							row[i] = plane[y*g.w+xx]
+		y0 := oy*st - g.pad
+		rows := col[oy*g.ow*kd : (oy+1)*g.ow*kd]
+		for c := 0; c < cg; c++ {
+			plane := x[c*h*w : (c+1)*h*w]
+			for ky := 0; ky < k; ky++ {
+				off := (c*k + ky) * k
+				y := y0 + ky
+				if y < 0 || y >= h {
+					for ox := 0; ox < g.ow; ox++ {
+						dst := rows[ox*kd+off : ox*kd+off+k]
+						for j := range dst {
+							dst[j] = pad
 						}
-						i++
+					}
+					continue
+				}
+				src := plane[y*w : (y+1)*w]
+				for ox := 0; ox < g.ow; ox++ {
+					dst := rows[ox*kd+off : ox*kd+off+k]
+					x0 := ox*st - g.pad
+					if ox >= in0 && ox < in1 {
+						s := src[x0 : x0+k]
+						if k == 3 {
+							dst[0], dst[1], dst[2] = s[0], s[1], s[2]
+							continue
+						}
+						copy(dst, s)
+						continue
+					}
+					for j := range dst {
+						if xx := x0 + j; xx < 0 || xx >= w {
+							dst[j] = pad
+						} else {
+							dst[j] = src[xx]
+						}
 					}
 				}
 			}

@@ -310,7 +310,7 @@ func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that
-// was not fused (max(q, zero point)), or tanh and sigmoid from the
+// was not fused (max(q, zero point)), or relu6, tanh and sigmoid from the
 // input's quantization to the output's.
 type lutU8 struct {
 	layer string
@@ -339,6 +339,22 @@ func newLUT(layer string, kind model.Kind, f func(float64) float64, in, out QPar
 	for q := range 256 {
 		y := f(float64(in.Scale) * float64(int32(q)-in.ZeroPoint))
 		v := math.RoundToEven(y/float64(out.Scale)) + float64(out.ZeroPoint)
+		o.lut[q] = uint8(min(max(v, 0), 255))
+	}
+	return o
+}
+
+// newReLU6LUT is relu6 from the input's quantization to the output's,
+// clamping at the quantized 0 and 6, in float32 step by step as ONNX's
+// DequantizeLinear → Clip(0, 6) → QuantizeLinear computes it, so that
+// an export rounds where the runtime does:
+//
+//	out = clamp(round_half_even(min(max(s_in·(q−z_in), 0), 6) / s_out) + z_out, 0, 255)
+func newReLU6LUT(layer string, in, out QParams) *lutU8 {
+	o := &lutU8{layer: layer, kind: model.KindReLU6, outQ: out}
+	for q := range 256 {
+		x := min(max(float32(int32(q)-in.ZeroPoint)*in.Scale, 0), 6)
+		v := math.RoundToEven(float64(x/out.Scale)) + float64(out.ZeroPoint)
 		o.lut[q] = uint8(min(max(v, 0), 255))
 	}
 	return o

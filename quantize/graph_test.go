@@ -98,7 +98,7 @@ func TestQuantizeGraphSpecs(t *testing.T) {
 func TestSaveLoadGraph(t *testing.T) {
 	spec := backendtest.GraphSpecs(t)[2] // mixed: a batchnorm after an add stays
 	w, xs := graphNet(t, spec, 32)
-	q, err := Quantize(context.Background(), spec, w, FromSlices(xs, 0), Config{})
+	q, err := Quantize(context.Background(), spec, w, FromSlices(xs, 0), Config{Method: MinMax})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestSequentialFileHasNoSource(t *testing.T) {
 func TestWithFallbackGraph(t *testing.T) {
 	spec := backendtest.GraphSpecs(t)[0] // resnet
 	w, xs := graphNet(t, spec, 32)
-	qm, err := Quantize(context.Background(), spec, w, FromSlices(xs, 0), Config{})
+	qm, err := Quantize(context.Background(), spec, w, FromSlices(xs, 0), Config{Method: MinMax})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,10 +65,20 @@ func ReferenceTrainLayers(spec model.Spec, w model.Weights, x []float32, n int, 
 // the whole batch (a batchnorm in training needs every example), walking
 // the graph by spec.InputIndices.
 func Reference(spec model.Spec, w model.Weights, x []float32, n int, opts ReferenceOptions) (ReferenceResult, error) {
-	var res ReferenceResult
 	if err := spec.Check(w); err != nil {
-		return res, fmt.Errorf("backendtest: weights do not fit spec %q: %w", spec.Name, err)
+		return ReferenceResult{}, fmt.Errorf("backendtest: weights do not fit spec %q: %w", spec.Name, err)
 	}
+	w64 := make(map[string][]float64, len(w))
+	for name, t := range w {
+		w64[name] = to64(t.Data)
+	}
+	return reference64(spec, w64, x, n, opts)
+}
+
+// reference64 is Reference with float64 weights (checked by the caller),
+// so that numeric derivatives can take steps that float32 cannot hold.
+func reference64(spec model.Spec, w map[string][]float64, x []float32, n int, opts ReferenceOptions) (ReferenceResult, error) {
+	var res ReferenceResult
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return res, err
@@ -112,7 +122,7 @@ func Reference(spec model.Spec, w model.Weights, x []float32, n int, opts Refere
 			return res, err
 		}
 		for _, b := range bs {
-			res.Running[b.Name] = to64(w[b.Name].Data)
+			res.Running[b.Name] = append([]float64(nil), w[b.Name]...)
 		}
 	}
 	x64 := to64(x)
@@ -161,7 +171,7 @@ type refStep struct {
 	n       int
 	in      [][]int
 	out     []int
-	w       model.Weights
+	w       map[string][]float64
 	mask    []float32
 	train   bool
 	running map[string][]float64
@@ -222,15 +232,15 @@ func bias(s refStep, i int) float64 {
 	if s.l.NoBias {
 		return 0
 	}
-	return float64(s.w[s.l.Name+".bias"].Data[i])
+	return s.w[s.l.Name+".bias"][i]
 }
 
 func refLinear(s refStep, x, o []float64) {
-	W := s.w[s.l.Name+".weight"].Data
+	W := s.w[s.l.Name+".weight"]
 	for r := range o {
 		v := bias(s, r)
 		for c := range x {
-			v += float64(W[r*len(x)+c]) * x[c]
+			v += W[r*len(x)+c] * x[c]
 		}
 		o[r] = v
 	}
@@ -241,7 +251,7 @@ func refLinear(s refStep, x, o []float64) {
 // [out, cin, k, k].
 func refConv2D(s refStep, x, o []float64) {
 	l := s.l
-	W := s.w[l.Name+".weight"].Data
+	W := s.w[l.Name+".weight"]
 	C, H, Wd := s.in[0][0], s.in[0][1], s.in[0][2]
 	OH, OW := s.out[1], s.out[2]
 	st := max(l.Stride, 1)
@@ -259,7 +269,7 @@ func refConv2D(s refStep, x, o []float64) {
 							if iy < 0 || ix < 0 || iy >= H || ix >= Wd {
 								continue
 							}
-							v += float64(W[((oc*cin+ic)*k+ky)*k+kx]) * x[((first+ic)*H+iy)*Wd+ix]
+							v += W[((oc*cin+ic)*k+ky)*k+kx] * x[((first+ic)*H+iy)*Wd+ix]
 						}
 					}
 				}
@@ -345,8 +355,8 @@ func refBatchNorm(s refStep, xs [][]float64) ([]float64, error) {
 	l, x := s.l, xs[0]
 	C := s.in[0][0]
 	hw := model.Numel(s.in[0]) / C
-	gamma, beta := s.w[l.Name+".weight"].Data, s.w[l.Name+".bias"].Data
-	rm, rv := s.w[l.Name+".running_mean"].Data, s.w[l.Name+".running_var"].Data
+	gamma, beta := s.w[l.Name+".weight"], s.w[l.Name+".bias"]
+	rm, rv := s.w[l.Name+".running_mean"], s.w[l.Name+".running_var"]
 	eps, m := l.BNEps(), l.BNMomentum()
 	cnt := s.n * hw
 	if s.train && cnt < 2 {
@@ -355,7 +365,7 @@ func refBatchNorm(s refStep, xs [][]float64) ([]float64, error) {
 	o := make([]float64, len(x))
 	for c := 0; c < C; c++ {
 		at := func(e, i int) int { return (e*C+c)*hw + i }
-		mean, variance := float64(rm[c]), float64(rv[c])
+		mean, variance := rm[c], rv[c]
 		if s.train {
 			mean = 0
 			for e := 0; e < s.n; e++ {
@@ -372,13 +382,13 @@ func refBatchNorm(s refStep, xs [][]float64) ([]float64, error) {
 				}
 			}
 			variance /= float64(cnt) // biased, for normalising
-			s.running[l.Name+".running_mean"][c] = (1-m)*float64(rm[c]) + m*mean
-			s.running[l.Name+".running_var"][c] = (1-m)*float64(rv[c]) + m*variance*float64(cnt)/float64(cnt-1)
+			s.running[l.Name+".running_mean"][c] = (1-m)*rm[c] + m*mean
+			s.running[l.Name+".running_var"][c] = (1-m)*rv[c] + m*variance*float64(cnt)/float64(cnt-1)
 		}
-		scale := float64(gamma[c]) / math.Sqrt(variance+eps)
+		scale := gamma[c] / math.Sqrt(variance+eps)
 		for e := 0; e < s.n; e++ {
 			for i := 0; i < hw; i++ {
-				o[at(e, i)] = (x[at(e, i)]-mean)*scale + float64(beta[c])
+				o[at(e, i)] = (x[at(e, i)]-mean)*scale + beta[c]
 			}
 		}
 	}
