@@ -4,11 +4,14 @@ package torch
 
 import (
 	"encoding/json"
+	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -269,5 +272,124 @@ func TestGraphsMatchPyTorch(t *testing.T) {
 				t.Errorf("inference after training: logit %d = %v, PyTorch %v", at, logits[at], want.After[at])
 			}
 		})
+	}
+}
+
+// resnetSpec is the shared resnet graph spec.
+func resnetSpec(t *testing.T) model.Spec {
+	t.Helper()
+	for _, s := range backendtest.GraphSpecs(t) {
+		if s.Name == "resnet" {
+			return s
+		}
+	}
+	t.Fatal("backendtest.GraphSpecs has no resnet")
+	return model.Spec{}
+}
+
+// TestGraphFailedStepKeepsRunningStats: a step whose loss is not finite
+// (a NaN teacher logit; the forward pass itself is fine and computes new
+// batch statistics) leaves the running statistics as they were, as it
+// leaves the parameters; the next good step updates them.
+func TestGraphFailedStepKeepsRunningStats(t *testing.T) {
+	b := openTest(t)
+	spec := resnetSpec(t)
+	w, _ := spec.Init(3)
+	backendtest.RandomizeBatchNorm(spec, w, 4)
+	m := load(t, b, spec, w)
+	const n = 4
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.SGD}})
+	rng := rand.New(rand.NewPCG(5, 5))
+	bt := &backend.Batch{N: n, X: randn(rng, n*model.Numel(spec.Input), 1), Labels: randLabels(rng, n, spec.Classes), TeacherLogits: randn(rng, n*spec.Classes, 1), LR: 0.1}
+	bt.TeacherLogits[1] = float32(math.NaN())
+	var nf *loss.NonFiniteError
+	if _, err := tr.Step(bt); !errors.As(err, &nf) {
+		t.Fatalf("a NaN teacher logit: err = %v, want a *loss.NonFiniteError", err)
+	}
+	after, err := m.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range w {
+		if !slices.Equal(after[k].Data, w[k].Data) {
+			t.Errorf("%s changed by a failed step", k)
+		}
+	}
+	bt.TeacherLogits[1] = 0
+	if _, err := tr.Step(bt); err != nil {
+		t.Fatal(err)
+	}
+	after, _ = m.Weights()
+	bs, _ := spec.Buffers()
+	for _, p := range bs {
+		if slices.Equal(after[p.Name].Data, w[p.Name].Data) {
+			t.Errorf("%s unchanged by a good training step", p.Name)
+		}
+	}
+}
+
+// TestGraphBatchNormNeedsTwoValues: in training a batchnorm needs more
+// than one value per channel, as PyTorch requires; a batchnorm2d gets H·W
+// values from one example, a batchnorm1d one.
+func TestGraphBatchNormNeedsTwoValues(t *testing.T) {
+	b := openTest(t)
+	for _, tc := range []struct {
+		spec model.Spec
+		ok   bool
+	}{{resnetSpec(t), true}, {dropoutGraph(t), false}} {
+		spec := tc.spec
+		w, _ := spec.Init(1)
+		m := load(t, b, spec, w)
+		tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: 2, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD}})
+		rng := rand.New(rand.NewPCG(1, 1))
+		_, err := tr.Step(&backend.Batch{N: 1, X: randn(rng, model.Numel(spec.Input), 1), Labels: []int32{0}, Masks: randMasks(rng, spec, 1), LR: 0.1})
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: a batch of 1: %v", spec.Name, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), `batchnorm layer "bn_a" needs more than one value per channel`)):
+			t.Errorf("%s: a batch of 1: err = %v, want the batchnorm named", spec.Name, err)
+		}
+		after, _ := m.Weights()
+		if !tc.ok && !slices.Equal(after["bn_a.running_var"].Data, w["bn_a.running_var"].Data) {
+			t.Errorf("%s: the refused step changed the running variance", spec.Name)
+		}
+		// Inference on one example is fine.
+		if err := m.Forward(make([]float32, model.Numel(spec.Input)), 1, make([]float32, spec.Classes)); err != nil {
+			t.Errorf("%s: Forward of one example: %v", spec.Name, err)
+		}
+	}
+}
+
+// TestGraphFeatureOnlyStep: with only a feature term at a residual add
+// node the step computes the layers that node depends on. Their
+// parameters and running statistics change; those of the layers after it
+// stay as they were, as in PyTorch when the forward pass stops at the
+// hinted layer.
+func TestGraphFeatureOnlyStep(t *testing.T) {
+	b := openTest(t)
+	spec := resnetSpec(t)
+	w, _ := spec.Init(7)
+	m := load(t, b, spec, w)
+	const n = 4
+	shapes, _ := spec.Shapes()
+	_, hinted, _ := spec.Layer("layer1.0.add")
+	if spec.Layers[hinted].Kind != model.KindAdd {
+		t.Fatalf("layer1.0.add is a %s", spec.Layers[hinted].Kind)
+	}
+	obj := loss.Objective{Features: []loss.Feature{{Kind: loss.FeatureHint, Student: "layer1.0.add", Teacher: "layer1.0.add", Weight: 1, Adapter: loss.AdapterNone}}}
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: obj, Optimizer: backend.Optimizer{Kind: backend.SGD}, TeacherSpec: spec})
+	rng := rand.New(rand.NewPCG(8, 8))
+	tf := randn(rng, n*model.Numel(shapes[hinted]), 1)
+	if _, err := tr.Step(&backend.Batch{N: n, X: randn(rng, n*model.Numel(spec.Input), 1), TeacherFeatures: [][]float32{tf}, LR: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := m.Weights()
+	ts, _ := spec.Tensors()
+	for _, p := range ts {
+		_, li, _ := spec.Layer(p.Layer)
+		changed := !slices.Equal(after[p.Name].Data, w[p.Name].Data)
+		if want := li <= hinted; changed != want {
+			t.Errorf("%s (layer %d, hinted layer %d): changed = %v, want %v", p.Name, li, hinted, changed, want)
+		}
 	}
 }
