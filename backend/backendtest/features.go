@@ -292,6 +292,20 @@ func testFeatureGradients(t *testing.T, b backend.Backend) {
 					return l
 				})
 			}
+			// Every batchnorm's running statistics, also those after the
+			// deepest feature layer when there are no logit terms: PyTorch's
+			// forward runs the whole student.
+			_, _, running, err := ReferenceTrainLayers(c.Student, w, in.x, n, in.masks, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range running {
+				for i, v := range want {
+					if !close(float64(after[name].Data[i]), v, 1e-4, 1e-6) {
+						t.Errorf("%s[%d] = %v after the step, reference %v", name, i, after[name].Data[i], v)
+					}
+				}
+			}
 			// The adapters, whose values after the step are in the state.
 			for _, p := range plans {
 				for _, pr := range p.AdapterParams() {

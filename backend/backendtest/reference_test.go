@@ -278,3 +278,29 @@ func TestReferenceErrors(t *testing.T) {
 		t.Errorf("missing buffer: error %v", err)
 	}
 }
+
+// TestReferenceGraphDropout: a dropout branch joined to its input by an
+// add is masked when masks are given and the identity otherwise.
+func TestReferenceGraphDropout(t *testing.T) {
+	spec := model.Spec{Name: "d", Input: []int{3}, Classes: 3, Layers: []model.Layer{
+		{Name: "drop", Kind: model.KindDropout, Rate: 0.5},
+		{Name: "sum", Kind: model.KindAdd, Inputs: []string{"drop", model.InputName}},
+	}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	x := []float32{1, 2, 3, 4, 5, 6}
+	masked, err := ReferenceForward(spec, model.Weights{}, x, 2, [][]float32{{2, 0, 2, 0, 0, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "masked", masked, []float64{3, 2, 9, 4, 5, 18})
+	plain, err := ReferenceForward(spec, model.Weights{}, x, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "at inference", plain, []float64{2, 4, 6, 8, 10, 12})
+	if _, err := ReferenceForward(spec, model.Weights{}, x, 2, [][]float32{{2, 0, 2}}); err == nil {
+		t.Error("a mask for one example of two: no error")
+	}
+}
