@@ -361,10 +361,10 @@ func TestGraphBatchNormNeedsTwoValues(t *testing.T) {
 }
 
 // TestGraphFeatureOnlyStep: with only a feature term at a residual add
-// node the step computes the layers that node depends on. Their
-// parameters and running statistics change; those of the layers after it
-// stay as they were, as in PyTorch when the forward pass stops at the
-// hinted layer.
+// node the step trains the layers that node depends on; the parameters of
+// the layers after it stay as they were, but every batchnorm's running
+// statistics change, after the hinted node too, as the student's whole
+// forward pass in PyTorch changes them.
 func TestGraphFeatureOnlyStep(t *testing.T) {
 	b := openTest(t)
 	spec := resnetSpec(t)
@@ -384,12 +384,18 @@ func TestGraphFeatureOnlyStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := m.Weights()
-	ts, _ := spec.Tensors()
-	for _, p := range ts {
+	ps, _ := spec.Params()
+	for _, p := range ps {
 		_, li, _ := spec.Layer(p.Layer)
 		changed := !slices.Equal(after[p.Name].Data, w[p.Name].Data)
 		if want := li <= hinted; changed != want {
 			t.Errorf("%s (layer %d, hinted layer %d): changed = %v, want %v", p.Name, li, hinted, changed, want)
+		}
+	}
+	bs, _ := spec.Buffers()
+	for _, p := range bs {
+		if slices.Equal(after[p.Name].Data, w[p.Name].Data) {
+			t.Errorf("%s unchanged by a training step", p.Name)
 		}
 	}
 }

@@ -31,16 +31,17 @@ type Trainer struct {
 	feats *features
 	// params and tensors are the model's parameters, then the feature
 	// adapters'; trained marks those the objective reaches. Without
-	// logit terms the forward pass computes only the layers the feature
-	// terms read (run: those layers and the ones they depend on), and the
-	// parameters of the others get no gradient and, as torch.optim skips
-	// parameters whose .grad is None, no update; their batchnorms keep
-	// their running statistics.
+	// logit terms, the parameters of the layers that no feature term
+	// reads, directly or not, get no gradient and, as torch.optim skips
+	// parameters whose .grad is None, no update. Their batchnorms still
+	// update their running statistics, as the student's whole forward
+	// pass does in PyTorch: run marks the layers the objective or a
+	// batchnorm needs, which give the same statistics as the whole pass.
 	params  []model.Param
 	tensors []ctensor
 	trained []bool
 	run     []bool
-	bnPer   []bnCount // the batchnorms run, for checkBatch
+	bnPer   []bnCount // every batchnorm, for checkBatch
 	step    int64
 	slots   []string    // "m", "v" (Adam) or "momentum" (SGD with momentum)
 	state   [][]ctensor // per slot, per param; zero-initialised
@@ -97,17 +98,19 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if t.obj.HasLogitTerms() {
 		targets = append(targets, len(m.spec.Layers)-1)
 	}
+	reached := m.ancestors(targets)
+	for i, l := range m.spec.Layers {
+		if l.Kind == model.KindBatchNorm {
+			targets = append(targets, i)
+			t.bnPer = append(t.bnPer, bnCount{l.Name, model.Numel(m.shapes[i][1:])})
+		}
+	}
 	t.run = m.ancestors(targets)
 	t.params = append(slices.Clone(m.params), feats.params...)
 	t.tensors = append(slices.Clone(m.tensors), feats.tensors...)
 	for _, p := range t.params {
 		_, li, inModel := m.spec.Layer(p.Layer)
-		t.trained = append(t.trained, !inModel || t.run[li])
-	}
-	for i, l := range m.spec.Layers {
-		if l.Kind == model.KindBatchNorm && t.run[i] {
-			t.bnPer = append(t.bnPer, bnCount{l.Name, model.Numel(m.shapes[i][1:])})
-		}
+		t.trained = append(t.trained, !inModel || reached[li])
 	}
 	for _, sh := range m.dropDim {
 		t.sizes = append(t.sizes, model.Numel(sh))
