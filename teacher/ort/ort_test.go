@@ -110,6 +110,7 @@ func near(t *testing.T, what string, got []float32, want []float64, tol float64)
 			worst, at = d, i
 		}
 	}
+	t.Logf("%s: max |diff| %.3g", what, worst)
 	if !(worst <= tol) {
 		t.Errorf("%s: |diff| %.3g at %d (got %v, want %v), want ≤ %g", what, worst, at, got[at], want[at], tol)
 	}
