@@ -315,6 +315,9 @@ func TestOpaqueSpec(t *testing.T) {
 	if _, err := infer.Compile(tc.Spec(), model.Weights{}); err == nil || !strings.Contains(err.Error(), "outside distill") {
 		t.Errorf("infer.Compile of the teacher's spec: %v; want an error saying external layers run outside distill", err)
 	}
+	if _, err := backendtest.ReferenceForward(tc.Spec(), model.Weights{}, make([]float32, 128), 1, nil); err == nil || !strings.Contains(err.Error(), "outside distill") {
+		t.Errorf("the float64 reference on the teacher's spec: %v; want an error saying external layers run outside distill", err)
+	}
 	if err := tc.Close(); err != nil {
 		t.Fatal(err)
 	}
