@@ -347,6 +347,20 @@ func TestBadInputs(t *testing.T) {
 	if err := proto.Unmarshal(data, m); err != nil {
 		t.Fatal(err)
 	}
+	twoOut, err := withOutputs(m, []string{"layer1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Naming the logits picks them among several outputs, and a feature
+	// the graph already outputs is read as such.
+	tc, err := Open(write("two-named.onnx", twoOut), Options{Output: onnx.OutputName, Features: []string{"layer1.0"}})
+	if err != nil {
+		t.Fatalf("a model with two outputs, the logits named: %v", err)
+	}
+	if s := tc.Spec(); s.Classes != f.spec.Classes || len(s.Layers) != 2 {
+		t.Errorf("spec %+v: want %d classes and two layers", s, f.spec.Classes)
+	}
+	tc.Close()
 	m.Graph.Node[1].OpType = proto.String("NoSuchOp")
 	badOp, err := proto.Marshal(m)
 	if err != nil {
@@ -363,6 +377,7 @@ func TestBadInputs(t *testing.T) {
 		{"op ONNX Runtime rejects", write("badop.onnx", badOp), Options{}, []string{"rejects", "NoSuchOp"}},
 		{"missing feature", f.path, Options{Features: []string{"layer1.0", "layer9.0"}}, []string{`no intermediate tensor "layer9.0"`}},
 		{"similar feature names", f.path, Options{Features: []string{"/layer1/layer1.0.add"}}, []string{`"layer1.0.add"`}},
+		{"two outputs, none named", write("two.onnx", twoOut), Options{}, []string{"2 outputs", `"layer1.0"`, "name the logits"}},
 		{"missing output", f.path, Options{Output: "probs"}, []string{`no output "probs"`, onnx.OutputName}},
 		{"wrong input shape", f.path, Options{Input: []int{3, 8, 8}}, []string{"does not fit"}},
 		{"unknown device", f.path, Options{Device: "tpu"}, []string{`device "tpu"`}},
@@ -405,4 +420,45 @@ func TestCUDAWithoutProvider(t *testing.T) {
 	if !strings.Contains(err.Error(), "CUDA") || !strings.Contains(err.Error(), "cpu device") {
 		t.Errorf("error %q does not say how to use CUDA or the CPU", err)
 	}
+}
+
+// TestDynamicSpatialInput: a model that leaves the image size dynamic
+// needs the input shape stated, and then runs at it.
+func TestDynamicSpatialInput(t *testing.T) {
+	needORT(t)
+	f := resnet(t)
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(onnxpb.ModelProto)
+	if err := proto.Unmarshal(data, m); err != nil {
+		t.Fatal(err)
+	}
+	dims := m.Graph.Input[0].Type.GetTensorType().Shape.Dim
+	dims[2].Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "height"}
+	dims[3].Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "width"}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dynamic.onnx")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "give the per-example input shape") {
+		t.Errorf("Open with a dynamic height and width and no input shape: %v", err)
+	}
+	tc, err := Open(path, Options{Input: f.spec.Input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	const n = 3
+	x := randomInputs(f.spec, n, 5)
+	got := make([]float32, n*f.spec.Classes)
+	if err := tc.Forward(x, n, got); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "dynamic-size model at the given shape", got, f64(engineLogits(t, f, x, n)), 1e-4)
 }
