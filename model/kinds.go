@@ -30,6 +30,14 @@ const (
 	KindGlobalAvgPool Kind = "globalavgpool" // [C,H,W] -> [C], the mean over H and W
 	KindReLU6         Kind = "relu6"         // min(max(x, 0), 6)
 	KindSiLU          Kind = "silu"          // x·sigmoid(x)
+
+	// KindExternal is a node computed outside distill, e.g. a tensor of
+	// an ONNX teacher that ONNX Runtime runs: its per-example output
+	// shape is the layer's Shape. It lets such a model describe itself as
+	// a Spec (input, named intermediate tensors, logits) for feature
+	// terms and transfer sets. Its input only orders it after the node
+	// it reads; no distill engine can compute it (KindInfo.External).
+	KindExternal Kind = "external"
 )
 
 // KindInfo is what every engine may rely on about a layer kind, whatever
@@ -65,6 +73,10 @@ type KindInfo struct {
 	// Activation marks element-wise nonlinearities: the kinds an MLP or
 	// CNN builder (and a recipe's model.activation) may use between layers.
 	Activation bool
+	// External kinds are computed outside distill (KindExternal): no
+	// engine implements them, internal/kindreg exempts every engine, and
+	// an engine asked to run one fails with an error saying so.
+	External bool
 }
 
 // arity is how many inputs a layer of the kind reads.
@@ -95,6 +107,7 @@ var kindTable = []KindInfo{
 	{Kind: KindGlobalAvgPool, OutShape: one(globalAvgPoolShape)},
 	{Kind: KindReLU6, OutShape: one(sameShape), Activation: true},
 	{Kind: KindSiLU, OutShape: one(sameShape), Activation: true},
+	{Kind: KindExternal, OutShape: one(externalShape), External: true},
 }
 
 // kinds indexes kindTable.
@@ -278,4 +291,18 @@ func globalAvgPoolShape(l Layer, in []int) ([]int, error) {
 		return nil, fmt.Errorf("model: layer %q (globalavgpool) needs a [C,H,W] input, got shape %v", l.Name, in)
 	}
 	return []int{in[0]}, nil
+}
+
+// externalShape is the shape the layer states; what it reads does not
+// constrain it, since something outside distill computes it.
+func externalShape(l Layer, _ []int) ([]int, error) {
+	if len(l.Shape) == 0 {
+		return nil, fmt.Errorf("model: layer %q (external) needs its per-example output shape", l.Name)
+	}
+	for _, d := range l.Shape {
+		if d <= 0 {
+			return nil, fmt.Errorf("model: layer %q (external) has shape %v: every dimension must be > 0", l.Name, l.Shape)
+		}
+	}
+	return append([]int(nil), l.Shape...), nil
 }

@@ -41,6 +41,8 @@ type Layer struct {
 	// 0.1 and 1e-5 (see BNMomentum and BNEps).
 	Momentum float64 `json:"momentum,omitempty"`
 	Eps      float64 `json:"eps,omitempty"`
+	// Shape is an external layer's per-example output shape (KindExternal).
+	Shape []int `json:"shape,omitempty"`
 }
 
 // InputName is the name by which a layer's Inputs refer to the network's
@@ -185,7 +187,14 @@ func (s Spec) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, l := range s.Layers {
-		if l.Name == "" || strings.ContainsAny(l.Name, " \t\n/") {
+		// An external layer is named after a tensor of a model made
+		// elsewhere (PyTorch's ONNX export writes "/layer1/layer1.0/Relu");
+		// it has no parameters, so no tensor or file name derives from it.
+		bad := " \t\n/"
+		if l.Kind == KindExternal {
+			bad = " \t\n"
+		}
+		if l.Name == "" || strings.ContainsAny(l.Name, bad) {
 			return fmt.Errorf("model: layer name %q must be non-empty without spaces or slashes", l.Name)
 		}
 		if l.Name == InputName {
