@@ -46,7 +46,7 @@ func TestGraphAndBlocksSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, err := model.Blocks(model.BlocksConfig{Name: "teacher", Input: []int{1, 28, 28}, Classes: 10,
-		Stem: model.StemConfig{Channels: 8},
+		Stem:   model.StemConfig{Channels: 8},
 		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
 	if err != nil {
 		t.Fatal(err)
