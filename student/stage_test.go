@@ -86,7 +86,7 @@ func TestFromRecipeResidualNetworks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plans) != 1 || plans[0].Adapter != loss.AdapterConv1x1 || !slices.Equal(plans[0].StudentShape, []int{8, 14, 14}) {
-		t.Errorf("hint plan %+v, want a 1×1-conv adapter from the student's [8 14 14] block output", plans)
+	if len(plans) != 1 || plans[0].Adapter != loss.AdapterConv1x1 || !slices.Equal(plans[0].StudentShape, []int{16, 14, 14}) {
+		t.Errorf("hint plan %+v, want a 1×1-conv adapter from the student's [16 14 14] block output", plans)
 	}
 }
