@@ -244,17 +244,23 @@ func (ps *problems) graph(path string, m Model, input []int, classes int) bool {
 				index[n.Name] = i
 			}
 		}
-		if !ps.oneOf(p+".kind", n.Kind, nodeKinds) {
-			continue
-		}
-		ps.node(p, n)
+		ps.oneOf(p+".kind", n.Kind, nodeKinds)
 	}
-	if len(ps.list) > before {
+	// The nodes' names and kinds are what the connections are checked
+	// by; a problem with a node's other keys does not hide them.
+	named := len(ps.list) == before
+	for i, n := range m.Nodes {
+		if slices.Contains(nodeKinds, n.Kind) {
+			ps.node(fmt.Sprintf("%s.nodes[%d]", path, i), n)
+		}
+	}
+	if !named {
 		return false
 	}
 
 	// How the nodes connect: every input names a node (or the input),
 	// each node reads as many as its kind takes, and there is no cycle.
+	connected := len(ps.list)
 	for i, n := range m.Nodes {
 		p := fmt.Sprintf("%s.nodes[%d]", path, i)
 		want := model.Arity(model.Kind(n.Kind))
@@ -278,7 +284,7 @@ func (ps *problems) graph(path string, m Model, input []int, classes int) bool {
 			}
 		}
 	}
-	if len(ps.list) > before {
+	if len(ps.list) > connected {
 		return false
 	}
 	layers, err := model.SortLayers(m.layers())
@@ -291,8 +297,8 @@ func (ps *problems) graph(path string, m Model, input []int, classes int) bool {
 		ps.add(key, "%s", strings.TrimPrefix(err.Error(), "model: "))
 		return false
 	}
-	if input == nil {
-		return true
+	if len(ps.list) > before || input == nil {
+		return len(ps.list) == before
 	}
 
 	// Shapes, node by node in the order they compute, so that a problem
