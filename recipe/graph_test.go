@@ -303,3 +303,24 @@ func TestGraphDefaultsHash(t *testing.T) {
 		t.Error("bias: false did not change the hash")
 	}
 }
+
+// TestReadmeModelExamples keeps the residual network and graph examples
+// of recipes/README.md valid models.
+func TestReadmeModelExamples(t *testing.T) {
+	for _, heading := range []string{"### model.stem and model.stages[]", "### model.nodes[]"} {
+		lines := readmeSection(t, heading)
+		start := slices.Index(lines, "```yaml")
+		end := slices.Index(lines[start+1:], "```")
+		if start < 0 || end < 0 {
+			t.Fatalf("%s: no ```yaml block", heading)
+		}
+		example := strings.Join(lines[start+1:start+1+end], "\n  ")
+		r := mustParse(t, "teacher:\n  "+example+"\nstudents: [{name: s, model: {hidden: [8]}}]\n")
+		if typ := r.Teacher.Model.Type; typ != "resnet" && typ != "graph" {
+			t.Errorf("%s: the example is a %s", heading, typ)
+		}
+		if _, err := r.Teacher.Model.Spec("teacher", []int{1, 28, 28}, 10); err != nil {
+			t.Errorf("%s: %v", heading, err)
+		}
+	}
+}
