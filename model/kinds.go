@@ -128,6 +128,19 @@ func Kinds() []Kind {
 	return ks
 }
 
+// ComputedKinds lists the kinds distill computes: every kind but the
+// External ones, which only describe models run elsewhere. Recipes
+// build networks from these.
+func ComputedKinds() []Kind {
+	var ks []Kind
+	for _, info := range kindTable {
+		if !info.External {
+			ks = append(ks, info.Kind)
+		}
+	}
+	return ks
+}
+
 // Activations lists the activation kinds.
 func Activations() []Kind {
 	var ks []Kind

@@ -184,9 +184,16 @@ func (m *Model) fillDefaults(given map[string]bool, path string) {
 	if m.Type == "" && !given[path+".type"] {
 		m.Type = DefaultModelType
 	}
-	if m.Activation == "" && !given[path+".activation"] {
+	if m.Activation == "" && !given[path+".activation"] && m.Type != "graph" {
 		m.Activation = DefaultActivation
+		if bt, ok := blockTypes[m.Type]; ok {
+			m.Activation = string(bt.activation)
+		}
 	}
+	if isBlocks(m.Type) {
+		m.fillBlocks(given, path)
+	}
+	m.fillNodes(given, path)
 	for i := range m.Conv {
 		b := &m.Conv[i]
 		p := fmt.Sprintf("%s.conv[%d]", path, i)
