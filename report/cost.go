@@ -190,7 +190,9 @@ func (s *Serving) EngineLabel() string {
 }
 
 // ModelBytesAt returns Throughput's ModelBytes at batch, or at the
-// largest batch measured when batch is 0; 0 when unknown.
+// largest batch measured when batch is 0. A batch the sweep did not
+// measure (a server's largest dynamic batch) gets the largest measured
+// batch below it, a lower bound; 0 when unknown.
 func (s *Serving) ModelBytesAt(batch int) int64 {
 	if s == nil || len(s.Throughput) == 0 {
 		return 0
@@ -198,12 +200,16 @@ func (s *Serving) ModelBytesAt(batch int) int64 {
 	if batch == 0 {
 		return s.Throughput[len(s.Throughput)-1].ModelBytes
 	}
+	var below int64
 	for _, t := range s.Throughput {
 		if t.Batch == batch {
 			return t.ModelBytes
 		}
+		if t.Batch < batch {
+			below = t.ModelBytes
+		}
 	}
-	return 0
+	return below
 }
 
 // Cost is what serving a model costs at the report's price.

@@ -40,3 +40,15 @@ func TestRulesOfThumb(t *testing.T) {
 		}
 	}
 }
+
+func TestModelBytesAt(t *testing.T) {
+	s := &Serving{Throughput: []Throughput{{Batch: 1, ModelBytes: 10}, {Batch: 32, ModelBytes: 40}}}
+	for batch, want := range map[int]int64{0: 40, 1: 10, 32: 40, 64: 40, 8: 10} {
+		if got := s.ModelBytesAt(batch); got != want {
+			t.Errorf("ModelBytesAt(%d) = %d, want %d", batch, got, want)
+		}
+	}
+	if (*Serving)(nil).ModelBytesAt(1) != 0 {
+		t.Error("nil serving")
+	}
+}
