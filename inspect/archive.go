@@ -21,8 +21,19 @@ type Archive struct {
 	// the pickled state dict's tensors (torch.save), read from data.pkl
 	// without running it; empty when its pickle holds something else.
 	Tensors []ArchiveTensor `json:"tensors,omitempty"`
+	// Modules are a TorchScript archive's submodules by path ("" is the
+	// root, "layer1.0.relu"), with their classes
+	// ("torch.nn.modules.activation.ReLU"): the points whose outputs a
+	// TorchScript teacher may expose for hints.
+	Modules []Module `json:"modules,omitempty"`
 	// PickleError says why data.pkl could not be read, if it could not.
 	PickleError string `json:"pickle_error,omitempty"`
+}
+
+// Module is a submodule of a TorchScript archive.
+type Module struct {
+	Name  string `json:"name"`
+	Class string `json:"class"`
 }
 
 // Entry is a file of an archive.
@@ -91,7 +102,7 @@ func archive(p string, size int64) (*Summary, error) {
 	}
 	root, err := unpickle(b)
 	if err == nil {
-		a.Tensors, err = archiveTensors(root, classParams(code))
+		a.Tensors, a.Modules, err = archiveTensors(root, classParams(code))
 	}
 	if err != nil {
 		a.PickleError = err.Error()

@@ -35,7 +35,7 @@ func FuzzUnpickle(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := archiveTensors(v, map[string][]string{}); err != nil {
+		if _, _, err := archiveTensors(v, map[string][]string{}); err != nil {
 			return
 		}
 	})

@@ -379,6 +379,17 @@ func TestTorchArchives(t *testing.T) {
 			if want := len(tensors) + len(bufs)/2; len(a.Tensors) != want {
 				t.Errorf("%d tensors, want %d", len(a.Tensors), want)
 			}
+			// TorchScript names the submodules (make_teachers.py's classes),
+			// where hints may be taken; a pickled state dict has none.
+			if tc.format == inspect.TorchScript {
+				for _, m := range []inspect.Module{{Name: "", Class: "ResNet"}, {Name: "layer1.0", Class: "BasicBlock"}, {Name: "layer2.0.relu", Class: "torch.nn.modules.activation.ReLU"}, {Name: "layer2.0.downsample.1", Class: "torch.nn.modules.batchnorm.BatchNorm2d"}} {
+					if !slices.Contains(a.Modules, m) {
+						t.Errorf("modules %v lack %v", a.Modules, m)
+					}
+				}
+			} else if len(a.Modules) != 0 {
+				t.Errorf("a state dict with modules %v", a.Modules)
+			}
 			if !slices.ContainsFunc(a.Entries, func(e inspect.Entry) bool { return strings.HasSuffix(e.Name, "/data.pkl") && e.Bytes > 0 }) {
 				t.Errorf("entries %v lack data.pkl", a.Entries)
 			}

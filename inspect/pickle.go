@@ -419,8 +419,9 @@ func call(g pyGlobal, args pyTuple) any {
 // archiveTensors lists the tensors of a decoded data.pkl: a TorchScript
 // module's parameters and buffers by their path from the root module
 // (params: each class's __parameters__), or a pickled state dict's.
-func archiveTensors(root any, params map[string][]string) ([]ArchiveTensor, error) {
+func archiveTensors(root any, params map[string][]string) ([]ArchiveTensor, []Module, error) {
 	var out []ArchiveTensor
+	var modules []Module
 	seen := map[any]bool{}
 	var walk func(prefix string, v any, class string, depth int) error
 	walk = func(prefix string, v any, class string, depth int) error {
@@ -433,6 +434,7 @@ func archiveTensors(root any, params map[string][]string) ([]ArchiveTensor, erro
 				return nil
 			}
 			seen[v] = true
+			modules = append(modules, Module{Name: strings.TrimSuffix(prefix, "."), Class: className(v.class)})
 			return walk(prefix, v.state, v.class.String(), depth+1)
 		case *pyDict:
 			if seen[v] {
@@ -464,7 +466,20 @@ func archiveTensors(root any, params map[string][]string) ([]ArchiveTensor, erro
 		return nil
 	}
 	if err := walk("", root, "", 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, modules, nil
+}
+
+// className is a TorchScript class's Python name: without the
+// "__torch__." namespace and the "___torch_mangle_N" parts that tell
+// apart classes of one name.
+func className(g pyGlobal) string {
+	var parts []string
+	for _, p := range strings.Split(g.String(), ".") {
+		if p != "__torch__" && !strings.HasPrefix(p, "___torch_mangle_") {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, ".")
 }

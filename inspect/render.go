@@ -169,6 +169,16 @@ func (a *Archive) render(b *strings.Builder) {
 	if a.PickleError != "" {
 		fmt.Fprintf(b, "\ndata.pkl could not be read (%s), so no tensor names\n", a.PickleError)
 	}
+	if len(a.Modules) > 0 {
+		b.WriteString("\n## Modules\n\n| module | class |\n|---|---|\n")
+		for _, m := range a.Modules {
+			name := m.Name
+			if name == "" {
+				name = "(root)"
+			}
+			fmt.Fprintf(b, "| %s | %s |\n", name, m.Class)
+		}
+	}
 	if len(a.Tensors) > 0 {
 		b.WriteString("\n## Tensors\n\n| tensor | dtype | shape | |\n|---|---|---|---|\n")
 		for _, t := range a.Tensors {
