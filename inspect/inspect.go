@@ -49,7 +49,8 @@ var ErrNotModel = errors.New("not a model file")
 type Summary struct {
 	Path   string `json:"path"`
 	Format Format `json:"format"`
-	Bytes  int64  `json:"bytes"`
+	// Bytes is the file's size; a distill model's two files' together.
+	Bytes int64 `json:"bytes"`
 	// Params counts the elements of the trainable tensors: a state dict's
 	// floating-point tensors but batchnorm statistics, an ONNX model's
 	// floating-point initializers (after the exporter's folding of
@@ -106,7 +107,10 @@ func File(path string) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %s: %w", path, err)
 	}
-	s.Path, s.Bytes = path, size
+	s.Path = path
+	if s.Bytes == 0 {
+		s.Bytes = size
+	}
 	return s, nil
 }
 

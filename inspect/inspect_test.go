@@ -65,12 +65,21 @@ func file(t *testing.T, path string) *inspect.Summary {
 	if s.Path != path {
 		t.Errorf("Path = %q, want %q", s.Path, path)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	var size int64
+	paths := []string{path}
+	if s.Format == inspect.Distill {
+		j, w := model.Paths(path)
+		paths = []string{j, w}
 	}
-	if s.Bytes != st.Size() {
-		t.Errorf("Bytes = %d, want %d", s.Bytes, st.Size())
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += st.Size()
+	}
+	if s.Bytes != size {
+		t.Errorf("Bytes = %d, want %d", s.Bytes, size)
 	}
 	// The JSON form is complete and the text names the file.
 	if _, err := json.Marshal(s); err != nil {
@@ -216,9 +225,10 @@ func TestDistillModel(t *testing.T) {
 		if s.Spec.Name != spec.Name || s.Spec.Dataset != "fashion-mnist" || s.Spec.Classes != 10 || len(s.Spec.Layers) != len(spec.Layers) {
 			t.Fatalf("spec %+v", s.Spec)
 		}
-		var sum int64
+		var sum, bsum int64
 		for i, l := range s.Spec.Layers {
 			sum += l.Params
+			bsum += l.Buffers
 			if l.Name != spec.Layers[i].Name || l.Kind != string(spec.Layers[i].Kind) || !slices.Equal(l.Output, shapes[i]) {
 				t.Errorf("layer %d: %+v, want %s %s %v", i, l, spec.Layers[i].Name, spec.Layers[i].Kind, shapes[i])
 			}
@@ -229,10 +239,10 @@ func TestDistillModel(t *testing.T) {
 				t.Errorf("a layer reading the previous one lists inputs %v", l.Inputs)
 			}
 		}
-		if sum != params+buffers {
-			t.Errorf("layers hold %d elements, want %d", sum, params+buffers)
+		if sum != params || bsum != buffers {
+			t.Errorf("layers hold %d parameters and %d buffer elements, want %d and %d", sum, bsum, params, buffers)
 		}
-		contains(t, s.String(), "distill model", "| layer2.0.add | add | layer2.0.bn2, layer2.0.downsample.1 | [16 14 14] | 0 |", "trained on fashion-mnist")
+		contains(t, s.String(), "distill model", "| layer2.0.add | add | layer2.0.bn2, layer2.0.downsample.1 | [16 14 14] | 0 |  |", "| layer2.0.bn2 | batchnorm |  | [16 14 14] | 32 | 32 |", "trained on fashion-mnist")
 	}
 }
 

@@ -52,9 +52,13 @@ func (sp *Spec) render(b *strings.Builder) {
 	if len(sp.ClassNames) > 0 {
 		fmt.Fprintf(b, "; classes %s", strings.Join(sp.ClassNames, ", "))
 	}
-	b.WriteString("\n\n## Layers\n\n| layer | kind | inputs | output | params |\n|---|---|---|---|---:|\n")
+	b.WriteString("\n\n## Layers\n\n| layer | kind | inputs | output | params | buffers |\n|---|---|---|---|---:|---:|\n")
 	for _, l := range sp.Layers {
-		fmt.Fprintf(b, "| %s | %s | %s | %v | %s |\n", l.Name, l.Kind, strings.Join(l.Inputs, ", "), l.Output, thousands(l.Params))
+		bufs := ""
+		if l.Buffers > 0 {
+			bufs = thousands(l.Buffers)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %v | %s | %s |\n", l.Name, l.Kind, strings.Join(l.Inputs, ", "), l.Output, thousands(l.Params), bufs)
 	}
 }
 

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -53,9 +54,10 @@ type Layer struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
 	// Inputs are the nodes it reads, when not just the previous one.
-	Inputs []string `json:"inputs,omitempty"`
-	Output []int    `json:"output"`
-	Params int64    `json:"params"`
+	Inputs  []string `json:"inputs,omitempty"`
+	Output  []int    `json:"output"`
+	Params  int64    `json:"params"`
+	Buffers int64    `json:"buffers,omitempty"`
 }
 
 // batchNormStats are the state-dict entries of a batchnorm that are not
@@ -201,7 +203,7 @@ func distillModel(path string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, weightsPath := model.Paths(path)
+	jsonPath, weightsPath := model.Paths(path)
 	h, err := safetensors.ReadHeaderFile(weightsPath)
 	if err != nil {
 		return nil, err
@@ -214,34 +216,41 @@ func distillModel(path string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	tensors, err := spec.Tensors()
+	params, err := spec.Params()
 	if err != nil {
 		return nil, err
 	}
-	perLayer := map[string]int64{}
-	for _, p := range tensors {
+	bufs, err := spec.Buffers()
+	if err != nil {
+		return nil, err
+	}
+	perLayer, bufPerLayer := map[string]int64{}, map[string]int64{}
+	for _, p := range params {
 		perLayer[p.Layer] += int64(model.Numel(p.Shape))
+	}
+	for _, b := range bufs {
+		bufPerLayer[b.Layer] += int64(model.Numel(b.Shape))
 	}
 	sp := &Spec{Name: spec.Name, Input: spec.Input, Classes: spec.Classes, Dataset: info.Dataset, ClassNames: info.ClassNames}
 	for i, l := range spec.Layers {
-		ly := Layer{Name: l.Name, Kind: string(l.Kind), Output: shapes[i], Params: perLayer[l.Name]}
+		ly := Layer{Name: l.Name, Kind: string(l.Kind), Output: shapes[i], Params: perLayer[l.Name], Buffers: bufPerLayer[l.Name]}
 		if !(len(ins[i]) == 1 && ins[i][0] == i-1) {
 			ly.Inputs = spec.InputNames(i)
 		}
 		sp.Layers = append(sp.Layers, ly)
 	}
 	s := &Summary{Format: Distill, Tensors: tensorsOf(h), Spec: sp}
-	params, err := spec.ParamCount()
-	if err != nil {
-		return nil, err
+	for _, n := range perLayer {
+		s.Params += n
 	}
-	s.Params = int64(params)
-	bufs, err := spec.Buffers()
-	if err != nil {
-		return nil, err
+	for _, n := range bufPerLayer {
+		s.Buffers += n
 	}
-	for _, b := range bufs {
-		s.Buffers += int64(model.Numel(b.Shape))
+	// The model is both files.
+	for _, p := range []string{jsonPath, weightsPath} {
+		if st, err := os.Stat(p); err == nil {
+			s.Bytes += st.Size()
+		}
 	}
 	return s, nil
 }
