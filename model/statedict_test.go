@@ -142,6 +142,31 @@ func TestPyTorchStateDict(t *testing.T) {
 			checkLogits(t, spec, w, x, n, want)
 		})
 	}
+	// A float64 copy (as state_dict() of a model.double()) holds the
+	// same values.
+	t.Run("F64 copy", func(t *testing.T) {
+		src := readST(t, filepath.Join(dir, "resnet.safetensors"))
+		path := renamed(t, src, func(s string) string { return s })
+		f := readST(t, path)
+		for name, tt := range f.Tensors {
+			if tt.DType == safetensors.Float32 {
+				v, err := tt.Float64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Tensors[name] = safetensors.F64(tt.Shape, v)
+			}
+		}
+		if err := safetensors.WriteFile(path, f); err != nil {
+			t.Fatal(err)
+		}
+		w, err := model.LoadSafetensorsWeights(path, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want := f32(t, io, "logits")
+		checkLogits(t, spec, w, x, n, want)
+	})
 }
 
 // renamed writes the tensors of src under new names.
