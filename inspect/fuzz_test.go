@@ -3,7 +3,9 @@ package inspect
 import (
 	"archive/zip"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,6 +39,30 @@ func FuzzUnpickle(f *testing.F) {
 		}
 		if _, _, err := archiveTensors(v, map[string][]string{}); err != nil {
 			return
+		}
+	})
+}
+
+// FuzzFile: any file is summarised or refused with an error; none panics.
+func FuzzFile(f *testing.F) {
+	for _, name := range []string{"resnet.safetensors", "resnet.onnx", "resnet.pt"} {
+		b, err := os.ReadFile(filepath.Join("../teacher/testdata/pytorch", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, filepath.Ext(name))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte, ext string) {
+		if strings.ContainsAny(ext, "/\x00") || len(ext) > 16 {
+			return
+		}
+		path := filepath.Join(dir, "m"+ext)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return
+		}
+		if s, err := File(path); err == nil {
+			_ = s.String()
 		}
 	})
 }
