@@ -51,6 +51,10 @@ type ArchiveTensor struct {
 	Buffer bool   `json:"buffer,omitempty"`
 }
 
+// maxCode bounds the TorchScript code read for the classes' parameter
+// lists; past it, tensors of unread classes are told apart by name.
+const maxCode = 64 << 20
+
 // maxPickle bounds the data.pkl read: it holds the object structure, the
 // tensors' data lies in separate entries.
 const maxPickle = 64 << 20
@@ -69,6 +73,7 @@ func archive(p string, size int64) (*Summary, error) {
 	var dataPkl *zip.File
 	code := map[string]string{} // code/ Python files, for the classes' parameter lists
 	isScript := false
+	codeBytes := int64(0) // bounds what the code/ files may take in memory
 	for _, f := range zr.File {
 		a.Entries = append(a.Entries, Entry{Name: f.Name, Bytes: int64(f.UncompressedSize64)})
 		root, rest, _ := strings.Cut(f.Name, "/")
@@ -80,7 +85,8 @@ func archive(p string, size int64) (*Summary, error) {
 			dataPkl = f
 		case rest == "constants.pkl" || strings.HasPrefix(rest, "code/"):
 			isScript = true
-			if strings.HasPrefix(rest, "code/") && path.Ext(rest) == ".py" && f.UncompressedSize64 < 1<<20 {
+			if strings.HasPrefix(rest, "code/") && path.Ext(rest) == ".py" && f.UncompressedSize64 < 1<<20 && codeBytes < maxCode {
+				codeBytes += int64(f.UncompressedSize64)
 				b, err := readEntry(f, 1<<20)
 				if err != nil {
 					return nil, err

@@ -19,9 +19,9 @@ type StateDictOptions struct {
 	// of every spec tensor name it covers, so {"stem.conv": "features.0"}
 	// looks up "stem.conv.weight" as "features.0.weight". The longest key
 	// that covers a name wins. Values are names as the file spells them
-	// after its common prefix (see LoadStateDict), which is found for the
-	// mapped names; a value that is a file name in full, prefix included,
-	// is taken as it is.
+	// after its common prefix (see LoadStateDict; it is found from the
+	// names the map leaves alone); a value that is a file name in full,
+	// prefix included, is taken as it is.
 	Map map[string]string
 }
 
