@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/report"
 )
 
@@ -151,6 +152,7 @@ func (c *Comparison) costChart() (string, error) {
 	n := 0
 	p := newPlot("Accuracy vs serving cost", "$ per 1M requests, on-demand (log scale)", "Accuracy (%)")
 	var labels plotter.XYLabels
+	var bars errorBars
 	for _, r := range c.Rows {
 		x := r.USDPerMillion()
 		if x <= 0 {
@@ -170,8 +172,13 @@ func (c *Comparison) costChart() (string, error) {
 		}
 		s.GlyphStyle = draw.GlyphStyle{Color: runColor(runIndex[r.Run]), Radius: vg.Points(5), Shape: roleGlyph(r.Model.Role)}
 		p.Add(s)
+		bars.add(xy, r, c.Runs[runIndex[r.Run]].Report.Dataset.Test)
 		labels.XYs = append(labels.XYs, xy)
-		labels.Labels = append(labels.Labels, r.Model.Name)
+		label := r.Model.Name
+		if len(c.Runs) > 1 { // which run a point is from, beside its colour
+			label = r.Run + "/" + label
+		}
+		labels.Labels = append(labels.Labels, label)
 		if r.Pareto {
 			front = append(front, xy)
 		}
@@ -179,6 +186,18 @@ func (c *Comparison) costChart() (string, error) {
 	if n == 0 {
 		return "", nil
 	}
+	// The noise of each point: its cost range (the slowest and fastest
+	// measuring window) and the 95% Wilson interval of its accuracy.
+	xb, err := plotter.NewXErrorBars(bars)
+	if err != nil {
+		return "", err
+	}
+	yb, err := plotter.NewYErrorBars(bars)
+	if err != nil {
+		return "", err
+	}
+	xb.LineStyle.Color, yb.LineStyle.Color = gray, gray
+	p.Add(xb, yb)
 	sort.Slice(front, func(i, j int) bool { return front[i].X < front[j].X })
 	if len(front) > 1 {
 		l, err := plotter.NewLine(front)
@@ -330,3 +349,29 @@ func (c *Comparison) charts() (cost, latency string, err error) {
 	}
 	return cost, latency, nil
 }
+
+// errorBars holds each plotted point with its cost range and accuracy
+// interval, for plotter's X and Y error bars.
+type errorBars struct {
+	xy       plotter.XYs
+	xlo, xhi []float64 // distances below and above X
+	ylo, yhi []float64 // distances below and above Y
+}
+
+// add records point xy of row r, whose run tested on tests examples.
+func (b *errorBars) add(xy plotter.XY, r Row, tests int) {
+	lo, hi := r.Model.Cost.Range()
+	alo, ahi := xy.Y, xy.Y
+	if tests > 0 {
+		l, h := eval.Wilson(int(math.Round(r.Model.Accuracy*float64(tests))), tests)
+		alo, ahi = 100*l, 100*h
+	}
+	b.xy = append(b.xy, xy)
+	b.xlo, b.xhi = append(b.xlo, xy.X-lo), append(b.xhi, hi-xy.X)
+	b.ylo, b.yhi = append(b.ylo, xy.Y-alo), append(b.yhi, ahi-xy.Y)
+}
+
+func (b errorBars) Len() int                        { return len(b.xy) }
+func (b errorBars) XY(i int) (float64, float64)     { return b.xy[i].X, b.xy[i].Y }
+func (b errorBars) XError(i int) (float64, float64) { return b.xlo[i], b.xhi[i] }
+func (b errorBars) YError(i int) (float64, float64) { return b.ylo[i], b.yhi[i] }

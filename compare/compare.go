@@ -155,7 +155,11 @@ func New(runs []Run, o Options) (*Comparison, error) {
 	name(runs)
 	if o.Reprice != nil {
 		for _, r := range runs {
-			if err := cost.Apply(r.Report, *o.Reprice); err != nil {
+			opts := *o.Reprice
+			if d := r.Report.Deployment; opts.RequestsPerDay == 0 && d != nil {
+				opts.RequestsPerDay = d.RequestsPerDay // keep the run's forecast
+			}
+			if err := cost.Apply(r.Report, opts); err != nil {
 				return nil, fmt.Errorf("compare: price run %s: %w", r.Name, err)
 			}
 		}

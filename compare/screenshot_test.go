@@ -40,7 +40,7 @@ func TestHTMLCharts(t *testing.T) {
 		}
 	}
 	cost := page[strings.Index(page, `id="cost-chart"`):strings.Index(page, `id="latency-chart"`)]
-	for _, want := range []string{">Accuracy vs serving cost<", ">Pareto frontier<", ">run mnist-cpu<", ">run mnist-gpu<", ">tiny<", ">teacher<", ">$0.001<"} {
+	for _, want := range []string{">Accuracy vs serving cost<", ">Pareto frontier<", ">run mnist-cpu<", ">run mnist-gpu<", ">mnist-cpu/tiny<", ">mnist-gpu/teacher<", ">$0.001<"} {
 		if !strings.Contains(cost, want) {
 			t.Errorf("cost chart lacks %q", want)
 		}

@@ -2,6 +2,7 @@ package cost
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/distill-dev/distill/report"
@@ -112,8 +113,10 @@ type Options struct {
 	// Prices is the price table; nil means DefaultPrices().
 	Prices *Table
 	// Machine is the table entry the models are priced at: the machine
-	// type they would be served and trained on. "" means
-	// DefaultMachine(report's device).
+	// type they would be served and trained on. "" means the entry that
+	// matches the hardware the report was measured on (Table.Match; an
+	// error wrapping ErrNoPriceMatch when none does), or, for a report
+	// that does not record it, DefaultMachine(report's device).
 	Machine string
 	// LatencyTarget bounds the p99 batch latency of the batch size each
 	// model is priced at; 0 means DefaultLatencyTarget.
@@ -121,6 +124,22 @@ type Options struct {
 	// Reference names the model savings are relative to; "" means the
 	// report's first teacher.
 	Reference string
+	// RequestsPerDay is a traffic forecast the deployment options are
+	// billed for (report.Deployment); 0 means none.
+	RequestsPerDay float64
+}
+
+// chooseMachine returns the entry Apply prices r at and how it was
+// chosen (see Options.Machine).
+func chooseMachine(t *Table, r *report.Report, named string) (machine, chosen string, err error) {
+	switch {
+	case named != "":
+		return named, "named by the user", nil
+	case r.Machine != nil:
+		return t.Match(*r.Machine)
+	}
+	m := DefaultMachine(r.Device)
+	return m, "assumed: the report does not record the hardware it was measured on", nil
 }
 
 // Apply prices every model of r that has serving measurements and sets
@@ -136,9 +155,9 @@ func Apply(r *report.Report, o Options) error {
 	if t == nil {
 		t = DefaultPrices()
 	}
-	machine := o.Machine
-	if machine == "" {
-		machine = DefaultMachine(r.Device)
+	machine, chosen, err := chooseMachine(t, r, o.Machine)
+	if err != nil {
+		return err
 	}
 	price, err := t.Lookup(machine)
 	if err != nil {
@@ -166,7 +185,7 @@ func Apply(r *report.Report, o Options) error {
 	}
 
 	r.Price = &report.Pricing{
-		Machine: machine, Description: price.Description, Currency: t.Currency,
+		Machine: machine, Chosen: chosen, Description: price.Description, Currency: t.Currency,
 		USDPerHour: hourly, Source: price.Source, AsOf: price.AsOf, Table: t.Name,
 		LatencyTargetMS: targetMS,
 	}
@@ -185,9 +204,18 @@ func Apply(r *report.Report, o Options) error {
 		if m.Serving == nil || len(m.Serving.Throughput) == 0 {
 			continue
 		}
+		// The server scenario prices a model when it sustained some rate
+		// under a bound at least as tight as the target (a looser one
+		// says nothing about the target, e.g. after --latency-target).
+		if sv := m.Serving.Server; sv != nil && sv.RequestsPerSecond > 0 && sv.LatencyBoundMS <= targetMS {
+			m.Cost = serverCost(*sv, hourly, targetMS)
+			m.Cost.TrainingUSD = TrainingUSD(m.TrainSeconds, hourly.OnDemand)
+			continue
+		}
 		p, within := BestBatch(m.Serving.Throughput, targetMS)
 		m.Cost = &report.Cost{
-			Batch: p.Batch, RequestsPerSecond: p.RequestsPerSecond, LatencyTargetMS: targetMS, WithinTarget: within,
+			Scenario: report.ScenarioOffline,
+			Batch:    p.Batch, RequestsPerSecond: p.RequestsPerSecond, LatencyTargetMS: targetMS, WithinTarget: within,
 			USDPerMillion: perTier(hourly, func(usd float64) float64 { return PerMillion(usd, p.RequestsPerSecond) }),
 			TrainingUSD:   TrainingUSD(m.TrainSeconds, hourly.OnDemand),
 			// The fastest window gives the low end of the cost, the
@@ -196,6 +224,24 @@ func Apply(r *report.Report, o Options) error {
 			RequestsPerSecondMax: p.RequestsPerSecondMax,
 			USDPerMillionLow:     PerMillion(hourly.OnDemand, p.RequestsPerSecondMax),
 			USDPerMillionHigh:    PerMillion(hourly.OnDemand, p.RequestsPerSecondMin),
+		}
+	}
+	if o.RequestsPerDay < 0 || math.IsNaN(o.RequestsPerDay) || math.IsInf(o.RequestsPerDay, 0) {
+		return fmt.Errorf("cost: traffic forecast %v requests a day: give a number ≥ 0", o.RequestsPerDay)
+	}
+	r.Deployment = Deploy(r, t, o.RequestsPerDay)
+	if u := r.Transfer; u != nil && ref >= 0 {
+		// The passes the transfer set saved, at the reference teacher's
+		// best offline throughput.
+		u.TeacherSecondsAvoided = 0
+		if s := r.Models[ref].Serving; s != nil {
+			best := 0.0
+			for _, p := range s.Throughput {
+				best = max(best, p.RequestsPerSecond)
+			}
+			if best > 0 {
+				u.TeacherSecondsAvoided = float64(u.TeacherExamplesAvoided) / best
+			}
 		}
 	}
 	if ref < 0 || r.Models[ref].Cost == nil {
@@ -216,6 +262,24 @@ func Apply(r *report.Report, o Options) error {
 		}
 	}
 	return nil
+}
+
+// serverCost prices a model from its server scenario: the highest
+// Poisson rate it sustained within the p99 bound. The sustainable rate
+// lies between that rate and the lowest that failed, so those bound the
+// cost's range; the figure is the conservative end.
+func serverCost(sv report.ServerScenario, hourly report.TierPrices, targetMS float64) *report.Cost {
+	c := &report.Cost{
+		Scenario: report.ScenarioServer, Batch: sv.MaxBatch,
+		RequestsPerSecond: sv.RequestsPerSecond, LatencyTargetMS: targetMS,
+		WithinTarget:         true,
+		USDPerMillion:        perTier(hourly, func(usd float64) float64 { return PerMillion(usd, sv.RequestsPerSecond) }),
+		RequestsPerSecondMin: sv.RequestsPerSecond,
+		RequestsPerSecondMax: sv.FailedRequestsPerSecond,
+		USDPerMillionHigh:    PerMillion(hourly.OnDemand, sv.RequestsPerSecond),
+		USDPerMillionLow:     PerMillion(hourly.OnDemand, sv.FailedRequestsPerSecond),
+	}
+	return c
 }
 
 // perTier applies f to each known tier price of hourly.

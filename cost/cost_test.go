@@ -1,6 +1,7 @@
 package cost
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -260,8 +261,22 @@ func TestApplyDefaults(t *testing.T) {
 	}
 	r = priced()
 	r.Device = "cuda:0"
-	if err := Apply(r, Options{}); err != nil || r.Price.Machine != DefaultGPUMachine {
-		t.Errorf("GPU report priced as %v (%v)", r.Price.Machine, err)
+	if err := Apply(r, Options{}); err != nil || r.Price.Machine != DefaultGPUMachine || !strings.HasPrefix(r.Price.Chosen, "assumed") {
+		t.Errorf("GPU report priced as %v, %q (%v)", r.Price.Machine, r.Price.Chosen, err)
+	}
+	// A report that records its hardware is priced at the matching entry,
+	// and one whose hardware nothing matches is an error, not a guess.
+	r = priced()
+	r.Machine = &report.Machine{Device: "cuda:0", GPU: "NVIDIA H100 80GB HBM3"}
+	if err := Apply(r, Options{}); err != nil || r.Price.Machine != "aws-h100-80gb" || !strings.Contains(r.Price.Chosen, "H100") {
+		t.Errorf("H100 report priced as %v, %q (%v)", r.Price.Machine, r.Price.Chosen, err)
+	}
+	r.Machine.GPU = "NVIDIA GeForce RTX 4090"
+	if err := Apply(r, Options{}); !errors.Is(err, ErrNoPriceMatch) {
+		t.Errorf("RTX 4090 report: error %v, want ErrNoPriceMatch", err)
+	}
+	if err := Apply(r, Options{Machine: "aws-g6.xlarge"}); err != nil || r.Price.Chosen != "named by the user" {
+		t.Errorf("named machine: %q, %v", r.Price.Chosen, err)
 	}
 	// Without a teacher there is nothing to save against.
 	r = priced()
@@ -359,5 +374,127 @@ func TestApplySpread(t *testing.T) {
 	// Without a recorded spread only the figure itself is known.
 	if o := r.Models[3].Cost; o.USDPerMillionLow != 0 || o.USDPerMillionHigh != 0 {
 		t.Errorf("a spread made up for a point without one: %s", costString(o))
+	}
+}
+
+// TestApplyServer: a model with a server scenario is priced from the
+// rate it sustained, its range reaching to the rate that failed; one
+// measured under a looser bound than the target, or whose every rate
+// failed, is priced offline as before.
+func TestApplyServer(t *testing.T) {
+	table, err := ParsePrices("test", []byte(testPrices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := priced()
+	r.Models[1].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100, RequestsPerSecond: 1000, FailedRequestsPerSecond: 1250}
+	r.Models[0].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100}
+	if err := Apply(r, Options{Prices: table, Machine: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	c := r.Models[1].Cost
+	// $0.18/h at 1,000/s = $0.05 per million; at 1,250/s $0.04.
+	if c.Scenario != report.ScenarioServer || c.Batch != 64 || c.RequestsPerSecond != 1000 || !near(c.USDPerMillion.OnDemand, 0.05) ||
+		!near(c.USDPerMillionHigh, 0.05) || !near(c.USDPerMillionLow, 0.04) || !c.WithinTarget || !near(c.TrainingUSD, 0.05) {
+		t.Errorf("server-priced student: %s", costString(c))
+	}
+	if lo, hi := c.Range(); !near(lo, 0.04) || !near(hi, 0.05) {
+		t.Errorf("range %v..%v", lo, hi)
+	}
+	if c := r.Models[0].Cost; c.Scenario != report.ScenarioOffline || c.Batch != 8 {
+		t.Errorf("teacher with no passing rate: %s", costString(c))
+	}
+	if s := r.Models[1].Cost.SavingsPercent; s == nil || !near(*s, 80) {
+		t.Errorf("savings %v, want 80%% ($0.05 vs $0.25)", s)
+	}
+	// A tighter target than the scenario's bound: offline pricing.
+	r.Models[1].Cost = nil
+	if err := Apply(r, Options{Prices: table, Machine: "box", LatencyTarget: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Models[1].Cost; c.Scenario != report.ScenarioOffline {
+		t.Errorf("target 50 ms, bound 100 ms: priced %s", costString(c))
+	}
+}
+
+// TestDeploy prices a CPU report on every Intel entry, scaled by vCPUs,
+// bills a forecast by whole machines, and marks the cheapest that fits.
+func TestDeploy(t *testing.T) {
+	r := priced()
+	r.Machine = &report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Xeon(R)", CPUs: 2}
+	if err := Apply(r, Options{RequestsPerDay: 864e6}); err != nil {
+		t.Fatal(err)
+	}
+	d := r.Deployment
+	if d == nil || d.RequestsPerDay != 864e6 || !strings.Contains(d.Method, "scaled by each entry's vCPUs") {
+		t.Fatalf("deployment %+v", d)
+	}
+	tab := DefaultPrices()
+	var student []report.DeploymentOption
+	for _, o := range d.Options {
+		if o.Model == "s" {
+			student = append(student, o)
+		}
+		if o.Model == "unmeasured" {
+			t.Error("a model without a cost has deployment options")
+		}
+	}
+	// Intel entries: c7i.large (2), c7i.xlarge, gcp c3, azure d4s (4),
+	// c7i.2xlarge (8).
+	if len(student) != 5 {
+		t.Fatalf("student options %+v", student)
+	}
+	for i, o := range student {
+		p := tab.Machines[o.Machine]
+		if o.Scale != float64(p.Match.VCPUs)/2 || !near(o.RequestsPerSecond, 2000*o.Scale) || !near(o.USDPerMillion.OnDemand, PerMillion(p.OnDemand, o.RequestsPerSecond)) {
+			t.Errorf("option %+v", o)
+		}
+		// 864M a day = 10,000/s on average.
+		if want := int(math.Ceil(10000 / o.RequestsPerSecond)); o.Machines != want || !near(o.MonthlyUSD.OnDemand, float64(want)*p.OnDemand*HoursPerMonth) {
+			t.Errorf("%s: %d machines, $%v a month; want %d", o.Machine, o.Machines, o.MonthlyUSD.OnDemand, want)
+		}
+		if i > 0 && o.USDPerMillion.OnDemand < student[i-1].USDPerMillion.OnDemand {
+			t.Error("options not cheapest first")
+		}
+		if o.Cheapest != (i == 0) {
+			t.Errorf("option %d cheapest=%v", i, o.Cheapest)
+		}
+	}
+	if MachinesFor(1, 1000) != 1 || MachinesFor(86400*2500, 1000) != 3 || MachinesFor(5, 0) != 0 {
+		t.Error("MachinesFor")
+	}
+	// A model too big for a machine is not its cheapest option.
+	r = priced()
+	r.Machine = &report.Machine{Device: "cuda:0", GPU: "Tesla T4"}
+	r.Models[1].Serving.Throughput[1].ModelBytes = 20 << 30 // 20 GiB at batch 8, more than a T4's 16
+	if err := Apply(r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range r.Deployment.Options {
+		if o.Model == "s" && (o.FitsMemory || o.Cheapest || o.Machine != "aws-g4dn.xlarge" || o.Scale != 1 || o.Machines != 0) {
+			t.Errorf("T4 option %+v", o)
+		}
+	}
+	// Without the hardware, no deployment.
+	r = priced()
+	if err := Apply(r, Options{}); err != nil || r.Deployment != nil {
+		t.Errorf("no hardware: %+v, %v", r.Deployment, err)
+	}
+	if err := Apply(r, Options{RequestsPerDay: -1}); err == nil {
+		t.Error("negative forecast accepted")
+	}
+}
+
+// TestApplyTransferSeconds prices the teacher passes a transfer set
+// saved at the reference teacher's best offline throughput.
+func TestApplyTransferSeconds(t *testing.T) {
+	r := priced()
+	r.Transfer = &report.TransferUse{Rows: 100, TeacherExamplesAvoided: 5000}
+	if err := Apply(r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The teacher's best throughput is 250/s (batch 32).
+	if got := r.Transfer.TeacherSecondsAvoided; !near(got, 20) {
+		t.Errorf("seconds avoided %v, want 5000 / 250 = 20", got)
 	}
 }

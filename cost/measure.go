@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -487,19 +488,66 @@ func parseVmHWM(f io.Reader) int64 {
 // Host describes the machine this process runs on, for
 // report.Report.Machine; device is the backend's device (e.g. "cpu").
 func Host(device string) report.Machine {
-	return report.Machine{
+	m := report.Machine{
 		OS:         runtime.GOOS,
 		Arch:       runtime.GOARCH,
-		CPU:        cpuModel(),
+		CPU:        cpuInfo("model name"),
+		CPUVendor:  cpuInfo("vendor_id"),
 		CPUs:       runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Device:     device,
 		GoVersion:  runtime.Version(),
 	}
+	if idx, ok := cudaIndex(device); ok {
+		m.GPU, m.GPUMemoryMiB, m.GPUDriver = queryGPU(idx)
+	}
+	return m
 }
 
-// cpuModel returns the first "model name" of /proc/cpuinfo, or "".
-func cpuModel() string {
+// cudaIndex returns the GPU index of a CUDA device name ("cuda" is 0).
+func cudaIndex(device string) (int, bool) {
+	rest, ok := strings.CutPrefix(strings.ToLower(device), "cuda")
+	if !ok {
+		return 0, false
+	}
+	if rest == "" {
+		return 0, true
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(rest, ":"))
+	return i, err == nil && i >= 0 && strings.HasPrefix(rest, ":")
+}
+
+// queryGPU asks nvidia-smi for GPU idx's name, memory and driver; it
+// returns zeros when nvidia-smi is missing or fails (within 10 s), and
+// pricing then asks the user to name the machine.
+func queryGPU(idx int) (name string, memMiB int, driver string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+		"--format=csv,noheader,nounits", "-i", strconv.Itoa(idx)).Output()
+	if err != nil {
+		return "", 0, ""
+	}
+	return parseGPUQuery(string(out))
+}
+
+// parseGPUQuery reads one line of nvidia-smi's
+// --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits.
+func parseGPUQuery(out string) (name string, memMiB int, driver string) {
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	f := strings.Split(line, ",")
+	if len(f) != 3 {
+		return "", 0, ""
+	}
+	mem, err := strconv.Atoi(strings.TrimSpace(f[1]))
+	if err != nil || mem < 0 {
+		mem = 0
+	}
+	return strings.TrimSpace(f[0]), mem, strings.TrimSpace(f[2])
+}
+
+// cpuInfo returns the first value of key in /proc/cpuinfo, or "".
+func cpuInfo(key string) string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
 		return ""
@@ -508,7 +556,7 @@ func cpuModel() string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
+		if ok && strings.TrimSpace(k) == key {
 			return strings.Join(strings.Fields(v), " ")
 		}
 	}

@@ -2,6 +2,7 @@ package cost
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -40,6 +41,26 @@ type Price struct {
 	// they were read (YYYY-MM-DD).
 	Source string `yaml:"source"`
 	AsOf   string `yaml:"as_of"`
+	// MemoryGiB is the memory a model can use there: the machine's for a
+	// CPU entry, the GPU's for a GPU one; 0 when unknown.
+	MemoryGiB float64 `yaml:"memory_gib,omitempty"`
+	// Match says which measuring hardware the entry stands for, so that
+	// a run is priced at the entry of the machine it ran on (see
+	// Table.Match); an entry without it is only used by name.
+	Match *Match `yaml:"match,omitempty"`
+}
+
+// Match describes the hardware a price entry stands for: a GPU by a
+// part of its name, or a CPU machine by architecture, vendor and vCPUs.
+type Match struct {
+	// GPU is matched, case-insensitively, as a part of the GPU's name
+	// as nvidia-smi gives it ("H100" matches "NVIDIA H100 80GB HBM3").
+	GPU string `yaml:"gpu,omitempty"`
+	// Arch is GOARCH (amd64, arm64), CPU the vendor (intel, amd, arm),
+	// VCPUs the logical CPUs: the entry of a CPU machine.
+	Arch  string `yaml:"arch,omitempty"`
+	CPU   string `yaml:"cpu,omitempty"`
+	VCPUs int    `yaml:"vcpus,omitempty"`
 }
 
 // Hourly returns the price per hour at each tier.
@@ -145,6 +166,19 @@ func ParsePrices(name string, data []byte) (t *Table, err error) {
 				bad("%s: as_of %q is not a date written YYYY-MM-DD", where, p.AsOf)
 			}
 		}
+		if p.MemoryGiB < 0 || math.IsNaN(p.MemoryGiB) || math.IsInf(p.MemoryGiB, 0) {
+			bad("%s: memory_gib is %v; give the memory in GiB, > 0, or leave it out", where, p.MemoryGiB)
+		}
+		if mt := p.Match; mt != nil {
+			switch {
+			case mt.GPU != "" && (mt.Arch != "" || mt.CPU != "" || mt.VCPUs != 0):
+				bad("%s: match names a gpu and a CPU machine; a GPU entry gives only gpu:", where)
+			case mt.GPU == "" && (mt.Arch == "" || mt.CPU == "" || mt.VCPUs <= 0):
+				bad("%s: match needs gpu: (part of the GPU's name) or arch:, cpu: and vcpus: > 0 (a CPU machine)", where)
+			case mt.CPU != "" && !slices.Contains(cpuVendors, mt.CPU):
+				bad("%s: match cpu %q must be one of %s", where, mt.CPU, strings.Join(cpuVendors, ", "))
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cost: price table %s: %w", name, err)
@@ -200,16 +234,123 @@ func (t *Table) Lookup(machine string) (Price, error) {
 	return p, nil
 }
 
-// Default machines Apply prices a report at when none is named.
+// Default machines Apply prices a report at when none is named and the
+// report does not say what it was measured on (reports written before
+// distill recorded the hardware).
 const (
 	DefaultCPUMachine = "aws-c7i.xlarge"
 	DefaultGPUMachine = "aws-a100-80gb"
 )
 
+// cpuVendors are the values of Match.CPU.
+var cpuVendors = []string{"intel", "amd", "arm"}
+
+// cpuVendor names the vendor of m's CPU (a Match.CPU value) from its
+// vendor id, model name and GOARCH, or "" when none says.
+func cpuVendor(m report.Machine) string {
+	model := strings.ToLower(m.CPUVendor + " " + m.CPU)
+	switch {
+	case m.Arch == "arm64" || m.Arch == "arm":
+		return "arm"
+	case strings.Contains(model, "intel"):
+		return "intel"
+	case strings.Contains(model, "amd"):
+		return "amd"
+	}
+	return ""
+}
+
+// ErrNoPriceMatch is wrapped by Match's error when no entry stands for
+// the hardware.
+var ErrNoPriceMatch = errors.New("no price table entry matches this hardware")
+
+// Match returns the entry that stands for the machine a report was
+// measured on, and a sentence saying how it was chosen, for the report.
+//
+// On a CUDA device, the entries whose gpu is part of the GPU's name; on
+// a CPU, the entries of its architecture and vendor, preferring the same
+// number of vCPUs and otherwise the nearest (the costs then assume the
+// throughput measured here, unscaled, and the sentence says so). Among
+// equals, the lowest on-demand price. When nothing matches, the error
+// wraps ErrNoPriceMatch and says how to choose an entry.
+func (t *Table) Match(m report.Machine) (name, how string, err error) {
+	names := t.Names()
+	if strings.HasPrefix(strings.ToLower(m.Device), "cuda") {
+		if m.GPU == "" {
+			return "", "", fmt.Errorf("cost: %w: the GPU's name is unknown (nvidia-smi gave none); name the machine to price at (serving.machine in the recipe, --machine on the command line) from %s", ErrNoPriceMatch, strings.Join(names, ", "))
+		}
+		var found []string
+		for _, n := range names {
+			if mt := t.Machines[n].Match; mt != nil && mt.GPU != "" && strings.Contains(strings.ToLower(m.GPU), strings.ToLower(mt.GPU)) {
+				found = append(found, n)
+			}
+		}
+		if len(found) == 0 {
+			return "", "", fmt.Errorf("cost: %w: no entry of price table %s has a GPU matching %q; add one (docs/cost.md) or name the machine to price at (serving.machine, --machine)", ErrNoPriceMatch, t.Name, m.GPU)
+		}
+		best := t.cheapest(found)
+		how = fmt.Sprintf("GPU %q matches %s", m.GPU, strings.Join(found, ", "))
+		if len(found) > 1 {
+			how += "; priced at the cheapest on demand"
+		}
+		return best, how, nil
+	}
+	vendor := cpuVendor(m)
+	var same []string
+	var nearest []string
+	gap := math.MaxInt
+	for _, n := range names {
+		mt := t.Machines[n].Match
+		if mt == nil || mt.GPU != "" || mt.Arch != m.Arch || mt.CPU != vendor {
+			continue
+		}
+		d := mt.VCPUs - m.CPUs
+		if d == 0 {
+			same = append(same, n)
+		}
+		if d < 0 {
+			d = -d*2 + 1 // prefer a larger machine over a smaller one at the same distance
+		} else {
+			d *= 2
+		}
+		switch {
+		case d < gap:
+			gap, nearest = d, []string{n}
+		case d == gap:
+			nearest = append(nearest, n)
+		}
+	}
+	cpu := fmt.Sprintf("%d× %s %s CPU", m.CPUs, m.Arch, cmp.Or(vendor, "unknown-vendor"))
+	if m.CPU != "" {
+		cpu = fmt.Sprintf("%d× %s (%s)", m.CPUs, m.CPU, m.Arch)
+	}
+	switch {
+	case len(same) > 0:
+		best := t.cheapest(same)
+		return best, fmt.Sprintf("%s matches %s by vendor and vCPUs", cpu, strings.Join(same, ", ")), nil
+	case len(nearest) > 0:
+		best := t.cheapest(nearest)
+		return best, fmt.Sprintf("no entry has %d vCPUs of this vendor; %s (%d vCPUs) is the nearest, and its costs assume the throughput measured here on %d CPUs, not scaled by core count", m.CPUs, best, t.Machines[best].Match.VCPUs, m.CPUs), nil
+	}
+	return "", "", fmt.Errorf("cost: %w: price table %s has no %s %s entry for %s; add one (docs/cost.md) or name the machine to price at (serving.machine, --machine) from %s", ErrNoPriceMatch, t.Name, m.Arch, cmp.Or(vendor, "CPU"), cpu, strings.Join(names, ", "))
+}
+
+// cheapest returns the entry of names with the lowest on-demand price,
+// the first name among equals.
+func (t *Table) cheapest(names []string) string {
+	best := names[0]
+	for _, n := range names[1:] {
+		if t.Machines[n].OnDemand < t.Machines[best].OnDemand {
+			best = n
+		}
+	}
+	return best
+}
+
 // DefaultMachine returns the price table entry Apply assumes for a
-// report measured on device: DefaultGPUMachine for CUDA devices,
-// DefaultCPUMachine otherwise. It is a guess; name the machine that
-// matches the one measured on.
+// report that does not say what it was measured on: DefaultGPUMachine
+// for CUDA devices, DefaultCPUMachine otherwise. It is a guess, and the
+// report says so.
 func DefaultMachine(device string) string {
 	if strings.HasPrefix(strings.ToLower(device), "cuda") {
 		return DefaultGPUMachine

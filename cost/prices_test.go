@@ -1,6 +1,9 @@
 package cost
 
 import (
+	"errors"
+
+	"github.com/distill-dev/distill/report"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,6 +150,72 @@ func TestPricesAsOfIsDate(t *testing.T) {
 		d, err := time.Parse(time.DateOnly, p.AsOf)
 		if err != nil || d.Year() < 2024 {
 			t.Errorf("%s: as_of %q", name, p.AsOf)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tab := DefaultPrices()
+	for _, tc := range []struct {
+		name string
+		m    report.Machine
+		want string
+		how  []string
+	}{
+		{"h100", report.Machine{Device: "cuda:0", GPU: "NVIDIA H100 80GB HBM3"}, "aws-h100-80gb", []string{"aws-h100-80gb, gcp-h100-80gb", "cheapest"}},
+		{"h200", report.Machine{Device: "cuda", GPU: "NVIDIA H200"}, "aws-h200-141gb", []string{`"NVIDIA H200"`}},
+		{"a10g", report.Machine{Device: "cuda:0", GPU: "NVIDIA A10G"}, "aws-g5.xlarge", nil},
+		{"l4", report.Machine{Device: "cuda:0", GPU: "NVIDIA L4"}, "aws-g6.xlarge", nil},
+		{"t4", report.Machine{Device: "cuda:0", GPU: "Tesla T4"}, "aws-g4dn.xlarge", nil},
+		{"a100", report.Machine{Device: "cuda:0", GPU: "NVIDIA A100-SXM4-80GB"}, "aws-a100-80gb", nil},
+		{"2 intel", report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Xeon(R) Platinum 8488C", CPUs: 2}, "aws-c7i.large", []string{"by vendor and vCPUs"}},
+		{"4 intel", report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Core(TM) i7", CPUs: 4}, "aws-c7i.xlarge", []string{"aws-c7i.xlarge, azure-d4s-v5, gcp-c3-standard-4"}},
+		{"6 intel", report.Machine{Device: "cpu", Arch: "amd64", CPU: "Intel(R) Core(TM) i5", CPUs: 6}, "aws-c7i.2xlarge", []string{"no entry has 6 vCPUs", "(8 vCPUs) is the nearest", "not scaled"}},
+		{"16 amd", report.Machine{Device: "cpu", Arch: "amd64", CPU: "AMD EPYC 9R14", CPUs: 16}, "aws-c7a.xlarge", []string{"nearest"}},
+		{"arm", report.Machine{Device: "cpu", Arch: "arm64", CPUs: 4}, "aws-c7g.xlarge", nil},
+		{"vendor id", report.Machine{Device: "cpu", Arch: "amd64", CPU: "QEMU Virtual CPU version 2.5+", CPUVendor: "GenuineIntel", CPUs: 2}, "aws-c7i.large", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, how, err := tab.Match(tc.m)
+			if err != nil || got != tc.want {
+				t.Fatalf("Match = %q, %v; want %q", got, err, tc.want)
+			}
+			for _, w := range tc.how {
+				if !strings.Contains(how, w) {
+					t.Errorf("how %q does not say %q", how, w)
+				}
+			}
+		})
+	}
+	for _, m := range []report.Machine{
+		{Device: "cuda:0", GPU: "NVIDIA GeForce RTX 4090"},
+		{Device: "cuda:0"},
+		{Device: "cpu", Arch: "riscv64", CPUs: 4},
+		{Device: "cpu", Arch: "amd64", CPU: "QEMU Virtual CPU", CPUs: 4},
+	} {
+		_, _, err := tab.Match(m)
+		if !errors.Is(err, ErrNoPriceMatch) || !strings.Contains(err.Error(), "serving.machine") {
+			t.Errorf("Match(%+v) error = %v; want ErrNoPriceMatch saying how to name a machine", m, err)
+		}
+	}
+}
+
+func TestParseGPUQuery(t *testing.T) {
+	name, mem, drv := parseGPUQuery("NVIDIA H100 80GB HBM3, 81559, 550.54.15\n")
+	if name != "NVIDIA H100 80GB HBM3" || mem != 81559 || drv != "550.54.15" {
+		t.Errorf("got %q %d %q", name, mem, drv)
+	}
+	if name, _, _ := parseGPUQuery("No devices were found"); name != "" {
+		t.Errorf("parsed %q from an error message", name)
+	}
+	for dev, want := range map[string]int{"cuda": 0, "cuda:1": 1, "CUDA:3": 3} {
+		if i, ok := cudaIndex(dev); !ok || i != want {
+			t.Errorf("cudaIndex(%q) = %d, %v", dev, i, ok)
+		}
+	}
+	for _, dev := range []string{"cpu", "cuda:x", "cuda1", "cuda:-1"} {
+		if _, ok := cudaIndex(dev); ok {
+			t.Errorf("cudaIndex(%q) accepted", dev)
 		}
 	}
 }

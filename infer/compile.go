@@ -38,17 +38,21 @@ type QLayer struct {
 }
 
 // QuantModel is a post-training quantized network, as package quantize
-// produces it.
+// produces it. Spec is the network the runtime runs, as Fold returns it:
+// every conv2d and linear layer with a bias and no batchnorm left that
+// would fold (Validate checks it).
 //
 // Activations are quantized per tensor: Input for the network input and
-// Act[name] for the output of each linear and conv2d layer (after the
-// ReLU fused with it, i.e. a relu layer that follows it, possibly after
-// dropout layers) and of each tanh and sigmoid layer. Max-pool, flatten,
-// dropout and a ReLU that is not fused keep their input's parameters.
+// Act[name] for the output of each layer with parameters of its own (see
+// NeedsActParams: linear and conv2d, after the ReLU fused with them,
+// add, the pools, batchnorm and the activations but relu). Max-pool,
+// flatten, dropout and a ReLU that is not fused keep their input's
+// parameters.
 //
 // Each linear and conv2d layer is either in Layers (run in INT8) or has
 // its float32 "<name>.weight" and "<name>.bias" in Float (run in
-// float32, the accuracy fallback).
+// float32, the accuracy fallback). Float also holds the parameters and
+// running statistics of the batchnorms left in Spec.
 type QuantModel struct {
 	Spec   model.Spec
 	Input  QParams
@@ -67,30 +71,58 @@ func (qm *QuantModel) Quantized(name string) bool {
 	return ok
 }
 
-// FloatAfter reports whether the first consumer after layer i of the
-// spec wants float32 input rather than uint8: a float (fallback) linear
-// or conv layer, an activation without INT8 parameters, or the logits.
-// A quantized layer's output is requantized to uint8 otherwise; ONNX
-// export follows the same rule so both round at the same places.
+// FloatAfter reports whether the output of layer i of the spec is
+// wanted as float32 rather than uint8: it is the logits, or none of the
+// layers that read it wants uint8. A quantized linear or conv layer's
+// output is requantized to uint8 otherwise (and dequantized for the
+// readers that want float32); ONNX export follows the same rule so both
+// round at the same places.
+//
+// A reader wants uint8 when it is a quantized linear or conv2d layer, an
+// add, tanh, sigmoid or relu6 with activation parameters (they run on
+// uint8), or a layer that keeps its input's quantization (max-pool,
+// flatten, relu, dropout) one of whose own readers wants uint8. Every
+// other reader (a float fallback layer, avgpool, globalavgpool, silu,
+// batchnorm) runs in float32.
 func (qm *QuantModel) FloatAfter(i int) bool {
 	if qm == nil {
 		return true
 	}
-	for k := i + 1; k < len(qm.Spec.Layers); k++ {
-		l := qm.Spec.Layers[k]
+	cons, err := qm.Spec.Consumers()
+	if err != nil || i < 0 || i >= len(cons) {
+		return true
+	}
+	return !qm.readU8(cons, i)
+}
+
+// readU8 reports whether some reader of layer i's output wants uint8
+// (see FloatAfter).
+func (qm *QuantModel) readU8(cons [][]int, i int) bool {
+	last := len(qm.Spec.Layers) - 1
+	for _, j := range cons[i] {
+		l := qm.Spec.Layers[j]
 		info, _ := model.Describe(l.Kind)
 		switch {
 		case info.Quantizable:
-			return !qm.Quantized(l.Name)
-		case !info.KeepsQuantParams:
-			_, ok := qm.Act[l.Name]
-			return !ok
+			if qm.Quantized(l.Name) {
+				return true
+			}
+		case info.KeepsQuantParams:
+			if j != last && qm.readU8(cons, j) {
+				return true
+			}
+		default:
+			if _, ok := qm.Act[l.Name]; ok && u8Readers[l.Kind] {
+				return true
+			}
 		}
 	}
-	return true // the logits
+	return false
 }
 
-// Compile compiles a float32 network for inference.
+// Compile compiles a float32 network for inference. It runs the network
+// as Fold returns it: batchnorms folded into the conv2d and linear layers
+// before them.
 func Compile(spec model.Spec, w model.Weights) (*Program, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
@@ -98,7 +130,56 @@ func Compile(spec model.Spec, w model.Weights) (*Program, error) {
 	if err := spec.Check(w); err != nil {
 		return nil, fmt.Errorf("infer: weights do not fit spec %q: %w", spec.Name, err)
 	}
-	return build(spec, w, nil)
+	fs, fw, err := Fold(spec, w)
+	if err != nil {
+		return nil, err
+	}
+	p, err := build(fs, fw, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.spec = spec
+	return p, nil
+}
+
+// Fold returns the network the runtimes run: model.Inference applied
+// until nothing more folds (a batchnorm after a batchnorm folds only once
+// the first has), so that compiling its result again changes nothing.
+// Package quantize calibrates and quantizes this network, and a
+// QuantModel's Spec is one.
+func Fold(spec model.Spec, w model.Weights) (model.Spec, model.Weights, error) {
+	if !foldable(spec) {
+		// Nothing to do: spare the copy of the weights model.Inference
+		// makes, which would double a large network's peak memory.
+		if err := spec.Validate(); err != nil {
+			return model.Spec{}, nil, fmt.Errorf("infer: %w", err)
+		}
+		if err := spec.Check(w); err != nil {
+			return model.Spec{}, nil, fmt.Errorf("infer: weights do not fit spec %q: %w", spec.Name, err)
+		}
+		return spec, w, nil
+	}
+	for {
+		fs, fw, err := model.Inference(spec, w)
+		if err != nil {
+			return model.Spec{}, nil, fmt.Errorf("infer: %w", err)
+		}
+		if len(fs.Layers) == len(spec.Layers) {
+			return fs, fw, nil
+		}
+		spec, w = fs, fw
+	}
+}
+
+// foldable reports whether model.Inference would change spec: it has a
+// batchnorm, or a conv2d or linear layer without a bias.
+func foldable(spec model.Spec) bool {
+	for _, l := range spec.Layers {
+		if l.Kind == model.KindBatchNorm || (l.NoBias && (l.Kind == model.KindConv2D || l.Kind == model.KindLinear)) {
+			return true
+		}
+	}
+	return false
 }
 
 // CompileInt8 compiles a quantized network. Layers in m.Layers run in
@@ -123,6 +204,38 @@ func identityAtInference(k model.Kind) bool {
 	return ok && info.IdentityAtInference
 }
 
+// LayerInputParams returns, for each linear and conv2d layer of spec,
+// the quantization parameters of the activation it reads: the input's,
+// or those of the layer that produced it, where layers that keep their
+// input's quantization (max-pool, flatten, dropout, relu) pass it on.
+// A quantized layer's int32 bias is in units of this scale times its
+// weight scale.
+func LayerInputParams(spec model.Spec, input QParams, act map[string]QParams) map[string]QParams {
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil
+	}
+	params := make([]QParams, len(spec.Layers))
+	of := func(j int) QParams {
+		if j < 0 {
+			return input
+		}
+		return params[j]
+	}
+	out := map[string]QParams{}
+	for i, l := range spec.Layers {
+		in := of(ins[i][0])
+		if Quantizable(spec, l.Name) {
+			out[l.Name] = in
+		}
+		params[i] = in
+		if NeedsActParams(l.Kind) {
+			params[i] = act[l.Name]
+		}
+	}
+	return out
+}
+
 // Quantizable reports whether layer name of spec can run in INT8.
 func Quantizable(spec model.Spec, name string) bool {
 	l, _, ok := spec.Layer(name)
@@ -141,11 +254,14 @@ func (m *QuantModel) Validate() error {
 	if err := m.Spec.Validate(); err != nil {
 		return fmt.Errorf("infer: %w", err)
 	}
-	params, err := m.Spec.Params()
+	params, err := m.Spec.Tensors() // a batchnorm's running statistics too
 	if err != nil {
 		return fmt.Errorf("infer: %w", err)
 	}
 	var errs []error
+	if err := inferenceForm(m.Spec); err != nil {
+		errs = append(errs, err)
+	}
 	if err := m.Input.Check(); err != nil {
 		errs = append(errs, fmt.Errorf("input: %w", err))
 	}
@@ -208,39 +324,141 @@ func (m *QuantModel) Validate() error {
 	return nil
 }
 
-// FusedReLU returns the index of the relu layer that layer i of layers is
-// fused with when compiled (skipping layers that are the identity at
-// inference), or -1. The ONNX exporter mirrors the same fusion.
-func FusedReLU(layers []model.Layer, i int) int {
-	j := i + 1
-	for j < len(layers) && identityAtInference(layers[j].Kind) {
-		j++
+// inferenceForm checks that spec is a network as Fold returns it: every
+// conv2d and linear layer with a bias, no batchnorm left that would fold.
+// A QuantModel holds the folded network's layers; the runtime does not
+// fold again.
+func inferenceForm(spec model.Spec) error {
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return err
 	}
-	if j < len(layers) && layers[j].Kind == model.KindReLU {
+	for i, l := range spec.Layers {
+		info, _ := model.Describe(l.Kind)
+		if info.Quantizable && l.NoBias {
+			return fmt.Errorf("layer %q has no bias: a quantized model's spec is the folded network (infer.Fold), where every conv2d and linear layer has one", l.Name)
+		}
+		if j := ins[i][0]; l.Kind == model.KindBatchNorm && j >= 0 && spec.OnlyConsumer(j) == i {
+			if k := spec.Layers[j].Kind; k == model.KindConv2D || k == model.KindLinear {
+				return fmt.Errorf("batchnorm %q would fold into %q: a quantized model's spec is the folded network (infer.Fold)", l.Name, spec.Layers[j].Name)
+			}
+		}
+	}
+	return nil
+}
+
+// FusedReLU returns the index of the relu layer that layer i of layers
+// is fused with when compiled, or -1: the relu must be the only reader of
+// layer i's output (looking through layers that are the identity at
+// inference, each the only reader of the one before), so that a conv
+// whose output also feeds a shortcut keeps its pre-ReLU output. The ONNX
+// exporter mirrors the same fusion.
+func FusedReLU(layers []model.Layer, i int) int {
+	s := model.Spec{Layers: layers}
+	j := s.OnlyConsumer(i)
+	for j >= 0 && identityAtInference(layers[j].Kind) {
+		j = s.OnlyConsumer(j)
+	}
+	if j >= 0 && layers[j].Kind == model.KindReLU {
 		return j
 	}
 	return -1
 }
 
-// tensorState is what the builder knows of the activation between steps.
-type tensorState struct {
+// valState is what the compiler knows of one value of the program.
+type valState struct {
 	u8       bool    // held as uint8
-	q        QParams // its quantization parameters, if known
+	q        QParams // its quantization parameters, if qok
 	qok      bool
-	producer string // layer that produced it ("input" at first)
+	dim      int    // elements per example
+	producer string // layer that produced it ("input" for the network input)
+	// conv is 1 + the value holding the same tensor converted to the
+	// other type (float32 ↔ uint8), or 0 when none was made yet.
+	conv int
+}
+
+// node is one layer as its implementation sees it: the values it reads
+// (one per input) and the per-example shapes of its first input and its
+// output.
+type node struct {
+	l   model.Layer
+	in  []int
+	inS []int
+	out []int
 }
 
 // compiler is the state of build between layers; the per-kind
-// implementations in kinds.go append the ops of one layer each.
+// implementations in kinds.go append the ops of one layer each and
+// return the value holding its output.
 type compiler struct {
-	spec model.Spec
-	w    model.Weights
-	qm   *QuantModel // nil for a float32 program
-	p    *Program
-	st   tensorState
-	// i is the index of the layer being compiled; an implementation that
-	// fuses the layers after it advances i past them.
+	spec   model.Spec
+	w      model.Weights
+	qm     *QuantModel // nil for a float32 program
+	p      *Program
+	vals   []valState
+	nodeOf []int  // layer index -> value holding its output
+	fused  []bool // layers absorbed into an earlier one's op
+	// i is the index of the layer being compiled.
 	i int
+}
+
+// emit appends op o reading values in and returns the value it writes:
+// dim elements per example, uint8 with parameters q or float32.
+func (c *compiler) emit(o op, in []int, u8 bool, dim int, q QParams, qok bool) int {
+	id := len(c.vals)
+	c.vals = append(c.vals, valState{u8: u8, q: q, qok: qok, dim: dim, producer: o.name()})
+	_, conversion := o.(*quantizeOp)
+	if _, ok := o.(*dequantizeOp); ok {
+		conversion = true
+	}
+	c.p.steps = append(c.p.steps, step{op: o, in: in, out: id, u8: u8, observe: !conversion})
+	return id
+}
+
+// asF32 returns value id as float32, dequantizing it (once) if needed.
+func (c *compiler) asF32(id int) int {
+	v := c.vals[id]
+	if !v.u8 {
+		return id
+	}
+	if v.conv == 0 {
+		f := c.emit(&dequantizeOp{layer: v.producer}, []int{id}, false, v.dim, v.q, true)
+		c.vals[f].producer = v.producer
+		c.vals[f].conv, c.vals[id].conv = id+1, f+1
+	}
+	return c.vals[id].conv - 1
+}
+
+// asU8 returns value id as uint8, quantizing it (once) with its
+// parameters if needed.
+func (c *compiler) asU8(id int, reader string) (int, error) {
+	v := c.vals[id]
+	if v.u8 {
+		return id, nil
+	}
+	if !v.qok {
+		return 0, fmt.Errorf("infer: layer %q runs in INT8 but the output of %q it reads has no quantization parameters", reader, v.producer)
+	}
+	if v.conv == 0 {
+		u := c.emit(&quantizeOp{layer: v.producer, q: v.q}, []int{id}, true, v.dim, v.q, true)
+		c.vals[u].producer = v.producer
+		c.vals[u].conv, c.vals[id].conv = id+1, u+1
+	}
+	return c.vals[id].conv - 1, nil
+}
+
+// actParams are the quantization parameters of layer l's float32 output
+// in an INT8 program: its own calibrated ones, or its input's for a kind
+// that keeps them.
+func (c *compiler) actParams(l model.Layer, in int) (QParams, bool) {
+	if c.qm == nil {
+		return QParams{}, false
+	}
+	if NeedsActParams(l.Kind) {
+		q, ok := c.qm.Act[l.Name]
+		return q, ok
+	}
+	return c.vals[in].q, c.vals[in].qok
 }
 
 func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
@@ -248,49 +466,70 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infer: %w", err)
 	}
-	c := &compiler{spec: spec, w: w, qm: qm, st: tensorState{producer: "input"},
-		p: &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}}
-	if qm != nil {
-		c.st.q, c.st.qok = qm.Input, true
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil, fmt.Errorf("infer: %w", err)
 	}
-	cur := spec.Input
+	c := &compiler{spec: spec, w: w, qm: qm, nodeOf: make([]int, len(spec.Layers)), fused: make([]bool, len(spec.Layers)),
+		p: &Program{spec: spec, inSize: model.Numel(spec.Input), classes: spec.Classes, int8: qm != nil}}
+	in := valState{dim: c.p.inSize, producer: model.InputName}
+	if qm != nil {
+		in.q, in.qok = qm.Input, true
+	}
+	c.vals = append(c.vals, in)
+	valueOf := func(j int) int {
+		if j < 0 {
+			return 0
+		}
+		return c.nodeOf[j]
+	}
 	for c.i = 0; c.i < len(spec.Layers); c.i++ {
 		l := spec.Layers[c.i]
-		out := shapes[c.i]
-		if identityAtInference(l.Kind) {
-			cur = out
+		nd := node{l: l, inS: spec.InputShape(shapes, c.i), out: shapes[c.i]}
+		for _, j := range ins[c.i] {
+			nd.in = append(nd.in, valueOf(j))
+		}
+		if c.fused[c.i] || identityAtInference(l.Kind) {
+			// Its output is its input: a dropout, or a relu the layer
+			// before applied.
+			c.nodeOf[c.i] = nd.in[0]
 			continue
 		}
 		f32, err := f32Kinds.Lookup(l.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("infer: layer %q: %w", l.Name, err)
 		}
-		done := false
 		if qm != nil {
 			i8, err := i8Kinds.Lookup(l.Kind)
 			if err != nil {
 				return nil, fmt.Errorf("infer: layer %q: %w", l.Name, err)
 			}
-			if done, err = i8(c, l, cur, out); err != nil {
+			out, done, err := i8(c, nd)
+			if err != nil {
 				return nil, err
 			}
-		}
-		if !done {
-			if c.st.u8 {
-				c.p.ops = append(c.p.ops, &dequantizeOp{layer: c.st.producer})
-				c.st.u8 = false
+			if done {
+				c.nodeOf[c.i] = out
+				continue
 			}
-			if err := f32(c, l, cur, out); err != nil {
-				return nil, err
-			}
-			if NeedsActParams(l.Kind) {
-				c.st = tensorState{producer: l.Name}
-				if qm != nil {
-					c.st.q, c.st.qok = qm.Act[l.Name]
-				}
+			for k, id := range nd.in {
+				nd.in[k] = c.asF32(id)
 			}
 		}
-		cur = out
+		out, err := f32(c, nd)
+		if err != nil {
+			return nil, err
+		}
+		if out != nd.in[0] && !c.vals[out].u8 {
+			c.vals[out].q, c.vals[out].qok = c.actParams(l, nd.in[0])
+		}
+		c.nodeOf[c.i] = out
 	}
+	c.p.nvals = len(c.vals)
+	c.p.result = c.nodeOf[len(spec.Layers)-1]
+	c.p.assignBuffers(func(st *step) bool {
+		ip, ok := st.op.(interface{ inPlace() bool })
+		return ok && ip.inPlace()
+	})
 	return c.p, nil
 }

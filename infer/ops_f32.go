@@ -25,10 +25,10 @@ func (o *linearF32) describe() string {
 	return fmt.Sprintf("linear%s[%s %d→%d f32]", reluSuffix(o.relu), o.layer, o.in, o.out)
 }
 
-func (o *linearF32) run(s *scratch, in value, n int) value {
-	buf, slot := s.outF(in, n*o.out)
-	o.w.Gemm(n, in.f, o.in, buf, o.out, o.bias, o.relu)
-	return value{f: buf, dim: o.out, slot: slot}
+func (o *linearF32) run(s *scratch, in []value, n int, buf int) value {
+	dst := s.outF(buf, n*o.out)
+	o.w.Gemm(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
+	return value{f: dst, dim: o.out}
 }
 
 func reluSuffix(r bool) string {
@@ -43,12 +43,20 @@ type convGeom struct {
 	c, h, w        int // input
 	o, oh, ow      int // output
 	k, stride, pad int
+	groups         int
 }
 
 func (g convGeom) in() int   { return g.c * g.h * g.w }
 func (g convGeom) out() int  { return g.o * g.oh * g.ow }
-func (g convGeom) kdim() int { return g.c * g.k * g.k }
+func (g convGeom) cg() int   { return g.c / g.groups } // input channels per group
+func (g convGeom) og() int   { return g.o / g.groups } // output channels per group
+func (g convGeom) kdim() int { return g.cg() * g.k * g.k }
 func (g convGeom) pos() int  { return g.oh * g.ow }
+
+// depthwise reports one input channel per group: the convolution is a
+// per-channel filter (times a channel multiplier), with nothing for a
+// GEMM to share.
+func (g convGeom) depthwise() bool { return g.cg() == 1 }
 
 // chunk is how many examples to im2col at once: enough rows for the
 // GEMM to be efficient, bounded memory.
@@ -57,26 +65,56 @@ func (g convGeom) chunk(n int) int {
 	return max(1, min(n, (1<<20)/max(per, 1)))
 }
 
-// im2col writes the [pos, kdim] patch matrix of one example (x is its
-// [c, h, w] input) into col, with pad for the positions outside x.
+// im2col writes the [pos, kdim] patch matrix of one group of one example
+// (x starts at the group's first input plane) into col, with pad for the
+// positions outside x. It walks one kernel row of one channel across an
+// output row at a time, so that the bounds are checked once per row and
+// the output columns whose window lies inside the input copy without
+// checks.
 func im2col[T float32 | uint8](g convGeom, x []T, col []T, pad T) {
-	kd := g.kdim()
+	kd, cg, k, h, w, st := g.kdim(), g.cg(), g.k, g.h, g.w, g.stride
+	// Output columns [in0, in1) have their whole window inside a row.
+	in0 := min(g.ow, (g.pad+st-1)/st)
+	in1 := in0
+	if w-k+g.pad >= 0 {
+		in1 = max(in0, min(g.ow, (w-k+g.pad)/st+1))
+	}
 	for oy := 0; oy < g.oh; oy++ {
-		for ox := 0; ox < g.ow; ox++ {
-			row := col[(oy*g.ow+ox)*kd : (oy*g.ow+ox+1)*kd]
-			i := 0
-			for c := 0; c < g.c; c++ {
-				plane := x[c*g.h*g.w : (c+1)*g.h*g.w]
-				for ky := 0; ky < g.k; ky++ {
-					y := oy*g.stride - g.pad + ky
-					for kx := 0; kx < g.k; kx++ {
-						xx := ox*g.stride - g.pad + kx
-						if y < 0 || y >= g.h || xx < 0 || xx >= g.w {
-							row[i] = pad
-						} else {
-							row[i] = plane[y*g.w+xx]
+		y0 := oy*st - g.pad
+		rows := col[oy*g.ow*kd : (oy+1)*g.ow*kd]
+		for c := 0; c < cg; c++ {
+			plane := x[c*h*w : (c+1)*h*w]
+			for ky := 0; ky < k; ky++ {
+				off := (c*k + ky) * k
+				y := y0 + ky
+				if y < 0 || y >= h {
+					for ox := 0; ox < g.ow; ox++ {
+						dst := rows[ox*kd+off : ox*kd+off+k]
+						for j := range dst {
+							dst[j] = pad
 						}
-						i++
+					}
+					continue
+				}
+				src := plane[y*w : (y+1)*w]
+				for ox := 0; ox < g.ow; ox++ {
+					dst := rows[ox*kd+off : ox*kd+off+k]
+					x0 := ox*st - g.pad
+					if ox >= in0 && ox < in1 {
+						s := src[x0 : x0+k]
+						if k == 3 {
+							dst[0], dst[1], dst[2] = s[0], s[1], s[2]
+							continue
+						}
+						copy(dst, s)
+						continue
+					}
+					for j := range dst {
+						if xx := x0 + j; xx < 0 || xx >= w {
+							dst[j] = pad
+						} else {
+							dst[j] = src[xx]
+						}
 					}
 				}
 			}
@@ -84,58 +122,132 @@ func im2col[T float32 | uint8](g convGeom, x []T, col []T, pad T) {
 	}
 }
 
-// transposeOut turns the GEMM output of one example, [pos, o], into the
-// [o, pos] (NCHW) layout.
+// transposeOut turns the GEMM output of one group of one example,
+// [pos, og], into the [og, pos] (NCHW) layout at dst.
 func transposeOut[T float32 | uint8](g convGeom, src, dst []T) {
-	p := g.pos()
+	p, og := g.pos(), g.og()
 	for i := 0; i < p; i++ {
-		row := src[i*g.o : (i+1)*g.o]
+		row := src[i*og : (i+1)*og]
 		for c, v := range row {
 			dst[c*p+i] = v
 		}
 	}
 }
 
-// convF32 is a 2-D convolution (NCHW) as im2col + GEMM, optionally fused
-// with a ReLU.
+// taps returns the output columns [lo, hi) whose input column
+// ox·stride − pad + kx lies inside [0, w).
+func (g convGeom) taps(kx int) (lo, hi int) {
+	lo = max(0, (g.pad-kx+g.stride-1)/g.stride)
+	hi = min(g.ow, (g.w-1+g.pad-kx)/g.stride+1)
+	if g.w-1+g.pad-kx < 0 {
+		hi = 0
+	}
+	return lo, max(lo, hi)
+}
+
+// convF32 is a 2-D convolution (NCHW): im2col + one GEMM per group, or a
+// direct loop for a depthwise one (dw holds its weights), optionally
+// fused with a ReLU.
 type convF32 struct {
 	layer string
 	g     convGeom
-	w     *gemm.PackedF32
+	w     []*gemm.PackedF32 // one per group
+	dw    []float32
 	bias  []float32
 	relu  bool
 }
 
 func (o *convF32) name() string { return o.layer }
 func (o *convF32) weightBytes() int64 {
-	return o.w.Bytes() + int64(cap(o.bias))*4
+	b := int64(cap(o.bias)+cap(o.dw)) * 4
+	for _, w := range o.w {
+		b += w.Bytes()
+	}
+	return b
 }
 func (o *convF32) describe() string {
-	return fmt.Sprintf("conv%s[%s %dx%dx%d→%dx%dx%d f32]", reluSuffix(o.relu), o.layer, o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow)
+	kind := "conv"
+	if o.g.groups > 1 {
+		kind = fmt.Sprintf("conv/%d", o.g.groups)
+	}
+	if o.dw != nil {
+		kind = "dwconv"
+	}
+	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d f32]", kind, reluSuffix(o.relu), o.layer, o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow)
 }
 
-func (o *convF32) run(s *scratch, in value, n int) value {
+func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 	g := o.g
-	buf, slot := s.outF(in, n*g.out())
+	x := in[0].f
+	dst := s.outF(buf, n*g.out())
+	if o.dw != nil {
+		for b := 0; b < n; b++ {
+			depthwiseF32(g, x[b*g.in():], o.dw, o.bias, dst[b*g.out():], o.relu)
+		}
+		return value{f: dst, dim: g.out()}
+	}
 	ch := g.chunk(n)
-	s.col = growF(s.col, ch*g.pos()*g.kdim())
-	s.tmp = growF(s.tmp, ch*g.pos()*g.o)
+	pos, kd, og := g.pos(), g.kdim(), g.og()
+	s.col = growF(s.col, ch*pos*kd)
+	s.tmp = growF(s.tmp, ch*pos*og)
 	for b0 := 0; b0 < n; b0 += ch {
 		nb := min(ch, n-b0)
-		for b := 0; b < nb; b++ {
-			im2col(g, in.f[(b0+b)*g.in():], s.col[b*g.pos()*g.kdim():], 0)
-		}
-		o.w.Gemm(nb*g.pos(), s.col, g.kdim(), s.tmp, g.o, o.bias, o.relu)
-		for b := 0; b < nb; b++ {
-			transposeOut(g, s.tmp[b*g.pos()*g.o:], buf[(b0+b)*g.out():])
+		for gi, w := range o.w {
+			for b := 0; b < nb; b++ {
+				im2col(g, x[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.col[b*pos*kd:], 0)
+			}
+			w.Gemm(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
+			for b := 0; b < nb; b++ {
+				transposeOut(g, s.tmp[b*pos*og:], dst[(b0+b)*g.out()+gi*og*g.pos():])
+			}
 		}
 	}
-	return value{f: buf, dim: g.out(), slot: slot}
+	return value{f: dst, dim: g.out()}
 }
 
-// poolGeom is the geometry of a max-pool layer.
+// depthwiseF32 convolves one example (x: [c, h, w]) with one input
+// channel per group: each output row starts at the bias and adds each
+// tap times the input row it covers, the columns inside the input only.
+func depthwiseF32(g convGeom, x, w, bias, y []float32, relu bool) {
+	og, k := g.og(), g.k
+	for oc := 0; oc < g.o; oc++ {
+		plane := x[(oc/og)*g.h*g.w:]
+		wk := w[oc*k*k : (oc+1)*k*k]
+		for oy := 0; oy < g.oh; oy++ {
+			dst := y[(oc*g.oh+oy)*g.ow : (oc*g.oh+oy+1)*g.ow]
+			for i := range dst {
+				dst[i] = bias[oc]
+			}
+			for ky := 0; ky < k; ky++ {
+				iy := oy*g.stride - g.pad + ky
+				if iy < 0 || iy >= g.h {
+					continue
+				}
+				row := plane[iy*g.w : (iy+1)*g.w]
+				for kx := 0; kx < k; kx++ {
+					wv := wk[ky*k+kx]
+					lo, hi := g.taps(kx)
+					ix := lo*g.stride - g.pad + kx
+					for ox := lo; ox < hi; ox++ {
+						dst[ox] += wv * row[ix]
+						ix += g.stride
+					}
+				}
+			}
+			if relu {
+				for i, v := range dst {
+					if !(v > 0) {
+						dst[i] = 0
+					}
+				}
+			}
+		}
+	}
+}
+
+// poolGeom is the geometry of a max-pool or avgpool layer.
 type poolGeom struct {
-	c, h, w, oh, ow, k, stride int
+	c, h, w, oh, ow, k, stride, pad int
 }
 
 func (g poolGeom) in() int  { return g.c * g.h * g.w }
@@ -177,15 +289,128 @@ func (o *maxPoolOp) describe() string {
 	return fmt.Sprintf("maxpool[%s %d]", o.layer, o.g.k)
 }
 
-func (o *maxPoolOp) run(s *scratch, in value, n int) value {
-	if in.u != nil {
-		buf, slot := s.outU(in, n*o.g.out())
-		maxPool(o.g, in.u, buf, n)
-		return value{u: buf, q: in.q, dim: o.g.out(), slot: slot}
+func (o *maxPoolOp) run(s *scratch, in []value, n int, buf int) value {
+	if x := in[0]; x.u != nil {
+		dst := s.outU(buf, n*o.g.out())
+		maxPool(o.g, x.u, dst, n)
+		return value{u: dst, q: x.q, dim: o.g.out()}
 	}
-	buf, slot := s.outF(in, n*o.g.out())
-	maxPool(o.g, in.f, buf, n)
-	return value{f: buf, dim: o.g.out(), slot: slot}
+	dst := s.outF(buf, n*o.g.out())
+	maxPool(o.g, in[0].f, dst, n)
+	return value{f: dst, dim: o.g.out()}
+}
+
+// avgPoolOp averages float32 windows; padding counts as zeros in the
+// divisor (PyTorch's count_include_pad=True), which in floor mode with
+// padding at most half the kernel makes the divisor always k².
+type avgPoolOp struct {
+	layer string
+	g     poolGeom
+}
+
+func (o *avgPoolOp) name() string       { return o.layer }
+func (o *avgPoolOp) weightBytes() int64 { return 0 }
+func (o *avgPoolOp) describe() string {
+	return fmt.Sprintf("avgpool[%s %d/%d pad %d f32]", o.layer, o.g.k, o.g.stride, o.g.pad)
+}
+
+func (o *avgPoolOp) run(s *scratch, in []value, n int, buf int) value {
+	g := o.g
+	dst := s.outF(buf, n*g.out())
+	x := in[0].f
+	inv := 1 / float32(g.k*g.k)
+	for p := 0; p < n*g.c; p++ {
+		plane := x[p*g.h*g.w : (p+1)*g.h*g.w]
+		out := dst[p*g.oh*g.ow : (p+1)*g.oh*g.ow]
+		for oy := 0; oy < g.oh; oy++ {
+			y0 := oy*g.stride - g.pad
+			for ox := 0; ox < g.ow; ox++ {
+				x0 := ox*g.stride - g.pad
+				var sum float32
+				for y := max(y0, 0); y < min(y0+g.k, g.h); y++ {
+					for _, v := range plane[y*g.w+max(x0, 0) : y*g.w+min(x0+g.k, g.w)] {
+						sum += v
+					}
+				}
+				out[oy*g.ow+ox] = sum * inv
+			}
+		}
+	}
+	return value{f: dst, dim: g.out()}
+}
+
+// globalAvgPoolOp is the mean of each [h, w] plane.
+type globalAvgPoolOp struct {
+	layer string
+	c, hw int
+}
+
+func (o *globalAvgPoolOp) name() string       { return o.layer }
+func (o *globalAvgPoolOp) weightBytes() int64 { return 0 }
+func (o *globalAvgPoolOp) describe() string {
+	return fmt.Sprintf("globalavgpool[%s %d×%d f32]", o.layer, o.c, o.hw)
+}
+
+func (o *globalAvgPoolOp) run(s *scratch, in []value, n int, buf int) value {
+	dst := s.outF(buf, n*o.c)
+	x := in[0].f
+	inv := 1 / float32(o.hw)
+	for p := range dst {
+		var sum float32
+		for _, v := range x[p*o.hw : (p+1)*o.hw] {
+			sum += v
+		}
+		dst[p] = sum * inv
+	}
+	return value{f: dst, dim: o.c}
+}
+
+// addF32 is the element-wise sum of two float32 values, in place in the
+// first when it dies there.
+type addF32 struct{ layer string }
+
+func (o *addF32) name() string       { return o.layer }
+func (o *addF32) weightBytes() int64 { return 0 }
+func (o *addF32) describe() string   { return "add[" + o.layer + " f32]" }
+func (o *addF32) inPlace() bool      { return true }
+
+func (o *addF32) run(s *scratch, in []value, n int, buf int) value {
+	size := n * in[0].dim
+	dst := s.outF(buf, size)
+	a, b := in[0].f[:size], in[1].f[:size]
+	for i := range dst {
+		dst[i] = a[i] + b[i]
+	}
+	return value{f: dst, dim: in[0].dim}
+}
+
+// batchNormOp is a batchnorm that could not be folded, as a per-channel
+// affine map over per values of each channel.
+type batchNormOp struct {
+	layer        string
+	scale, shift []float32
+	per          int
+}
+
+func (o *batchNormOp) name() string       { return o.layer }
+func (o *batchNormOp) weightBytes() int64 { return int64(cap(o.scale)+cap(o.shift)) * 4 }
+func (o *batchNormOp) describe() string   { return "batchnorm[" + o.layer + " f32]" }
+func (o *batchNormOp) inPlace() bool      { return true }
+
+func (o *batchNormOp) run(s *scratch, in []value, n int, buf int) value {
+	size := n * in[0].dim
+	dst := s.outF(buf, size)
+	x := in[0].f[:size]
+	ch := len(o.scale)
+	for p := 0; p < n*ch; p++ {
+		a, b := o.scale[p%ch], o.shift[p%ch]
+		src := x[p*o.per : (p+1)*o.per]
+		out := dst[p*o.per : (p+1)*o.per]
+		for i, v := range src {
+			out[i] = v*a + b
+		}
+	}
+	return value{f: dst, dim: in[0].dim}
 }
 
 // actF32 applies an element-wise activation to float32 activations.
@@ -199,14 +424,13 @@ func (o *actF32) name() string       { return o.layer }
 func (o *actF32) weightBytes() int64 { return 0 }
 func (o *actF32) describe() string   { return fmt.Sprintf("%s[%s f32]", o.kind, o.layer) }
 
-func (o *actF32) run(s *scratch, in value, n int) value {
-	size := n * in.dim
-	dst, slot := in.f[:size], in.slot
-	if in.slot < 0 { // never write the caller's input
-		dst, slot = s.outF(in, size)
-	}
-	o.apply(in.f[:size], dst)
-	return value{f: dst, dim: in.dim, slot: slot}
+func (o *actF32) inPlace() bool { return true }
+
+func (o *actF32) run(s *scratch, in []value, n int, buf int) value {
+	size := n * in[0].dim
+	dst := s.outF(buf, size)
+	o.apply(in[0].f[:size], dst)
+	return value{f: dst, dim: in[0].dim}
 }
 
 func reluF32(src, dst []float32) {
@@ -227,6 +451,19 @@ func tanhF32(src, dst []float32) {
 func sigmoidF32(src, dst []float32) {
 	for i, v := range src {
 		dst[i] = float32(sigmoid64(float64(v)))
+	}
+}
+
+func relu6F32(src, dst []float32) {
+	for i, v := range src {
+		dst[i] = min(max(v, 0), 6)
+	}
+}
+
+func siluF32(src, dst []float32) {
+	for i, v := range src {
+		x := float64(v)
+		dst[i] = float32(x * sigmoid64(x))
 	}
 }
 

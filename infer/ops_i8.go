@@ -20,10 +20,11 @@ func (o *quantizeOp) describe() string {
 	return fmt.Sprintf("quantize[%s s=%.4g z=%d]", o.layer, o.q.Scale, o.q.ZeroPoint)
 }
 
-func (o *quantizeOp) run(s *scratch, in value, n int) value {
-	buf, slot := s.outU(in, n*in.dim)
-	gemm.QuantizeU8(buf[:n*in.dim], in.f[:n*in.dim], 1/o.q.Scale, o.q.ZeroPoint)
-	return value{u: buf, q: o.q, dim: in.dim, slot: slot}
+func (o *quantizeOp) run(s *scratch, in []value, n int, buf int) value {
+	x := in[0]
+	dst := s.outU(buf, n*x.dim)
+	gemm.QuantizeU8(dst[:n*x.dim], x.f[:n*x.dim], 1/o.q.Scale, o.q.ZeroPoint)
+	return value{u: dst, q: o.q, dim: x.dim}
 }
 
 // dequantizeOp converts uint8 activations to float32.
@@ -33,10 +34,11 @@ func (o *dequantizeOp) name() string       { return o.layer }
 func (o *dequantizeOp) weightBytes() int64 { return 0 }
 func (o *dequantizeOp) describe() string   { return "dequantize[" + o.layer + "]" }
 
-func (o *dequantizeOp) run(s *scratch, in value, n int) value {
-	buf, slot := s.outF(in, n*in.dim)
-	dequantize(buf[:n*in.dim], in.u[:n*in.dim], in.q)
-	return value{f: buf, dim: in.dim, slot: slot}
+func (o *dequantizeOp) run(s *scratch, in []value, n int, buf int) value {
+	x := in[0]
+	dst := s.outF(buf, n*x.dim)
+	dequantize(dst, x.u[:n*x.dim], x.q)
+	return value{f: dst, dim: x.dim}
 }
 
 func dequantize(dst []float32, src []uint8, q QParams) {
@@ -74,23 +76,29 @@ func outKind(f bool) string {
 	return "u8"
 }
 
-func (o *linearI8) run(s *scratch, in value, n int) value {
+func (o *linearI8) run(s *scratch, in []value, n int, buf int) value {
+	x := in[0]
 	if o.outFloat {
-		buf, slot := s.outF(in, n*o.out)
-		o.w.GemmF32(n, in.u, o.in, buf, o.out, &o.rq)
-		return value{f: buf, dim: o.out, slot: slot}
+		dst := s.outF(buf, n*o.out)
+		o.w.GemmF32(n, x.u, o.in, dst, o.out, &o.rq)
+		return value{f: dst, dim: o.out}
 	}
-	buf, slot := s.outU(in, n*o.out)
-	o.w.GemmU8(n, in.u, o.in, buf, o.out, &o.rq)
-	return value{u: buf, q: o.outQ, dim: o.out, slot: slot}
+	dst := s.outU(buf, n*o.out)
+	o.w.GemmU8(n, x.u, o.in, dst, o.out, &o.rq)
+	return value{u: dst, q: o.outQ, dim: o.out}
 }
 
-// convI8 is a quantized conv2d layer (im2col on uint8, padding with the
-// input's zero point, which stands for 0.0).
+// convI8 is a quantized conv2d layer: im2col on uint8 (padding with the
+// input's zero point, which stands for 0.0) and one GEMM per group, or a
+// direct loop for a depthwise one (dw holds its int8 weights, and
+// rq.Offset its int32 bias alone: the loop subtracts the zero point
+// from each input, which sums to the same exact int32 as the GEMM's
+// zero-point correction).
 type convI8 struct {
 	layer    string
 	g        convGeom
-	w        *gemm.PackedI8
+	w        []*gemm.PackedI8 // one per group
+	dw       []int8
 	rq       gemm.Requant
 	outFloat bool
 	outQ     QParams
@@ -98,55 +106,211 @@ type convI8 struct {
 
 func (o *convI8) name() string { return o.layer }
 func (o *convI8) weightBytes() int64 {
-	return o.w.Bytes() + requantBytes(&o.rq)
+	b := requantBytes(&o.rq) + int64(cap(o.dw))
+	for _, w := range o.w {
+		b += w.Bytes()
+	}
+	return b
 }
 func (o *convI8) describe() string {
-	return fmt.Sprintf("conv%s[%s %dx%dx%d→%dx%dx%d int8→%s]", reluSuffix(o.rq.ReLU), o.layer,
+	kind := "conv"
+	if o.g.groups > 1 {
+		kind = fmt.Sprintf("conv/%d", o.g.groups)
+	}
+	if o.dw != nil {
+		kind = "dwconv"
+	}
+	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d int8→%s]", kind, reluSuffix(o.rq.ReLU), o.layer,
 		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat))
 }
 
-func (o *convI8) run(s *scratch, in value, n int) value {
+func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
 	g := o.g
-	ch := g.chunk(n)
-	rows := ch * g.pos()
-	s.colU = growU(s.colU, rows*g.kdim())
-	pad := uint8(in.q.ZeroPoint)
+	x := in[0]
 	var fbuf []float32
 	var ubuf []uint8
-	var slot int
 	if o.outFloat {
-		fbuf, slot = s.outF(in, n*g.out())
-		s.tmp = growF(s.tmp, rows*g.o)
+		fbuf = s.outF(buf, n*g.out())
 	} else {
-		ubuf, slot = s.outU(in, n*g.out())
-		s.tmpU = growU(s.tmpU, rows*g.o)
+		ubuf = s.outU(buf, n*g.out())
 	}
+	if o.dw != nil {
+		s.acc = growI32(s.acc, g.ow)
+		for b := 0; b < n; b++ {
+			var f []float32
+			var u []uint8
+			if o.outFloat {
+				f = fbuf[b*g.out():]
+			} else {
+				u = ubuf[b*g.out():]
+			}
+			depthwiseI8(g, x.u[b*g.in():], x.q.ZeroPoint, o.dw, &o.rq, s.acc, f, u)
+		}
+	} else {
+		o.gemmGroups(s, x, n, fbuf, ubuf)
+	}
+	if o.outFloat {
+		return value{f: fbuf, dim: g.out()}
+	}
+	return value{u: ubuf, q: o.outQ, dim: g.out()}
+}
+
+func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
+	g := o.g
+	ch := g.chunk(n)
+	pos, kd, og := g.pos(), g.kdim(), g.og()
+	rows := ch * pos
+	s.colU = growU(s.colU, rows*kd)
+	if o.outFloat {
+		s.tmp = growF(s.tmp, rows*og)
+	} else {
+		s.tmpU = growU(s.tmpU, rows*og)
+	}
+	pad := uint8(x.q.ZeroPoint)
 	for b0 := 0; b0 < n; b0 += ch {
 		nb := min(ch, n-b0)
-		for b := 0; b < nb; b++ {
-			im2col(g, in.u[(b0+b)*g.in():], s.colU[b*g.pos()*g.kdim():], pad)
-		}
-		m := nb * g.pos()
-		if o.outFloat {
-			o.w.GemmF32(m, s.colU, g.kdim(), s.tmp, g.o, &o.rq)
-			for b := 0; b < nb; b++ {
-				transposeOut(g, s.tmp[b*g.pos()*g.o:], fbuf[(b0+b)*g.out():])
+		m := nb * pos
+		for gi, w := range o.w {
+			rq := o.rq
+			if len(o.w) > 1 {
+				rq.Offset, rq.Scale = rq.Offset[gi*og:(gi+1)*og], rq.Scale[gi*og:(gi+1)*og]
 			}
-		} else {
-			o.w.GemmU8(m, s.colU, g.kdim(), s.tmpU, g.o, &o.rq)
 			for b := 0; b < nb; b++ {
-				transposeOut(g, s.tmpU[b*g.pos()*g.o:], ubuf[(b0+b)*g.out():])
+				im2col(g, x.u[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.colU[b*pos*kd:], pad)
+			}
+			if o.outFloat {
+				w.GemmF32(m, s.colU, kd, s.tmp, og, &rq)
+				for b := 0; b < nb; b++ {
+					transposeOut(g, s.tmp[b*pos*og:], fbuf[(b0+b)*g.out()+gi*og*pos:])
+				}
+			} else {
+				w.GemmU8(m, s.colU, kd, s.tmpU, og, &rq)
+				for b := 0; b < nb; b++ {
+					transposeOut(g, s.tmpU[b*pos*og:], ubuf[(b0+b)*g.out()+gi*og*pos:])
+				}
 			}
 		}
 	}
-	if o.outFloat {
-		return value{f: fbuf, dim: g.out(), slot: slot}
+}
+
+// depthwiseI8 convolves one example (x: [c, h, w] uint8 with zero point
+// zp) with one input channel per group, accumulating (q − zp)·w exactly
+// in int32 per output row, and ends each row in the GEMMs' epilogue
+// (gemm.Requant's formula): into f (float32) or u (uint8), whichever is
+// not nil.
+func depthwiseI8(g convGeom, x []uint8, zp int32, w []int8, rq *gemm.Requant, acc []int32, f []float32, u []uint8) {
+	og, k := g.og(), g.k
+	lo := int32(0)
+	if rq.ReLU {
+		lo = rq.ZeroPoint
 	}
-	return value{u: ubuf, q: o.outQ, dim: g.out(), slot: slot}
+	for oc := 0; oc < g.o; oc++ {
+		plane := x[(oc/og)*g.h*g.w:]
+		wk := w[oc*k*k : (oc+1)*k*k]
+		off, scale := rq.Offset[oc], rq.Scale[oc]
+		for oy := 0; oy < g.oh; oy++ {
+			clear(acc)
+			for ky := 0; ky < k; ky++ {
+				iy := oy*g.stride - g.pad + ky
+				if iy < 0 || iy >= g.h {
+					continue
+				}
+				row := plane[iy*g.w : (iy+1)*g.w]
+				for kx := 0; kx < k; kx++ {
+					wv := int32(wk[ky*k+kx])
+					lo, hi := g.taps(kx)
+					ix := lo*g.stride - g.pad + kx
+					for ox := lo; ox < hi; ox++ {
+						acc[ox] += (int32(row[ix]) - zp) * wv
+						ix += g.stride
+					}
+				}
+			}
+			base := (oc*g.oh + oy) * g.ow
+			if f != nil {
+				dst := f[base : base+g.ow]
+				for i, a := range acc {
+					v := float32(a+off) * scale
+					if rq.ReLU && !(v > 0) {
+						v = 0
+					}
+					dst[i] = v
+				}
+				continue
+			}
+			dst := u[base : base+g.ow]
+			for i, a := range acc {
+				dst[i] = saturateU8(float32(a+off)*scale, rq.ZeroPoint, lo)
+			}
+		}
+	}
+}
+
+// saturateU8 is gemm.Requant's uint8 rounding: clamp to the int16 range,
+// round half to even, add zp, clamp to [lo, 255].
+func saturateU8(v float32, zp, lo int32) uint8 {
+	if !(v < 32767) {
+		v = 32767
+	}
+	if !(v > -32768) {
+		v = -32768
+	}
+	q := int32(math.RoundToEven(float64(v))) + zp
+	return uint8(min(max(q, lo), 255))
+}
+
+func growI32(b []int32, n int) []int32 {
+	if cap(b) < n {
+		return make([]int32, n)
+	}
+	return b[:n]
+}
+
+// addI8 adds two uint8 tensors into the add's own quantization:
+//
+//	out = clamp(round_half_even((s_a·(q_a−z_a) + s_b·(q_b−z_b)) / s_o) + z_o, 0, 255)
+//
+// every step in float32: each product s·(q−z) rounded to float32 (a
+// 256-entry table per input), their sum rounded to float32, the quotient
+// by s_o rounded to float32 (a division, not a multiplication by 1/s_o,
+// which can differ in the last bit), then rounded half to even. ONNX
+// export mirrors it as DequantizeLinear → Add → QuantizeLinear, which
+// rounds at the same places.
+type addI8 struct {
+	layer  string
+	ta, tb [256]float32
+	outQ   QParams
+}
+
+func newAddI8(layer string, a, b, out QParams) *addI8 {
+	o := &addI8{layer: layer, outQ: out}
+	for q := range 256 {
+		o.ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
+		o.tb[q] = float32(int32(q)-b.ZeroPoint) * b.Scale
+	}
+	return o
+}
+
+func (o *addI8) name() string       { return o.layer }
+func (o *addI8) weightBytes() int64 { return int64(len(o.ta)+len(o.tb)) * 4 }
+func (o *addI8) describe() string   { return "add[" + o.layer + " u8]" }
+func (o *addI8) inPlace() bool      { return true }
+
+func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
+	size := n * in[0].dim
+	dst := s.outU(buf, size)
+	a, b := in[0].u[:size], in[1].u[:size]
+	so, zo := o.outQ.Scale, float64(o.outQ.ZeroPoint)
+	for i := range a {
+		v := (o.ta[a[i]] + o.tb[b[i]]) / so
+		r := math.RoundToEven(float64(v)) + zo
+		dst[i] = uint8(min(max(r, 0), 255))
+	}
+	return value{u: dst, q: o.outQ, dim: in[0].dim}
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that
-// was not fused (max(q, zero point)), or tanh and sigmoid from the
+// was not fused (max(q, zero point)), or relu6, tanh and sigmoid from the
 // input's quantization to the output's.
 type lutU8 struct {
 	layer string
@@ -180,14 +344,29 @@ func newLUT(layer string, kind model.Kind, f func(float64) float64, in, out QPar
 	return o
 }
 
-func (o *lutU8) run(s *scratch, in value, n int) value {
-	size := n * in.dim
-	dst, slot := in.u, in.slot
-	if in.slot < 0 {
-		dst, slot = s.outU(in, size)
+// newReLU6LUT is relu6 from the input's quantization to the output's,
+// clamping at the quantized 0 and 6, in float32 step by step as ONNX's
+// DequantizeLinear → Clip(0, 6) → QuantizeLinear computes it, so that
+// an export rounds where the runtime does:
+//
+//	out = clamp(round_half_even(min(max(s_in·(q−z_in), 0), 6) / s_out) + z_out, 0, 255)
+func newReLU6LUT(layer string, in, out QParams) *lutU8 {
+	o := &lutU8{layer: layer, kind: model.KindReLU6, outQ: out}
+	for q := range 256 {
+		x := min(max(float32(int32(q)-in.ZeroPoint)*in.Scale, 0), 6)
+		v := math.RoundToEven(float64(x/out.Scale)) + float64(out.ZeroPoint)
+		o.lut[q] = uint8(min(max(v, 0), 255))
 	}
-	for i, q := range in.u[:size] {
+	return o
+}
+
+func (o *lutU8) inPlace() bool { return true }
+
+func (o *lutU8) run(s *scratch, in []value, n int, buf int) value {
+	size := n * in[0].dim
+	dst := s.outU(buf, size)
+	for i, q := range in[0].u[:size] {
 		dst[i] = o.lut[q]
 	}
-	return value{u: dst, q: o.outQ, dim: in.dim, slot: slot}
+	return value{u: dst, q: o.outQ, dim: in[0].dim}
 }

@@ -3,6 +3,7 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,9 +26,30 @@ type Program struct {
 	spec    model.Spec
 	inSize  int
 	classes int
-	ops     []op
+	steps   []step
+	nvals   int // values: 0 is the network input, each step writes one
+	result  int // the value holding the logits
+	nbufF   int // float32 buffers of the arena
+	nbufU   int // uint8 buffers of the arena
 	int8    bool
 	pool    sync.Pool // *scratch
+}
+
+// step is one op of the program with its place in the dataflow: the
+// values it reads, the value it writes and the arena buffer that holds
+// it. Buffers are assigned at compile time from the values' lifetimes,
+// so that a value read by several layers (a residual's fan-out) lives
+// until its last reader and memory stays near the widest cut of the
+// graph rather than its sum.
+type step struct {
+	op  op
+	in  []int
+	out int
+	buf int // index into the arena's float32 or uint8 buffers, by the op's output type
+	u8  bool
+	// observe: the step computes a layer's output (not a conversion
+	// between float32 and uint8), so Observe reports it.
+	observe bool
 }
 
 // Spec returns the spec the program was compiled from.
@@ -42,11 +64,11 @@ func (p *Program) Classes() int { return p.classes }
 // String lists the compiled steps, e.g. "linear+relu[fc1 int8] …".
 func (p *Program) String() string {
 	var b strings.Builder
-	for i, o := range p.ops {
+	for i, st := range p.steps {
 		if i > 0 {
 			b.WriteString(" → ")
 		}
-		b.WriteString(o.describe())
+		b.WriteString(st.op.describe())
 	}
 	return b.String()
 }
@@ -62,11 +84,9 @@ func (p *Program) Forward(x []float32, n int, out []float32) error {
 // with a ReLU: the linear or conv2d layer's name, and the data is after
 // the ReLU) and the n × size float32 values of that output. The data is
 // only valid during the call. Steps whose output is quantized are
-// reported dequantized. Package quantize uses it for calibration.
+// reported dequantized; conversions between float32 and uint8 are not
+// reported. Package quantize uses it for calibration.
 func (p *Program) Observe(x []float32, n int, out []float32, fn func(layer string, data []float32)) error {
-	if fn == nil {
-		return p.forward(x, n, out, nil)
-	}
 	return p.forward(x, n, out, fn)
 }
 
@@ -80,43 +100,61 @@ func (p *Program) forward(x []float32, n int, out []float32, fn func(string, []f
 	}
 	s, _ := p.pool.Get().(*scratch)
 	if s == nil {
-		s = new(scratch)
+		s = p.newScratch()
 	}
 	defer p.pool.Put(s)
-	v := value{f: x[:n*p.inSize], dim: p.inSize, slot: -1}
-	for _, o := range p.ops {
-		v = o.run(s, v, n)
-		if fn != nil {
-			if v.u != nil {
-				tmp := s.obsBuf(n * v.dim)
-				dequantize(tmp, v.u[:n*v.dim], v.q)
-				fn(o.name(), tmp)
-			} else {
-				fn(o.name(), v.f[:n*v.dim])
-			}
-		}
-	}
+	v := p.run(s, x, n, fn)
 	if v.u != nil {
 		dequantize(out[:n*p.classes], v.u[:n*p.classes], v.q)
 	} else {
 		copy(out[:n*p.classes], v.f[:n*p.classes])
 	}
+	clear(s.vals) // drop references to the caller's input
 	return nil
 }
 
-// value is the activation between two steps: float32 (f) or uint8 (u,
-// with its quantization parameters q), n × dim elements.
-type value struct {
-	f    []float32
-	u    []uint8
-	q    QParams
-	dim  int
-	slot int // scratch buffer holding it; -1 for the caller's input
+// run executes the steps and returns the value holding the logits.
+func (p *Program) run(s *scratch, x []float32, n int, fn func(string, []float32)) value {
+	s.vals[0] = value{f: x[:n*p.inSize], dim: p.inSize}
+	for _, st := range p.steps {
+		s.ins = s.ins[:0]
+		for _, id := range st.in {
+			s.ins = append(s.ins, s.vals[id])
+		}
+		v := st.op.run(s, s.ins, n, st.buf)
+		s.vals[st.out] = v
+		if fn != nil && st.observe {
+			if v.u != nil {
+				tmp := s.obsBuf(n * v.dim)
+				dequantize(tmp, v.u[:n*v.dim], v.q)
+				fn(st.op.name(), tmp)
+			} else {
+				fn(st.op.name(), v.f[:n*v.dim])
+			}
+		}
+	}
+	return s.vals[p.result]
 }
 
-// op is one compiled step.
+func (p *Program) newScratch() *scratch {
+	return &scratch{vals: make([]value, p.nvals), f: make([][]float32, p.nbufF), u: make([][]uint8, p.nbufU)}
+}
+
+// value is an activation: float32 (f) or uint8 (u, with its
+// quantization parameters q), n × dim elements.
+type value struct {
+	f   []float32
+	u   []uint8
+	q   QParams
+	dim int
+}
+
+// op is one compiled operation. run reads its inputs and writes its
+// output into the arena buffer buf (of the op's output type), which the
+// compiler may have made the buffer of in[0] when in[0] dies there (an
+// in-place activation).
 type op interface {
-	run(s *scratch, in value, n int) value
+	run(s *scratch, in []value, n int, buf int) value
 	name() string
 	describe() string
 	// weightBytes is the memory the step's parameters hold (packed
@@ -128,48 +166,55 @@ type op interface {
 // products read each row of A up to gemm.KPad(K).
 const slack = 64
 
-// scratch holds the per-call buffers: two float32 and two uint8
-// ping-pong buffers, and workspace for convolutions.
+// scratch is the per-call arena: the values' buffers and workspace for
+// convolutions.
 type scratch struct {
-	f    [2][]float32
-	u    [2][]uint8
+	vals []value
+	ins  []value
+	f    [][]float32
+	u    [][]uint8
 	col  []float32
 	colU []uint8
 	tmp  []float32
 	tmpU []uint8
+	acc  []int32 // a depthwise INT8 row
 	obs  []float32
 }
 
 // Bytes is the memory the program itself needs to serve batches of
 // batch examples: its parameters as compiled (packed weights, biases,
 // requantization vectors, lookup tables) plus the scratch arena one
-// Forward of that batch grows (activation ping-pong buffers and
-// convolution workspace). It runs one Forward of zeros on a fresh arena
-// to size it, so it counts exactly what Forward allocates. It leaves out
-// the caller's input and output slices, the small per-goroutine GEMM
-// tiles of package gemm, and Go's per-object overhead: it is the model's
-// own footprint, not the process's.
+// Forward of that batch grows (activation buffers and convolution
+// workspace). It runs one Forward of zeros on a fresh arena to size it,
+// so it counts exactly what Forward allocates. It leaves out the
+// caller's input and output slices, the small per-goroutine GEMM tiles
+// of package gemm, and Go's per-object overhead: it is the model's own
+// footprint, not the process's.
 func (p *Program) Bytes(batch int) (int64, error) {
 	if batch < 1 {
 		return 0, fmt.Errorf("infer: bytes: batch must be >= 1, got %d", batch)
 	}
 	var w int64
-	for _, o := range p.ops {
-		w += o.weightBytes()
+	for _, st := range p.steps {
+		w += st.op.weightBytes()
 	}
-	s := new(scratch)
-	v := value{f: make([]float32, batch*p.inSize), dim: p.inSize, slot: -1}
-	for _, o := range p.ops {
-		v = o.run(s, v, batch)
-	}
+	s := p.newScratch()
+	p.run(s, make([]float32, batch*p.inSize), batch, nil)
 	return w + s.bytes(), nil
 }
 
 // bytes is the memory the arena's buffers hold (Observe's buffer too,
 // which Forward never grows).
 func (s *scratch) bytes() int64 {
-	f := cap(s.f[0]) + cap(s.f[1]) + cap(s.col) + cap(s.tmp) + cap(s.obs)
-	u := cap(s.u[0]) + cap(s.u[1]) + cap(s.colU) + cap(s.tmpU)
+	f := cap(s.col) + cap(s.tmp) + cap(s.obs)
+	for _, b := range s.f {
+		f += cap(b)
+	}
+	f += cap(s.acc) // int32, as wide as float32
+	u := cap(s.colU) + cap(s.tmpU)
+	for _, b := range s.u {
+		u += cap(b)
+	}
 	return int64(f)*4 + int64(u)
 }
 
@@ -187,28 +232,72 @@ func growU(b []uint8, n int) []uint8 {
 	return b[:n+slack]
 }
 
-// outF returns a float buffer of size elements that does not hold in.
-func (s *scratch) outF(in value, size int) (buf []float32, slot int) {
-	slot = 0
-	if in.u == nil && in.slot == 0 {
-		slot = 1
-	}
-	s.f[slot] = growF(s.f[slot], size)
-	return s.f[slot], slot
+// outF returns float32 buffer buf with room for size elements.
+func (s *scratch) outF(buf, size int) []float32 {
+	s.f[buf] = growF(s.f[buf], size)
+	return s.f[buf][:size]
 }
 
-// outU returns a uint8 buffer of size (+slack) elements that does not
-// hold in.
-func (s *scratch) outU(in value, size int) (buf []uint8, slot int) {
-	slot = 0
-	if in.u != nil && in.slot == 0 {
-		slot = 1
-	}
-	s.u[slot] = growU(s.u[slot], size)
-	return s.u[slot], slot
+// outU returns uint8 buffer buf with room for size (+slack) elements.
+func (s *scratch) outU(buf, size int) []uint8 {
+	s.u[buf] = growU(s.u[buf], size)
+	return s.u[buf]
 }
 
 func (s *scratch) obsBuf(n int) []float32 {
 	s.obs = growF(s.obs, n)
 	return s.obs
+}
+
+// assignBuffers gives each step's output an arena buffer: a value's
+// buffer returns to the free list after its last reader, and an in-place
+// step (inPlace reports it) reuses its first input's buffer when that
+// input dies there. The result value is never freed.
+func (p *Program) assignBuffers(inPlace func(st *step) bool) {
+	last := make([]int, p.nvals)
+	for k, st := range p.steps {
+		for _, id := range st.in {
+			last[id] = k
+		}
+	}
+	last[p.result] = len(p.steps)
+	bufOf := make([]int, p.nvals) // -1: no arena buffer (the caller's input)
+	isU8 := make([]bool, p.nvals)
+	bufOf[0] = -1
+	var freeF, freeU []int
+	for k := range p.steps {
+		st := &p.steps[k]
+		in0 := -1
+		if len(st.in) > 0 {
+			in0 = st.in[0]
+		}
+		switch {
+		case in0 >= 0 && inPlace(st) && bufOf[in0] >= 0 && isU8[in0] == st.u8 && last[in0] == k &&
+			!slices.Contains(st.in[1:], in0):
+			st.buf = bufOf[in0]
+			bufOf[in0] = -1 // handed over: not freed below
+		case st.u8 && len(freeU) > 0:
+			st.buf, freeU = freeU[len(freeU)-1], freeU[:len(freeU)-1]
+		case !st.u8 && len(freeF) > 0:
+			st.buf, freeF = freeF[len(freeF)-1], freeF[:len(freeF)-1]
+		case st.u8:
+			st.buf = p.nbufU
+			p.nbufU++
+		default:
+			st.buf = p.nbufF
+			p.nbufF++
+		}
+		for i, id := range st.in {
+			if last[id] != k || bufOf[id] < 0 || slices.Contains(st.in[:i], id) {
+				continue
+			}
+			if isU8[id] {
+				freeU = append(freeU, bufOf[id])
+			} else {
+				freeF = append(freeF, bufOf[id])
+			}
+			bufOf[id] = -1
+		}
+		bufOf[st.out], isU8[st.out] = st.buf, st.u8
+	}
 }

@@ -244,6 +244,11 @@ func resolve(i int, f Feature, student, teacher model.Spec, sShapes, tShapes [][
 			for j, l := range spec.Layers {
 				names[j] = l.Name
 			}
+			// A graph's node list is long: name the block outputs, where
+			// features are usually taken, before it.
+			if blocks := model.BlockOutputs(spec); len(blocks) > 0 {
+				return nil, fmt.Errorf("the %s %q has no layer %q; its block outputs are %v, and all its layers %v", role, spec.Name, name, blocks, names)
+			}
 			return nil, fmt.Errorf("the %s %q has no layer %q; its layers are %v", role, spec.Name, name, names)
 		}
 		return shapes[li], nil

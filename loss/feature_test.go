@@ -260,6 +260,55 @@ func TestResolveFeatures(t *testing.T) {
 	}
 }
 
+// TestResolveFeaturesOnGraphs pairs layers of graph specs (Blocks): a
+// block output, an add node, the pooled vector; each shape is the node's
+// own, whatever its position in the layer list, and the adapter is chosen
+// from the shapes as on sequential specs.
+func TestResolveFeaturesOnGraphs(t *testing.T) {
+	blocks := func(name string, stem, c1, c2 int) model.Spec {
+		s, err := model.Blocks(model.BlocksConfig{Name: name, Input: []int{2, 8, 8}, Classes: 3,
+			Stem:   model.StemConfig{Channels: stem},
+			Stages: []model.Stage{{Channels: c1}, {Channels: c2, Stride: 2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	student, teacher := blocks("s", 4, 4, 6), blocks("t", 6, 6, 8)
+	fs := []loss.Feature{
+		{Kind: loss.FeatureHint, Student: "layer1.0", Teacher: "layer1.0", Weight: 1},
+		{Kind: loss.FeatureAttention, Student: "layer2.0.add", Teacher: "layer2.0.add", Weight: 1},
+		{Kind: loss.FeatureHint, Student: "layer2.0.downsample.1", Teacher: "layer2.0", Weight: 1},
+		{Kind: loss.FeatureHint, Student: "avgpool", Teacher: "avgpool", Weight: 1},
+		{Kind: loss.FeatureHint, Student: "layer1.0.add", Teacher: "avgpool", Weight: 1, Adapter: loss.AdapterLinear},
+	}
+	ps, err := loss.ResolveFeatures(student, teacher, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		adapter loss.Adapter
+		s, t    []int
+	}{
+		{loss.AdapterConv1x1, []int{4, 8, 8}, []int{6, 8, 8}},
+		{loss.AdapterNone, []int{6, 4, 4}, []int{8, 4, 4}},
+		{loss.AdapterConv1x1, []int{6, 4, 4}, []int{8, 4, 4}},
+		{loss.AdapterLinear, []int{6}, []int{8}},
+		{loss.AdapterLinear, []int{4, 8, 8}, []int{8}},
+	}
+	for i, w := range want {
+		p := ps[i]
+		if p.Adapter != w.adapter || !slices.Equal(p.StudentShape, w.s) || !slices.Equal(p.TeacherShape, w.t) {
+			t.Errorf("%s: adapter %q, shapes %v and %v; want %q, %v and %v", fs[i], p.Adapter, p.StudentShape, p.TeacherShape, w.adapter, w.s, w.t)
+		}
+	}
+	// A misspelt node: the message names the block outputs first.
+	err = loss.CheckFeatures(student, teacher, []loss.Feature{{Kind: loss.FeatureHint, Student: "layer1.1", Teacher: "layer1.0", Weight: 1}})
+	if err == nil || !strings.Contains(err.Error(), `has no layer "layer1.1"; its block outputs are [layer1.0 layer2.0]`) {
+		t.Errorf("unknown node of a graph: error %v, want one listing the block outputs", err)
+	}
+}
+
 func TestFeatureValidate(t *testing.T) {
 	hintOnly := loss.Objective{Features: []loss.Feature{{Kind: loss.FeatureHint, Student: "a", Teacher: "b", Weight: 1}}}
 	if err := hintOnly.Validate(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/distill-dev/distill/internal/fileio"
 	"io"
@@ -308,119 +307,9 @@ func toTensor(name string, t safetensors.Tensor) (Tensor, error) {
 //	safetensors.torch.save_file(model.state_dict(), "model.safetensors")
 //
 // for an nn.Module whose submodules are named as spec's layers (fc1,
-// conv1, ...). Tensors may be float32, float16, bfloat16 or float64; they
-// are converted to float32. Their names may carry a common prefix, such
-// as "model." or "module." (nn.DataParallel) or "_orig_mod."
-// (torch.compile), which is found and removed. Every tensor under the
-// prefix must be one of spec's parameters, with the shape the spec needs
-// (PyTorch's layout: linear weights [out, in], conv weights
-// [out, in, kh, kw]); tensors outside the prefix are ignored. The error
-// lists every mismatch.
+// conv1, ...). It is LoadStateDict without a map; see there.
 func LoadSafetensorsWeights(path string, spec Spec) (Weights, error) {
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("model: load %s: %w", path, err)
-	}
-	ps, err := spec.Params()
-	if err != nil {
-		return nil, fmt.Errorf("model: load %s: %w", path, err)
-	}
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
-	prefix, err := findPrefix(f, ps)
-	if err != nil {
-		return nil, fmt.Errorf("model: %s does not hold the weights of spec %q: %w", path, spec.Name, err)
-	}
-
-	want := make(map[string]Param, len(ps))
-	for _, p := range ps {
-		want[p.Name] = p
-	}
-	w := make(Weights, len(ps))
-	var errs []error
-	for _, full := range f.Names() {
-		name, ok := strings.CutPrefix(full, prefix)
-		if !ok {
-			continue
-		}
-		p, ok := want[name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("tensor %q is not a parameter of the spec", full))
-			continue
-		}
-		t := f.Tensors[full]
-		if !slices.Equal(t.Shape, p.Shape) {
-			hint := ""
-			if len(t.Shape) == 2 && len(p.Shape) == 2 && t.Shape[0] == p.Shape[1] && t.Shape[1] == p.Shape[0] {
-				hint = " (transposed? PyTorch stores linear weights as [out, in])"
-			}
-			errs = append(errs, fmt.Errorf("tensor %q has shape %v, the spec needs %v%s", full, t.Shape, p.Shape, hint))
-			continue
-		}
-		mt, err := toTensor(full, t)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		w[name] = mt
-	}
-	for _, p := range ps {
-		if _, ok := f.Tensors[prefix+p.Name]; !ok {
-			errs = append(errs, fmt.Errorf("no tensor %q (shape %v)", prefix+p.Name, p.Shape))
-		}
-	}
-	if len(errs) == 0 {
-		if err := spec.Check(w); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("model: %s does not fit spec %q: %w", path, spec.Name, errors.Join(errs...))
-	}
-	return w, nil
-}
-
-// findPrefix finds the prefix P such that f holds P+name for each of ps.
-// The empty prefix is preferred, so that a file holding both "fc1.weight"
-// and "ema.fc1.weight" loads the former.
-func findPrefix(f *safetensors.File, ps []Param) (string, error) {
-	if len(ps) == 0 {
-		return "", nil
-	}
-	first := ps[0].Name
-	var found []string
-	best, bestHits := "", -1
-	for _, name := range f.Names() {
-		prefix, ok := strings.CutSuffix(name, first)
-		if !ok || (prefix != "" && !strings.HasSuffix(prefix, ".")) {
-			continue
-		}
-		hits := 0
-		for _, p := range ps {
-			if _, ok := f.Tensors[prefix+p.Name]; ok {
-				hits++
-			}
-		}
-		if hits == len(ps) {
-			if prefix == "" {
-				return "", nil
-			}
-			found = append(found, prefix)
-		}
-		if hits > bestHits {
-			best, bestHits = prefix, hits
-		}
-	}
-	switch {
-	case len(found) == 1:
-		return found[0], nil
-	case len(found) > 1:
-		return "", fmt.Errorf("it holds the spec's parameters under several prefixes %q; keep one model per file", found)
-	case bestHits >= 0:
-		return best, nil // the caller lists what is missing
-	}
-	return "", fmt.Errorf("no tensor named %q (with or without a prefix such as \"model.\"); it holds %s", first, sample(f.Names()))
+	return LoadStateDict(path, spec, StateDictOptions{})
 }
 
 // sample lists a few names for an error message.

@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Kind names what a layer computes. It is a string so that spec files
 // stay readable JSON; the set of kinds is the table behind Describe.
@@ -16,6 +19,25 @@ const (
 	KindTanh    Kind = "tanh"
 	KindSigmoid Kind = "sigmoid"
 	KindDropout Kind = "dropout" // Rate = probability of dropping; identity at inference
+
+	// KindBatchNorm normalises each channel (dim 0 of the per-example
+	// shape: BatchNorm1d on [C], BatchNorm2d on [C,H,W]) with the batch's
+	// statistics in training and the running ones at inference, then
+	// scales and shifts: PyTorch's definition, Momentum and Eps included.
+	KindBatchNorm     Kind = "batchnorm"
+	KindAdd           Kind = "add"           // element-wise sum of two inputs of the same shape (a residual)
+	KindAvgPool       Kind = "avgpool"       // 2-D average pool; Kernel, Stride (defaults to Kernel), Padding (counted, as PyTorch's default)
+	KindGlobalAvgPool Kind = "globalavgpool" // [C,H,W] -> [C], the mean over H and W
+	KindReLU6         Kind = "relu6"         // min(max(x, 0), 6)
+	KindSiLU          Kind = "silu"          // x·sigmoid(x)
+
+	// KindExternal is a node computed outside distill, e.g. a tensor of
+	// an ONNX teacher that ONNX Runtime runs: its per-example output
+	// shape is the layer's Shape. It lets such a model describe itself as
+	// a Spec (input, named intermediate tensors, logits) for feature
+	// terms and transfer sets. Its input only orders it after the node
+	// it reads; no distill engine can compute it (KindInfo.External).
+	KindExternal Kind = "external"
 )
 
 // KindInfo is what every engine may rely on about a layer kind, whatever
@@ -25,12 +47,17 @@ const (
 // engine that lacks one.
 type KindInfo struct {
 	Kind Kind
-	// OutShape checks l's fields against the per-example input shape in
-	// and returns the per-example output shape.
-	OutShape func(l Layer, in []int) ([]int, error)
+	// Inputs is how many inputs a layer of this kind reads; 0 means 1.
+	Inputs int
+	// OutShape checks l's fields against the per-example shapes of its
+	// inputs (Inputs of them) and returns the per-example output shape.
+	OutShape func(l Layer, in [][]int) ([]int, error)
 	// Params lists l's trainable tensors, weight before bias, given its
-	// per-example input shape; nil for kinds without parameters.
+	// (first) per-example input shape; nil for kinds without parameters.
 	Params func(l Layer, in []int) []Param
+	// Buffers lists l's non-trainable state (a batchnorm's running
+	// statistics), given its per-example input shape; nil for none.
+	Buffers func(l Layer, in []int) []Param
 	// Quantizable kinds have a weight with one row of fan-in inputs per
 	// output unit (PyTorch's layout) and an [out] bias: they can run in
 	// INT8 (per-channel int8 weights, int32 bias), and max-norm bounds
@@ -46,19 +73,41 @@ type KindInfo struct {
 	// Activation marks element-wise nonlinearities: the kinds an MLP or
 	// CNN builder (and a recipe's model.activation) may use between layers.
 	Activation bool
+	// External kinds are computed outside distill (KindExternal): no
+	// engine implements them, internal/kindreg exempts every engine, and
+	// an engine asked to run one fails with an error saying so.
+	External bool
+}
+
+// arity is how many inputs a layer of the kind reads.
+func (k KindInfo) arity() int { return max(k.Inputs, 1) }
+
+// Arity is how many inputs a layer of kind k reads (1 for unknown kinds).
+func Arity(k Kind) int { return kinds[k].arity() }
+
+// one adapts a single-input shape rule to OutShape.
+func one(f func(Layer, []int) ([]int, error)) func(Layer, [][]int) ([]int, error) {
+	return func(l Layer, in [][]int) ([]int, error) { return f(l, in[0]) }
 }
 
 // kindTable is the table of layer kinds, in the order Kinds lists them
 // (which is the order error messages list activations in).
 var kindTable = []KindInfo{
-	{Kind: KindLinear, OutShape: linearShape, Params: linearParams, Quantizable: true},
-	{Kind: KindConv2D, OutShape: conv2DShape, Params: conv2DParams, Quantizable: true},
-	{Kind: KindMaxPool, OutShape: maxPoolShape, KeepsQuantParams: true},
-	{Kind: KindFlatten, OutShape: flattenShape, KeepsQuantParams: true},
-	{Kind: KindReLU, OutShape: sameShape, KeepsQuantParams: true, Activation: true},
-	{Kind: KindTanh, OutShape: sameShape, Activation: true},
-	{Kind: KindSigmoid, OutShape: sameShape, Activation: true},
-	{Kind: KindDropout, OutShape: dropoutShape, KeepsQuantParams: true, IdentityAtInference: true},
+	{Kind: KindLinear, OutShape: one(linearShape), Params: linearParams, Quantizable: true},
+	{Kind: KindConv2D, OutShape: one(conv2DShape), Params: conv2DParams, Quantizable: true},
+	{Kind: KindMaxPool, OutShape: one(maxPoolShape), KeepsQuantParams: true},
+	{Kind: KindFlatten, OutShape: one(flattenShape), KeepsQuantParams: true},
+	{Kind: KindReLU, OutShape: one(sameShape), KeepsQuantParams: true, Activation: true},
+	{Kind: KindTanh, OutShape: one(sameShape), Activation: true},
+	{Kind: KindSigmoid, OutShape: one(sameShape), Activation: true},
+	{Kind: KindDropout, OutShape: one(dropoutShape), KeepsQuantParams: true, IdentityAtInference: true},
+	{Kind: KindBatchNorm, OutShape: one(batchNormShape), Params: batchNormParams, Buffers: batchNormBuffers},
+	{Kind: KindAdd, Inputs: 2, OutShape: addShape},
+	{Kind: KindAvgPool, OutShape: one(avgPoolShape)},
+	{Kind: KindGlobalAvgPool, OutShape: one(globalAvgPoolShape)},
+	{Kind: KindReLU6, OutShape: one(sameShape), Activation: true},
+	{Kind: KindSiLU, OutShape: one(sameShape), Activation: true},
+	{Kind: KindExternal, OutShape: one(externalShape), External: true},
 }
 
 // kinds indexes kindTable.
@@ -75,6 +124,19 @@ func Kinds() []Kind {
 	ks := make([]Kind, len(kindTable))
 	for i, info := range kindTable {
 		ks[i] = info.Kind
+	}
+	return ks
+}
+
+// ComputedKinds lists the kinds distill computes: every kind but the
+// External ones, which only describe models run elsewhere. Recipes
+// build networks from these.
+func ComputedKinds() []Kind {
+	var ks []Kind
+	for _, info := range kindTable {
+		if !info.External {
+			ks = append(ks, info.Kind)
+		}
 	}
 	return ks
 }
@@ -107,10 +169,17 @@ func linearShape(l Layer, in []int) ([]int, error) {
 }
 
 func linearParams(l Layer, in []int) []Param {
-	return []Param{
-		{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0]}, FanIn: in[0]},
-		{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: in[0]},
+	return weightBias(l, []int{l.Out, in[0]}, in[0])
+}
+
+// weightBias lists a linear or conv layer's weight and, unless NoBias,
+// its bias.
+func weightBias(l Layer, wshape []int, fanIn int) []Param {
+	ps := []Param{{Name: l.Name + ".weight", Layer: l.Name, Shape: wshape, FanIn: fanIn}}
+	if !l.NoBias {
+		ps = append(ps, Param{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fanIn})
 	}
+	return ps
 }
 
 func conv2DShape(l Layer, in []int) ([]int, error) {
@@ -119,6 +188,12 @@ func conv2DShape(l Layer, in []int) ([]int, error) {
 	}
 	if l.Out <= 0 || l.Kernel <= 0 {
 		return nil, fmt.Errorf("model: layer %q (conv2d) needs out > 0 and kernel > 0", l.Name)
+	}
+	if g := l.ConvGroups(); in[0]%g != 0 || l.Out%g != 0 {
+		return nil, fmt.Errorf("model: layer %q (conv2d) has %d groups, which must divide its %d input and %d output channels", l.Name, g, in[0], l.Out)
+	}
+	if l.Padding < 0 || l.Stride < 0 {
+		return nil, fmt.Errorf("model: layer %q (conv2d) needs stride and padding >= 0", l.Name)
 	}
 	st := max(l.Stride, 1)
 	h := (in[1]+2*l.Padding-l.Kernel)/st + 1
@@ -130,14 +205,12 @@ func conv2DShape(l Layer, in []int) ([]int, error) {
 }
 
 func conv2DParams(l Layer, in []int) []Param {
-	fan := in[0] * l.Kernel * l.Kernel
-	return []Param{
-		{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{l.Out, in[0], l.Kernel, l.Kernel}, FanIn: fan},
-		{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{l.Out}, FanIn: fan},
-	}
+	cin := in[0] / l.ConvGroups() // input channels per group
+	fan := cin * l.Kernel * l.Kernel
+	return weightBias(l, []int{l.Out, cin, l.Kernel, l.Kernel}, fan)
 }
 
-// PoolStride is a max-pool layer's stride: Stride, or Kernel when unset.
+// PoolStride is a max-pool or avgpool layer's stride: Stride, or Kernel when unset.
 func (l Layer) PoolStride() int {
 	if l.Stride <= 0 {
 		return l.Kernel
@@ -170,4 +243,79 @@ func dropoutShape(l Layer, in []int) ([]int, error) {
 		return nil, fmt.Errorf("model: layer %q (dropout) rate %v must be in [0, 1)", l.Name, l.Rate)
 	}
 	return append([]int(nil), in...), nil
+}
+
+func batchNormShape(l Layer, in []int) ([]int, error) {
+	if len(in) != 1 && len(in) != 3 {
+		return nil, fmt.Errorf("model: layer %q (batchnorm) needs a [C] or [C,H,W] input, got shape %v", l.Name, in)
+	}
+	if l.Momentum < 0 || l.Momentum > 1 {
+		return nil, fmt.Errorf("model: layer %q (batchnorm) momentum %v must be in [0, 1]", l.Name, l.Momentum)
+	}
+	if l.Eps < 0 {
+		return nil, fmt.Errorf("model: layer %q (batchnorm) eps %v must be > 0", l.Name, l.Eps)
+	}
+	return append([]int(nil), in...), nil
+}
+
+// batchNormParams are PyTorch's affine weight (γ, ones) and bias (β, zeros).
+func batchNormParams(l Layer, in []int) []Param {
+	return []Param{
+		{Name: l.Name + ".weight", Layer: l.Name, Shape: []int{in[0]}, Init: InitOnes},
+		{Name: l.Name + ".bias", Layer: l.Name, Shape: []int{in[0]}, Init: InitZeros},
+	}
+}
+
+// batchNormBuffers are PyTorch's running_mean (zeros) and running_var
+// (ones). PyTorch also keeps num_batches_tracked, which only matters
+// with momentum=None (a cumulative average); distill has no such mode.
+func batchNormBuffers(l Layer, in []int) []Param {
+	return []Param{
+		{Name: l.Name + ".running_mean", Layer: l.Name, Shape: []int{in[0]}, Init: InitZeros},
+		{Name: l.Name + ".running_var", Layer: l.Name, Shape: []int{in[0]}, Init: InitOnes},
+	}
+}
+
+func addShape(l Layer, in [][]int) ([]int, error) {
+	if !slices.Equal(in[0], in[1]) {
+		return nil, fmt.Errorf("model: layer %q (add) needs inputs of one shape: %q gives %v, %q gives %v", l.Name, l.Inputs[0], in[0], l.Inputs[1], in[1])
+	}
+	return append([]int(nil), in[0]...), nil
+}
+
+func avgPoolShape(l Layer, in []int) ([]int, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("model: layer %q (avgpool) needs a [C,H,W] input, got shape %v", l.Name, in)
+	}
+	if l.Kernel <= 0 || l.Padding < 0 || 2*l.Padding > l.Kernel {
+		return nil, fmt.Errorf("model: layer %q (avgpool) needs kernel > 0 and 0 <= padding <= kernel/2", l.Name)
+	}
+	st := l.PoolStride()
+	h := (in[1]+2*l.Padding-l.Kernel)/st + 1
+	w := (in[2]+2*l.Padding-l.Kernel)/st + 1
+	if h <= 0 || w <= 0 {
+		return nil, fmt.Errorf("model: layer %q (avgpool) kernel %d does not fit input %v", l.Name, l.Kernel, in)
+	}
+	return []int{in[0], h, w}, nil
+}
+
+func globalAvgPoolShape(l Layer, in []int) ([]int, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("model: layer %q (globalavgpool) needs a [C,H,W] input, got shape %v", l.Name, in)
+	}
+	return []int{in[0]}, nil
+}
+
+// externalShape is the shape the layer states; what it reads does not
+// constrain it, since something outside distill computes it.
+func externalShape(l Layer, _ []int) ([]int, error) {
+	if len(l.Shape) == 0 {
+		return nil, fmt.Errorf("model: layer %q (external) needs its per-example output shape", l.Name)
+	}
+	for _, d := range l.Shape {
+		if d <= 0 {
+			return nil, fmt.Errorf("model: layer %q (external) has shape %v: every dimension must be > 0", l.Name, l.Shape)
+		}
+	}
+	return append([]int(nil), l.Shape...), nil
 }

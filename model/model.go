@@ -14,21 +14,69 @@ import (
 	"strings"
 )
 
-// Layer is one named step of a network. Only the fields meaningful for its
-// Kind are set.
+// Layer is one named node of a network. Only the fields meaningful for
+// its Kind are set.
+//
+// Inputs names the nodes it reads: earlier layers, or InputName for the
+// network's input. Empty means the previous layer (the network's input
+// for the first), so a sequential network needs no Inputs at all.
 type Layer struct {
-	Name    string  `json:"name"`
-	Kind    Kind    `json:"kind"`
-	Out     int     `json:"out,omitempty"`
-	Kernel  int     `json:"kernel,omitempty"`
-	Stride  int     `json:"stride,omitempty"`
-	Padding int     `json:"padding,omitempty"`
-	Rate    float64 `json:"rate,omitempty"`
+	Name    string   `json:"name"`
+	Kind    Kind     `json:"kind"`
+	Inputs  []string `json:"inputs,omitempty"`
+	Out     int      `json:"out,omitempty"`
+	Kernel  int      `json:"kernel,omitempty"`
+	Stride  int      `json:"stride,omitempty"`
+	Padding int      `json:"padding,omitempty"`
+	// Groups splits a conv2d's channels into groups convolved separately
+	// (PyTorch's groups); 0 and 1 mean one group, Groups equal to the
+	// input and output channels is a depthwise convolution.
+	Groups int `json:"groups,omitempty"`
+	// NoBias drops the bias of a linear or conv2d layer (as PyTorch's
+	// bias=False, usual before a batchnorm).
+	NoBias bool    `json:"no_bias,omitempty"`
+	Rate   float64 `json:"rate,omitempty"`
+	// Momentum and Eps are a batchnorm's (PyTorch's meaning: running =
+	// (1-momentum)·running + momentum·batch); 0 means PyTorch's defaults,
+	// 0.1 and 1e-5 (see BNMomentum and BNEps).
+	Momentum float64 `json:"momentum,omitempty"`
+	Eps      float64 `json:"eps,omitempty"`
+	// Shape is an external layer's per-example output shape (KindExternal).
+	Shape []int `json:"shape,omitempty"`
+}
+
+// InputName is the name by which a layer's Inputs refer to the network's
+// input; no layer may take it.
+const InputName = "input"
+
+// BNMomentum is a batchnorm layer's momentum: Momentum, or PyTorch's
+// default 0.1 when unset.
+func (l Layer) BNMomentum() float64 {
+	if l.Momentum == 0 {
+		return 0.1
+	}
+	return l.Momentum
+}
+
+// BNEps is a batchnorm layer's eps: Eps, or PyTorch's default 1e-5 when
+// unset.
+func (l Layer) BNEps() float64 {
+	if l.Eps == 0 {
+		return 1e-5
+	}
+	return l.Eps
+}
+
+// ConvGroups is a conv2d layer's group count: Groups, or 1 when unset.
+func (l Layer) ConvGroups() int {
+	return max(l.Groups, 1)
 }
 
 // Spec is a feed-forward classifier: Input is the per-example shape
 // ([D] for vectors, [C, H, W] for images) and the last layer produces
-// Classes logits.
+// Classes logits. Layers are a directed acyclic graph in topological
+// order (each reads only earlier layers or the input; see Layer.Inputs);
+// SortLayers puts a graph written in any order into it.
 type Spec struct {
 	Name    string  `json:"name"`
 	Input   []int   `json:"input"`
@@ -74,32 +122,59 @@ const (
 	// InitFanIn draws uniformly in ±1/√FanIn, as PyTorch's nn.Linear and
 	// nn.Conv2d do by default.
 	InitFanIn InitRule = iota
+	// InitOnes and InitZeros fill with 1 and 0, as PyTorch's BatchNorm
+	// does for its weight and running variance, and bias and running mean.
+	InitOnes
+	InitZeros
 )
 
 // Weights maps parameter names to tensors.
 type Weights map[string]Tensor
 
-// Shape is the per-example shape after each layer; Shapes()[i] is the
-// output shape of Layers[i].
+// Shapes returns the per-example output shape of each layer: Shapes()[i]
+// is the output shape of Layers[i].
 func (s Spec) Shapes() ([][]int, error) {
 	if len(s.Input) == 0 {
 		return nil, errors.New("model: spec has no input shape")
 	}
-	cur := append([]int(nil), s.Input...)
+	ins, err := s.InputIndices()
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]int, len(s.Layers))
 	for i, l := range s.Layers {
 		info, ok := kinds[l.Kind]
 		if !ok {
 			return nil, fmt.Errorf("model: layer %q has unknown kind %q (known: %v)", l.Name, l.Kind, Kinds())
 		}
-		next, err := info.OutShape(l, cur)
+		if want := info.arity(); len(ins[i]) != want {
+			return nil, fmt.Errorf("model: layer %q (%s) reads %d inputs %q, it needs %d", l.Name, l.Kind, len(ins[i]), s.InputNames(i), want)
+		}
+		inShapes := make([][]int, len(ins[i]))
+		for k, j := range ins[i] {
+			if j < 0 {
+				inShapes[k] = s.Input
+			} else {
+				inShapes[k] = out[j]
+			}
+		}
+		next, err := info.OutShape(l, inShapes)
 		if err != nil {
 			return nil, err
 		}
-		cur = next
-		out[i] = append([]int(nil), cur...)
+		out[i] = append([]int(nil), next...)
 	}
 	return out, nil
+}
+
+// InputShape is the per-example shape of the first input of Layers[i],
+// given shapes from Shapes.
+func (s Spec) InputShape(shapes [][]int, i int) []int {
+	ins, _ := s.InputIndices()
+	if len(ins) <= i || len(ins[i]) == 0 || ins[i][0] < 0 {
+		return s.Input
+	}
+	return shapes[ins[i][0]]
 }
 
 // Validate checks that the layers fit together and end in Classes logits.
@@ -112,13 +187,26 @@ func (s Spec) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, l := range s.Layers {
-		if l.Name == "" || strings.ContainsAny(l.Name, " \t\n/") {
+		// An external layer is named after a tensor of a model made
+		// elsewhere (PyTorch's ONNX export writes "/layer1/layer1.0/Relu");
+		// it has no parameters, so no tensor or file name derives from it.
+		bad := " \t\n/"
+		if l.Kind == KindExternal {
+			bad = " \t\n"
+		}
+		if l.Name == "" || strings.ContainsAny(l.Name, bad) {
 			return fmt.Errorf("model: layer name %q must be non-empty without spaces or slashes", l.Name)
+		}
+		if l.Name == InputName {
+			return fmt.Errorf("model: no layer may be named %q: inputs use that name for the network's input", InputName)
 		}
 		if seen[l.Name] {
 			return fmt.Errorf("model: layer name %q is used twice", l.Name)
 		}
 		seen[l.Name] = true
+	}
+	if err := s.checkGraph(); err != nil {
+		return err
 	}
 	shapes, err := s.Shapes()
 	if err != nil {
@@ -149,14 +237,42 @@ func (s Spec) Params() ([]Param, error) {
 		return nil, err
 	}
 	var ps []Param
-	in := s.Input
 	for i, l := range s.Layers {
 		if p := kinds[l.Kind].Params; p != nil {
-			ps = append(ps, p(l, in)...)
+			ps = append(ps, p(l, s.InputShape(shapes, i))...)
 		}
-		in = shapes[i]
 	}
 	return ps, nil
+}
+
+// Buffers lists the non-trainable state tensors (a batchnorm's running
+// mean and variance) in layer order. Weights hold them beside the
+// parameters, as a PyTorch state dict does; optimizers never see them.
+func (s Spec) Buffers() ([]Param, error) {
+	shapes, err := s.Shapes()
+	if err != nil {
+		return nil, err
+	}
+	var bs []Param
+	for i, l := range s.Layers {
+		if b := kinds[l.Kind].Buffers; b != nil {
+			bs = append(bs, b(l, s.InputShape(shapes, i))...)
+		}
+	}
+	return bs, nil
+}
+
+// Tensors lists every tensor of Weights: Params, then Buffers.
+func (s Spec) Tensors() ([]Param, error) {
+	ps, err := s.Params()
+	if err != nil {
+		return nil, err
+	}
+	bs, err := s.Buffers()
+	if err != nil {
+		return nil, err
+	}
+	return append(ps, bs...), nil
 }
 
 // ParamCount is the number of trainable scalars.
@@ -194,7 +310,7 @@ func (s Spec) DropoutLayers() ([]Layer, [][]int, error) {
 // InitRule, drawn from seed so that every backend starts from the same
 // numbers.
 func (s Spec) Init(seed uint64) (Weights, error) {
-	ps, err := s.Params()
+	ps, err := s.Tensors()
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +324,11 @@ func (s Spec) Init(seed uint64) (Weights, error) {
 			for i := range t.Data {
 				t.Data[i] = float32((rng.Float64()*2 - 1) * bound)
 			}
+		case InitOnes:
+			for i := range t.Data {
+				t.Data[i] = 1
+			}
+		case InitZeros:
 		default:
 			return nil, fmt.Errorf("model: parameter %q has unknown init rule %d", p.Name, p.Init)
 		}
@@ -216,10 +337,10 @@ func (s Spec) Init(seed uint64) (Weights, error) {
 	return w, nil
 }
 
-// Check verifies that w holds exactly the spec's parameters with the right
-// shapes and finite values.
+// Check verifies that w holds exactly the spec's parameters and buffers
+// with the right shapes and finite values.
 func (s Spec) Check(w Weights) error {
-	ps, err := s.Params()
+	ps, err := s.Tensors()
 	if err != nil {
 		return err
 	}

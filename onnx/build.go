@@ -26,7 +26,13 @@ func buildFP32(spec model.Spec, w model.Weights) (*onnxpb.ModelProto, error) {
 	if err := spec.Check(w); err != nil {
 		return nil, fmt.Errorf("onnx: weights do not fit spec %q: %w", spec.Name, err)
 	}
-	return build(spec, w, nil, nil)
+	// The network as the runtimes run it: batchnorms folded into the
+	// layers before them, every conv and linear layer with a bias.
+	ispec, iw, err := infer.Fold(spec, w)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	return build(spec, ispec, iw, nil, nil)
 }
 
 // buildInt8 builds the QDQ ONNX model of a quantized network.
@@ -44,7 +50,11 @@ func buildInt8(m *quantize.Model) (*onnxpb.ModelProto, error) {
 	if len(m.Fallback) > 0 {
 		meta["distill.fallback"] = strings.Join(m.Fallback, ",")
 	}
-	return build(m.Spec, m.Float, &m.QuantModel, meta)
+	orig := m.Spec // already folded (see quantize.Model.Source)
+	if len(m.Source.Layers) > 0 {
+		orig = m.Source
+	}
+	return build(orig, m.Spec, m.Float, &m.QuantModel, meta)
 }
 
 // actState is what the builder knows of the activation between layers;
@@ -60,49 +70,71 @@ type actState struct {
 
 // builder accumulates a graph.
 type builder struct {
-	g     *onnxpb.GraphProto
-	used  map[string]bool      // tensor and node names
-	qinit map[string][2]string // qkey → scale and zero-point initializers
+	g      *onnxpb.GraphProto
+	used   map[string]bool      // tensor and node names
+	qinit  map[string][2]string // qkey → scale and zero-point initializers
+	consts map[string]string    // scalar's initializers by requested name
+	dq     map[[2]string]string // tensor and qkey → its qdq output
 }
 
-func build(spec model.Spec, w model.Weights, qm *infer.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
+// build builds the graph of spec, whose batchnorms are folded where
+// they can be (see infer.Fold); orig, the network as the user wrote it,
+// goes into the metadata.
+func build(orig, spec model.Spec, w model.Weights, qm *infer.QuantModel, meta map[string]string) (*onnxpb.ModelProto, error) {
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
 	b := &builder{
-		g:     &onnxpb.GraphProto{Name: proto.String(graphName(spec))},
-		used:  map[string]bool{InputName: true, OutputName: true},
-		qinit: map[string][2]string{},
+		g:      &onnxpb.GraphProto{Name: proto.String(graphName(spec))},
+		used:   map[string]bool{InputName: true, OutputName: true},
+		qinit:  map[string][2]string{},
+		consts: map[string]string{},
+		dq:     map[[2]string]string{},
 	}
-	e := &exporter{b: b, spec: spec, w: w, qm: qm, cur: InputName}
+	e := &exporter{b: b, spec: spec, w: w, qm: qm, vals: make([]value, len(spec.Layers)), done: make([]bool, len(spec.Layers))}
+	input := value{name: InputName}
 	if qm != nil {
-		e.st = actState{q: qm.Input, qok: true}
+		input.st = actState{q: qm.Input, qok: true}
 	}
-	in := spec.Input
-	for e.i = 0; e.i < len(spec.Layers); e.i++ {
-		l := spec.Layers[e.i]
+	for i, l := range spec.Layers {
+		if e.done[i] { // fused into an earlier layer
+			continue
+		}
+		e.args = e.args[:0]
+		for _, j := range ins[i] {
+			if j < 0 {
+				e.args = append(e.args, input)
+			} else {
+				e.args = append(e.args, e.vals[j])
+			}
+		}
 		if info, _ := model.Describe(l.Kind); info.IdentityAtInference {
-			in = shapes[e.i]
+			e.vals[i] = e.args[0] // dropout: its output is its input
 			continue
 		}
 		export, err := exporters.Lookup(l.Kind)
 		if err != nil {
 			return nil, fmt.Errorf("onnx: layer %q: %w", l.Name, err)
 		}
-		out := shapes[e.i] // before export advances e.i past fused layers
-		if err := export(e, l, in); err != nil {
+		e.i = i
+		e.cur, e.st = e.args[0].name, e.args[0].st
+		if err := export(e, l, spec.InputShape(shapes, i)); err != nil {
 			return nil, err
 		}
-		in = out
+		e.vals[i] = value{name: e.cur, st: e.st}
 	}
-	b.finish(e.cur)
+	b.finish(e.vals[len(spec.Layers)-1].name)
 
 	dims := append([]int{-1}, spec.Input...)
 	b.g.Input = []*onnxpb.ValueInfoProto{valueInfo(InputName, dims)}
 	b.g.Output = []*onnxpb.ValueInfoProto{valueInfo(OutputName, []int{-1, spec.Classes})}
 
-	specJSON, err := json.Marshal(spec)
+	specJSON, err := json.Marshal(orig)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: encode spec: %w", err)
 	}
@@ -152,21 +184,36 @@ func (b *builder) node(op, out string, inputs []string, attrs ...*onnxpb.Attribu
 	return out
 }
 
-// finish names the last tensor "logits".
+// finish names the tensor cur, the last layer's output, "logits": it
+// renames the output of the node computing cur when nothing else reads it,
+// and adds an Identity node otherwise (cur is the input, or a dropout at
+// the end aliases a tensor other nodes read).
 func (b *builder) finish(cur string) {
-	if cur == InputName || len(b.g.Node) == 0 {
+	var prod *onnxpb.NodeProto
+	for _, n := range b.g.Node {
+		if n.Output[0] == cur {
+			prod = n
+		}
+		if slices.Contains(n.Input, cur) {
+			prod = nil
+			break
+		}
+	}
+	if prod == nil {
 		b.g.Node = append(b.g.Node, &onnxpb.NodeProto{Name: proto.String(OutputName), OpType: proto.String("Identity"),
 			Input: []string{cur}, Output: []string{OutputName}})
 		return
 	}
-	last := b.g.Node[len(b.g.Node)-1]
-	last.Output[0] = OutputName
+	prod.Output[0] = OutputName
 }
 
 // qdq quantizes x with the activation parameters of qkey (a layer, or
 // "" for the input) and
 // dequantizes it back, returning the dequantized tensor.
 func (b *builder) qdq(x, qkey string, q infer.QParams) string {
+	if dq, ok := b.dq[[2]string{x, qkey}]; ok {
+		return dq // another reader of x already quantized it
+	}
 	names, ok := b.qinit[qkey]
 	if !ok {
 		prefix := qkey + ".out"
@@ -178,7 +225,9 @@ func (b *builder) qdq(x, qkey string, q infer.QParams) string {
 		b.qinit[qkey] = names
 	}
 	qx := b.node("QuantizeLinear", x+"_quantized", []string{x, names[0], names[1]})
-	return b.node("DequantizeLinear", x+"_dequantized", []string{qx, names[0], names[1]})
+	dq := b.node("DequantizeLinear", x+"_dequantized", []string{qx, names[0], names[1]})
+	b.dq[[2]string{x, qkey}] = dq
+	return dq
 }
 
 // quantizedParams adds a quantized layer's int8 weight and int32 bias and
@@ -201,6 +250,17 @@ func (b *builder) quantizedParams(layer string, ql infer.QLayer, wshape []int, i
 	bz := b.init(layer+".bias_zero_point", onnxpb.TensorProto_INT32, []int{out}, make([]byte, 4*out))
 	bias = b.node("DequantizeLinear", layer+".bias", []string{bq, bsn, bz}, intAttr("axis", 0))
 	return wt, bias
+}
+
+// scalar returns a float32 scalar initializer holding v, added once per
+// name.
+func (b *builder) scalar(name string, v float32) string {
+	if n, ok := b.consts[name]; ok {
+		return n
+	}
+	n := b.init(name, onnxpb.TensorProto_FLOAT, nil, f32Bytes([]float32{v}))
+	b.consts[name] = n
+	return n
 }
 
 // floatInit adds a float32 initializer.
@@ -249,6 +309,10 @@ func valueInfo(name string, dims []int) *onnxpb.ValueInfoProto {
 
 func intAttr(name string, v int) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(v))}
+}
+
+func floatAttr(name string, v float32) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(v)}
 }
 
 func intsAttr(name string, vs ...int) *onnxpb.AttributeProto {

@@ -36,10 +36,10 @@ func mustSpec(s model.Spec, err error) model.Spec {
 
 // mixedSpec has what the builders do not make: a ReLU after a max-pool
 // (not fused), sigmoid and tanh, dropout between a layer and its ReLU, a
-// strided padded convolution, and a layer named like the graph's input.
+// strided padded convolution.
 func mixedSpec() model.Spec {
 	return model.Spec{Name: "mixed", Input: []int{2, 9, 9}, Classes: 4, Layers: []model.Layer{
-		{Name: "input", Kind: model.KindConv2D, Out: 6, Kernel: 3, Stride: 2, Padding: 1},
+		{Name: "conv1", Kind: model.KindConv2D, Out: 6, Kernel: 3, Stride: 2, Padding: 1},
 		{Name: "drop", Kind: model.KindDropout, Rate: 0.2},
 		{Name: "relu", Kind: model.KindReLU},
 		{Name: "pool", Kind: model.KindMaxPool, Kernel: 2, Stride: 1},

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/distill-dev/distill/onnx/onnxpb"
 )
@@ -201,27 +202,34 @@ func eval(n *onnxpb.NodeProto, in []*tensor) (*tensor, error) {
 	case "Conv":
 		x, w, b := in[0], in[1], in[2]
 		ks, st, pd := intsOf(at["kernel_shape"]), intsOf(at["strides"], 1, 1), intsOf(at["pads"], 0, 0, 0, 0)
+		groups := 1
+		if a := at["group"]; a != nil {
+			groups = int(a.GetI())
+		}
 		nb, c, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 		o := w.shape[0]
-		if w.shape[1] != c || ks[0] != w.shape[2] || ks[1] != w.shape[3] {
-			return nil, fmt.Errorf("weight %v does not fit input %v, kernel %v", w.shape, x.shape, ks)
+		cg, og := c/groups, o/groups // input and output channels per group
+		if c%groups != 0 || o%groups != 0 || w.shape[1] != cg || ks[0] != w.shape[2] || ks[1] != w.shape[3] {
+			return nil, fmt.Errorf("weight %v does not fit input %v, kernel %v, %d groups", w.shape, x.shape, ks, groups)
 		}
 		oh := (h+pd[0]+pd[2]-ks[0])/st[0] + 1
 		ow := (wd+pd[1]+pd[3]-ks[1])/st[1] + 1
 		y := &tensor{shape: []int{nb, o, oh, ow}, f: make([]float64, nb*o*oh*ow), typ: onnxpb.TensorProto_FLOAT}
 		for n := range nb {
 			for oc := range o {
+				g := oc / og
 				for i := range oh {
 					for j := range ow {
 						s := b.f[oc]
-						for ic := range c {
+						for k := range cg {
+							ic := g*cg + k
 							for ki := range ks[0] {
 								for kj := range ks[1] {
 									r, q := i*st[0]-pd[0]+ki, j*st[1]-pd[1]+kj
 									if r < 0 || r >= h || q < 0 || q >= wd {
 										continue
 									}
-									s += x.f[((n*c+ic)*h+r)*wd+q] * w.f[((oc*c+ic)*ks[0]+ki)*ks[1]+kj]
+									s += x.f[((n*c+ic)*h+r)*wd+q] * w.f[((oc*cg+k)*ks[0]+ki)*ks[1]+kj]
 								}
 							}
 						}
@@ -229,6 +237,83 @@ func eval(n *onnxpb.NodeProto, in []*tensor) (*tensor, error) {
 					}
 				}
 			}
+		}
+		return y, nil
+	case "AveragePool":
+		x := in[0]
+		ks, st, pd := intsOf(at["kernel_shape"]), intsOf(at["strides"], 1, 1), intsOf(at["pads"], 0, 0, 0, 0)
+		if at["count_include_pad"].GetI() != 1 || at["ceil_mode"].GetI() != 0 {
+			return nil, fmt.Errorf("only count_include_pad=1 without ceil_mode is implemented")
+		}
+		nb, c, h, wd := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+		oh := (h+pd[0]+pd[2]-ks[0])/st[0] + 1
+		ow := (wd+pd[1]+pd[3]-ks[1])/st[1] + 1
+		y := &tensor{shape: []int{nb, c, oh, ow}, f: make([]float64, nb*c*oh*ow), typ: onnxpb.TensorProto_FLOAT}
+		for p := range nb * c {
+			for i := range oh {
+				for j := range ow {
+					var s float64
+					for ki := range ks[0] {
+						for kj := range ks[1] {
+							r, q := i*st[0]-pd[0]+ki, j*st[1]-pd[1]+kj
+							if r >= 0 && r < h && q >= 0 && q < wd {
+								s += x.f[(p*h+r)*wd+q]
+							}
+						}
+					}
+					// Padding counts in the divisor: the whole window.
+					y.f[(p*oh+i)*ow+j] = float64(float32(s / float64(ks[0]*ks[1])))
+				}
+			}
+		}
+		return y, nil
+	case "GlobalAveragePool":
+		x := in[0]
+		nb, c, hw := x.shape[0], x.shape[1], numel(x.shape[2:])
+		y := &tensor{shape: []int{nb, c, 1, 1}, f: make([]float64, nb*c), typ: onnxpb.TensorProto_FLOAT}
+		for p := range nb * c {
+			var s float64
+			for _, v := range x.f[p*hw : (p+1)*hw] {
+				s += v
+			}
+			y.f[p] = float64(float32(s / float64(hw)))
+		}
+		return y, nil
+	case "Add", "Mul":
+		a, b := in[0], in[1]
+		if !slices.Equal(a.shape, b.shape) {
+			return nil, fmt.Errorf("shapes %v and %v: broadcasting is not implemented", a.shape, b.shape)
+		}
+		y := &tensor{shape: a.shape, f: make([]float64, len(a.f)), typ: onnxpb.TensorProto_FLOAT}
+		for i := range y.f {
+			if n.GetOpType() == "Add" {
+				y.f[i] = float64(float32(a.f[i] + b.f[i]))
+			} else {
+				y.f[i] = float64(float32(a.f[i] * b.f[i]))
+			}
+		}
+		return y, nil
+	case "Clip":
+		if len(in) != 3 || len(in[1].f) != 1 || len(in[2].f) != 1 {
+			return nil, fmt.Errorf("want scalar min and max inputs, got %d inputs", len(in))
+		}
+		y := &tensor{shape: in[0].shape, f: make([]float64, len(in[0].f)), typ: onnxpb.TensorProto_FLOAT}
+		for i, v := range in[0].f {
+			y.f[i] = min(max(v, in[1].f[0]), in[2].f[0])
+		}
+		return y, nil
+	case "BatchNormalization":
+		x, scale, bias, mean, vr := in[0], in[1], in[2], in[3], in[4]
+		eps := float64(at["epsilon"].GetF())
+		if at["epsilon"] == nil {
+			eps = float64(float32(1e-5))
+		}
+		c := x.shape[1]
+		per := numel(x.shape[2:]) // values per channel and example
+		y := &tensor{shape: x.shape, f: make([]float64, len(x.f)), typ: onnxpb.TensorProto_FLOAT}
+		for i, v := range x.f {
+			ch := i / per % c
+			y.f[i] = float64(float32((v-mean.f[ch])/math.Sqrt(vr.f[ch]+eps)*scale.f[ch] + bias.f[ch]))
 		}
 		return y, nil
 	case "MaxPool":

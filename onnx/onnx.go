@@ -14,15 +14,34 @@
 //     output channel (axis 0, zero points 0) and its bias through a
 //     DequantizeLinear of the int32 bias with scale s_in·s_w[c];
 //   - activations that distill's INT8 runtime keeps as uint8 (the output
-//     of a quantized layer after its fused ReLU, of tanh and sigmoid) are
-//     followed by a QuantizeLinear → DequantizeLinear pair with their
-//     parameters, so that the graph rounds where the runtime rounds;
+//     of a quantized layer after its fused ReLU when a reader wants
+//     uint8, of tanh, sigmoid and relu6 tables, of an add) are followed
+//     by a QuantizeLinear → DequantizeLinear pair with their parameters,
+//     so that the graph rounds where the runtime rounds;
+//   - a residual add reads both inputs through DequantizeLinear (a
+//     float32 input is quantized with its own parameters first), adds in
+//     float32 and is requantized with the add's parameters, as the
+//     runtime computes it; ONNX Runtime fuses it into QLinearAdd;
 //   - layers kept in float32 by quantize.WithFallback are plain float
-//     Gemm or Conv nodes.
+//     Gemm or Conv nodes, and the layers the runtime computes in float32
+//     (avgpool, globalavgpool, silu, an unfolded batchnorm) are float
+//     nodes between a DequantizeLinear and the next QuantizeLinear.
 //
-// Operators: Gemm (transB=1) for linear layers, Conv, Relu, Tanh, Sigmoid,
-// MaxPool and Flatten; dropout layers are omitted (they are the identity at
-// inference). The graph has one input, "input", of shape [N, spec.Input...]
+// The graph is the network as the inference engines run it
+// (infer.Fold): each batchnorm that follows a conv2d or linear layer is
+// folded into it, and the others are BatchNormalization nodes with the
+// running statistics. Layers read the tensors of the layers the spec's
+// graph names (a residual add reads two); a ReLU is fused with the
+// conv2d or linear layer before it only when it is that layer's sole
+// reader (infer.FusedReLU).
+//
+// Operators: Gemm (transB=1) for linear layers, Conv (with group for
+// grouped and depthwise convs), Relu, Tanh, Sigmoid, Clip (relu6, with
+// its bounds as inputs), Sigmoid and Mul (silu, x·σ(x)), MaxPool,
+// AveragePool (count_include_pad=1, as PyTorch's default), Flatten,
+// GlobalAveragePool followed by Flatten (distill's global pool outputs
+// [C]), Add and BatchNormalization; dropout layers are omitted (they are
+// the identity at inference). The graph has one input, "input", of shape [N, spec.Input...]
 // with a dynamic batch dimension N, and one output, "logits", [N, classes].
 // Models use opset 13 (the first with per-axis DequantizeLinear) and IR
 // version 7, and carry the spec as JSON in the metadata property

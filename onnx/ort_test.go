@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/distill-dev/distill/model"
 )
 
 var (
@@ -21,7 +23,7 @@ var (
 // needORT initialises ONNX Runtime once per process, or skips the test
 // when its library is not installed (fails instead when
 // DISTILL_REQUIRE_ORT is set, as CI does once it installs it).
-func needORT(t *testing.T) {
+func needORT(t testing.TB) {
 	t.Helper()
 	ortOnce.Do(func() {
 		lib, err := RuntimeLibrary()
@@ -142,6 +144,60 @@ func TestONNXRuntime(t *testing.T) {
 			}
 			if want := len(c.q.Layers); fused < want && len(c.q.Fallback) == 0 {
 				t.Errorf("ONNX Runtime fused %d of the %d quantized layers into integer kernels (graph %v)", fused, want, optOps)
+			}
+		})
+	}
+}
+
+// TestONNXRuntimeGraphs runs the exported graph networks in ONNX Runtime
+// and compares them with the float64 reference, the Go interpreter of
+// the same graphs and package infer, and their QDQ exports with the INT8
+// runtime.
+func TestONNXRuntimeGraphs(t *testing.T) {
+	needORT(t)
+	for _, c := range graphCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			fb, fm := c.exportFP32(t)
+			got := runORT(t, fb, c.x, c.inputShape(), c.spec.Classes, ortConfig{})
+			interp, err := run(fm, c.x, c.inputShape())
+			if err != nil {
+				t.Fatalf("FP32 graph: %v", err)
+			}
+			checkFP32(t, "ORT FP32 vs the Go interpreter", got, interp, c.spec.Classes)
+			checkFP32(t, "ORT FP32 vs float64 reference", got, c.reference(t), c.spec.Classes)
+			checkFP32(t, "ORT FP32 vs runtime", got, c.oursFP32(t), c.spec.Classes)
+		})
+	}
+	for _, c := range graphInt8Cases(t) {
+		t.Run(c.name+"/int8", func(t *testing.T) {
+			qb, _ := c.exportInt8(t)
+			opt := filepath.Join(t.TempDir(), "optimized.onnx")
+			got := runORT(t, qb, c.x, c.inputShape(), c.spec.Classes, ortConfig{optimized: opt, exact: true})
+			checkInt8Step(t, "ORT QDQ ("+ExactU8S8Option+"=1) vs runtime INT8", got, c.oursInt8(t), c)
+			b, err := os.ReadFile(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			optOps := ops(decode(t, b).GetGraph())
+			t.Logf("ONNX Runtime runs %v", optOps)
+			// ONNX Runtime fuses a quantized conv into QLinearConv when
+			// its output is requantized, and a linear layer into QGemm
+			// either way; a conv whose float32 output goes to float32
+			// layers (a pool) it computes in float.
+			want := 0
+			for i, l := range c.q.Spec.Layers {
+				if c.q.Quantized(l.Name) && (l.Kind == model.KindLinear || !c.q.FloatAfter(i)) {
+					want++
+				}
+			}
+			fused := 0
+			for _, op := range optOps {
+				if op == "QLinearConv" || op == "QGemm" {
+					fused++
+				}
+			}
+			if fused < want {
+				t.Errorf("ONNX Runtime fused %d of the %d quantized layers with integer outputs into integer kernels (graph %v)", fused, want, optOps)
 			}
 		})
 	}

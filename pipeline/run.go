@@ -101,9 +101,13 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 		return nil, fmt.Errorf("distill: open backend: %w", err)
 	}
 	defer be.Close()
-	// Before any work: a run directory that takes no files would
-	// otherwise fail only at the first save, after the teacher trained.
+	// Before any work: a run directory that takes no files, or a price
+	// table with no entry for this machine, would otherwise fail only
+	// after the teacher trained.
 	if err := checkOutDir(out); err != nil {
+		return nil, err
+	}
+	if _, err := pricing(rc.Serving, cost.Host(be.Device())); err != nil {
 		return nil, err
 	}
 	run := &runner{r: &rc, opts: opts, out: out, be: be, log: log}
@@ -151,6 +155,7 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	rep.Stages = run.stages
+	rep.Transfer = run.transferUse()
 	if err := run.price(rep); err != nil {
 		return nil, err
 	}
@@ -164,6 +169,20 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 	return rep, nil
 }
 
+// transferUse counts the teacher passes the transfer set saved: every
+// student trains its epochs on the set's rows, reading every teacher's
+// targets there instead of running the teachers. Nil without a set.
+func (run *runner) transferUse() *report.TransferUse {
+	if run.set == nil {
+		return nil
+	}
+	u := &report.TransferUse{Rows: run.set.Len()}
+	for _, s := range run.r.Students {
+		u.TeacherExamplesAvoided += int64(s.Training.Epochs) * int64(run.set.Len()) * int64(run.set.Teachers())
+	}
+	return u
+}
+
 // price turns the serving measurements and stage times into costs.
 func (run *runner) price(rep *report.Report) error {
 	sv := run.r.Serving
@@ -172,18 +191,42 @@ func (run *runner) price(rep *report.Report) error {
 	}
 	host := cost.Host(run.be.Device())
 	rep.Machine = &host
-	opts := cost.Options{Machine: sv.Machine, LatencyTarget: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond))}
-	if sv.Prices != "" {
-		t, err := cost.LoadPrices(sv.Prices)
-		if err != nil {
-			return fmt.Errorf("distill: serving.prices: %w", err)
-		}
-		opts.Prices = t
+	opts, err := pricing(sv, host)
+	if err != nil {
+		return err
 	}
 	if err := cost.Apply(rep, opts); err != nil {
 		return fmt.Errorf("distill: price the models: %w", err)
 	}
 	return nil
+}
+
+// pricing returns the options the run's models are priced with, after
+// checking that the price table has the machine the recipe names or,
+// when it names none, one matching host: Run calls it before any work.
+func pricing(sv recipe.Serving, host report.Machine) (cost.Options, error) {
+	opts := cost.Options{Machine: sv.Machine, LatencyTarget: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond)), RequestsPerDay: sv.RequestsPerDay}
+	if !sv.MeasureEnabled() {
+		return opts, nil
+	}
+	opts.Prices = cost.DefaultPrices()
+	if sv.Prices != "" {
+		t, err := cost.LoadPrices(sv.Prices)
+		if err != nil {
+			return opts, fmt.Errorf("distill: serving.prices: %w", err)
+		}
+		opts.Prices = t
+	}
+	if sv.Machine != "" {
+		if _, err := opts.Prices.Lookup(sv.Machine); err != nil {
+			return opts, fmt.Errorf("distill: serving.machine: %w", err)
+		}
+		return opts, nil
+	}
+	if _, _, err := opts.Prices.Match(host); err != nil {
+		return opts, fmt.Errorf("distill: serving cost: %w", err)
+	}
+	return opts, nil
 }
 
 // timed runs the run-wide stage kind and records how long it took.

@@ -197,6 +197,11 @@ func TestEnsembleWithTransferSet(t *testing.T) {
 	if names["wide"] != "teacher " || !strings.Contains(names["s"], "2 teachers") || !strings.Contains(names["s"], "transfer set ×3") {
 		t.Errorf("models: %v", names)
 	}
+	// The student's 2 epochs over 256 × 3 rows read both teachers'
+	// targets from the set: 3,072 teacher passes not run.
+	if u := rep.Transfer; u == nil || u.Rows != 768 || u.TeacherExamplesAvoided != 3072 {
+		t.Errorf("transfer use %+v, want 768 rows and 3072 teacher passes avoided", u)
+	}
 	manifests, _ := filepath.Glob(filepath.Join(cache, "*", "manifest.json"))
 	if len(manifests) != 1 {
 		t.Fatalf("%d transfer sets in the cache, want 1", len(manifests))

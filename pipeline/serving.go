@@ -12,6 +12,7 @@ import (
 	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/serve"
 )
 
 // servingSet holds the serving measurements of one evaluation: what each
@@ -104,6 +105,11 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 		return nil, err
 	}
 	key := keyOf(tg.arch, tg.engine, tg.precision, sv.Batches, sv.Seconds, run.be.Name(), run.be.Device(), cost.Host(run.be.Device()))
+	if sc := sv.Server; sc.MeasureEnabled() {
+		// Only when on, so that keys recorded before the server scenario
+		// existed still hold for runs that turn it off.
+		key = keyOf(key, sc.MaxBatch, sc.MaxWaitMS, sc.TrialSeconds, sc.Steps, sv.LatencyTargetMS)
+	}
 	if sh, ok := ss.byKey[key]; ok {
 		prog.phase(e.name, "sharing the serving measurement of "+sh.name+" (same architecture, precision and engine)")
 		s := sh.s
@@ -126,7 +132,11 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 			return s, nil
 		}
 	}
-	prog.phase(e.name, "measuring serving latency and throughput of "+e.name+" on "+tg.engine)
+	what := "measuring serving latency and throughput of " + e.name + " on " + tg.engine
+	if sv.Server.MeasureEnabled() {
+		what += ", then the server scenario through distill's HTTP server"
+	}
+	prog.phase(e.name, what)
 	meas, err := cost.Measure(ctx, tg.p, run.test.Size(), cost.MeasureOptions{
 		Outputs:  spec.Classes,
 		Batches:  sv.Batches,
@@ -137,12 +147,42 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 		return nil, fmt.Errorf("distill: measure %s: %w", e.name, err)
 	}
 	meas.Engine, meas.Precision = tg.engine, tg.precision
+	if sc := sv.Server; sc.MeasureEnabled() {
+		offline := 0.0
+		for _, t := range meas.Throughput {
+			offline = max(offline, t.RequestsPerSecond)
+		}
+		srv, err := serve.MeasureServer(ctx, servedModel{tg.p, run.test.Size(), spec.Classes}, serve.ScenarioConfig{
+			LatencyBound: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond)),
+			MaxRate:      offline,
+			MaxBatch:     sc.MaxBatch,
+			MaxWait:      time.Duration(sc.MaxWaitMS * float64(time.Millisecond)),
+			Trial:        time.Duration(sc.TrialSeconds * float64(time.Second)),
+			Steps:        sc.Steps,
+			Sample:       run.test.X[:run.test.Size()],
+			Seed:         uint64(run.r.Seed),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("distill: measure the server scenario of %s: %w", e.name, err)
+		}
+		meas.Server = &srv
+	}
 	if err := run.recordServing(e.name, key, meas); err != nil {
 		return nil, err
 	}
 	ss.byKey[key] = sharedServing{name: e.name, s: meas}
 	return &meas, nil
 }
+
+// servedModel gives a model measured for serving the shape serve.Server
+// needs.
+type servedModel struct {
+	eval.Predictor
+	inputSize, classes int
+}
+
+func (m servedModel) InputSize() int { return m.inputSize }
+func (m servedModel) Classes() int   { return m.classes }
 
 func withoutShare(s report.Serving) report.Serving {
 	s.MeasuredAs = ""

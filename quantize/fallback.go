@@ -78,10 +78,12 @@ func (e *BudgetError) Error() string {
 
 // WithFallback makes a fully quantized model meet an accuracy budget by
 // keeping its most sensitive layers in float32. It evaluates the float32
-// network (from w, the weights m was quantized from) and m; if m is
+// network (from w, the weights m was quantized from, as given to
+// Quantize or folded as in m.Spec) and m; if m is
 // within budget it is returned as is. Otherwise it ranks the linear and
-// conv2d layers by sensitivity (see Ranking) and moves them to float32,
-// most sensitive first, until the budget is met. The returned model runs
+// conv2d layers of m.Spec (the folded network: a conv and the batchnorm
+// folded into it are one layer, named after the conv) by sensitivity
+// (see Ranking) and moves them to float32, most sensitive first, until the budget is met. The returned model runs
 // as a mixed program: activations are dequantized before a float layer
 // and quantized after it.
 //
@@ -90,6 +92,10 @@ func (e *BudgetError) Error() string {
 func WithFallback(ctx context.Context, m *Model, w model.Weights, eval Evaluator, budget Budget) (*Model, *Report, error) {
 	if budget.MaxDrop < 0 {
 		return nil, nil, fmt.Errorf("quantize: negative accuracy budget %v", budget.MaxDrop)
+	}
+	w, err := foldedWeights(m, w)
+	if err != nil {
+		return nil, nil, fmt.Errorf("quantize: fallback: %w", err)
 	}
 	fp, err := infer.Compile(m.Spec, w)
 	if err != nil {
@@ -188,10 +194,33 @@ func WithFallback(ctx context.Context, m *Model, w model.Weights, eval Evaluator
 	return best, rep, &BudgetError{Target: rep.Target, Best: bestAcc, FloatLayers: rep.FloatLayers}
 }
 
+// foldedWeights returns w as weights of m.Spec: w itself when it fits,
+// or w folded as Quantize folded the network it was given (m.Source).
+func foldedWeights(m *Model, w model.Weights) (model.Weights, error) {
+	errSpec := m.Spec.Check(w)
+	if errSpec == nil {
+		return w, nil
+	}
+	if len(m.Source.Layers) == 0 {
+		return nil, fmt.Errorf("the float32 weights do not fit the quantized network %q: %w", m.Spec.Name, errSpec)
+	}
+	if err := m.Source.Check(w); err != nil {
+		return nil, fmt.Errorf("the float32 weights fit neither the network %q was quantized from (%w) nor its folded form (%w)", m.Spec.Name, err, errSpec)
+	}
+	fs, fw, err := infer.Fold(m.Source, w)
+	if err != nil {
+		return nil, err
+	}
+	if !sameSpec(fs, m.Spec) {
+		return nil, fmt.Errorf("folding the network %q was quantized from does not give the quantized network: the model's source and spec disagree", m.Spec.Name)
+	}
+	return fw, nil
+}
+
 // withFloat returns a copy of m with the given layers in float32 (their
 // weights from w).
 func withFloat(m *Model, w model.Weights, float []string) (*Model, error) {
-	mm := &Model{QuantModel: m.QuantModel, Method: m.Method, Percentile: m.Percentile}
+	mm := &Model{QuantModel: m.QuantModel, Method: m.Method, Percentile: m.Percentile, Source: m.Source}
 	mm.Layers = maps.Clone(m.Layers)
 	mm.Float = maps.Clone(m.Float)
 	if mm.Float == nil {

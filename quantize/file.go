@@ -37,6 +37,7 @@ type fileDoc struct {
 	Method      Method                   `json:"method"`
 	Percentile  float64                  `json:"percentile,omitempty"`
 	Fallback    []string                 `json:"fallback,omitempty"`
+	Source      *model.Spec              `json:"source,omitempty"` // Model.Source
 	Input       infer.QParams            `json:"input"`
 	Activations map[string]infer.QParams `json:"activations"`
 	SHA256      string                   `json:"sha256"`
@@ -45,6 +46,8 @@ type fileDoc struct {
 // Tensor names in the safetensors file, for layer L and activation A:
 //
 //	L.weight              I8 (F32 for a float fallback layer), PyTorch shape
+//	B.weight, B.bias,     F32 [C]     a batchnorm B that did not fold
+//	B.running_mean, B.running_var
 //	L.weight_scale        F32 [out]   (quantized layers)
 //	L.bias                I32 [out]   (F32 for a float layer)
 //	input.scale           F32 []      the network input's scale
@@ -73,7 +76,7 @@ func (m *Model) Save(path string) error {
 		return fmt.Errorf("quantize: save %s: %w", jsonPath, err)
 	}
 	f := &safetensors.File{Tensors: map[string]safetensors.Tensor{}, Metadata: map[string]string{"format": FileFormat}}
-	params, _ := m.Spec.Params()
+	params, _ := m.Spec.Tensors()
 	for _, p := range params {
 		if ql, ok := m.Layers[p.Layer]; ok {
 			if len(p.Shape) > 1 {
@@ -97,11 +100,15 @@ func (m *Model) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("quantize: save: %w", err)
 	}
-	doc, err := json.MarshalIndent(fileDoc{
+	fd := fileDoc{
 		Format: FileFormat, Spec: m.Spec, Method: m.Method, Percentile: m.Percentile,
 		Fallback: m.Fallback, Input: m.Input, Activations: m.Act,
 		SHA256: sum,
-	}, "", "  ")
+	}
+	if len(m.Source.Layers) > 0 {
+		fd.Source = &m.Source
+	}
+	doc, err := json.MarshalIndent(fd, "", "  ")
 	if err != nil {
 		return fmt.Errorf("quantize: save %s: %w", jsonPath, err)
 	}
@@ -219,12 +226,21 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 			return nil, err
 		}
 	}
-	params, err := doc.Spec.Params()
+	params, err := doc.Spec.Tensors()
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{Method: doc.Method, Percentile: doc.Percentile, Fallback: doc.Fallback}
 	m.Spec = doc.Spec
+	if doc.Source != nil {
+		if err := doc.Source.Validate(); err != nil {
+			return nil, fmt.Errorf("source network: %w", err)
+		}
+		if err := checkSizes(*doc.Source); err != nil {
+			return nil, fmt.Errorf("source network: %w", err)
+		}
+		m.Source = *doc.Source
+	}
 	m.Layers = map[string]infer.QLayer{}
 	m.Float = model.Weights{}
 	m.Act = map[string]infer.QParams{}
@@ -251,7 +267,8 @@ func decode(jsonBytes []byte, f *safetensors.File, sum string) (*Model, error) {
 		return t, nil
 	}
 	for _, p := range params {
-		if float[p.Layer] {
+		// Float fallback layers, and batchnorms that did not fold.
+		if float[p.Layer] || !infer.Quantizable(doc.Spec, p.Layer) {
 			t, err := get(p.Name, safetensors.Float32, p.Shape)
 			if err != nil {
 				return nil, err

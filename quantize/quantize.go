@@ -1,7 +1,9 @@
 package quantize
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,6 +98,12 @@ type Model struct {
 	Percentile float64
 	// Fallback lists the linear and conv2d layers kept in float32.
 	Fallback []string
+	// Source is the network as given to Quantize when folding changed it
+	// (batchnorms folded into the layers before them, biases added; Spec
+	// is the folded network), so that WithFallback can fold the float
+	// weights it is given the same way. Empty when Spec is the network
+	// as given.
+	Source model.Spec
 }
 
 // Compile compiles the model for the INT8 runtime.
@@ -106,10 +114,13 @@ func (m *Model) Compile() (*infer.Program, error) { return infer.CompileInt8(&m.
 var ErrNoCalibrationData = errors.New("quantize: calibration yielded no examples")
 
 // Quantize quantizes a float32 network after training (static
-// quantization): it runs the network on the calibration batches,
+// quantization). It works on the network as infer.Fold returns it
+// (batchnorms folded into the conv2d and linear layers they follow), the
+// Model's Spec; a batchnorm that cannot fold stays in float32. It runs the network on the calibration batches,
 // streaming a histogram of every activation that will be quantized (the
-// input and the outputs of linear, conv2d, tanh and sigmoid layers, after
-// a fused ReLU), chooses each one's clipping range with cfg.Method, and
+// input and the output of every layer with parameters of its own:
+// linear and conv2d after a fused ReLU, add, the pools, batchnorm and
+// the activations but relu; see infer.NeedsActParams), chooses each one's clipping range with cfg.Method, and
 // quantizes weights per output channel to symmetric int8 (scale =
 // max|w|/127) and biases to int32 in units of input scale × weight scale.
 // Activations are asymmetric uint8 per tensor.
@@ -117,6 +128,13 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	source := spec
+	// Calibrate and quantize the network the runtime runs: batchnorms
+	// folded, every activation it quantizes named after a layer of it.
+	spec, w, err = infer.Fold(spec, w)
+	if err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	prog, err := infer.Compile(spec, w)
 	if err != nil {
@@ -183,6 +201,9 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 	}
 	m := &Model{Method: cfg.Method, Percentile: cfg.Percentile}
 	m.Spec = spec
+	if !sameSpec(source, spec) {
+		m.Source = source
+	}
 	m.Act = make(map[string]infer.QParams, len(hists))
 	for name, h := range hists {
 		a, b := clipRange(h, cfg.Method, cfg.Percentile)
@@ -197,6 +218,15 @@ func Quantize(ctx context.Context, spec model.Spec, w model.Weights, calib Calib
 		return nil, err
 	}
 	m.Float = model.Weights{}
+	tensors, err := spec.Tensors()
+	if err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
+	}
+	for _, t := range tensors {
+		if !infer.Quantizable(spec, t.Layer) { // a batchnorm that did not fold
+			m.Float[t.Name] = w[t.Name]
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
@@ -218,26 +248,17 @@ func nonFinite(spec model.Spec, what string, vals []float32, n, first int) error
 	return nil
 }
 
-// inputScales returns, for each linear and conv2d layer, the scale of the
-// activation it reads: the input's, or that of the last producer before
-// it (max-pool, flatten, dropout and ReLU keep their input's).
-func inputScales(spec model.Spec, input infer.QParams, act map[string]infer.QParams) map[string]infer.QParams {
-	out := map[string]infer.QParams{}
-	cur := input
-	for _, l := range spec.Layers {
-		if infer.Quantizable(spec, l.Name) {
-			out[l.Name] = cur
-		}
-		if infer.NeedsActParams(l.Kind) {
-			cur = act[l.Name]
-		}
-	}
-	return out
+// sameSpec reports whether two specs describe the same network, field
+// by field.
+func sameSpec(a, b model.Spec) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // quantizeWeights quantizes every quantizable layer.
 func quantizeWeights(spec model.Spec, w model.Weights, input infer.QParams, act map[string]infer.QParams) (map[string]infer.QLayer, error) {
-	ins := inputScales(spec, input, act)
+	ins := infer.LayerInputParams(spec, input, act)
 	layers := map[string]infer.QLayer{}
 	for _, l := range spec.Layers {
 		if !infer.Quantizable(spec, l.Name) {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"time"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/quantize"
+	"github.com/distill-dev/distill/serve"
 	"github.com/distill-dev/distill/train"
 )
 
@@ -132,6 +134,10 @@ func (r *Recipe) fillDefaults() {
 	}
 	def("serving.seconds", &r.Serving.Seconds, 2.0)
 	def("serving.latency_target_ms", &r.Serving.LatencyTargetMS, 100.0)
+	def("serving.server.max_batch", &r.Serving.Server.MaxBatch, serve.DefaultMaxBatch)
+	def("serving.server.max_wait_ms", &r.Serving.Server.MaxWaitMS, float64(serve.DefaultMaxWait)/float64(time.Millisecond))
+	def("serving.server.trial_seconds", &r.Serving.Server.TrialSeconds, 1.0)
+	def("serving.server.steps", &r.Serving.Server.Steps, 6)
 	if len(r.Serving.Batches) == 0 && !r.given["serving.batches"] {
 		r.Serving.Batches = []int{1, 8, 32, 128, 256}
 	}
@@ -178,9 +184,16 @@ func (m *Model) fillDefaults(given map[string]bool, path string) {
 	if m.Type == "" && !given[path+".type"] {
 		m.Type = DefaultModelType
 	}
-	if m.Activation == "" && !given[path+".activation"] {
+	if m.Activation == "" && !given[path+".activation"] && m.Type != "graph" {
 		m.Activation = DefaultActivation
+		if bt, ok := blockTypes[m.Type]; ok {
+			m.Activation = string(bt.activation)
+		}
 	}
+	if isBlocks(m.Type) {
+		m.fillBlocks(given, path)
+	}
+	m.fillNodes(given, path)
 	for i := range m.Conv {
 		b := &m.Conv[i]
 		p := fmt.Sprintf("%s.conv[%d]", path, i)

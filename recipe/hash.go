@@ -40,6 +40,10 @@ func (r *Recipe) clone() *Recipe {
 	c := *r
 	c.Data.Synthetic.Shape = slices.Clone(r.Data.Synthetic.Shape)
 	c.Teacher.Model = r.Teacher.Model.clone()
+	c.Ensemble = slices.Clone(r.Ensemble)
+	for i := range c.Ensemble {
+		c.Ensemble[i].Model = c.Ensemble[i].Model.clone()
+	}
 	c.Students = slices.Clone(r.Students)
 	for i := range c.Students {
 		s := &c.Students[i]
@@ -55,6 +59,16 @@ func (r *Recipe) clone() *Recipe {
 func (m Model) clone() Model {
 	m.Hidden = slices.Clone(m.Hidden)
 	m.Conv = slices.Clone(m.Conv)
+	m.Stages = slices.Clone(m.Stages)
+	m.Nodes = slices.Clone(m.Nodes)
+	for i := range m.Nodes {
+		n := &m.Nodes[i]
+		n.Inputs = slices.Clone(n.Inputs)
+		if n.Bias != nil {
+			b := *n.Bias
+			n.Bias = &b
+		}
+	}
 	return m
 }
 

@@ -31,7 +31,8 @@ func encodeNode(v reflect.Value, path string) (*yaml.Node, error) {
 		return encodeNode(v.Elem(), path)
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode}
-		if v.Type() == reflect.TypeFor[ConvBlock]() {
+		switch v.Type() {
+		case reflect.TypeFor[ConvBlock](), reflect.TypeFor[Stem](), reflect.TypeFor[Stage](), reflect.TypeFor[Node]():
 			n.Style = yaml.FlowStyle
 		}
 		t := v.Type()

@@ -34,6 +34,8 @@ func vocabularies() []vocabulary {
 		{"### transfer", "dtype", dtypes, "float32"},
 		{"### model", "type", modelTypes, ""},
 		{"### model", "activation", activations, ""},
+		{"### model.stem and model.stages[]", "block", blockKinds, ""},
+		{"### model.nodes[]", "kind", nodeKinds, ""},
 		{"### quantize", "method", methods, string(DefaultMethod)},
 		{"### students[].distill.hints and .attention", "distance", distances, ""},
 		{"### students[].distill.hints and .attention", "adapter", adapters, ""},

@@ -97,6 +97,20 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("hinton student optimizer", hs.Training.Optimizer, backend.Adam)
 	check("hinton student baseline", hs.BaselineEnabled(), true)
 
+	for _, name := range []string{"fashion-resnet.yaml", "fashion-resnet-quick.yaml"} {
+		f := load(name)
+		check(name+" dataset", f.Data.Dataset, "fashion-mnist")
+		check(name+" teacher type", f.Teacher.Model.Type, "resnet")
+		s := f.Students[0]
+		check(name+" student type", s.Model.Type, "resnet")
+		check(name+" student baseline", s.BaselineEnabled(), true)
+		check(name+" quantize", f.Quantize.Enabled && f.Quantize.MaxDrop > 0, true)
+		check(name+" hint student", s.Distill.Hints[0].Student, "layer2.0")
+	}
+	fq := load("fashion-resnet-quick.yaml")
+	check("fashion quick epochs", fq.Teacher.Training.Epochs, 1)
+	check("fashion quick train limit", fq.Data.TrainLimit, 6000)
+
 	y := load("synthetic-tiny.yaml")
 	check("tiny dataset", y.Data.Dataset, "synthetic")
 	check("tiny teacher epochs", y.Teacher.Training.Epochs, 2)
@@ -202,6 +216,11 @@ func TestReadmeDefaults(t *testing.T) {
 		{"### model", "activation", g(DefaultActivation)},
 		{"### model.conv[]", "kernel", g(DefaultKernel)},
 		{"### model.conv[]", "stride", g(DefaultStride)},
+		{"### model.stem and model.stages[]", "kernel", g(DefaultKernel)},
+		{"### model.stem and model.stages[]", "repeat", g(DefaultRepeat)},
+		{"### model.stem and model.stages[]", "expand", g(DefaultExpand)},
+		{"### model.nodes[]", "momentum", g(defaultBNMomentum)},
+		{"### model.nodes[]", "eps", g(defaultBNEps)},
 		{"### eval", "batch_size", g(DefaultEvalBatch)},
 		{"### eval", "ece_bins", g(DefaultECEBins)},
 		{"### transfer", "dtype", g("float32")},

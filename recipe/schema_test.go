@@ -40,6 +40,8 @@ func schemaEnums() map[string][]string {
 		"Unlabelled.Dataset":   datasets,
 		"Model.Type":           modelTypes,
 		"Model.Activation":     activations,
+		"Stage.Block":          blockKinds,
+		"Node.Kind":            nodeKinds,
 		"Training.Optimizer":   optimizers,
 		"Schedule.Kind":        schedules,
 		"Quantize.Method":      methods,
@@ -238,6 +240,8 @@ func TestSchemaRejects(t *testing.T) {
 		"backend: tensorflow\n",
 		"quantize: {method: median}\n",
 		"transfer: {augment: {shfit: 2}}\n",
+		"teacher: {model: {type: graph, nodes: [{name: a, kind: gelu}]}}\n",
+		"teacher: {model: {type: resnet, stages: [{block: bottleneck}]}}\n",
 	} {
 		if err := s.ValidateJSON(recipeJSON(t, []byte(y)), jsonschema.Options{}); err == nil {
 			t.Errorf("the schema accepts %q", y)

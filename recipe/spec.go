@@ -2,9 +2,9 @@ package recipe
 
 import (
 	"fmt"
-	"github.com/distill-dev/distill/loss"
-	"slices"
+	"strings"
 
+	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
 
@@ -30,14 +30,32 @@ func (d Data) Shape() (input []int, classes int) {
 }
 
 // Spec builds the model.Spec of m for inputs of the given per-example
-// shape and classes, through model.MLP or model.CNN. Zero-valued fields
-// take their defaults (type mlp, activation relu, conv kernel 3 and
-// stride 1). It reports an architecture that the recipe format allows
-// but that does not fit the input, such as a kernel larger than the
-// image.
+// shape and classes, through model.MLP, model.CNN or model.Blocks, or
+// from its nodes for a graph. Zero-valued fields take their defaults
+// (type mlp, activation relu, conv kernel 3 and stride 1, …). It reports
+// an architecture that the recipe format allows but that does not fit
+// the input, such as a kernel larger than the image.
 func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
-	m.Conv = slices.Clone(m.Conv) // fillDefaults must not touch the caller's blocks
+	m = m.clone() // fillDefaults must not touch the caller's blocks and nodes
 	m.fillDefaults(nil, "")
+	if !isBlocks(m.Type) && (m.Stem != Stem{} || len(m.Stages) > 0) {
+		return model.Spec{}, fmt.Errorf("recipe: model %q: stem and stages are only used by types resnet and mobilenet", name)
+	}
+	if m.Type != "graph" && len(m.Nodes) > 0 {
+		return model.Spec{}, fmt.Errorf("recipe: model %q: nodes are only used by type graph", name)
+	}
+	switch m.Type {
+	case "resnet", "mobilenet":
+		if len(m.Conv) > 0 || len(m.Hidden) > 0 || m.Dropout != 0 || m.InputDropout != 0 {
+			return model.Spec{}, fmt.Errorf("recipe: model %q: a %s takes stem, stages and activation, not conv, hidden, dropout or input_dropout", name, m.Type)
+		}
+		return m.blocksSpec(name, input, classes)
+	case "graph":
+		if len(m.Conv) > 0 || len(m.Hidden) > 0 || m.Dropout != 0 || m.InputDropout != 0 || m.Activation != "" {
+			return model.Spec{}, fmt.Errorf("recipe: model %q: a graph takes only nodes (its activations and dropout are nodes too)", name)
+		}
+		return m.graphSpec(name, input, classes)
+	}
 	switch m.Type {
 	case "mlp":
 		if len(m.Conv) > 0 {
@@ -73,7 +91,7 @@ func (m Model) Spec(name string, input []int, classes int) (model.Spec, error) {
 			Dropout:    m.Dropout,
 		})
 	}
-	return model.Spec{}, fmt.Errorf("recipe: model %q: type %q is not one of mlp, cnn", name, m.Type)
+	return model.Spec{}, fmt.Errorf("recipe: model %q: type %q is not one of %s", name, m.Type, strings.Join(modelTypes, ", "))
 }
 
 // Features returns the student's feature terms as package loss takes

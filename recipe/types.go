@@ -135,14 +135,34 @@ type Synthetic struct {
 // Model is an architecture. Type "mlp" uses Hidden/Activation/Dropout/
 // InputDropout; type "cnn" uses Conv, then Hidden as its dense head (with
 // Activation and Dropout). An mlp with no hidden layers is a linear
-// (softmax-regression) classifier.
+// (softmax-regression) classifier. Types "resnet" and "mobilenet" are
+// residual networks (model.Blocks): Stem, then Stages of blocks (basic
+// blocks by default for resnet, inverted residuals for mobilenet), global
+// average pooling and a linear classifier, with Activation. Type "graph"
+// is any network of Nodes.
 type Model struct {
-	Type         string      `yaml:"type"`          // mlp (default) | cnn
+	Type         string      `yaml:"type"`          // mlp (default) | cnn | resnet | mobilenet | graph
 	Hidden       []int       `yaml:"hidden"`        // hidden layer widths, each ≥ 1; default none
-	Activation   string      `yaml:"activation"`    // relu (default) | tanh | sigmoid
+	Activation   string      `yaml:"activation"`    // relu (default; relu6 for mobilenet) | tanh | sigmoid | relu6 | silu
 	Dropout      float64     `yaml:"dropout"`       // after hidden activations, [0, 1), default 0
 	InputDropout float64     `yaml:"input_dropout"` // on the input, mlp only, [0, 1), default 0
 	Conv         []ConvBlock `yaml:"conv"`          // cnn only, at least one
+
+	// The keys below, added after recipes were first hashed, are left
+	// out of the canonical forms (YAML, JSON: stage keys, Hash) when
+	// unused, so that mlp and cnn recipes keep their hashes.
+
+	// Stem is the first conv-batchnorm-activation of a resnet or
+	// mobilenet (required there).
+	Stem Stem `yaml:"stem,omitempty" json:",omitzero"`
+	// Stages are the stages of blocks of a resnet or mobilenet, at least
+	// one.
+	Stages []Stage `yaml:"stages,omitempty" json:",omitempty"`
+	// Nodes are the layers of a graph, in any order (they are sorted so
+	// that each comes after the nodes it reads), at least one. The node
+	// that no other reads is the output and must give one logit per
+	// class.
+	Nodes []Node `yaml:"nodes,omitempty" json:",omitempty"`
 }
 
 // ConvBlock is a conv → activation → optional max-pool stage.
@@ -152,6 +172,69 @@ type ConvBlock struct {
 	Stride   int `yaml:"stride"`   // ≥ 1, default 1
 	Padding  int `yaml:"padding"`  // zero padding, ≥ 0, default 0
 	Pool     int `yaml:"pool"`     // max-pool size (and stride), 0 (default) or 1 = none
+}
+
+// Stem is a residual network's stem: a bias-free conv (padding
+// kernel/2), batchnorm and activation, then an optional max pool. Its
+// nodes are conv1, bn1, act1 and maxpool.
+type Stem struct {
+	Channels int `yaml:"channels,omitempty"` // output channels, ≥ 1, required
+	Kernel   int `yaml:"kernel,omitempty"`   // square kernel size, ≥ 1, default 3
+	Stride   int `yaml:"stride,omitempty"`   // ≥ 1, default 1
+	Pool     int `yaml:"pool,omitempty"`     // max-pool size (and stride), 0 (default) or 1 = none
+}
+
+// Stage is Repeat residual blocks of one kind and width; the first block
+// carries the stride. Block b of stage s (both from 1 and 0) is the node
+// layer<s>.<b>, whose output hints and attention terms can name.
+type Stage struct {
+	// Block is basic (ResNet's two 3×3 convs) or inverted (MobileNetV2's
+	// expand, depthwise, project); default basic for a resnet, inverted
+	// for a mobilenet.
+	Block    string `yaml:"block,omitempty"`
+	Channels int    `yaml:"channels,omitempty"` // output channels, ≥ 1, required
+	Repeat   int    `yaml:"repeat,omitempty"`   // blocks, ≥ 1, default 1
+	Stride   int    `yaml:"stride,omitempty"`   // of the first block, ≥ 1, default 1
+	// Expand is an inverted block's expansion factor, ≥ 1, default 6;
+	// basic blocks have none.
+	Expand int `yaml:"expand,omitempty"`
+}
+
+// Node is one layer of a graph model (a model.Layer). Which keys a node
+// takes depends on its kind; the others must be left out.
+type Node struct {
+	// Name identifies the node: unique, without spaces or slashes, not
+	// "input" (which names the network's input). Required.
+	Name string `yaml:"name"`
+	// Kind is what it computes: a model.Kind such as conv2d, batchnorm,
+	// relu, add or linear. Required.
+	Kind string `yaml:"kind"`
+	// Inputs names the nodes it reads ("input" for the network's input);
+	// default the node listed before it (the input for the first). An
+	// add reads two.
+	Inputs []string `yaml:"inputs,omitempty"`
+	// Out is a linear's units or a conv2d's output channels, ≥ 1,
+	// required by both.
+	Out int `yaml:"out,omitempty"`
+	// Kernel is the square kernel of a conv2d, maxpool or avgpool, ≥ 1,
+	// required by them.
+	Kernel int `yaml:"kernel,omitempty"`
+	// Stride of a conv2d (default 1) or a pool (default its kernel), ≥ 1.
+	Stride int `yaml:"stride,omitempty"`
+	// Padding of a conv2d or avgpool, ≥ 0, default 0 (an avgpool's at
+	// most half its kernel).
+	Padding int `yaml:"padding,omitempty"`
+	// Groups of a conv2d, ≥ 1, default 1; equal to the input and output
+	// channels it is depthwise.
+	Groups int `yaml:"groups,omitempty"`
+	// Bias of a linear or conv2d, default true; false before a batchnorm.
+	Bias *bool `yaml:"bias,omitempty"`
+	// Rate of a dropout, [0, 1), default 0.
+	Rate float64 `yaml:"rate,omitempty"`
+	// Momentum and Eps of a batchnorm, as PyTorch's: momentum in (0, 1],
+	// default 0.1; eps > 0, default 1e-5.
+	Momentum float64 `yaml:"momentum,omitempty"`
+	Eps      float64 `yaml:"eps,omitempty"`
 }
 
 // Training configures one model's optimisation. A teacher's or student's
@@ -391,10 +474,36 @@ type Serving struct {
 	// Prices is a YAML price table merged over the built-in one; relative
 	// to the recipe file.
 	Prices string `yaml:"prices"`
+	// Server configures the server scenario, measured when serving is.
+	Server ServerScenario `yaml:"server"`
+	// RequestsPerDay is a traffic forecast, ≥ 0: the report bills each
+	// model's cheapest deployment for it (report.Deployment); 0
+	// (default) gives the options without a bill.
+	RequestsPerDay float64 `yaml:"requests_per_day"`
 }
 
 // MeasureEnabled reports whether serving is measured (default true).
 func (s Serving) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
+
+// ServerScenario configures MLPerf Inference's server scenario (see
+// serve.MeasureServer): Poisson arrivals of one-example requests through
+// distill's HTTP server, p99 bounded by serving.latency_target_ms.
+type ServerScenario struct {
+	// Measure turns it on; default true (when serving is measured).
+	Measure *bool `yaml:"measure"`
+	// MaxBatch is the server's largest dynamic batch, ≥ 1, default 64.
+	MaxBatch int `yaml:"max_batch"`
+	// MaxWaitMS is the longest a partial batch waits, ≥ 0, default 2.
+	MaxWaitMS float64 `yaml:"max_wait_ms"`
+	// TrialSeconds is how long each rate is offered, > 0, default 1.
+	TrialSeconds float64 `yaml:"trial_seconds"`
+	// Steps is how many rates are tried after the highest, ≥ 1, default 6.
+	Steps int `yaml:"steps"`
+}
+
+// MeasureEnabled reports whether the server scenario is measured
+// (default true).
+func (s ServerScenario) MeasureEnabled() bool { return s.Measure == nil || *s.Measure }
 
 // Eval configures evaluation.
 type Eval struct {

@@ -24,7 +24,7 @@ import (
 var (
 	backends    = backend.Known()
 	datasets    = append(NamedDatasets(), "images", "arrays", "csv")
-	modelTypes  = []string{"mlp", "cnn"}
+	modelTypes  = []string{"mlp", "cnn", "resnet", "mobilenet", "graph"}
 	activations = vocab.Names(model.Activations())
 	optimizers  = vocab.Names(backend.Optimizers())
 	schedules   = vocab.Names(train.Schedules())
@@ -76,6 +76,16 @@ func (r *Recipe) check() []Problem {
 	for i, b := range r.Serving.Batches {
 		ps.atLeast(fmt.Sprintf("serving.batches[%d]", i), b, 1)
 	}
+	if !(r.Serving.RequestsPerDay >= 0) || math.IsInf(r.Serving.RequestsPerDay, 0) {
+		ps.add("serving.requests_per_day", "must be a number ≥ 0, got %v", r.Serving.RequestsPerDay)
+	}
+	sc := r.Serving.Server
+	ps.atLeast("serving.server.max_batch", sc.MaxBatch, 1)
+	if !(sc.MaxWaitMS >= 0) || math.IsInf(sc.MaxWaitMS, 0) {
+		ps.add("serving.server.max_wait_ms", "must be a number ≥ 0, got %v", sc.MaxWaitMS)
+	}
+	ps.positive("serving.server.trial_seconds", sc.TrialSeconds)
+	ps.atLeast("serving.server.steps", sc.Steps, 1)
 	q := r.Quantize
 	ps.oneOf("quantize.method", string(q.Method), methods)
 	if !(q.Percentile > 50 && q.Percentile <= 100) {
@@ -346,13 +356,39 @@ func (r *Recipe) checkFeatures(ps *problems, key string, s Student, input []int,
 			bad = true
 		}
 	}
-	if bad || r.Teacher.Checkpoint != "" || reflect.ValueOf(r.Teacher.Model).IsZero() || reflect.ValueOf(s.Model).IsZero() {
+	if bad || input == nil || reflect.ValueOf(s.Model).IsZero() {
 		return
 	}
-	tspec, err1 := r.Teacher.Model.Spec("teacher", input, classes)
-	sspec, err2 := s.Model.Spec(s.Name, input, classes)
-	if err1 != nil || err2 != nil {
-		return // reported as model problems
+	sspec, err := s.Model.Spec(s.Name, input, classes)
+	if err != nil {
+		return // reported as a model problem
+	}
+	// A loaded teacher's layers are checked when it is loaded.
+	known := r.Teacher.Checkpoint == "" && !reflect.ValueOf(r.Teacher.Model).IsZero()
+	var tspec model.Spec
+	if known {
+		if tspec, err = r.Teacher.Model.Spec("teacher", input, classes); err != nil {
+			return
+		}
+	}
+	// Each name first, at its own key; then the pairings' shapes.
+	names := func(list string, terms []FeatureTerm) {
+		for i, f := range terms {
+			p := fmt.Sprintf("%s.%s[%d]", key, list, i)
+			if _, _, ok := sspec.Layer(f.Student); !ok {
+				ps.add(p+".student", "the student %q has no layer %q; %s", s.Name, f.Student, featureNames(sspec))
+				bad = true
+			}
+			if _, _, ok := tspec.Layer(f.Teacher); known && !ok {
+				ps.add(p+".teacher", "the teacher has no layer %q; %s", f.Teacher, featureNames(tspec))
+				bad = true
+			}
+		}
+	}
+	names("hints", d.Hints)
+	names("attention", d.Attention)
+	if bad || !known {
+		return
 	}
 	if err := loss.CheckFeatures(sspec, tspec, all); err != nil {
 		ps.add(key, "%v", err)
@@ -468,12 +504,30 @@ func (ps *problems) rate(key string, v float64) {
 func (ps *problems) model(path, name string, m Model, input []int, classes int) {
 	before := len(ps.list)
 	ps.oneOf(path+".type", m.Type, modelTypes)
-	ps.oneOf(path+".activation", m.Activation, activations)
+	if m.Type == "graph" {
+		if m.Activation != "" {
+			ps.add(path+".activation", "is not used by type graph: write activations as nodes, such as {name: act1, kind: relu}")
+		}
+	} else {
+		ps.oneOf(path+".activation", m.Activation, activations)
+	}
 	for i, h := range m.Hidden {
 		ps.atLeast(fmt.Sprintf("%s.hidden[%d]", path, i), h, 1)
 	}
 	ps.rate(path+".dropout", m.Dropout)
 	ps.rate(path+".input_dropout", m.InputDropout)
+	// unused reports the keys that type m.Type does not read.
+	unused := func(why string, keys ...string) {
+		for _, k := range keys {
+			set := map[string]bool{
+				"hidden": len(m.Hidden) > 0, "dropout": m.Dropout != 0, "input_dropout": m.InputDropout != 0,
+				"conv": len(m.Conv) > 0, "stem": m.Stem != Stem{}, "stages": len(m.Stages) > 0, "nodes": len(m.Nodes) > 0,
+			}[k]
+			if set {
+				ps.add(path+"."+k, "is not used by type %s%s; remove it", m.Type, why)
+			}
+		}
+	}
 	switch m.Type {
 	case "cnn":
 		if len(m.Conv) == 0 {
@@ -482,10 +536,17 @@ func (ps *problems) model(path, name string, m Model, input []int, classes int) 
 		if m.InputDropout != 0 {
 			ps.add(path+".input_dropout", "is only supported by type mlp; remove it")
 		}
+		unused(" (stem and stages are resnet's and mobilenet's, nodes graph's)", "stem", "stages", "nodes")
 	case "mlp":
 		if len(m.Conv) > 0 {
 			ps.add(path+".conv", "is only used by type cnn; remove it or set type: cnn")
 		}
+		unused(" (stem and stages are resnet's and mobilenet's, nodes graph's)", "stem", "stages", "nodes")
+	case "resnet", "mobilenet":
+		unused(" (it takes stem, stages and activation)", "hidden", "dropout", "input_dropout", "conv", "nodes")
+		ps.blocks(path, m)
+	case "graph":
+		unused(" (it takes only nodes: dropout is a node of kind dropout)", "hidden", "dropout", "input_dropout", "conv", "stem", "stages")
 	}
 	for i, b := range m.Conv {
 		p := fmt.Sprintf("%s.conv[%d]", path, i)
@@ -495,7 +556,16 @@ func (ps *problems) model(path, name string, m Model, input []int, classes int) 
 		ps.atLeast(p+".padding", b.Padding, 0)
 		ps.atLeast(p+".pool", b.Pool, 0)
 	}
-	if len(ps.list) > before || input == nil {
+	if len(ps.list) > before {
+		return
+	}
+	if m.Type == "graph" {
+		// The graph's own checks put each problem at its node.
+		if !ps.graph(path, m, input, classes) || input == nil {
+			return
+		}
+	}
+	if input == nil {
 		return
 	}
 	if _, err := m.Spec(name, input, classes); err != nil {

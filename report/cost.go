@@ -91,6 +91,55 @@ type Serving struct {
 	Threads int `json:"threads"`
 	// Method describes how the numbers were measured, for people.
 	Method string `json:"method"`
+	// Server is the server scenario, measured through distill's HTTP
+	// server; absent when it was not measured. LatencyMS is the
+	// single-stream scenario and Throughput the offline one.
+	Server *ServerScenario `json:"server,omitempty"`
+}
+
+// Scenarios a Cost is priced from.
+const (
+	ScenarioServer  = "server"
+	ScenarioOffline = "offline"
+)
+
+// ServerScenario is MLPerf Inference's server scenario: requests of one
+// example arrive as a Poisson process at a fixed rate and are answered
+// by a server that batches them dynamically; the figure is the highest
+// rate whose p99 latency stays within a bound.
+type ServerScenario struct {
+	// MaxBatch and MaxWaitMS are the server's dynamic-batching settings.
+	MaxBatch  int     `json:"max_batch"`
+	MaxWaitMS float64 `json:"max_wait_ms"`
+	// LatencyBoundMS is the bound on the p99 request latency, client
+	// side, from each request's scheduled arrival to its answer.
+	LatencyBoundMS float64 `json:"latency_bound_ms"`
+	// RequestsPerSecond is the highest rate tried that the server
+	// sustained within the bound (every request answered, none
+	// refused); 0 when even the lowest rate tried failed.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// FailedRequestsPerSecond is the lowest rate tried that failed: the
+	// sustainable rate lies between the two. 0 when every rate passed.
+	FailedRequestsPerSecond float64 `json:"failed_requests_per_second,omitempty"`
+	// LatencyMS is the request latency at RequestsPerSecond.
+	LatencyMS Percentiles `json:"latency_ms"`
+	// Trials lists every rate tried, in order.
+	Trials []ServerTrial `json:"trials"`
+	// Method describes how the numbers were measured, for people.
+	Method string `json:"method"`
+}
+
+// ServerTrial is one rate tried in the server scenario.
+type ServerTrial struct {
+	RateRPS float64 `json:"rate_rps"`
+	// AchievedRPS is the answered requests per second.
+	AchievedRPS float64 `json:"achieved_rps"`
+	Requests    int     `json:"requests"`
+	// Failed counts requests refused (503), answered with another error
+	// status, or not answered.
+	Failed int     `json:"failed"`
+	P99MS  float64 `json:"p99_ms"`
+	Passed bool    `json:"passed"`
 }
 
 // Throughput is the sustained rate at one batch size.
@@ -141,7 +190,9 @@ func (s *Serving) EngineLabel() string {
 }
 
 // ModelBytesAt returns Throughput's ModelBytes at batch, or at the
-// largest batch measured when batch is 0; 0 when unknown.
+// largest batch measured when batch is 0. A batch the sweep did not
+// measure (a server's largest dynamic batch) gets the largest measured
+// batch below it, a lower bound; 0 when unknown.
 func (s *Serving) ModelBytesAt(batch int) int64 {
 	if s == nil || len(s.Throughput) == 0 {
 		return 0
@@ -149,18 +200,29 @@ func (s *Serving) ModelBytesAt(batch int) int64 {
 	if batch == 0 {
 		return s.Throughput[len(s.Throughput)-1].ModelBytes
 	}
+	var below int64
 	for _, t := range s.Throughput {
 		if t.Batch == batch {
 			return t.ModelBytes
 		}
+		if t.Batch < batch {
+			below = t.ModelBytes
+		}
 	}
-	return 0
+	return below
 }
 
 // Cost is what serving a model costs at the report's price.
 type Cost struct {
-	// Batch is the batch size the cost assumes: the one with the highest
-	// throughput whose p99 batch latency stays within LatencyTargetMS.
+	// Scenario is what the cost is priced from: ScenarioServer (the
+	// server scenario's sustained rate, Serving.Server) when it was
+	// measured and some rate passed, else ScenarioOffline (the offline
+	// throughput at Batch). Empty in reports written before it existed,
+	// which are offline.
+	Scenario string `json:"scenario,omitempty"`
+	// Batch is the batch size the cost assumes: offline, the one with
+	// the highest throughput whose p99 batch latency stays within
+	// LatencyTargetMS; server, the server's largest dynamic batch.
 	Batch int `json:"batch"`
 	// RequestsPerSecond is the measured throughput at Batch.
 	RequestsPerSecond float64 `json:"requests_per_second"`
@@ -204,20 +266,31 @@ type Cost struct {
 
 // Machine describes the computer the serving numbers were measured on.
 type Machine struct {
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	CPU        string `json:"cpu,omitempty"` // model name, where known
-	CPUs       int    `json:"cpus"`          // logical CPUs
+	OS   string `json:"os"`
+	Arch string `json:"arch"`
+	CPU  string `json:"cpu,omitempty"` // model name, where known
+	// CPUVendor is the vendor the CPU reports (x86's vendor_id, e.g.
+	// "GenuineIntel", "AuthenticAMD"), where known.
+	CPUVendor  string `json:"cpu_vendor,omitempty"`
+	CPUs       int    `json:"cpus"` // logical CPUs
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	Device     string `json:"device,omitempty"` // e.g. "cpu", "cuda:0"
 	GoVersion  string `json:"go_version,omitempty"`
+	// GPU, GPUMemoryMiB and GPUDriver describe a CUDA device as
+	// nvidia-smi reports it; empty on a CPU.
+	GPU          string `json:"gpu,omitempty"`
+	GPUMemoryMiB int    `json:"gpu_memory_mib,omitempty"`
+	GPUDriver    string `json:"gpu_driver,omitempty"`
 }
 
 // Pricing is the price the report's costs assume: the price table entry
 // of the machine type the models would be served (and were trained) on.
 type Pricing struct {
 	// Machine is the entry's name in the price table, e.g. "aws-c7i.xlarge".
-	Machine     string `json:"machine"`
+	Machine string `json:"machine"`
+	// Chosen says how Machine was chosen: named by the user, matched to
+	// the measuring hardware (and how well), or assumed.
+	Chosen      string `json:"chosen,omitempty"`
 	Description string `json:"description,omitempty"`
 	Currency    string `json:"currency"` // always "USD" for now
 	// USDPerHour is the entry's price at each tier.
@@ -282,4 +355,42 @@ func (c *Cost) numbers(prefix string, check func(string, float64)) {
 	if c.BreakEvenRequests != nil {
 		check(prefix+"break_even_requests", *c.BreakEvenRequests)
 	}
+}
+
+// Deployment is where each model could be served and what it would cost
+// there: every price table entry its measurement speaks for (the GPU it
+// ran on, at each provider; or CPU machines of the same architecture and
+// vendor, scaled by vCPUs), with a traffic forecast turned into a
+// monthly bill.
+type Deployment struct {
+	// RequestsPerDay is the traffic forecast; 0 when none was given.
+	RequestsPerDay float64 `json:"requests_per_day,omitempty"`
+	// Options lists every model × machine priced, cheapest first within
+	// each model, models in report order.
+	Options []DeploymentOption `json:"options"`
+	// Method says how the options were priced, for people.
+	Method string `json:"method"`
+}
+
+// DeploymentOption is one model served on one machine type.
+type DeploymentOption struct {
+	Model   string `json:"model"`
+	Machine string `json:"machine"`
+	// Scale is the factor applied to the measured rate: the entry's
+	// vCPUs over the CPUs measured on (1 for the machine itself or a
+	// GPU). A scaled rate assumes throughput grows with cores.
+	Scale             float64    `json:"scale"`
+	RequestsPerSecond float64    `json:"requests_per_second"`
+	USDPerMillion     TierPrices `json:"usd_per_million"`
+	// FitsMemory is false when the model's serving memory exceeds the
+	// entry's memory (unknown memory fits).
+	FitsMemory bool `json:"fits_memory"`
+	// Machines and MonthlyUSD answer the traffic forecast: how many such
+	// machines serve RequestsPerDay at the average rate (at least one:
+	// a machine is paid for by the hour, busy or not), and what they
+	// cost in a month of 730 hours at each tier. 0 without a forecast.
+	Machines   int        `json:"machines,omitempty"`
+	MonthlyUSD TierPrices `json:"monthly_usd,omitempty"`
+	// Cheapest marks the model's cheapest option that fits, on demand.
+	Cheapest bool `json:"cheapest,omitempty"`
 }

@@ -100,6 +100,16 @@ func (r *Report) mdCostSection(rows []Model) string {
 		if mc.Device != "" {
 			fmt.Fprintf(&b, ", device %s", inline(mc.Device))
 		}
+		if mc.GPU != "" {
+			fmt.Fprintf(&b, " (%s", inline(mc.GPU))
+			if mc.GPUMemoryMiB > 0 {
+				fmt.Fprintf(&b, ", %d MiB", mc.GPUMemoryMiB)
+			}
+			if mc.GPUDriver != "" {
+				fmt.Fprintf(&b, ", driver %s", inline(mc.GPUDriver))
+			}
+			b.WriteString(")")
+		}
 		b.WriteString("\n")
 	}
 	if p := r.Price; p != nil {
@@ -127,8 +137,11 @@ func (r *Report) mdCostSection(rows []Model) string {
 		if len(src) > 0 {
 			fmt.Fprintf(&b, "; %s", strings.Join(src, "; "))
 		}
+		if p.Chosen != "" {
+			fmt.Fprintf(&b, "; chosen: %s", inline(p.Chosen))
+		}
 		b.WriteString("\n")
-		fmt.Fprintf(&b, "- **Latency target:** %s at p99 per batch; each model is priced at the batch size with the highest throughput that meets it\n", FormatMS(p.LatencyTargetMS))
+		fmt.Fprintf(&b, "- **Latency target:** %s at p99; each model is priced from the server scenario's sustained rate where it was measured (requests within the target), else at the batch size with the highest offline throughput whose batch latency meets it\n", FormatMS(p.LatencyTargetMS))
 	}
 	if tc := r.TrainingCost; tc != nil {
 		var tiers []string
@@ -174,6 +187,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 		}
 		if k := m.Cost; k != nil {
 			c[5] = strconv.Itoa(k.Batch)
+			if k.Scenario == ScenarioServer {
+				c[5] = "≤" + c[5] + " (server)"
+			}
 			if !k.WithinTarget {
 				c[5] += " (over target)"
 			}
@@ -238,10 +254,73 @@ func (r *Report) mdCostSection(rows []Model) string {
 			b.WriteString("\n")
 		}
 	}
+	methods = append(methods, scenarioTable(&b, rows)...)
+	if d := r.Deployment; d != nil {
+		r.deploymentTable(&b, d)
+		methods = append(methods, d.Method)
+	}
+	b.WriteString("\n### Rules of thumb against this run\n\n| Saving | Rule of thumb | This run | Compares |\n|---|--:|--:|---|\n")
+	for _, rule := range r.RulesOfThumb() {
+		measured := "—"
+		if rule.MeasuredPercent != nil {
+			measured = FormatPercent(*rule.MeasuredPercent)
+		}
+		fmt.Fprintf(&b, "| %s | ≈%d%% | %s | %s |\n", rule.Name, int(rule.RulePercent), measured, cell(rule.Basis))
+	}
 	for _, m := range methods {
 		b.WriteString("\nMethod: " + inline(m) + "\n")
 	}
 	return b.String()
+}
+
+// scenarioTable writes each model's figure in MLPerf Inference's three
+// scenarios, when any model has the server one, and returns the server
+// scenario's method descriptions.
+func scenarioTable(b *strings.Builder, rows []Model) []string {
+	has := false
+	for _, m := range rows {
+		has = has || (m.Serving != nil && m.Serving.Server != nil)
+	}
+	if !has {
+		return nil
+	}
+	b.WriteString("\n### Scenarios (as MLPerf Inference defines them)\n\n")
+	b.WriteString("| Model | Single-stream p50 | p99 | Offline | Server: sustained rate | Server p99 | Failed at | Priced from |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|---|\n")
+	var methods []string
+	for _, m := range rows {
+		s := m.Serving
+		if s == nil {
+			continue
+		}
+		c := []string{cell(m.Name), FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P99), "—", "—", "—", "—", "—"}
+		best := 0.0
+		for _, t := range s.Throughput {
+			best = max(best, t.RequestsPerSecond)
+		}
+		if best > 0 {
+			c[3] = FormatCount(best) + "/s"
+		}
+		if sv := s.Server; sv != nil {
+			if sv.RequestsPerSecond > 0 {
+				c[4] = FormatCount(sv.RequestsPerSecond) + "/s"
+				c[5] = FormatMS(sv.LatencyMS.P99) + " (bound " + FormatMS(sv.LatencyBoundMS) + ")"
+			} else {
+				c[4] = "none passed"
+			}
+			if sv.FailedRequestsPerSecond > 0 {
+				c[6] = FormatCount(sv.FailedRequestsPerSecond) + "/s"
+			}
+			if sv.Method != "" && !slices.Contains(methods, sv.Method) {
+				methods = append(methods, sv.Method)
+			}
+		}
+		if m.Cost != nil && m.Cost.Scenario != "" {
+			c[7] = m.Cost.Scenario
+		}
+		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
+	}
+	return methods
 }
 
 // cost returns the Cost of the model named name, nil if none has one.
@@ -256,3 +335,43 @@ func (r *Report) cost(name string) *Cost {
 
 // tierName is how tables name a pricing tier.
 func tierName(t string) string { return strings.ReplaceAll(t, "_", "-") }
+
+// deploymentTable writes each model's cheapest deployment and, with a
+// traffic forecast, its monthly bill and the days to break even.
+func (r *Report) deploymentTable(b *strings.Builder, d *Deployment) {
+	b.WriteString("\n### Cheapest deployment\n\n")
+	forecast := d.RequestsPerDay > 0
+	if forecast {
+		fmt.Fprintf(b, "For a forecast of %s requests a day.\n\n", FormatCount(d.RequestsPerDay))
+		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot | Machines | Monthly on-demand | Monthly spot | Break-even |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	} else {
+		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|\n")
+	}
+	for _, o := range d.Options {
+		if !o.Cheapest {
+			continue
+		}
+		c := []string{cell(o.Model), inline(o.Machine), fmt.Sprintf("×%.2g", o.Scale), FormatCount(o.RequestsPerSecond) + "/s", "—", "—"}
+		if v := o.USDPerMillion.OnDemand; v > 0 {
+			c[4] = FormatUSD(v)
+		}
+		if v := o.USDPerMillion.Spot; v > 0 {
+			c[5] = FormatUSD(v)
+		}
+		if forecast {
+			c = append(c, strconv.Itoa(o.Machines), "—", "—", "—")
+			if v := o.MonthlyUSD.OnDemand; v > 0 {
+				c[7] = FormatUSD(v)
+			}
+			if v := o.MonthlyUSD.Spot; v > 0 {
+				c[8] = FormatUSD(v)
+			}
+			if k := r.cost(o.Model); k != nil && k.BreakEvenRequests != nil {
+				c[9] = strconv.FormatFloat(*k.BreakEvenRequests/d.RequestsPerDay, 'g', 2, 64) + " days"
+			}
+		}
+		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
+	}
+}

@@ -39,6 +39,11 @@ type Report struct {
 	Price *Pricing `json:"price,omitempty"`
 	// TrainingCost is what the run's stages cost at Price.
 	TrainingCost *TrainingCost `json:"training_cost,omitempty"`
+	// Transfer is what the transfer set saved; absent without one.
+	Transfer *TransferUse `json:"transfer,omitempty"`
+	// Deployment prices each model on every machine of the price table
+	// its measurement can speak for; absent when none can.
+	Deployment *Deployment `json:"deployment,omitempty"`
 	// EngineNote says why the models' serving figures come from more
 	// than one engine (e.g. INT8 models on the CPU runtime beside FP32
 	// ones on CUDA): figures from different engines compare the engines

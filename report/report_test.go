@@ -354,7 +354,7 @@ func costed() *Report {
 	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPU: "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", CPUs: 4, GOMAXPROCS: 4, Device: "cpu", GoVersion: "go1.26.8"}
 	r.Price = &Pricing{Machine: "aws-c7i.xlarge", Description: "AWS c7i.xlarge, 4 vCPU, 8 GiB", Currency: "USD",
 		USDPerHour: TierPrices{OnDemand: 0.1785, Spot: 0.068, Reserved: 0.1124}, Source: "https://aws.amazon.com/ec2/pricing/on-demand/", AsOf: "2025-06-01",
-		Table: "default", LatencyTargetMS: 100}
+		Table: "default", LatencyTargetMS: 100, Chosen: "4× Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (amd64) matches aws-c7i.xlarge by vendor and vCPUs"}
 	r.TrainingCost = &TrainingCost{Seconds: 465, USD: TierPrices{OnDemand: 0.023056, Spot: 0.008783, Reserved: 0.014518}}
 	serving := func(p50 float64, rps ...float64) *Serving {
 		s := &Serving{LatencyMS: Percentiles{P50: p50, P95: p50 * 1.5, P99: p50 * 2.5, Mean: p50 * 1.1}, Requests: 5000,
@@ -380,6 +380,16 @@ func costed() *Report {
 		Reference: "teacher", SavingsPercent: f(98), BreakEvenRequests: f(160000),
 		RequestsPerSecondMin: 130000, RequestsPerSecondMax: 160000, USDPerMillionLow: 0.000309896, USDPerMillionHigh: 0.000381410}
 	r.Models[2].Serving.Throughput[2].RequestsPerSecondMin, r.Models[2].Serving.Throughput[2].RequestsPerSecondMax = 130000, 160000
+	r.Models[2].Serving.Server = &ServerScenario{MaxBatch: 64, MaxWaitMS: 2, LatencyBoundMS: 100, RequestsPerSecond: 12000, FailedRequestsPerSecond: 15000,
+		LatencyMS: Percentiles{P50: 0.8, P95: 2.1, P99: 3.5, Mean: 1}, Method: "Poisson arrivals over loopback HTTP.",
+		Trials: []ServerTrial{{RateRPS: 150000, AchievedRPS: 14000, Requests: 150000, P99MS: 900}, {RateRPS: 12000, AchievedRPS: 11990, Requests: 12000, P99MS: 3.5, Passed: true}, {RateRPS: 15000, AchievedRPS: 14100, Requests: 15000, P99MS: 210}}}
+	r.Models[1].Cost.Scenario = ScenarioOffline
+	r.Transfer = &TransferUse{Rows: 60000, TeacherExamplesAvoided: 1800000, TeacherSecondsAvoided: 120}
+	r.Deployment = &Deployment{RequestsPerDay: 50e6, Method: "Scaled by vCPUs.", Options: []DeploymentOption{
+		{Model: "teacher", Machine: "aws-c7i.large", Scale: 0.5, RequestsPerSecond: 1500, USDPerMillion: TierPrices{OnDemand: 0.0165, Spot: 0.0063}, FitsMemory: true, Machines: 1, MonthlyUSD: TierPrices{OnDemand: 65.15, Spot: 24.82}, Cheapest: true},
+		{Model: "teacher", Machine: "aws-c7i.xlarge", Scale: 1, RequestsPerSecond: 3000, USDPerMillion: TierPrices{OnDemand: 0.0165, Spot: 0.0063}, FitsMemory: true, Machines: 1, MonthlyUSD: TierPrices{OnDemand: 130.3, Spot: 49.64}},
+		{Model: "student-small", Machine: "aws-c7i.large", Scale: 0.5, RequestsPerSecond: 75000, USDPerMillion: TierPrices{OnDemand: 0.00033, Spot: 0.000126}, FitsMemory: true, Machines: 1, MonthlyUSD: TierPrices{OnDemand: 65.15, Spot: 24.82}, Cheapest: true},
+	}}
 	r.Models[0].Serving = serving(0.05, 21000, 91000, 140000)
 	r.Models[0].Cost = &Cost{Batch: 32, RequestsPerSecond: 140000, LatencyTargetMS: 100, WithinTarget: true,
 		USDPerMillion: TierPrices{OnDemand: 0.000354, Spot: 0.000135, Reserved: 0.000223}, TrainingUSD: 0.002008,

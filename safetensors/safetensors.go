@@ -170,43 +170,96 @@ type info struct {
 }
 
 func read(r io.Reader, size int64, trusted bool) (*File, error) {
-	if size < 8 {
-		return nil, fmt.Errorf("%w: %d bytes is too short for the 8-byte header length", ErrInvalid, max(size, 0))
-	}
-	var lenBuf [8]byte
-	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
-		return nil, truncated(err, 0, size)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	switch {
-	case n > MaxHeaderSize:
-		return nil, fmt.Errorf("%w: header length %d exceeds the limit of %d bytes", ErrInvalid, n, MaxHeaderSize)
-	case n > uint64(size-8):
-		return nil, fmt.Errorf("%w: header length %d exceeds the %d bytes that follow it (truncated file?)", ErrInvalid, n, size-8)
-	case n < 2:
-		return nil, fmt.Errorf("%w: header length %d is too short for a JSON object", ErrInvalid, n)
-	}
-	hdr, err := readN(r, int64(n), trusted)
-	if err != nil {
-		return nil, truncated(err, 8, size)
-	}
-	infos, meta, err := parseHeader(hdr)
+	infos, meta, n, err := readHeader(r, size, trusted)
 	if err != nil {
 		return nil, err
 	}
-	bufLen := size - 8 - int64(n)
-	if err := checkLayout(infos, bufLen); err != nil {
-		return nil, err
-	}
+	bufLen := size - 8 - n
 	data, err := readN(r, bufLen, trusted)
 	if err != nil {
-		return nil, truncated(err, 8+int64(n), size)
+		return nil, truncated(err, 8+n, size)
 	}
 	f := &File{Tensors: make(map[string]Tensor, len(infos)), Metadata: meta}
 	for _, t := range infos {
 		f.Tensors[t.name] = Tensor{DType: t.dtype, Shape: t.shape, Data: data[t.begin:t.end:t.end]}
 	}
 	return f, nil
+}
+
+// readHeader reads the header length and the header of a size-byte file
+// and checks the tensors' layout against the data buffer's size, which
+// it does not read. It returns the header's length too.
+func readHeader(r io.Reader, size int64, trusted bool) ([]info, map[string]string, int64, error) {
+	if size < 8 {
+		return nil, nil, 0, fmt.Errorf("%w: %d bytes is too short for the 8-byte header length", ErrInvalid, max(size, 0))
+	}
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return nil, nil, 0, truncated(err, 0, size)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	switch {
+	case n > MaxHeaderSize:
+		return nil, nil, 0, fmt.Errorf("%w: header length %d exceeds the limit of %d bytes", ErrInvalid, n, MaxHeaderSize)
+	case n > uint64(size-8):
+		return nil, nil, 0, fmt.Errorf("%w: header length %d exceeds the %d bytes that follow it (truncated file?)", ErrInvalid, n, size-8)
+	case n < 2:
+		return nil, nil, 0, fmt.Errorf("%w: header length %d is too short for a JSON object", ErrInvalid, n)
+	}
+	hdr, err := readN(r, int64(n), trusted)
+	if err != nil {
+		return nil, nil, 0, truncated(err, 8, size)
+	}
+	infos, meta, err := parseHeader(hdr)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := checkLayout(infos, size-8-int64(n)); err != nil {
+		return nil, nil, 0, err
+	}
+	return infos, meta, int64(n), nil
+}
+
+// TensorInfo is a tensor's entry in a file's header.
+type TensorInfo struct {
+	DType DType
+	Shape []int
+}
+
+// Header is what a file's header says, without the tensors' data.
+type Header struct {
+	Tensors  map[string]TensorInfo
+	Metadata map[string]string
+}
+
+// Names returns the tensor names in sorted order.
+func (h *Header) Names() []string {
+	names := make([]string, 0, len(h.Tensors))
+	for n := range h.Tensors {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ReadHeaderFile reads the header of the safetensors file at path, and
+// checks it as ReadFile does, against the file's size, without reading
+// the tensors' data: a quick look at a large checkpoint.
+func ReadHeaderFile(path string) (*Header, error) {
+	fh, size, err := fileio.OpenSized(path)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	defer fh.Close()
+	infos, meta, _, err := readHeader(bufio.NewReader(fh), size, false)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	h := &Header{Tensors: make(map[string]TensorInfo, len(infos)), Metadata: meta}
+	for _, t := range infos {
+		h.Tensors[t.name] = TensorInfo{DType: t.dtype, Shape: t.shape}
+	}
+	return h, nil
 }
 
 // truncated describes a read error at offset off of a size-byte file.

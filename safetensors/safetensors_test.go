@@ -303,7 +303,45 @@ func TestReadRejectsCorruptFiles(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "safetensors: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q, want it to contain %q", err, tc.want)
 			}
+			// The header alone shows every one of these faults.
+			path := filepath.Join(t.TempDir(), "bad.safetensors")
+			if err := os.WriteFile(path, tc.file, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadHeaderFile(path); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("ReadHeaderFile: %v, want an error naming %s and containing %q", err, path, tc.want)
+			}
 		})
+	}
+}
+
+func TestReadHeaderFile(t *testing.T) {
+	f := &File{
+		Tensors: map[string]Tensor{
+			"fc.weight": F32([]int{2, 3}, make([]float32, 6)),
+			"fc.bias":   BF16([]int{2}, []float32{1, 2}),
+			"step":      I64(nil, []int64{3}),
+		},
+		Metadata: map[string]string{"format": "pt"},
+	}
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := WriteFile(path, f); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHeaderFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.Metadata, f.Metadata) || !reflect.DeepEqual(h.Names(), f.Names()) {
+		t.Fatalf("header %+v, want the file's names %v and metadata %v", h, f.Names(), f.Metadata)
+	}
+	for name, tt := range f.Tensors {
+		if got := h.Tensors[name]; got.DType != tt.DType || !reflect.DeepEqual(got.Shape, tt.Shape) && len(got.Shape)+len(tt.Shape) > 0 {
+			t.Errorf("%s: %+v, want %s %v", name, got, tt.DType, tt.Shape)
+		}
+	}
+	if _, err := ReadHeaderFile(filepath.Join(t.TempDir(), "none.safetensors")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want ErrNotExist", err)
 	}
 }
 

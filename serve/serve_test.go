@@ -111,14 +111,6 @@ func jsonBody(x []float32, n int) []byte {
 	return b
 }
 
-func tensorBody(x []float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
 func post(t *testing.T, url, ct string, body []byte) (int, []byte, http.Header) {
 	t.Helper()
 	resp, err := http.Post(url, ct, bytes.NewReader(body))

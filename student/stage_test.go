@@ -3,6 +3,7 @@ package student_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -52,5 +53,40 @@ func TestDistilAsksTargetsAtItsSoftTargets(t *testing.T) {
 	}
 	if len(asked) != 1 || asked[0] != want {
 		t.Errorf("soft targets asked for at %+v, want once at %+v", asked, want)
+	}
+}
+
+// A residual student plans like any other: its spec is the graph the
+// recipe describes, and its hint at a block output resolves against the
+// residual teacher's spec.
+func TestFromRecipeResidualNetworks(t *testing.T) {
+	r, err := recipe.Load("../recipes/fashion-resnet-quick.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.Students[0]
+	d, err := student.FromRecipe(r, s, []int{1, 28, 28}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Sequential() {
+		t.Error("the residual student's spec is sequential")
+	}
+	if _, _, ok := d.Spec.Layer("layer2.0.downsample.0"); !ok {
+		t.Errorf("no projection shortcut in the student's spec: %v", d.Spec.Layers)
+	}
+	if d.Label != "response, hint" {
+		t.Errorf("Label = %q, want %q", d.Label, "response, hint")
+	}
+	ts, err := r.Teacher.Model.Spec("teacher", []int{1, 28, 28}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans, err := loss.ResolveFeatures(d.Spec, ts, d.Method.Features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plans) != 1 || plans[0].Adapter != loss.AdapterConv1x1 || !slices.Equal(plans[0].StudentShape, []int{16, 14, 14}) {
+		t.Errorf("hint plan %+v, want a 1×1-conv adapter from the student's [16 14 14] block output", plans)
 	}
 }

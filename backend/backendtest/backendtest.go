@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -125,11 +126,43 @@ var checks = []check{
 	{"Forward", testForward},
 	{"WeightsRoundTrip", testWeights},
 	{"LossAndGradients", testGradients},
+	{"RunningStatistics", testRunning},
+	{"MatchesPyTorch", testTorchGoldens},
 	{"PartialBatch", testPartialBatch},
 	{"AdamFirstStep", testAdam},
 	{"OptimizerState", testState},
 	{"LearnsSeparableData", testLearns},
 	{"MaxNorm", testMaxNorm},
+}
+
+// specWeights is a spec with the weights a check starts from.
+type specWeights struct {
+	spec model.Spec
+	w    model.Weights
+}
+
+// allSpecs is Specs then GraphSpecs, each with the weights
+// spec.Init(seed) makes, the graph specs' batchnorms randomised
+// (RandomizeBatchNorm) so that running and batch statistics differ.
+func allSpecs(t *testing.T, seed uint64) []specWeights {
+	t.Helper()
+	var out []specWeights
+	for _, spec := range Specs(t) {
+		w, err := spec.Init(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, specWeights{spec, w})
+	}
+	for _, spec := range GraphSpecs(t) {
+		w, err := spec.Init(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		RandomizeBatchNorm(spec, w, seed)
+		out = append(out, specWeights{spec, w})
+	}
+	return out
 }
 
 // load loads spec with the weights spec.Init(seed) makes; the model is
@@ -166,8 +199,9 @@ func newTrainer(t *testing.T, b backend.Backend, m backend.Model, cfg backend.Tr
 }
 
 func testForward(t *testing.T, b backend.Backend) {
-	for _, spec := range Specs(t) {
-		m, w := load(t, b, spec, 1)
+	for _, sw := range allSpecs(t, 1) {
+		spec, w := sw.spec, sw.w
+		m := loadWeights(t, b, spec, w)
 		for _, n := range []int{1, 5} {
 			x, _, _ := Inputs(spec, n, 2)
 			got := make([]float32, n*spec.Classes)
@@ -187,9 +221,12 @@ func testForward(t *testing.T, b backend.Backend) {
 	}
 }
 
+// testWeights checks that Weights returns what Load took, buffers (the
+// running statistics) included.
 func testWeights(t *testing.T, b backend.Backend) {
-	for _, spec := range Specs(t) {
-		m, w := load(t, b, spec, 3)
+	for _, sw := range allSpecs(t, 3) {
+		spec, w := sw.spec, sw.w
+		m := loadWeights(t, b, spec, w)
 		got, err := m.Weights()
 		if err != nil {
 			t.Fatal(err)
@@ -207,9 +244,11 @@ func testWeights(t *testing.T, b backend.Backend) {
 	}
 }
 
-// referenceLoss is the objective at weights w, all in float64.
+// referenceLoss is the objective at weights w, all in float64, in
+// training mode as Trainer.Step computes it (batchnorms use the batch's
+// statistics).
 func referenceLoss(t *testing.T, spec model.Spec, w model.Weights, obj loss.Objective, x []float32, y []int32, teacher []float32, n int, masks [][]float32) float64 {
-	logits, err := ReferenceForward(spec, w, x, n, masks)
+	logits, _, _, err := ReferenceTrainLayers(spec, w, x, n, masks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +273,18 @@ func sgdStep(t *testing.T, b backend.Backend, m backend.Model, obj loss.Objectiv
 	return v
 }
 
+// testGradients checks the loss and gradients of one training step, in
+// training mode (batchnorms normalise with the batch's statistics).
 func testGradients(t *testing.T, b backend.Backend) {
 	objectives := []loss.Objective{loss.CrossEntropyOnly, loss.Hinton(0.7, 3), loss.Hinton(1, 20)}
-	for _, spec := range Specs(t) {
+	for si, sw := range allSpecs(t, 4) {
+		spec, w := sw.spec, sw.w
 		for oi, obj := range objectives {
+			if si >= len(Specs(t)) && oi == 2 {
+				break // the graph specs: two objectives keep the suite quick
+			}
 			const n = 4
-			m, w := load(t, b, spec, 4)
+			m := loadWeights(t, b, spec, w)
 			x, y, teacher := Inputs(spec, n, 5)
 			masks := Masks(t, spec, n, 6)
 			const lr = 1.0
@@ -304,25 +349,115 @@ func sample(n, k int) []int {
 	return idx
 }
 
+// testPartialBatch steps on 3 examples in trainers for 3 and for 8: the
+// padding must change nothing, batchnorm statistics (over the 3 real
+// examples) and running statistics included.
 func testPartialBatch(t *testing.T, b backend.Backend) {
-	spec := Specs(t)[0]
-	obj := loss.Hinton(0.5, 2)
-	x, y, teacher := Inputs(spec, 3, 8)
-	masks := Masks(t, spec, 3, 9)
-	batch := &backend.Batch{N: 3, X: x, Labels: y, TeacherLogits: teacher, Masks: masks, LR: 0.1}
-	m1, _ := load(t, b, spec, 10)
-	m2, _ := load(t, b, spec, 10)
-	v1 := sgdStep(t, b, m1, obj, batch, 3)
-	v2 := sgdStep(t, b, m2, obj, batch, 8) // padded
-	if !close(v1.Total, v2.Total, 1e-5, 1e-6) {
-		t.Fatalf("loss of a 3-example batch: %v in a trainer for 3, %v in a trainer for 8", v1.Total, v2.Total)
+	for _, spec := range append(Specs(t)[:1], GraphSpecs(t)...) {
+		obj := loss.Hinton(0.5, 2)
+		x, y, teacher := Inputs(spec, 3, 8)
+		masks := Masks(t, spec, 3, 9)
+		batch := &backend.Batch{N: 3, X: x, Labels: y, TeacherLogits: teacher, Masks: masks, LR: 0.1}
+		m1, _ := load(t, b, spec, 10)
+		m2, _ := load(t, b, spec, 10)
+		v1 := sgdStep(t, b, m1, obj, batch, 3)
+		v2 := sgdStep(t, b, m2, obj, batch, 8) // padded
+		if !close(v1.Total, v2.Total, 1e-5, 1e-6) {
+			t.Fatalf("%s: loss of a 3-example batch: %v in a trainer for 3, %v in a trainer for 8", spec.Name, v1.Total, v2.Total)
+		}
+		w1, _ := m1.Weights()
+		w2, _ := m2.Weights()
+		for name, a := range w1 {
+			for i := range a.Data {
+				if !close(float64(a.Data[i]), float64(w2[name].Data[i]), 1e-4, 1e-6) {
+					t.Fatalf("%s: %s[%d] after a padded step = %v, unpadded %v", spec.Name, name, i, w2[name].Data[i], a.Data[i])
+				}
+			}
+		}
 	}
-	w1, _ := m1.Weights()
-	w2, _ := m2.Weights()
-	for name, a := range w1 {
-		for i := range a.Data {
-			if !close(float64(a.Data[i]), float64(w2[name].Data[i]), 1e-4, 1e-6) {
-				t.Fatalf("%s[%d] after a padded step = %v, unpadded %v", name, i, w2[name].Data[i], a.Data[i])
+}
+
+// testRunning checks the running statistics one Step leaves in
+// Model.Weights() against the reference in training mode (PyTorch's
+// momentum update, unbiased variance), and that inference afterwards
+// uses them.
+func testRunning(t *testing.T, b backend.Backend) {
+	for _, sw := range allSpecs(t, 43)[len(Specs(t)):] {
+		spec, w := sw.spec, sw.w
+		const n = 5
+		x, y, _ := Inputs(spec, n, 44)
+		m := loadWeights(t, b, spec, w)
+		sgdStep(t, b, m, loss.CrossEntropyOnly, &backend.Batch{N: n, X: x, Labels: y, LR: 0.5}, n)
+		_, _, want, err := ReferenceTrainLayers(spec, w, x, n, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := m.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, _ := spec.Buffers()
+		for _, buf := range bs {
+			for i, v := range want[buf.Name] {
+				if !close(float64(after[buf.Name].Data[i]), v, 1e-4, 1e-6) {
+					t.Fatalf("%s: %s[%d] = %v after a step, reference %v (before %v)", spec.Name, buf.Name, i, after[buf.Name].Data[i], v, w[buf.Name].Data[i])
+				}
+			}
+		}
+		got := make([]float32, n*spec.Classes)
+		if err := m.Forward(x, n, got); err != nil {
+			t.Fatal(err)
+		}
+		logits, err := ReferenceForward(spec, after, x, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range logits {
+			if !close(float64(got[i]), logits[i], 1e-4, 1e-5) {
+				t.Fatalf("%s: logit %d after a step = %v, reference with the new weights and statistics %v", spec.Name, i, got[i], logits[i])
+			}
+		}
+	}
+}
+
+// testTorchGoldens checks the backend against PyTorch's results
+// (TorchGoldens): inference logits, and one SGD step with lr 1 on the
+// cross-entropy, whose loss, gradients (the step) and running statistics
+// must be PyTorch's. PyTorch ran in float64; the tolerances are for a
+// float32 engine.
+func testTorchGoldens(t *testing.T, b backend.Backend) {
+	for _, g := range TorchGoldens(t) {
+		m := loadWeights(t, b, g.Spec, g.Weights)
+		got := make([]float32, g.N*g.Spec.Classes)
+		if err := m.Forward(g.X, g.N, got); err != nil {
+			t.Fatalf("%s Forward: %v", g.Spec.Name, err)
+		}
+		for i, want := range g.EvalLogits {
+			if !close(float64(got[i]), want, 1e-4, 1e-5) {
+				t.Errorf("%s: logit %d = %v, PyTorch %v", g.Spec.Name, i, got[i], want)
+			}
+		}
+		v := sgdStep(t, b, m, loss.CrossEntropyOnly, &backend.Batch{N: g.N, X: g.X, Labels: g.Y, LR: 1}, g.N)
+		if !close(v.Total, g.Loss, 1e-5, 1e-6) {
+			t.Errorf("%s: training loss %v, PyTorch %v", g.Spec.Name, v.Total, g.Loss)
+		}
+		after, err := m.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range g.Grads {
+			w0 := g.Weights[name].Data
+			for i := range want {
+				if step := float64(w0[i] - after[name].Data[i]); !close(step, want[i], 1e-3, 2e-6) {
+					t.Errorf("%s: d loss / d %s[%d] = %v, PyTorch %v", g.Spec.Name, name, i, step, want[i])
+				}
+			}
+		}
+		for name, want := range g.Running {
+			for i := range want {
+				if !close(float64(after[name].Data[i]), want[i], 1e-4, 1e-6) {
+					t.Errorf("%s: %s[%d] = %v after the step, PyTorch %v", g.Spec.Name, name, i, after[name].Data[i], want[i])
+				}
 			}
 		}
 	}
@@ -357,25 +492,49 @@ func testAdam(t *testing.T, b backend.Backend) {
 	}
 }
 
+// testState checks that a trainer restored from saved weights and
+// optimizer state continues exactly, and that a graph spec's buffers
+// (running statistics, carried by the weights) have no optimizer slots.
 func testState(t *testing.T, b backend.Backend) {
-	spec := Specs(t)[0]
-	x, y, teacher := Inputs(spec, 5, 14)
-	batch := &backend.Batch{N: 5, X: x, Labels: y, TeacherLogits: teacher, LR: 1e-2}
-	cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
-	r := resume(t, b, spec, 15, cfg, batch)
-	if r.st.Step != 2 {
-		t.Fatalf("State().Step = %d after two steps", r.st.Step)
-	}
-	if r.v1.Total != r.v2.Total {
-		t.Fatalf("loss after resume %v, uninterrupted %v", r.v2.Total, r.v1.Total)
-	}
-	a, _ := r.m1.Weights()
-	c, _ := r.m2.Weights()
-	for name := range a {
-		for i := range a[name].Data {
-			if a[name].Data[i] != c[name].Data[i] {
-				t.Fatalf("%s[%d] after resume %v, uninterrupted %v", name, i, c[name].Data[i], a[name].Data[i])
+	for _, spec := range []model.Spec{Specs(t)[0], GraphSpecs(t)[2]} {
+		x, y, teacher := Inputs(spec, 5, 14)
+		batch := &backend.Batch{N: 5, X: x, Labels: y, TeacherLogits: teacher, LR: 1e-2}
+		cfg := backend.TrainConfig{MaxBatch: 5, Objective: loss.Hinton(0.5, 2), Optimizer: backend.Optimizer{Kind: backend.Adam, WeightDecay: 1e-3}}
+		r := resume(t, b, spec, 15, cfg, batch)
+		if r.st.Step != 2 {
+			t.Fatalf("%s: State().Step = %d after two steps", spec.Name, r.st.Step)
+		}
+		if r.v1.Total != r.v2.Total {
+			t.Fatalf("%s: loss after resume %v, uninterrupted %v", spec.Name, r.v2.Total, r.v1.Total)
+		}
+		a, _ := r.m1.Weights()
+		c, _ := r.m2.Weights()
+		for name := range a {
+			for i := range a[name].Data {
+				if a[name].Data[i] != c[name].Data[i] {
+					t.Fatalf("%s: %s[%d] after resume %v, uninterrupted %v", spec.Name, name, i, c[name].Data[i], a[name].Data[i])
+				}
 			}
+		}
+		ps, _ := spec.Params()
+		bs, _ := spec.Buffers()
+		for _, p := range ps {
+			for _, slot := range []string{"m", "v"} {
+				if _, ok := r.st.Tensors[slot+"/"+p.Name]; !ok {
+					t.Errorf("%s: Adam's state lacks %q", spec.Name, slot+"/"+p.Name)
+				}
+			}
+		}
+		for name := range r.st.Tensors {
+			_, tensor, _ := strings.Cut(name, "/")
+			for _, buf := range bs {
+				if tensor == buf.Name {
+					t.Errorf("%s: optimizer state %q is a slot of the buffer %q, which no optimizer may see", spec.Name, name, buf.Name)
+				}
+			}
+		}
+		if want := 2 * len(ps); len(r.st.Tensors) != want {
+			t.Errorf("%s: Adam's state has %d tensors, want %d (m and v of each parameter)", spec.Name, len(r.st.Tensors), want)
 		}
 	}
 }

@@ -26,7 +26,9 @@ type FeatureCase struct {
 // FeatureCases covers each hint adapter (none, linear on vectors, linear
 // flattening a map, 1×1 conv) with both distances, attention transfer
 // with p = 2 and 3, and objectives with and without logit terms (without,
-// the student is trained only up to its deepest feature layer).
+// the student is trained only up to its deepest feature layer), on
+// sequential specs and on graphs (features at block outputs and at an add
+// node, a student with batchnorms in training mode).
 func FeatureCases(t testing.TB) []FeatureCase {
 	specs := Specs(t)
 	mlp, cnn := specs[0], specs[2]
@@ -37,6 +39,13 @@ func FeatureCases(t testing.TB) []FeatureCase {
 	cnnT, err := model.CNN(model.CNNConfig{Name: "cnn-teacher", Input: []int{2, 6, 6},
 		Conv:   []model.ConvBlock{{Channels: 4, Kernel: 3, Padding: 1, Pool: 2}, {Channels: 3, Kernel: 2, Stride: 1}},
 		Hidden: []int{6}, Classes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resnet := GraphSpecs(t)[0]
+	resnetT, err := model.Blocks(model.BlocksConfig{Name: "resnet-teacher", Input: []int{2, 8, 8}, Classes: 3,
+		Stem:   model.StemConfig{Channels: 6},
+		Stages: []model.Stage{{Channels: 6}, {Channels: 8, Stride: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +72,12 @@ func FeatureCases(t testing.TB) []FeatureCase {
 			hint("pool1", "pool1", 1, loss.DistanceCosine, loss.AdapterConv1x1),
 			at("act_conv2", "act_conv2", 10, 3),
 			hint("act_conv2", "fc1", 1, "", loss.AdapterLinear))}, // [2,2,2] flattened → [6]
+		// Graphs: features at block outputs, an add node among them.
+		{"resnet soft+hint+attention", resnet, resnetT, with(loss.Hinton(0.5, 2),
+			hint("layer1.0", "layer1.0", 1, "", ""),     // conv1x1 [4,8,8]→[6,8,8]
+			at("layer2.0.add", "layer2.0.add", 10, 2))}, // [6,4,4] and [8,4,4]
+		{"resnet hint only", resnet, resnetT, with(loss.Objective{},
+			hint("layer1.0.add", "avgpool", 1, loss.DistanceCosine, loss.AdapterLinear))}, // [4,8,8] flattened → [8]
 	}
 }
 
@@ -85,9 +100,12 @@ func featureModel(t *testing.T, m backend.Model) backend.FeatureModel {
 	return fm
 }
 
+// testForwardFeatures reads every layer's output at inference (graph
+// specs' batchnorms with non-trivial running statistics).
 func testForwardFeatures(t *testing.T, b backend.Backend) {
-	for _, spec := range Specs(t) {
-		m, w := load(t, b, spec, 21)
+	for _, sw := range allSpecs(t, 21) {
+		spec, w := sw.spec, sw.w
+		m := loadWeights(t, b, spec, w)
 		fm := featureModel(t, m)
 		var layers []string
 		for _, l := range spec.Layers {
@@ -154,6 +172,7 @@ func newFeatureInputs(t *testing.T, c FeatureCase, n int, seed uint64) featureIn
 	if err != nil {
 		t.Fatal(err)
 	}
+	RandomizeBatchNorm(c.Teacher, tw, seed+3) // the teacher runs at inference
 	var layers []string
 	for _, f := range c.Objective.Features {
 		layers = append(layers, f.Teacher)
@@ -177,13 +196,14 @@ func (in featureInputs) batch(n int, lr float64) *backend.Batch {
 }
 
 // referenceFeatureLoss is the whole objective, logit and feature terms,
-// at student weights w and adapter weights ad, all in float64.
+// at student weights w and adapter weights ad, all in float64, with the
+// student in training mode as Trainer.Step runs it.
 func referenceFeatureLoss(t *testing.T, c FeatureCase, plans []loss.FeaturePlan, w, ad model.Weights, in featureInputs, n int) (total, feature float64) {
 	var layers []string
 	for _, p := range plans {
 		layers = append(layers, p.Student)
 	}
-	logits, feats, err := ReferenceLayers(c.Student, w, in.x, n, in.masks, layers)
+	logits, feats, _, err := ReferenceTrainLayers(c.Student, w, in.x, n, in.masks, layers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +292,20 @@ func testFeatureGradients(t *testing.T, b backend.Backend) {
 					return l
 				})
 			}
+			// Every batchnorm's running statistics, also those after the
+			// deepest feature layer when there are no logit terms: PyTorch's
+			// forward runs the whole student.
+			_, _, running, err := ReferenceTrainLayers(c.Student, w, in.x, n, in.masks, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range running {
+				for i, v := range want {
+					if !close(float64(after[name].Data[i]), v, 1e-4, 1e-6) {
+						t.Errorf("%s[%d] = %v after the step, reference %v", name, i, after[name].Data[i], v)
+					}
+				}
+			}
 			// The adapters, whose values after the step are in the state.
 			for _, p := range plans {
 				for _, pr := range p.AdapterParams() {
@@ -311,7 +345,15 @@ func checkGrad(t *testing.T, name string, before, after []float32, eval func(i i
 }
 
 func testFeaturePartialBatch(t *testing.T, b backend.Backend) {
-	c := FeatureCases(t)[2] // CNN with logit, hint and attention terms
+	cs := FeatureCases(t)
+	// CNN and resnet with logit, hint and attention terms: the resnet's
+	// batchnorms must see the 3 real examples only.
+	for _, c := range []FeatureCase{cs[2], cs[4]} {
+		featurePartialBatch(t, b, c)
+	}
+}
+
+func featurePartialBatch(t *testing.T, b backend.Backend, c FeatureCase) {
 	in := newFeatureInputs(t, c, 3, 25)
 	cfg := func(maxBatch int) backend.TrainConfig {
 		return backend.TrainConfig{MaxBatch: maxBatch, Objective: c.Objective, Optimizer: backend.Optimizer{Kind: backend.SGD}, TeacherSpec: c.Teacher}
@@ -329,7 +371,7 @@ func testFeaturePartialBatch(t *testing.T, b backend.Backend) {
 		t.Fatal(err)
 	}
 	if !close(v1.Total, v2.Total, 1e-5, 1e-6) || !close(v1.Feature, v2.Feature, 1e-5, 1e-6) {
-		t.Fatalf("loss of a 3-example batch: %+v in a trainer for 3, %+v in a trainer for 8", v1, v2)
+		t.Fatalf("%s: loss of a 3-example batch: %+v in a trainer for 3, %+v in a trainer for 8", c.Name, v1, v2)
 	}
 	s1, _ := tr1.State()
 	s2, _ := tr2.State()
@@ -339,7 +381,7 @@ func testFeaturePartialBatch(t *testing.T, b backend.Backend) {
 		for name, a := range pair[0] {
 			for i := range a.Data {
 				if !close(float64(a.Data[i]), float64(pair[1][name].Data[i]), 1e-4, 1e-6) {
-					t.Fatalf("%s[%d] after a padded step = %v, unpadded %v", name, i, pair[1][name].Data[i], a.Data[i])
+					t.Fatalf("%s: %s[%d] after a padded step = %v, unpadded %v", c.Name, name, i, pair[1][name].Data[i], a.Data[i])
 				}
 			}
 		}

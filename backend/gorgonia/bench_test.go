@@ -65,3 +65,28 @@ func BenchmarkDistillStep(b *testing.B) {
 	}
 	benchStep(b, mlp(b, 800), loss.Hinton(0.9, 4), t)
 }
+
+// BenchmarkResNetStep is one Adam step of a small ResNet (basic blocks,
+// stem 16, stages 16/32/64 with strides 1/2/2) on 128 1×28×28 images:
+// convolutions, batchnorms in training mode and residual adds.
+func BenchmarkResNetStep(b *testing.B) {
+	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet", Input: []int{1, 28, 28}, Classes: 10,
+		Stem:   model.StemConfig{Channels: 16},
+		Stages: []model.Stage{{Channels: 16}, {Channels: 32, Stride: 2}, {Channels: 64, Stride: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchStep(b, spec, loss.CrossEntropyOnly, nil)
+}
+
+// BenchmarkMobileStep is the same with inverted residuals (depthwise
+// convolutions, relu6), the grouped convolution's main use.
+func BenchmarkMobileStep(b *testing.B) {
+	spec, err := model.Blocks(model.BlocksConfig{Name: "mobile", Input: []int{1, 28, 28}, Classes: 10,
+		Stem:   model.StemConfig{Channels: 16},
+		Stages: []model.Stage{{Block: model.BlockInverted, Channels: 16, Expand: 1}, {Block: model.BlockInverted, Channels: 24, Stride: 2}, {Block: model.BlockInverted, Channels: 32, Stride: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchStep(b, spec, loss.CrossEntropyOnly, nil)
+}

@@ -212,9 +212,14 @@ func (m *Model) dropLayerList(keep string) {
 func (m *Model) Weights() (model.Weights, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	w := make(model.Weights, len(m.p.list))
+	w := make(model.Weights, len(m.p.list)+len(m.p.bufs))
 	for i, pr := range m.p.list {
 		w[pr.Name] = m.p.canonical(i, m.p.values[i].Data().([]float32))
+	}
+	for i, b := range m.p.bufs {
+		t := model.NewTensor(b.Shape...)
+		copy(t.Data, m.p.bufVal[i].Data().([]float32))
+		w[b.Name] = t
 	}
 	return w, nil
 }

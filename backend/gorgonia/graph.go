@@ -14,11 +14,15 @@ import (
 // params holds a model's trainable tensors in gorgonia's layout: linear
 // weights are stored [in, out] so the forward pass is a plain x·W; conv
 // weights keep PyTorch's [out, in, kh, kw]; biases are [1, out] (linear)
-// or [1, out, 1, 1] (conv) so they broadcast without reshapes.
+// or [1, out, 1, 1] (conv) so they broadcast without reshapes; a
+// batchnorm's tensors stay [C]. It also holds the model's buffers (the
+// batchnorms' running statistics), which no optimizer sees.
 type params struct {
 	spec   model.Spec
 	list   []model.Param // spec order
 	values []*tensor.Dense
+	bufs   []model.Param // spec order
+	bufVal []*tensor.Dense
 }
 
 func newParams(spec model.Spec, w model.Weights) (*params, error) {
@@ -32,11 +36,28 @@ func newParams(spec model.Spec, w model.Weights) (*params, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &params{spec: spec, list: list, values: make([]*tensor.Dense, len(list))}
+	bufs, err := spec.Buffers()
+	if err != nil {
+		return nil, err
+	}
+	p := &params{spec: spec, list: list, values: make([]*tensor.Dense, len(list)), bufs: bufs, bufVal: make([]*tensor.Dense, len(bufs))}
 	for i, pr := range list {
 		p.values[i] = toInternal(spec, pr, w[pr.Name])
 	}
+	for i, b := range bufs {
+		p.bufVal[i] = toInternal(spec, b, w[b.Name])
+	}
 	return p, nil
+}
+
+// buffer returns the index in bufs of the buffer named name, or -1.
+func (p *params) buffer(name string) int {
+	for i, b := range p.bufs {
+		if b.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // transposed reports whether the parameters of layer are stored
@@ -45,6 +66,13 @@ func transposed(spec model.Spec, layer string) bool {
 	l, _, _ := spec.Layer(layer)
 	impl, err := layers.Lookup(l.Kind)
 	return err == nil && impl.transposed
+}
+
+// flat reports whether the tensors of layer keep PyTorch's layout.
+func flat(spec model.Spec, layer string) bool {
+	l, _, _ := spec.Layer(layer)
+	impl, err := layers.Lookup(l.Kind)
+	return err == nil && impl.flat
 }
 
 // toInternal converts a PyTorch-layout tensor to gorgonia's layout.
@@ -64,7 +92,7 @@ func toInternal(spec model.Spec, p model.Param, t model.Tensor) *tensor.Dense {
 	case tr: // bias
 		copy(data, t.Data)
 		shape = tensor.Shape{1, p.Shape[0]}
-	case len(p.Shape) == 4:
+	case len(p.Shape) == 4 || flat(spec, p.Layer):
 		copy(data, t.Data)
 		shape = tensor.Shape(append([]int(nil), p.Shape...))
 	default: // conv bias
@@ -97,11 +125,17 @@ func (p *params) canonical(i int, src []float32) model.Tensor {
 type graph struct {
 	g     *G.ExprGraph
 	batch int
+	// rows is the number of real rows of the batch being run (training
+	// graphs): batch statistics are over them only.
+	rows  int
 	x     *tensor.Dense   // bound input
-	masks []*tensor.Dense // bound dropout masks of the layers built (training only)
+	masks []*tensor.Dense // bound dropout masks, one per spec.DropoutLayers (training only)
+	bns   []bnRun         // the batchnorms (training only), in layer order
 	// pnodes holds the parameter nodes in params order; nil for the
-	// parameters of layers the graph does not build (a training graph
-	// with only feature terms stops at its deepest student layer).
+	// parameters that do not affect the objective (a training graph with
+	// only feature terms computes the layers after its deepest student
+	// layer, whose batchnorms update their running statistics as in
+	// PyTorch, but has no gradient for their parameters).
 	pnodes G.Nodes
 	anodes G.Nodes // adapter parameter nodes, in adapter params order
 	logits *G.Node
@@ -111,6 +145,13 @@ type graph struct {
 	vm     G.VM
 }
 
+// bnRun is a training graph's batchnorm: its state after a run and the
+// layer whose running statistics it updates.
+type bnRun struct {
+	st    *bnState
+	layer model.Layer
+}
+
 // trainSpec is what turns a forward pass into a training graph.
 type trainSpec struct {
 	obj   *lossState      // nil when the objective has no logit terms
@@ -118,75 +159,115 @@ type trainSpec struct {
 	ad    *params         // the feature terms' adapters (may have no tensors)
 }
 
-// build constructs the graph. With tr == nil it is an inference graph
-// (dropout is the identity) that also reads out the outputs of the layers
-// named in read; otherwise dropout multiplies by host-made masks and the
-// objective and feature ops close the graph.
+// build constructs the graph, walking the spec's layer graph: each
+// layer's output node is kept by index and fed to the layers that read
+// it. With tr == nil it is an inference graph (dropout is the identity,
+// batchnorm uses the running statistics) that also reads out the outputs
+// of the layers named in read; otherwise dropout multiplies by host-made
+// masks, batchnorm uses the batch's statistics, and the objective and
+// feature ops close the graph.
 func build(p *params, batch int, read []string, tr *trainSpec) (*graph, error) {
 	spec := p.spec
-	gr := &graph{g: G.NewGraph(), batch: batch}
+	gr := &graph{g: G.NewGraph(), batch: batch, rows: batch}
 	g := gr.g
 	inShape := append(tensor.Shape{batch}, spec.Input...)
 	gr.x = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(inShape...))
 	x := G.NodeFromAny(g, gr.x, G.WithName("x"))
 
-	// Without logit terms, the layers after the deepest feature layer do
-	// not affect the cost: leave them (and their parameters, which
-	// gorgonia could not differentiate) out of the graph.
-	last := len(spec.Layers) - 1
-	if tr != nil && tr.obj == nil {
-		last = 0
-		for _, fs := range tr.feats {
-			_, li, _ := spec.Layer(fs.plan.Student)
-			last = max(last, li)
-		}
-	}
-	byName := map[string]*G.Node{}
-	gr.pnodes = make(G.Nodes, len(p.list))
-	for i, pr := range p.list {
-		if _, li, _ := spec.Layer(pr.Layer); li > last {
-			continue
-		}
-		n := G.NodeFromAny(g, p.values[i], G.WithName(pr.Name))
-		gr.pnodes[i] = n
-		byName[pr.Name] = n
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil, err
 	}
 	shapes, err := spec.Shapes()
 	if err != nil {
 		return nil, err
 	}
-	outs := map[string]*G.Node{} // each layer's output
-	h := x
-	for li, l := range spec.Layers[:last+1] {
+	// The layers the objective depends on: all of them with logit terms
+	// (every layer feeds the output), else the feature layers' ancestors.
+	// Only their parameters are differentiated: gorgonia cannot
+	// differentiate with respect to a node the cost does not depend on.
+	needed := make([]bool, len(spec.Layers))
+	if tr == nil || tr.obj != nil {
+		for i := range needed {
+			needed[i] = true
+		}
+	} else {
+		for _, fs := range tr.feats {
+			if _, li, ok := spec.Layer(fs.plan.Student); ok {
+				needed[li] = true
+			}
+		}
+		for i := len(spec.Layers) - 1; i >= 0; i-- {
+			if needed[i] {
+				for _, j := range ins[i] {
+					if j >= 0 {
+						needed[j] = true
+					}
+				}
+			}
+		}
+	}
+	byName := map[string]*G.Node{}
+	gr.pnodes = make(G.Nodes, len(p.list))
+	for i, pr := range p.list {
+		n := G.NodeFromAny(g, p.values[i], G.WithName(pr.Name))
+		byName[pr.Name] = n
+		if _, li, _ := spec.Layer(pr.Layer); needed[li] {
+			gr.pnodes[i] = n
+		}
+	}
+	bufs := map[string]*G.Node{}
+	if tr == nil {
+		for i, b := range p.bufs {
+			bufs[b.Name] = G.NodeFromAny(g, p.bufVal[i], G.WithName(b.Name))
+		}
+	}
+	outs := make([]*G.Node, len(spec.Layers)) // each layer's output
+	for li, l := range spec.Layers {
+		in := make([]*G.Node, len(ins[li]))
+		inShapes := make([][]int, len(ins[li]))
+		for k, j := range ins[li] {
+			if j < 0 {
+				in[k], inShapes[k] = x, spec.Input
+			} else {
+				in[k], inShapes[k] = outs[j], shapes[j]
+			}
+		}
 		impl, err := layers.Lookup(l.Kind)
 		if err == nil {
-			h, err = impl.build(step{l: l, out: shapes[li], gr: gr, params: byName, train: tr != nil}, h)
+			outs[li], err = impl.build(step{l: l, in: inShapes, out: shapes[li], gr: gr, params: byName, bufs: bufs, train: tr != nil}, in)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("gorgonia: building layer %q (%s): %w", l.Name, l.Kind, err)
 		}
-		outs[l.Name] = h
 	}
-	gr.logits = h
+	gr.logits = outs[len(outs)-1]
+	node := func(name string) (*G.Node, error) {
+		_, li, ok := spec.Layer(name)
+		if !ok {
+			return nil, fmt.Errorf("gorgonia: model %q has no layer %q", spec.Name, name)
+		}
+		return outs[li], nil
+	}
 	if tr == nil {
-		G.Read(h, &gr.out)
+		G.Read(gr.logits, &gr.out)
 		gr.feats = make([]G.Value, len(read))
 		for i, name := range read {
-			n, ok := outs[name]
-			if !ok {
-				return nil, fmt.Errorf("gorgonia: model %q has no layer %q", spec.Name, name)
+			n, err := node(name)
+			if err != nil {
+				return nil, err
 			}
 			G.Read(n, &gr.feats[i])
 		}
 		gr.vm = G.NewTapeMachine(g)
 		return gr, nil
 	}
-	return gr, gr.closeTraining(tr, outs)
+	return gr, gr.closeTraining(tr, node)
 }
 
 // closeTraining adds the loss terms to a training graph and its
 // gradients with respect to every parameter in it, adapters included.
-func (gr *graph) closeTraining(tr *trainSpec, outs map[string]*G.Node) error {
+func (gr *graph) closeTraining(tr *trainSpec, node func(name string) (*G.Node, error)) error {
 	var terms G.Nodes
 	if tr.obj != nil {
 		c, err := G.ApplyOp(lossOp{st: tr.obj, dims: 2, name: "DistillObjective"}, gr.logits)
@@ -202,7 +283,11 @@ func (gr *graph) closeTraining(tr *trainSpec, outs map[string]*G.Node) error {
 		ad[pr.Name] = n
 	}
 	for _, fs := range tr.feats {
-		c, err := featureTerm(gr.batch, outs[fs.plan.Student], fs, ad)
+		s, err := node(fs.plan.Student)
+		if err != nil {
+			return err
+		}
+		c, err := featureTerm(gr.batch, s, fs, ad)
 		if err != nil {
 			return fmt.Errorf("gorgonia: building feature term %d (%s): %w", fs.plan.Index, fs.plan.Feature, err)
 		}

@@ -1,6 +1,8 @@
 package gorgonia
 
 import (
+	"errors"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -11,45 +13,62 @@ import (
 // step is what a layer's graph builder works from.
 type step struct {
 	l      model.Layer
-	out    []int // per-example output shape
+	in     [][]int // per-example input shapes
+	out    []int   // per-example output shape
 	gr     *graph
 	params map[string]*G.Node // parameter nodes by name
-	train  bool               // a training graph: dropout masks are bound
+	bufs   map[string]*G.Node // buffer nodes by name (inference graphs)
+	train  bool               // a training graph: dropout masks are bound, batchnorm uses batch statistics
 }
 
 // layerImpl is gorgonia's implementation of a layer kind.
 type layerImpl struct {
-	// build adds the layer to the graph after h, a [batch, …] node.
-	build func(s step, h *G.Node) (*G.Node, error)
+	// build adds the layer to the graph; in are its input nodes, each
+	// [batch, …].
+	build func(s step, in []*G.Node) (*G.Node, error)
 	// transposed stores the 2-D weight as [in, out], so the forward pass
-	// is a plain x·W, and the bias as [1, out]; otherwise the weight keeps
-	// PyTorch's layout and the bias is [1, out, 1, 1].
+	// is a plain x·W, and the bias as [1, out]; otherwise a 4-D weight
+	// keeps PyTorch's layout and the bias is [1, out, 1, 1].
 	transposed bool
+	// flat keeps every tensor of the layer in PyTorch's layout ([C] for a
+	// batchnorm's), read by the layer's own ops.
+	flat bool
 }
 
 // layers is gorgonia's implementation of each layer kind.
 var layers = kindreg.New[layerImpl]("backend/gorgonia", nil)
 
+// unary adapts a one-input builder.
+func unary(f func(s step, h *G.Node) (*G.Node, error)) func(step, []*G.Node) (*G.Node, error) {
+	return func(s step, in []*G.Node) (*G.Node, error) { return f(s, in[0]) }
+}
+
 func init() {
-	layers.Register(model.KindLinear, layerImpl{build: buildLinear, transposed: true})
-	layers.Register(model.KindConv2D, layerImpl{build: buildConv2D})
-	layers.Register(model.KindMaxPool, layerImpl{build: func(s step, h *G.Node) (*G.Node, error) {
+	layers.Register(model.KindLinear, layerImpl{build: unary(buildLinear), transposed: true})
+	layers.Register(model.KindConv2D, layerImpl{build: unary(buildConv2D)})
+	layers.Register(model.KindMaxPool, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) {
 		st := s.l.PoolStride()
 		return G.MaxPool2D(h, tensor.Shape{s.l.Kernel, s.l.Kernel}, []int{0, 0}, []int{st, st})
-	}})
-	layers.Register(model.KindFlatten, layerImpl{build: func(s step, h *G.Node) (*G.Node, error) {
+	})})
+	layers.Register(model.KindFlatten, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) {
 		return G.Reshape(h, tensor.Shape{s.gr.batch, model.Numel(s.out)})
-	}})
-	layers.Register(model.KindReLU, layerImpl{build: func(_ step, h *G.Node) (*G.Node, error) { return G.Rectify(h) }})
-	layers.Register(model.KindTanh, layerImpl{build: func(_ step, h *G.Node) (*G.Node, error) { return G.Tanh(h) }})
-	layers.Register(model.KindSigmoid, layerImpl{build: func(_ step, h *G.Node) (*G.Node, error) { return G.Sigmoid(h) }})
-	layers.Register(model.KindDropout, layerImpl{build: buildDropout})
+	})})
+	layers.Register(model.KindReLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Rectify(h) })})
+	layers.Register(model.KindTanh, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Tanh(h) })})
+	layers.Register(model.KindSigmoid, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Sigmoid(h) })})
+	layers.Register(model.KindDropout, layerImpl{build: unary(buildDropout)})
+	layers.Register(model.KindBatchNorm, layerImpl{build: unary(buildBatchNorm), flat: true})
+	layers.Register(model.KindAdd, layerImpl{build: func(_ step, in []*G.Node) (*G.Node, error) { return G.Add(in[0], in[1]) }})
+	layers.Register(model.KindAvgPool, layerImpl{build: unary(buildAvgPool)})
+	layers.Register(model.KindGlobalAvgPool, layerImpl{build: unary(buildGlobalAvgPool)})
+	layers.Register(model.KindReLU6, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actReLU6, h) })})
+	layers.Register(model.KindSiLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actSiLU, h) })})
 }
 
 func buildLinear(s step, h *G.Node) (*G.Node, error) {
 	h, err := G.Mul(h, s.params[s.l.Name+".weight"])
-	if err != nil {
-		return nil, err
+	if err != nil || s.l.NoBias {
+		return h, err
 	}
 	return G.BroadcastAdd(h, s.params[s.l.Name+".bias"], nil, []byte{0})
 }
@@ -57,16 +76,68 @@ func buildLinear(s step, h *G.Node) (*G.Node, error) {
 func buildConv2D(s step, h *G.Node) (*G.Node, error) {
 	l := s.l
 	st := max(l.Stride, 1)
-	h, err := G.Conv2d(h, s.params[l.Name+".weight"], tensor.Shape{l.Kernel, l.Kernel},
-		[]int{l.Padding, l.Padding}, []int{st, st}, []int{1, 1})
-	if err != nil {
-		return nil, err
+	w := s.params[l.Name+".weight"]
+	var err error
+	if g := l.ConvGroups(); g > 1 {
+		h, err = G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, g, l.Kernel, st, l.Padding)}, h, w)
+	} else {
+		h, err = G.Conv2d(h, w, tensor.Shape{l.Kernel, l.Kernel}, []int{l.Padding, l.Padding}, []int{st, st}, []int{1, 1})
+	}
+	if err != nil || l.NoBias {
+		return h, err
 	}
 	return G.BroadcastAdd(h, s.params[l.Name+".bias"], nil, []byte{0, 2, 3})
 }
 
+// buildAvgPool is a depthwise convolution with a constant 1/k² kernel:
+// zero padding counts in the divisor, as PyTorch's count_include_pad.
+func buildAvgPool(s step, h *G.Node) (*G.Node, error) {
+	l, c := s.l, s.in[0][0]
+	k := l.Kernel
+	w := make([]float32, c*k*k)
+	for i := range w {
+		w[i] = 1 / float32(k*k)
+	}
+	wn := G.NodeFromAny(s.gr.g, tensor.New(tensor.WithShape(c, 1, k, k), tensor.WithBacking(w)), G.WithName("avgpool."+l.Name))
+	return G.ApplyOp(convOp{c: newGroupConv(s.in[0], c, c, k, l.PoolStride(), l.Padding), constW: true}, h, wn)
+}
+
+// buildGlobalAvgPool averages each [H·W] plane.
+func buildGlobalAvgPool(s step, h *G.Node) (*G.Node, error) {
+	in := s.in[0]
+	h, err := G.Reshape(h, tensor.Shape{s.gr.batch, in[0], in[1] * in[2]})
+	if err != nil {
+		return nil, err
+	}
+	return G.Mean(h, 2)
+}
+
+// buildBatchNorm normalises with the batch's statistics in a training
+// graph (bnTrainOp, which the trainer reads back to update the running
+// statistics) and with the running ones at inference (bnEvalOp).
+func buildBatchNorm(s step, h *G.Node) (*G.Node, error) {
+	l, in := s.l, s.in[0]
+	per := 1
+	if len(in) == 3 {
+		per = in[1] * in[2]
+	}
+	gamma, beta := s.params[l.Name+".weight"], s.params[l.Name+".bias"]
+	if !s.train {
+		mean, variance := s.bufs[l.Name+".running_mean"], s.bufs[l.Name+".running_var"]
+		if mean == nil || variance == nil {
+			return nil, errors.New("running statistics missing")
+		}
+		return G.ApplyOp(bnEvalOp{c: in[0], per: per, eps: l.BNEps(), dims: h.Dims()}, h, gamma, beta, mean, variance)
+	}
+	st := &bnState{gr: s.gr, c: in[0], per: per, eps: l.BNEps(),
+		mean: make([]float64, in[0]), variance: make([]float64, in[0]), invStd: make([]float64, in[0]),
+		xhat: make([]float32, s.gr.batch*in[0]*per)}
+	s.gr.bns = append(s.gr.bns, bnRun{st: st, layer: l})
+	return G.ApplyOp(bnTrainOp{st: st, dims: h.Dims()}, h, gamma, beta)
+}
+
 // buildDropout multiplies by a host-made mask in training and is the
-// identity at inference (and at rate 0).
+// identity at inference (and at rate 0): its output node is its input's.
 func buildDropout(s step, h *G.Node) (*G.Node, error) {
 	if !s.train || s.l.Rate == 0 {
 		return h, nil

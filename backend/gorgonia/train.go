@@ -124,8 +124,13 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 		clear(fs.teacher[n*fs.tper:])
 		fs.n = n
 	}
-	// The graph holds masks for the dropout layers it builds: all of
-	// them, or the first ones when it stops at the deepest feature layer.
+	for _, bn := range t.gr.bns {
+		// PyTorch refuses too: the unbiased variance needs two values.
+		if n*bn.st.per < 2 {
+			return loss.Value{}, fmt.Errorf("gorgonia: batchnorm layer %q needs more than one value per channel in training, got a batch of %d: train with batches of 2 or more", bn.layer.Name, n)
+		}
+	}
+	t.gr.rows = n
 	for i, m := range t.gr.masks {
 		md := m.Data().([]float32)
 		if b.Masks == nil {
@@ -154,9 +159,10 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 		}
 		return loss.Value{}, fmt.Errorf("gorgonia: training step: %w", err)
 	}
-	// Parameters the graph left out (after the deepest feature layer,
-	// without logit terms) have no gradient and are not updated, as
-	// torch.optim skips parameters whose .grad is None.
+	t.updateRunningStats()
+	// Parameters the objective does not depend on (without logit terms,
+	// those of layers no feature layer reads) have no gradient and are
+	// not updated, as torch.optim skips parameters whose .grad is None.
 	nodes := append(append(G.Nodes(nil), t.gr.pnodes...), t.gr.anodes...)
 	grads := make([]*tensor.Dense, len(nodes))
 	for i, pn := range nodes {
@@ -178,6 +184,23 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 		}
 	}
 	return v, err
+}
+
+// updateRunningStats folds the step's batch statistics into the
+// batchnorms' running ones as PyTorch does: running = (1−m)·running +
+// m·batch, with the unbiased variance (n/(n−1)) for running_var.
+func (t *trainer) updateRunningStats() {
+	p := t.m.p
+	for _, bn := range t.gr.bns {
+		mom := bn.layer.BNMomentum()
+		rm := p.bufVal[p.buffer(bn.layer.Name+".running_mean")].Data().([]float32)
+		rv := p.bufVal[p.buffer(bn.layer.Name+".running_var")].Data().([]float32)
+		cnt := float64(bn.st.count())
+		for c := range rm {
+			rm[c] = float32((1-mom)*float64(rm[c]) + mom*bn.st.mean[c])
+			rv[c] = float32((1-mom)*float64(rv[c]) + mom*bn.st.variance[c]*cnt/(cnt-1))
+		}
+	}
 }
 
 // value collects the step's loss parts from the fused ops' states.

@@ -133,8 +133,9 @@ func (b *Backend) Device() string { return deviceName(b.device) }
 // Threads reports libtorch's intra-op thread count as seen by the backend.
 func (b *Backend) Threads() (int, error) { return b.eng.numThreads() }
 
-// Load builds spec's layers with a copy of w as leaf tensors that require
-// grad. w is checked with spec.Check.
+// Load builds spec's graph with a copy of w: parameters as leaf tensors
+// that require grad, buffers (running statistics) as plain tensors. w is
+// checked with spec.Check.
 func (b *Backend) Load(spec model.Spec, w model.Weights) (backend.Model, error) {
 	return b.load(spec, w)
 }
@@ -157,6 +158,13 @@ func (b *Backend) load(spec model.Spec, w model.Weights) (*Model, error) {
 			s.setRequiresGrad(t, true)
 			if s.err == nil {
 				m.tensors = append(m.tensors, s.keep(t))
+			}
+		}
+		// Buffers are state, not parameters: no gradient.
+		for _, p := range m.buffers {
+			t := s.fromHost(w[p.Name].Data, p.Shape...)
+			if s.err == nil {
+				m.bufs = append(m.bufs, s.keep(t))
 			}
 		}
 		return s.free()

@@ -94,3 +94,67 @@ func BenchmarkDistillStep(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(v.Total, "final-loss")
 }
+
+// BenchmarkResNetStep times one training step of a small ResNet as
+// bench/torchref/resnet_step.py does in PyTorch: model.Blocks with a
+// 16-channel stem and one basic block per stage of 16, 32 (stride 2) and
+// 64 (stride 2) channels on 1×28×28 inputs, 10 classes; batch 128,
+// cross-entropy, SGD with momentum 0.9 and weight decay 5e-4, batchnorms
+// in training mode; random data from a pool of batches. It reports
+// samples/s. Device and threads as BenchmarkDistillStep.
+func BenchmarkResNetStep(b *testing.B) {
+	const batch, nb, ny = 128, 16, 13
+	be, err := Open(backend.Options{Device: os.Getenv("DISTILL_TORCH_DEVICE"), Threads: runtime.NumCPU()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet", Input: []int{1, 28, 28}, Classes: 10,
+		Stem:   model.StemConfig{Channels: 16},
+		Stages: []model.Stage{{Channels: 16}, {Channels: 32, Stride: 2}, {Channels: 64, Stride: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := spec.Init(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := be.Load(spec, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := be.NewTrainer(m, backend.TrainConfig{MaxBatch: batch, Objective: loss.CrossEntropyOnly,
+		Optimizer: backend.Optimizer{Kind: backend.SGD, Momentum: 0.9, WeightDecay: 5e-4}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	rng := rand.New(rand.NewPCG(0, 0))
+	xs := make([][]float32, nb)
+	for i := range xs {
+		xs[i] = randn(rng, batch*28*28, 1)
+	}
+	ys := make([][]int32, ny)
+	for i := range ys {
+		ys[i] = randLabels(rng, batch, 10)
+	}
+	step := func(k int) loss.Value {
+		v, err := tr.Step(&backend.Batch{N: batch, X: xs[k%nb], Labels: ys[k%ny], LR: 0.05})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	for k := 0; k < 5; k++ { // warm-up
+		step(k)
+	}
+	b.ResetTimer()
+	var v loss.Value
+	for k := 0; k < b.N; k++ {
+		v = step(5 + k)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(v.Total, "final-loss")
+}

@@ -23,14 +23,13 @@ type features struct {
 	first   []int         // per plan, the index in params of its adapter's weight (its bias follows)
 	params  []model.Param // the adapters' parameters, in plan order
 	tensors []ctensor     // the same, as tensors
-	deepest int           // largest student layer index of any term; -1 without terms
 }
 
 // newFeatures resolves cfg's feature terms against the student and the
 // teacher spec and creates their adapters from loss.FeaturePlan's
 // InitAdapter, on the engine's thread.
 func newFeatures(m *Model, cfg backend.TrainConfig) (*features, error) {
-	f := &features{deepest: -1}
+	f := &features{}
 	fs := cfg.Objective.Features
 	if len(fs) == 0 {
 		return f, nil
@@ -47,7 +46,6 @@ func newFeatures(m *Model, cfg backend.TrainConfig) (*features, error) {
 		_, li, _ := m.spec.Layer(p.Student)
 		f.layer = append(f.layer, li)
 		f.tsize = append(f.tsize, model.Numel(p.TeacherShape))
-		f.deepest = max(f.deepest, li)
 		ps := p.AdapterParams()
 		if ps != nil {
 			if _, _, clash := m.spec.Layer(p.AdapterName()); clash {
@@ -131,7 +129,7 @@ func (f *features) hint(s *scope, i int, st, tt ctensor, n int) ctensor {
 	case loss.AdapterLinear:
 		a = s.linear(s.flatten(st), f.tensors[f.first[i]], f.tensors[f.first[i]+1])
 	case loss.AdapterConv1x1:
-		a = s.conv2d(st, f.tensors[f.first[i]], f.tensors[f.first[i]+1], 1, 0)
+		a = s.conv2d(st, f.tensors[f.first[i]], f.tensors[f.first[i]+1], 1, 0, 1)
 	}
 	a, tt = s.reshape(a, n, -1), s.reshape(tt, n, -1)
 	if p.Distance == loss.DistanceCosine {

@@ -157,3 +157,56 @@ func flatOver(t *testing.T, steps int, step func(int)) {
 		t.Errorf("RSS grew by %d MB between steps %d and %d (allowed %d MB): tensors are leaking", (end-early)>>20, steps/10, steps, margin>>20)
 	}
 }
+
+// TestGraphMemoryStaysFlat is TestMemoryStaysFlat for a graph with
+// batchnorms: a residual block, then a batchnorm1d over 16384 features,
+// trained with SGD with momentum and weight decay, with an inference
+// Forward and a ForwardFeatures of the add node every step. Each step
+// replaces the running statistics (a leaked pair of the wide batchnorm's
+// is 128 KB a step) and a block activation is 512 KB.
+func TestGraphMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("800 training steps")
+	}
+	b := openTest(t)
+	const n = 8
+	spec := model.Spec{Name: "resblock", Input: []int{4, 32, 32}, Classes: 10, Layers: []model.Layer{
+		{Name: "conv1", Kind: model.KindConv2D, Out: 16, Kernel: 3, Padding: 1, NoBias: true},
+		{Name: "bn1", Kind: model.KindBatchNorm},
+		{Name: "act1", Kind: model.KindReLU},
+		{Name: "conv2", Kind: model.KindConv2D, Out: 16, Kernel: 3, Padding: 1, Groups: 4, NoBias: true},
+		{Name: "bn2", Kind: model.KindBatchNorm},
+		{Name: "add", Kind: model.KindAdd, Inputs: []string{"bn2", "act1"}},
+		{Name: "act2", Kind: model.KindReLU6},
+		{Name: "drop", Kind: model.KindDropout, Rate: 0.1},
+		{Name: "flatten", Kind: model.KindFlatten},
+		{Name: "bn3", Kind: model.KindBatchNorm},
+		{Name: "fc", Kind: model.KindLinear, Out: 10},
+	}}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := spec.Init(1)
+	m := load(t, b, spec, w)
+	tr := mustTrainer(t, b, m, backend.TrainConfig{MaxBatch: n, Objective: loss.CrossEntropyOnly, Optimizer: backend.Optimizer{Kind: backend.SGD, Momentum: 0.9, WeightDecay: 1e-4}})
+	rng := rand.New(rand.NewPCG(1, 3))
+	xs := make([][]float32, 8)
+	for i := range xs {
+		xs[i] = randn(rng, n*4*32*32, 1)
+	}
+	logits := make([]float32, n*10)
+	feats := [][]float32{make([]float32, n*16*32*32)}
+	flatOver(t, 800, func(step int) {
+		x := xs[step%len(xs)]
+		bt := &backend.Batch{N: n, X: x, Labels: randLabels(rng, n, 10), Masks: randMasks(rng, spec, n), LR: 1e-2}
+		if _, err := tr.Step(bt); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Forward(x, n, logits); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ForwardFeatures(x, n, []string{"add"}, nil, feats); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

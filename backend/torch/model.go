@@ -4,6 +4,7 @@ package torch
 
 import (
 	"fmt"
+	"slices"
 
 	lib "github.com/sugarme/gotch/libtch"
 
@@ -11,14 +12,19 @@ import (
 	"github.com/distill-dev/distill/model"
 )
 
-// Model is a network built layer by layer from a model.Spec, its
-// parameters held as libtorch leaf tensors on the backend's device.
+// Model is a network built from a model.Spec's graph, its parameters held
+// as libtorch leaf tensors on the backend's device and its buffers (a
+// batchnorm's running statistics) as plain tensors beside them.
 type Model struct {
 	b       *Backend
 	spec    model.Spec
 	params  []model.Param // spec.Params() order
 	tensors []ctensor     // one per param, same order
 	index   map[string]int
+	buffers []model.Param // spec.Buffers() order
+	bufs    []ctensor     // one per buffer, same order; replaced by each training step
+	bufIdx  map[string]int
+	ins     [][]int // per layer, the indices of the layers it reads (-1 = the input)
 	inSize  int
 	drop    []int // per layer: index into the batch's masks, or -1
 	dropDim [][]int
@@ -46,9 +52,21 @@ func newModel(b *Backend, spec model.Spec) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("torch backend: %w", err)
 	}
-	m := &Model{b: b, spec: spec, params: params, index: map[string]int{}, inSize: model.Numel(spec.Input), shapes: shapes}
+	buffers, err := spec.Buffers()
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: %w", err)
+	}
+	ins, err := spec.InputIndices()
+	if err != nil {
+		return nil, fmt.Errorf("torch backend: %w", err)
+	}
+	m := &Model{b: b, spec: spec, params: params, index: map[string]int{}, buffers: buffers, bufIdx: map[string]int{},
+		ins: ins, inSize: model.Numel(spec.Input), shapes: shapes}
 	for i, p := range params {
 		m.index[p.Name] = i
+	}
+	for i, p := range buffers {
+		m.bufIdx[p.Name] = i
 	}
 	m.impls = make([]layerImpl, len(spec.Layers))
 	for i, l := range spec.Layers {
@@ -72,19 +90,76 @@ func newModel(b *Backend, spec model.Spec) (*Model, error) {
 // Spec returns the model's spec.
 func (m *Model) Spec() model.Spec { return m.spec }
 
-// forward records the layers on s: x is [N, input...]; masks, when not
-// nil, holds one [N, shape...] tensor per dropout layer (inverted-dropout
-// scaling included), multiplied in as the host drew them. It runs layers
-// 0..last and returns the output of layer last. capture, when not nil, is
-// called with each layer's index and output.
-func (m *Model) forward(s *scope, x ctensor, masks []ctensor, last int, capture func(layer int, out ctensor)) ctensor {
-	for i := range m.spec.Layers[:last+1] {
-		x = m.impls[i](m, s, i, x, masks)
-		if capture != nil && s.err == nil {
-			capture(i, x)
+// pass is the mode of one forward pass.
+type pass struct {
+	// masks, in training, holds one [N, shape...] tensor per dropout
+	// layer (inverted-dropout scaling included), multiplied in as the
+	// host drew them; nil at inference and without dropout.
+	masks []ctensor
+	// train makes batchnorms normalise with the batch's statistics and
+	// compute updated running statistics into stats (per buffer, nil for
+	// those of layers not run) instead of using the model's: the step
+	// commits them only once it has succeeded.
+	train bool
+	stats []ctensor
+}
+
+// forward records the graph on s: x is [N, input...]. It runs the layers
+// marked in run (every layer when run is nil; a layer's inputs must be run
+// too) in order, and returns each layer's output by index (nil for those
+// not run); the last layer's output is the logits. A layer may return its
+// input itself (dropout at inference): outputs can alias each other.
+// capture, when not nil, is called with each layer's index and output.
+func (m *Model) forward(s *scope, x ctensor, p *pass, run []bool, capture func(layer int, out ctensor)) []ctensor {
+	outs := make([]ctensor, len(m.spec.Layers))
+	in := make([]ctensor, 0, 2)
+	for i := range m.spec.Layers {
+		if run != nil && !run[i] {
+			continue
+		}
+		in = in[:0]
+		for _, j := range m.ins[i] {
+			if j < 0 {
+				in = append(in, x)
+			} else {
+				in = append(in, outs[j])
+			}
+		}
+		outs[i] = m.impls[i](m, s, i, in, p)
+		if s.err != nil {
+			return outs
+		}
+		if capture != nil {
+			capture(i, outs[i])
 		}
 	}
-	return x
+	return outs
+}
+
+// ancestors marks the layers targets need: the targets and every layer
+// they read, directly or not.
+func (m *Model) ancestors(targets []int) []bool {
+	need := make([]bool, len(m.spec.Layers))
+	for _, i := range targets {
+		need[i] = true
+	}
+	// Layers read only earlier layers: one backward sweep suffices.
+	for i := len(need) - 1; i >= 0; i-- {
+		if need[i] {
+			for _, j := range m.ins[i] {
+				if j >= 0 {
+					need[j] = true
+				}
+			}
+		}
+	}
+	return need
+}
+
+// logits runs the whole network at inference and returns its output.
+func (m *Model) logits(s *scope, x ctensor, capture func(layer int, out ctensor)) ctensor {
+	outs := m.forward(s, x, &pass{}, nil, capture)
+	return outs[len(outs)-1]
 }
 
 // checkForward checks the sizes a forward call (op names it) was given: n
@@ -113,7 +188,7 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 		return err
 	}
 	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), out[:n*k], func(s *scope, xt ctensor) ctensor {
-		return m.forward(s, xt, nil, len(m.spec.Layers)-1, nil)
+		return m.logits(s, xt, nil)
 	})
 }
 
@@ -162,7 +237,7 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 		logits = logits[:n*k]
 	}
 	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), logits, func(s *scope, xt ctensor) ctensor {
-		return m.forward(s, xt, nil, len(m.spec.Layers)-1, func(layer int, out ctensor) {
+		return m.logits(s, xt, func(layer int, out ctensor) {
 			for _, i := range want[layer] {
 				s.toHost(out, feats[i][:n*sizes[i]])
 			}
@@ -170,14 +245,20 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 	})
 }
 
-// Weights copies the current parameters to the host.
+// Weights copies the current parameters and buffers (the running
+// statistics as the last training step left them) to the host.
 func (m *Model) Weights() (model.Weights, error) {
-	w := make(model.Weights, len(m.params))
+	w := make(model.Weights, len(m.params)+len(m.buffers))
 	err := m.do(func() error {
 		s := newScope(m.b.device)
 		for i, p := range m.params {
 			t := model.NewTensor(p.Shape...)
 			s.toHost(m.tensors[i], t.Data)
+			w[p.Name] = t
+		}
+		for i, p := range m.buffers {
+			t := model.NewTensor(p.Shape...)
+			s.toHost(m.bufs[i], t.Data)
 			w[p.Name] = t
 		}
 		return s.free()
@@ -212,8 +293,23 @@ func (m *Model) Close() error {
 
 // freeTensors runs on the engine's thread.
 func (m *Model) freeTensors() {
-	for _, t := range m.tensors {
+	for _, t := range slices.Concat(m.tensors, m.bufs) {
 		lib.AtFree(t)
 	}
-	m.tensors = nil
+	m.tensors, m.bufs = nil, nil
+}
+
+// commitStats makes the running statistics a training pass computed (p.stats,
+// owned by s) the model's buffers, freeing the ones they replace.
+func (m *Model) commitStats(s *scope, p *pass) {
+	if s.err != nil {
+		return
+	}
+	for k, t := range p.stats {
+		if t != nil {
+			lib.AtFree(m.bufs[k])
+			m.bufs[k] = s.keep(t)
+			p.stats[k] = nil
+		}
+	}
 }

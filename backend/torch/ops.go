@@ -264,14 +264,46 @@ func (s *scope) linear(x, w, b ctensor) ctensor {
 	return s.call("linear", func(o *ctensor) { lib.AtgLinear(o, x, w, b) })
 }
 
-func (s *scope) conv2d(x, w, b ctensor, stride, pad int) ctensor {
+func (s *scope) conv2d(x, w, b ctensor, stride, pad, groups int) ctensor {
 	st, p, d := int64s(stride, stride), int64s(pad, pad), int64s(1, 1)
-	return s.call("conv2d", func(o *ctensor) { lib.AtgConv2d(o, x, w, b, st, 2, p, 2, d, 2, 1) })
+	return s.call("conv2d", func(o *ctensor) { lib.AtgConv2d(o, x, w, b, st, 2, p, 2, d, 2, int64(groups)) })
 }
 
 func (s *scope) maxPool2d(x ctensor, kernel, stride int) ctensor {
 	k, st, p, d := int64s(kernel, kernel), int64s(stride, stride), int64s(0, 0), int64s(1, 1)
 	return s.call("max_pool2d", func(o *ctensor) { lib.AtgMaxPool2d(o, x, k, 2, st, 2, p, 2, d, 2, 0) })
+}
+
+// avgPool2d is F.avg_pool2d with its defaults: floor mode, zero padding
+// counted in the divisor (count_include_pad=True), no divisor override.
+func (s *scope) avgPool2d(x ctensor, kernel, stride, pad int) ctensor {
+	k, st, p := int64s(kernel, kernel), int64s(stride, stride), int64s(pad, pad)
+	return s.call("avg_pool2d", func(o *ctensor) { lib.AtgAvgPool2d(o, x, k, 2, st, 2, p, 2, 0, 1, 0, 1) })
+}
+
+// globalAvgPool maps [N, C, H, W] to [N, C], the mean over H and W: what
+// nn.AdaptiveAvgPool2d(1) and a flatten compute (ATen's adaptive average
+// pool to 1×1 is this mean).
+func (s *scope) globalAvgPool(x ctensor) ctensor {
+	d := int64s(2, 3)
+	return s.call("mean", func(o *ctensor) { lib.AtgMeanDim(o, x, d, len(d), 0, -1) })
+}
+
+// batchNorm is at::batch_norm (F.batch_norm) with cuDNN allowed, as
+// PyTorch's default. In training it updates mean and variance in place.
+func (s *scope) batchNorm(x, w, b, mean, variance ctensor, train bool, momentum, eps float64) ctensor {
+	tr := int32(0)
+	if train {
+		tr = 1
+	}
+	return s.call("batch_norm", func(o *ctensor) { lib.AtgBatchNorm(o, x, w, b, mean, variance, tr, momentum, eps, 1) })
+}
+
+// clone returns a copy of a (not part of any autograd graph).
+func (s *scope) clone(a ctensor) ctensor {
+	c := s.call("zeros_like", func(o *ctensor) { lib.AtgZerosLike(o, a) })
+	s.copy_(c, a)
+	return c
 }
 
 func (s *scope) flatten(x ctensor) ctensor {
@@ -280,6 +312,16 @@ func (s *scope) flatten(x ctensor) ctensor {
 
 func (s *scope) relu(x ctensor) ctensor {
 	return s.call("relu", func(o *ctensor) { lib.AtgRelu(o, x) })
+}
+
+// relu6 is min(max(x, 0), 6), as nn.ReLU6 (hardtanh(x, 0, 6): no
+// gradient at 0 and 6).
+func (s *scope) relu6(x ctensor) ctensor {
+	return s.call("relu6", func(o *ctensor) { lib.AtgRelu6(o, x) })
+}
+
+func (s *scope) silu(x ctensor) ctensor {
+	return s.call("silu", func(o *ctensor) { lib.AtgSilu(o, x) })
 }
 
 func (s *scope) tanh(x ctensor) ctensor {

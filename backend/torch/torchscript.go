@@ -104,8 +104,12 @@ func (m *ScriptModel) Forward(x []float32, n int, out []float32) error {
 
 // Weights returns host copies of the module's parameters under their
 // TorchScript names (e.g. "fc1.weight"). When the spec has layers, the
-// result must pass spec.Check.
+// result must pass spec.Check; a spec with buffers (batchnorm running
+// statistics) is an error, as gotch's API cannot read a module's buffers.
 func (m *ScriptModel) Weights() (model.Weights, error) {
+	if bs, err := m.spec.Buffers(); err == nil && len(bs) > 0 {
+		return nil, fmt.Errorf("torch backend: spec %q has buffers (%s, …), and gotch's TorchScript API reads a module's parameters only: save the module's state_dict() with safetensors.torch.save_file and load it with model.LoadSafetensorsWeights", m.spec.Name, bs[0].Name)
+	}
 	w := model.Weights{}
 	err := m.do(func() error {
 		var data lib.LoadData

@@ -58,13 +58,24 @@ class CNN(nn.Module):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
+class BN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 3, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(3)
+        self.fc = nn.Linear(3, 4)
+    def forward(self, x):
+        return self.fc(F.relu(self.bn1(self.conv1(x))).mean((2, 3)))
+
 def dump(t, path):
     with open(path, "wb") as f:
         array.array("f", t.detach().flatten().tolist()).tofile(f)
 
 torch.manual_seed(0)
 out = sys.argv[1]
-for name, net, shape in (("mlp", MLP(), (7, 20)), ("cnn", CNN(), (3, 1, 8, 8))):
+bn = BN()
+bn(torch.randn(5, 1, 8, 8))  # a training-mode pass: non-trivial running statistics
+for name, net, shape in (("mlp", MLP(), (7, 20)), ("cnn", CNN(), (3, 1, 8, 8)), ("bn", bn, (3, 1, 8, 8))):
     m = torch.jit.script(net.eval())
     m.save(f"{out}/{name}.pt")
     x = torch.randn(*shape)
@@ -137,6 +148,34 @@ func TestTorchScript(t *testing.T) {
 			}
 		})
 	}
+	// A module with buffers runs; its weights cannot be read through
+	// gotch, and the error says how to get them.
+	t.Run("buffers", func(t *testing.T) {
+		spec := model.Spec{Name: "bn", Input: []int{1, 8, 8}, Classes: 4, Layers: []model.Layer{
+			{Name: "conv1", Kind: model.KindConv2D, Out: 3, Kernel: 3, Padding: 1, NoBias: true},
+			{Name: "bn1", Kind: model.KindBatchNorm},
+			{Name: "act1", Kind: model.KindReLU},
+			{Name: "pool", Kind: model.KindGlobalAvgPool},
+			{Name: "fc", Kind: model.KindLinear, Out: 4},
+		}}
+		ts, err := LoadTorchScript(filepath.Join(dir, "bn.pt"), spec, testDevice())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ts.Close()
+		x := readFloats(t, filepath.Join(dir, "bn.x"))
+		want := readFloats(t, filepath.Join(dir, "bn.y"))
+		got := make([]float32, len(want))
+		if err := ts.Forward(x, 3, got); err != nil {
+			t.Fatal(err)
+		}
+		if d, i := maxDiff(got, f64(want)); d > tol(1e-5) {
+			t.Errorf("TorchScript logit %d = %v, PyTorch %v", i, got[i], want[i])
+		}
+		if _, err := ts.Weights(); err == nil || !strings.Contains(err.Error(), "model.LoadSafetensorsWeights") {
+			t.Errorf("Weights of a module with batchnorm buffers: err = %v, want the way to its state dict", err)
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		wrong := mlp
 		wrong.Classes = 7

@@ -16,11 +16,13 @@ import (
 	"github.com/distill-dev/distill/model"
 )
 
-// Trainer trains a Model in place: each Step is a forward pass with the
-// batch's dropout masks, the objective (logit and feature terms) in
-// libtorch ops, autograd, and the optimiser update in tensor ops, as
-// torch.optim.Adam and torch.optim.SGD (single-tensor implementations)
-// compute it.
+// Trainer trains a Model in place: each Step is a forward pass in
+// training mode (the batch's dropout masks, batchnorms on batch
+// statistics, updating their running statistics), the objective (logit
+// and feature terms) in libtorch ops, autograd, and the optimiser update
+// in tensor ops, as torch.optim.Adam and torch.optim.SGD (single-tensor
+// implementations) compute it. Buffers are not parameters: no gradient,
+// no optimiser state, no weight decay.
 type Trainer struct {
 	m     *Model
 	cfg   backend.TrainConfig
@@ -29,13 +31,17 @@ type Trainer struct {
 	feats *features
 	// params and tensors are the model's parameters, then the feature
 	// adapters'; trained marks those the objective reaches. Without
-	// logit terms the forward pass stops at the deepest feature layer
-	// (last), and the parameters after it get no gradient and, as
-	// torch.optim skips parameters whose .grad is None, no update.
+	// logit terms, the parameters of the layers that no feature term
+	// reads, directly or not, get no gradient and, as torch.optim skips
+	// parameters whose .grad is None, no update. Their batchnorms still
+	// update their running statistics, as the student's whole forward
+	// pass does in PyTorch: run marks the layers the objective or a
+	// batchnorm needs, which give the same statistics as the whole pass.
 	params  []model.Param
 	tensors []ctensor
 	trained []bool
-	last    int
+	run     []bool
+	bnPer   []bnCount // every batchnorm, for checkBatch
 	step    int64
 	slots   []string    // "m", "v" (Adam) or "momentum" (SGD with momentum)
 	state   [][]ctensor // per slot, per param; zero-initialised
@@ -87,15 +93,24 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{m: m, cfg: cfg, opt: opt, obj: cfg.Objective, feats: feats, slots: slots, masks: m.dropDim, last: len(m.spec.Layers) - 1}
-	if !t.obj.HasLogitTerms() {
-		t.last = feats.deepest
+	t := &Trainer{m: m, cfg: cfg, opt: opt, obj: cfg.Objective, feats: feats, slots: slots, masks: m.dropDim}
+	targets := slices.Clone(feats.layer)
+	if t.obj.HasLogitTerms() {
+		targets = append(targets, len(m.spec.Layers)-1)
 	}
+	reached := m.ancestors(targets)
+	for i, l := range m.spec.Layers {
+		if l.Kind == model.KindBatchNorm {
+			targets = append(targets, i)
+			t.bnPer = append(t.bnPer, bnCount{l.Name, model.Numel(m.shapes[i][1:])})
+		}
+	}
+	t.run = m.ancestors(targets)
 	t.params = append(slices.Clone(m.params), feats.params...)
 	t.tensors = append(slices.Clone(m.tensors), feats.tensors...)
 	for _, p := range t.params {
 		_, li, inModel := m.spec.Layer(p.Layer)
-		t.trained = append(t.trained, !inModel || li <= t.last)
+		t.trained = append(t.trained, !inModel || reached[li])
 	}
 	for _, sh := range m.dropDim {
 		t.sizes = append(t.sizes, model.Numel(sh))
@@ -123,6 +138,13 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("torch backend: creating the optimizer state: %w", err)
 	}
 	return t, nil
+}
+
+// bnCount is a batchnorm layer and the number of values per channel one
+// example gives it (H·W for 2d, 1 for 1d).
+type bnCount struct {
+	layer string
+	per   int
 }
 
 // checkBatch validates b against the spec and the trainer's config.
@@ -153,6 +175,11 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 	if err := t.feats.checkBatch(b); err != nil {
 		return err
 	}
+	for _, bn := range t.bnPer {
+		if b.N*bn.per < 2 {
+			return fmt.Errorf("torch backend: batchnorm layer %q needs more than one value per channel in training, a batch of %d gives %d (PyTorch refuses this too): train with batches of 2 or more", bn.layer, b.N, b.N*bn.per)
+		}
+	}
 	if t.obj.HardWeight == 0 {
 		return nil // the labels are not read
 	}
@@ -181,11 +208,11 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 		if t.obj.HardWeight > 0 {
 			y = s.labels(b.Labels[:n])
 		}
-		var masks []ctensor
+		p := &pass{train: true, stats: make([]ctensor, len(t.m.bufs))}
 		if b.Masks != nil {
-			masks = make([]ctensor, len(b.Masks))
+			p.masks = make([]ctensor, len(b.Masks))
 			for i, mk := range b.Masks {
-				masks[i] = s.fromHost(mk[:n*t.sizes[i]], append([]int{n}, t.masks[i]...)...)
+				p.masks[i] = s.fromHost(mk[:n*t.sizes[i]], append([]int{n}, t.masks[i]...)...)
 			}
 		}
 		var teacher ctensor
@@ -200,10 +227,10 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 				captured = map[int]ctensor{}
 				capture = func(layer int, out ctensor) { captured[layer] = out }
 			}
-			out := t.m.forward(s, x, masks, t.last, capture)
+			outs := t.m.forward(s, x, p, t.run, capture)
 			var total, hard, soft ctensor
-			if t.obj.HasLogitTerms() {
-				total, hard, soft = t.objective(s, out, y, teacher, n)
+			if t.obj.HasLogitTerms() && s.err == nil {
+				total, hard, soft = t.objective(s, outs[len(outs)-1], y, teacher, n)
 			}
 			feat := t.feats.loss(s, captured, b.TeacherFeatures, n)
 			switch {
@@ -244,6 +271,7 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 		if s.err != nil {
 			return fmt.Errorf("optimizer update (the weights may be partly updated): %w", s.err)
 		}
+		t.m.commitStats(s, p)
 		// On CUDA the backward pass and the update are launched
 		// asynchronously; waiting for them here makes a step's time (and
 		// any timing around Step) cover its work, not its launches.

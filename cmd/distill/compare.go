@@ -17,6 +17,7 @@ type compareFlags struct {
 	baseline, out, title string
 	prices, machine      string
 	latencyTarget        time.Duration
+	requestsPerDay       float64
 }
 
 func newCompareCmd() *cobra.Command {
@@ -57,6 +58,7 @@ from its serving measurements (see docs/cost.md).`,
 	fl.StringVar(&f.prices, "prices", "", "price table YAML whose entries add to and replace the defaults; reprices every run")
 	fl.StringVar(&f.machine, "machine", "", "price table entry to price every run at, e.g. aws-c7i.xlarge; reprices every run")
 	fl.DurationVar(&f.latencyTarget, "latency-target", 0, "p99 batch latency to choose batch sizes under, e.g. 50ms; reprices every run (default 100ms)")
+	fl.Float64Var(&f.requestsPerDay, "requests-per-day", 0, "traffic forecast to bill each model's cheapest deployment for; reprices every run (default: each run's own)")
 	return c
 }
 
@@ -70,11 +72,14 @@ func runCompare(cmd *cobra.Command, args []string, f compareFlags) error {
 		return argFileError(err)
 	}
 	o := compare.Options{Baseline: f.baseline, Title: f.title}
-	if f.prices != "" || f.machine != "" || f.latencyTarget != 0 {
+	if f.prices != "" || f.machine != "" || f.latencyTarget != 0 || f.requestsPerDay != 0 {
 		if f.latencyTarget < 0 {
 			return usageError{fmt.Errorf("--latency-target %v is negative; give a duration such as 100ms", f.latencyTarget)}
 		}
-		o.Reprice = &cost.Options{Machine: f.machine, LatencyTarget: f.latencyTarget}
+		if f.requestsPerDay < 0 {
+			return usageError{fmt.Errorf("--requests-per-day %v is negative; give a forecast such as 5e6", f.requestsPerDay)}
+		}
+		o.Reprice = &cost.Options{Machine: f.machine, LatencyTarget: f.latencyTarget, RequestsPerDay: f.requestsPerDay}
 		if f.prices != "" {
 			if o.Reprice.Prices, err = cost.LoadPrices(f.prices); err != nil {
 				return usageError{err}

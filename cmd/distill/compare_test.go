@@ -87,6 +87,7 @@ func TestCompareUsageErrors(t *testing.T) {
 		{[]string{fixedRuns + "mnist-cpu", "--prices", badPrices}, "field colour not found"},
 		{[]string{fixedRuns + "mnist-cpu", "--prices", filepath.Join(t.TempDir(), "none.yaml")}, "none.yaml"},
 		{[]string{fixedRuns + "mnist-cpu", "--latency-target", "-1s"}, "negative"},
+		{[]string{fixedRuns + "mnist-cpu", "--requests-per-day", "-5"}, "--requests-per-day -5 is negative"},
 		{[]string{fixedRuns + "mnist-cpu", "--baseline", fixedRuns + "synthetic-old"}, "has no teacher with a serving cost"},
 	} {
 		_, _, err := runCompareCmd(t, tc.args...)

@@ -54,7 +54,11 @@ func New[T any](name string, needs func(model.KindInfo) bool) *Registry[T] {
 func (r *Registry[T]) Name() string { return r.name }
 
 // Needs reports whether the engine must implement the kind info describes.
+// No engine needs an External kind: something outside distill computes it.
 func (r *Registry[T]) Needs(info model.KindInfo) bool {
+	if info.External {
+		return false
+	}
 	return r.needs == nil || r.needs(info)
 }
 
@@ -86,8 +90,12 @@ func (r *Registry[T]) Lookup(k model.Kind) (T, error) {
 	r.mu.RUnlock()
 	if !ok {
 		var zero T
-		if _, known := model.Describe(k); !known {
+		info, known := model.Describe(k)
+		if !known {
 			return zero, fmt.Errorf("unknown layer kind %q (known: %v)", k, model.Kinds())
+		}
+		if info.External {
+			return zero, fmt.Errorf("layer kind %q is computed outside distill (by the runtime that opened the model file, e.g. ONNX Runtime for an ONNX teacher), so %s cannot run it: use that model through its own teacher, not as a spec", k, r.name)
 		}
 		return zero, fmt.Errorf("layer kind %q is not implemented by %s", k, r.name)
 	}

@@ -36,3 +36,24 @@ func TestNeedsFollowsTheDescriptor(t *testing.T) {
 		t.Errorf("Missing = %v; want linear and conv2d, each naming the engine", miss)
 	}
 }
+
+// TestExternalKindExemptsEveryEngine: no engine needs the external kind
+// (something outside distill computes it), even one that needs every
+// kind, and one asked to run it says why it cannot.
+func TestExternalKindExemptsEveryEngine(t *testing.T) {
+	r := kindreg.NewUnlisted[int]("every kind", nil)
+	ext, ok := model.Describe(model.KindExternal)
+	if !ok || !ext.External {
+		t.Fatalf("Describe(external) = %+v, %v; want an External descriptor", ext, ok)
+	}
+	if r.Needs(ext) {
+		t.Error("an engine that needs every kind needs the external kind")
+	}
+	if miss := kindreg.Missing([]model.KindInfo{ext}, append(kindreg.Engines(), r)); len(miss) != 0 {
+		t.Errorf("Missing(external) = %v; want no engine named", miss)
+	}
+	_, err := r.Lookup(model.KindExternal)
+	if err == nil || !strings.Contains(err.Error(), "outside distill") || !strings.Contains(err.Error(), "every kind") {
+		t.Errorf("Lookup(external) = %v; want an error saying the engine cannot run a kind computed outside distill", err)
+	}
+}

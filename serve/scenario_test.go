@@ -1,0 +1,62 @@
+package serve
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMeasureServer runs the server scenario on a model that takes 2 ms
+// per batch whatever its size, so batching is what lets it keep up: the
+// offered 20,000 requests per second exceed what it can do (at most
+// 8 per 2 ms = 4,000/s), and the search must settle on a rate that
+// passed, below the lowest that failed.
+func TestMeasureServer(t *testing.T) {
+	m := &slowModel{Model: tinyProgram(t), delay: 2 * time.Millisecond}
+	sample := make([]float32, m.InputSize())
+	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
+		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
+		Trial: 150 * time.Millisecond, Steps: 5, Sample: sample, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Trials) != 6 || res.Trials[0].RateRPS != 20000 || res.Trials[0].Passed {
+		t.Fatalf("trials %+v: want 6, the first at 20000/s failing", res.Trials)
+	}
+	if !(res.RequestsPerSecond > 0 && res.RequestsPerSecond < res.FailedRequestsPerSecond && res.FailedRequestsPerSecond <= 20000) {
+		t.Errorf("sustained %v/s, failed at %v/s: want 0 < sustained < failed", res.RequestsPerSecond, res.FailedRequestsPerSecond)
+	}
+	if res.RequestsPerSecond > 4000*1.1 {
+		t.Errorf("sustained %v/s, more than the model's 4,000/s", res.RequestsPerSecond)
+	}
+	for _, tr := range res.Trials {
+		if tr.Passed && (tr.P99MS > 50 || tr.Failed > 0 || tr.AchievedRPS < 0.9*tr.RateRPS) {
+			t.Errorf("trial %+v passed against its rules", tr)
+		}
+		if tr.Passed && tr.RateRPS > res.RequestsPerSecond {
+			t.Errorf("trial %+v passed above the reported rate %v", tr, res.RequestsPerSecond)
+		}
+	}
+	if res.LatencyMS.P99 <= 0 || res.LatencyMS.P99 > 50 || res.MaxBatch != 8 || res.MaxWaitMS != 1 || res.LatencyBoundMS != 50 {
+		t.Errorf("result %+v", res)
+	}
+	if !strings.Contains(res.Method, "Poisson") || !strings.Contains(res.Method, "loopback") {
+		t.Errorf("method %q", res.Method)
+	}
+}
+
+func TestMeasureServerErrors(t *testing.T) {
+	m := tinyProgram(t)
+	sample := make([]float32, m.InputSize())
+	for _, cfg := range []ScenarioConfig{
+		{MaxRate: 100, Sample: sample},
+		{LatencyBound: time.Second, Sample: sample},
+		{LatencyBound: time.Second, MaxRate: 100, Sample: sample[:1]},
+	} {
+		if _, err := MeasureServer(context.Background(), m, cfg); err == nil {
+			t.Errorf("MeasureServer(%+v) accepted it", cfg)
+		}
+	}
+}
