@@ -19,8 +19,9 @@ type StateDictOptions struct {
 	// of every spec tensor name it covers, so {"stem.conv": "features.0"}
 	// looks up "stem.conv.weight" as "features.0.weight". The longest key
 	// that covers a name wins. Values are names as the file spells them
-	// after its common prefix (see LoadStateDict), which is found for the
-	// mapped names.
+	// after its common prefix (see LoadStateDict; it is found from the
+	// names the map leaves alone); a value that is a file name in full,
+	// prefix included, is taken as it is.
 	Map map[string]string
 }
 
@@ -81,27 +82,46 @@ func mapStateDict(f *safetensors.File, spec Spec, opts StateDictOptions) (Weight
 	if err != nil {
 		return nil, err
 	}
-	prefix, err := findPrefix(f, mapped)
+	// The prefix is found from the names the map leaves alone, as map
+	// values may or may not spell it; from all when the map renames all.
+	var plain []string
+	for i, p := range ps {
+		if mapped[i] == p.Name {
+			plain = append(plain, p.Name)
+		}
+	}
+	if len(plain) == 0 {
+		plain = mapped
+	}
+	prefix, err := findPrefix(f, plain)
 	if err != nil {
 		return nil, err
 	}
 
 	// file name -> index in ps; two spec tensors may not share one.
 	byFile := make(map[string]int, len(ps))
+	fileName := make([]string, len(ps)) // empty for a duplicate
 	var errs []error
 	for i, p := range ps {
 		fn := prefix + mapped[i]
+		if _, ok := f.Tensors[fn]; !ok && mapped[i] != p.Name {
+			// A map value may spell the file's full name, prefix and all.
+			if _, ok := f.Tensors[mapped[i]]; ok {
+				fn = mapped[i]
+			}
+		}
 		if j, dup := byFile[fn]; dup {
 			errs = append(errs, fmt.Errorf("spec tensors %q and %q both map to file tensor %q", ps[j].Name, p.Name, fn))
 			continue
 		}
 		byFile[fn] = i
+		fileName[i] = fn
 	}
 	// The file stems of batchnorm layers, whose counters are ignored.
 	bnStems := map[string]bool{}
 	for i, p := range ps {
 		if l, _, ok := spec.Layer(p.Layer); ok && l.Kind == KindBatchNorm {
-			if stem, ok := strings.CutSuffix(prefix+mapped[i], ".running_mean"); ok {
+			if stem, ok := strings.CutSuffix(fileName[i], ".running_mean"); ok {
 				bnStems[stem] = true
 			}
 		}
@@ -111,13 +131,18 @@ func mapStateDict(f *safetensors.File, spec Spec, opts StateDictOptions) (Weight
 	found := make([]bool, len(ps))
 	var unused []string
 	for _, full := range f.Names() {
-		if !strings.HasPrefix(full, prefix) {
-			continue // another model's, an optimizer's step, ...
-		}
 		i, ok := byFile[full]
 		if !ok {
-			if stem, isCounter := strings.CutSuffix(full, ".num_batches_tracked"); isCounter && bnStems[stem] {
-				continue // PyTorch's batchnorm counter; see batchNormBuffers
+			if !strings.HasPrefix(full, prefix) {
+				continue // another model's, an optimizer's step, ...
+			}
+			if stem, isCounter := strings.CutSuffix(full, ".num_batches_tracked"); isCounter {
+				// PyTorch's batchnorm counter (see batchNormBuffers): of a
+				// batchnorm the spec maps, or of one whose statistics the
+				// file holds, which are reported if unused.
+				if _, stats := f.Tensors[stem+".running_mean"]; stats || bnStems[stem] {
+					continue
+				}
 			}
 			if stem, isCounter := strings.CutSuffix(strings.TrimPrefix(full, prefix), ".num_batches_tracked"); isCounter {
 				if l, _, ok := spec.Layer(stem); ok && l.Kind == KindBatchNorm {
@@ -148,18 +173,30 @@ func mapStateDict(f *safetensors.File, spec Spec, opts StateDictOptions) (Weight
 	for i, p := range ps {
 		if !found[i] {
 			missing = append(missing, p)
-			fn := prefix + mapped[i]
+			fn := fileName[i]
+			if fn == "" { // a duplicate, reported above
+				continue
+			}
 			errs = append(errs, fmt.Errorf("no tensor %q%s (shape %v)", fn, forSpec(fn, p.Name), p.Shape))
 		}
 	}
 	for _, full := range unused {
 		t := f.Tensors[full]
 		msg := fmt.Sprintf("tensor %q is not a parameter of the spec or one of its buffers (%s %v)", full, t.DType, t.Shape)
-		var same []string
+		// Suggest the spec tensors of that shape left without one, those
+		// of the same kind ("weight", "running_mean") if any.
+		var same, sameKind []string
+		_, kind, _ := cutLast(full)
 		for _, p := range missing {
 			if slices.Equal(p.Shape, t.Shape) {
 				same = append(same, p.Name)
+				if _, k, _ := cutLast(p.Name); k == kind {
+					sameKind = append(sameKind, p.Name)
+				}
 			}
+		}
+		if len(sameKind) > 0 {
+			same = sameKind
 		}
 		if len(same) > 0 {
 			msg += fmt.Sprintf("; spec tensors of that shape that found none: %s", sample(same))
@@ -178,6 +215,15 @@ func mapStateDict(f *safetensors.File, spec Spec, opts StateDictOptions) (Weight
 		return nil, errors.Join(errs...)
 	}
 	return w, nil
+}
+
+// cutLast splits a dotted name at its last dot.
+func cutLast(name string) (before, after string, found bool) {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 {
+		return "", name, false
+	}
+	return name[:i], name[i+1:], true
 }
 
 // forSpec names the spec tensor a file tensor stands for, when the

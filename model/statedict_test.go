@@ -2,6 +2,8 @@ package model_test
 
 import (
 	"flag"
+	"fmt"
+	"log"
 	"math"
 	"os"
 	"os/exec"
@@ -140,6 +142,31 @@ func TestPyTorchStateDict(t *testing.T) {
 			checkLogits(t, spec, w, x, n, want)
 		})
 	}
+	// A float64 copy (as state_dict() of a model.double()) holds the
+	// same values.
+	t.Run("F64 copy", func(t *testing.T) {
+		src := readST(t, filepath.Join(dir, "resnet.safetensors"))
+		path := renamed(t, src, func(s string) string { return s })
+		f := readST(t, path)
+		for name, tt := range f.Tensors {
+			if tt.DType == safetensors.Float32 {
+				v, err := tt.Float64()
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Tensors[name] = safetensors.F64(tt.Shape, v)
+			}
+		}
+		if err := safetensors.WriteFile(path, f); err != nil {
+			t.Fatal(err)
+		}
+		w, err := model.LoadSafetensorsWeights(path, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want := f32(t, io, "logits")
+		checkLogits(t, spec, w, x, n, want)
+	})
 }
 
 // renamed writes the tensors of src under new names.
@@ -187,6 +214,15 @@ func TestPyTorchStateDictPrefixAndMap(t *testing.T) {
 		{"map with prefix", func(s string) string { return "model." + renameStem(s) }, map[string]string{
 			"conv1": "features.0", "bn1.weight": "features.1.weight", "bn1": "features.1", "layer2": "stage2", "fc.weight": "classifier.weight", "fc.bias": "classifier.bias",
 		}},
+		{"map value outside the prefix", func(s string) string {
+			if strings.HasPrefix(s, "fc.") {
+				return "head." + s
+			}
+			return "module." + s
+		}, map[string]string{"fc": "head.fc"}},
+		{"map values with the prefix", func(s string) string { return "module." + renameStem(s) }, map[string]string{
+			"conv1": "module.features.0", "bn1": "features.1", "layer2": "module.stage2", "fc": "classifier",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := renamed(t, src, tc.rename)
@@ -225,6 +261,7 @@ func TestPyTorchStateDictErrors(t *testing.T) {
 		path string
 		m    map[string]string
 		want []string
+		not  []string // what the error leaves out
 	}{
 		{"all at once", brokenPath, nil, []string{
 			`no tensor "module.layer1.0.bn2.running_var" (shape [8])`,
@@ -232,25 +269,26 @@ func TestPyTorchStateDictErrors(t *testing.T) {
 			`tensor "module.fc.weight" has shape [16 10], the spec needs [10 16] (transposed?`,
 			`tensor "module.layer1.0.conv2.weight" has shape [8 8 1 1], the spec needs [8 8 3 3]`,
 			`tensor "module.layer1.0.bn1.weight"`, "I32",
-		}},
+		}, nil},
 		{"renamed without a map", renamed(t, src, renameStem), nil, []string{
 			`no tensor "conv1.weight" (shape [8 1 3 3])`,
 			`no tensor "layer2.0.downsample.1.running_mean" (shape [16])`,
 			`tensor "features.0.weight" is not a parameter of the spec or one of its buffers (F32 [8 1 3 3]); spec tensors of that shape that found none: "conv1.weight"`,
 			`tensor "classifier.bias" is not a parameter of the spec or one of its buffers (F32 [10]); spec tensors of that shape that found none: "fc.bias"`,
+			`tensor "features.1.running_var" is not a parameter of the spec or one of its buffers (F32 [8]); spec tensors of that shape that found none: "bn1.running_var"` + "\n",
 			"map the spec's name to the file's",
-		}},
+		}, []string{"num_batches_tracked"}},
 		{"map to missing names", renamed(t, src, renameStem), map[string]string{"conv1": "features.0", "bn1": "features.1", "layer2": "stage2", "fc": "head"}, []string{
 			`no tensor "head.weight" (spec tensor "fc.weight") (shape [10 16])`,
 			`tensor "classifier.weight" is not a parameter of the spec or one of its buffers (F32 [10 16]); spec tensors of that shape that found none: "fc.weight"`,
-		}},
+		}, nil},
 		{"map key names nothing", filepath.Join(dir, "resnet.safetensors"), map[string]string{"stem.conv": "features.0", "fc.": "x"}, []string{
 			`map key "stem.conv" names no tensor or layer of the spec (layers with tensors: "conv1", "bn1",`,
 			`map entry "fc.": "x": both names must be non-empty`,
-		}},
+		}, nil},
 		{"two spec tensors on one file tensor", filepath.Join(dir, "resnet.safetensors"), map[string]string{"layer1.0.bn1": "layer1.0.bn2"}, []string{
 			`spec tensors "layer1.0.bn1.weight" and "layer1.0.bn2.weight" both map to file tensor "layer1.0.bn2.weight"`,
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := model.LoadStateDict(tc.path, spec, model.StateDictOptions{Map: tc.m})
@@ -264,6 +302,11 @@ func TestPyTorchStateDictErrors(t *testing.T) {
 			for _, want := range tc.want {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error does not contain %q:\n%s", want, msg)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(msg, not) {
+					t.Errorf("error contains %q:\n%s", not, msg)
 				}
 			}
 		})
@@ -290,4 +333,36 @@ func TestStateDictCounters(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `tensor "classifier.num_batches_tracked" is not a parameter`) {
 		t.Fatalf("a counter of a linear layer: %v", err)
 	}
+}
+
+// A state dict whose layers another codebase named differently loads
+// with a map from the spec's names to the file's.
+func ExampleLoadStateDict() {
+	dir, err := os.MkdirTemp("", "model")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "model.safetensors")
+
+	// As written by safetensors.torch.save_file(net.state_dict(), path)
+	// for net = nn.Sequential(OrderedDict(features=nn.Sequential(nn.Linear(3, 2))))
+	// inside nn.DataParallel.
+	err = safetensors.WriteFile(path, &safetensors.File{
+		Tensors: map[string]safetensors.Tensor{
+			"module.features.0.weight": safetensors.F32([]int{2, 3}, []float32{1, 2, 3, 4, 5, 6}),
+			"module.features.0.bias":   safetensors.BF16([]int{2}, []float32{0, 1}),
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	spec := model.Spec{Name: "linear", Input: []int{3}, Classes: 2, Layers: []model.Layer{{Name: "fc", Kind: model.KindLinear, Out: 2}}}
+	w, err := model.LoadStateDict(path, spec, model.StateDictOptions{Map: map[string]string{"fc": "features.0"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(w["fc.weight"].Shape, w["fc.weight"].Data, w["fc.bias"].Data)
+	// Output: [2 3] [1 2 3 4 5 6] [0 1]
 }

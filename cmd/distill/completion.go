@@ -78,6 +78,8 @@ func registerCompletions(root *cobra.Command) {
 			c.ValidArgsFunction = completeFiles("yaml", "yml")
 		case strings.HasPrefix(c.Use, "compare "):
 			c.ValidArgsFunction = completeDirs
+		case strings.HasPrefix(c.Use, "inspect "):
+			c.ValidArgsFunction = completeFiles("safetensors", "json", "onnx", "pt", "pth")
 		case strings.HasPrefix(c.Use, "quantize "):
 			c.ValidArgsFunction = completeFiles("json")
 		case strings.HasPrefix(c.Use, "export "):

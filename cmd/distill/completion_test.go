@@ -21,6 +21,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"compare", "--machine", ""}, []string{"aws-c7i.xlarge"}, "ShellCompDirectiveNoFileComp"},
 		{[]string{"run", ""}, []string{"yaml", "yml"}, "ShellCompDirectiveFilterFileExt"},
 		{[]string{"export", "m.json", ""}, []string{"onnx"}, "ShellCompDirectiveFilterFileExt"},
+		{[]string{"inspect", ""}, []string{"safetensors", "json", "onnx", "pt", "pth"}, "ShellCompDirectiveFilterFileExt"},
 	} {
 		code, out, errOut := capture(t, append([]string{"__complete"}, c.args...)...)
 		if code != exitOK {

@@ -40,7 +40,7 @@ func newRootCmd() *cobra.Command {
 		return usageError{fmt.Errorf("%s\nrun '%s --help' for the commands", msg, c.CommandPath())}
 	}
 	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
-	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd(), newServeCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newCompareCmd(), newQuantizeCmd(), newExportCmd(), newServeCmd(), newInspectCmd())
 	registerCompletions(root)
 	return root
 }

@@ -21,6 +21,7 @@ parameters), and writes into DIR:
   resnet_bf16.safetensors  the same state_dict in bfloat16
   resnet.onnx              torch.onnx.export, opset 13, input "input" [batch,1,28,28], output "logits"
   resnet.pt                torch.jit.script(model), saved with torch.jit.save
+  resnet_state_dict.pth    torch.save(model.state_dict()): a pickle, which distill refuses to load
   io.safetensors           x: float32 [8,1,28,28] inputs; logits: PyTorch's float32 eval logits;
                            logits_f16 / logits_bf16: float32 eval logits of the model whose
                            weights were rounded to float16 / bfloat16
@@ -163,6 +164,7 @@ def main():
     torch.onnx.export(net, x, os.path.join(d, "resnet.onnx"), opset_version=13,
                       input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    torch.save(state, os.path.join(d, "resnet_state_dict.pth"))
     scripted = torch.jit.script(net)
     torch.jit.save(scripted, os.path.join(d, "resnet.pt"))
     with torch.no_grad():
