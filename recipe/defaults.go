@@ -210,7 +210,7 @@ func (m *Model) fillDefaults(given map[string]bool, path string) {
 // by their effective values. The teacher's is left alone when it is
 // loaded from a checkpoint.
 func (r *Recipe) resolveTrainings() {
-	if r.Teacher.Checkpoint == "" {
+	if !r.Teacher.loadsWeights() {
 		r.Teacher.Training = r.TrainingFor(r.Teacher.Training)
 	}
 	for i := range r.Students {

@@ -15,7 +15,8 @@ import (
 // CheckFiles checks that every file and directory the recipe reads
 // exists and can be read, without reading their contents: the teacher's
 // and the ensemble's checkpoints (the model's .json and .safetensors
-// files), the TorchScript file, the IDX files of data.dir and of
+// files), the TorchScript, ONNX, ONNX Runtime library and state_dict
+// files, the IDX files of data.dir and of
 // transfer.unlabelled.dir, and the price table. Each must be a regular
 // file: a named pipe, which would block the run, is refused too. Run it
 // before any work, so that a wrong path fails in seconds rather than
@@ -85,6 +86,9 @@ func (r *Recipe) CheckFiles() error {
 	}
 	checkpoint("teacher.checkpoint", r.Teacher.Checkpoint)
 	file("teacher.torchscript", r.Teacher.TorchScript)
+	file("teacher.onnx", r.Teacher.ONNX)
+	file("teacher.runtime", r.Teacher.Runtime)
+	file("teacher.safetensors", r.Teacher.Safetensors)
 	for i, e := range r.Ensemble {
 		checkpoint(fmt.Sprintf("ensemble[%d].checkpoint", i), e.Checkpoint)
 	}

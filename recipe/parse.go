@@ -87,6 +87,9 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		res("data.test_file", &r.Data.TestFile)
 		res("teacher.checkpoint", &r.Teacher.Checkpoint)
 		res("teacher.torchscript", &r.Teacher.TorchScript)
+		res("teacher.onnx", &r.Teacher.ONNX)
+		res("teacher.runtime", &r.Teacher.Runtime)
+		res("teacher.safetensors", &r.Teacher.Safetensors)
 		for i := range r.Ensemble {
 			res(fmt.Sprintf("ensemble[%d].checkpoint", i), &r.Ensemble[i].Checkpoint)
 		}
@@ -373,6 +376,25 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(item, s.Index(i), p)
 		}
 		v.Set(s)
+	case reflect.Map: // string → string (teacher.map)
+		if n.Kind != yaml.MappingNode {
+			d.fail(path, where, "must be a mapping of names such as {layer1: features.1}, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for _, e := range d.entries(n, path, 0) {
+			k := deref(e.key)
+			if k == nil || k.Kind != yaml.ScalarNode {
+				d.fail(path, at(e.key), "keys must be names, got %s", describe(e.key))
+				continue
+			}
+			p := path + "." + k.Value
+			d.pos[p] = at(e.key)
+			val := reflect.New(v.Type().Elem()).Elem()
+			d.decode(e.val, val, p)
+			m.SetMapIndex(reflect.ValueOf(k.Value), val)
+		}
+		v.Set(m)
 	default:
 		d.decodeScalar(n, v, path, where)
 	}

@@ -134,8 +134,8 @@ func (r *Recipe) CheckResources(mem Memory) error {
 		}
 		c.model(key, name, m, input, classes, t, rows, r.trainingBatchKey(key, t))
 	}
-	if t := r.Teacher; !reflect.ValueOf(t.Model).IsZero() && t.Checkpoint == "" {
-		if t.TorchScript != "" {
+	if t := r.Teacher; !reflect.ValueOf(t.Model).IsZero() && t.Checkpoint == "" && t.ONNX == "" {
+		if t.TorchScript != "" || t.Safetensors != "" {
 			c.model("teacher", "teacher", t.Model, input, classes, Training{}, 0, "")
 		} else {
 			trained("teacher", "teacher", t.Model, r.TrainingFor(t.Training), t.Copies, "teacher.copies")
