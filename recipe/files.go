@@ -148,3 +148,8 @@ func explain(path, file string, err error) string {
 	}
 	return err.Error()
 }
+
+// File is the recipe's file name as given to Parse or Load ("" for a
+// recipe parsed without one): checks made outside this package put it on
+// their problems, as CheckFiles does.
+func (r *Recipe) File() string { return r.file }
