@@ -34,7 +34,8 @@ func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem 
 	input, classes := r.Data.Shape() // nil, 0 for data whose shape only loading tells
 	switch {
 	case t.ONNX != "" && !skip["teacher.onnx"] && !skip["teacher.runtime"]:
-		if !checkONNX(r, input, classes, add) {
+		// ONNX Runtime's own errors would repeat the file's problems.
+		if checkONNX(r, input, classes, add); len(ps) > 0 {
 			return ps
 		}
 		libKey := "teacher.onnx"
@@ -74,13 +75,13 @@ func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem 
 
 // checkONNX checks the ONNX teacher's file against the data (input, nil
 // when unknown, and classes) and the students' feature terms, without
-// ONNX Runtime; false when the file cannot be read as a model.
-func checkONNX(r *recipe.Recipe, input []int, classes int, add func(key, format string, args ...any)) bool {
+// ONNX Runtime.
+func checkONNX(r *recipe.Recipe, input []int, classes int, add func(key, format string, args ...any)) {
 	t := r.Teacher
 	info, err := ort.Inspect(t.ONNX)
 	if err != nil {
 		add("teacher.onnx", "%v", err)
-		return false
+		return
 	}
 	if len(info.Inputs) != 1 {
 		add("teacher.onnx", "%s has %d inputs; a teacher reads one (the examples)", t.ONNX, len(info.Inputs))
@@ -117,7 +118,6 @@ func checkONNX(r *recipe.Recipe, input []int, classes int, add func(key, format 
 			}
 		}
 	}
-	return true
 }
 
 // shapeFits reports whether a per-example shape from an ONNX file (-1:
