@@ -296,3 +296,37 @@ func TestONNXTeacherWithoutRuntime(t *testing.T) {
 		t.Errorf("Check = %v, want a teacher.onnx problem saying how to install ONNX Runtime", err)
 	}
 }
+
+// TestONNXEnsembleMember: an ensemble member may be an ONNX file too; it
+// gives logits to the mixture (transfer set included) and is evaluated
+// in the report, and its file is checked like the main teacher's.
+func TestONNXEnsembleMember(t *testing.T) {
+	dir := t.TempDir()
+	path, _ := exportedTeacher(t, dir, 4, nil)
+	y := strings.Replace(onnxTeacherYAML("X", "", "", 4), "  onnx: X\n", "  model: {hidden: [16]}\nensemble:\n  - {name: exported, onnx: "+path+", weight: 2}\n", 1)
+	y = strings.Replace(y, "transfer: {enabled: true}", "transfer: {enabled: true, cache_dir: "+filepath.Join(dir, "cache")+"}", 1)
+	bad, err := recipe.Parse([]byte(strings.Replace(y, "classes: 4", "classes: 3", 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Check(bad, pipeline.Options{}); err == nil || !strings.Contains(err.Error(), "ensemble[0].onnx: ") || !strings.Contains(err.Error(), "predicts 4 classes") {
+		t.Errorf("Check of a member with 4 classes for 3-class data = %v", err)
+	}
+	needORT(t)
+	rep := runYAML(t, y, pipeline.Options{OutDir: filepath.Join(dir, "out")})
+	var teachers []string
+	for _, m := range rep.Models {
+		if m.Role == report.RoleTeacher {
+			teachers = append(teachers, m.Name)
+			if m.Accuracy <= 0 {
+				t.Errorf("teacher %s: accuracy %v", m.Name, m.Accuracy)
+			}
+		}
+	}
+	if strings.Join(teachers, ",") != "teacher,exported" {
+		t.Errorf("teachers in the report %v, want teacher and exported", teachers)
+	}
+	if rep.Transfer == nil {
+		t.Error("no transfer set")
+	}
+}

@@ -18,29 +18,41 @@ import (
 const noRuntime = "; it also needs ONNX Runtime's shared library: npm's onnxruntime-node ships it (npm install onnxruntime-node), " +
 	"onnx/testdata/install-ort.sh installs it where distill looks, or point $ONNXRUNTIME_LIB or teacher.runtime at libonnxruntime.so"
 
-// checkTeacherFiles checks what the main teacher's files hold, before
-// any work: an ONNX file must parse, take the data's examples, give its
-// classes and hold the tensors the students' feature terms name, and
-// ONNX Runtime must load and accept it; a state_dict must fit the
-// recipe's model, every tensor accounted for. skip names keys whose files
-// CheckFiles already found unusable.
+// checkTeacherFiles checks what the teachers' files hold, before any
+// work: an ONNX file must parse, take the data's examples, give its
+// classes and (the main teacher's) hold the tensors the students' feature
+// terms name, and ONNX Runtime must load and accept it; a state_dict must
+// fit the recipe's model, every tensor accounted for. skip names keys
+// whose files CheckFiles already found unusable.
 func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem {
-	t := r.Teacher
 	var ps []recipe.Problem
 	add := func(key, format string, args ...any) {
 		msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "; ")
 		ps = append(ps, recipe.Problem{File: r.File(), Key: key, Message: msg})
 	}
+	specs := teacher.Specs(r)
+	checkTeacherFile(r, "teacher", r.Teacher, specs[0], true, skip, add)
+	for i, e := range r.Ensemble {
+		checkTeacherFile(r, fmt.Sprintf("ensemble[%d]", i), e.AsTeacher(), specs[i+1], false, skip, add)
+	}
+	return ps
+}
+
+// checkTeacherFile checks the files of teacher t (keys under p, loaded
+// as spec); hints says whether the students' feature terms read it.
+func checkTeacherFile(r *recipe.Recipe, p string, t recipe.Teacher, spec teacher.Spec, hints bool, skip map[string]bool, add func(key, format string, args ...any)) {
 	input, classes := r.Data.Shape() // nil, 0 for data whose shape only loading tells
 	switch {
-	case t.ONNX != "" && !skip["teacher.onnx"] && !skip["teacher.runtime"]:
+	case t.ONNX != "" && !skip[p+".onnx"] && !skip[p+".runtime"]:
+		found := false
+		counted := func(key, format string, args ...any) { found = true; add(key, format, args...) }
 		// ONNX Runtime's own errors would repeat the file's problems.
-		if checkONNX(r, input, classes, add); len(ps) > 0 {
-			return ps
+		if checkONNX(r, p, t, input, classes, hints, counted); found {
+			return
 		}
-		libKey := "teacher.onnx"
+		libKey := p + ".onnx"
 		if t.Runtime != "" {
-			libKey = "teacher.runtime"
+			libKey = p + ".runtime"
 		}
 		if _, err := ort.Check(t.Runtime); err != nil {
 			if errors.Is(err, errors.ErrUnsupported) {
@@ -48,62 +60,63 @@ func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem 
 			} else {
 				add(libKey, "%v", err)
 			}
-			return ps
+			return
 		}
 		if input == nil {
-			return ps
+			return
 		}
 		// ONNX Runtime must accept the model (an operator it lacks fails
 		// here), with the feature tensors as outputs.
-		m, err := teacher.OpenONNX(teacher.Specs(r)[0], input)
+		m, err := teacher.OpenONNX(spec, input)
 		if err != nil {
-			add("teacher.onnx", "%v", err)
-			return ps
+			add(p+".onnx", "%v", err)
+			return
 		}
 		m.Close()
-	case t.Safetensors != "" && !skip["teacher.safetensors"] && input != nil:
-		spec, err := t.Model.Spec("teacher", input, classes)
+	case t.Safetensors != "" && !skip[p+".safetensors"] && input != nil:
+		ms, err := t.Model.Spec(spec.Name, input, classes)
 		if err != nil {
-			return ps // Validate reports the model
+			return // Validate reports the model
 		}
-		if _, err := model.LoadStateDict(t.Safetensors, spec, model.StateDictOptions{Map: t.Map}); err != nil {
-			add("teacher.safetensors", "%v", err)
+		if _, err := model.LoadStateDict(t.Safetensors, ms, model.StateDictOptions{Map: t.Map}); err != nil {
+			add(p+".safetensors", "%v", err)
 		}
 	}
-	return ps
 }
 
-// checkONNX checks the ONNX teacher's file against the data (input, nil
-// when unknown, and classes) and the students' feature terms, without
-// ONNX Runtime.
-func checkONNX(r *recipe.Recipe, input []int, classes int, add func(key, format string, args ...any)) {
-	t := r.Teacher
+// checkONNX checks teacher t's ONNX file (keys under p) against the data
+// (input, nil when unknown, and classes) and, with hints, the students'
+// feature terms, without ONNX Runtime.
+func checkONNX(r *recipe.Recipe, p string, t recipe.Teacher, input []int, classes int, hints bool, add func(key, format string, args ...any)) {
 	info, err := ort.Inspect(t.ONNX)
 	if err != nil {
-		add("teacher.onnx", "%v", err)
+		add(p+".onnx", "%v", err)
 		return
 	}
 	if len(info.Inputs) != 1 {
-		add("teacher.onnx", "%s has %d inputs; a teacher reads one (the examples)", t.ONNX, len(info.Inputs))
+		add(p+".onnx", "%s has %d inputs; a teacher reads one (the examples)", t.ONNX, len(info.Inputs))
 	} else if in := info.Inputs[0]; input != nil && len(in.Shape) > 0 && !shapeFits(in.Shape[1:], input) {
-		add("teacher.onnx", "%s takes input %q of shape %v (batch first, -1 dynamic), but the data's examples have shape %v: use a teacher made for this data", t.ONNX, in.Name, in.Shape, input)
+		add(p+".onnx", "%s takes input %q of shape %v (batch first, -1 dynamic), but the data's examples have shape %v: use a teacher made for this data", t.ONNX, in.Name, in.Shape, input)
 	}
 	var out *ort.Tensor
 	switch {
 	case t.Output != "":
 		i := slices.IndexFunc(info.Outputs, func(o ort.Tensor) bool { return o.Name == t.Output })
 		if i < 0 {
-			add("teacher.output", "%s has no output %q; its outputs are %q", t.ONNX, t.Output, tensorNames(info.Outputs))
+			add(p+".output", "%s has no output %q; its outputs are %q", t.ONNX, t.Output, tensorNames(info.Outputs))
 		} else {
 			out = &info.Outputs[i]
 		}
 	case len(info.Outputs) == 1:
 		out = &info.Outputs[0]
 	default:
-		add("teacher.onnx", "%s has %d outputs %q: name the logits with teacher.output", t.ONNX, len(info.Outputs), tensorNames(info.Outputs))
+		add(p+".onnx", "%s has %d outputs %q: name the logits with %s.output", t.ONNX, len(info.Outputs), tensorNames(info.Outputs), p)
 	}
 	if out != nil && classes > 0 && len(out.Shape) == 2 && out.Shape[1] > 0 && out.Shape[1] != classes {
-		add("teacher.onnx", "%s predicts %d classes (output %q of shape %v), but the data has %d", t.ONNX, out.Shape[1], out.Name, out.Shape, classes)
+		add(p+".onnx", "%s predicts %d classes (output %q of shape %v), but the data has %d", t.ONNX, out.Shape[1], out.Name, out.Shape, classes)
+	}
+	if !hints {
+		return
 	}
 	for i, s := range r.Students {
 		for _, list := range []struct {

@@ -217,7 +217,7 @@ func (r *Recipe) resolveTrainings() {
 		r.Students[i].Training = r.TrainingFor(r.Students[i].Training)
 	}
 	for i := range r.Ensemble {
-		if r.Ensemble[i].Checkpoint == "" {
+		if !r.Ensemble[i].AsTeacher().loadsWeights() {
 			r.Ensemble[i].Training = r.TrainingFor(r.Ensemble[i].Training)
 		}
 	}

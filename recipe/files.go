@@ -90,7 +90,11 @@ func (r *Recipe) CheckFiles() error {
 	file("teacher.runtime", r.Teacher.Runtime)
 	file("teacher.safetensors", r.Teacher.Safetensors)
 	for i, e := range r.Ensemble {
-		checkpoint(fmt.Sprintf("ensemble[%d].checkpoint", i), e.Checkpoint)
+		p := fmt.Sprintf("ensemble[%d]", i)
+		checkpoint(p+".checkpoint", e.Checkpoint)
+		file(p+".onnx", e.ONNX)
+		file(p+".runtime", e.Runtime)
+		file(p+".safetensors", e.Safetensors)
 	}
 	if u := r.Transfer.Unlabelled; r.Transfer.Enabled && u.Enabled &&
 		!(u.Dir == r.Data.Dir && u.Dataset == r.Data.Dataset) { // the same directory is reported once

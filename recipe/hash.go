@@ -46,6 +46,8 @@ func (r *Recipe) clone() *Recipe {
 	c.Ensemble = slices.Clone(r.Ensemble)
 	for i := range c.Ensemble {
 		c.Ensemble[i].Model = c.Ensemble[i].Model.clone()
+		c.Ensemble[i].Preprocess.Mean = slices.Clone(c.Ensemble[i].Preprocess.Mean)
+		c.Ensemble[i].Preprocess.Std = slices.Clone(c.Ensemble[i].Preprocess.Std)
 	}
 	c.Students = slices.Clone(r.Students)
 	for i := range c.Students {

@@ -92,6 +92,9 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		res("teacher.safetensors", &r.Teacher.Safetensors)
 		for i := range r.Ensemble {
 			res(fmt.Sprintf("ensemble[%d].checkpoint", i), &r.Ensemble[i].Checkpoint)
+			res(fmt.Sprintf("ensemble[%d].onnx", i), &r.Ensemble[i].ONNX)
+			res(fmt.Sprintf("ensemble[%d].runtime", i), &r.Ensemble[i].Runtime)
+			res(fmt.Sprintf("ensemble[%d].safetensors", i), &r.Ensemble[i].Safetensors)
 		}
 		res("transfer.cache_dir", &r.Transfer.CacheDir)
 		res("transfer.unlabelled.dir", &r.Transfer.Unlabelled.Dir)
@@ -394,7 +397,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(e.val, val, p)
 			m.SetMapIndex(reflect.ValueOf(k.Value), val)
 		}
-		v.Set(m)
+		if m.Len() > 0 { // map: {} is no map, as in the hash
+			v.Set(m)
+		}
 	default:
 		d.decodeScalar(n, v, path, where)
 	}

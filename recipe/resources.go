@@ -142,7 +142,11 @@ func (r *Recipe) CheckResources(mem Memory) error {
 		}
 	}
 	for i, e := range r.Ensemble {
-		if !reflect.ValueOf(e.Model).IsZero() && e.Checkpoint == "" {
+		switch {
+		case reflect.ValueOf(e.Model).IsZero() || e.Checkpoint != "" || e.ONNX != "":
+		case e.Safetensors != "":
+			c.model(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, input, classes, Training{}, 0, "")
+		default:
 			trained(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, r.TrainingFor(e.Training), e.Copies, fmt.Sprintf("ensemble[%d].copies", i))
 		}
 	}

@@ -38,6 +38,10 @@ func TestTeacherSources(t *testing.T) {
 		{"preprocess on a trained teacher", "{model: {hidden: [8]}, preprocess: {mean: [0.5]}}", map[string]string{"teacher.preprocess": "a teacher trained here"}},
 		{"onnx with training", "{onnx: t.onnx, training: {epochs: 3}}", map[string]string{"teacher.training": "loaded from a file (teacher.onnx)"}},
 		{"onnx quantized", "onnx: t.onnx\nquantize: {teacher: true}", map[string]string{"quantize.teacher": "ONNX Runtime"}},
+		{"ensemble members from files", "onnx: t.onnx\nensemble:\n  - {onnx: e.onnx, preprocess: {std: [0.5]}}\n  - {safetensors: e.safetensors, model: {hidden: [8]}, map: {fc1: l1}}", nil},
+		{"ensemble member with two files", "onnx: t.onnx\nensemble:\n  - {onnx: e.onnx, checkpoint: c}", map[string]string{"ensemble[0]": "ensemble[0].checkpoint and ensemble[0].onnx"}},
+		{"ensemble member state_dict without model", "onnx: t.onnx\nensemble:\n  - {safetensors: e.safetensors, output: y}", map[string]string{
+			"ensemble[0].safetensors": "needs ensemble[0].model", "ensemble[0].output": "set ensemble[0].onnx"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "teacher:\n  " + tc.teacher + "\n" + students

@@ -308,26 +308,26 @@ type Teacher struct {
 	// shape and class count come from the file. Its layers, for the
 	// students' hints and attention terms, are its tensor names
 	// (distill inspect lists them). Relative to the recipe file.
-	ONNX string `yaml:"onnx"`
+	ONNX string `yaml:"onnx,omitempty"`
 	// Output names the ONNX teacher's logits output; default the model's
 	// only output.
-	Output string `yaml:"output"`
+	Output string `yaml:"output,omitempty"`
 	// Runtime is the path of ONNX Runtime's shared library
 	// (libonnxruntime.so); default $ONNXRUNTIME_LIB, then the copy
 	// onnx/testdata/install-ort.sh installs. Relative to the recipe file.
-	Runtime string `yaml:"runtime"`
+	Runtime string `yaml:"runtime,omitempty"`
 	// Safetensors loads the teacher's weights from a PyTorch state_dict
 	// saved as safetensors onto the architecture Model describes; names
 	// are matched automatically (torchvision-style, module./_orig_mod.
 	// prefixes) and Map renames the rest. Relative to the recipe file.
-	Safetensors string `yaml:"safetensors"`
+	Safetensors string `yaml:"safetensors,omitempty"`
 	// Map renames spec tensor names, layer names or layer prefixes
 	// (keys) to the state_dict's (values); see model.StateDictOptions.
-	Map map[string]string `yaml:"map"`
+	Map map[string]string `yaml:"map,omitempty"`
 	// Preprocess normalises the teacher's inputs (only the teacher's) per
 	// channel, so that a teacher trained on normalised data can teach a
 	// student on the data as it is. Only for a loaded teacher.
-	Preprocess Preprocess `yaml:"preprocess"`
+	Preprocess Preprocess `yaml:"preprocess,omitempty"`
 }
 
 // Preprocess is a per-channel normalisation, x' = (x - mean[c]) / std[c],
@@ -383,6 +383,22 @@ type EnsembleTeacher struct {
 	Augment augment.Config `yaml:"augment"`
 	// Weight of its softened predictions in the ensemble, > 0, default 1.
 	Weight float64 `yaml:"weight"`
+	// ONNX, Output, Runtime, Safetensors, Map and Preprocess load the
+	// member as they load the main teacher (see Teacher). Feature terms
+	// read only the main teacher, so an ONNX member gives only logits.
+	ONNX        string            `yaml:"onnx,omitempty"`
+	Output      string            `yaml:"output,omitempty"`
+	Runtime     string            `yaml:"runtime,omitempty"`
+	Safetensors string            `yaml:"safetensors,omitempty"`
+	Map         map[string]string `yaml:"map,omitempty"`
+	Preprocess  Preprocess        `yaml:"preprocess,omitempty"`
+}
+
+// AsTeacher is e as a Teacher (with no TorchScript file), so that the
+// two are validated and loaded alike.
+func (e EnsembleTeacher) AsTeacher() Teacher {
+	return Teacher{Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Copies: e.Copies, Augment: e.Augment, Weight: e.Weight,
+		ONNX: e.ONNX, Output: e.Output, Runtime: e.Runtime, Safetensors: e.Safetensors, Map: e.Map, Preprocess: e.Preprocess}
 }
 
 // Transfer is the transfer set: the training inputs plus Copies augmented

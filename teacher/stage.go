@@ -30,17 +30,16 @@ type Spec struct {
 	// trained on besides the data.
 	Copies  int
 	Augment augment.Config
-	// ONNX is an ONNX file run by ONNX Runtime (main teacher only), opened
+	// ONNX is an ONNX file run by ONNX Runtime, opened
 	// with ORT: its logits output, the library, and as Features the
 	// tensors the students' feature terms read.
 	ONNX string
 	ORT  ort.Options
 	// Safetensors is a PyTorch state_dict loaded onto Model, its names
-	// matched as Map says (main teacher only).
+	// matched as Map says.
 	Safetensors string
 	Map         map[string]string
-	// Preprocess normalises the teacher's inputs (a loaded main teacher
-	// only).
+	// Preprocess normalises the teacher's inputs (a loaded teacher only).
 	Preprocess recipe.Preprocess
 }
 
@@ -52,15 +51,23 @@ func Specs(r *recipe.Recipe) []Spec {
 	if t.Trusted {
 		ts[0].TorchScript = t.TorchScript
 	}
-	if t.ONNX != "" {
-		ts[0].ONNX = t.ONNX
-		ts[0].ORT = ort.Options{Library: t.Runtime, Output: t.Output, Features: FeatureLayers(r)}
-	}
-	ts[0].Safetensors, ts[0].Map, ts[0].Preprocess = t.Safetensors, t.Map, t.Preprocess
+	ts[0].loadedFrom(t, FeatureLayers(r))
 	for _, e := range r.Ensemble {
-		ts = append(ts, Spec{Name: e.Name, Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Weight: e.Weight, Copies: e.Copies, Augment: e.Augment})
+		s := Spec{Name: e.Name, Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Weight: e.Weight, Copies: e.Copies, Augment: e.Augment}
+		s.loadedFrom(e.AsTeacher(), nil) // feature terms read only the main teacher
+		ts = append(ts, s)
 	}
 	return ts
+}
+
+// loadedFrom sets the ONNX, state_dict and preprocessing fields from t;
+// features are the ONNX tensors to read besides the logits.
+func (s *Spec) loadedFrom(t recipe.Teacher, features []string) {
+	if t.ONNX != "" {
+		s.ONNX = t.ONNX
+		s.ORT = ort.Options{Library: t.Runtime, Output: t.Output, Features: features}
+	}
+	s.Safetensors, s.Map, s.Preprocess = t.Safetensors, t.Map, t.Preprocess
 }
 
 // FeatureLayers lists the main teacher's layers that the students'
