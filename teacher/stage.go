@@ -30,9 +30,9 @@ type Spec struct {
 	// trained on besides the data.
 	Copies  int
 	Augment augment.Config
-	// ONNX is an ONNX file run by ONNX Runtime, opened
-	// with ORT: its logits output, the library, and as Features the
-	// tensors the students' feature terms read.
+	// ONNX is an ONNX file run by ONNX Runtime, opened with ORT: its
+	// logits output, the library, and as Features the tensors the
+	// students' feature terms read (the main teacher's only).
 	ONNX string
 	ORT  ort.Options
 	// Safetensors is a PyTorch state_dict loaded onto Model, its names
@@ -178,9 +178,12 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 	if err != nil {
 		return nil, fmt.Errorf("distill: %s: %w", name, err)
 	}
-	what := name + " " + s.Checkpoint
-	if s.ONNX != "" {
-		what = name + " " + s.ONNX
+	what := name
+	for _, f := range []string{s.Checkpoint, s.ONNX, s.Safetensors, s.TorchScript} {
+		if f != "" {
+			what += " " + f
+			break
+		}
 	}
 	if err := fitsData(m.Spec(), env.Data, what); err != nil {
 		m.Close()
