@@ -198,6 +198,17 @@ func TestONNXTeacherEndToEnd(t *testing.T) {
 	if teacherOf(rep2).Accuracy != b.Accuracy {
 		t.Errorf("rerun: teacher accuracy %v, first run %v", teacherOf(rep2).Accuracy, b.Accuracy)
 	}
+	// Without a transfer set ONNX Runtime runs in the training loop,
+	// giving the hint's tensor and the soft targets batch by batch.
+	inLoop := runYAML(t, strings.Replace(y, "transfer: {enabled: true, cache_dir: "+filepath.Join(dir, "cache")+"}", "", 1), pipeline.Options{OutDir: filepath.Join(dir, "loop")})
+	if inLoop.Transfer != nil || teacherOf(inLoop).Accuracy != b.Accuracy {
+		t.Errorf("in the loop: transfer %+v, teacher accuracy %v (want %v)", inLoop.Transfer, teacherOf(inLoop).Accuracy, b.Accuracy)
+	}
+	for _, m := range inLoop.Models {
+		if m.Name == "s" && !strings.Contains(m.Method, "hint") {
+			t.Errorf("student method %q: want the hint", m.Method)
+		}
+	}
 }
 
 // stateDictYAML loads PyTorch's state_dict of a small torchvision-style
