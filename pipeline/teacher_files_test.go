@@ -160,6 +160,16 @@ func TestONNXTeacherEndToEnd(t *testing.T) {
 	if err := pipeline.Check(r, pipeline.Options{}); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
+	// The tensor's shape, known once ONNX Runtime ran the model, must
+	// pair with the student's layer: 8 values cannot regress 32 without
+	// an adapter.
+	noAdapter, err := recipe.Parse([]byte(strings.Replace(y, "adapter: linear", "adapter: none", 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Check(noAdapter, pipeline.Options{}); err == nil || !strings.Contains(err.Error(), "students[0].distill: ") {
+		t.Errorf("Check of a hint whose shapes differ, without an adapter = %v, want a problem at students[0].distill", err)
+	}
 	out := filepath.Join(dir, "onnx")
 	rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: out})
 	if err != nil {

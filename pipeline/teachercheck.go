@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/teacher"
@@ -72,7 +73,26 @@ func checkTeacherFile(r *recipe.Recipe, p string, t recipe.Teacher, spec teacher
 			add(p+".onnx", "%v", err)
 			return
 		}
-		m.Close()
+		defer m.Close()
+		if !hints {
+			return
+		}
+		// Only now are the teacher tensors' shapes known: each pairing
+		// with a student layer must fit (the recipe's own validation
+		// checks this for teachers it can describe).
+		for i, s := range r.Students {
+			joint, hs := s.Distill.Features()
+			if len(joint)+len(hs) == 0 {
+				continue
+			}
+			ss, err := s.Model.Spec(s.Name, input, classes)
+			if err != nil {
+				continue // Validate reports the model
+			}
+			if err := loss.CheckFeatures(ss, m.Spec(), append(joint, hs...)); err != nil {
+				add(fmt.Sprintf("students[%d].distill", i), "%v", err)
+			}
+		}
 	case t.Safetensors != "" && !skip[p+".safetensors"] && input != nil:
 		ms, err := t.Model.Spec(spec.Name, input, classes)
 		if err != nil {
