@@ -16,6 +16,8 @@ import (
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/quantize"
 	"github.com/distill-dev/distill/report"
+	"github.com/distill-dev/distill/teacher"
+	"github.com/distill-dev/distill/teacher/ort"
 )
 
 // evalEntry names a model to evaluate and how it was made.
@@ -26,7 +28,14 @@ type evalEntry struct {
 	soft      loss.SoftTargets // a distilled student's
 	int8      bool             // an INT8 model file (package quantize)
 	source    string           // the float model an INT8 one came from
+	// teacher is a teacher's spec: it is opened as the students saw it
+	// (an ONNX teacher from its file, a teacher with its preprocessing).
+	teacher *teacher.Spec
 }
+
+// onnxTeacher reports whether e is a teacher run by ONNX Runtime, which
+// has no distill model file.
+func (e evalEntry) onnxTeacher() bool { return e.teacher != nil && e.teacher.ONNX != "" }
 
 func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.Report, error) {
 	rep := &report.Report{
@@ -50,6 +59,9 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 	for _, e := range entries {
 		prog.phase(e.name, "evaluating "+e.name)
 		path := run.modelPath(e.name)
+		if e.onnxTeacher() {
+			path = e.teacher.ONNX
+		}
 		spec, m, calibration, fallback, err := run.loadForEval(e, path)
 		if err != nil {
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
@@ -63,7 +75,12 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
 		var serving *report.Serving
-		if run.r.Serving.MeasureEnabled() {
+		switch {
+		case run.r.Serving.MeasureEnabled() && e.onnxTeacher():
+			// The serving engines run distill models; ONNX Runtime's own
+			// serving cost is not what a distilled student replaces here.
+			ss.note(fmt.Sprintf("Teacher %s runs in ONNX Runtime and has no serving measurement (distill measures its own engines).", e.name))
+		case run.r.Serving.MeasureEnabled():
 			if serving, err = run.serving(ctx, prog, ss, e, path, spec, m); err != nil {
 				m.Close()
 				return nil, err
@@ -79,8 +96,18 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		}
 		params, _ := spec.ParamCount()
 		rel, _ := filepath.Rel(run.out, path)
+		bytes := fileSize(path)
+		if e.onnxTeacher() {
+			rel = path // outside the run directory
+			if fi, err := os.Stat(path); err == nil {
+				bytes = fi.Size()
+			}
+			if info, err := ort.Inspect(path); err == nil {
+				params = int(info.Params) // its spec has no distill layers to count
+			}
+		}
 		rep.Models = append(rep.Models, report.Model{
-			Name: e.name, Role: e.role, Params: params, Bytes: fileSize(path),
+			Name: e.name, Role: e.role, Params: params, Bytes: bytes,
 			Accuracy: met.Accuracy, Errors: met.Errors, Agreement: met.Agreement, ECE: met.ECE,
 			Path: filepath.ToSlash(rel), Method: e.method, Alpha: e.soft.Alpha, Temperature: e.soft.Temperature,
 			Calibration: calibration, FallbackLayers: fallback, Source: e.source,
@@ -117,6 +144,13 @@ func (run *runner) loadForEval(e evalEntry, path string) (model.Spec, closablePr
 			return model.Spec{}, nil, "", nil, err
 		}
 		return q.Spec, program{p}, string(q.Method), q.Fallback, nil
+	}
+	if e.teacher != nil {
+		m, err := run.openTeacher(*e.teacher)
+		if err != nil {
+			return model.Spec{}, nil, "", nil, err
+		}
+		return m.Spec(), m, "", nil, nil
 	}
 	spec, w, err := model.Load(path)
 	if err != nil {

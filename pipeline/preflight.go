@@ -12,7 +12,9 @@ import (
 // the run directory: the recipe, with opts' overrides applied, must
 // validate, every file it reads must exist and be readable
 // (recipe.CheckFiles), and every size must fit in memory
-// (recipe.CheckResources, against opts.Memory or else the machine's). A
+// (recipe.CheckResources, against opts.Memory or else the machine's), and
+// the main teacher's ONNX or state_dict file must hold a teacher for the
+// data (checkTeacherFiles; an ONNX teacher also needs ONNX Runtime). A
 // problem found is returned as a *recipe.Error listing them all.
 // distill validate runs it, so that what it accepts does not fail at
 // the start of a run.
@@ -54,6 +56,11 @@ func checkInputs(r *recipe.Recipe, opts Options) error {
 			return err
 		}
 	}
+	skip := map[string]bool{}
+	for _, p := range problems {
+		skip[p.Key] = true
+	}
+	problems = append(problems, checkTeacherFiles(r, skip)...)
 	if len(problems) > 0 {
 		return &recipe.Error{Problems: problems}
 	}

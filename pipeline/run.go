@@ -131,7 +131,7 @@ func (run *runner) run(ctx context.Context) (*report.Report, error) {
 			return nil, err
 		}
 		run.teacherKeys = append(run.teacherKeys, key)
-		models = append(models, evalEntry{name: t.Name, role: report.RoleTeacher, key: key, method: t.Method()})
+		models = append(models, evalEntry{name: t.Name, role: report.RoleTeacher, key: key, method: t.Method(), teacher: &t})
 	}
 	for _, s := range run.r.Students {
 		entries, err := run.studentStage(ctx, s)

@@ -58,7 +58,13 @@ func (run *runner) teacherKey(t teacher.Spec) string {
 	if t.Copies > 0 { // keys of teachers without augmentation stay as they were
 		key = keyOf(key, t.Copies, t.Augment.Key())
 	}
-	for _, f := range []string{t.Checkpoint, t.TorchScript} {
+	if t.ONNX != "" || t.Safetensors != "" { // keys of other teachers stay as they were
+		key = keyOf(key, t.ONNX, t.ORT.Output, t.Safetensors, t.Map)
+	}
+	if t.Preprocess.Enabled() {
+		key = keyOf(key, t.Preprocess)
+	}
+	for _, f := range []string{t.Checkpoint, t.TorchScript, t.ONNX, t.Safetensors} {
 		if fi, err := os.Stat(f); f != "" && err == nil {
 			key = keyOf(key, fi.ModTime(), fi.Size())
 		}

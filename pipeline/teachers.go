@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/distill-dev/distill/backend"
@@ -32,7 +33,31 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 	if err != nil {
 		return "", err
 	}
+	if t.ONNX != "" {
+		// Nothing to save: ONNX Runtime runs the file itself, reopened
+		// wherever the teacher is needed (openTeacher). Opening it here
+		// checked that it runs and fits the data.
+		m.Close()
+		run.done(id, time.Since(start).Seconds())
+		return key, nil
+	}
 	return key, run.keep(id, name, key, m, start)
+}
+
+// openTeacher opens teacher t as its stage left it: an ONNX teacher from
+// its file, any other from the run directory; with its preprocessing.
+func (run *runner) openTeacher(t teacher.Spec) (backend.Model, error) {
+	var m backend.Model
+	var err error
+	if t.ONNX != "" {
+		m, err = teacher.OpenONNX(t, run.train.Shape)
+	} else {
+		m, err = teacher.Load(run.be, run.modelPath(t.Name))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("distill: %s: %w", t.Name, err)
+	}
+	return t.Preprocessed(m, run.train.Shape)
 }
 
 // softTargets gives a distilled student its soft targets at st (see
@@ -52,7 +77,7 @@ func (run *runner) softTargets(ctx context.Context, st loss.SoftTargets, feature
 		}
 	}
 	for _, t := range specs {
-		m, err := teacher.Load(run.be, run.modelPath(t.Name))
+		m, err := run.openTeacher(t)
 		if err != nil {
 			release()
 			return nil, nil, nil, err

@@ -40,17 +40,31 @@ func (run *runner) transferInputs(ctx context.Context) (*data.Dataset, error) {
 
 // featureLayers lists the main teacher's layers that the students'
 // feature terms read, in recipe order, each once.
-func (run *runner) featureLayers() []string {
-	var layers []string
-	for _, s := range run.r.Students {
-		joint, hints := s.Distill.Features()
-		for _, f := range append(joint, hints...) {
-			if !slices.Contains(layers, f.Teacher) {
-				layers = append(layers, f.Teacher)
-			}
+func (run *runner) featureLayers() []string { return teacher.FeatureLayers(run.r) }
+
+// teacherHash identifies what labels the transfer set for teacher t: the
+// ONNX file and its logits output for an ONNX teacher, else the model
+// saved in the run directory (for a state_dict teacher that is the file
+// as mapped onto its architecture, which the .safetensors alone would
+// not pin down); and the input normalisation, which changes the labels
+// of the same network.
+func (run *runner) teacherHash(t teacher.Spec) (string, error) {
+	var h string
+	var err error
+	if t.ONNX != "" {
+		if h, err = transfer.HashFiles(t.ONNX); err == nil {
+			h = keyOf(h, t.ORT.Output)
 		}
+	} else {
+		h, err = transfer.HashFiles(model.Paths(run.modelPath(t.Name)))
 	}
-	return layers
+	if err != nil {
+		return "", err
+	}
+	if t.Preprocess.Enabled() {
+		h = keyOf(h, t.Preprocess)
+	}
+	return h, nil
 }
 
 // transferSet gets the transfer set from the cache, building it (running
@@ -62,8 +76,7 @@ func (run *runner) transferSet(ctx context.Context, specs []teacher.Spec, models
 	tr := run.r.Transfer
 	teachers := make([]transfer.Teacher, len(specs))
 	for i, t := range specs {
-		js, st := model.Paths(run.modelPath(t.Name))
-		h, err := transfer.HashFiles(js, st)
+		h, err := run.teacherHash(t)
 		if err != nil {
 			return nil, err
 		}

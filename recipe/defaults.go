@@ -210,14 +210,14 @@ func (m *Model) fillDefaults(given map[string]bool, path string) {
 // by their effective values. The teacher's is left alone when it is
 // loaded from a checkpoint.
 func (r *Recipe) resolveTrainings() {
-	if r.Teacher.Checkpoint == "" {
+	if !r.Teacher.loadsWeights() {
 		r.Teacher.Training = r.TrainingFor(r.Teacher.Training)
 	}
 	for i := range r.Students {
 		r.Students[i].Training = r.TrainingFor(r.Students[i].Training)
 	}
 	for i := range r.Ensemble {
-		if r.Ensemble[i].Checkpoint == "" {
+		if !r.Ensemble[i].AsTeacher().loadsWeights() {
 			r.Ensemble[i].Training = r.TrainingFor(r.Ensemble[i].Training)
 		}
 	}

@@ -15,7 +15,8 @@ import (
 // CheckFiles checks that every file and directory the recipe reads
 // exists and can be read, without reading their contents: the teacher's
 // and the ensemble's checkpoints (the model's .json and .safetensors
-// files), the TorchScript file, the IDX files of data.dir and of
+// files), the TorchScript, ONNX, ONNX Runtime library and state_dict
+// files, the IDX files of data.dir and of
 // transfer.unlabelled.dir, and the price table. Each must be a regular
 // file: a named pipe, which would block the run, is refused too. Run it
 // before any work, so that a wrong path fails in seconds rather than
@@ -85,8 +86,15 @@ func (r *Recipe) CheckFiles() error {
 	}
 	checkpoint("teacher.checkpoint", r.Teacher.Checkpoint)
 	file("teacher.torchscript", r.Teacher.TorchScript)
+	file("teacher.onnx", r.Teacher.ONNX)
+	file("teacher.runtime", r.Teacher.Runtime)
+	file("teacher.safetensors", r.Teacher.Safetensors)
 	for i, e := range r.Ensemble {
-		checkpoint(fmt.Sprintf("ensemble[%d].checkpoint", i), e.Checkpoint)
+		p := fmt.Sprintf("ensemble[%d]", i)
+		checkpoint(p+".checkpoint", e.Checkpoint)
+		file(p+".onnx", e.ONNX)
+		file(p+".runtime", e.Runtime)
+		file(p+".safetensors", e.Safetensors)
 	}
 	if u := r.Transfer.Unlabelled; r.Transfer.Enabled && u.Enabled &&
 		!(u.Dir == r.Data.Dir && u.Dataset == r.Data.Dataset) { // the same directory is reported once
@@ -144,3 +152,8 @@ func explain(path, file string, err error) string {
 	}
 	return err.Error()
 }
+
+// File is the recipe's file name as given to Parse or Load ("" for a
+// recipe parsed without one): checks made outside this package put it on
+// their problems, as CheckFiles does.
+func (r *Recipe) File() string { return r.file }

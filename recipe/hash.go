@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // hashVersion prefixes the hashed text; bump it when the canonical form
@@ -25,7 +26,7 @@ func (r *Recipe) Hash() string {
 	c := r.clone()
 	c.SetDefaults()
 	c.Training = Training{}
-	if c.Teacher.Checkpoint != "" {
+	if c.Teacher.loadsWeights() {
 		c.Teacher.Training = Training{}
 	}
 	h := sha256.New()
@@ -40,9 +41,13 @@ func (r *Recipe) clone() *Recipe {
 	c := *r
 	c.Data.Synthetic.Shape = slices.Clone(r.Data.Synthetic.Shape)
 	c.Teacher.Model = r.Teacher.Model.clone()
+	c.Teacher.Preprocess.Mean = slices.Clone(r.Teacher.Preprocess.Mean)
+	c.Teacher.Preprocess.Std = slices.Clone(r.Teacher.Preprocess.Std)
 	c.Ensemble = slices.Clone(r.Ensemble)
 	for i := range c.Ensemble {
 		c.Ensemble[i].Model = c.Ensemble[i].Model.clone()
+		c.Ensemble[i].Preprocess.Mean = slices.Clone(c.Ensemble[i].Preprocess.Mean)
+		c.Ensemble[i].Preprocess.Std = slices.Clone(c.Ensemble[i].Preprocess.Std)
 	}
 	c.Students = slices.Clone(r.Students)
 	for i := range c.Students {
@@ -87,6 +92,13 @@ func writeCanonical(h hash.Hash, path string, v reflect.Value) {
 		fmt.Fprintf(h, "%s#=%d\n", path, v.Len())
 		for i := range v.Len() {
 			writeCanonical(h, fmt.Sprintf("%s[%d]", path, i), v.Index(i))
+		}
+	case reflect.Map: // string keys, hashed in order
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		fmt.Fprintf(h, "%s#=%d\n", path, len(keys))
+		for _, k := range keys {
+			writeCanonical(h, path+"."+strconv.Quote(k.String()), v.MapIndex(k))
 		}
 	case reflect.Pointer:
 		if v.IsNil() {

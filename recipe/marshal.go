@@ -3,6 +3,7 @@ package recipe
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -56,6 +57,15 @@ func encodeNode(v reflect.Value, path string) (*yaml.Node, error) {
 				return nil, err
 			}
 			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, val)
+		}
+		return n, nil
+	case reflect.Map: // string → string, in key order
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		for _, k := range keys {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k.String()},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v.MapIndex(k).String()})
 		}
 		return n, nil
 	case reflect.Slice:

@@ -87,8 +87,14 @@ func Parse(data []byte, filename string) (*Recipe, error) {
 		res("data.test_file", &r.Data.TestFile)
 		res("teacher.checkpoint", &r.Teacher.Checkpoint)
 		res("teacher.torchscript", &r.Teacher.TorchScript)
+		res("teacher.onnx", &r.Teacher.ONNX)
+		res("teacher.runtime", &r.Teacher.Runtime)
+		res("teacher.safetensors", &r.Teacher.Safetensors)
 		for i := range r.Ensemble {
 			res(fmt.Sprintf("ensemble[%d].checkpoint", i), &r.Ensemble[i].Checkpoint)
+			res(fmt.Sprintf("ensemble[%d].onnx", i), &r.Ensemble[i].ONNX)
+			res(fmt.Sprintf("ensemble[%d].runtime", i), &r.Ensemble[i].Runtime)
+			res(fmt.Sprintf("ensemble[%d].safetensors", i), &r.Ensemble[i].Safetensors)
 		}
 		res("transfer.cache_dir", &r.Transfer.CacheDir)
 		res("transfer.unlabelled.dir", &r.Transfer.Unlabelled.Dir)
@@ -373,6 +379,27 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(item, s.Index(i), p)
 		}
 		v.Set(s)
+	case reflect.Map: // string → string (teacher.map)
+		if n.Kind != yaml.MappingNode {
+			d.fail(path, where, "must be a mapping of names such as {layer1: features.1}, got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for _, e := range d.entries(n, path, 0) {
+			k := deref(e.key)
+			if k == nil || k.Kind != yaml.ScalarNode {
+				d.fail(path, at(e.key), "keys must be names, got %s", describe(e.key))
+				continue
+			}
+			p := path + "." + k.Value
+			d.pos[p] = at(e.key)
+			val := reflect.New(v.Type().Elem()).Elem()
+			d.decode(e.val, val, p)
+			m.SetMapIndex(reflect.ValueOf(k.Value), val)
+		}
+		if m.Len() > 0 { // map: {} is no map, as in the hash
+			v.Set(m)
+		}
 	default:
 		d.decodeScalar(n, v, path, where)
 	}

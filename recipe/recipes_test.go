@@ -111,6 +111,13 @@ func TestShippedRecipeContents(t *testing.T) {
 	check("fashion quick epochs", fq.Teacher.Training.Epochs, 1)
 	check("fashion quick train limit", fq.Data.TrainLimit, 6000)
 
+	o := load("fashion-onnx-teacher.yaml")
+	check("onnx teacher file", filepath.Base(o.Teacher.ONNX), "teacher.onnx")
+	check("onnx teacher source", o.Teacher.Source(), "onnx")
+	check("onnx teacher preprocess", o.Teacher.Preprocess, Preprocess{Mean: []float64{0.2860}, Std: []float64{0.3530}})
+	check("onnx teacher hint", o.Students[0].Distill.Hints[0].Teacher, "/layer2/layer2.0/relu_1/Relu_output_0")
+	check("onnx teacher hint adapter", fmt.Sprint(o.Students[0].Distill.Hints[0].Adapter), "conv1x1")
+
 	y := load("synthetic-tiny.yaml")
 	check("tiny dataset", y.Data.Dataset, "synthetic")
 	check("tiny teacher epochs", y.Teacher.Training.Epochs, 2)

@@ -134,15 +134,19 @@ func (r *Recipe) CheckResources(mem Memory) error {
 		}
 		c.model(key, name, m, input, classes, t, rows, r.trainingBatchKey(key, t))
 	}
-	if t := r.Teacher; !reflect.ValueOf(t.Model).IsZero() && t.Checkpoint == "" {
-		if t.TorchScript != "" {
+	if t := r.Teacher; !reflect.ValueOf(t.Model).IsZero() && t.Checkpoint == "" && t.ONNX == "" {
+		if t.TorchScript != "" || t.Safetensors != "" {
 			c.model("teacher", "teacher", t.Model, input, classes, Training{}, 0, "")
 		} else {
 			trained("teacher", "teacher", t.Model, r.TrainingFor(t.Training), t.Copies, "teacher.copies")
 		}
 	}
 	for i, e := range r.Ensemble {
-		if !reflect.ValueOf(e.Model).IsZero() && e.Checkpoint == "" {
+		switch {
+		case reflect.ValueOf(e.Model).IsZero() || e.Checkpoint != "" || e.ONNX != "":
+		case e.Safetensors != "":
+			c.model(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, input, classes, Training{}, 0, "")
+		default:
 			trained(fmt.Sprintf("ensemble[%d]", i), e.Name, e.Model, r.TrainingFor(e.Training), e.Copies, fmt.Sprintf("ensemble[%d].copies", i))
 		}
 	}

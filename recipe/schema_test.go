@@ -124,6 +124,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"$ref": "#/$defs/" + name}
 	case reflect.Slice:
 		return map[string]any{"type": []string{"array", "null"}, "items": g.schema(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": []string{"object", "null"}, "additionalProperties": g.schema(t.Elem())}
 	case reflect.String:
 		return map[string]any{"type": "string"}
 	case reflect.Bool:

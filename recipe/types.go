@@ -303,6 +303,71 @@ type Teacher struct {
 	// must be true. Relative to the recipe file.
 	TorchScript string `yaml:"torchscript"`
 	Trusted     bool   `yaml:"trusted"`
+	// ONNX loads the teacher from an ONNX file of any architecture, run
+	// by ONNX Runtime (package teacher/ort); it needs no Model: its input
+	// shape and class count come from the file. Its layers, for the
+	// students' hints and attention terms, are its tensor names
+	// (distill inspect lists them). Relative to the recipe file.
+	ONNX string `yaml:"onnx,omitempty"`
+	// Output names the ONNX teacher's logits output; default the model's
+	// only output.
+	Output string `yaml:"output,omitempty"`
+	// Runtime is the path of ONNX Runtime's shared library
+	// (libonnxruntime.so); default $ONNXRUNTIME_LIB, then the copy
+	// onnx/testdata/install-ort.sh installs. Relative to the recipe file.
+	Runtime string `yaml:"runtime,omitempty"`
+	// Safetensors loads the teacher's weights from a PyTorch state_dict
+	// saved as safetensors onto the architecture Model describes; names
+	// are matched automatically (torchvision-style, module./_orig_mod.
+	// prefixes) and Map renames the rest. Relative to the recipe file.
+	Safetensors string `yaml:"safetensors,omitempty"`
+	// Map renames spec tensor names, layer names or layer prefixes
+	// (keys) to the state_dict's (values); see model.StateDictOptions.
+	Map map[string]string `yaml:"map,omitempty"`
+	// Preprocess normalises the teacher's inputs (only the teacher's) per
+	// channel, so that a teacher trained on normalised data can teach a
+	// student on the data as it is. Only for a loaded teacher.
+	Preprocess Preprocess `yaml:"preprocess,omitempty"`
+}
+
+// Preprocess is a per-channel normalisation, x' = (x - mean[c]) / std[c],
+// applied to a teacher's inputs. Mean and Std have one value for every
+// channel, or one per channel of the data (the first dimension of its
+// example shape; 1 for flat examples). Empty Mean means 0, empty Std 1.
+type Preprocess struct {
+	Mean []float64 `yaml:"mean"`
+	Std  []float64 `yaml:"std"`
+}
+
+// Enabled reports whether p changes the inputs.
+func (p Preprocess) Enabled() bool { return len(p.Mean) > 0 || len(p.Std) > 0 }
+
+// Source names where the teacher comes from: "checkpoint",
+// "torchscript", "onnx" or "safetensors" for a file it is loaded from,
+// "" for a teacher trained here from Model. With several files set (an
+// invalid recipe) the first in that order.
+func (t Teacher) Source() string {
+	for _, s := range t.sources() {
+		if s.path != "" {
+			return s.key
+		}
+	}
+	return ""
+}
+
+// Trained reports whether the teacher is trained here (no file to load).
+func (t Teacher) Trained() bool { return t.Source() == "" }
+
+// loadsWeights reports whether the teacher's weights come from a file
+// that holds them all (its training section is then unused). A
+// TorchScript teacher's training is resolved as it always was, which
+// keeps the hashes of such recipes.
+func (t Teacher) loadsWeights() bool {
+	return t.Checkpoint != "" || t.ONNX != "" || t.Safetensors != ""
+}
+
+func (t Teacher) sources() []struct{ key, path string } {
+	return []struct{ key, path string }{{"checkpoint", t.Checkpoint}, {"torchscript", t.TorchScript}, {"onnx", t.ONNX}, {"safetensors", t.Safetensors}}
 }
 
 // EnsembleTeacher is one more teacher: trained from Model or loaded from
@@ -318,6 +383,22 @@ type EnsembleTeacher struct {
 	Augment augment.Config `yaml:"augment"`
 	// Weight of its softened predictions in the ensemble, > 0, default 1.
 	Weight float64 `yaml:"weight"`
+	// ONNX, Output, Runtime, Safetensors, Map and Preprocess load the
+	// member as they load the main teacher (see Teacher). Feature terms
+	// read only the main teacher, so an ONNX member gives only logits.
+	ONNX        string            `yaml:"onnx,omitempty"`
+	Output      string            `yaml:"output,omitempty"`
+	Runtime     string            `yaml:"runtime,omitempty"`
+	Safetensors string            `yaml:"safetensors,omitempty"`
+	Map         map[string]string `yaml:"map,omitempty"`
+	Preprocess  Preprocess        `yaml:"preprocess,omitempty"`
+}
+
+// AsTeacher is e as a Teacher (with no TorchScript file), so that the
+// two are validated and loaded alike.
+func (e EnsembleTeacher) AsTeacher() Teacher {
+	return Teacher{Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Copies: e.Copies, Augment: e.Augment, Weight: e.Weight,
+		ONNX: e.ONNX, Output: e.Output, Runtime: e.Runtime, Safetensors: e.Safetensors, Map: e.Map, Preprocess: e.Preprocess}
 }
 
 // Transfer is the transfer set: the training inputs plus Copies augmented

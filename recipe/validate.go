@@ -215,19 +215,52 @@ func (r *Recipe) checkUserData(ps *problems) {
 const augmentWithCheckpoint = "augments the data a teacher is trained on, and is not used when the teacher is loaded from a checkpoint; remove copies and augment"
 
 func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
-	t := r.Teacher
+	r.checkTeacherAt(ps, "teacher", "teacher", r.Teacher, input, classes)
+}
+
+// checkTeacherAt checks teacher t, the main one or an ensemble member (a
+// Teacher without TorchScript) named name, whose keys are under p.
+func (r *Recipe) checkTeacherAt(ps *problems, p, name string, t Teacher, input []int, classes int) {
 	hasModel := !reflect.ValueOf(t.Model).IsZero()
-	hasCk := t.Checkpoint != ""
+	var files []string
+	for _, s := range t.sources() {
+		if s.path != "" {
+			files = append(files, p+"."+s.key)
+		}
+	}
+	if len(files) > 1 {
+		ps.add(p, "gives %s: give exactly one of checkpoint, torchscript, onnx or safetensors (files to load), or model alone to train the teacher", strings.Join(files, " and "))
+		return
+	}
+	src := t.Source()
 	switch {
-	case hasModel && hasCk:
-		ps.add("teacher", "give either model (to train the teacher) or checkpoint (to load it), not both")
-	case !hasModel && !hasCk:
-		ps.add("teacher", "needs a model to train, such as model: {type: mlp, hidden: [512, 512]}, or a checkpoint to load")
+	case src == "" && !hasModel:
+		ps.add(p, "needs a model to train, such as model: {type: mlp, hidden: [512, 512]}, or a file to load: checkpoint, torchscript, onnx or safetensors")
+	case (src == "checkpoint" || src == "onnx") && hasModel:
+		ps.add(p, "give either model (to train the teacher) or %s (to load it), not both: a %s holds its own architecture", src, map[string]string{"checkpoint": "checkpoint", "onnx": "ONNX file"}[src])
 	}
 	if hasModel {
-		ps.model("teacher.model", "teacher", t.Model, input, classes)
+		ps.model(p+".model", name, t.Model, input, classes)
 	}
-	if t.TorchScript != "" {
+	if src != "onnx" {
+		for _, k := range []struct{ key, v string }{{"output", t.Output}, {"runtime", t.Runtime}} {
+			if k.v != "" {
+				ps.add(p+"."+k.key, "is an ONNX teacher's option: set %s.onnx, or remove it", p)
+			}
+		}
+	}
+	if src != "safetensors" && len(t.Map) > 0 {
+		ps.add(p+".map", "renames a state_dict's tensors: set %s.safetensors, or remove it", p)
+	}
+	if t.Preprocess.Enabled() {
+		if src == "" {
+			ps.add(p+".preprocess", "normalises a loaded teacher's inputs; a teacher trained here learns on the data as it is: remove it, or normalise the data (data.mean, data.std)")
+		} else {
+			ps.preprocess(p+".preprocess", t.Preprocess, input)
+		}
+	}
+	switch src {
+	case "torchscript":
 		switch {
 		case !t.Trusted:
 			ps.add("teacher.torchscript", "TorchScript archives are pickle-based and can run code when loaded: set trusted: true only for a file you trust")
@@ -237,21 +270,59 @@ func (r *Recipe) checkTeacher(ps *problems, input []int, classes int) {
 			ps.add("teacher.torchscript", "loads only on the torch backend (backend: torch), not on %q", r.Backend)
 		}
 		return // the model describes the scripted module: nothing to train
+	case "safetensors":
+		if !hasModel {
+			ps.add(p+".safetensors", "needs %s.model: the architecture the state_dict's tensors load onto, such as model: {type: resnet, ...}", p)
+		}
+	case "":
+		ps.training(p+".training", t.Training, r.Training)
+		ps.augment(p, t.Copies, t.Augment, input)
+		return
 	}
-	if hasCk {
+	if src != "torchscript" {
 		for _, f := range trainingFields {
 			if t.Training.marked(f.key) {
-				ps.add("teacher.training", "is not used when the teacher is loaded from a checkpoint; remove it")
+				ps.add(p+".training", "is not used when the teacher is loaded from a file (%s.%s); remove it", p, src)
 				break
 			}
 		}
 		if t.Copies != 0 || t.Augment.Enabled() {
-			ps.add("teacher.augment", augmentWithCheckpoint)
+			ps.add(p+".augment", augmentWithCheckpoint)
 		}
-		return
 	}
-	ps.training("teacher.training", t.Training, r.Training)
-	ps.augment("teacher", t.Copies, t.Augment, input)
+	if src == "onnx" && r.Quantize.Teacher {
+		ps.add("quantize.teacher", "%s: an ONNX teacher is run by ONNX Runtime and has no distill weights to quantize: set it to false", p)
+	}
+	if t.Preprocess.Enabled() && r.Quantize.Teacher {
+		ps.add("quantize.teacher", "the INT8 teacher would lose %s.preprocess (the quantized network reads the data as it is): set it to false", p)
+	}
+}
+
+// preprocess checks a teacher's per-channel normalisation against the
+// data's channels (the first dimension of an image's shape, 1 for flat
+// examples).
+func (ps *problems) preprocess(key string, p Preprocess, input []int) {
+	channels := 0
+	switch len(input) {
+	case 3:
+		channels = input[0]
+	case 1:
+		channels = 1
+	}
+	for _, s := range []struct {
+		key  string
+		vals []float64
+		pos  bool
+	}{{"mean", p.Mean, false}, {"std", p.Std, true}} {
+		if n := len(s.vals); n > 1 && channels > 0 && n != channels {
+			ps.add(key+"."+s.key, "has %d values, but the data's examples have %d channel(s) (shape %v): give one value for every channel, or one per channel", n, channels, input)
+		}
+		for i, x := range s.vals {
+			if math.IsNaN(x) || math.IsInf(x, 0) || s.pos && x <= 0 {
+				ps.add(fmt.Sprintf("%s.%s[%d]", key, s.key, i), "must be a finite number%s, got %v", map[bool]string{true: " > 0", false: ""}[s.pos], x)
+			}
+		}
+	}
 }
 
 func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
@@ -270,19 +341,7 @@ func (r *Recipe) checkEnsemble(ps *problems, input []int, classes int) {
 			seen[strings.ToLower(e.Name)] = p
 		}
 		ps.positive(p+".weight", e.Weight)
-		hasModel := !reflect.ValueOf(e.Model).IsZero()
-		switch hasCk := e.Checkpoint != ""; {
-		case hasModel && hasCk:
-			ps.add(p, "give either model (to train the teacher) or checkpoint (to load it), not both")
-		case !hasModel && !hasCk:
-			ps.add(p, "needs a model to train or a checkpoint to load")
-		case hasModel:
-			ps.model(p+".model", e.Name, e.Model, input, classes)
-			ps.training(p+".training", e.Training, r.Training)
-			ps.augment(p, e.Copies, e.Augment, input)
-		case e.Copies != 0 || e.Augment.Enabled():
-			ps.add(p+".augment", augmentWithCheckpoint)
-		}
+		r.checkTeacherAt(ps, p, e.Name, e.AsTeacher(), input, classes)
 	}
 }
 

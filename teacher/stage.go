@@ -11,6 +11,7 @@ import (
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/teacher/ort"
 	"github.com/distill-dev/distill/train"
 	"github.com/distill-dev/distill/transfer"
 )
@@ -29,6 +30,17 @@ type Spec struct {
 	// trained on besides the data.
 	Copies  int
 	Augment augment.Config
+	// ONNX is an ONNX file run by ONNX Runtime, opened with ORT: its
+	// logits output, the library, and as Features the tensors the
+	// students' feature terms read (the main teacher's only).
+	ONNX string
+	ORT  ort.Options
+	// Safetensors is a PyTorch state_dict loaded onto Model, its names
+	// matched as Map says.
+	Safetensors string
+	Map         map[string]string
+	// Preprocess normalises the teacher's inputs (a loaded teacher only).
+	Preprocess recipe.Preprocess
 }
 
 // Specs lists the recipe's teachers: the main one, named "teacher", then
@@ -39,10 +51,38 @@ func Specs(r *recipe.Recipe) []Spec {
 	if t.Trusted {
 		ts[0].TorchScript = t.TorchScript
 	}
+	ts[0].loadedFrom(t, FeatureLayers(r))
 	for _, e := range r.Ensemble {
-		ts = append(ts, Spec{Name: e.Name, Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Weight: e.Weight, Copies: e.Copies, Augment: e.Augment})
+		s := Spec{Name: e.Name, Model: e.Model, Checkpoint: e.Checkpoint, Training: e.Training, Weight: e.Weight, Copies: e.Copies, Augment: e.Augment}
+		s.loadedFrom(e.AsTeacher(), nil) // feature terms read only the main teacher
+		ts = append(ts, s)
 	}
 	return ts
+}
+
+// loadedFrom sets the ONNX, state_dict and preprocessing fields from t;
+// features are the ONNX tensors to read besides the logits.
+func (s *Spec) loadedFrom(t recipe.Teacher, features []string) {
+	if t.ONNX != "" {
+		s.ONNX = t.ONNX
+		s.ORT = ort.Options{Library: t.Runtime, Output: t.Output, Features: features}
+	}
+	s.Safetensors, s.Map, s.Preprocess = t.Safetensors, t.Map, t.Preprocess
+}
+
+// FeatureLayers lists the main teacher's layers that the students'
+// feature terms (hints, attention) read, in recipe order, each once.
+func FeatureLayers(r *recipe.Recipe) []string {
+	var layers []string
+	for _, s := range r.Students {
+		joint, hints := s.Distill.Features()
+		for _, f := range append(joint, hints...) {
+			if !slices.Contains(layers, f.Teacher) {
+				layers = append(layers, f.Teacher)
+			}
+		}
+	}
+	return layers
 }
 
 // Weights are the teachers' ensemble weights, in order.
@@ -77,10 +117,12 @@ type Env struct {
 	Progress func(name, msg string)
 }
 
-// Obtain makes teacher s: loaded from its trusted TorchScript file or
-// its checkpoint, else trained from its spec with the config that cfg
-// returns (called only then, right before training). The model fits
-// env.Data or is an error.
+// Obtain makes teacher s: opened from its ONNX file, loaded from its
+// trusted TorchScript file, its state_dict or its checkpoint, else
+// trained from its spec with the config that cfg returns (called only
+// then, right before training). The model fits env.Data or is an error.
+// A loaded teacher with Preprocess normalises its inputs (see
+// Preprocess); its Weights are the network's own.
 func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (backend.Model, error) {
 	progress := env.Progress
 	if progress == nil {
@@ -90,6 +132,19 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 	var m backend.Model
 	var err error
 	switch {
+	case s.ONNX != "":
+		progress(name, "opening ONNX "+s.ONNX)
+		m, err = OpenONNX(s, env.Data.Shape)
+	case s.Safetensors != "":
+		var spec model.Spec
+		if spec, err = s.Model.Spec(name, env.Data.Shape, env.Data.Classes); err != nil {
+			return nil, fmt.Errorf("distill: %s model: %w", name, err)
+		}
+		progress(name, "loading state_dict "+s.Safetensors)
+		var w model.Weights
+		if w, err = model.LoadStateDict(s.Safetensors, spec, model.StateDictOptions{Map: s.Map}); err == nil {
+			m, err = env.Backend.Load(spec, w)
+		}
 	case s.TorchScript != "":
 		loader, ok := env.Backend.(backend.TorchScriptLoader)
 		if !ok {
@@ -123,11 +178,55 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 	if err != nil {
 		return nil, fmt.Errorf("distill: %s: %w", name, err)
 	}
-	if err := fitsData(m.Spec(), env.Data, name+" "+s.Checkpoint); err != nil {
+	what := name
+	for _, f := range []string{s.Checkpoint, s.ONNX, s.Safetensors, s.TorchScript} {
+		if f != "" {
+			what += " " + f
+			break
+		}
+	}
+	if err := fitsData(m.Spec(), env.Data, what); err != nil {
 		m.Close()
 		return nil, err
 	}
-	return m, nil
+	return s.Preprocessed(m, env.Data.Shape)
+}
+
+// OpenONNX opens an ONNX teacher (s.ONNX with s.ORT) for examples of
+// shape input: the shape is given to ONNX Runtime only when the file
+// leaves a non-batch dimension dynamic, so that a file that fixes its
+// input shape is checked against the data's by fitsData with both named.
+func OpenONNX(s Spec, input []int) (backend.Model, error) {
+	opts := s.ORT
+	info, err := ort.Inspect(s.ONNX)
+	if err != nil {
+		return nil, err
+	}
+	if len(info.Inputs) == 1 {
+		sh := info.Inputs[0].Shape
+		if len(sh) == 0 || slices.Contains(sh[1:], -1) {
+			opts.Input = slices.Clone(input)
+		}
+	}
+	t, err := ort.Open(s.ONNX, opts)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Preprocessed wraps m in s's input normalisation, if any (closing m on
+// error).
+func (s Spec) Preprocessed(m backend.Model, input []int) (backend.Model, error) {
+	if !s.Preprocess.Enabled() {
+		return m, nil
+	}
+	p, err := Preprocess(m, input, s.Preprocess.Mean, s.Preprocess.Std)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("distill: %s: %w", s.Name, err)
+	}
+	return p, nil
 }
 
 // fitsData checks that a model takes the dataset's examples and predicts
