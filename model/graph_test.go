@@ -170,3 +170,18 @@ func TestInferenceFoldsBatchNorm(t *testing.T) {
 		t.Error("Inference modified its input weights")
 	}
 }
+
+// TestKernelLargerThanInput: a window larger than its padded input is an
+// error, as in PyTorch, for every windowed kind.
+func TestKernelLargerThanInput(t *testing.T) {
+	for _, l := range []model.Layer{
+		{Name: "c", Kind: model.KindConv2D, Out: 2, Kernel: 29, Stride: 30},
+		{Name: "m", Kind: model.KindMaxPool, Kernel: 30},
+		{Name: "a", Kind: model.KindAvgPool, Kernel: 31, Padding: 1, Stride: 40},
+	} {
+		s := model.Spec{Name: "k", Input: []int{1, 28, 28}, Classes: 2, Layers: []model.Layer{l, {Name: "gap", Kind: model.KindGlobalAvgPool}, {Name: "fc", Kind: model.KindLinear, Out: 2}}}
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "does not fit") {
+			t.Errorf("%s kernel %d on 28×28: error %v", l.Kind, l.Kernel, err)
+		}
+	}
+}

@@ -196,8 +196,7 @@ func conv2DShape(l Layer, in []int) ([]int, error) {
 		return nil, fmt.Errorf("model: layer %q (conv2d) needs stride and padding >= 0", l.Name)
 	}
 	st := max(l.Stride, 1)
-	h := (in[1]+2*l.Padding-l.Kernel)/st + 1
-	w := (in[2]+2*l.Padding-l.Kernel)/st + 1
+	h, w := windows(in[1], l.Padding, l.Kernel, st), windows(in[2], l.Padding, l.Kernel, st)
 	if h <= 0 || w <= 0 {
 		return nil, fmt.Errorf("model: layer %q (conv2d) kernel %d does not fit input %v", l.Name, l.Kernel, in)
 	}
@@ -226,8 +225,7 @@ func maxPoolShape(l Layer, in []int) ([]int, error) {
 		return nil, fmt.Errorf("model: layer %q (maxpool) needs kernel > 0", l.Name)
 	}
 	st := l.PoolStride()
-	h := (in[1]-l.Kernel)/st + 1
-	w := (in[2]-l.Kernel)/st + 1
+	h, w := windows(in[1], 0, l.Kernel, st), windows(in[2], 0, l.Kernel, st)
 	if h <= 0 || w <= 0 {
 		return nil, fmt.Errorf("model: layer %q (maxpool) kernel %d does not fit input %v", l.Name, l.Kernel, in)
 	}
@@ -291,8 +289,7 @@ func avgPoolShape(l Layer, in []int) ([]int, error) {
 		return nil, fmt.Errorf("model: layer %q (avgpool) needs kernel > 0 and 0 <= padding <= kernel/2", l.Name)
 	}
 	st := l.PoolStride()
-	h := (in[1]+2*l.Padding-l.Kernel)/st + 1
-	w := (in[2]+2*l.Padding-l.Kernel)/st + 1
+	h, w := windows(in[1], l.Padding, l.Kernel, st), windows(in[2], l.Padding, l.Kernel, st)
 	if h <= 0 || w <= 0 {
 		return nil, fmt.Errorf("model: layer %q (avgpool) kernel %d does not fit input %v", l.Name, l.Kernel, in)
 	}
@@ -318,4 +315,15 @@ func externalShape(l Layer, _ []int) ([]int, error) {
 		}
 	}
 	return append([]int(nil), l.Shape...), nil
+}
+
+// windows is how many positions a kernel of size k takes along a side of
+// n with padding p on each end and stride st: 0 when it does not fit at
+// all. (Go's division truncates toward zero, so the usual formula alone
+// would give 1 for a kernel one or more larger than the padded side.)
+func windows(n, p, k, st int) int {
+	if n+2*p < k {
+		return 0
+	}
+	return (n+2*p-k)/st + 1
 }
