@@ -83,7 +83,11 @@ func (c *Comparison) modelsTable() table {
 			if sp := report.FormatSpread(k.RequestsPerSecond, k.RequestsPerSecondMin, k.RequestsPerSecondMax); sp != "" {
 				row[8] += " (" + sp + ")"
 			}
-			row[8] += " at batch " + strconv.Itoa(k.Batch)
+			if k.Scenario == report.ScenarioServer {
+				row[8] += " served (batches ≤" + strconv.Itoa(k.Batch) + ")"
+			} else {
+				row[8] += " at batch " + strconv.Itoa(k.Batch)
+			}
 			if !k.WithinTarget {
 				row[8] += " (over target)"
 			}
@@ -157,7 +161,7 @@ func (c *Comparison) intro() []string {
 		out = append(out, "No run has a teacher with a measured serving cost, so there are no savings to show.")
 	}
 	out = append(out, "★ marks the Pareto frontier: the models that no other model beats on accuracy or on-demand cost per million requests while doing no worse on the other. Differences within noise are ties: costs whose ranges over the timing windows overlap (the ± after a throughput), and accuracies a two-proportion test at 95% cannot tell apart; a saving within noise says so.")
-	out = append(out, "Each run is priced at its own machine's prices (see Runs); costs are at the batch size with the highest throughput whose p99 batch latency meets the run's latency target.")
+	out = append(out, "Each run is priced at its own machine's prices (see Runs); costs are at the rate each model sustained in the server scenario (\"served\": Poisson requests through distill's HTTP server, p99 within the run's latency target) where it was measured, else at the batch size with the highest offline throughput whose p99 batch latency meets the target.")
 	return out
 }
 
