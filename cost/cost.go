@@ -234,14 +234,8 @@ func Apply(r *report.Report, o Options) error {
 		// The passes the transfer set saved, at the reference teacher's
 		// best offline throughput.
 		u.TeacherSecondsAvoided = 0
-		if s := r.Models[ref].Serving; s != nil {
-			best := 0.0
-			for _, p := range s.Throughput {
-				best = max(best, p.RequestsPerSecond)
-			}
-			if best > 0 {
-				u.TeacherSecondsAvoided = float64(u.TeacherExamplesAvoided) / best
-			}
+		if best := r.Models[ref].Serving.BestThroughput(); best > 0 {
+			u.TeacherSecondsAvoided = float64(u.TeacherExamplesAvoided) / best
 		}
 	}
 	if ref < 0 || r.Models[ref].Cost == nil {

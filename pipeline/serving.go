@@ -148,13 +148,9 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 	}
 	meas.Engine, meas.Precision = tg.engine, tg.precision
 	if sc := sv.Server; sc.MeasureEnabled() {
-		offline := 0.0
-		for _, t := range meas.Throughput {
-			offline = max(offline, t.RequestsPerSecond)
-		}
 		srv, err := serve.MeasureServer(ctx, servedModel{tg.p, run.test.Size(), spec.Classes}, serve.ScenarioConfig{
 			LatencyBound: time.Duration(sv.LatencyTargetMS * float64(time.Millisecond)),
-			MaxRate:      offline,
+			MaxRate:      meas.BestThroughput(),
 			MaxBatch:     sc.MaxBatch,
 			MaxWait:      time.Duration(sc.MaxWaitMS * float64(time.Millisecond)),
 			Trial:        time.Duration(sc.TrialSeconds * float64(time.Second)),

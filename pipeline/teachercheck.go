@@ -123,14 +123,14 @@ func checkONNX(r *recipe.Recipe, p string, t recipe.Teacher, input []int, classe
 	case t.Output != "":
 		i := slices.IndexFunc(info.Outputs, func(o ort.Tensor) bool { return o.Name == t.Output })
 		if i < 0 {
-			add(p+".output", "%s has no output %q; its outputs are %q", t.ONNX, t.Output, tensorNames(info.Outputs))
+			add(p+".output", "%s has no output %q; its outputs are %q", t.ONNX, t.Output, ort.Names(info.Outputs))
 		} else {
 			out = &info.Outputs[i]
 		}
 	case len(info.Outputs) == 1:
 		out = &info.Outputs[0]
 	default:
-		add(p+".onnx", "%s has %d outputs %q: name the logits with %s.output", t.ONNX, len(info.Outputs), tensorNames(info.Outputs), p)
+		add(p+".onnx", "%s has %d outputs %q: name the logits with %s.output", t.ONNX, len(info.Outputs), ort.Names(info.Outputs), p)
 	}
 	if out != nil && classes > 0 && len(out.Shape) == 2 && out.Shape[1] > 0 && out.Shape[1] != classes {
 		add(p+".onnx", "%s predicts %d classes (output %q of shape %v), but the data has %d", t.ONNX, out.Shape[1], out.Name, out.Shape, classes)
@@ -146,7 +146,7 @@ func checkONNX(r *recipe.Recipe, p string, t recipe.Teacher, input []int, classe
 			for j, f := range list.terms {
 				if !slices.ContainsFunc(info.Intermediate, func(x ort.Tensor) bool { return x.Name == f.Teacher }) {
 					add(fmt.Sprintf("students[%d].distill.%s[%d].teacher", i, list.name, j),
-						"the ONNX teacher %s has no tensor %q%s", t.ONNX, f.Teacher, nearTensors(f.Teacher, info.Intermediate, t.ONNX))
+						"the ONNX teacher %s has no tensor %q%s", t.ONNX, f.Teacher, ort.Suggest(f.Teacher, info.Intermediate, fmt.Sprintf(": name one of its %d node outputs (distill inspect %s lists them)", len(info.Intermediate), t.ONNX)))
 				}
 			}
 		}
@@ -170,37 +170,4 @@ func shapeFits(file, data []int) bool {
 		return false
 	}
 	return model.Numel(file) == model.Numel(data)
-}
-
-func tensorNames(ts []ort.Tensor) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.Name
-	}
-	return out
-}
-
-// nearTensors suggests tensors whose names contain want's last path
-// element or dotted part (PyTorch's exporter names the output of block
-// layer1.0 "/layer1/layer1.0/relu_1/Relu_output_0"), so that a user sees
-// the names to write.
-func nearTensors(want string, ts []ort.Tensor, path string) string {
-	key := want
-	if i := strings.LastIndexAny(key, "/"); i >= 0 && i+1 < len(key) {
-		key = key[i+1:]
-	}
-	var hits []string
-	for _, t := range ts {
-		if strings.Contains(t.Name, key) {
-			hits = append(hits, t.Name)
-		}
-	}
-	const most = 8
-	switch {
-	case len(hits) == 0:
-		return fmt.Sprintf(": name one of its %d node outputs (distill inspect %s lists them)", len(ts), path)
-	case len(hits) > most:
-		return fmt.Sprintf("; tensors with %q in their names include %q", key, hits[:most])
-	}
-	return fmt.Sprintf("; tensors with %q in their names: %q", key, hits)
 }

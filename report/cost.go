@@ -189,6 +189,18 @@ func (s *Serving) EngineLabel() string {
 	return s.Engine + " (" + strings.ToUpper(s.Precision) + ")"
 }
 
+// BestThroughput is the offline scenario's figure: the highest
+// throughput of the batch sweep (0 when nothing was measured).
+func (s *Serving) BestThroughput() float64 {
+	best := 0.0
+	if s != nil {
+		for _, t := range s.Throughput {
+			best = max(best, t.RequestsPerSecond)
+		}
+	}
+	return best
+}
+
 // ModelBytesAt returns Throughput's ModelBytes at batch, or at the
 // largest batch measured when batch is 0. A batch the sweep did not
 // measure (a server's largest dynamic batch) gets the largest measured

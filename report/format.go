@@ -294,11 +294,7 @@ func scenarioTable(b *strings.Builder, rows []Model) []string {
 			continue
 		}
 		c := []string{cell(m.Name), FormatMS(s.LatencyMS.P50), FormatMS(s.LatencyMS.P99), "—", "—", "—", "—", "—"}
-		best := 0.0
-		for _, t := range s.Throughput {
-			best = max(best, t.RequestsPerSecond)
-		}
-		if best > 0 {
+		if best := s.BestThroughput(); best > 0 {
 			c[3] = FormatCount(best) + "/s"
 		}
 		if sv := s.Server; sv != nil {

@@ -192,17 +192,17 @@ func parse(path string, m *onnxpb.ModelProto, output string, features []string) 
 	case 0:
 		return gr, fmt.Errorf("teacher/ort: %s has no input", path)
 	default:
-		return gr, fmt.Errorf("teacher/ort: %s has %d inputs %q; a teacher reads one (the examples)", path, len(info.Inputs), names(info.Inputs))
+		return gr, fmt.Errorf("teacher/ort: %s has %d inputs %q; a teacher reads one (the examples)", path, len(info.Inputs), Names(info.Inputs))
 	}
 	if output == "" {
 		if len(info.Outputs) != 1 {
-			return gr, fmt.Errorf("teacher/ort: %s has %d outputs %q: name the logits with the output option", path, len(info.Outputs), names(info.Outputs))
+			return gr, fmt.Errorf("teacher/ort: %s has %d outputs %q: name the logits with the output option", path, len(info.Outputs), Names(info.Outputs))
 		}
 		gr.output = info.Outputs[0]
 	} else {
 		i := slices.IndexFunc(info.Outputs, func(t Tensor) bool { return t.Name == output })
 		if i < 0 {
-			return gr, fmt.Errorf("teacher/ort: %s has no output %q (outputs: %q)", path, output, names(info.Outputs))
+			return gr, fmt.Errorf("teacher/ort: %s has no output %q (outputs: %q)", path, output, Names(info.Outputs))
 		}
 		gr.output = info.Outputs[i]
 	}
@@ -218,7 +218,7 @@ func parse(path string, m *onnxpb.ModelProto, output string, features []string) 
 	var errs []error
 	for _, f := range features {
 		if _, ok := gr.order[f]; !ok {
-			errs = append(errs, fmt.Errorf("teacher/ort: %s has no intermediate tensor %q%s", path, f, suggest(f, info.Intermediate)))
+			errs = append(errs, fmt.Errorf("teacher/ort: %s has no intermediate tensor %q%s", path, f, Suggest(f, info.Intermediate, fmt.Sprintf(": name a node output (the file has %d; distill inspect, or teacher/ort.Inspect, lists them)", len(info.Intermediate)))))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -239,7 +239,8 @@ func orUnknown(s string) string {
 	return s
 }
 
-func names(ts []Tensor) []string {
+// Names returns the tensors' names, in order.
+func Names(ts []Tensor) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
 		out[i] = t.Name
@@ -247,11 +248,11 @@ func names(ts []Tensor) []string {
 	return out
 }
 
-// suggest lists tensors whose names contain want's last path element
+// Suggest lists tensors whose names contain want's last path element
 // (PyTorch's exporter names the output of block layer1.0's final ReLU
 // "/layer1/layer1.0/relu_1/Relu_output_0"), so that a user sees the
-// names to write.
-func suggest(want string, ts []Tensor) string {
+// names to write; none is what it says when no name does.
+func Suggest(want string, ts []Tensor, none string) string {
 	key := want
 	if i := strings.LastIndexByte(key, '/'); i >= 0 && i+1 < len(key) {
 		key = key[i+1:]
@@ -265,7 +266,7 @@ func suggest(want string, ts []Tensor) string {
 	const most = 8
 	switch {
 	case len(hits) == 0:
-		return fmt.Sprintf(": name a node output (the file has %d; distill inspect, or teacher/ort.Inspect, lists them)", len(ts))
+		return none
 	case len(hits) > most:
 		return fmt.Sprintf("; tensors with %q in their names include %q", key, hits[:most])
 	}
