@@ -115,6 +115,38 @@ func (c *Comparison) modelsTable() table {
 	return t
 }
 
+// deploymentTable lists each model's cheapest deployment in every run
+// whose report priced one (report.Deployment: the machines its
+// measurement speaks for), with each run's traffic forecast answered as
+// a monthly bill; ok is false when no run has one.
+func (c *Comparison) deploymentTable() (t table, ok bool) {
+	t.head = append([]string{"Run"}, report.DeploymentColumns...)
+	t.head = slices.Insert(t.head, 1+report.DeploymentForecastColumn, "Forecast")
+	for range t.head {
+		t.right = append(t.right, len(t.right) > 2)
+	}
+	for _, r := range c.Runs {
+		d := r.Report.Deployment
+		if d == nil {
+			continue
+		}
+		forecast := none
+		if d.RequestsPerDay > 0 {
+			forecast = report.FormatCount(d.RequestsPerDay) + "/day"
+		}
+		for _, o := range d.Options {
+			if !o.Cheapest {
+				continue
+			}
+			cells := r.Report.DeploymentCells(d, o)
+			cells = slices.Insert(cells, report.DeploymentForecastColumn, forecast)
+			t.rows = append(t.rows, append([]string{r.Name}, cells...))
+			t.mark = append(t.mark, r.Name == c.Baseline && o.Model == c.Reference)
+		}
+	}
+	return t, len(t.rows) > 0
+}
+
 func orNone(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return none
@@ -165,9 +197,12 @@ func (c *Comparison) intro() []string {
 	return out
 }
 
+// deploymentIntro explains the deployment table, for both renderings.
+const deploymentIntro = "Each model's cheapest machine that fits it, among those its run's measurement speaks for (the GPU it ran on at each provider, or CPU machines of its architecture and vendor, the rate scaled by vCPUs as the Scale column says), with the monthly bill for the run's traffic forecast and the days of that traffic that pay back its training."
+
 // Markdown renders the comparison as Markdown: one table of every model
 // with its quality, size, latency, throughput, cost at each pricing tier
-// and savings, then a table of the runs (what each is, what machine it
+// and savings, then each model's cheapest deployment, then a table of the runs (what each is, what machine it
 // was measured on and priced as), then the methods and price sources.
 // It depends only on c.
 func (c *Comparison) Markdown() string {
@@ -178,6 +213,11 @@ func (c *Comparison) Markdown() string {
 	}
 	b.WriteString("\n## Models\n\n")
 	b.WriteString(c.modelsTable().markdown())
+	if t, ok := c.deploymentTable(); ok {
+		b.WriteString("\n## Cheapest deployment\n\n")
+		b.WriteString(deploymentIntro + "\n\n")
+		b.WriteString(t.markdown())
+	}
 	b.WriteString("\n## Runs\n\n")
 	b.WriteString(c.runsTable().markdown())
 	if notes := c.notes(); len(notes) > 0 {

@@ -70,7 +70,7 @@ func fixedReports() map[string]*report.Report {
 		},
 		Stages:  []report.Stage{{Name: "data", Seconds: 1.1}, {Name: "teacher", Seconds: 95.2}, {Name: "student:small", Seconds: 31.7}, {Name: "eval", Seconds: 3.3}},
 		Created: created, Version: "0.1.0-dev",
-		Machine: &report.Machine{OS: "linux", Arch: "amd64", CPU: "AMD EPYC 7R32", CPUs: 96, GOMAXPROCS: 96, Device: "cuda:0", GoVersion: "go1.26.8"},
+		Machine: &report.Machine{OS: "linux", Arch: "amd64", CPU: "AMD EPYC 7R32", CPUs: 96, GOMAXPROCS: 96, Device: "cuda:0", GoVersion: "go1.26.8", GPU: "NVIDIA H100 80GB HBM3", GPUMemoryMiB: 81559},
 	}
 	old := &report.Report{
 		Recipe: "synthetic-tiny", Backend: "gorgonia", Device: "cpu", Seed: 1,
@@ -93,7 +93,13 @@ func TestGenerateTestdata(t *testing.T) {
 	}
 	for name, r := range fixedReports() {
 		if r.Models[0].Serving != nil {
-			if err := cost.Apply(r, cost.Options{}); err != nil {
+			// The CPU run has a traffic forecast, so its deployment
+			// shows a monthly bill; the GPU run's has none.
+			o := cost.Options{}
+			if name == "mnist-cpu" {
+				o.RequestsPerDay = 5e6
+			}
+			if err := cost.Apply(r, o); err != nil {
 				t.Fatal(err)
 			}
 		}

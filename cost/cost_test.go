@@ -453,11 +453,31 @@ func TestDeploy(t *testing.T) {
 		if want := int(math.Ceil(10000 / o.RequestsPerSecond)); o.Machines != want || !near(o.MonthlyUSD.OnDemand, float64(want)*p.OnDemand*HoursPerMonth) {
 			t.Errorf("%s: %d machines, $%v a month; want %d", o.Machine, o.Machines, o.MonthlyUSD.OnDemand, want)
 		}
-		if i > 0 && o.USDPerMillion.OnDemand < student[i-1].USDPerMillion.OnDemand {
-			t.Error("options not cheapest first")
+		// With a forecast, cheapest means the smallest monthly bill.
+		if i > 0 && o.MonthlyUSD.OnDemand < student[i-1].MonthlyUSD.OnDemand {
+			t.Error("options not cheapest bill first")
 		}
 		if o.Cheapest != (i == 0) {
 			t.Errorf("option %d cheapest=%v", i, o.Cheapest)
+		}
+	}
+	// Light traffic: one machine of any size serves it, so the smallest
+	// is cheapest, although every Intel entry has the same $/1M.
+	if err := Apply(r, Options{RequestsPerDay: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range r.Deployment.Options {
+		if o.Model == "s" && o.Cheapest && o.Machine != "aws-c7i.large" {
+			t.Errorf("1000 requests a day: cheapest %s (%d machines, $%v a month), want aws-c7i.large", o.Machine, o.Machines, o.MonthlyUSD.OnDemand)
+		}
+	}
+	// Without a forecast, equal $/1M goes to the smaller machine.
+	if err := Apply(r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range r.Deployment.Options {
+		if o.Model == "s" && o.Cheapest && o.Scale != 1 {
+			t.Errorf("no forecast: cheapest %s at scale %v, want a 2-vCPU machine", o.Machine, o.Scale)
 		}
 	}
 	if MachinesFor(1, 1000) != 1 || MachinesFor(86400*2500, 1000) != 3 || MachinesFor(5, 0) != 0 {

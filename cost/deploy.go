@@ -77,8 +77,21 @@ func Deploy(r *report.Report, t *Table, requestsPerDay float64) *report.Deployme
 			d.Options = append(d.Options, o)
 		}
 		opts := d.Options[first:]
+		// With a forecast the cheapest option is the smallest bill: a
+		// machine is paid for by the hour, so for light traffic one
+		// small machine beats a big one at the same $/1M. Without one,
+		// the lowest $/1M; ties (machines of one family scaled by
+		// vCPUs) go to the smaller machine.
 		slices.SortStableFunc(opts, func(a, b report.DeploymentOption) int {
-			return cmp.Compare(a.USDPerMillion.OnDemand, b.USDPerMillion.OnDemand)
+			if requestsPerDay > 0 {
+				if c := cmp.Compare(a.MonthlyUSD.OnDemand, b.MonthlyUSD.OnDemand); c != 0 {
+					return c
+				}
+			}
+			if c := cmp.Compare(roundUSD(a.USDPerMillion.OnDemand), roundUSD(b.USDPerMillion.OnDemand)); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Scale, b.Scale)
 		})
 		for i := range opts {
 			if opts[i].FitsMemory {
@@ -99,6 +112,16 @@ func Deploy(r *report.Report, t *Table, requestsPerDay float64) *report.Deployme
 		d.Method += fmt.Sprintf(" The forecast of %s requests a day is served at its average rate by as many machines as it needs, at least one, each paid for %d hours a month.", report.FormatCount(requestsPerDay), HoursPerMonth)
 	}
 	return d
+}
+
+// roundUSD rounds a price to 6 significant digits, so that prices equal
+// but for floating-point rounding compare equal.
+func roundUSD(v float64) float64 {
+	if v == 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return v
+	}
+	e := math.Pow(10, 5-math.Floor(math.Log10(math.Abs(v))))
+	return math.Round(v*e) / e
 }
 
 // MachinesFor returns how many machines sustaining rate requests per

@@ -337,37 +337,58 @@ func tierName(t string) string { return strings.ReplaceAll(t, "_", "-") }
 func (r *Report) deploymentTable(b *strings.Builder, d *Deployment) {
 	b.WriteString("\n### Cheapest deployment\n\n")
 	forecast := d.RequestsPerDay > 0
+	cols := len(DeploymentColumns)
 	if forecast {
 		fmt.Fprintf(b, "For a forecast of %s requests a day.\n\n", FormatCount(d.RequestsPerDay))
-		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot | Machines | Monthly on-demand | Monthly spot | Break-even |\n")
-		b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	} else {
-		b.WriteString("| Model | Machine | Scale | Rate | $/1M on-demand | $/1M spot |\n")
-		b.WriteString("|---|---|--:|--:|--:|--:|\n")
+		cols = DeploymentForecastColumn // the columns that answer a forecast would be empty
 	}
+	b.WriteString("| " + strings.Join(DeploymentColumns[:cols], " | ") + " |\n|---|---|")
+	b.WriteString(strings.Repeat("--:|", cols-2) + "\n")
 	for _, o := range d.Options {
 		if !o.Cheapest {
 			continue
 		}
-		c := []string{cell(o.Model), inline(o.Machine), fmt.Sprintf("×%.2g", o.Scale), FormatCount(o.RequestsPerSecond) + "/s", "—", "—"}
-		if v := o.USDPerMillion.OnDemand; v > 0 {
-			c[4] = FormatUSD(v)
-		}
-		if v := o.USDPerMillion.Spot; v > 0 {
-			c[5] = FormatUSD(v)
-		}
-		if forecast {
-			c = append(c, strconv.Itoa(o.Machines), "—", "—", "—")
-			if v := o.MonthlyUSD.OnDemand; v > 0 {
-				c[7] = FormatUSD(v)
-			}
-			if v := o.MonthlyUSD.Spot; v > 0 {
-				c[8] = FormatUSD(v)
-			}
-			if k := r.cost(o.Model); k != nil && k.BreakEvenRequests != nil {
-				c[9] = strconv.FormatFloat(*k.BreakEvenRequests/d.RequestsPerDay, 'g', 2, 64) + " days"
-			}
-		}
+		c := r.DeploymentCells(d, o)[:cols]
+		c[0], c[1] = cell(c[0]), inline(c[1])
 		b.WriteString("| " + strings.Join(c, " | ") + " |\n")
 	}
+}
+
+// DeploymentColumns heads the cells DeploymentCells returns; the columns
+// from DeploymentForecastColumn on answer the traffic forecast.
+var DeploymentColumns = []string{"Model", "Machine", "Scale", "Rate", "$/1M on-demand", "$/1M spot", "Machines", "Monthly on-demand", "Monthly spot", "Break-even"}
+
+// DeploymentForecastColumn is the first of DeploymentColumns that only a
+// traffic forecast fills.
+const DeploymentForecastColumn = 6
+
+// DeploymentCells returns the table cells of one deployment option of d,
+// one of r's, as DeploymentColumns heads them, "—" where a value is
+// unknown: the reports and the comparison of runs show the same figures.
+// Break-even is the days of the forecast's traffic that pay back the
+// model's training spend (Cost.BreakEvenRequests).
+func (r *Report) DeploymentCells(d *Deployment, o DeploymentOption) []string {
+	c := []string{o.Model, o.Machine, fmt.Sprintf("×%.2g", o.Scale), FormatCount(o.RequestsPerSecond) + "/s", "—", "—", "—", "—", "—", "—"}
+	if v := o.USDPerMillion.OnDemand; v > 0 {
+		c[4] = FormatUSD(v)
+	}
+	if v := o.USDPerMillion.Spot; v > 0 {
+		c[5] = FormatUSD(v)
+	}
+	if d.RequestsPerDay > 0 {
+		if o.Machines > 0 {
+			c[6] = strconv.Itoa(o.Machines)
+		}
+		if v := o.MonthlyUSD.OnDemand; v > 0 {
+			c[7] = FormatUSD(v)
+		}
+		if v := o.MonthlyUSD.Spot; v > 0 {
+			c[8] = FormatUSD(v)
+		}
+		if k := r.cost(o.Model); k != nil && k.BreakEvenRequests != nil {
+			c[9] = strconv.FormatFloat(*k.BreakEvenRequests/d.RequestsPerDay, 'g', 2, 64) + " days"
+		}
+	}
+	return c
 }
