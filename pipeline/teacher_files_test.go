@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/backend/gorgonia"
 	"github.com/distill-dev/distill/model"
 	"github.com/distill-dev/distill/onnx"
 	"github.com/distill-dev/distill/pipeline"
@@ -349,5 +351,127 @@ func TestONNXEnsembleMember(t *testing.T) {
 	}
 	if rep.Transfer == nil {
 		t.Error("no transfer set")
+	}
+}
+
+// TestPreprocessedCheckpointTeacher runs a teacher that reads 3×8×8 BGR
+// images on 1×6×6 grey data: its preprocessing resizes, repeats and
+// reverses the channels and normalises before the teacher sees the data,
+// and the teacher's accuracy in the report is what it scores on the test
+// set so prepared. A resize that does not make the teacher's input is
+// refused by Check, before any work, naming both shapes.
+func TestPreprocessedCheckpointTeacher(t *testing.T) {
+	dir := t.TempDir()
+	spec, err := model.CNN(model.CNNConfig{Name: "rgb-teacher", Input: []int{3, 8, 8}, Conv: []model.ConvBlock{{Channels: 4, Kernel: 3}}, Hidden: []int{8}, Classes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := spec.Init(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "teacher.json")
+	if err := model.Save(path, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	y := func(size string) string {
+		return `
+name: rgb-teacher
+seed: 3
+data:
+  dataset: synthetic
+  synthetic: {train: 64, test: 48, shape: [1, 6, 6], classes: 4}
+training: {epochs: 1, batch_size: 16}
+teacher:
+  checkpoint: ` + path + `
+  preprocess: {size: ` + size + `, channels: 3, channel_order: bgr, mean: [0.1, 0.2, 0.3], std: [0.5]}
+students:
+  - name: s
+    model: {hidden: [8]}
+    baseline: false
+serving: {measure: false}
+quantize: {enabled: false}
+`
+	}
+	bad, err := recipe.Parse([]byte(y("[7, 7]")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Check(bad, pipeline.Options{}); err == nil || !strings.Contains(err.Error(), "teacher.checkpoint") || !strings.Contains(err.Error(), "[3 7 7]") || !strings.Contains(err.Error(), "[3 8 8]") {
+		t.Errorf("Check with a resize to 7×7 for an 8×8 teacher = %v, want both shapes named at teacher.checkpoint", err)
+	}
+
+	r, err := recipe.Parse([]byte(y("[8, 8]")), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.Check(r, pipeline.Options{}); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: filepath.Join(dir, "run")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The teacher's accuracy on the test set prepared here by hand.
+	_, test, err := pipeline.LoadData(context.Background(), r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gorgonia.Open(backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := m.Load(spec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close()
+	n := test.Len()
+	x := make([]float32, 0, n*3*64)
+	for e := 0; e < n; e++ {
+		grey := test.X[e*36 : (e+1)*36]
+		var plane [64]float32
+		// 6 → 8 bilinear with align_corners=False: source ¾·(d+½)−½.
+		for oy := 0; oy < 8; oy++ {
+			for ox := 0; ox < 8; ox++ {
+				sy, sx := max(0.75*(float64(oy)+0.5)-0.5, 0), max(0.75*(float64(ox)+0.5)-0.5, 0)
+				y0, x0 := int(sy), int(sx)
+				y1, x1 := min(y0+1, 5), min(x0+1, 5)
+				fy, fx := sy-float64(y0), sx-float64(x0)
+				at := func(y, x int) float64 { return float64(grey[y*6+x]) }
+				plane[oy*8+ox] = float32((1-fy)*((1-fx)*at(y0, x0)+fx*at(y0, x1)) + fy*((1-fx)*at(y1, x0)+fx*at(y1, x1)))
+			}
+		}
+		for _, mean := range []float32{0.1, 0.2, 0.3} { // every channel is the grey one, so BGR order shows only in the means
+			for _, v := range plane {
+				x = append(x, (v-mean)/0.5)
+			}
+		}
+	}
+	logits := make([]float32, n*4)
+	if err := tm.Forward(x, n, logits); err != nil {
+		t.Fatal(err)
+	}
+	right := 0
+	for e := 0; e < n; e++ {
+		row := logits[e*4 : (e+1)*4]
+		best := 0
+		for c := range row {
+			if row[c] > row[best] {
+				best = c
+			}
+		}
+		if int32(best) == test.Y[e] {
+			right++
+		}
+	}
+	var got float64 = -1
+	for _, m := range rep.Models {
+		if m.Role == report.RoleTeacher {
+			got = m.Accuracy
+		}
+	}
+	if want := float64(right) / float64(n); math.Abs(got-want) > 1e-9 {
+		t.Errorf("teacher accuracy %v in the report, %v on the test set prepared by hand", got, want)
 	}
 }

@@ -23,7 +23,9 @@ const noRuntime = "; it also needs ONNX Runtime's shared library: npm's onnxrunt
 // work: an ONNX file must parse, take the data's examples, give its
 // classes and (the main teacher's) hold the tensors the students' feature
 // terms name, and ONNX Runtime must load and accept it; a state_dict must
-// fit the recipe's model, every tensor accounted for. skip names keys
+// fit the recipe's model, every tensor accounted for; a checkpoint must
+// take the data's examples (after the teacher's preprocessing) and give
+// its classes. skip names keys
 // whose files CheckFiles already found unusable.
 func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem {
 	var ps []recipe.Problem
@@ -43,12 +45,20 @@ func checkTeacherFiles(r *recipe.Recipe, skip map[string]bool) []recipe.Problem 
 // as spec); hints says whether the students' feature terms read it.
 func checkTeacherFile(r *recipe.Recipe, p string, t recipe.Teacher, spec teacher.Spec, hints bool, skip map[string]bool, add func(key, format string, args ...any)) {
 	input, classes := r.Data.Shape() // nil, 0 for data whose shape only loading tells
+	// The teacher's own input: the data's after its preprocessing.
+	tin := input
+	if input != nil {
+		var err error
+		if tin, err = t.Preprocess.Shape(input); err != nil {
+			return // Validate reports the preprocessing
+		}
+	}
 	switch {
 	case t.ONNX != "" && !skip[p+".onnx"] && !skip[p+".runtime"]:
 		found := false
 		counted := func(key, format string, args ...any) { found = true; add(key, format, args...) }
 		// ONNX Runtime's own errors would repeat the file's problems.
-		if checkONNX(r, p, t, input, classes, hints, counted); found {
+		if checkONNX(r, p, t, tin, classes, hints, counted); found {
 			return
 		}
 		libKey := p + ".onnx"
@@ -93,8 +103,24 @@ func checkTeacherFile(r *recipe.Recipe, p string, t recipe.Teacher, spec teacher
 				add(fmt.Sprintf("students[%d].distill", i), "%v", err)
 			}
 		}
+	case t.Checkpoint != "" && !skip[p+".checkpoint"] && input != nil:
+		ms, _, err := model.Load(t.Checkpoint)
+		if err != nil {
+			add(p+".checkpoint", "%v", err)
+			return
+		}
+		if !slices.Equal(ms.Input, tin) && model.Numel(ms.Input) != model.Numel(tin) {
+			if !slices.Equal(tin, input) {
+				add(p+".checkpoint", "%s takes inputs of shape %v, but %s.preprocess makes the data's examples of shape %v into %v: set its size and channels to the teacher's input", t.Checkpoint, ms.Input, p, input, tin)
+			} else {
+				add(p+".checkpoint", "%s takes inputs of shape %v, but the data's examples have shape %v: use a teacher made for this data, or state how to make its input (%s.preprocess: size, channels)", t.Checkpoint, ms.Input, input, p)
+			}
+		}
+		if ms.Classes != classes {
+			add(p+".checkpoint", "%s predicts %d classes, but the data has %d", t.Checkpoint, ms.Classes, classes)
+		}
 	case t.Safetensors != "" && !skip[p+".safetensors"] && input != nil:
-		ms, err := t.Model.Spec(spec.Name, input, classes)
+		ms, err := t.Model.Spec(spec.Name, tin, classes)
 		if err != nil {
 			return // Validate reports the model
 		}
@@ -105,7 +131,7 @@ func checkTeacherFile(r *recipe.Recipe, p string, t recipe.Teacher, spec teacher
 }
 
 // checkONNX checks teacher t's ONNX file (keys under p) against the data
-// (input, nil when unknown, and classes) and, with hints, the students'
+// (input, the teacher's input shape, nil when unknown, and classes) and, with hints, the students'
 // feature terms, without ONNX Runtime.
 func checkONNX(r *recipe.Recipe, p string, t recipe.Teacher, input []int, classes int, hints bool, add func(key, format string, args ...any)) {
 	info, err := ort.Inspect(t.ONNX)
@@ -116,7 +142,11 @@ func checkONNX(r *recipe.Recipe, p string, t recipe.Teacher, input []int, classe
 	if len(info.Inputs) != 1 {
 		add(p+".onnx", "%s has %d inputs; a teacher reads one (the examples)", t.ONNX, len(info.Inputs))
 	} else if in := info.Inputs[0]; input != nil && len(in.Shape) > 0 && !shapeFits(in.Shape[1:], input) {
-		add(p+".onnx", "%s takes input %q of shape %v (batch first, -1 dynamic), but the data's examples have shape %v: use a teacher made for this data", t.ONNX, in.Name, in.Shape, input)
+		if data, _ := r.Data.Shape(); !slices.Equal(data, input) {
+			add(p+".onnx", "%s takes input %q of shape %v (batch first, -1 dynamic), but %s.preprocess makes the data's examples of shape %v into %v: set its size and channels to the teacher's input", t.ONNX, in.Name, in.Shape, p, data, input)
+		} else {
+			add(p+".onnx", "%s takes input %q of shape %v (batch first, -1 dynamic), but the data's examples have shape %v: use a teacher made for this data, or state how to make its input (%s.preprocess: size, channels)", t.ONNX, in.Name, in.Shape, input, p)
+		}
 	}
 	var out *ort.Tensor
 	switch {

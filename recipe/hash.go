@@ -43,11 +43,13 @@ func (r *Recipe) clone() *Recipe {
 	c.Teacher.Model = r.Teacher.Model.clone()
 	c.Teacher.Preprocess.Mean = slices.Clone(r.Teacher.Preprocess.Mean)
 	c.Teacher.Preprocess.Std = slices.Clone(r.Teacher.Preprocess.Std)
+	c.Teacher.Preprocess.Size = slices.Clone(r.Teacher.Preprocess.Size)
 	c.Ensemble = slices.Clone(r.Ensemble)
 	for i := range c.Ensemble {
 		c.Ensemble[i].Model = c.Ensemble[i].Model.clone()
 		c.Ensemble[i].Preprocess.Mean = slices.Clone(c.Ensemble[i].Preprocess.Mean)
 		c.Ensemble[i].Preprocess.Std = slices.Clone(c.Ensemble[i].Preprocess.Std)
+		c.Ensemble[i].Preprocess.Size = slices.Clone(c.Ensemble[i].Preprocess.Size)
 	}
 	c.Students = slices.Clone(r.Students)
 	for i := range c.Students {

@@ -1,8 +1,10 @@
 package recipe
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/distill-dev/distill/augment"
@@ -330,17 +332,65 @@ type Teacher struct {
 	Preprocess Preprocess `yaml:"preprocess,omitempty"`
 }
 
-// Preprocess is a per-channel normalisation, x' = (x - mean[c]) / std[c],
-// applied to a teacher's inputs. Mean and Std have one value for every
-// channel, or one per channel of the data (the first dimension of its
-// example shape; 1 for flat examples). Empty Mean means 0, empty Std 1.
+// Preprocess turns the data's examples into what a loaded teacher was
+// trained on, for the teacher only (the students read the data as it
+// is). In order: Size resizes each [C, H, W] image to [H', W']
+// (bilinear, as PyTorch's F.interpolate with align_corners=False, no
+// antialiasing); Channels makes a one-channel image one of several
+// channels by repeating it (a grey image for an RGB teacher);
+// ChannelOrder "bgr" reverses the channels (a teacher trained on
+// OpenCV's BGR images from RGB data); then each channel c is normalised,
+// x' = (x - Mean[c]) / Std[c]. Mean and Std have one value for every
+// channel, or one per channel of the teacher's input. Empty Mean means
+// 0, empty Std 1. The zero value changes nothing.
 type Preprocess struct {
 	Mean []float64 `yaml:"mean"`
 	Std  []float64 `yaml:"std"`
+	// The json tags keep stage keys of recipes without these keys as
+	// they were (keys hash this struct as JSON).
+	Size         []int  `yaml:"size,omitempty" json:",omitempty"`
+	Channels     int    `yaml:"channels,omitempty" json:",omitempty"`
+	ChannelOrder string `yaml:"channel_order,omitempty" json:",omitempty"`
 }
 
+// Channel orders of Preprocess.ChannelOrder.
+const (
+	ChannelsRGB = "rgb"
+	ChannelsBGR = "bgr"
+)
+
 // Enabled reports whether p changes the inputs.
-func (p Preprocess) Enabled() bool { return len(p.Mean) > 0 || len(p.Std) > 0 }
+func (p Preprocess) Enabled() bool {
+	return len(p.Mean) > 0 || len(p.Std) > 0 || len(p.Size) > 0 || p.Channels != 0 || (p.ChannelOrder != "" && p.ChannelOrder != ChannelsRGB)
+}
+
+// Shape returns the shape of the teacher's examples for data examples of
+// shape input: input itself unless p resizes or adds channels. Only
+// images ([C, H, W]) can be resized or given channels.
+func (p Preprocess) Shape(input []int) ([]int, error) {
+	if len(p.Size) == 0 && p.Channels == 0 {
+		return input, nil
+	}
+	if len(input) != 3 {
+		return nil, fmt.Errorf("resizing and adding channels work on images ([C, H, W] examples), but the data's examples have shape %v", input)
+	}
+	out := slices.Clone(input)
+	if len(p.Size) > 0 {
+		if len(p.Size) != 2 || p.Size[0] <= 0 || p.Size[1] <= 0 {
+			return nil, fmt.Errorf("size %v: give the teacher's image height and width, such as [224, 224]", p.Size)
+		}
+		out[1], out[2] = p.Size[0], p.Size[1]
+	}
+	if c := p.Channels; c > 0 && c != input[0] {
+		if input[0] != 1 {
+			return nil, fmt.Errorf("channels %d: only a one-channel image can be repeated into %d channels; the data's examples have %d", c, c, input[0])
+		}
+		out[0] = c
+	} else if c < 0 {
+		return nil, fmt.Errorf("channels %d: must be positive", c)
+	}
+	return out, nil
+}
 
 // Source names where the teacher comes from: "checkpoint",
 // "torchscript", "onnx" or "safetensors" for a file it is loaded from,

@@ -298,16 +298,41 @@ func (r *Recipe) checkTeacherAt(ps *problems, p, name string, t Teacher, input [
 	}
 }
 
-// preprocess checks a teacher's per-channel normalisation against the
-// data's channels (the first dimension of an image's shape, 1 for flat
-// examples).
+// preprocess checks a teacher's preprocessing against the data's
+// example shape (input; nil when only loading tells): the resize and
+// channels fit the data, and mean and std have one value or one per
+// channel of the teacher's input (the first dimension of an image's
+// shape, 1 for flat examples).
 func (ps *problems) preprocess(key string, p Preprocess, input []int) {
+	if o := p.ChannelOrder; o != "" && o != ChannelsRGB && o != ChannelsBGR {
+		ps.add(key+".channel_order", "unknown channel order %q: give %q (the data's own) or %q (reversed, for teachers trained on BGR images)", o, ChannelsRGB, ChannelsBGR)
+	}
+	if p.Channels < 0 {
+		ps.add(key+".channels", "must be positive, got %d", p.Channels)
+	}
+	for _, v := range p.Size {
+		if v <= 0 || len(p.Size) != 2 {
+			ps.add(key+".size", "%v: give the teacher's image height and width, such as [224, 224]", p.Size)
+			break
+		}
+	}
+	teacherInput := input
+	if input != nil {
+		var err error
+		if teacherInput, err = p.Shape(input); err != nil {
+			ps.add(key, "%v", err)
+			return
+		}
+	}
 	channels := 0
-	switch len(input) {
+	switch len(teacherInput) {
 	case 3:
-		channels = input[0]
+		channels = teacherInput[0]
 	case 1:
 		channels = 1
+	}
+	if p.ChannelOrder == ChannelsBGR && channels > 0 && channels != 3 {
+		ps.add(key+".channel_order", "bgr reverses 3 colour channels, but the teacher's examples have %d (shape %v)", channels, teacherInput)
 	}
 	for _, s := range []struct {
 		key  string
@@ -315,7 +340,7 @@ func (ps *problems) preprocess(key string, p Preprocess, input []int) {
 		pos  bool
 	}{{"mean", p.Mean, false}, {"std", p.Std, true}} {
 		if n := len(s.vals); n > 1 && channels > 0 && n != channels {
-			ps.add(key+"."+s.key, "has %d values, but the data's examples have %d channel(s) (shape %v): give one value for every channel, or one per channel", n, channels, input)
+			ps.add(key+"."+s.key, "has %d values, but the teacher's examples have %d channel(s) (shape %v): give one value for every channel, or one per channel", n, channels, teacherInput)
 		}
 		for i, x := range s.vals {
 			if math.IsNaN(x) || math.IsInf(x, 0) || s.pos && x <= 0 {
@@ -426,7 +451,11 @@ func (r *Recipe) checkFeatures(ps *problems, key string, s Student, input []int,
 	known := r.Teacher.Checkpoint == "" && !reflect.ValueOf(r.Teacher.Model).IsZero()
 	var tspec model.Spec
 	if known {
-		if tspec, err = r.Teacher.Model.Spec("teacher", input, classes); err != nil {
+		tin, err := r.Teacher.Preprocess.Shape(input)
+		if err != nil {
+			return // reported as a preprocess problem
+		}
+		if tspec, err = r.Teacher.Model.Spec("teacher", tin, classes); err != nil {
 			return
 		}
 	}

@@ -1,12 +1,17 @@
 package teacher
 
 import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/model"
+	"github.com/distill-dev/distill/recipe"
 )
 
 // recorder is a FeatureModel that keeps the inputs it was given.
@@ -32,7 +37,7 @@ func (r *recorder) Close() error                    { r.closed = true; return ni
 // through the same normalisation, and bad lengths are errors.
 func TestPreprocess(t *testing.T) {
 	rec := &recorder{}
-	m, err := Preprocess(rec, []int{2, 1, 2}, []float64{1, 2}, []float64{2, 4})
+	m, err := Preprocess(rec, []int{2, 1, 2}, recipe.Preprocess{Mean: []float64{1, 2}, Std: []float64{2, 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +66,7 @@ func TestPreprocess(t *testing.T) {
 
 	// One value for every channel; a flat example is one channel.
 	rec = &recorder{}
-	m, err = Preprocess(rec, []int{3}, []float64{0.5}, nil)
+	m, err = Preprocess(rec, []int{3}, recipe.Preprocess{Mean: []float64{0.5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,14 +78,105 @@ func TestPreprocess(t *testing.T) {
 		mean, std []float64
 		want      string
 	}{
-		{[]float64{1, 2, 3}, nil, "3 mean values for examples of 2 channel(s)"},
+		{[]float64{1, 2, 3}, nil, "3 mean values for the teacher's examples of 2 channel(s)"},
 		{nil, []float64{1, 0}, "std[1] must be > 0"},
 	} {
-		if _, err := Preprocess(&recorder{}, []int{2, 4, 4}, tc.mean, tc.std); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Preprocess(&recorder{}, []int{2, 4, 4}, recipe.Preprocess{Mean: tc.mean, Std: tc.std}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Preprocess(mean %v, std %v) = %v, want %q", tc.mean, tc.std, err, tc.want)
 		}
 	}
-	if err := (&preprocessed{Model: &recorder{}, mean: []float32{0}, inv: []float32{1}, plane: 4, size: 4}).Forward(make([]float32, 3), 1, nil); err == nil {
+	if err := (&preprocessed{Model: &recorder{}, mean: []float32{0}, inv: []float32{1}, source: []int{0}, inPlane: 4, outPlane: 4, inSize: 4, outSize: 4}).Forward(make([]float32, 3), 1, nil); err == nil {
 		t.Error("a short batch was accepted")
+	}
+}
+
+// TestPreprocessBilinearMatchesPyTorch: resizing gives what PyTorch's
+// F.interpolate(mode="bilinear", align_corners=False) gave for the same
+// values (testdata/preprocess/gen.py), up and down, square or not, to
+// and from one pixel.
+func TestPreprocessBilinearMatchesPyTorch(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "preprocess", "bilinear.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Cases []struct {
+			Shape, Size []int
+			X, Y        []float32
+		}
+	}
+	if err := json.Unmarshal(b, &golden); err != nil {
+		t.Fatal(err)
+	}
+	if len(golden.Cases) < 5 {
+		t.Fatalf("%d golden cases", len(golden.Cases))
+	}
+	for _, c := range golden.Cases {
+		rec := &recorder{}
+		m, err := Preprocess(rec, c.Shape, recipe.Preprocess{Size: c.Size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two examples: the second is the first negated.
+		x := append(slices.Clone(c.X), c.X...)
+		for i := len(c.X); i < len(x); i++ {
+			x[i] = -x[i]
+		}
+		if err := m.Forward(x, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.got) != 2*len(c.Y) {
+			t.Fatalf("%v → %v: teacher got %d values, want %d", c.Shape, c.Size, len(rec.got), 2*len(c.Y))
+		}
+		var worst float64
+		for i, want := range c.Y {
+			worst = max(worst, math.Abs(float64(rec.got[i]-want)), math.Abs(float64(rec.got[len(c.Y)+i]+want)))
+		}
+		if worst > 1e-6 {
+			t.Errorf("%v → %v: max |Δ| %g from PyTorch", c.Shape, c.Size, worst)
+		}
+	}
+}
+
+// TestPreprocessChannels: a grey image is repeated into the teacher's
+// channels, bgr reverses them, and mean/std then apply per teacher
+// channel.
+func TestPreprocessChannels(t *testing.T) {
+	rec := &recorder{}
+	m, err := Preprocess(rec, []int{1, 1, 2}, recipe.Preprocess{Channels: 3, Mean: []float64{0, 1, 2}, Std: []float64{1, 2, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Forward([]float32{2, 6}, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{2, 6, 0.5, 2.5, 0, 1}; !slices.Equal(rec.got, want) {
+		t.Errorf("grey to 3 channels: teacher saw %v, want %v", rec.got, want)
+	}
+	// RGB data to a BGR teacher, resized 1×1 → 2×2 (every pixel the same).
+	m, err = Preprocess(rec, []int{3, 1, 1}, recipe.Preprocess{ChannelOrder: recipe.ChannelsBGR, Size: []int{2, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Forward([]float32{1, 2, 3, 4, 5, 6}, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4}; !slices.Equal(rec.got, want) {
+		t.Errorf("rgb to bgr: teacher saw %v, want %v", rec.got, want)
+	}
+	for _, tc := range []struct {
+		shape []int
+		p     recipe.Preprocess
+		want  string
+	}{
+		{[]int{3, 4, 4}, recipe.Preprocess{Channels: 1}, "only a one-channel image"},
+		{[]int{16}, recipe.Preprocess{Size: []int{4, 4}}, "work on images"},
+		{[]int{1, 4, 4}, recipe.Preprocess{ChannelOrder: recipe.ChannelsBGR}, "reverses 3 colour channels"},
+		{[]int{3, 4, 4}, recipe.Preprocess{ChannelOrder: "rgba"}, "unknown channel order"},
+		{[]int{1, 4, 4}, recipe.Preprocess{Size: []int{0, 4}}, "height and width"},
+	} {
+		if _, err := Preprocess(&recorder{}, tc.shape, tc.p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Preprocess(%v, %+v) = %v, want %q", tc.shape, tc.p, err, tc.want)
+		}
 	}
 }

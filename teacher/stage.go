@@ -129,15 +129,20 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 		progress = func(string, string) {}
 	}
 	name := s.Name
+	// The teacher's own input: the data's, unless preprocessing resizes
+	// it or adds channels.
+	input, err := s.Preprocess.Shape(env.Data.Shape)
+	if err != nil {
+		return nil, fmt.Errorf("distill: %s preprocess: %w", name, err)
+	}
 	var m backend.Model
-	var err error
 	switch {
 	case s.ONNX != "":
 		progress(name, "opening ONNX "+s.ONNX)
 		m, err = OpenONNX(s, env.Data.Shape)
 	case s.Safetensors != "":
 		var spec model.Spec
-		if spec, err = s.Model.Spec(name, env.Data.Shape, env.Data.Classes); err != nil {
+		if spec, err = s.Model.Spec(name, input, env.Data.Classes); err != nil {
 			return nil, fmt.Errorf("distill: %s model: %w", name, err)
 		}
 		progress(name, "loading state_dict "+s.Safetensors)
@@ -151,7 +156,7 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 			return nil, fmt.Errorf("distill: %s: the %s backend cannot load TorchScript; use backend torch (a build with -tags torch)", name, env.Backend.Name())
 		}
 		var spec model.Spec
-		if spec, err = s.Model.Spec(name, env.Data.Shape, env.Data.Classes); err != nil {
+		if spec, err = s.Model.Spec(name, input, env.Data.Classes); err != nil {
 			return nil, fmt.Errorf("distill: %s model: %w", name, err)
 		}
 		progress(name, "loading TorchScript "+s.TorchScript)
@@ -185,18 +190,23 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 			break
 		}
 	}
-	if err := fitsData(m.Spec(), env.Data, what); err != nil {
+	if err := fitsData(m.Spec(), input, env.Data, what); err != nil {
 		m.Close()
 		return nil, err
 	}
 	return s.Preprocessed(m, env.Data.Shape)
 }
 
-// OpenONNX opens an ONNX teacher (s.ONNX with s.ORT) for examples of
-// shape input: the shape is given to ONNX Runtime only when the file
-// leaves a non-batch dimension dynamic, so that a file that fixes its
-// input shape is checked against the data's by fitsData with both named.
-func OpenONNX(s Spec, input []int) (backend.Model, error) {
+// OpenONNX opens an ONNX teacher (s.ONNX with s.ORT) for data examples
+// of shape data, which its preprocessing makes the teacher's input
+// shape: that shape is given to ONNX Runtime only when the file leaves a
+// non-batch dimension dynamic, so that a file that fixes its input shape
+// is checked against it by fitsData with both named.
+func OpenONNX(s Spec, data []int) (backend.Model, error) {
+	input, err := s.Preprocess.Shape(data)
+	if err != nil {
+		return nil, fmt.Errorf("preprocess: %w", err)
+	}
 	opts := s.ORT
 	info, err := ort.Inspect(s.ONNX)
 	if err != nil {
@@ -215,13 +225,13 @@ func OpenONNX(s Spec, input []int) (backend.Model, error) {
 	return t, nil
 }
 
-// Preprocessed wraps m in s's input normalisation, if any (closing m on
-// error).
-func (s Spec) Preprocessed(m backend.Model, input []int) (backend.Model, error) {
+// Preprocessed wraps m in s's input preprocessing, if any, for data
+// examples of shape data (closing m on error).
+func (s Spec) Preprocessed(m backend.Model, data []int) (backend.Model, error) {
 	if !s.Preprocess.Enabled() {
 		return m, nil
 	}
-	p, err := Preprocess(m, input, s.Preprocess.Mean, s.Preprocess.Std)
+	p, err := Preprocess(m, data, s.Preprocess)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("distill: %s: %w", s.Name, err)
@@ -229,11 +239,15 @@ func (s Spec) Preprocessed(m backend.Model, input []int) (backend.Model, error) 
 	return p, nil
 }
 
-// fitsData checks that a model takes the dataset's examples and predicts
-// its classes.
-func fitsData(spec model.Spec, d *data.Dataset, what string) error {
-	if !slices.Equal(spec.Input, d.Shape) && model.Numel(spec.Input) != d.Size() {
-		return fmt.Errorf("distill: %s takes inputs of shape %v, but dataset %q has examples of shape %v: use a model trained on this dataset", what, spec.Input, d.Name, d.Shape)
+// fitsData checks that a model takes examples of shape input (the
+// dataset's, after the teacher's preprocessing) and predicts the
+// dataset's classes.
+func fitsData(spec model.Spec, input []int, d *data.Dataset, what string) error {
+	if !slices.Equal(spec.Input, input) && model.Numel(spec.Input) != model.Numel(input) {
+		if !slices.Equal(input, d.Shape) {
+			return fmt.Errorf("distill: %s takes inputs of shape %v, but preprocessing makes dataset %q's examples of shape %v into %v: set the teacher's preprocess size and channels to its input", what, spec.Input, d.Name, d.Shape, input)
+		}
+		return fmt.Errorf("distill: %s takes inputs of shape %v, but dataset %q has examples of shape %v: use a model trained on this dataset, or state how to make its input (teacher preprocess: size, channels)", what, spec.Input, d.Name, d.Shape)
 	}
 	if spec.Classes != d.Classes {
 		return fmt.Errorf("distill: %s predicts %d classes, but dataset %q has %d", what, spec.Classes, d.Name, d.Classes)
