@@ -33,9 +33,9 @@ type evalEntry struct {
 	teacher *teacher.Spec
 }
 
-// onnxTeacher reports whether e is a teacher run by ONNX Runtime, which
-// has no distill model file.
-func (e evalEntry) onnxTeacher() bool { return e.teacher != nil && e.teacher.ONNX != "" }
+// externalTeacher reports whether e is a teacher run from its own file
+// (teacher.Spec.External), which has no distill model file.
+func (e evalEntry) externalTeacher() bool { return e.teacher != nil && e.teacher.External() }
 
 func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.Report, error) {
 	rep := &report.Report{
@@ -59,8 +59,8 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 	for _, e := range entries {
 		prog.phase(e.name, "evaluating "+e.name)
 		path := run.modelPath(e.name)
-		if e.onnxTeacher() {
-			path = e.teacher.ONNX
+		if e.externalTeacher() {
+			path = e.teacher.ExternalFile()
 		}
 		spec, m, calibration, fallback, err := run.loadForEval(e, path)
 		if err != nil {
@@ -76,15 +76,24 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		}
 		var serving *report.Serving
 		switch {
-		case run.r.Serving.MeasureEnabled() && e.onnxTeacher():
-			// The serving engines run distill models; ONNX Runtime's own
-			// serving cost is not what a distilled student replaces here.
-			ss.note(fmt.Sprintf("Teacher %s runs in ONNX Runtime and has no serving measurement (distill measures its own engines).", e.name))
+		case run.r.Serving.MeasureEnabled() && e.externalTeacher():
+			// The serving engines run distill models; ONNX Runtime's or
+			// a TorchScript module's own serving cost is not what a
+			// distilled student replaces here.
+			engine := "ONNX Runtime"
+			if e.teacher.ONNX == "" {
+				engine = "libtorch as a TorchScript module of an architecture distill does not know"
+			}
+			ss.note(fmt.Sprintf("Teacher %s runs in %s and has no serving measurement (distill measures its own engines).", e.name, engine))
 		case run.r.Serving.MeasureEnabled():
 			if serving, err = run.serving(ctx, prog, ss, e, path, spec, m); err != nil {
 				m.Close()
 				return nil, err
 			}
+		}
+		params, _ := spec.ParamCount()
+		if e.externalTeacher() && e.teacher.ONNX == "" && len(spec.Layers) == 0 {
+			params = scriptParams(m) // its spec has no distill layers to count
 		}
 		m.Close()
 		if e.name == "teacher" {
@@ -94,16 +103,17 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		if err != nil {
 			return nil, fmt.Errorf("distill: eval %s: %w", e.name, err)
 		}
-		params, _ := spec.ParamCount()
 		rel, _ := filepath.Rel(run.out, path)
 		bytes := fileSize(path)
-		if e.onnxTeacher() {
+		if e.externalTeacher() {
 			rel = path // outside the run directory
 			if fi, err := os.Stat(path); err == nil {
 				bytes = fi.Size()
 			}
-			if info, err := ort.Inspect(path); err == nil {
-				params = int(info.Params) // its spec has no distill layers to count
+			if e.teacher.ONNX != "" {
+				if info, err := ort.Inspect(path); err == nil {
+					params = int(info.Params) // its spec has no distill layers to count
+				}
 			}
 		}
 		rep.Models = append(rep.Models, report.Model{
@@ -158,6 +168,24 @@ func (run *runner) loadForEval(e evalEntry, path string) (model.Spec, closablePr
 	}
 	m, err := run.be.Load(spec, w)
 	return spec, m, "", nil, err
+}
+
+// scriptParams counts the parameters a model holds by its weights (a
+// TorchScript module's named parameters), 0 when it cannot tell.
+func scriptParams(m closablePredictor) int {
+	wm, ok := m.(interface{ Weights() (model.Weights, error) })
+	if !ok {
+		return 0
+	}
+	w, err := wm.Weights()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, t := range w {
+		n += len(t.Data)
+	}
+	return n
 }
 
 // fileSize is the size of a model's weights file: what it costs to ship.

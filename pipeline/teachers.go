@@ -33,10 +33,10 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 	if err != nil {
 		return "", err
 	}
-	if t.ONNX != "" {
-		// Nothing to save: ONNX Runtime runs the file itself, reopened
-		// wherever the teacher is needed (openTeacher). Opening it here
-		// checked that it runs and fits the data.
+	if t.External() {
+		// Nothing to save: ONNX Runtime or libtorch runs the file itself,
+		// reopened wherever the teacher is needed (openTeacher). Opening
+		// it here checked that it runs and fits the data.
 		m.Close()
 		run.done(id, time.Since(start).Seconds())
 		return key, nil
@@ -44,13 +44,14 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 	return key, run.keep(id, name, key, m, start)
 }
 
-// openTeacher opens teacher t as its stage left it: an ONNX teacher from
-// its file, any other from the run directory; with its preprocessing.
+// openTeacher opens teacher t as its stage left it: an external teacher
+// (ONNX, TorchScript of any architecture) from its file, any other from
+// the run directory; with its preprocessing.
 func (run *runner) openTeacher(t teacher.Spec) (backend.Model, error) {
 	var m backend.Model
 	var err error
-	if t.ONNX != "" {
-		m, err = teacher.OpenONNX(t, run.train.Shape)
+	if t.External() {
+		m, err = teacher.OpenExternal(run.be, t, run.train.Shape, run.train.Classes)
 	} else {
 		m, err = teacher.Load(run.be, run.modelPath(t.Name))
 	}

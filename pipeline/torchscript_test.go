@@ -13,6 +13,7 @@ import (
 	_ "github.com/distill-dev/distill/backend/torch"
 	"github.com/distill-dev/distill/pipeline"
 	"github.com/distill-dev/distill/recipe"
+	"github.com/distill-dev/distill/report"
 )
 
 // TestTorchScriptTeacher is the "teacher trained in PyTorch" case: a
@@ -84,5 +85,62 @@ serving: {measure: false}
 	}
 	if len(rep.Models) != 2 || rep.Models[0].Name != "teacher" || rep.Models[1].Agreement <= 0 {
 		t.Fatalf("report: %+v", rep.Models)
+	}
+}
+
+// TestTorchScriptTeacherAnyArchitecture loads a TorchScript ResNet
+// without describing it (no teacher.model): distill runs it for its
+// logits only. Its accuracy and parameter count in the report are those
+// of the same network loaded from its state_dict onto the described
+// architecture, and a student is distilled from it.
+func TestTorchScriptTeacherAnyArchitecture(t *testing.T) {
+	fixtures, err := filepath.Abs(filepath.Join("..", "teacher", "testdata", "pytorch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(fixtures, "resnet.pt")); err != nil {
+		t.Skipf("no PyTorch fixture: %v", err)
+	}
+	y := func(teacher string) string {
+		return `
+name: ts-any
+backend: torch
+device: cpu
+seed: 4
+data:
+  dataset: synthetic
+  synthetic: {train: 64, test: 64, shape: [1, 28, 28], classes: 10}
+training: {epochs: 1, batch_size: 32}
+teacher: ` + teacher + `
+students:
+  - name: s
+    model: {hidden: [8]}
+    baseline: false
+serving: {measure: false}
+quantize: {enabled: false}
+`
+	}
+	run := func(teacher string) report.Model {
+		t.Helper()
+		r, err := recipe.Parse([]byte(y(teacher)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := pipeline.Run(context.Background(), r, pipeline.Options{OutDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Models) != 2 || rep.Models[1].Method != "response" {
+			t.Fatalf("report models %+v: want the teacher and a student distilled from it", rep.Models)
+		}
+		return rep.Models[0]
+	}
+	script := run("{torchscript: " + filepath.Join(fixtures, "resnet.pt") + ", trusted: true}")
+	stateDict := run("{safetensors: " + filepath.Join(fixtures, "resnet.safetensors") + ", model: {type: resnet, stem: {channels: 8}, stages: [{channels: 8}, {channels: 16, stride: 2}]}}")
+	if script.Accuracy != stateDict.Accuracy || script.Params != stateDict.Params || script.Params == 0 {
+		t.Errorf("TorchScript teacher: accuracy %v, %d parameters; from its state_dict: %v, %d", script.Accuracy, script.Params, stateDict.Accuracy, stateDict.Params)
+	}
+	if !strings.HasSuffix(script.Path, "resnet.pt") {
+		t.Errorf("TorchScript teacher's path %q: want its file", script.Path)
 	}
 }

@@ -43,7 +43,8 @@ func (run *runner) transferInputs(ctx context.Context) (*data.Dataset, error) {
 func (run *runner) featureLayers() []string { return teacher.FeatureLayers(run.r) }
 
 // teacherHash identifies what labels the transfer set for teacher t: the
-// ONNX file and its logits output for an ONNX teacher, else the model
+// ONNX file and its logits output for an ONNX teacher, the TorchScript
+// file of one of any architecture, else the model
 // saved in the run directory (for a state_dict teacher that is the file
 // as mapped onto its architecture, which the .safetensors alone would
 // not pin down); and the input normalisation, which changes the labels
@@ -51,8 +52,8 @@ func (run *runner) featureLayers() []string { return teacher.FeatureLayers(run.r
 func (run *runner) teacherHash(t teacher.Spec) (string, error) {
 	var h string
 	var err error
-	if t.ONNX != "" {
-		if h, err = transfer.HashFiles(t.ONNX); err == nil {
+	if t.External() {
+		if h, err = transfer.HashFiles(t.ExternalFile()); err == nil && t.ONNX != "" {
 			h = keyOf(h, t.ORT.Output)
 		}
 	} else {

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/distill-dev/distill/loss"
@@ -28,6 +29,9 @@ func (d Data) Shape() (input []int, classes int) {
 	}
 	return nil, 0
 }
+
+// IsZero reports whether m describes no model (its section is absent).
+func (m Model) IsZero() bool { return reflect.ValueOf(m).IsZero() }
 
 // Spec builds the model.Spec of m for inputs of the given per-example
 // shape and classes, through model.MLP, model.CNN or model.Blocks, or

@@ -151,3 +151,30 @@ func TestTeacherMapHashAndRoundTrip(t *testing.T) {
 		t.Errorf("round trip gave map %v", back.Teacher.Map)
 	}
 }
+
+// TestTorchScriptAnyArchitecture: a TorchScript teacher needs no model
+// for its logits, but does for the layers hints read, and cannot be
+// quantized without one.
+func TestTorchScriptAnyArchitecture(t *testing.T) {
+	const head = "backend: torch\ndata: {dataset: synthetic, synthetic: {shape: [1, 8, 8], classes: 4}}\nteacher: {torchscript: t.pt, trusted: true}\n"
+	if _, err := Parse([]byte(head+"students:\n  - model: {hidden: [8]}\n"), ""); err != nil {
+		t.Errorf("a TorchScript teacher without model for response distillation: %v", err)
+	}
+	for _, tc := range []struct{ extra, key, want string }{
+		{"students:\n  - model: {type: cnn, conv: [{channels: 4}]}\n    distill: {hints: [{student: conv1, teacher: layer1}]}\n", "teacher.torchscript", "needs teacher.model"},
+		{"students:\n  - model: {hidden: [8]}\nquantize: {teacher: true}\n", "quantize.teacher", "no distill layers to quantize"},
+	} {
+		_, err := Parse([]byte(head+tc.extra), "")
+		var rerr *Error
+		if !errors.As(err, &rerr) {
+			t.Fatalf("%s: got %v, want a problem at %s", tc.extra, err, tc.key)
+		}
+		found := false
+		for _, p := range rerr.Problems {
+			found = found || p.Key == tc.key && strings.Contains(p.Message, tc.want)
+		}
+		if !found {
+			t.Errorf("%s: problems %v, want %q at %s", tc.extra, err, tc.want, tc.key)
+		}
+	}
+}

@@ -264,8 +264,10 @@ func (r *Recipe) checkTeacherAt(ps *problems, p, name string, t Teacher, input [
 		switch {
 		case !t.Trusted:
 			ps.add("teacher.torchscript", "TorchScript archives are pickle-based and can run code when loaded: set trusted: true only for a file you trust")
-		case !hasModel:
-			ps.add("teacher.torchscript", "needs teacher.model: the architecture of the scripted module, for its shapes and layer names")
+		case !hasModel && r.readsTeacherLayers():
+			ps.add("teacher.torchscript", "needs teacher.model, the architecture of the scripted module, for the teacher layers the students' hints and attention read (without it a TorchScript teacher of any architecture gives its logits only)")
+		case !hasModel && r.Quantize.Teacher:
+			ps.add("quantize.teacher", "a TorchScript teacher without teacher.model has no distill layers to quantize: set it to false, or describe its architecture in teacher.model")
 		case r.Backend != "torch":
 			ps.add("teacher.torchscript", "loads only on the torch backend (backend: torch), not on %q", r.Backend)
 		}
@@ -296,6 +298,17 @@ func (r *Recipe) checkTeacherAt(ps *problems, p, name string, t Teacher, input [
 	if t.Preprocess.Enabled() && r.Quantize.Teacher {
 		ps.add("quantize.teacher", "the INT8 teacher would lose %s.preprocess (the quantized network reads the data as it is): set it to false", p)
 	}
+}
+
+// readsTeacherLayers reports whether a student's feature terms (hints,
+// attention) read the main teacher's layers.
+func (r *Recipe) readsTeacherLayers() bool {
+	for _, s := range r.Students {
+		if joint, hints := s.Distill.Features(); len(joint)+len(hints) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // preprocess checks a teacher's preprocessing against the data's

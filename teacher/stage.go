@@ -151,16 +151,8 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 			m, err = env.Backend.Load(spec, w)
 		}
 	case s.TorchScript != "":
-		loader, ok := env.Backend.(backend.TorchScriptLoader)
-		if !ok {
-			return nil, fmt.Errorf("distill: %s: the %s backend cannot load TorchScript; use backend torch (a build with -tags torch)", name, env.Backend.Name())
-		}
-		var spec model.Spec
-		if spec, err = s.Model.Spec(name, input, env.Data.Classes); err != nil {
-			return nil, fmt.Errorf("distill: %s model: %w", name, err)
-		}
 		progress(name, "loading TorchScript "+s.TorchScript)
-		m, err = loader.LoadTorchScript(s.TorchScript, spec)
+		m, err = loadTorchScript(env.Backend, s, input, env.Data.Classes)
 	case s.Checkpoint != "":
 		progress(name, "loading "+s.Checkpoint)
 		m, err = Load(env.Backend, s.Checkpoint)
@@ -195,6 +187,55 @@ func Obtain(ctx context.Context, env Env, s Spec, cfg func() train.Config) (back
 		return nil, err
 	}
 	return s.Preprocessed(m, env.Data.Shape)
+}
+
+// External reports whether the teacher runs from its own file wherever
+// it is needed, with nothing of it saved in the run directory: an ONNX
+// file (ONNX Runtime runs it), or a TorchScript module whose architecture
+// the recipe does not describe (libtorch runs it, for its logits only).
+func (s Spec) External() bool {
+	return s.ONNX != "" || s.TorchScript != "" && s.Model.IsZero()
+}
+
+// ExternalFile is the file an External teacher runs from.
+func (s Spec) ExternalFile() string {
+	if s.ONNX != "" {
+		return s.ONNX
+	}
+	return s.TorchScript
+}
+
+// OpenExternal opens an External teacher for data examples of shape data
+// and classes classes, a TorchScript one on b; without its
+// preprocessing (see Preprocessed).
+func OpenExternal(b backend.Backend, s Spec, data []int, classes int) (backend.Model, error) {
+	if s.ONNX != "" {
+		return OpenONNX(s, data)
+	}
+	input, err := s.Preprocess.Shape(data)
+	if err != nil {
+		return nil, fmt.Errorf("preprocess: %w", err)
+	}
+	return loadTorchScript(b, s, input, classes)
+}
+
+// loadTorchScript loads teacher s's TorchScript module on b for examples
+// of shape input (the teacher's own) and classes classes. Without a
+// recipe model the module is any architecture: distill knows only its
+// input and output, enough for its logits.
+func loadTorchScript(b backend.Backend, s Spec, input []int, classes int) (backend.Model, error) {
+	loader, ok := b.(backend.TorchScriptLoader)
+	if !ok {
+		return nil, fmt.Errorf("the %s backend cannot load TorchScript; use backend torch (a build with -tags torch)", b.Name())
+	}
+	spec := model.Spec{Name: s.Name, Input: input, Classes: classes}
+	if !s.Model.IsZero() {
+		var err error
+		if spec, err = s.Model.Spec(s.Name, input, classes); err != nil {
+			return nil, fmt.Errorf("model: %w", err)
+		}
+	}
+	return loader.LoadTorchScript(s.TorchScript, spec)
 }
 
 // OpenONNX opens an ONNX teacher (s.ONNX with s.ORT) for data examples
