@@ -80,12 +80,15 @@ func (s *Server) work() {
 		if deadline != nil {
 			timer.Stop() // since Go 1.23 no stale tick survives Stop
 		}
+		s.slots <- struct{}{} // wait for a lone request running on its handler
 		s.run(batch, x, out)
+		<-s.slots
 	}
 }
 
 // run computes one batch and hands each job its logits.
 func (s *Server) run(batch []*job, x, out []float32) {
+	s.waiting.Add(-int64(len(batch)))
 	in, classes := s.m.InputSize(), s.m.Classes()
 	x = x[:0]
 	live := batch[:0]
@@ -101,14 +104,7 @@ func (s *Server) run(batch []*job, x, out []float32) {
 	if n == 0 {
 		return
 	}
-	s.met.batchSize.Observe(float64(n))
-	start := time.Now()
-	err := s.m.Forward(x, n, out[:n*classes])
-	s.met.forward.Observe(time.Since(start).Seconds())
-	if err != nil {
-		err = fmt.Errorf("serve: model: %w", err)
-		s.log.Error("serve: forward failed", "examples", n, "err", err)
-	}
+	err := s.forward(x, n, out[:n*classes])
 	off := 0
 	for _, j := range live {
 		if err == nil {
@@ -117,6 +113,19 @@ func (s *Server) run(batch []*job, x, out []float32) {
 		off += j.n
 		j.done <- err
 	}
+}
+
+// forward runs one model call of n examples, with its metrics.
+func (s *Server) forward(x []float32, n int, out []float32) error {
+	s.met.batchSize.Observe(float64(n))
+	start := time.Now()
+	err := s.m.Forward(x, n, out)
+	s.met.forward.Observe(time.Since(start).Seconds())
+	if err != nil {
+		err = fmt.Errorf("serve: model: %w", err)
+		s.log.Error("serve: forward failed", "examples", n, "err", err)
+	}
+	return err
 }
 
 var errCancelled = fmt.Errorf("serve: request cancelled")

@@ -142,8 +142,12 @@ type errorResponse struct {
 // decodeJSON reads {"inputs": [...]}: each example a flat array of
 // inSize numbers, or arrays nested by the input shape.
 func decodeJSON(b []byte, inSize int) ([]float32, int, error) {
-	// Fast path: flat examples of the right size, parsed once. Anything
-	// else is parsed again below, for nesting or for a precise message.
+	if x, n, ok := parseFlatInputs(b, inSize); ok {
+		return x, n, nil
+	}
+	// Flat examples of the right size that the fast parser did not take
+	// (a key besides inputs, say), parsed once. Anything else is parsed
+	// again below, for nesting or for a precise message.
 	var flat struct {
 		Inputs [][]float32 `json:"inputs"`
 	}

@@ -303,7 +303,7 @@ func TestOverload(t *testing.T) {
 		}()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(s2.queue) == 0 && time.Now().Before(deadline) {
+	for s2.waiting.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	code, msg, h := post(t, url2+"/v1/predict", ContentTypeTensor, body)
@@ -443,7 +443,7 @@ func TestShutdownHandlerOnly(t *testing.T) {
 		}()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(s.queue) < 4 && time.Now().Before(deadline) {
+	for s.waiting.Load() < 4 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
@@ -592,4 +592,57 @@ func TestLoneRequestDoesNotWait(t *testing.T) {
 	if got := s.arriving.Load(); got != 0 {
 		t.Errorf("%d requests still counted as arriving after their answers", got)
 	}
+}
+
+// TestLoneRequestsAndBatching: requests one at a time each run alone
+// (one model call per request, none queued), while concurrent requests
+// behind a busy model are still batched, one batch at a time.
+func TestLoneRequestsAndBatching(t *testing.T) {
+	m := &slowModel{Model: tinyProgram(t), delay: 5 * time.Millisecond}
+	s := newServer(t, m, Config{MaxBatch: 16})
+	x := make([]float32, m.InputSize())
+	for range 5 {
+		if _, err := s.Predict(context.Background(), x, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.calls.Load() != 5 || s.waiting.Load() != 0 {
+		t.Fatalf("5 lone requests: %d model calls, %d waiting", m.calls.Load(), s.waiting.Load())
+	}
+	var wg sync.WaitGroup
+	var running, most atomic.Int64
+	tracked := &trackingModel{slowModel: m, running: &running, most: &most}
+	s2 := newServer(t, tracked, Config{MaxBatch: 16})
+	for range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s2.Predict(context.Background(), x, 1); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	calls := m.calls.Load() - 5
+	if calls >= 48 || most.Load() != 1 {
+		t.Errorf("48 concurrent requests: %d model calls (want batches), at most %d at once (want 1 with one worker)", calls, most.Load())
+	}
+}
+
+// trackingModel records how many calls run at once.
+type trackingModel struct {
+	*slowModel
+	running, most *atomic.Int64
+}
+
+func (m *trackingModel) Forward(x []float32, n int, out []float32) error {
+	r := m.running.Add(1)
+	defer m.running.Add(-1)
+	for {
+		old := m.most.Load()
+		if r <= old || m.most.CompareAndSwap(old, r) {
+			break
+		}
+	}
+	return m.slowModel.Forward(x, n, out)
 }
