@@ -34,6 +34,9 @@ func (s *Server) work() {
 			}
 			first = j
 		}
+		// Wait for a lone request running on its handler before filling
+		// the batch, so that what arrives meanwhile joins it.
+		s.slots <- struct{}{}
 		batch = append(batch[:0], first)
 		n := first.n
 		// Take what is queued now. While the batch is not full and
@@ -80,7 +83,6 @@ func (s *Server) work() {
 		if deadline != nil {
 			timer.Stop() // since Go 1.23 no stale tick survives Stop
 		}
-		s.slots <- struct{}{} // wait for a lone request running on its handler
 		s.run(batch, x, out)
 		<-s.slots
 	}
