@@ -15,6 +15,7 @@ package gemmblas
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -91,17 +92,36 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 	}
 	// gemm wants op(B)ᵀ, n×k: B itself when transposed, else packed
 	// from its k×n layout.
-	p := gemm.RepackF32(packs.get(n, k), b, ldb, n, k, !transB)
-	defer packs.put(p)
-	if beta == 0 && alpha == 1 {
-		p.Gemm(m, aa, alda, c, ldc, nil, false)
+	// Products without scaling write C directly, others a scratch
+	// result that is then scaled into C.
+	out, ldo := c, ldc
+	if beta != 0 || alpha != 1 {
+		t := scratch(m * n)
+		defer bufs.put(t)
+		out, ldo = t, n
+	}
+	// Packing copies n·k values on one core before the (parallel)
+	// product; for large B, pack column blocks of C concurrently, each
+	// followed by its product, so that both cores pack.
+	parts := 1
+	if n*k >= packSplitMin {
+		parts = min(runtime.GOMAXPROCS(0), n/splitAlign)
+	}
+	if parts <= 1 {
+		product(aa, alda, b, ldb, transB, m, 0, n, k, out, ldo)
+	} else {
+		var wg sync.WaitGroup
+		per := (n/parts + splitAlign - 1) / splitAlign * splitAlign
+		for j0 := 0; j0 < n; j0 += per {
+			wg.Go(func() { product(aa, alda, b, ldb, transB, m, j0, min(j0+per, n), k, out, ldo) })
+		}
+		wg.Wait()
+	}
+	if ldo == ldc {
 		return
 	}
-	t := scratch(m * n)
-	defer bufs.put(t)
-	p.Gemm(m, aa, alda, t, n, nil, false)
 	for i := 0; i < m; i++ {
-		row, tr := c[i*ldc:i*ldc+n], t[i*n:(i+1)*n]
+		row, tr := c[i*ldc:i*ldc+n], out[i*n:(i+1)*n]
 		for j := range row {
 			v := alpha * tr[j]
 			if beta != 0 {
@@ -110,6 +130,30 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 			row[j] = v
 		}
 	}
+}
+
+const (
+	// packSplitMin is the size of B (n·k) from which packing is split
+	// across cores: below it the goroutines cost more than they save.
+	packSplitMin = 1 << 17
+	// splitAlign keeps the column blocks whole kernel panels (16 or 32
+	// columns wide).
+	splitAlign = 32
+)
+
+// product sets columns j0..j1 of out (m×n, row stride ldo) to
+// a·op(B)[:, j0:j1], packing that part of B: rows j0..j1 of B [n, k]
+// (transB), or columns j0..j1 of B [k, n].
+func product(a []float32, lda int, b []float32, ldb int, transB bool, m, j0, j1, k int, out []float32, ldo int) {
+	n := j1 - j0
+	if transB {
+		b = b[j0*ldb:]
+	} else {
+		b = b[j0:]
+	}
+	p := gemm.RepackF32(packs.get(n, k), b, ldb, n, k, !transB)
+	p.Gemm(m, a, lda, out[j0:], ldo, nil, false)
+	packs.put(p)
 }
 
 // transposeInto sets dst[i][j] (row stride ldd) to alpha·src[j][i] +
