@@ -103,10 +103,15 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 		// per element would cost as much as the arithmetic.
 		switch {
 		case op.fn.name == actReLU.name && op.grad:
-			for i := lo; i < hi; i++ {
-				if x[i] > 0 {
-					out[i] = dy[i]
+			// A mask rather than a branch: the sign of x is random, and
+			// mispredicted branches cost more than the arithmetic.
+			dy := dy[lo:hi]
+			for i, v := range x[lo:hi] {
+				var m uint32
+				if v > 0 {
+					m = ^uint32(0)
 				}
+				out[lo+i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
 			}
 		case op.fn.name == actReLU.name:
 			for i := lo; i < hi; i++ {
