@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/distill-dev/distill/backend"
@@ -165,20 +164,7 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 	// Parameters the objective does not depend on (without logit terms,
 	// those of layers no feature layer reads) have no gradient and are
 	// not updated, as torch.optim skips parameters whose .grad is None.
-	nodes := append(append(G.Nodes(nil), t.gr.pnodes...), t.gr.anodes...)
-	grads := make([]*tensor.Dense, len(nodes))
-	for i, pn := range nodes {
-		if pn == nil {
-			continue
-		}
-		gv, err := pn.Grad()
-		if err != nil {
-			return loss.Value{}, fmt.Errorf("gorgonia: gradient of %s: %w", t.all.list[i].Name, err)
-		}
-		grads[i] = gv.(*tensor.Dense)
-	}
-	// The update also clears the gradients, which gorgonia accumulates
-	// into, for the next step (as its own solvers do).
+	grads := t.gr.grads
 	err = t.opt.step(b.LR, grads)
 	return v, err
 }

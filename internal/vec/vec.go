@@ -1,7 +1,7 @@
 // Package vec holds the optimizer's fused elementwise updates: one pass
 // over a parameter tensor that reads the gradient, updates the weights
-// and the optimizer's moments, and zeroes the gradient for the next
-// step (gorgonia accumulates into it).
+// and the optimizer's moments, and zeroes the gradient, so that a caller
+// accumulating gradients across backward passes needs no clearing pass.
 //
 // Each update has a portable Go reference (AdamRef) and, on amd64,
 // AVX-512 and AVX versions chosen at run time from the FP32
