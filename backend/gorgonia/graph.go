@@ -140,7 +140,7 @@ type graph struct {
 	anodes G.Nodes // adapter parameter nodes, in adapter params order
 	// grads holds a training graph's gradients after a run, in the order
 	// of pnodes then anodes (nil where the node is).
-	grads []*tensor.Dense
+	grads  []*tensor.Dense
 	logits *G.Node
 	out    G.Value   // logits read out (G.Read), safe from buffer reuse
 	feats  []G.Value // layers read out for ForwardFeatures, in request order
