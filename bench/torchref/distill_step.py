@@ -72,7 +72,11 @@ def blas():
     """torch's BLAS as its build reports it, and the OpenBLAS loaded, if any."""
     info = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
     out = {"blas_info": info.group(1) if info else "unknown"}
-    for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", open("/proc/self/maps").read()))):
+    try:
+        maps = open("/proc/self/maps").read()  # Linux: the libraries loaded
+    except OSError:
+        maps = ""
+    for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
         try:
             d = ctypes.CDLL(lib)
             d.openblas_get_config.restype = ctypes.c_char_p
