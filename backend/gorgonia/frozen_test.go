@@ -7,6 +7,7 @@ import (
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/backend/backendtest"
 	"github.com/distill-dev/distill/loss"
+	"github.com/distill-dev/distill/model"
 )
 
 // A model Forward keeps calling without a weight change runs on a
@@ -14,7 +15,22 @@ import (
 // ForwardFeatures always runs), before and after a training step, which
 // must drop the program so the new weights are used.
 func TestFrozenForwardMatchesGraph(t *testing.T) {
-	for _, spec := range backendtest.Specs(t) {
+	specs := backendtest.Specs(t)
+	// Batchnorms (folded by the compiler, with running statistics that a
+	// training step changes), residual adds, depthwise convolutions.
+	for _, c := range []model.BlocksConfig{
+		{Name: "resnet", Input: []int{1, 8, 8}, Classes: 3, Stem: model.StemConfig{Channels: 4},
+			Stages: []model.Stage{{Channels: 4}, {Channels: 8, Stride: 2}}},
+		{Name: "mobile", Input: []int{1, 8, 8}, Classes: 3, Stem: model.StemConfig{Channels: 4},
+			Stages: []model.Stage{{Block: model.BlockInverted, Channels: 4, Expand: 1}, {Block: model.BlockInverted, Channels: 6, Stride: 2}}},
+	} {
+		spec, err := model.Blocks(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, spec)
+	}
+	for _, spec := range specs {
 		t.Run(spec.Name, func(t *testing.T) {
 			w, err := spec.Init(3)
 			if err != nil {
