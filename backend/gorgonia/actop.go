@@ -11,7 +11,8 @@ import (
 )
 
 // actOp is an element-wise activation with its derivative, one pass each
-// way. relu6 and silu are not gorgonia ops: built from its primitives
+// way, split across cores. relu too: gorgonia's Rectify takes a mask
+// pass and a multiply on one core for its derivative. relu6 and silu are not gorgonia ops: built from its primitives
 // (relu(x)−relu(x−6); x·sigmoid(x)) they take four to eight passes, each
 // cloning the tensor, which in inverted residual blocks, whose widest
 // tensors they act on, cost more than the convolutions. Writing the
@@ -31,6 +32,15 @@ type act struct {
 }
 
 var (
+	// actReLU's derivative is PyTorch's: 0 at x = 0 (threshold_backward).
+	actReLU = act{name: "relu",
+		f: func(x float32) float32 { return max(x, 0) },
+		df: func(x float32) float32 {
+			if x > 0 {
+				return 1
+			}
+			return 0
+		}}
 	actReLU6 = act{name: "relu6",
 		f: func(x float32) float32 { return min(max(x, 0), 6) },
 		df: func(x float32) float32 {
@@ -89,9 +99,24 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 	const chunk = 1 << 14
 	parallelFor((len(x)+chunk-1)/chunk, func(j int) {
 		lo, hi := j*chunk, min((j+1)*chunk, len(x))
-		// relu6, by far the most used, is written out: a call per
-		// element would cost as much as the arithmetic.
+		// relu and relu6, by far the most used, are written out: a call
+		// per element would cost as much as the arithmetic.
 		switch {
+		case op.fn.name == actReLU.name && op.grad:
+			// A mask rather than a branch: the sign of x is random, and
+			// mispredicted branches cost more than the arithmetic.
+			dy := dy[lo:hi]
+			for i, v := range x[lo:hi] {
+				var m uint32
+				if v > 0 {
+					m = ^uint32(0)
+				}
+				out[lo+i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
+			}
+		case op.fn.name == actReLU.name:
+			for i := lo; i < hi; i++ {
+				out[i] = max(x[i], 0)
+			}
 		case op.fn.name == actReLU6.name && op.grad:
 			for i := lo; i < hi; i++ {
 				if v := x[i]; v > 0 && v < 6 {

@@ -12,6 +12,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/internal/gemm/gemmblas"
 	"github.com/distill-dev/distill/model"
 )
@@ -66,6 +67,48 @@ type Model struct {
 	mu  sync.Mutex
 	p   *params
 	fwd map[graphKey]*graph // inference graphs
+
+	// A model whose weights stay put between Forward calls (a frozen
+	// teacher) is run by package infer, compiled from its weights: packed
+	// once, without graph bookkeeping. prog is nil while the weights
+	// change (a trainer's Step calls changed); quiet counts the Forward
+	// calls since the last change, and the program is compiled on the
+	// second, so a model evaluated once between training steps does not
+	// pay for compiling. noProg: the spec does not compile (a layer kind
+	// infer lacks), so the graph always runs.
+	prog   *infer.Program
+	quiet  int
+	noProg bool
+}
+
+// compileAfter is the number of Forward calls without a weight change
+// after which Forward runs a compiled program.
+const compileAfter = 2
+
+// changed marks the weights as modified: the compiled program, if any,
+// is stale. The caller holds m.mu.
+func (m *Model) changed() {
+	m.prog, m.quiet = nil, 0
+}
+
+// program returns the compiled program of the current weights, compiling
+// it once the model has looked frozen for compileAfter calls, or nil to
+// run the graph. The caller holds m.mu.
+func (m *Model) program() *infer.Program {
+	if m.prog != nil || m.noProg {
+		return m.prog
+	}
+	if m.quiet++; m.quiet < compileAfter {
+		return nil
+	}
+	p, err := infer.Compile(m.p.spec, m.weights())
+	if err != nil {
+		// Not an error for the caller: the graph computes the same.
+		m.noProg = true
+		return nil
+	}
+	m.prog = p
+	return p
 }
 
 var _ backend.FeatureModel = (*Model)(nil)
@@ -92,6 +135,19 @@ const (
 func (m *Model) Forward(x []float32, n int, out []float32) error {
 	if k := m.p.spec.Classes; n > 0 && len(out) < n*k {
 		return fmt.Errorf("gorgonia: forward of %d examples needs %d outputs, got %d", n, n*k, len(out))
+	}
+	if in := model.Numel(m.p.spec.Input); n > 0 && len(x) >= n*in {
+		m.mu.Lock()
+		p := m.program()
+		m.mu.Unlock()
+		if p != nil {
+			// The program is immutable: it runs unlocked, and a
+			// concurrent Step only drops it for later calls.
+			if err := p.Forward(x, n, out); err != nil {
+				return fmt.Errorf("gorgonia: forward: %w", err)
+			}
+			return nil
+		}
 	}
 	return m.ForwardFeatures(x, n, nil, out, nil)
 }
@@ -212,6 +268,11 @@ func (m *Model) dropLayerList(keep string) {
 func (m *Model) Weights() (model.Weights, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.weights(), nil
+}
+
+// weights is Weights for a caller that holds m.mu.
+func (m *Model) weights() model.Weights {
 	w := make(model.Weights, len(m.p.list)+len(m.p.bufs))
 	for i, pr := range m.p.list {
 		w[pr.Name] = m.p.canonical(i, m.p.values[i].Data().([]float32))
@@ -221,7 +282,7 @@ func (m *Model) Weights() (model.Weights, error) {
 		copy(t.Data, m.p.bufVal[i].Data().([]float32))
 		w[b.Name] = t
 	}
-	return w, nil
+	return w
 }
 
 func (m *Model) Close() error {
@@ -232,5 +293,6 @@ func (m *Model) Close() error {
 		errs = append(errs, gr.Close())
 	}
 	m.fwd = map[graphKey]*graph{}
+	m.changed()
 	return errors.Join(errs...)
 }

@@ -138,6 +138,9 @@ type graph struct {
 	// PyTorch, but has no gradient for their parameters).
 	pnodes G.Nodes
 	anodes G.Nodes // adapter parameter nodes, in adapter params order
+	// grads holds a training graph's gradients after a run, in the order
+	// of pnodes then anodes (nil where the node is).
+	grads  []*tensor.Dense
 	logits *G.Node
 	out    G.Value   // logits read out (G.Read), safe from buffer reuse
 	feats  []G.Value // layers read out for ForwardFeatures, in request order
@@ -310,10 +313,26 @@ func (gr *graph) closeTraining(tr *trainSpec, node func(name string) (*G.Node, e
 		}
 	}
 	wrt = append(wrt, gr.anodes...)
-	if _, err := G.Grad(gr.cost, wrt...); err != nil {
+	gnodes, err := G.Grad(gr.cost, wrt...)
+	if err != nil {
 		return fmt.Errorf("gorgonia: differentiating: %w", err)
 	}
-	gr.vm = G.NewTapeMachine(gr.g, G.BindDualValues(wrt...))
+	// Each gradient is copied out as the tape computes it (gradSink).
+	all := append(append(G.Nodes(nil), gr.pnodes...), gr.anodes...)
+	gr.grads = make([]*tensor.Dense, len(all))
+	k := 0
+	for i, n := range all {
+		if n == nil {
+			continue
+		}
+		buf := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n.Shape().Clone()...))
+		if _, err := G.ApplyOp(gradSink{dst: buf, dims: n.Dims()}, gnodes[k]); err != nil {
+			return fmt.Errorf("gorgonia: reading the gradient of %s: %w", n.Name(), err)
+		}
+		gr.grads[i] = buf
+		k++
+	}
+	gr.vm = G.NewTapeMachine(gr.g)
 	return nil
 }
 

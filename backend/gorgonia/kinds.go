@@ -53,7 +53,7 @@ func init() {
 	layers.Register(model.KindFlatten, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) {
 		return G.Reshape(h, tensor.Shape{s.gr.batch, model.Numel(s.out)})
 	})})
-	layers.Register(model.KindReLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Rectify(h) })})
+	layers.Register(model.KindReLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actReLU, h) })})
 	layers.Register(model.KindTanh, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Tanh(h) })})
 	layers.Register(model.KindSigmoid, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Sigmoid(h) })})
 	layers.Register(model.KindDropout, layerImpl{build: unary(buildDropout)})

@@ -7,10 +7,10 @@ import (
 	"runtime"
 	"sync"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/distill-dev/distill/backend"
+	"github.com/distill-dev/distill/internal/vec"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
@@ -106,6 +106,7 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 	}
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
+	t.m.changed()
 
 	xd := t.gr.x.Data().([]float32)
 	copy(xd, b.X[:n*in])
@@ -163,26 +164,8 @@ func (t *trainer) Step(b *backend.Batch) (loss.Value, error) {
 	// Parameters the objective does not depend on (without logit terms,
 	// those of layers no feature layer reads) have no gradient and are
 	// not updated, as torch.optim skips parameters whose .grad is None.
-	nodes := append(append(G.Nodes(nil), t.gr.pnodes...), t.gr.anodes...)
-	grads := make([]*tensor.Dense, len(nodes))
-	for i, pn := range nodes {
-		if pn == nil {
-			continue
-		}
-		gv, err := pn.Grad()
-		if err != nil {
-			return loss.Value{}, fmt.Errorf("gorgonia: gradient of %s: %w", t.all.list[i].Name, err)
-		}
-		grads[i] = gv.(*tensor.Dense)
-	}
+	grads := t.gr.grads
 	err = t.opt.step(b.LR, grads)
-	// gorgonia accumulates into the gradient buffers: clear them for the
-	// next step, as its own solvers do.
-	for _, g := range grads {
-		if g != nil {
-			g.Zero()
-		}
-	}
 	return v, err
 }
 
@@ -345,59 +328,32 @@ func (o *hostOptimizer) maxNorm(grads []*tensor.Dense) {
 }
 
 // adam returns the update of elements lo..hi of parameter i, as
-// torch.optim.Adam computes it (L2 weight decay added to the gradient).
+// torch.optim.Adam computes it (L2 weight decay added to the gradient),
+// fused with clearing the gradient (package vec).
 func (o *hostOptimizer) adam(lr float64, grads []*tensor.Dense) func(i, lo, hi int) {
 	c := o.cfg
-	bc1 := 1 - math.Pow(c.Beta1, float64(o.t))
-	bc2 := 1 - math.Pow(c.Beta2, float64(o.t))
-	stepSize := float32(lr / bc1)
-	b1, b2, wd := float32(c.Beta1), float32(c.Beta2), float32(c.WeightDecay)
-	eps := float32(c.Eps)
-	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
+	a := vec.NewAdam(lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, o.t)
 	return func(i, lo, hi int) {
 		w := o.p.values[i].Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
-		m, s := o.slots["m"][i][lo:hi], o.slots["v"][i][lo:hi]
-		for j := range w {
-			gj := g[j] + wd*w[j]
-			m[j] = b1*m[j] + (1-b1)*gj
-			s[j] = b2*s[j] + (1-b2)*gj*gj
-			denom := float32(math.Sqrt(float64(s[j])))*invSqrtBC2 + eps
-			w[j] -= stepSize * m[j] / denom
-		}
+		a.Step(w, g, o.slots["m"][i][lo:hi], o.slots["v"][i][lo:hi])
 	}
 }
 
 // sgd returns the update of elements lo..hi of parameter i, as
 // torch.optim.SGD computes it (momentum buffer starts at the first
-// gradient; optional Nesterov).
+// gradient; optional Nesterov), fused with clearing the gradient.
 func (o *hostOptimizer) sgd(lr float64, grads []*tensor.Dense) func(i, lo, hi int) {
 	c := o.cfg
-	mom, wd, flr := float32(c.Momentum), float32(c.WeightDecay), float32(lr)
-	first := o.t == 1
+	s := vec.SGD{LR: float32(lr), WD: float32(c.WeightDecay), Momentum: float32(c.Momentum), Nesterov: c.Nesterov, First: o.t == 1}
 	return func(i, lo, hi int) {
 		w := o.p.values[i].Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
 		var buf []float32
-		if mom > 0 {
+		if s.Momentum > 0 {
 			buf = o.slots["momentum"][i][lo:hi]
 		}
-		for j := range w {
-			gj := g[j] + wd*w[j]
-			if buf != nil {
-				if first {
-					buf[j] = gj
-				} else {
-					buf[j] = mom*buf[j] + gj
-				}
-				if c.Nesterov {
-					gj += mom * buf[j]
-				} else {
-					gj = buf[j]
-				}
-			}
-			w[j] -= flr * gj
-		}
+		s.Step(w, g, buf)
 	}
 }
 

@@ -5,11 +5,13 @@ The same models and loss as `go run ./bench/train`: teacher MLP
 784-1200-1200-10 (frozen, forward only), student 784-800-800-10, batch 128,
 Adam, loss = a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s, y) with
 T=4, a=0.9 (and the teacher/student CE steps). Prints one JSON line per
-mode: {"mode", "device", "samples_per_s"} (median of --runs).
+mode: {"mode", "device", "samples_per_s"} (median of --runs), with the
+setup it ran: torch's intra-op threads, its BLAS, and, where that is
+OpenBLAS, its version, kernel (core) and threads.
 
   python3 bench/torchref/distill_step.py --device cuda --modes teacher,distill,student
 """
-import argparse, json, statistics, time
+import argparse, ctypes, json, re, statistics, time
 
 import torch
 import torch.nn as nn
@@ -66,6 +68,27 @@ def make(mode):
     return step
 
 
+def blas():
+    """torch's BLAS as its build reports it, and the OpenBLAS loaded, if any."""
+    info = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    out = {"blas_info": info.group(1) if info else "unknown"}
+    try:
+        maps = open("/proc/self/maps").read()  # Linux: the libraries loaded
+    except OSError:
+        maps = ""
+    for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
+        try:
+            d = ctypes.CDLL(lib)
+            d.openblas_get_config.restype = ctypes.c_char_p
+            d.openblas_get_corename.restype = ctypes.c_char_p
+            out.update(openblas=d.openblas_get_config().decode(), openblas_core=d.openblas_get_corename().decode(),
+                       openblas_threads=d.openblas_get_num_threads())
+            break
+        except (OSError, AttributeError):
+            continue
+    return out
+
+
 for mode in a.modes.split(","):
     step = make(mode)
     for i in range(a.warmup):
@@ -78,4 +101,5 @@ for mode in a.modes.split(","):
             step(i)
         sync()
         rates.append(a.steps * a.batch / (time.perf_counter() - t0))
-    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "samples_per_s": statistics.median(rates)}), flush=True)
+    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "samples_per_s": statistics.median(rates),
+                      "threads": torch.get_num_threads(), **blas()}), flush=True)

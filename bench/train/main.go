@@ -3,8 +3,11 @@
 // cross-entropy), the distillation step (student 784-800-800-10 with the
 // frozen teacher's forward in the loop, α=0.9, T=4) and the student step,
 // batch 128, Adam — the shapes of bench/torchref/distill_step.py.
-// Runs are interleaved (ours, PyTorch, ours, PyTorch, …) and the median
-// ratio is printed, because the machines here are shared and noisy.
+// Runs are interleaved (ours, PyTorch, ours, PyTorch, …) and each row
+// prints the medians, the median of the per-round ratios with its
+// min–max, and each side's fraction of the FP32 peak (-peak), because
+// the machines here are shared and noisy. The PyTorch side's threads and
+// BLAS (library, kernel, threads) are printed above the table.
 //
 //	go run ./bench/train
 //
@@ -20,6 +23,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +31,8 @@ import (
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/backend/backendtest"
 	_ "github.com/distill-dev/distill/backend/gorgonia"
+	"github.com/distill-dev/distill/internal/gemm"
+	"github.com/distill-dev/distill/internal/vec"
 	"github.com/distill-dev/distill/loss"
 	"github.com/distill-dev/distill/model"
 )
@@ -37,8 +43,9 @@ func main() {
 	be := flag.String("backend", "gorgonia", "backend to measure")
 	device := flag.String("device", "", "device for the backend")
 	modes := flag.String("modes", "teacher,distill,student", "steps to measure")
-	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
+	peak := flag.Float64("peak", 437, "the CPU's FP32 peak in GFLOP/s for the fraction-of-peak columns (default: measured on this machine kind with ../shared/ref's peak/fma.c, 2 threads)")
 	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
 
@@ -46,33 +53,81 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps\n", b.Name(), b.Device(), *rounds, *steps)
+	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, GOMAXPROCS %d, gemm %v, optimizer update %s\n",
+		b.Name(), b.Device(), *rounds, *steps, runtime.GOMAXPROCS(0), gemm.BestF32(), vec.Impl())
+	fmt.Printf("peak %.0f GFLOP/s FP32 (-peak); FLOPs per sample count the matrix products a step needs (forward, weight and input gradients but the first layer's)\n", *peak)
+	setup := ""
+	type row struct {
+		mode           string
+		ours, theirs   []float64
+		flopsPerSample float64
+	}
+	var rows []row
 	for _, mode := range strings.Split(*modes, ",") {
-		var ours, theirs []float64
-		for r := 0; r < *rounds; r++ {
+		r := row{mode: mode, flopsPerSample: stepFLOPs(mode)}
+		for i := 0; i < *rounds; i++ {
 			sps, err := measure(b, mode, *steps)
 			if err != nil {
 				log.Fatal(err)
 			}
-			ours = append(ours, sps)
+			r.ours = append(r.ours, sps)
 			if *ref != "" {
 				t, err := pytorch(*python, *ref, mode, *steps)
 				if err != nil {
 					log.Fatalf("reference: %v", err)
 				}
-				theirs = append(theirs, t)
+				r.theirs = append(r.theirs, t.samplesPerS)
+				if setup == "" {
+					setup = t.setup
+				}
 			}
 		}
-		line := fmt.Sprintf("%-8s distill %9.1f samples/s", mode, median(ours))
-		if len(theirs) > 0 {
-			ratios := make([]float64, len(ours))
-			for i := range ours {
-				ratios[i] = ours[i] / theirs[i]
-			}
-			line += fmt.Sprintf("   pytorch %9.1f samples/s   ratio %.3f× (median of per-round ratios %v)", median(theirs), median(ratios), round3(ratios))
-		}
-		fmt.Println(line)
+		rows = append(rows, r)
 	}
+	if setup != "" {
+		fmt.Println("pytorch:", setup)
+	}
+	pct := func(sps, fps float64) string { return fmt.Sprintf("%.1f%%", 100*sps*fps/(*peak*1e9)) }
+	fmt.Printf("%-8s %12s %12s %22s %9s %9s\n", "step", "ours/s", "pytorch/s", "ratio median (min–max)", "ours/peak", "pt/peak")
+	for _, r := range rows {
+		line := fmt.Sprintf("%-8s %12.1f", r.mode, median(r.ours))
+		if len(r.theirs) == 0 {
+			fmt.Printf("%s %12s %22s %9s %9s\n", line, "-", "-", pct(median(r.ours), r.flopsPerSample), "-")
+			continue
+		}
+		ratios := make([]float64, len(r.ours))
+		for i := range r.ours {
+			ratios[i] = r.ours[i] / r.theirs[i]
+		}
+		fmt.Printf("%s %12.1f %22s %9s %9s\n", line, median(r.theirs),
+			fmt.Sprintf("%.3f× (%.3f–%.3f)", median(ratios), slices.Min(ratios), slices.Max(ratios)),
+			pct(median(r.ours), r.flopsPerSample), pct(median(r.theirs), r.flopsPerSample))
+	}
+}
+
+// stepFLOPs is the arithmetic of one training step per sample: the
+// matrix products' 2·in·out per layer for the forward pass, the weight
+// gradient and the input gradient (not needed for the first layer), plus
+// the frozen teacher's forward in the distill step.
+func stepFLOPs(mode string) float64 {
+	products := func(h int) (all, first float64) {
+		d := []int{784, h, h, 10}
+		for i := 0; i+1 < len(d); i++ {
+			all += 2 * float64(d[i]*d[i+1])
+		}
+		return all, 2 * float64(d[0]*d[1])
+	}
+	train := func(h int) float64 { all, first := products(h); return 3*all - first }
+	switch mode {
+	case "teacher":
+		return train(1200)
+	case "student":
+		return train(800)
+	case "distill":
+		fwd, _ := products(1200)
+		return train(800) + fwd
+	}
+	return 0
 }
 
 var refDevice string
@@ -149,30 +204,50 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 	return float64(steps*n) / time.Since(start).Seconds(), nil
 }
 
+// refResult is one run of the reference: its samples/s and, where the
+// script reports it, its threads and BLAS.
+type refResult struct {
+	samplesPerS float64
+	setup       string
+}
+
 // pytorch runs the reference script for one mode and returns its median
 // samples/s. Two scripts are understood: ../shared/ref/torch/train_bench.py
 // (CPU, writes JSON to a file) and bench/torchref/distill_step.py (any
 // device, prints a JSON line).
-func pytorch(python, script, mode string, steps int) (float64, error) {
+func pytorch(python, script, mode string, steps int) (refResult, error) {
 	if strings.HasSuffix(script, "distill_step.py") {
 		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return 0, err
+			return refResult{}, err
 		}
 		var r struct {
 			SamplesPerS float64 `json:"samples_per_s"`
+			Torch       string  `json:"torch"`
+			Threads     int     `json:"threads"`
+			BLASInfo    string  `json:"blas_info"`
+			OpenBLAS    string  `json:"openblas"`
+			Core        string  `json:"openblas_core"`
+			BLASThreads int     `json:"openblas_threads"`
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-			return 0, fmt.Errorf("reference output %q: %w", out, err)
+			return refResult{}, fmt.Errorf("reference output %q: %w", out, err)
 		}
-		return r.SamplesPerS, nil
+		setup := fmt.Sprintf("torch %s, %d intra-op thread(s), BLAS_INFO=%s", r.Torch, r.Threads, r.BLASInfo)
+		if r.OpenBLAS != "" {
+			setup += fmt.Sprintf(", loaded %s (kernel %s, %d threads)", r.OpenBLAS, r.Core, r.BLASThreads)
+		}
+		if v, ok := os.LookupEnv("OPENBLAS_CORETYPE"); ok {
+			setup += ", OPENBLAS_CORETYPE=" + v
+		}
+		return refResult{r.SamplesPerS, setup}, nil
 	}
 	f, err := os.CreateTemp("", "ref*.json")
 	if err != nil {
-		return 0, err
+		return refResult{}, err
 	}
 	f.Close()
 	defer os.Remove(f.Name())
@@ -184,23 +259,23 @@ func pytorch(python, script, mode string, steps int) (float64, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%v: %s", err, stderr.String())
+		return refResult{}, fmt.Errorf("%v: %s", err, stderr.String())
 	}
 	b, err := os.ReadFile(f.Name())
 	if err != nil {
-		return 0, err
+		return refResult{}, err
 	}
 	var res map[string]json.RawMessage
 	if err := json.Unmarshal(b, &res); err != nil {
-		return 0, err
+		return refResult{}, err
 	}
 	var m struct {
 		Median float64 `json:"samples_per_s_median"`
 	}
 	if err := json.Unmarshal(res[mode], &m); err != nil {
-		return 0, err
+		return refResult{}, err
 	}
-	return m.Median, nil
+	return refResult{samplesPerS: m.Median}, nil
 }
 
 func median(v []float64) float64 {
@@ -210,12 +285,4 @@ func median(v []float64) float64 {
 		return 0
 	}
 	return s[len(s)/2]
-}
-
-func round3(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(int(x*1000+0.5)) / 1000
-	}
-	return out
 }

@@ -15,6 +15,8 @@ package gemmblas
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
@@ -32,8 +34,10 @@ type Implementation struct {
 // with op(A) m×k and op(B) k×n, as blas.Float32's Sgemm does. When beta
 // is 0, C is not read (NaNs in it do not propagate).
 //
-// B is packed on every call (k·n copies, into recycled storage); for
-// repeated products with the same weights, pack once with gemm.PackF32.
+// One operand is packed on every call, into recycled storage: B (k·n
+// copies), or op(A) when B is transposed and that is smaller (Cᵀ =
+// B·op(A)ᵀ is computed and transposed back). For repeated products with
+// the same weights, pack once with gemm.PackF32.
 func (Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
@@ -65,29 +69,59 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 		scale(m, n, beta, c, ldc)
 		return
 	}
+	if transB && m*(k+n) < n*k {
+		// B is stored [n, k], which gemm packs element by element, n·k
+		// of them: with few rows of A (a layer's input gradient, dY·W)
+		// computing Cᵀ = B·op(A)ᵀ instead packs op(A), m·k values, and
+		// transposes the m·n result back.
+		p := gemm.RepackF32(packs.get(m, k), a, lda, m, k, transA)
+		defer packs.put(p)
+		t := scratch(n * m)
+		defer bufs.put(t)
+		p.Gemm(n, b, ldb, t, m, nil, false)
+		transposeInto(c, ldc, t, m, m, n, alpha, beta)
+		return
+	}
 	// op(A) as an m×k row-major matrix.
 	aa, alda := a, lda
 	if transA {
-		aa, alda = make([]float32, m*k), k
-		for i := 0; i < k; i++ {
-			for j := 0; j < m; j++ {
-				aa[j*k+i] = a[i*lda+j]
-			}
-		}
+		t := scratch(m * k)
+		defer bufs.put(t)
+		aa, alda = t, k
+		transposeInto(aa, k, a, lda, m, k, 1, 0)
 	}
 	// gemm wants op(B)ᵀ, n×k: B itself when transposed, else packed
 	// from its k×n layout.
-	p, _ := packs.Get().(*gemm.PackedF32)
-	p = gemm.RepackF32(p, b, ldb, n, k, !transB)
-	defer packs.Put(p)
-	if beta == 0 && alpha == 1 {
-		p.Gemm(m, aa, alda, c, ldc, nil, false)
+	// Products without scaling write C directly, others a scratch
+	// result that is then scaled into C.
+	out, ldo := c, ldc
+	if beta != 0 || alpha != 1 {
+		t := scratch(m * n)
+		defer bufs.put(t)
+		out, ldo = t, n
+	}
+	// Packing copies n·k values on one core before the (parallel)
+	// product; for large B, pack column blocks of C concurrently, each
+	// followed by its product, so that both cores pack.
+	parts := 1
+	if n*k >= packSplitMin {
+		parts = min(runtime.GOMAXPROCS(0), n/splitAlign)
+	}
+	if parts <= 1 {
+		product(aa, alda, b, ldb, transB, m, 0, n, k, out, ldo)
+	} else {
+		var wg sync.WaitGroup
+		per := (n/parts + splitAlign - 1) / splitAlign * splitAlign
+		for j0 := 0; j0 < n; j0 += per {
+			wg.Go(func() { product(aa, alda, b, ldb, transB, m, j0, min(j0+per, n), k, out, ldo) })
+		}
+		wg.Wait()
+	}
+	if ldo == ldc {
 		return
 	}
-	t := make([]float32, m*n)
-	p.Gemm(m, aa, alda, t, n, nil, false)
 	for i := 0; i < m; i++ {
-		row, tr := c[i*ldc:i*ldc+n], t[i*n:(i+1)*n]
+		row, tr := c[i*ldc:i*ldc+n], out[i*n:(i+1)*n]
 		for j := range row {
 			v := alpha * tr[j]
 			if beta != 0 {
@@ -98,8 +132,130 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 	}
 }
 
-// packs recycles packed operands between calls.
-var packs sync.Pool
+const (
+	// packSplitMin is the size of B (n·k) from which packing is split
+	// across cores: below it the goroutines cost more than they save.
+	packSplitMin = 1 << 17
+	// splitAlign keeps the column blocks whole kernel panels (16 or 32
+	// columns wide).
+	splitAlign = 32
+)
+
+// product sets columns j0..j1 of out (m×n, row stride ldo) to
+// a·op(B)[:, j0:j1], packing that part of B: rows j0..j1 of B [n, k]
+// (transB), or columns j0..j1 of B [k, n].
+func product(a []float32, lda int, b []float32, ldb int, transB bool, m, j0, j1, k int, out []float32, ldo int) {
+	n := j1 - j0
+	if transB {
+		b = b[j0*ldb:]
+	} else {
+		b = b[j0:]
+	}
+	p := gemm.RepackF32(packs.get(n, k), b, ldb, n, k, !transB)
+	p.Gemm(m, a, lda, out[j0:], ldo, nil, false)
+	packs.put(p)
+}
+
+// transposeInto sets dst[i][j] (row stride ldd) to alpha·src[j][i] +
+// beta·dst[i][j] for i < rows, j < cols, with src's rows ld apart;
+// beta = 0 does not read dst.
+func transposeInto(dst []float32, ldd int, src []float32, ld, rows, cols int, alpha, beta float32) {
+	j := 0
+	if alpha == 1 && beta == 0 {
+		// The common case, eight source rows at a time: each row of dst
+		// gets eight consecutive values per pass (2.5× faster than
+		// square blocks of single elements).
+		for ; j+8 <= cols; j += 8 {
+			s0, s1, s2, s3 := src[j*ld:j*ld+rows], src[(j+1)*ld:(j+1)*ld+rows], src[(j+2)*ld:(j+2)*ld+rows], src[(j+3)*ld:(j+3)*ld+rows]
+			s4, s5, s6, s7 := src[(j+4)*ld:(j+4)*ld+rows], src[(j+5)*ld:(j+5)*ld+rows], src[(j+6)*ld:(j+6)*ld+rows], src[(j+7)*ld:(j+7)*ld+rows]
+			for i := range s0 {
+				d := dst[i*ldd+j : i*ldd+j+8]
+				d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s0[i], s1[i], s2[i], s3[i], s4[i], s5[i], s6[i], s7[i]
+			}
+		}
+	}
+	for ; j < cols; j++ {
+		for i := 0; i < rows; i++ {
+			v := alpha * src[j*ld+i]
+			if beta != 0 {
+				v += beta * dst[i*ldd+j]
+			}
+			dst[i*ldd+j] = v
+		}
+	}
+}
+
+// freeList recycles storage between calls. A sync.Pool does not fit:
+// one training step asks for several sizes, and a pool hands back any
+// of them, so the large ones were reallocated (and cleared) on most
+// calls. get returns the smallest free item of at least the size
+// needed; the list keeps the largest few.
+type freeList[T any] struct {
+	mu    sync.Mutex
+	items []T
+	size  func(T) int
+}
+
+// maxFree bounds the list: a training step of a three-layer network
+// packs about a dozen distinct sizes (column blocks included).
+const maxFree = 16
+
+func (l *freeList[T]) get(need int) (t T, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	best := -1
+	for i, it := range l.items {
+		if s := l.size(it); s >= need && (best < 0 || s < l.size(l.items[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return t, false
+	}
+	t = l.items[best]
+	l.items = slices.Delete(l.items, best, best+1)
+	return t, true
+}
+
+func (l *freeList[T]) put(t T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.items = append(l.items, t)
+	if len(l.items) > maxFree {
+		small := 0
+		for i, it := range l.items {
+			if l.size(it) < l.size(l.items[small]) {
+				small = i
+			}
+		}
+		l.items = slices.Delete(l.items, small, small+1)
+	}
+}
+
+// packList recycles packed operands.
+type packList struct{ freeList[*gemm.PackedF32] }
+
+var packs = packList{freeList[*gemm.PackedF32]{size: func(p *gemm.PackedF32) int { return int(p.Bytes() / 4) }}}
+
+// get returns storage for packing B [n, k] (nil: RepackF32 allocates).
+// Packing pads n up to the kernel's panel width, at most 32.
+func (l *packList) get(n, k int) *gemm.PackedF32 {
+	p, _ := l.freeList.get((n + 31) * k)
+	return p
+}
+
+// bufList recycles scratch matrices.
+type bufList struct{ freeList[[]float32] }
+
+var bufs = bufList{freeList[[]float32]{size: func(b []float32) int { return cap(b) }}}
+
+// scratch returns n values of scratch storage (contents undefined).
+func scratch(n int) []float32 {
+	if b, ok := bufs.freeList.get(n); ok {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
 
 func scale(m, n int, beta float32, c []float32, ldc int) {
 	for i := 0; i < m; i++ {

@@ -28,7 +28,7 @@ func TestSgemmMatchesGonum(t *testing.T) {
 		return x
 	}
 	trans := []blas.Transpose{blas.NoTrans, blas.Trans}
-	for _, s := range [][3]int{{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 40, 0}, {5, 0, 3}} {
+	for _, s := range [][3]int{{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 40, 0}, {5, 0, 3}, {3, 40, 50}, {12, 100, 70}, {1, 64, 64}, {40, 129, 97}, {20, 300, 500}, {130, 450, 300}, {300, 380, 380}} {
 		m, n, k := s[0], s[1], s[2]
 		for _, tA := range trans {
 			for _, tB := range trans {
