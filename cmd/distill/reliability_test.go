@@ -84,7 +84,7 @@ var badInputs = []badInput{
 	{"corrupt teacher weights", func(t *testing.T, d string) []string {
 		write(t, filepath.Join(d, "teacher.safetensors"), "\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "  model: {hidden: [4]}\n", "  checkpoint: teacher.safetensors\n", 1))
-	}, exitFailed, "teacher.safetensors"},
+	}, exitUsage, "teacher.safetensors"},
 	{"teacher that does not fit the dataset", func(t *testing.T, d string) []string {
 		// Train a teacher on 4 inputs, then use it on a dataset of 9.
 		out := filepath.Join(d, "first")
@@ -94,7 +94,7 @@ var badInputs = []badInput{
 		r := strings.Replace(tinyRecipe, "shape: [4]", "shape: [9]", 1)
 		r = strings.Replace(r, "  model: {hidden: [4]}\n", "  checkpoint: "+filepath.Join(out, "models", "teacher.json")+"\n", 1)
 		return recipeWith(t, d, r)
-	}, exitFailed, "shape"},
+	}, exitUsage, "shape"},
 	{"loss becomes NaN/Inf", func(t *testing.T, d string) []string {
 		return recipeWith(t, d, strings.Replace(tinyRecipe, "batch_size: 16}", "batch_size: 16, optimizer: sgd, lr: 1.0e+30}", 1))
 	}, exitFailed, "not finite"},
