@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/distill-dev/distill/backend/backendtest"
 	"github.com/distill-dev/distill/data"
@@ -266,4 +267,51 @@ func BenchmarkLabel(b *testing.B) {
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "examples/s")
 		})
 	}
+}
+
+// BenchmarkLabelling labels batches of 256 examples with the PyTorch
+// teacher two ways, interleaved so both see the same machine: its ONNX
+// file in ONNX Runtime, and its state_dict in distill's FP32 runtime (the
+// engine a frozen teacher's Forward runs on). It reports each path's
+// examples per second and their ratio: what a transfer set of either
+// teacher costs to label.
+//
+//	go test -run '^$' -bench Labelling ./teacher/ort
+func BenchmarkLabelling(b *testing.B) {
+	needORT(b)
+	tc, err := Open(filepath.Join(pytorchDir, "resnet.onnx"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tc.Close()
+	spec := pytorchSpec(b)
+	w, err := model.LoadStateDict(filepath.Join(pytorchDir, "resnet.safetensors"), spec, model.StateDictOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	engine, err := infer.Compile(spec, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 256
+	x, _, _ := backendtest.Inputs(spec, n, 1)
+	out := make([]float32, n*spec.Classes)
+	var viaORT, viaEngine time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if err := tc.Forward(x, n, out); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := engine.Forward(x, n, out); err != nil {
+			b.Fatal(err)
+		}
+		viaORT += t1.Sub(t0)
+		viaEngine += time.Since(t1)
+	}
+	ort, eng := float64(b.N*n)/viaORT.Seconds(), float64(b.N*n)/viaEngine.Seconds()
+	b.ReportMetric(ort, "onnx-ex/s")
+	b.ReportMetric(eng, "state_dict-ex/s")
+	b.ReportMetric(eng/ort, "state_dict/onnx")
+	b.ReportMetric(0, "ns/op")
 }
