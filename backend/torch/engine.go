@@ -154,10 +154,15 @@ func lastErr() error {
 	}
 	msg := C.GoString((*C.char)(p))
 	C.free(p)
+	return errors.New(trimTrace(msg))
+}
+
+// trimTrace cuts libtorch's C++ backtrace off an error message.
+func trimTrace(msg string) string {
 	if i := strings.Index(msg, "\nException raised from"); i >= 0 {
 		msg = msg[:i]
 	}
-	return errors.New(strings.TrimSpace(msg))
+	return strings.TrimSpace(msg)
 }
 
 // ctensor is a handle to a torch::Tensor (a reference-counted pointer to

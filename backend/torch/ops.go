@@ -390,6 +390,11 @@ func (s *scope) add_(a, b ctensor) {
 	s.inplace("add_", func(o *ctensor) { lib.AtgAdd_(o, a, b) })
 }
 
+// sqrtOut sets dst = √a (same shape).
+func (s *scope) sqrtOut(dst, a ctensor) {
+	s.inplace("sqrt_out", func(o *ctensor) { lib.AtgSqrtOut(o, dst, a) })
+}
+
 // addcdiv_ sets a = a + b/c.
 func (s *scope) addcdiv_(a, b, c ctensor) {
 	s.inplace("addcdiv_", func(o *ctensor) { lib.AtgAddcdiv_(o, a, b, c) })
