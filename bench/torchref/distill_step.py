@@ -9,7 +9,7 @@ mode: {"mode", "device", "samples_per_s"} (median of --runs).
 
   python3 bench/torchref/distill_step.py --device cuda --modes teacher,distill,student
 """
-import argparse, json, statistics, time
+import argparse, json, os, statistics, time
 
 import torch
 import torch.nn as nn
@@ -22,9 +22,28 @@ p.add_argument("--batch", type=int, default=128)
 p.add_argument("--steps", type=int, default=200)
 p.add_argument("--runs", type=int, default=5)
 p.add_argument("--warmup", type=int, default=20)
+p.add_argument("--threads", type=int, default=0, help="intra-op threads (torch.set_num_threads); 0 = libtorch's default")
 a = p.parse_args()
+if a.threads > 0:
+    torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
 torch.manual_seed(0)
+
+
+def blas():
+    """The BLAS libraries mapped into this process (Debian's torch takes its
+    BLAS from the libblas.so.3 alternative)."""
+    libs = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                p = line.split()[-1]
+                b = os.path.basename(p).lower()
+                if ("blas" in b or "mkl" in b) and p not in libs:
+                    libs.append(p)
+    except OSError:
+        pass
+    return [p + (" -> " + os.path.realpath(p) if os.path.realpath(p) != p else "") for p in libs]
 
 
 def mlp(h):
@@ -78,4 +97,6 @@ for mode in a.modes.split(","):
             step(i)
         sync()
         rates.append(a.steps * a.batch / (time.perf_counter() - t0))
-    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "samples_per_s": statistics.median(rates)}), flush=True)
+    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "blas": blas(),
+                      "samples_per_s": statistics.median(rates), "runs": rates}), flush=True)

@@ -20,6 +20,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -39,14 +40,15 @@ func main() {
 	modes := flag.String("modes", "teacher,distill,student", "steps to measure")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
+	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads of the backend and of the reference (torch.set_num_threads)")
 	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
 
-	b, err := backend.Open(*be, backend.Options{Device: *device})
+	b, err := backend.Open(*be, backend.Options{Device: *device, Threads: *threads})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps\n", b.Name(), b.Device(), *rounds, *steps)
+	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, %d threads on both sides (OMP_WAIT_POLICY=%q)\n", b.Name(), b.Device(), *rounds, *steps, *threads, os.Getenv("OMP_WAIT_POLICY"))
 	for _, mode := range strings.Split(*modes, ",") {
 		var ours, theirs []float64
 		for r := 0; r < *rounds; r++ {
@@ -56,7 +58,7 @@ func main() {
 			}
 			ours = append(ours, sps)
 			if *ref != "" {
-				t, err := pytorch(*python, *ref, mode, *steps)
+				t, err := pytorch(*python, *ref, mode, *steps, *threads)
 				if err != nil {
 					log.Fatalf("reference: %v", err)
 				}
@@ -153,9 +155,9 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 // samples/s. Two scripts are understood: ../shared/ref/torch/train_bench.py
 // (CPU, writes JSON to a file) and bench/torchref/distill_step.py (any
 // device, prints a JSON line).
-func pytorch(python, script, mode string, steps int) (float64, error) {
+func pytorch(python, script, mode string, steps, threads int) (float64, error) {
 	if strings.HasSuffix(script, "distill_step.py") {
-		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice)
+		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice, "--threads", fmt.Sprint(threads))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -176,7 +178,7 @@ func pytorch(python, script, mode string, steps int) (float64, error) {
 	}
 	f.Close()
 	defer os.Remove(f.Name())
-	cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--json", f.Name())
+	cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--threads", fmt.Sprint(threads), "--json", f.Name())
 	cmd.Env = append(os.Environ(), "OMP_WAIT_POLICY=PASSIVE")
 	if !strings.Contains(os.Getenv("LD_LIBRARY_PATH"), "openblas") {
 		cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp")
