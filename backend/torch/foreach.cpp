@@ -28,6 +28,7 @@ struct TensorList {
 	size_t len;
 };
 
+typedef void (*fn0)(TensorList);
 typedef void (*fn1)(TensorList, const void *);
 typedef void (*fn2)(TensorList, TensorList, const void *);
 typedef void (*fn3)(TensorList, TensorList, TensorList, const void *);
@@ -35,7 +36,7 @@ typedef void (*fn3)(TensorList, TensorList, TensorList, const void *);
 struct Op {
 	const char *name;
 	const char *symbol;
-	int lists;
+	int lists; // tensor lists it takes; 0: one list and no scalar
 };
 
 const Op ops[DISTILL_FOREACH_OPS] = {
@@ -45,6 +46,8 @@ const Op ops[DISTILL_FOREACH_OPS] = {
 	{"_foreach_add_.List", "_ZN2at4_ops18_foreach_add__List4callEN3c108ArrayRefINS_6TensorEEES5_RKNS2_6ScalarE", 2},
 	{"_foreach_addcmul_.Scalar", "_ZN2at4_ops24_foreach_addcmul__Scalar4callEN3c108ArrayRefINS_6TensorEEES5_S5_RKNS2_6ScalarE", 3},
 	{"_foreach_addcdiv_.Scalar", "_ZN2at4_ops24_foreach_addcdiv__Scalar4callEN3c108ArrayRefINS_6TensorEEES5_S5_RKNS2_6ScalarE", 3},
+	{"_foreach_zero_", "_ZN2at4_ops14_foreach_zero_4callEN3c108ArrayRefINS_6TensorEEE", 0},
+	{"_foreach_sqrt_", "_ZN2at4_ops14_foreach_sqrt_4callEN3c108ArrayRefINS_6TensorEEE", 0},
 };
 
 struct Fns {
@@ -89,6 +92,9 @@ extern "C" char *distill_foreach(int op, void **a, void **b, void **c, size_t n,
 	std::vector<void *> ba, bb, bc;
 	try {
 		switch (ops[op].lists) {
+		case 0:
+			reinterpret_cast<fn0>(f)(impls(ba, a, n));
+			break;
 		case 1:
 			reinterpret_cast<fn1>(f)(impls(ba, a, n), s);
 			break;

@@ -24,9 +24,11 @@ const (
 	foreachAddList   foreachOp = C.DISTILL_FOREACH_ADD_LIST
 	foreachAddcmul   foreachOp = C.DISTILL_FOREACH_ADDCMUL
 	foreachAddcdiv   foreachOp = C.DISTILL_FOREACH_ADDCDIV
+	foreachZero      foreachOp = C.DISTILL_FOREACH_ZERO
+	foreachSqrt      foreachOp = C.DISTILL_FOREACH_SQRT
 )
 
-var foreachNames = [...]string{"_foreach_mul_", "_foreach_add_", "_foreach_div_", "_foreach_add_", "_foreach_addcmul_", "_foreach_addcdiv_"}
+var foreachNames = [...]string{"_foreach_mul_", "_foreach_add_", "_foreach_div_", "_foreach_add_", "_foreach_addcmul_", "_foreach_addcdiv_", "_foreach_zero_", "_foreach_sqrt_"}
 
 // foreachMissing reports the first multi-tensor op the loaded libtorch
 // lacks (nil when it has them all).
@@ -38,8 +40,8 @@ func foreachMissing() error {
 }
 
 // foreach runs an in-place multi-tensor op with scalar v: a[i] op= v, or
-// a[i] += v·b[i] (·c[i] or /c[i]). b and c, when used, have len(a)
-// tensors.
+// a[i] += v·b[i] (·c[i] or /c[i]), or a[i] = 0 or √a[i] (v unused). b and
+// c, when used, have len(a) tensors.
 func (s *scope) foreach(op foreachOp, a, b, c []ctensor, v float64) {
 	if s.err != nil || len(a) == 0 {
 		return

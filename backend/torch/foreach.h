@@ -16,6 +16,8 @@ enum {
 	DISTILL_FOREACH_ADD_LIST,   // a[i] += s·b[i]
 	DISTILL_FOREACH_ADDCMUL,    // a[i] += s·b[i]·c[i]
 	DISTILL_FOREACH_ADDCDIV,    // a[i] += s·b[i]/c[i]
+	DISTILL_FOREACH_ZERO,       // a[i] = 0 (s unused)
+	DISTILL_FOREACH_SQRT,       // a[i] = √a[i] (s unused)
 	DISTILL_FOREACH_OPS
 };
 

@@ -32,8 +32,12 @@ func TestForeachUpdateMatchesPerTensor(t *testing.T) {
 		{Kind: backend.SGD, Momentum: 0.5, Nesterov: true, WeightDecay: 0.1},
 	}
 	for _, spec := range []model.Spec{tinyMLP(t), tinyCNN(t)} {
-		for _, opt := range opts {
-			name := fmt.Sprintf("%s/%s_mom%v_nest%v_wd%v_maxnorm%v", spec.Name, opt.Kind, opt.Momentum, opt.Nesterov, opt.WeightDecay, opt.MaxNorm)
+		for _, c := range []struct {
+			opt         backend.Optimizer
+			foreachSqrt bool // the CUDA variant of Adam's denominator
+		}{{opts[0], false}, {opts[0], true}, {opts[1], false}, {opts[1], true}, {opts[2], false}, {opts[3], false}, {opts[4], false}} {
+			opt := c.opt
+			name := fmt.Sprintf("%s/%s_mom%v_nest%v_wd%v_maxnorm%v_sqrt%v", spec.Name, opt.Kind, opt.Momentum, opt.Nesterov, opt.WeightDecay, opt.MaxNorm, c.foreachSqrt)
 			t.Run(name, func(t *testing.T) {
 				w, err := spec.Init(3)
 				if err != nil {
@@ -49,6 +53,7 @@ func TestForeachUpdateMatchesPerTensor(t *testing.T) {
 				if !trs[0].foreach {
 					t.Fatal("the trainer does not use the multi-tensor update although libtorch has its ops")
 				}
+				trs[0].foreachSqrt = c.foreachSqrt
 				trs[1].foreach = false
 				rng := rand.New(rand.NewPCG(5, 6))
 				in := model.Numel(spec.Input)

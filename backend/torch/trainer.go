@@ -50,7 +50,10 @@ type Trainer struct {
 	// foreach selects the multi-tensor update (updateForeach); without
 	// it, a libtorch that lacks those ops gets one op per tensor.
 	foreach bool
-	closed  bool
+	// foreachSqrt (on CUDA) builds Adam's denominator in multi-tensor ops
+	// too, at the cost of more passes over memory.
+	foreachSqrt bool
+	closed      bool
 }
 
 var _ backend.Trainer = (*Trainer)(nil)
@@ -120,6 +123,7 @@ func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	}
 	err = m.do(func() error {
 		t.foreach = foreachMissing() == nil
+		t.foreachSqrt = m.b.device >= 0
 		s := newScope(m.b.device)
 		for range slots {
 			ts := make([]ctensor, len(t.tensors))
@@ -382,8 +386,8 @@ func (t *Trainer) update(s *scope, grads []ctensor, lr float64) {
 // updateForeach is the update in ATen's multi-tensor ops, the calls of
 // PyTorch 1.13's torch.optim.Adam(foreach=True) and SGD(foreach=True):
 // each op covers every parameter, so the step costs a fixed number of
-// calls (kernel launches on CUDA: 8 for Adam plus one square root per
-// parameter) rather than ~10 per parameter. On the CPU ATen runs each op
+// calls (kernel launches on CUDA: 10 for Adam, 3 or 4 for SGD with
+// momentum) rather than ~10 per parameter. On the CPU ATen runs each op
 // tensor by tensor, with the single-tensor kernels. The denominator of
 // Adam is built in the gradients' buffers, which are not read after the
 // moments are updated; nothing is allocated.
@@ -416,8 +420,18 @@ func (t *Trainer) updateForeach(s *scope, grads []ctensor, lr float64) {
 		s.foreach(foreachAddList, m, gs, nil, 1-o.Beta1)
 		s.foreach(foreachMulScalar, v, nil, nil, o.Beta2) // v = β2·v + (1−β2)·g²
 		s.foreach(foreachAddcmul, v, gs, gs, 1-o.Beta2)
-		for i := range gs { // denom = √v / √bc2 + eps
-			s.sqrtOut(gs[i], v[i])
+		// denom = √v / √bc2 + eps. On CUDA, where every call is a
+		// kernel launch, √v is built with three multi-tensor ops; on the
+		// CPU, where calls are cheap and memory passes are not, one
+		// sqrt_out per parameter reads v and writes the result once.
+		if t.foreachSqrt {
+			s.foreach(foreachZero, gs, nil, nil, 0)
+			s.foreach(foreachAddList, gs, v, nil, 1)
+			s.foreach(foreachSqrt, gs, nil, nil, 0)
+		} else {
+			for i := range gs {
+				s.sqrtOut(gs[i], v[i])
+			}
 		}
 		s.foreach(foreachDivScalar, gs, nil, nil, math.Sqrt(bc2))
 		s.foreach(foreachAddScalar, gs, nil, nil, o.Eps)
