@@ -97,3 +97,46 @@ func TestForeachUpdateMatchesPerTensor(t *testing.T) {
 		}
 	}
 }
+
+// TestGradientsOwnTheirBuffers checks that the gradients the update
+// writes into are distinct, writable buffers even where autograd hands
+// one expanded tensor to two parameters: the gradient of mean(a + c).
+func TestGradientsOwnTheirBuffers(t *testing.T) {
+	b := openTest(t)
+	err := b.eng.do(func() error {
+		return withGrad(true, func() error {
+			s := newScope(b.device)
+			defer s.free()
+			a := s.fromHost([]float32{1, 2, 3, 4}, 4)
+			c := s.fromHost([]float32{5, 6, 7, 8}, 4)
+			s.setRequiresGrad(a, true)
+			s.setRequiresGrad(c, true)
+			tr := &Trainer{tensors: []ctensor{a, c}, trained: []bool{true, true}}
+			g := tr.gradients(s, s.mean(s.add(a, c)))
+			if s.err != nil {
+				return s.err
+			}
+			if s.dataPtr(g[0]) == s.dataPtr(g[1]) {
+				return fmt.Errorf("both parameters' gradients are one buffer")
+			}
+			s.mulScalar_(g[0], 2) // as the update writes into them
+			got := make([][]float32, 2)
+			for i := range got {
+				got[i] = make([]float32, 4)
+				s.toHost(g[i], got[i])
+			}
+			if s.err != nil {
+				return s.err
+			}
+			for j := range 4 {
+				if got[0][j] != 0.5 || got[1][j] != 0.25 {
+					return fmt.Errorf("gradients %v and %v after doubling the first, want all 0.5 and all 0.25", got[0], got[1])
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unsafe"
 
 	lib "github.com/sugarme/gotch/libtch"
 
@@ -21,8 +22,8 @@ import (
 // statistics, updating their running statistics), the objective (logit
 // and feature terms) in libtorch ops, autograd, and the optimiser update
 // in ATen's multi-tensor (_foreach_) ops, as torch.optim.Adam and
-// torch.optim.SGD with foreach=True compute it. Buffers are not parameters: no gradient,
-// no optimiser state, no weight decay.
+// torch.optim.SGD with foreach=True compute it. Buffers are not
+// parameters: no gradient, no optimiser state, no weight decay.
 type Trainer struct {
 	m     *Model
 	cfg   backend.TrainConfig
@@ -337,10 +338,21 @@ func (t *Trainer) gradients(s *scope, total ctensor) []ctensor {
 		return nil
 	}
 	all := make([]ctensor, len(t.tensors))
+	seen := map[unsafe.Pointer]bool{}
 	for i := range t.tensors {
-		if t.trained[i] {
-			all[i], g = g[0], g[1:]
+		if !t.trained[i] {
+			continue
 		}
+		all[i], g = g[0], g[1:]
+		// The update writes into the gradients, so each must be a buffer
+		// of its own: autograd may hand one tensor to two inputs (an
+		// addition passes its gradient through unchanged), or an
+		// expanded one (a mean's gradient) whose elements share memory.
+		p := s.dataPtr(all[i])
+		if seen[p] || !s.contiguous(all[i]) {
+			all[i] = s.clone(all[i])
+		}
+		seen[p] = true
 	}
 	return all
 }
