@@ -5,6 +5,20 @@ package torch
 // #cgo LDFLAGS: -ldl
 // #include <stdlib.h>
 // #include <dlfcn.h>
+// #ifdef __GLIBC__
+// #include <malloc.h>
+// #endif
+//
+// // distill_tune_malloc sets glibc's mmap and trim thresholds. It returns
+// // 0 on success, 1 without glibc, -1 if glibc refused a value.
+// static int distill_tune_malloc(int mmap, int trim) {
+// #ifdef __GLIBC__
+// 	if (!mallopt(M_MMAP_THRESHOLD, mmap) || !mallopt(M_TRIM_THRESHOLD, trim)) return -1;
+// 	return 0;
+// #else
+// 	return 1;
+// #endif
+// }
 //
 // // at::set_num_threads and at::get_num_threads have no wrapper in gotch's C
 // // API; they are plain C++ functions of libtorch_cpu, already loaded.
@@ -24,6 +38,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -48,9 +63,54 @@ type engine struct {
 	exited chan struct{}
 }
 
+// glibc malloc settings of tuneMalloc: blocks up to mmapThreshold come
+// from the heap instead of their own mmap, and up to trimThreshold of free
+// heap top is kept rather than returned to the system.
+const (
+	mmapThreshold = 32 << 20 // glibc's maximum
+	trimThreshold = 128 << 20
+)
+
+// mallocVars are the environment variables that, when any is set, leave
+// glibc's malloc as the environment configured it.
+var mallocVars = []string{"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"}
+
+var mallocTuned sync.Once
+
+// tuneMalloc sets glibc's malloc to keep large freed blocks, once per
+// process, unless the environment configures malloc. libtorch allocates
+// every activation, gradient and temporary of a step afresh; with glibc's
+// defaults the large ones are unmapped or trimmed off the heap when freed,
+// and the next step faults their pages in again (~3,000 page faults per
+// teacher step, 784-1200-1200-10 at batch 128). Keeping them saves ~18%
+// of a step's CPU time; PyTorch gains the same from the same settings
+// (docs/torch.md). The settings are process-wide: the process keeps up to
+// trimThreshold of freed memory.
+func tuneMalloc() {
+	mallocTuned.Do(func() {
+		if MallocEnv() != nil {
+			C.distill_tune_malloc(C.int(mmapThreshold), C.int(trimThreshold))
+		}
+	})
+}
+
+// MallocEnv returns the environment settings that give another process
+// (a PyTorch reference run beside the backend) the malloc settings the
+// backend uses, or nil when the environment configures malloc itself
+// (the backend then leaves malloc alone, and children inherit the same).
+func MallocEnv() []string {
+	for _, v := range mallocVars {
+		if _, ok := os.LookupEnv(v); ok {
+			return nil
+		}
+	}
+	return []string{fmt.Sprintf("MALLOC_MMAP_THRESHOLD_=%d", mmapThreshold), fmt.Sprintf("MALLOC_TRIM_THRESHOLD_=%d", trimThreshold)}
+}
+
 // newEngine starts the worker. threads > 0 bounds libtorch's intra-op
 // parallelism (at::set_num_threads, called from the worker).
 func newEngine(threads int) (*engine, error) {
+	tuneMalloc()
 	e := &engine{jobs: make(chan func()), exited: make(chan struct{})}
 	go e.loop()
 	err := e.do(func() error {

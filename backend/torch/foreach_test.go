@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"testing"
 
 	"github.com/distill-dev/distill/backend"
@@ -138,5 +140,28 @@ func TestGradientsOwnTheirBuffers(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMallocEnv checks that the settings handed to a reference process are
+// the backend's own, and that an environment configuring malloc itself is
+// left to be inherited.
+func TestMallocEnv(t *testing.T) {
+	for _, v := range mallocVars {
+		if _, ok := os.LookupEnv(v); ok {
+			t.Skipf("%s is set in the test's environment", v)
+		}
+	}
+	want := []string{fmt.Sprintf("MALLOC_MMAP_THRESHOLD_=%d", mmapThreshold), fmt.Sprintf("MALLOC_TRIM_THRESHOLD_=%d", trimThreshold)}
+	if got := MallocEnv(); !slices.Equal(got, want) {
+		t.Fatalf("MallocEnv() = %q, want %q", got, want)
+	}
+	for _, v := range mallocVars {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv(v, "1")
+			if got := MallocEnv(); got != nil {
+				t.Fatalf("with %s set, MallocEnv() = %q, want nil", v, got)
+			}
+		})
 	}
 }
