@@ -81,8 +81,8 @@ var mallocTuned sync.Once
 // process, unless the environment configures malloc. libtorch allocates
 // every activation, gradient and temporary of a step afresh; with glibc's
 // defaults the large ones are unmapped or trimmed off the heap when freed,
-// and the next step faults their pages in again (~3,000 page faults per
-// teacher step, 784-1200-1200-10 at batch 128). Keeping them saves ~18%
+// and the next step faults their pages in again (~2,200 page faults per
+// teacher step, 784-1200-1200-10 at batch 128). Keeping them saves 15–18%
 // of a step's CPU time; PyTorch gains the same from the same settings
 // (docs/torch.md). The settings are process-wide: the process keeps up to
 // trimThreshold of freed memory.
