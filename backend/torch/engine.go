@@ -5,6 +5,20 @@ package torch
 // #cgo LDFLAGS: -ldl
 // #include <stdlib.h>
 // #include <dlfcn.h>
+// #ifdef __GLIBC__
+// #include <malloc.h>
+// #endif
+//
+// // distill_tune_malloc sets glibc's mmap and trim thresholds. It returns
+// // 0 on success, 1 without glibc, -1 if glibc refused a value.
+// static int distill_tune_malloc(int mmap, int trim) {
+// #ifdef __GLIBC__
+// 	if (!mallopt(M_MMAP_THRESHOLD, mmap) || !mallopt(M_TRIM_THRESHOLD, trim)) return -1;
+// 	return 0;
+// #else
+// 	return 1;
+// #endif
+// }
 //
 // // at::set_num_threads and at::get_num_threads have no wrapper in gotch's C
 // // API; they are plain C++ functions of libtorch_cpu, already loaded.
@@ -48,9 +62,29 @@ type engine struct {
 	exited chan struct{}
 }
 
+var mallocTuned sync.Once
+
+// tuneMalloc sets glibc's malloc to keep large freed blocks, once per
+// process, unless the environment configures malloc. libtorch allocates
+// every activation, gradient and temporary of a step afresh; with glibc's
+// defaults the large ones are unmapped or trimmed off the heap when freed,
+// and the next step faults their pages in again (~2,200 page faults per
+// teacher step, 784-1200-1200-10 at batch 128). Keeping them saves 15–18%
+// of a step's CPU time; PyTorch gains the same from the same settings
+// (docs/torch.md). The settings are process-wide: the process keeps up to
+// trimThreshold of freed memory.
+func tuneMalloc() {
+	mallocTuned.Do(func() {
+		if MallocEnv() != nil {
+			C.distill_tune_malloc(C.int(mmapThreshold), C.int(trimThreshold))
+		}
+	})
+}
+
 // newEngine starts the worker. threads > 0 bounds libtorch's intra-op
 // parallelism (at::set_num_threads, called from the worker).
 func newEngine(threads int) (*engine, error) {
+	tuneMalloc()
 	e := &engine{jobs: make(chan func()), exited: make(chan struct{})}
 	go e.loop()
 	err := e.do(func() error {
@@ -154,10 +188,15 @@ func lastErr() error {
 	}
 	msg := C.GoString((*C.char)(p))
 	C.free(p)
+	return errors.New(trimTrace(msg))
+}
+
+// trimTrace cuts libtorch's C++ backtrace off an error message.
+func trimTrace(msg string) string {
 	if i := strings.Index(msg, "\nException raised from"); i >= 0 {
 		msg = msg[:i]
 	}
-	return errors.New(strings.TrimSpace(msg))
+	return strings.TrimSpace(msg)
 }
 
 // ctensor is a handle to a torch::Tensor (a reference-counted pointer to

@@ -207,6 +207,33 @@ func (s *scope) toHost(t ctensor, dst []float32) {
 	}
 }
 
+// dataPtr returns the address of t's first element (nil after an error).
+func (s *scope) dataPtr(t ctensor) unsafe.Pointer {
+	if s.err != nil {
+		return nil
+	}
+	p := lib.AtDataPtr(t)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch data_ptr: %w", err))
+		return nil
+	}
+	return p
+}
+
+// contiguous reports whether t's elements are laid out densely in
+// row-major order.
+func (s *scope) contiguous(t ctensor) bool {
+	if s.err != nil {
+		return false
+	}
+	c := lib.AtIsContiguous(t)
+	if err := lastErr(); err != nil {
+		s.fail(fmt.Errorf("torch is_contiguous: %w", err))
+		return false
+	}
+	return c
+}
+
 // item reads a one-element tensor as float64.
 func (s *scope) item(t ctensor) float64 {
 	if s.err != nil {
@@ -388,6 +415,11 @@ func (s *scope) mul_(a, b ctensor) {
 
 func (s *scope) add_(a, b ctensor) {
 	s.inplace("add_", func(o *ctensor) { lib.AtgAdd_(o, a, b) })
+}
+
+// sqrtOut sets dst = √a (same shape).
+func (s *scope) sqrtOut(dst, a ctensor) {
+	s.inplace("sqrt_out", func(o *ctensor) { lib.AtgSqrtOut(o, dst, a) })
 }
 
 // addcdiv_ sets a = a + b/c.

@@ -11,7 +11,7 @@ OpenBLAS, its version, kernel (core) and threads.
 
   python3 bench/torchref/distill_step.py --device cuda --modes teacher,distill,student
 """
-import argparse, ctypes, json, re, statistics, time
+import argparse, ctypes, json, os, re, statistics, time
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,10 @@ p.add_argument("--batch", type=int, default=128)
 p.add_argument("--steps", type=int, default=200)
 p.add_argument("--runs", type=int, default=5)
 p.add_argument("--warmup", type=int, default=20)
+p.add_argument("--threads", type=int, default=0, help="intra-op threads (torch.set_num_threads); 0 = libtorch's default")
 a = p.parse_args()
+if a.threads > 0:
+    torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
 torch.manual_seed(0)
 
@@ -76,6 +79,8 @@ def blas():
         maps = open("/proc/self/maps").read()  # Linux: the libraries loaded
     except OSError:
         maps = ""
+    # Debian's torch takes its BLAS from the libblas.so.3 alternative.
+    out["blas_libs"] = sorted({os.path.realpath(p) for p in re.findall(r"(/\S*(?:blas|mkl)\S*\.so\S*)", maps)})
     for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
         try:
             d = ctypes.CDLL(lib)
@@ -101,5 +106,5 @@ for mode in a.modes.split(","):
             step(i)
         sync()
         rates.append(a.steps * a.batch / (time.perf_counter() - t0))
-    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "samples_per_s": statistics.median(rates),
-                      "threads": torch.get_num_threads(), **blas()}), flush=True)
+    print(json.dumps({"mode": mode, "device": str(dev), "torch": torch.__version__, "samples_per_s": statistics.median(rates), "runs": rates,
+                      "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), **blas()}), flush=True)

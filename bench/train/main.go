@@ -31,6 +31,7 @@ import (
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/backend/backendtest"
 	_ "github.com/distill-dev/distill/backend/gorgonia"
+	"github.com/distill-dev/distill/backend/torch"
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/internal/vec"
 	"github.com/distill-dev/distill/loss"
@@ -46,15 +47,16 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
 	peak := flag.Float64("peak", 437, "the CPU's FP32 peak in GFLOP/s for the fraction-of-peak columns (default: measured on this machine kind with ../shared/ref's peak/fma.c, 2 threads)")
+	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads of the backend and of the reference (torch.set_num_threads)")
 	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
 
-	b, err := backend.Open(*be, backend.Options{Device: *device})
+	b, err := backend.Open(*be, backend.Options{Device: *device, Threads: *threads})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, GOMAXPROCS %d, gemm %v, optimizer update %s\n",
-		b.Name(), b.Device(), *rounds, *steps, runtime.GOMAXPROCS(0), gemm.BestF32(), vec.Impl())
+	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, %d threads on both sides (OMP_WAIT_POLICY=%q), GOMAXPROCS %d, gemm %v, optimizer update %s\n",
+		b.Name(), b.Device(), *rounds, *steps, *threads, os.Getenv("OMP_WAIT_POLICY"), runtime.GOMAXPROCS(0), gemm.BestF32(), vec.Impl())
 	fmt.Printf("peak %.0f GFLOP/s FP32 (-peak); FLOPs per sample count the matrix products a step needs (forward, weight and input gradients but the first layer's)\n", *peak)
 	setup := ""
 	type row struct {
@@ -72,7 +74,7 @@ func main() {
 			}
 			r.ours = append(r.ours, sps)
 			if *ref != "" {
-				t, err := pytorch(*python, *ref, mode, *steps)
+				t, err := pytorch(*python, *ref, mode, *steps, *threads)
 				if err != nil {
 					log.Fatalf("reference: %v", err)
 				}
@@ -215,9 +217,10 @@ type refResult struct {
 // samples/s. Two scripts are understood: ../shared/ref/torch/train_bench.py
 // (CPU, writes JSON to a file) and bench/torchref/distill_step.py (any
 // device, prints a JSON line).
-func pytorch(python, script, mode string, steps int) (refResult, error) {
+func pytorch(python, script, mode string, steps, threads int) (refResult, error) {
 	if strings.HasSuffix(script, "distill_step.py") {
-		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice)
+		cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--device", refDevice, "--threads", fmt.Sprint(threads))
+		cmd.Env = referenceEnv()
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -251,8 +254,8 @@ func pytorch(python, script, mode string, steps int) (refResult, error) {
 	}
 	f.Close()
 	defer os.Remove(f.Name())
-	cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--json", f.Name())
-	cmd.Env = append(os.Environ(), "OMP_WAIT_POLICY=PASSIVE")
+	cmd := exec.Command(python, script, "--modes", mode, "--steps", fmt.Sprint(steps), "--runs", "1", "--warmup", "5", "--threads", fmt.Sprint(threads), "--json", f.Name())
+	cmd.Env = referenceEnv()
 	if !strings.Contains(os.Getenv("LD_LIBRARY_PATH"), "openblas") {
 		cmd.Env = append(cmd.Env, "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp")
 	}
@@ -276,6 +279,20 @@ func pytorch(python, script, mode string, steps int) (refResult, error) {
 		return refResult{}, err
 	}
 	return refResult{samplesPerS: m.Median}, nil
+}
+
+// referenceEnv is the PyTorch reference's environment: this process's,
+// with OpenMP's threads sleeping rather than spinning while they wait
+// (spinning on shared cores made PyTorch 3–8× slower) and the malloc
+// settings the torch backend uses (both sides ~18% faster), unless the
+// environment sets its own: PyTorch at its best on this machine
+// (docs/torch.md).
+func referenceEnv() []string {
+	env := os.Environ()
+	if _, ok := os.LookupEnv("OMP_WAIT_POLICY"); !ok {
+		env = append(env, "OMP_WAIT_POLICY=PASSIVE")
+	}
+	return append(env, torch.MallocEnv()...)
 }
 
 func median(v []float64) float64 {
