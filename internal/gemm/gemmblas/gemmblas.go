@@ -95,7 +95,8 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 	// Products without scaling write C directly, others a scratch
 	// result that is then scaled into C.
 	out, ldo := c, ldc
-	if beta != 0 || alpha != 1 {
+	scaled := beta != 0 || alpha != 1
+	if scaled {
 		t := scratch(m * n)
 		defer bufs.put(t)
 		out, ldo = t, n
@@ -117,7 +118,7 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 		}
 		wg.Wait()
 	}
-	if ldo == ldc {
+	if !scaled {
 		return
 	}
 	for i := 0; i < m; i++ {

@@ -32,8 +32,10 @@ func TestSgemmMatchesGonum(t *testing.T) {
 		m, n, k := s[0], s[1], s[2]
 		for _, tA := range trans {
 			for _, tB := range trans {
-				for _, ab := range [][2]float32{{1, 0}, {0.5, 2}, {0, 3}, {-1, 1}} {
-					lda, ldb, ldc := k+2, n+1, n+3
+				for i, ab := range [][2]float32{{1, 0}, {0.5, 2}, {0, 3}, {-1, 1}, {2, 0}, {1, 1}} {
+					// C packed (ldc = n) and strided: a scaled
+					// product goes through scratch either way.
+					lda, ldb, ldc := k+2, n+1, max(n+3*(i%2), 1)
 					ra, rb := m, k
 					if tA == blas.Trans {
 						ra, lda = k, m+2
