@@ -23,7 +23,7 @@ import (
 // convolution does the same multiply-adds with no im2col buffer and runs
 // the (batch, channel) planes in parallel; its gradients are written here
 // (convDx, convDw) and checked against finite differences in the tests.
-// groups == 1 keeps gorgonia's GEMM convolution, which is faster for
+// groups == 1 runs as GEMMs instead (convgemm.go), which are faster for
 // dense convs. The same op with a constant 1/k² depthwise weight is the
 // average pool (zero padding counted in the divisor, as PyTorch's default).
 type groupConv struct {
@@ -261,13 +261,25 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	switch op.part {
 	case convForward:
 		n = vs[0].Shape()[0]
-		out = op.c.forward(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmForward(a, b, n)
+		} else {
+			out = op.c.forward(a, b, n)
+		}
 	case convDx:
 		n = vs[1].Shape()[0]
-		out = op.c.dx(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmDx(a, b, n)
+		} else {
+			out = op.c.dx(a, b, n)
+		}
 	default:
 		n = vs[0].Shape()[0]
-		out = op.c.dw(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmDw(a, b, n)
+		} else {
+			out = op.c.dw(a, b, n)
+		}
 	}
 	shape, _ := op.InferShape(vs[0].Shape(), vs[1].Shape())
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(out)), nil
