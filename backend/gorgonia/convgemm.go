@@ -112,12 +112,35 @@ func reorder(dst, src []float32, n, ch, p int, toChannels bool) {
 	})
 }
 
-// gemmForward is forward for groups == 1.
-func (c groupConv) gemmForward(x, w []float32, n int) []float32 {
+// colCache keeps a training graph's unfolded input from a dense
+// convolution's forward pass for its weight gradient, which would
+// otherwise unfold the same input again. The buffer belongs to the
+// cache (one per layer and graph) and is reused every step.
+type colCache struct {
+	col []float32
+	x   *float32 // the input it was unfolded from, and its batch
+	n   int
+}
+
+// gemmForward is forward for groups == 1; with a cache it leaves the
+// unfolded input there.
+func (c groupConv) gemmForward(x, w []float32, n int, cache *colCache) []float32 {
 	k, ld := c.gemmTaps(), n*c.ho*c.wo
-	col := scratch.get(k * ld)
-	defer scratch.put(col)
+	var col []float32
+	if cache != nil {
+		if cap(cache.col) < k*ld {
+			cache.col = make([]float32, k*ld)
+		}
+		col = cache.col[:k*ld]
+		cache.x, cache.n = nil, 0 // invalid until filled
+	} else {
+		col = scratch.get(k * ld)
+		defer scratch.put(col)
+	}
 	c.im2col(x, n, col)
+	if cache != nil {
+		cache.x, cache.n = &x[0], n
+	}
 	yc := scratch.get(c.cout * ld)
 	defer scratch.put(yc)
 	gemmblas.Sgemm(blas.NoTrans, blas.NoTrans, c.cout, ld, k, 1, w, k, col, ld, 0, yc, ld)
@@ -140,12 +163,20 @@ func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
 	return dx
 }
 
-// gemmDw is dw for groups == 1.
-func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
+// gemmDw is dw for groups == 1. It reads the unfolded input from the
+// cache when the forward pass left it there for the same x (the graph
+// runs the forward pass of a step before its gradients; a changed input
+// slice or batch unfolds again).
+func (c groupConv) gemmDw(x, dy []float32, n int, cache *colCache) []float32 {
 	k, ld := c.gemmTaps(), n*c.ho*c.wo
-	col := scratch.get(k * ld)
-	defer scratch.put(col)
-	c.im2col(x, n, col)
+	var col []float32
+	if cache != nil && cache.x == &x[0] && cache.n == n {
+		col = cache.col[:k*ld]
+	} else {
+		col = scratch.get(k * ld)
+		defer scratch.put(col)
+		c.im2col(x, n, col)
+	}
 	dyc := scratch.get(c.cout * ld)
 	defer scratch.put(dyc)
 	reorder(dyc, dy, n, c.cout, c.ho*c.wo, true)

@@ -224,6 +224,9 @@ type convOp struct {
 	c      groupConv
 	part   convPart
 	constW bool
+	// cols, in a training graph's dense convolutions, carries the
+	// unfolded input from the forward pass to the weight gradient.
+	cols *colCache
 }
 
 func (op convOp) Arity() int { return 2 }
@@ -262,7 +265,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	case convForward:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmForward(a, b, n)
+			out = op.c.gemmForward(a, b, n, op.cols)
 		} else {
 			out = op.c.forward(a, b, n)
 		}
@@ -276,7 +279,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	default:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmDw(a, b, n)
+			out = op.c.gemmDw(a, b, n, op.cols)
 		} else {
 			out = op.c.dw(a, b, n)
 		}
@@ -288,7 +291,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 func (op convOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s", op) }
 func (op convOp) Hashcode() uint32      { return hashOf(op) }
 func (op convOp) String() string {
-	return fmt.Sprintf("DistillGroupConv%d(%+v,%v)", op.part, op.c, op.constW)
+	return fmt.Sprintf("DistillGroupConv%d(%+v,%v,%p)", op.part, op.c, op.constW, op.cols)
 }
 
 func (op convOp) DiffWRT(int) []bool {
@@ -306,7 +309,7 @@ func (op convOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if op.constW {
 		return G.Nodes{dx, nil}, nil
 	}
-	dw, err := G.ApplyOp(convOp{c: op.c, part: convDw}, inputs[0], grad)
+	dw, err := G.ApplyOp(convOp{c: op.c, part: convDw, cols: op.cols}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
