@@ -8,38 +8,38 @@ import (
 	"github.com/distill-dev/distill/internal/gemm/gemmblas"
 )
 
-// Dense convolutions (groups == 1) as GEMMs over the whole batch, in a
-// channel-major layout: the unfolded input colT is [Cin·k·k, N·Ho·Wo]
-// (one row per weight tap, each row the batch's output planes end to
-// end) and the output y' = W·colT is [Cout, N·Ho·Wo]. Unlike gorgonia's
-// Conv2d (im2col to [N·Ho·Wo, Cin·k·k] on one core, then a transpose of
-// the [N, Ho, Wo, Cout] product to NCHW, element by element, on one
-// core), every copy here moves whole contiguous rows or planes and runs
-// on all cores; the GEMMs' few rows (Cout) waste less of the kernel's
-// tile than its few columns did.
+// Dense convolutions (groups == 1) as one GEMM per example and pass,
+// in NCHW as the tensors are: the example's unfolded input colT is
+// [Cin·k·k, Ho·Wo] (one row per weight tap) and
 //
-//	forward:  y'   = W·colT                  (W [Cout, K])
-//	dx:       dcol = Wᵀ·dy'                  then col2im
-//	dw:       dW   = dy'·colᵀ
+//	forward:  y_b   = W·colT_b           (W [Cout, K], y_b [Cout, Ho·Wo])
+//	dx:       dcol_b = Wᵀ·dy_b            then col2im into dx_b
+//	dw:       dW    = Σ_b dy_b·colT_bᵀ
 //
-// where dy' is dy reordered from [N, Cout, Ho·Wo] to [Cout, N·Ho·Wo].
+// Examples run in parallel, each worker with its own buffers. Unlike
+// gorgonia's Conv2d (im2col of the whole batch to [N·Ho·Wo, K] on one
+// core, its product, then a transpose of the [N, Ho, Wo, Cout] result to
+// NCHW element by element on one core), nothing is transposed, and an
+// example's unfolded input (a few hundred kilobytes) stays in the core's
+// cache between its unfolding and its product instead of making a round
+// trip through memory for the whole batch (tens of megabytes per layer
+// here). The weight gradient unfolds the input again rather than keeping
+// the forward pass's: that is cheaper than reading it back from memory.
 
 // gemmTaps is K, the unfolded input's rows: one per weight.
 func (c groupConv) gemmTaps() int { return c.cin * c.k * c.k }
 
-// im2col writes colT [K, n·Ho·Wo] from x [n, Cin, H, W]; taps that fall
-// in the padding are zero.
-func (c groupConv) im2col(x []float32, n int, col []float32) {
+// im2col writes colT [K, Ho·Wo] from one example's x [Cin, H, W]; taps
+// that fall in the padding are zero.
+func (c groupConv) im2col(x, col []float32) {
 	hw, ohw := c.h*c.w, c.ho*c.wo
-	ld := n * ohw
-	parallelFor(n*c.cin, func(job int) {
-		b, ci := job/c.cin, job%c.cin
-		in := x[job*hw:][:hw]
+	for ci := 0; ci < c.cin; ci++ {
+		in := x[ci*hw:][:hw]
 		for kh := 0; kh < c.k; kh++ {
 			ohLo, ohHi := c.span(kh, c.h, c.ho)
 			for kw := 0; kw < c.k; kw++ {
 				owLo, owHi := c.span(kw, c.w, c.wo)
-				dst := col[((ci*c.k+kh)*c.k+kw)*ld+b*ohw:][:ohw]
+				dst := col[((ci*c.k+kh)*c.k+kw)*ohw:][:ohw]
 				clear(dst[:ohLo*c.wo])
 				clear(dst[ohHi*c.wo:])
 				for oh := ohLo; oh < ohHi; oh++ {
@@ -59,22 +59,20 @@ func (c groupConv) im2col(x []float32, n int, col []float32) {
 				}
 			}
 		}
-	})
+	}
 }
 
-// col2im adds dcol [K, n·Ho·Wo] into dx [n, Cin, H, W], each tap onto
-// the input value it read.
-func (c groupConv) col2im(dcol []float32, n int, dx []float32) {
+// col2im adds dcol [K, Ho·Wo] into one example's dx [Cin, H, W], each
+// tap onto the input value it read.
+func (c groupConv) col2im(dcol, dx []float32) {
 	hw, ohw := c.h*c.w, c.ho*c.wo
-	ld := n * ohw
-	parallelFor(n*c.cin, func(job int) {
-		b, ci := job/c.cin, job%c.cin
-		d := dx[job*hw:][:hw]
+	for ci := 0; ci < c.cin; ci++ {
+		d := dx[ci*hw:][:hw]
 		for kh := 0; kh < c.k; kh++ {
 			ohLo, ohHi := c.span(kh, c.h, c.ho)
 			for kw := 0; kw < c.k; kw++ {
 				owLo, owHi := c.span(kw, c.w, c.wo)
-				src := dcol[((ci*c.k+kh)*c.k+kw)*ld+b*ohw:][:ohw]
+				src := dcol[((ci*c.k+kh)*c.k+kw)*ohw:][:ohw]
 				for oh := ohLo; oh < ohHi; oh++ {
 					s := src[oh*c.wo:][:c.wo]
 					row := d[(oh*c.stride-c.pad+kh)*c.w:]
@@ -93,95 +91,83 @@ func (c groupConv) col2im(dcol []float32, n int, dx []float32) {
 				}
 			}
 		}
-	})
-}
-
-// reorder moves between the batch-major [n, C, P] and the channel-major
-// [C, n·P] layouts of c planes of p values: toChannels says which way.
-func reorder(dst, src []float32, n, ch, p int, toChannels bool) {
-	ld := n * p
-	parallelFor(n, func(b int) {
-		for o := 0; o < ch; o++ {
-			bm, cm := (b*ch+o)*p, o*ld+b*p
-			if toChannels {
-				copy(dst[cm:cm+p], src[bm:bm+p])
-			} else {
-				copy(dst[bm:bm+p], src[cm:cm+p])
-			}
-		}
-	})
-}
-
-// colCache keeps a training graph's unfolded input from a dense
-// convolution's forward pass for its weight gradient, which would
-// otherwise unfold the same input again. The buffer belongs to the
-// cache (one per layer and graph) and is reused every step.
-type colCache struct {
-	col []float32
-	x   *float32 // the input it was unfolded from, and its batch
-	n   int
-}
-
-// gemmForward is forward for groups == 1; with a cache it leaves the
-// unfolded input there.
-func (c groupConv) gemmForward(x, w []float32, n int, cache *colCache) []float32 {
-	k, ld := c.gemmTaps(), n*c.ho*c.wo
-	var col []float32
-	if cache != nil {
-		if cap(cache.col) < k*ld {
-			cache.col = make([]float32, k*ld)
-		}
-		col = cache.col[:k*ld]
-		cache.x, cache.n = nil, 0 // invalid until filled
-	} else {
-		col = scratch.get(k * ld)
-		defer scratch.put(col)
 	}
-	c.im2col(x, n, col)
-	if cache != nil {
-		cache.x, cache.n = &x[0], n
+}
+
+// perWorker returns one scratch buffer of size n for each of the
+// workers parallelForWorker will start for jobs jobs, and a function
+// that gives them back.
+func perWorker(jobs, n int) ([][]float32, func()) {
+	bufs := make([][]float32, workers(jobs))
+	for i := range bufs {
+		bufs[i] = scratch.get(n)
 	}
-	yc := scratch.get(c.cout * ld)
-	defer scratch.put(yc)
-	gemmblas.Sgemm(blas.NoTrans, blas.NoTrans, c.cout, ld, k, 1, w, k, col, ld, 0, yc, ld)
-	y := make([]float32, c.cout*ld)
-	reorder(y, yc, n, c.cout, c.ho*c.wo, false)
+	return bufs, func() {
+		for _, b := range bufs {
+			scratch.put(b)
+		}
+	}
+}
+
+// gemmForward is forward for groups == 1.
+func (c groupConv) gemmForward(x, w []float32, n int) []float32 {
+	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
+	y := make([]float32, n*c.cout*ohw)
+	cols, done := perWorker(n, k*ohw)
+	defer done()
+	parallelForWorker(n, func(wk, b int) {
+		col := cols[wk]
+		c.im2col(x[b*c.cin*hw:], col)
+		gemmblas.Sgemm(blas.NoTrans, blas.NoTrans, c.cout, ohw, k, 1, w, k, col, ohw, 0, y[b*c.cout*ohw:], ohw)
+	})
 	return y
 }
 
 // gemmDx is dx for groups == 1.
 func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
-	k, ld := c.gemmTaps(), n*c.ho*c.wo
-	dyc := scratch.get(c.cout * ld)
-	defer scratch.put(dyc)
-	reorder(dyc, dy, n, c.cout, c.ho*c.wo, true)
-	dcol := scratch.get(k * ld)
-	defer scratch.put(dcol)
-	gemmblas.Sgemm(blas.Trans, blas.NoTrans, k, ld, c.cout, 1, w, k, dyc, ld, 0, dcol, ld)
-	dx := make([]float32, n*c.cin*c.h*c.w)
-	c.col2im(dcol, n, dx)
+	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
+	dx := make([]float32, n*c.cin*hw)
+	dcols, done := perWorker(n, k*ohw)
+	defer done()
+	parallelForWorker(n, func(wk, b int) {
+		dcol := dcols[wk]
+		gemmblas.Sgemm(blas.Trans, blas.NoTrans, k, ohw, c.cout, 1, w, k, dy[b*c.cout*ohw:], ohw, 0, dcol, ohw)
+		c.col2im(dcol, dx[b*c.cin*hw:])
+	})
 	return dx
 }
 
-// gemmDw is dw for groups == 1. It reads the unfolded input from the
-// cache when the forward pass left it there for the same x (the graph
-// runs the forward pass of a step before its gradients; a changed input
-// slice or batch unfolds again).
-func (c groupConv) gemmDw(x, dy []float32, n int, cache *colCache) []float32 {
-	k, ld := c.gemmTaps(), n*c.ho*c.wo
-	var col []float32
-	if cache != nil && cache.x == &x[0] && cache.n == n {
-		col = cache.col[:k*ld]
-	} else {
-		col = scratch.get(k * ld)
-		defer scratch.put(col)
-		c.im2col(x, n, col)
+// gemmDw is dw for groups == 1: each worker sums its examples' products
+// in float32, the workers' sums are added in float64. The products are
+// added here rather than by Sgemm with beta = 1, which as of this
+// writing returns without writing C when C's rows are exactly n apart
+// and the product is not computed transposed.
+func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
+	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
+	cols, done := perWorker(n, k*ohw+c.cout*k)
+	defer done()
+	accs, doneAcc := perWorker(n, c.cout*k)
+	defer doneAcc()
+	for _, a := range accs {
+		clear(a)
 	}
-	dyc := scratch.get(c.cout * ld)
-	defer scratch.put(dyc)
-	reorder(dyc, dy, n, c.cout, c.ho*c.wo, true)
+	parallelForWorker(n, func(wk, b int) {
+		col, prod := cols[wk][:k*ohw], cols[wk][k*ohw:]
+		c.im2col(x[b*c.cin*hw:], col)
+		gemmblas.Sgemm(blas.NoTrans, blas.Trans, c.cout, k, ohw, 1, dy[b*c.cout*ohw:], ohw, col, ohw, 0, prod, k)
+		acc := accs[wk]
+		for i, v := range prod {
+			acc[i] += v
+		}
+	})
 	dw := make([]float32, c.cout*k)
-	gemmblas.Sgemm(blas.NoTrans, blas.Trans, c.cout, k, ld, 1, dyc, ld, col, ld, 0, dw, k)
+	for i := range dw {
+		var s float64
+		for _, a := range accs {
+			s += float64(a[i])
+		}
+		dw[i] = float32(s)
+	}
 	return dw
 }
 

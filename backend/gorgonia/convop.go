@@ -5,6 +5,7 @@ import (
 	"hash"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -163,31 +164,36 @@ func (c groupConv) dw(x, dy []float32, n int) []float32 {
 
 // parallelFor runs f(0..n-1) on all cores.
 func parallelFor(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
+	parallelForWorker(n, func(_, i int) { f(i) })
+}
+
+// workers is how many goroutines parallelForWorker starts for n jobs.
+func workers(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }
+
+// parallelForWorker runs f(w, 0..n-1) on all cores, w < workers(n)
+// naming the goroutine that runs the job (for its own buffers); jobs are
+// handed out one at a time, so a worker whose core is busy with other
+// work takes fewer.
+func parallelForWorker(n int, f func(w, i int)) {
+	nw := workers(n)
+	if nw <= 1 {
 		for i := 0; i < n; i++ {
-			f(i)
+			f(0, i)
 		}
 		return
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	next := 0
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	var next atomic.Int64
+	for w := 0; w < nw; w++ {
+		wg.Go(func() {
 			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				f(i)
+				f(w, i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -224,9 +230,6 @@ type convOp struct {
 	c      groupConv
 	part   convPart
 	constW bool
-	// cols, in a training graph's dense convolutions, carries the
-	// unfolded input from the forward pass to the weight gradient.
-	cols *colCache
 }
 
 func (op convOp) Arity() int { return 2 }
@@ -265,7 +268,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	case convForward:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmForward(a, b, n, op.cols)
+			out = op.c.gemmForward(a, b, n)
 		} else {
 			out = op.c.forward(a, b, n)
 		}
@@ -279,7 +282,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	default:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmDw(a, b, n, op.cols)
+			out = op.c.gemmDw(a, b, n)
 		} else {
 			out = op.c.dw(a, b, n)
 		}
@@ -291,7 +294,7 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 func (op convOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s", op) }
 func (op convOp) Hashcode() uint32      { return hashOf(op) }
 func (op convOp) String() string {
-	return fmt.Sprintf("DistillGroupConv%d(%+v,%v,%p)", op.part, op.c, op.constW, op.cols)
+	return fmt.Sprintf("DistillGroupConv%d(%+v,%v)", op.part, op.c, op.constW)
 }
 
 func (op convOp) DiffWRT(int) []bool {
@@ -309,7 +312,7 @@ func (op convOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if op.constW {
 		return G.Nodes{dx, nil}, nil
 	}
-	dw, err := G.ApplyOp(convOp{c: op.c, part: convDw, cols: op.cols}, inputs[0], grad)
+	dw, err := G.ApplyOp(convOp{c: op.c, part: convDw}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}

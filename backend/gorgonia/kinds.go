@@ -77,11 +77,7 @@ func buildConv2D(s step, h *G.Node) (*G.Node, error) {
 	l := s.l
 	st := max(l.Stride, 1)
 	w := s.params[l.Name+".weight"]
-	op := convOp{c: newGroupConv(s.in[0], l.Out, l.ConvGroups(), l.Kernel, st, l.Padding)}
-	if s.train && op.c.groups == 1 {
-		op.cols = &colCache{}
-	}
-	h, err := G.ApplyOp(op, h, w)
+	h, err := G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, l.ConvGroups(), l.Kernel, st, l.Padding)}, h, w)
 	if err != nil || l.NoBias {
 		return h, err
 	}
