@@ -42,6 +42,18 @@ func (c groupConv) im2col(x, col []float32) {
 				dst := col[((ci*c.k+kh)*c.k+kw)*ohw:][:ohw]
 				clear(dst[:ohLo*c.wo])
 				clear(dst[ohHi*c.wo:])
+				if c.sameRows() && ohLo < ohHi {
+					// One copy for all rows; the columns it wraps into
+					// (taps in the left or right padding) are cleared.
+					lo, hi, off := c.sameSpan(kh, kw, ohLo, ohHi)
+					clear(dst[ohLo*c.wo : lo])
+					if lo < hi {
+						copy(dst[lo:hi], in[lo+off:hi+off])
+					}
+					clear(dst[hi : ohHi*c.wo])
+					c.clearWrapped(dst, ohLo, ohHi, owLo, owHi)
+					continue
+				}
 				for oh := ohLo; oh < ohHi; oh++ {
 					d := dst[oh*c.wo:][:c.wo]
 					clear(d[:owLo])
@@ -62,6 +74,35 @@ func (c groupConv) im2col(x, col []float32) {
 	}
 }
 
+// sameRows says whether output rows line up with input rows (stride 1,
+// Wo = W): then a tap's values for all output rows are one contiguous
+// run of the input plane, shifted by a constant, except for the columns
+// where the tap falls in the left or right padding.
+func (c groupConv) sameRows() bool { return c.stride == 1 && c.wo == c.w }
+
+// sameSpan returns, for tap (kh, kw) of a sameRows convolution and its
+// output rows [ohLo, ohHi), the output indices [lo, hi) whose input
+// index, output index + off, lies in the plane (possibly none).
+func (c groupConv) sameSpan(kh, kw, ohLo, ohHi int) (lo, hi, off int) {
+	off = (kh-c.pad)*c.w + kw - c.pad
+	lo = min(max(ohLo*c.wo, -off), ohHi*c.wo)
+	hi = max(lo, min(ohHi*c.wo, c.h*c.w-off))
+	return lo, hi, off
+}
+
+// clearWrapped zeroes, in rows [ohLo, ohHi) of a [Ho, Wo] plane, the
+// columns outside [owLo, owHi).
+func (c groupConv) clearWrapped(p []float32, ohLo, ohHi, owLo, owHi int) {
+	if owLo == 0 && owHi == c.wo {
+		return
+	}
+	for oh := ohLo; oh < ohHi; oh++ {
+		r := p[oh*c.wo:][:c.wo]
+		clear(r[:owLo])
+		clear(r[owHi:])
+	}
+}
+
 // col2im adds dcol [K, Ho·Wo] into one example's dx [Cin, H, W], each
 // tap onto the input value it read.
 func (c groupConv) col2im(dcol, dx []float32) {
@@ -73,6 +114,20 @@ func (c groupConv) col2im(dcol, dx []float32) {
 			for kw := 0; kw < c.k; kw++ {
 				owLo, owHi := c.span(kw, c.w, c.wo)
 				src := dcol[((ci*c.k+kh)*c.k+kw)*ohw:][:ohw]
+				if c.sameRows() && ohLo < ohHi {
+					// One pass over all rows, once the taps that read
+					// the padding are dropped from dcol (scratch).
+					lo, hi, off := c.sameSpan(kh, kw, ohLo, ohHi)
+					c.clearWrapped(src, ohLo, ohHi, owLo, owHi)
+					if lo == hi {
+						continue
+					}
+					dst := d[lo+off : hi+off]
+					for i, v := range src[lo:hi] {
+						dst[i] += v
+					}
+					continue
+				}
 				for oh := ohLo; oh < ohHi; oh++ {
 					s := src[oh*c.wo:][:c.wo]
 					row := d[(oh*c.stride-c.pad+kh)*c.w:]

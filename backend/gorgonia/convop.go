@@ -46,7 +46,7 @@ func (c groupConv) span(kk, n, no int) (lo, hi int) {
 	// o·s ≥ pad − kk  and  o·s ≤ n − 1 + pad − kk
 	lo = 0
 	if d := c.pad - kk; d > 0 {
-		lo = (d + c.stride - 1) / c.stride
+		lo = min((d+c.stride-1)/c.stride, no)
 	}
 	hi = no
 	if d := n - 1 + c.pad - kk; d < 0 {

@@ -134,6 +134,10 @@ func TestGemmConv(t *testing.T) {
 		{3, 2, 5, 1, 2, 3, 4, 2},     // kernel larger than the input
 		{4, 4, 3, 2, 1, 2, 2, 5},     // tiny plane
 		{6, 7, 2, 2, 1, 5, 7, 1},     // even kernel, one example
+		{5, 4, 3, 1, 1, 5, 7, 3},     // rows line up, odd sizes
+		{2, 3, 5, 1, 2, 1, 9, 2},     // rows line up, one row
+		{3, 3, 3, 1, 1, 1, 1, 2},     // rows line up, 1×1 plane
+		{2, 2, 5, 1, 2, 9, 1, 2},     // rows line up, one column
 	} {
 		c := newGroupConv([]int{tc.cin, tc.h, tc.w}, tc.cout, 1, tc.k, tc.stride, tc.pad)
 		for rep := 0; rep < 2; rep++ {
