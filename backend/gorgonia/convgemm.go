@@ -3,9 +3,7 @@ package gorgonia
 import (
 	"sync"
 
-	"gonum.org/v1/gonum/blas"
-
-	"github.com/distill-dev/distill/internal/gemm/gemmblas"
+	"github.com/distill-dev/distill/internal/gemm"
 )
 
 // Dense convolutions (groups == 1) as one GEMM per example and pass,
@@ -164,64 +162,87 @@ func perWorker(jobs, n int) ([][]float32, func()) {
 	}
 }
 
-// gemmForward is forward for groups == 1.
+// The products call package gemm directly, each worker repacking its
+// examples' right operands into one PackedF32 of its own: through
+// gemmblas.Sgemm every product took packed storage from a shared list
+// that the two workers' alternating sizes kept emptying (an allocation
+// per product), and the weight gradient's per-example result came back
+// transposed element by element.
+
+// gemmForward is forward for groups == 1: y_b = W·colT_b, colT_b packed
+// as the right operand (it is Bᵀ of gemm's C = A·Bᵀ).
 func (c groupConv) gemmForward(x, w []float32, n int) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
 	y := make([]float32, n*c.cout*ohw)
 	cols, done := perWorker(n, k*ohw)
 	defer done()
+	packs := make([]*gemm.PackedF32, len(cols))
 	parallelForWorker(n, func(wk, b int) {
 		col := cols[wk]
 		c.im2col(x[b*c.cin*hw:], col)
-		gemmblas.Sgemm(blas.NoTrans, blas.NoTrans, c.cout, ohw, k, 1, w, k, col, ohw, 0, y[b*c.cout*ohw:], ohw)
+		packs[wk] = gemm.RepackF32(packs[wk], col, ohw, ohw, k, true)
+		packs[wk].Gemm(c.cout, w, k, y[b*c.cout*ohw:], ohw, nil, false)
 	})
 	return y
 }
 
-// gemmDx is dx for groups == 1.
+// gemmDx is dx for groups == 1: dcol_b = Wᵀ·dy_b, dy_b packed as the
+// right operand, then folded into dx_b.
 func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
 	dx := make([]float32, n*c.cin*hw)
+	wt := scratch.get(k * c.cout) // Wᵀ [K, Cout]
+	defer scratch.put(wt)
+	for o := 0; o < c.cout; o++ {
+		for t, v := range w[o*k : (o+1)*k] {
+			wt[t*c.cout+o] = v
+		}
+	}
 	dcols, done := perWorker(n, k*ohw)
 	defer done()
+	packs := make([]*gemm.PackedF32, len(dcols))
 	parallelForWorker(n, func(wk, b int) {
 		dcol := dcols[wk]
-		gemmblas.Sgemm(blas.Trans, blas.NoTrans, k, ohw, c.cout, 1, w, k, dy[b*c.cout*ohw:], ohw, 0, dcol, ohw)
+		packs[wk] = gemm.RepackF32(packs[wk], dy[b*c.cout*ohw:], ohw, ohw, c.cout, true)
+		packs[wk].Gemm(k, wt, c.cout, dcol, ohw, nil, false)
 		c.col2im(dcol, dx[b*c.cin*hw:])
 	})
 	return dx
 }
 
-// gemmDw is dw for groups == 1: each worker sums its examples' products
-// in float32, the workers' sums are added in float64. The products are
-// added here rather than by Sgemm with beta = 1, which as of this
-// writing returns without writing C when C's rows are exactly n apart
-// and the product is not computed transposed.
+// gemmDw is dw for groups == 1, computed transposed: dWᵀ = Σ_b
+// colT_b·dy_bᵀ, whose right operand dy_b [Cout, Ho·Wo] is small. Each
+// worker sums its examples' products in float32, the workers' sums are
+// added in float64.
 func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
-	cols, done := perWorker(n, k*ohw+c.cout*k)
+	cols, done := perWorker(n, k*ohw+k*c.cout)
 	defer done()
-	accs, doneAcc := perWorker(n, c.cout*k)
+	accs, doneAcc := perWorker(n, k*c.cout)
 	defer doneAcc()
 	for _, a := range accs {
 		clear(a)
 	}
+	packs := make([]*gemm.PackedF32, len(cols))
 	parallelForWorker(n, func(wk, b int) {
 		col, prod := cols[wk][:k*ohw], cols[wk][k*ohw:]
 		c.im2col(x[b*c.cin*hw:], col)
-		gemmblas.Sgemm(blas.NoTrans, blas.Trans, c.cout, k, ohw, 1, dy[b*c.cout*ohw:], ohw, col, ohw, 0, prod, k)
+		packs[wk] = gemm.RepackF32(packs[wk], dy[b*c.cout*ohw:], ohw, c.cout, ohw, false)
+		packs[wk].Gemm(k, col, ohw, prod, c.cout, nil, false)
 		acc := accs[wk]
 		for i, v := range prod {
 			acc[i] += v
 		}
 	})
 	dw := make([]float32, c.cout*k)
-	for i := range dw {
-		var s float64
-		for _, a := range accs {
-			s += float64(a[i])
+	for t := 0; t < k; t++ {
+		for o := 0; o < c.cout; o++ {
+			var s float64
+			for _, a := range accs {
+				s += float64(a[t*c.cout+o])
+			}
+			dw[o*k+t] = float32(s)
 		}
-		dw[i] = float32(s)
 	}
 	return dw
 }
