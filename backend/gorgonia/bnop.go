@@ -36,6 +36,10 @@ type bnState struct {
 // count is how many values each channel's statistics are over.
 func (st *bnState) count() int { return st.gr.rows * st.per }
 
+// The statistics sum each example's plane in float32 with four
+// accumulators (a plane is at most a few thousand values) and the
+// planes' sums in float64: a single float64 accumulator per channel made
+// every addition wait for the previous one.
 func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 	n := st.gr.rows
 	y := make([]float32, len(x))
@@ -43,51 +47,100 @@ func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 	parallelFor(st.c, func(c int) {
 		var s float64
 		for b := 0; b < n; b++ {
-			for _, v := range x[(b*st.c+c)*st.per:][:st.per] {
-				s += float64(v)
-			}
+			s += float64(sum32(x[(b*st.c+c)*st.per:][:st.per]))
 		}
 		mean := s / cnt
+		m32 := float32(mean)
 		var ss float64
 		for b := 0; b < n; b++ {
-			for _, v := range x[(b*st.c+c)*st.per:][:st.per] {
-				d := float64(v) - mean
-				ss += d * d
-			}
+			ss += float64(sqDev32(x[(b*st.c+c)*st.per:][:st.per], m32))
 		}
+		// The deviations are from m32, whose square error (mean−m32)²
+		// is far below float32's resolution of the variance.
 		variance := ss / cnt
 		inv := 1 / math.Sqrt(variance+st.eps)
 		st.mean[c], st.variance[c], st.invStd[c] = mean, variance, inv
-		g, bt := float64(gamma[c]), float64(beta[c])
-		m32, inv32 := float32(mean), float32(inv)
+		g, bt := gamma[c], beta[c]
+		inv32 := float32(inv)
 		// Padding rows are normalised too (their outputs are never read
 		// into a loss) so that they stay finite.
 		for b := 0; b < len(x)/(st.c*st.per); b++ {
 			off := (b*st.c + c) * st.per
+			xh, out := st.xhat[off:off+st.per], y[off:off+st.per]
 			for i, v := range x[off : off+st.per] {
-				xh := (v - m32) * inv32
-				st.xhat[off+i] = xh
-				y[off+i] = float32(float64(xh)*g + bt)
+				h := (v - m32) * inv32
+				xh[i] = h
+				out[i] = h*g + bt
 			}
 		}
 	})
 	return y
 }
 
+// sum32 is Σv in four interleaved float32 sums.
+func sum32(v []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		s0 += v[i]
+		s1 += v[i+1]
+		s2 += v[i+2]
+		s3 += v[i+3]
+	}
+	for ; i < len(v); i++ {
+		s0 += v[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sqDev32 is Σ(v−m)² in four interleaved float32 sums.
+func sqDev32(v []float32, m float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		d0, d1, d2, d3 := v[i]-m, v[i+1]-m, v[i+2]-m, v[i+3]-m
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; i < len(v); i++ {
+		d := v[i] - m
+		s0 += d * d
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dot32 is Σa·b in four interleaved float32 sums; b is at least as long
+// as a.
+func dot32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 // sums returns Σdy (β's gradient) or, with xhat, Σdy·x̂ (γ's) per
-// channel, over the real rows.
+// channel, over the real rows, per plane in float32 as forward's.
 func (st *bnState) sums(dy []float32, withXhat bool) []float32 {
 	out := make([]float32, st.c)
 	parallelFor(st.c, func(c int) {
 		var s float64
 		for b := 0; b < st.gr.rows; b++ {
 			off := (b*st.c + c) * st.per
-			for i, d := range dy[off : off+st.per] {
-				if withXhat {
-					s += float64(d) * float64(st.xhat[off+i])
-				} else {
-					s += float64(d)
-				}
+			if withXhat {
+				s += float64(dot32(dy[off:off+st.per], st.xhat[off:]))
+			} else {
+				s += float64(sum32(dy[off : off+st.per]))
 			}
 		}
 		out[c] = float32(s)

@@ -5,6 +5,7 @@ import (
 	"hash"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -23,7 +24,7 @@ import (
 // convolution does the same multiply-adds with no im2col buffer and runs
 // the (batch, channel) planes in parallel; its gradients are written here
 // (convDx, convDw) and checked against finite differences in the tests.
-// groups == 1 keeps gorgonia's GEMM convolution, which is faster for
+// groups == 1 runs as GEMMs instead (convgemm.go), which are faster for
 // dense convs. The same op with a constant 1/k² depthwise weight is the
 // average pool (zero padding counted in the divisor, as PyTorch's default).
 type groupConv struct {
@@ -45,7 +46,7 @@ func (c groupConv) span(kk, n, no int) (lo, hi int) {
 	// o·s ≥ pad − kk  and  o·s ≤ n − 1 + pad − kk
 	lo = 0
 	if d := c.pad - kk; d > 0 {
-		lo = (d + c.stride - 1) / c.stride
+		lo = min((d+c.stride-1)/c.stride, no)
 	}
 	hi = no
 	if d := n - 1 + c.pad - kk; d < 0 {
@@ -163,31 +164,36 @@ func (c groupConv) dw(x, dy []float32, n int) []float32 {
 
 // parallelFor runs f(0..n-1) on all cores.
 func parallelFor(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
+	parallelForWorker(n, func(_, i int) { f(i) })
+}
+
+// workers is how many goroutines parallelForWorker starts for n jobs.
+func workers(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n)) }
+
+// parallelForWorker runs f(w, 0..n-1) on all cores, w < workers(n)
+// naming the goroutine that runs the job (for its own buffers); jobs are
+// handed out one at a time, so a worker whose core is busy with other
+// work takes fewer.
+func parallelForWorker(n int, f func(w, i int)) {
+	nw := workers(n)
+	if nw <= 1 {
 		for i := 0; i < n; i++ {
-			f(i)
+			f(0, i)
 		}
 		return
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	next := 0
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	var next atomic.Int64
+	for w := 0; w < nw; w++ {
+		wg.Go(func() {
 			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				f(i)
+				f(w, i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -261,13 +267,25 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	switch op.part {
 	case convForward:
 		n = vs[0].Shape()[0]
-		out = op.c.forward(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmForward(a, b, n)
+		} else {
+			out = op.c.forward(a, b, n)
+		}
 	case convDx:
 		n = vs[1].Shape()[0]
-		out = op.c.dx(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmDx(a, b, n)
+		} else {
+			out = op.c.dx(a, b, n)
+		}
 	default:
 		n = vs[0].Shape()[0]
-		out = op.c.dw(a, b, n)
+		if op.c.groups == 1 {
+			out = op.c.gemmDw(a, b, n)
+		} else {
+			out = op.c.dw(a, b, n)
+		}
 	}
 	shape, _ := op.InferShape(vs[0].Shape(), vs[1].Shape())
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(out)), nil

@@ -77,12 +77,7 @@ func buildConv2D(s step, h *G.Node) (*G.Node, error) {
 	l := s.l
 	st := max(l.Stride, 1)
 	w := s.params[l.Name+".weight"]
-	var err error
-	if g := l.ConvGroups(); g > 1 {
-		h, err = G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, g, l.Kernel, st, l.Padding)}, h, w)
-	} else {
-		h, err = G.Conv2d(h, w, tensor.Shape{l.Kernel, l.Kernel}, []int{l.Padding, l.Padding}, []int{st, st}, []int{1, 1})
-	}
+	h, err := G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, l.ConvGroups(), l.Kernel, st, l.Padding)}, h, w)
 	if err != nil || l.NoBias {
 		return h, err
 	}

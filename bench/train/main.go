@@ -43,7 +43,7 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with torch")
 	be := flag.String("backend", "gorgonia", "backend to measure")
 	device := flag.String("device", "", "device for the backend")
-	modes := flag.String("modes", "teacher,distill,student", "steps to measure")
+	modes := flag.String("modes", "teacher,distill,student", "steps to measure: teacher, distill, student, resnet")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
 	peak := flag.Float64("peak", 437, "the CPU's FP32 peak in GFLOP/s for the fraction-of-peak columns (default: measured on this machine kind with ../shared/ref's peak/fma.c, 2 threads)")
@@ -74,7 +74,7 @@ func main() {
 			}
 			r.ours = append(r.ours, sps)
 			if *ref != "" {
-				t, err := pytorch(*python, *ref, mode, *steps, *threads)
+				t, err := refFor(*python, *ref, mode, *steps, *threads)
 				if err != nil {
 					log.Fatalf("reference: %v", err)
 				}
@@ -128,6 +128,8 @@ func stepFLOPs(mode string) float64 {
 	case "distill":
 		fwd, _ := products(1200)
 		return train(800) + fwd
+	case resnetMode:
+		return resnetFLOPs()
 	}
 	return 0
 }
@@ -151,6 +153,8 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 	case "teacher":
 	case "student":
 		spec = mlp(800)
+	case resnetMode:
+		return measureResNet(b, steps)
 	case "distill":
 		spec, obj = mlp(800), loss.Hinton(0.9, 4)
 		tw, _ := mlp(1200).Init(2)
@@ -204,6 +208,15 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 		}
 	}
 	return float64(steps*n) / time.Since(start).Seconds(), nil
+}
+
+// refFor runs the reference of a mode: resnetScript for the resnet
+// mode, script (-ref) for the others.
+func refFor(python, script, mode string, steps, threads int) (refResult, error) {
+	if mode == resnetMode {
+		return resnetRef(python, steps, threads)
+	}
+	return pytorch(python, script, mode, steps, threads)
 }
 
 // refResult is one run of the reference: its samples/s and, where the
