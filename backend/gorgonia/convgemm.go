@@ -211,41 +211,50 @@ func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
 }
 
 // gemmDw is dw for groups == 1, computed transposed: dWᵀ = Σ_b
-// colT_b·dy_bᵀ, whose right operand dy_b [Cout, Ho·Wo] is small. Each
-// worker sums its examples' products in float32, the workers' sums are
-// added in float64.
+// colT_b·dy_bᵀ, whose right operand dy_b [Cout, Ho·Wo] is small.
+// Examples are summed in float32 in fixed chunks of dwChunk, in order,
+// and the chunks' sums added in float64, in order: which worker takes a
+// chunk depends on the machine's load, and summing per worker made
+// training results differ from run to run.
 func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
-	cols, done := perWorker(n, k*ohw+k*c.cout)
+	kc := k * c.cout
+	chunks := (n + dwChunk - 1) / dwChunk
+	cols, done := perWorker(chunks, k*ohw+kc)
 	defer done()
-	accs, doneAcc := perWorker(n, k*c.cout)
-	defer doneAcc()
-	for _, a := range accs {
-		clear(a)
-	}
+	accs := scratch.get(chunks * kc)
+	defer scratch.put(accs)
+	clear(accs)
 	packs := make([]*gemm.PackedF32, len(cols))
-	parallelForWorker(n, func(wk, b int) {
+	parallelForWorker(chunks, func(wk, ch int) {
 		col, prod := cols[wk][:k*ohw], cols[wk][k*ohw:]
-		c.im2col(x[b*c.cin*hw:], col)
-		packs[wk] = gemm.RepackF32(packs[wk], dy[b*c.cout*ohw:], ohw, c.cout, ohw, false)
-		packs[wk].Gemm(k, col, ohw, prod, c.cout, nil, false)
-		acc := accs[wk]
-		for i, v := range prod {
-			acc[i] += v
+		acc := accs[ch*kc : (ch+1)*kc]
+		for b := ch * dwChunk; b < min(n, (ch+1)*dwChunk); b++ {
+			c.im2col(x[b*c.cin*hw:], col)
+			packs[wk] = gemm.RepackF32(packs[wk], dy[b*c.cout*ohw:], ohw, c.cout, ohw, false)
+			packs[wk].Gemm(k, col, ohw, prod, c.cout, nil, false)
+			for i, v := range prod {
+				acc[i] += v
+			}
 		}
 	})
 	dw := make([]float32, c.cout*k)
 	for t := 0; t < k; t++ {
 		for o := 0; o < c.cout; o++ {
 			var s float64
-			for _, a := range accs {
-				s += float64(a[t*c.cout+o])
+			for ch := 0; ch < chunks; ch++ {
+				s += float64(accs[ch*kc+t*c.cout+o])
 			}
 			dw[o*k+t] = float32(s)
 		}
 	}
 	return dw
 }
+
+// dwChunk is how many examples' weight gradients gemmDw sums in float32
+// before the float64 sum: enough chunks for every core at batch 32 and
+// up, few enough that their accumulators stay small.
+const dwChunk = 4
 
 // scratch recycles the convolutions' intermediate buffers: a step of a
 // ResNet needs a few tens of megabytes of them per layer, which fresh

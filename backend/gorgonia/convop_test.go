@@ -3,6 +3,7 @@ package gorgonia
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -147,6 +148,36 @@ func TestGemmConv(t *testing.T) {
 			near("forward", c.gemmForward(x, w, tc.n), c.forward(x, w, tc.n))
 			near("dx", c.gemmDx(w, dy, tc.n), c.dx(w, dy, tc.n))
 			near("dw", c.gemmDw(x, dy, tc.n), c.dw(x, dy, tc.n))
+		}
+	}
+}
+
+// TestGemmDwDeterministic: the weight gradient of a batch is the same
+// bits every time and at every thread count, although the examples'
+// products run on whichever core is free: training must not depend on
+// the machine's load.
+func TestGemmDwDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := newGroupConv([]int{8, 14, 14}, 16, 1, 3, 1, 1)
+	const n = 37 // not a whole number of chunks
+	x := make([]float32, n*8*14*14)
+	dy := make([]float32, n*16*c.ho*c.wo)
+	for _, v := range [][]float32{x, dy} {
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+	}
+	want := c.gemmDw(x, dy, n)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 3, 8} {
+		runtime.GOMAXPROCS(procs)
+		for rep := 0; rep < 5; rep++ {
+			got := c.gemmDw(x, dy, n)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("GOMAXPROCS %d, run %d: dw[%d] = %v, first run %v", procs, rep, i, got[i], want[i])
+				}
+			}
 		}
 	}
 }
