@@ -2,7 +2,6 @@ package gemm
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -271,45 +270,37 @@ func SetParallelMin(f32, i8 int) (prevF32, prevI8 int) {
 	return prevF32, prevI8
 }
 
-// parallel splits an m×(panels of nr) product over goroutines and calls
-// f for each part, the last part on the calling goroutine. Rows are split
-// when there are enough of them, else panels.
+// partsPerThread is how many parts a product is cut into per thread:
+// more than one, so that when one core is slowed (by another process, or
+// a worker that wakes late) the others take over its share.
+const partsPerThread = 2
+
+// parallel splits an m×(panels of nr) product into parts and calls f for
+// each, on the calling goroutine and the pool's workers (see runParts).
+// Rows are split when there are enough of them, else panels.
 func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 	np := (n + nr - 1) / nr
+	tiles := (m + mr - 1) / mr
 	work := m * n * k
-	t := min(maxThreads(), max(1, work/max(minWork, 1)), np*((m+mr-1)/mr))
+	t := min(maxThreads(), max(1, work/max(minWork, 1)), np*tiles)
 	if t <= 1 {
 		f(0, m, 0, np)
 		return
 	}
-	var wg sync.WaitGroup
 	if m >= t*mr*2 || np < t {
 		// Split rows in multiples of mr.
-		tiles := (m + mr - 1) / mr
-		t = min(t, tiles)
-		per := (tiles + t - 1) / t * mr
-		for m0 := 0; m0 < m; m0 += per {
-			m1 := min(m0+per, m)
-			if m1 == m {
-				f(m0, m1, 0, np)
-				break
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f(m0, m1, 0, np) }()
-		}
-	} else {
-		per := (np + t - 1) / t
-		for p0 := 0; p0 < np; p0 += per {
-			p1 := min(p0+per, np)
-			if p1 == np {
-				f(0, m, p0, p1)
-				break
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f(0, m, p0, p1) }()
-		}
+		parts := min(t*partsPerThread, tiles)
+		per := (tiles + parts - 1) / parts * mr
+		runParts((m+per-1)/per, func(i int) {
+			f(i*per, min((i+1)*per, m), 0, np)
+		})
+		return
 	}
-	wg.Wait()
+	parts := min(t*partsPerThread, np)
+	per := (np + parts - 1) / parts
+	runParts((np+per-1)/per, func(i int) {
+		f(0, m, i*per, min((i+1)*per, np))
+	})
 }
 
 // Portable micro-kernels (mr = 4, nr = 16).

@@ -1,0 +1,147 @@
+package gemm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A product's parts run on persistent workers rather than on goroutines
+// spawned per call: at batch 1 a layer takes tens of microseconds, about
+// what waking a fresh goroutine on another core costs (the runtime has to
+// wake a parked thread), so spawned helpers often arrived after the
+// caller had finished its own half. Workers spin for a while after each
+// job, so the next layer's parts start at once, then park.
+//
+// Parts are claimed from a shared counter by the caller and the workers
+// alike, so a worker that is late (parked, or descheduled on a shared
+// machine) costs nothing: the caller takes its parts.
+
+// spinFor is how long an idle worker polls for the next job before it
+// parks: longer than the gap between a forward pass's layers.
+const spinFor = 200 * time.Microsecond
+
+// job is one product split into n parts; part(i) computes part i.
+type job struct {
+	part func(i int)
+	n    int32
+	next atomic.Int32 // parts claimed
+	done atomic.Int32 // parts finished
+}
+
+// work claims and runs parts until none are left.
+func (j *job) work() {
+	for {
+		i := j.next.Add(1) - 1
+		if i >= j.n {
+			return
+		}
+		j.part(int(i))
+		j.done.Add(1)
+	}
+}
+
+type worker struct {
+	sleeping atomic.Bool
+	wake     chan struct{} // capacity 1: a pending wake-up is never lost
+}
+
+var pool struct {
+	mu      sync.Mutex // held by the one caller whose job the workers serve
+	cur     atomic.Pointer[job]
+	workers []*worker // grown under mu
+}
+
+// runParts runs part(0) … part(n−1) on the calling goroutine and up to
+// n−1 pool workers and returns when all have finished. A caller that
+// finds the pool busy with another product spawns goroutines instead.
+func runParts(n int, part func(i int)) {
+	if n <= 1 {
+		for i := range n {
+			part(i)
+		}
+		return
+	}
+	if !pool.mu.TryLock() {
+		spawnParts(n, part)
+		return
+	}
+	defer pool.mu.Unlock()
+	for len(pool.workers) < n-1 {
+		w := &worker{wake: make(chan struct{}, 1)}
+		pool.workers = append(pool.workers, w)
+		go w.loop(pool.cur.Load())
+	}
+	j := &job{part: part, n: int32(n)}
+	pool.cur.Store(j)
+	for _, w := range pool.workers[:n-1] {
+		if w.sleeping.Load() {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	j.work()
+	// Parts still running were claimed by workers that are running them.
+	for spins := 0; j.done.Load() < j.n; spins++ {
+		if spins > 64 {
+			runtime.Gosched() // lets a worker sharing this P finish
+		}
+	}
+	j.part = nil // no one reads it now; workers keep j until the next job
+}
+
+// loop serves jobs: last is the job it saw last (a fresh one is any
+// other pointer; jobs are never reused).
+func (w *worker) loop(last *job) {
+	for {
+		j := w.await(last)
+		last = j
+		j.work()
+	}
+}
+
+// await returns the next job after last: it polls for spinFor, then
+// parks until runParts wakes it. The store of sleeping and the load of
+// cur here, and the store of cur and the load of sleeping in runParts,
+// are sequentially consistent, so either this worker sees the new job or
+// runParts sees it sleeping and sends the wake-up.
+func (w *worker) await(last *job) *job {
+	start := time.Now()
+	for spins := 0; ; spins++ {
+		if j := pool.cur.Load(); j != last {
+			return j
+		}
+		if spins&63 == 63 {
+			if time.Since(start) > spinFor {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	for {
+		w.sleeping.Store(true)
+		if j := pool.cur.Load(); j != last {
+			w.sleeping.Store(false)
+			return j
+		}
+		<-w.wake
+		w.sleeping.Store(false)
+		if j := pool.cur.Load(); j != last {
+			return j
+		}
+	}
+}
+
+// spawnParts is runParts on fresh goroutines, for concurrent products.
+func spawnParts(n int, part func(i int)) {
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); part(i) }()
+	}
+	part(0)
+	wg.Wait()
+}
