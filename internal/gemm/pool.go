@@ -19,8 +19,16 @@ import (
 // machine) costs nothing: the caller takes its parts.
 
 // spinFor is how long an idle worker polls for the next job before it
-// parks: longer than the gap between a forward pass's layers.
-const spinFor = 200 * time.Microsecond
+// parks: longer than the gap between a forward pass's layers, short
+// enough that a worker with nothing to do soon yields its core (on a
+// machine shared with other processes, a core spent polling is one the
+// caller's own thread may be waiting for). waitSpin is how long a caller
+// that has run out of parts polls for the workers' before it blocks,
+// for the same reason.
+const (
+	spinFor  = 50 * time.Microsecond
+	waitSpin = 20 * time.Microsecond
+)
 
 // job is one product split into n parts; part(i) computes part i.
 type job struct {
@@ -28,6 +36,7 @@ type job struct {
 	n    int32
 	next atomic.Int32 // parts claimed
 	done atomic.Int32 // parts finished
+	wg   sync.WaitGroup
 }
 
 // work claims and runs parts until none are left.
@@ -39,6 +48,7 @@ func (j *job) work() {
 		}
 		j.part(int(i))
 		j.done.Add(1)
+		j.wg.Done()
 	}
 }
 
@@ -74,6 +84,7 @@ func runParts(n int, part func(i int)) {
 		go w.loop(pool.cur.Load())
 	}
 	j := &job{part: part, n: int32(n)}
+	j.wg.Add(n)
 	pool.cur.Store(j)
 	for _, w := range pool.workers[:n-1] {
 		if w.sleeping.Load() {
@@ -84,10 +95,13 @@ func runParts(n int, part func(i int)) {
 		}
 	}
 	j.work()
-	// Parts still running were claimed by workers that are running them.
+	// Parts still running were claimed by workers that are running them:
+	// poll briefly, then block, which frees this core for them.
+	start := time.Now()
 	for spins := 0; j.done.Load() < j.n; spins++ {
-		if spins > 64 {
-			runtime.Gosched() // lets a worker sharing this P finish
+		if spins&255 == 255 && time.Since(start) > waitSpin {
+			j.wg.Wait()
+			break
 		}
 	}
 	j.part = nil // no one reads it now; workers keep j until the next job
@@ -110,15 +124,21 @@ func (w *worker) loop(last *job) {
 // runParts sees it sleeping and sends the wake-up.
 func (w *worker) await(last *job) *job {
 	start := time.Now()
+	// With one P, polling would keep the caller from running: yield.
+	// Otherwise spin without entering the scheduler, whose locks the
+	// caller's goroutine also takes.
+	yield := runtime.GOMAXPROCS(0) == 1
 	for spins := 0; ; spins++ {
 		if j := pool.cur.Load(); j != last {
 			return j
 		}
-		if spins&63 == 63 {
+		if spins&255 == 255 {
 			if time.Since(start) > spinFor {
 				break
 			}
-			runtime.Gosched()
+			if yield {
+				runtime.Gosched()
+			}
 		}
 	}
 	for {
