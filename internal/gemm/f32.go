@@ -272,12 +272,16 @@ func SetParallelMin(f32, i8 int) (prevF32, prevI8 int) {
 
 // partsPerThread is how many parts a product is cut into per thread:
 // more than one, so that when one core is slowed (by another process, or
-// a worker that wakes late) the others take over its share.
-const partsPerThread = 2
+// a worker that wakes late) the others take over its share, and parts
+// small enough that the last one to finish does not leave the other
+// threads idle for long.
+const partsPerThread = 4
 
 // parallel splits an m×(panels of nr) product into parts and calls f for
 // each, on the calling goroutine and the pool's workers (see runParts).
-// Rows are split when there are enough of them, else panels.
+// Rows are split (in whole tiles of mr) when there are enough of them,
+// else panels; either way into parts whose sizes differ by at most one
+// unit, so that equal threads finish together.
 func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 	np := (n + nr - 1) / nr
 	tiles := (m + mr - 1) / mr
@@ -288,18 +292,15 @@ func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 		return
 	}
 	if m >= t*mr*2 || np < t {
-		// Split rows in multiples of mr.
 		parts := min(t*partsPerThread, tiles)
-		per := (tiles + parts - 1) / parts * mr
-		runParts((m+per-1)/per, func(i int) {
-			f(i*per, min((i+1)*per, m), 0, np)
+		runParts(parts, func(i int) {
+			f(min(i*tiles/parts*mr, m), min((i+1)*tiles/parts*mr, m), 0, np)
 		})
 		return
 	}
 	parts := min(t*partsPerThread, np)
-	per := (np + parts - 1) / parts
-	runParts((np+per-1)/per, func(i int) {
-		f(0, m, i*per, min((i+1)*per, np))
+	runParts(parts, func(i int) {
+		f(0, m, i*np/parts, (i+1)*np/parts)
 	})
 }
 
