@@ -22,12 +22,16 @@ import (
 // parks: longer than the gap between a forward pass's layers, short
 // enough that a worker with nothing to do soon yields its core (on a
 // machine shared with other processes, a core spent polling is one the
-// caller's own thread may be waiting for). waitSpin is how long a caller
-// that has run out of parts polls for the workers' before it blocks,
-// for the same reason.
+// caller's own thread may be waiting for). A caller that has run out of
+// parts polls for the workers' for twice the time its own parts took
+// each, within [minWaitSpin, maxWaitSpin], then blocks: a worker's part
+// in flight normally ends within one part's time, and blocking then would
+// add a thread wake-up to every layer; a worker that takes much longer
+// has lost its core, and the caller's may serve it better.
 const (
-	spinFor  = 50 * time.Microsecond
-	waitSpin = 20 * time.Microsecond
+	spinFor     = 50 * time.Microsecond
+	minWaitSpin = 20 * time.Microsecond
+	maxWaitSpin = 200 * time.Microsecond
 )
 
 // job is one product split into n parts; part(i) computes part i.
@@ -39,14 +43,17 @@ type job struct {
 	wg   sync.WaitGroup
 }
 
-// work claims and runs parts until none are left.
-func (j *job) work() {
+// work claims and runs parts until none are left and returns how many
+// it ran.
+func (j *job) work() int {
+	ran := 0
 	for {
 		i := j.next.Add(1) - 1
 		if i >= j.n {
-			return
+			return ran
 		}
 		j.part(int(i))
+		ran++
 		j.done.Add(1)
 		j.wg.Done()
 	}
@@ -94,12 +101,17 @@ func runParts(n int, part func(i int)) {
 			}
 		}
 	}
-	j.work()
-	// Parts still running were claimed by workers that are running them:
-	// poll briefly, then block, which frees this core for them.
 	start := time.Now()
+	ran := j.work()
+	// Parts still running were claimed by workers that are running them:
+	// poll (see maxWaitSpin), then block, which frees this core for them.
+	limit := minWaitSpin
+	if ran > 0 {
+		limit = min(max(2*time.Since(start)/time.Duration(ran), minWaitSpin), maxWaitSpin)
+	}
+	start = time.Now()
 	for spins := 0; j.done.Load() < j.n; spins++ {
-		if spins&255 == 255 && time.Since(start) > waitSpin {
+		if spins&255 == 255 && time.Since(start) > limit {
 			j.wg.Wait()
 			break
 		}
