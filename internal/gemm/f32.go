@@ -175,20 +175,29 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 		}
 		return
 	}
+	// K is blocked so that a panel's slice stays in L1 while several row
+	// tiles reuse it; with one row tile (batch 1 in particular) nothing
+	// reuses it, and one pass over K streams each panel straight through
+	// instead of in kc-long pieces (and stores C once). The choice
+	// depends on m alone, so every thread count sums in the same order.
+	kc := p.kcEff
+	if m <= p.im.mr {
+		kc = k
+	}
 	parallel(m, n, k, p.im.mr, p.im.nr, int(f32ParMin.Load()), func(m0, m1, p0, p1 int) {
-		p.run(m0, m1, p0, p1, a, lda, c, ldc, bias, relu)
+		p.run(m0, m1, p0, p1, kc, a, lda, c, ldc, bias, relu)
 	})
 }
 
-// run computes rows [m0, m1) and panels [p0, p1) of C.
-func (p *PackedF32) run(m0, m1, p0, p1 int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+// run computes rows [m0, m1) and panels [p0, p1) of C, K in blocks of kc.
+func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	im := p.im
 	n, k, nr, mr := p.n, p.k, im.nr, im.mr
 	var tile [12 * 32]float32
 	var tbias [32]float32
 	zero := &tbias[0]
-	for pc := 0; pc < k; pc += p.kcEff {
-		kb := min(p.kcEff, k-pc)
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
 		flags := 0
 		if pc > 0 {
 			flags |= flagAcc
