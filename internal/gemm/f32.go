@@ -302,13 +302,13 @@ func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 	}
 	if m >= t*mr*2 || np < t {
 		parts := min(t*partsPerThread, tiles)
-		runParts(parts, func(i int) {
+		runParts(t, parts, func(i int) {
 			f(min(i*tiles/parts*mr, m), min((i+1)*tiles/parts*mr, m), 0, np)
 		})
 		return
 	}
 	parts := min(t*partsPerThread, np)
-	runParts(parts, func(i int) {
+	runParts(t, parts, func(i int) {
 		f(0, m, i*np/parts, (i+1)*np/parts)
 	})
 }

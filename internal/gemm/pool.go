@@ -71,29 +71,37 @@ var pool struct {
 }
 
 // runParts runs part(0) … part(n−1) on the calling goroutine and up to
-// n−1 pool workers and returns when all have finished. A caller that
-// finds the pool busy with another product spawns goroutines instead.
-func runParts(n int, part func(i int)) {
-	if n <= 1 {
+// threads−1 pool workers and returns when all have finished. A caller
+// that finds the pool busy with another product spawns goroutines
+// instead.
+func runParts(threads, n int, part func(i int)) {
+	threads = min(threads, n)
+	if threads <= 1 {
 		for i := range n {
 			part(i)
 		}
 		return
 	}
+	j := &job{part: part, n: int32(n)}
+	j.wg.Add(n)
 	if !pool.mu.TryLock() {
-		spawnParts(n, part)
+		for range threads - 1 {
+			go j.work()
+		}
+		j.work()
+		j.wg.Wait()
 		return
 	}
 	defer pool.mu.Unlock()
-	for len(pool.workers) < n-1 {
+	for len(pool.workers) < threads-1 {
 		w := &worker{wake: make(chan struct{}, 1)}
 		pool.workers = append(pool.workers, w)
 		go w.loop(pool.cur.Load())
 	}
-	j := &job{part: part, n: int32(n)}
-	j.wg.Add(n)
 	pool.cur.Store(j)
-	for _, w := range pool.workers[:n-1] {
+	// Workers beyond threads−1 may see the job too if they are polling;
+	// only the ones needed are woken.
+	for _, w := range pool.workers[:threads-1] {
 		if w.sleeping.Load() {
 			select {
 			case w.wake <- struct{}{}:
@@ -165,15 +173,4 @@ func (w *worker) await(last *job) *job {
 			return j
 		}
 	}
-}
-
-// spawnParts is runParts on fresh goroutines, for concurrent products.
-func spawnParts(n int, part func(i int)) {
-	var wg sync.WaitGroup
-	for i := 1; i < n; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); part(i) }()
-	}
-	part(0)
-	wg.Wait()
 }
