@@ -6,7 +6,10 @@
 // timed in interleaved rounds (the order rotating from round to round)
 // and the medians are printed with their ratios, because the machines
 // here are shared and noisy. Both runtimes get the same number of
-// threads (-threads; ONNX Runtime's intra-op threads).
+// threads (-threads; ONNX Runtime's intra-op threads). With -threads > 1,
+// distill's programs are also timed on one thread in the same rounds, and
+// the thread-scaling ratios (N threads / 1 thread) are printed with the
+// rest (-scaling=false leaves them out).
 //
 // ONNX Runtime runs the QDQ model twice: with its default options, and
 // with session.x64quantprecision=1, which on x86 CPUs without VNNI
@@ -57,6 +60,7 @@ func main() {
 	rounds := flag.Int("rounds", 9, "interleaved rounds per batch size (medians are quoted)")
 	target := flag.Duration("target", 150*time.Millisecond, "time per engine per round")
 	threads := flag.Int("threads", 2, "threads for each runtime (distill's GEMM goroutines, ONNX Runtime's intra-op threads)")
+	scaling := flag.Bool("scaling", true, "with -threads > 1, also time distill's programs on 1 thread, interleaved with the rest, and print the thread-scaling ratios")
 	method := flag.String("method", string(quantize.DefaultMethod), "calibration method: "+vocab.Join(quantize.Methods()))
 	calibN := flag.Int("calib", 1000, "random calibration examples")
 	useORT := flag.Bool("ort", true, "also measure ONNX Runtime (needs its library: onnx/testdata/install-ort.sh or $ONNXRUNTIME_LIB)")
@@ -104,7 +108,9 @@ func main() {
 
 	fmt.Printf("model %s %v → %d, %d params; CPU %s; %d threads; GEMM kernels FP32 %v, INT8 %v\n",
 		spec.Name, spec.Input, spec.Classes, paramCount(spec), cpuName(), *threads, gemm.BestF32(), gemm.BestI8())
-	engines := []engine{program("ours FP32", fp), program("ours INT8", qp)}
+	engines := []engine{program("ours FP32", fp, 0), program("ours INT8", qp, 0)}
+	// Each ratio divides the throughput of its first engine by its second's.
+	ratios := [][2]string{{"ours INT8", "ours FP32"}}
 
 	if *useORT {
 		dir := *keep
@@ -127,6 +133,17 @@ func main() {
 		}
 		fmt.Printf("ONNX Runtime %s, QDQ model %s\n", version, qPath)
 		engines = append(engines, es...)
+		for _, e := range es[1:] {
+			ratios = append(ratios, [2]string{"ours INT8", e.name})
+		}
+		ratios = append(ratios, [2]string{"ours FP32", es[0].name})
+		for _, e := range es[1:] {
+			ratios = append(ratios, [2]string{e.name, es[0].name})
+		}
+	}
+	if *scaling && *threads > 1 {
+		engines = append(engines, program("ours FP32 1 thread", fp, 1), program("ours INT8 1 thread", qp, 1))
+		ratios = append(ratios, [2]string{"ours FP32", "ours FP32 1 thread"}, [2]string{"ours INT8", "ours INT8 1 thread"})
 	}
 	defer func() {
 		for _, e := range engines {
@@ -137,16 +154,16 @@ func main() {
 	}()
 
 	for _, n := range batches {
-		if err := measure(engines, spec, n, *rounds, *target); err != nil {
+		if err := measure(engines, ratios, spec, n, *rounds, *target); err != nil {
 			log.Fatal(err)
 		}
 	}
 }
 
 // measure times every engine on batches of n in interleaved rounds and
-// prints the medians, the ratios and how the engines' logits agree with
-// distill's.
-func measure(engines []engine, spec model.Spec, n, rounds int, target time.Duration) error {
+// prints the medians, the ratios (pairs of engine names) and how the
+// engines' logits agree with distill's INT8 program (engines[1]).
+func measure(engines []engine, ratios [][2]string, spec model.Spec, n, rounds int, target time.Duration) error {
 	rng := rand.New(rand.NewPCG(uint64(n), 3))
 	x := randNormal(rng, n*model.Numel(spec.Input))
 	runs := make([]func() error, len(engines))
@@ -217,24 +234,17 @@ func measure(engines []engine, spec model.Spec, n, rounds int, target time.Durat
 	}
 	// Throughput ratios: the median over rounds of the per-round ratio,
 	// so that both engines of a ratio saw about the same load.
-	ratio := func(a, b int) {
-		if a >= len(engines) || b >= len(engines) {
-			return
-		}
+	index := func(name string) int {
+		return slices.IndexFunc(engines, func(e engine) bool { return e.name == name })
+	}
+	fmt.Println("  throughput ratios (median of per-round ratios):")
+	for _, pr := range ratios {
+		a, b := index(pr[0]), index(pr[1])
 		rs := make([]float64, rounds)
 		for r := range rounds {
 			rs[r] = perBatch[b][r] / perBatch[a][r]
 		}
-		fmt.Printf("  %-62s %5.2f×  (rounds %.2f–%.2f)\n", engines[a].name+" / "+engines[b].name, median(rs), slices.Min(rs), slices.Max(rs))
-	}
-	fmt.Println("  throughput ratios (median of per-round ratios):")
-	ratio(1, 0)
-	for i := 2; i < len(engines); i++ {
-		ratio(1, i)
-	}
-	ratio(0, 2)
-	for i := 3; i < len(engines); i++ {
-		ratio(i, 2)
+		fmt.Printf("  %-62s %5.2f×  (rounds %.2f–%.2f)\n", pr[0]+" / "+pr[1], median(rs), slices.Min(rs), slices.Max(rs))
 	}
 	return nil
 }
@@ -267,11 +277,20 @@ func pct(c float64) string {
 	return fmt.Sprintf("%.0f%%", 100*c)
 }
 
-// program is an engine running a compiled infer.Program.
-func program(name string, p *infer.Program) engine {
+// program is an engine running a compiled infer.Program; threads > 0
+// caps its GEMM goroutines for its runs only (the others keep -threads).
+func program(name string, p *infer.Program, threads int) engine {
 	return engine{name: name, prepare: func(x []float32, n int) (func() error, func() []float32, error) {
 		out := make([]float32, n*p.Classes())
-		return func() error { return p.Forward(x, n, out) }, func() []float32 { return out }, nil
+		run := func() error { return p.Forward(x, n, out) }
+		if threads > 0 {
+			run = func() error {
+				prev := gemm.SetThreads(threads)
+				defer gemm.SetThreads(prev)
+				return p.Forward(x, n, out)
+			}
+		}
+		return run, func() []float32 { return out }, nil
 	}}
 }
 

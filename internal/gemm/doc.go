@@ -6,9 +6,10 @@
 // Weights are packed once (PackF32, PackI8) into column panels laid out
 // for the micro-kernels; products then run blocked for the caches: K in
 // blocks whose panel slice stays in L1, M in blocks that stay in L2.
-// Large products are split across goroutines (rows, or column panels
-// when there are few rows); small ones, batch-1 inference in particular,
-// run on the calling goroutine.
+// Large products are split into parts (rows, or column panels when
+// there are few rows) that the calling goroutine and persistent workers
+// claim from a shared counter (pool.go); small ones run on the calling
+// goroutine alone.
 //
 // # Implementations
 //

@@ -2,7 +2,6 @@ package gemm
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -176,20 +175,29 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 		}
 		return
 	}
+	// K is blocked so that a panel's slice stays in L1 while several row
+	// tiles reuse it; with one row tile (batch 1 in particular) nothing
+	// reuses it, and one pass over K streams each panel straight through
+	// instead of in kc-long pieces (and stores C once). The choice
+	// depends on m alone, so every thread count sums in the same order.
+	kc := p.kcEff
+	if m <= p.im.mr {
+		kc = k
+	}
 	parallel(m, n, k, p.im.mr, p.im.nr, int(f32ParMin.Load()), func(m0, m1, p0, p1 int) {
-		p.run(m0, m1, p0, p1, a, lda, c, ldc, bias, relu)
+		p.run(m0, m1, p0, p1, kc, a, lda, c, ldc, bias, relu)
 	})
 }
 
-// run computes rows [m0, m1) and panels [p0, p1) of C.
-func (p *PackedF32) run(m0, m1, p0, p1 int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+// run computes rows [m0, m1) and panels [p0, p1) of C, K in blocks of kc.
+func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	im := p.im
 	n, k, nr, mr := p.n, p.k, im.nr, im.mr
 	var tile [12 * 32]float32
 	var tbias [32]float32
 	zero := &tbias[0]
-	for pc := 0; pc < k; pc += p.kcEff {
-		kb := min(p.kcEff, k-pc)
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
 		flags := 0
 		if pc > 0 {
 			flags |= flagAcc
@@ -271,45 +279,38 @@ func SetParallelMin(f32, i8 int) (prevF32, prevI8 int) {
 	return prevF32, prevI8
 }
 
-// parallel splits an m×(panels of nr) product over goroutines and calls
-// f for each part, the last part on the calling goroutine. Rows are split
-// when there are enough of them, else panels.
+// partsPerThread is how many parts a product is cut into per thread:
+// more than one, so that when one core is slowed (by another process, or
+// a worker that wakes late) the others take over its share, and parts
+// small enough that the last one to finish does not leave the other
+// threads idle for long.
+const partsPerThread = 4
+
+// parallel splits an m×(panels of nr) product into parts and calls f for
+// each, on the calling goroutine and the pool's workers (see runParts).
+// Rows are split (in whole tiles of mr) when there are enough of them,
+// else panels; either way into parts whose sizes differ by at most one
+// unit, so that equal threads finish together.
 func parallel(m, n, k, mr, nr, minWork int, f func(m0, m1, p0, p1 int)) {
 	np := (n + nr - 1) / nr
+	tiles := (m + mr - 1) / mr
 	work := m * n * k
-	t := min(maxThreads(), max(1, work/max(minWork, 1)), np*((m+mr-1)/mr))
+	t := min(maxThreads(), max(1, work/max(minWork, 1)), np*tiles)
 	if t <= 1 {
 		f(0, m, 0, np)
 		return
 	}
-	var wg sync.WaitGroup
 	if m >= t*mr*2 || np < t {
-		// Split rows in multiples of mr.
-		tiles := (m + mr - 1) / mr
-		t = min(t, tiles)
-		per := (tiles + t - 1) / t * mr
-		for m0 := 0; m0 < m; m0 += per {
-			m1 := min(m0+per, m)
-			if m1 == m {
-				f(m0, m1, 0, np)
-				break
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f(m0, m1, 0, np) }()
-		}
-	} else {
-		per := (np + t - 1) / t
-		for p0 := 0; p0 < np; p0 += per {
-			p1 := min(p0+per, np)
-			if p1 == np {
-				f(0, m, p0, p1)
-				break
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f(0, m, p0, p1) }()
-		}
+		parts := min(t*partsPerThread, tiles)
+		runParts(t, parts, func(i int) {
+			f(min(i*tiles/parts*mr, m), min((i+1)*tiles/parts*mr, m), 0, np)
+		})
+		return
 	}
-	wg.Wait()
+	parts := min(t*partsPerThread, np)
+	runParts(t, parts, func(i int) {
+		f(0, m, i*np/parts, (i+1)*np/parts)
+	})
 }
 
 // Portable micro-kernels (mr = 4, nr = 16).
