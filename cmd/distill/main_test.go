@@ -40,22 +40,29 @@ func TestValidateShippedRecipes(t *testing.T) {
 		t.Fatal("no recipes found")
 	}
 	// A recipe whose teacher file a documented command makes
-	// (fashion-onnx-teacher.yaml) validates once it is made; before, its
-	// only problem is that file.
+	// (fashion-onnx-teacher.yaml, fashion-statedict-teacher.yaml)
+	// validates once it is made; before, its only problem is that file.
 	var paths []string
 	for _, p := range all {
 		r, err := recipe.Load(p)
-		if err != nil || r.Teacher.ONNX == "" {
+		key, file := "teacher.onnx", ""
+		if err == nil {
+			file = r.Teacher.ONNX
+			if r.Teacher.Safetensors != "" {
+				key, file = "teacher.safetensors", r.Teacher.Safetensors
+			}
+		}
+		if file == "" {
 			paths = append(paths, p)
 			continue
 		}
-		if _, err := os.Stat(r.Teacher.ONNX); err == nil {
+		if _, err := os.Stat(file); err == nil {
 			paths = append(paths, p)
 			continue
 		}
 		code, out, errOut := capture(t, "validate", p)
-		if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "teacher.onnx: ") || !strings.Contains(errOut, "does not exist") {
-			t.Errorf("validate %s without its teacher file: exit %d, stdout %q, stderr %q; want only the missing teacher.onnx", p, code, out, errOut)
+		if code != exitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, key+": ") || !strings.Contains(errOut, "does not exist") {
+			t.Errorf("validate %s without its teacher file: exit %d, stdout %q, stderr %q; want only the missing %s", p, code, out, errOut, key)
 		}
 	}
 	code, out, errOut := capture(t, append([]string{"validate"}, paths...)...)
