@@ -196,18 +196,7 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 		_, err := tr.Step(&backend.Batch{N: n, X: x, Labels: y, TeacherLogits: soft, LR: 1e-3})
 		return err
 	}
-	for i := 0; i < 5; i++ {
-		if err := step(i); err != nil {
-			return 0, err
-		}
-	}
-	start := time.Now()
-	for i := 0; i < steps; i++ {
-		if err := step(5 + i); err != nil {
-			return 0, err
-		}
-	}
-	return float64(steps*n) / time.Since(start).Seconds(), nil
+	return samplesPerSecond(step, n, steps)
 }
 
 // refFor runs the reference of a mode: resnetScript for the resnet
@@ -292,6 +281,23 @@ func pytorch(python, script, mode string, steps, threads int) (refResult, error)
 		return refResult{}, err
 	}
 	return refResult{samplesPerS: m.Median}, nil
+}
+
+// samplesPerSecond runs step(0..4) to warm up, then times step(5..)
+// for steps steps of n examples each.
+func samplesPerSecond(step func(i int) error, n, steps int) (float64, error) {
+	for i := 0; i < 5; i++ {
+		if err := step(i); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	for i := 0; i < steps; i++ {
+		if err := step(5 + i); err != nil {
+			return 0, err
+		}
+	}
+	return float64(steps*n) / time.Since(start).Seconds(), nil
 }
 
 // referenceEnv is the PyTorch reference's environment: this process's,

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/backend/backendtest"
@@ -97,18 +96,7 @@ func measureResNet(b backend.Backend, steps int) (float64, error) {
 		_, err := tr.Step(&backend.Batch{N: n, X: xs[i%len(xs)], Labels: ys[(i/len(xs)+i)%len(ys)], LR: 0.05})
 		return err
 	}
-	for i := 0; i < 5; i++ {
-		if err := step(i); err != nil {
-			return 0, err
-		}
-	}
-	start := time.Now()
-	for i := 0; i < steps; i++ {
-		if err := step(5 + i); err != nil {
-			return 0, err
-		}
-	}
-	return float64(steps*n) / time.Since(start).Seconds(), nil
+	return samplesPerSecond(step, n, steps)
 }
 
 // resnetRef runs resnetScript once on the CPU with threads intra-op
