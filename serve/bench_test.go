@@ -22,6 +22,25 @@ func benchProgram(b *testing.B) *infer.Program {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return compileRandom(b, spec)
+}
+
+// benchResNet is recipes/fashion-resnet.yaml's teacher (a ResNet-8 of
+// 16-32-64 channels on 1×28×28): 9.3 M multiply-adds per example against
+// the MLP's 1.3 M, so the per-request HTTP cost weighs less.
+func benchResNet(b *testing.B) *infer.Program {
+	spec, err := model.Blocks(model.BlocksConfig{
+		Name: "resnet8", Input: []int{1, 28, 28}, Stem: model.StemConfig{Channels: 16},
+		Stages:  []model.Stage{{Channels: 16}, {Channels: 32, Stride: 2}, {Channels: 64, Stride: 2}},
+		Classes: 10,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return compileRandom(b, spec)
+}
+
+func compileRandom(b *testing.B, spec model.Spec) *infer.Program {
 	w, err := spec.Init(1)
 	if err != nil {
 		b.Fatal(err)
@@ -75,11 +94,15 @@ func echoServer(b *testing.B) string {
 // net/http handler's round trip with the same body, the part of the
 // overhead no server on net/http avoids.
 //
-// throughput/examples=1: the server scenario (batch-1 requests from 64
-// concurrent clients, dynamically batched) against the offline scenario
-// (direct Forward on batches of 64); server/offline is the ratio of
-// examples per second (goal ≥ 0.8). examples=16 sends 16 examples per
-// request, to show how much of the gap is the per-request HTTP cost.
+// throughput/model=M/examples=1: the server scenario (batch-1 requests
+// from 64 concurrent clients, dynamically batched) against the offline
+// scenario (direct Forward on batches of 64); server/offline is the ratio
+// of examples per second (goal ≥ 0.8). examples=16 sends 16 examples per
+// request, to show how much of the gap is the per-request HTTP cost. The
+// load generator shares the machine with the server, as in a test on one
+// box: on 2 cores its HTTP client costs about what the server's HTTP side
+// does. model=mlp is HTTP-bound; model=resnet8 shows the ratio for a
+// model whose compute dominates.
 func BenchmarkServe(b *testing.B) {
 	p := benchProgram(b)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -128,52 +151,63 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
 	})
 
-	for _, per := range []int{1, 16} {
-		b.Run(fmt.Sprintf("throughput/examples=%d", per), func(b *testing.B) {
-			const batch, clients, examples = 64, 64, 1024
-			requests := examples / per
-			url, s := benchServer(b, p, Config{MaxBatch: batch})
-			x := randomInputs(rng, batch, in)
-			out := make([]float32, batch*p.Classes())
-			body := tensorBody(x[:per*in])
-			var offline, server time.Duration
-			var served int
-			for b.Loop() {
-				t0 := time.Now()
-				for range examples / batch {
-					if err := p.Forward(x, batch, out); err != nil {
-						b.Fatal(err)
-					}
-				}
-				offline += time.Since(t0)
-				res, err := Load(context.Background(), url, LoadConfig{
-					Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(res.Latencies) != requests {
-					b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
-				}
-				server += res.Elapsed
-				served += examples
-			}
-			off := float64(served) / offline.Seconds()
-			srv := float64(served) / server.Seconds()
-			b.ReportMetric(off, "offline-ex/s")
-			b.ReportMetric(srv, "server-ex/s")
-			b.ReportMetric(srv/off, "server/offline")
-			mfs, err := s.Registry().Gather()
-			if err != nil {
+	models := []struct {
+		name string
+		p    *infer.Program
+	}{{"mlp", p}, {"resnet8", benchResNet(b)}}
+	for _, m := range models {
+		for _, per := range []int{1, 16} {
+			b.Run(fmt.Sprintf("throughput/model=%s/examples=%d", m.name, per), func(b *testing.B) {
+				benchThroughput(b, m.p, per)
+			})
+		}
+	}
+}
+
+func benchThroughput(b *testing.B, p *infer.Program, per int) {
+	const batch, clients, examples = 64, 64, 1024
+	rng := rand.New(rand.NewPCG(3, 4))
+	requests := examples / per
+	url, s := benchServer(b, p, Config{MaxBatch: batch})
+	x := randomInputs(rng, batch, p.InputSize())
+	out := make([]float32, batch*p.Classes())
+	body := tensorBody(x[:per*p.InputSize()])
+	var offline, server time.Duration
+	var served int
+	for b.Loop() {
+		t0 := time.Now()
+		for range examples / batch {
+			if err := p.Forward(x, batch, out); err != nil {
 				b.Fatal(err)
 			}
-			for _, mf := range mfs {
-				if mf.GetName() == MetricBatchSize {
-					h := mf.GetMetric()[0].GetHistogram()
-					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
-				}
-			}
-			b.ReportMetric(0, "ns/op")
+		}
+		offline += time.Since(t0)
+		res, err := Load(context.Background(), url, LoadConfig{
+			Requests: requests, Duration: time.Minute, Concurrency: clients, Body: body, ContentType: ContentTypeTensor,
 		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Latencies) != requests {
+			b.Fatalf("%d of %d requests answered 200: %v, %d errors (%v)", len(res.Latencies), requests, res.Status, res.Errors, res.FirstError)
+		}
+		server += res.Elapsed
+		served += examples
 	}
+	off := float64(served) / offline.Seconds()
+	srv := float64(served) / server.Seconds()
+	b.ReportMetric(off, "offline-ex/s")
+	b.ReportMetric(srv, "server-ex/s")
+	b.ReportMetric(srv/off, "server/offline")
+	mfs, err := s.Registry().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == MetricBatchSize {
+			h := mf.GetMetric()[0].GetHistogram()
+			b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "mean-batch")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
 }
