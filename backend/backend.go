@@ -235,6 +235,57 @@ type Options struct {
 	Device string
 	// Threads bounds intra-op parallelism; 0 leaves the engine's default.
 	Threads int
+	// Precision is the arithmetic of the backend's forward passes
+	// (training, labelling, evaluation); "" means PrecisionAuto.
+	Precision Precision
+}
+
+// Precision names the arithmetic a backend's forward passes run in.
+type Precision string
+
+// Precisions. Under PrecisionBF16 the matrix products and convolutions
+// run in bfloat16 (PyTorch's autocast); weights, losses, softmax,
+// gradients' accumulation into the weights and optimizer state stay
+// float32. PrecisionAuto lets the backend choose: bf16 where the device
+// computes it natively (a CUDA GPU of compute capability 8.0 or newer),
+// fp32 elsewhere.
+const (
+	PrecisionAuto Precision = "auto"
+	PrecisionFP32 Precision = "fp32"
+	PrecisionBF16 Precision = "bf16"
+)
+
+// precisions lists every precision, the default first; recipe validation,
+// its schema and the reference docs derive from it.
+var precisions = vocab.Set[Precision]{PrecisionAuto, PrecisionFP32, PrecisionBF16}
+
+// Precisions returns the precisions, PrecisionAuto first. The slice is a
+// copy.
+func Precisions() []Precision { return precisions.Values() }
+
+// ParsePrecision returns the precision named s ("" is PrecisionAuto), or
+// an error listing the valid names.
+func ParsePrecision(s string) (Precision, error) {
+	if s == "" {
+		return PrecisionAuto, nil
+	}
+	return precisions.Parse("backend", "precision", s)
+}
+
+// MixedPrecision is a Backend that can compute in a precision other than
+// float32. A backend that does not implement it computes in float32.
+type MixedPrecision interface {
+	// Precision is the precision the backend resolved Options.Precision
+	// to: PrecisionFP32 or PrecisionBF16, never PrecisionAuto.
+	Precision() Precision
+}
+
+// PrecisionOf returns the precision b computes in.
+func PrecisionOf(b Backend) Precision {
+	if m, ok := b.(MixedPrecision); ok {
+		return m.Precision()
+	}
+	return PrecisionFP32
 }
 
 // Factory opens a backend.
@@ -310,7 +361,22 @@ func Open(name string, opts Options) (Backend, error) {
 	if !ok {
 		return nil, unknown(name)
 	}
-	return f(opts)
+	want, err := ParsePrecision(string(opts.Precision))
+	if err != nil {
+		return nil, err
+	}
+	opts.Precision = want
+	b, err := f(opts)
+	if err != nil {
+		return nil, err
+	}
+	// A backend that cannot compute in bf16 ignores the option: asked
+	// for explicitly, that is an error, not a silent float32 run.
+	if got := PrecisionOf(b); want != PrecisionAuto && got != want {
+		_ = b.Close()
+		return nil, fmt.Errorf("backend %q computes in %s, not %s: set precision to %s or %s, or use a backend with %s (torch)", name, got, want, PrecisionAuto, got, want)
+	}
+	return b, nil
 }
 
 // unknown explains why name is not registered and how to register it.

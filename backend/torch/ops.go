@@ -35,8 +35,11 @@ const (
 // A scope must only be used on its engine's thread.
 type scope struct {
 	device int // -1 = CPU, n = cuda:n
-	err    error
-	owned  []ctensor
+	// mixed marks a scope whose forward pass runs under bf16 autocast:
+	// toHost casts what it copies to float32.
+	mixed bool
+	err   error
+	owned []ctensor
 	// out receives the result of the op being called. It is an allocation
 	// of its own: cgo checks the whole Go object a pointer argument points
 	// into, and the scope holds Go pointers.
@@ -196,15 +199,26 @@ func (s *scope) toDevice(t ctensor) ctensor {
 	return d
 }
 
-// toHost copies the first len(dst) values of a float32 tensor into dst.
+// toHost copies the first len(dst) values of a float32 tensor (of any
+// floating type in a mixed scope) into dst.
 func (s *scope) toHost(t ctensor, dst []float32) {
 	if s.err != nil || len(dst) == 0 {
 		return
+	}
+	if s.mixed {
+		t = s.toFloat(t)
 	}
 	lib.AtCopyData(t, unsafe.Pointer(&dst[0]), uint(len(dst)), 4)
 	if err := lastErr(); err != nil {
 		s.fail(fmt.Errorf("torch copy to host: %w", err))
 	}
+}
+
+// toFloat returns t as float32: a bfloat16 output of autocast converted,
+// t itself (a new handle) if it is float32 already. Losses and softmax
+// read float32, as torch.autocast's fp32 list makes them on CUDA.
+func (s *scope) toFloat(t ctensor) ctensor {
+	return s.call("to", func(out *ctensor) { lib.AtgToDtype(out, t, kindFloat32, 0, 0) })
 }
 
 // dataPtr returns the address of t's first element (nil after an error).

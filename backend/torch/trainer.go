@@ -211,6 +211,8 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 	err := t.do(func() error {
 		s := newScope(t.m.b.device)
 		defer s.free()
+		mixed := t.m.b.mixed()
+		s.mixed = mixed
 		n, k := b.N, t.m.spec.Classes
 		x := s.fromHost(b.X[:n*t.m.inSize], t.m.batchShape(n)...)
 		var y ctensor
@@ -234,12 +236,31 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 			var capture func(int, ctensor)
 			if len(t.feats.plans) > 0 {
 				captured = map[int]ctensor{}
-				capture = func(layer int, out ctensor) { captured[layer] = out }
+				capture = func(layer int, out ctensor) {
+					if mixed {
+						out = s.toFloat(out) // feature losses read float32
+					}
+					captured[layer] = out
+				}
 			}
-			outs := t.m.forward(s, x, p, t.run, capture)
+			// Only the forward pass runs under autocast; the losses and the
+			// backward pass run outside it, as PyTorch's AMP recipe has
+			// them, on float32 logits and features.
+			var outs []ctensor
+			err := withAutocast(t.m.b.device, mixed, func() error {
+				outs = t.m.forward(s, x, p, t.run, capture)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 			var total, hard, soft ctensor
 			if t.obj.HasLogitTerms() && s.err == nil {
-				total, hard, soft = t.objective(s, outs[len(outs)-1], y, teacher, n)
+				logits := outs[len(outs)-1]
+				if mixed {
+					logits = s.toFloat(logits)
+				}
+				total, hard, soft = t.objective(s, logits, y, teacher, n)
 			}
 			feat := t.feats.loss(s, captured, b.TeacherFeatures, n)
 			switch {
