@@ -77,6 +77,27 @@ type Trainer interface {
 	Close() error
 }
 
+// ResidentTrainer is a Trainer that can keep a whole training set on its
+// device and step on rows of it: on CUDA a step then copies no examples
+// from the host and does not wait on host-to-device transfers.
+type ResidentTrainer interface {
+	Trainer
+	// KeepBudget is how many bytes of training set the trainer would keep
+	// (examples as float32, labels as int64, teacher logits as float32);
+	// 0 when keeping gains nothing (on the CPU, where the host's memory
+	// is the device's) or the device cannot tell its free memory.
+	KeepBudget() int64
+	// Keep copies the set.N rows of set.X, set.Labels and, when the
+	// objective has a soft term, set.TeacherLogits to the device, for
+	// StepRows; Masks, LR and TeacherFeatures are not read. It replaces
+	// a set kept before.
+	Keep(set *Batch) error
+	// StepRows is Step on rows idx of the kept set: b.N must be len(idx);
+	// b's Masks and LR are used, its X, Labels and TeacherLogits are not
+	// read. The objective must have no feature terms.
+	StepRows(idx []int, b *Batch) (loss.Value, error)
+}
+
 // Batch is one training step's input, all on the host.
 type Batch struct {
 	N int
