@@ -619,3 +619,24 @@ func cost(r *Report) error {
 	}
 	return r.validate()
 }
+
+// TestPrecisionInHeader: a bf16 run says so in the header and in the JSON;
+// an fp32 run (Precision empty) says nothing, as reports did before.
+func TestPrecisionInHeader(t *testing.T) {
+	r := full()
+	if md := r.Markdown(); strings.Contains(md, "mixed precision") {
+		t.Errorf("an fp32 report mentions mixed precision:\n%s", md)
+	}
+	r.Precision = "bf16"
+	if md := r.Markdown(); !strings.Contains(md, "- **Backend:** "+r.Backend+" on "+r.Device+", BF16 mixed precision\n") {
+		t.Errorf("a bf16 report's header does not name it:\n%s", md)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || back.Precision != "bf16" {
+		t.Errorf("precision after a JSON round trip: %q (%v)", back.Precision, err)
+	}
+}
