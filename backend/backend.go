@@ -301,6 +301,15 @@ type MixedPrecision interface {
 	Precision() Precision
 }
 
+// CUDAStatus is a Backend that can say what the CUDA runtime reports
+// about its device.
+type CUDAStatus interface {
+	// CUDAStatus returns the version of the CUDA runtime the backend
+	// loaded ("12.8") and the device memory in use and in all
+	// (cudaMemGetInfo), ok false off CUDA or when the runtime cannot tell.
+	CUDAStatus() (runtime string, used, total int64, ok bool)
+}
+
 // PrecisionOf returns the precision b computes in.
 func PrecisionOf(b Backend) Precision {
 	if m, ok := b.(MixedPrecision); ok {

@@ -192,6 +192,11 @@ func (run *runner) price(rep *report.Report) error {
 		return nil
 	}
 	host := cost.Host(run.be.Device())
+	if cs, ok := run.be.(backend.CUDAStatus); ok {
+		if rt, used, _, ok := cs.CUDAStatus(); ok {
+			host.CUDARuntime, host.GPUMemoryInUseMiB = rt, int(used>>20)
+		}
+	}
 	rep.Machine = &host
 	opts, err := pricing(sv, host)
 	if err != nil {

@@ -640,3 +640,20 @@ func TestPrecisionInHeader(t *testing.T) {
 		t.Errorf("precision after a JSON round trip: %q (%v)", back.Precision, err)
 	}
 }
+
+// TestCUDAStatusInMachine: the CUDA runtime's version and the device
+// memory in use appear beside the GPU's name; a CPU machine has neither.
+func TestCUDAStatusInMachine(t *testing.T) {
+	r := full()
+	r.Models[0].Serving = &Serving{Throughput: []Throughput{{Batch: 1, ModelBytes: 10}}} // the machine shows with serving figures
+	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPUs: 16, GOMAXPROCS: 16, Device: "cuda:0",
+		GPU: "NVIDIA H100 80GB HBM3", GPUMemoryMiB: 81559, GPUDriver: "550.54.15", CUDARuntime: "12.8", GPUMemoryInUseMiB: 1234}
+	want := "device cuda:0 (NVIDIA H100 80GB HBM3, 81559 MiB, driver 550.54.15, CUDA runtime 12.8, 1234 MiB in use at the end of the run)\n"
+	if md := r.Markdown(); !strings.Contains(md, want) {
+		t.Errorf("the machine line lacks %q:\n%s", want, md)
+	}
+	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPUs: 2, GOMAXPROCS: 2, Device: "cpu"}
+	if md := r.Markdown(); strings.Contains(md, "CUDA runtime") || strings.Contains(md, "in use at the end") {
+		t.Errorf("a CPU report names CUDA:\n%s", md)
+	}
+}

@@ -178,3 +178,10 @@ extern "C" int distill_cuda_mem_info(int dev, size_t *freeBytes, size_t *totalBy
 	if (setDevice == nullptr || memInfo == nullptr || setDevice(dev) != 0 || memInfo(freeBytes, totalBytes) != 0) return -1;
 	return 0;
 }
+
+extern "C" int distill_cuda_runtime_version(int *version) {
+	typedef int (*versionFn)(int *);
+	versionFn f = cudaSym<versionFn>("cudaRuntimeGetVersion");
+	if (f == nullptr || f(version) != 0) return -1;
+	return 0;
+}

@@ -77,6 +77,16 @@ func cudaMemInfo(d int) (free, total int64, ok bool) {
 	return int64(f), int64(t), true
 }
 
+// cudaRuntime returns the version of the CUDA runtime libtorch loaded,
+// "12.8" for 12080, ok false without one.
+func cudaRuntime() (string, bool) {
+	var v C.int
+	if C.distill_cuda_runtime_version(&v) != 0 {
+		return "", false
+	}
+	return fmt.Sprintf("%d.%d", v/1000, v%1000/10), true
+}
+
 // resolvePrecision turns the requested precision into the one device d
 // runs: auto is bf16 on a CUDA device of compute capability 8.0 or newer
 // (Ampere: native bfloat16 tensor cores) and fp32 elsewhere, where bf16

@@ -43,6 +43,10 @@ int distill_cuda_capability(int dev, int *major, int *minor);
 // dev (cudaMemGetInfo). It returns 0, or -1 as distill_cuda_capability.
 int distill_cuda_mem_info(int dev, size_t *free_bytes, size_t *total_bytes);
 
+// distill_cuda_runtime_version stores cudaRuntimeGetVersion's answer
+// (1000·major + 10·minor). It returns 0, or -1 as distill_cuda_capability.
+int distill_cuda_runtime_version(int *version);
+
 #ifdef __cplusplus
 }
 #endif

@@ -207,3 +207,19 @@ func TestBF16BatchNormStep(t *testing.T) {
 		}
 	}
 }
+
+// TestCUDAStatusAbsentOnCPU: on the CPU there is no CUDA status to report
+// (the report leaves its CUDA fields out); on CUDA the runtime answers.
+func TestCUDAStatusAbsentOnCPU(t *testing.T) {
+	b := openTest(t)
+	rt, used, total, ok := b.CUDAStatus()
+	if b.device < 0 {
+		if ok || rt != "" || used != 0 || total != 0 {
+			t.Errorf("CUDAStatus on the CPU = %q, %d, %d, %v; want nothing", rt, used, total, ok)
+		}
+		return
+	}
+	if !ok || rt == "" || total <= 0 || used <= 0 || used > total {
+		t.Errorf("CUDAStatus on %s = %q, %d, %d, %v", b.Device(), rt, used, total, ok)
+	}
+}

@@ -52,6 +52,7 @@ type Backend struct {
 var (
 	_ backend.Backend        = (*Backend)(nil)
 	_ backend.MixedPrecision = (*Backend)(nil)
+	_ backend.CUDAStatus     = (*Backend)(nil)
 )
 
 // Open starts a backend on opts.Device: "auto" or "" (CUDA device 0 if
@@ -143,6 +144,24 @@ func (b *Backend) Device() string { return deviceName(b.device) }
 
 // Precision returns the precision the models compute in: fp32 or bf16.
 func (b *Backend) Precision() backend.Precision { return b.precision }
+
+// CUDAStatus reports the CUDA runtime's version and the device's memory in
+// use and in all (backend.CUDAStatus); ok is false on the CPU.
+func (b *Backend) CUDAStatus() (runtime string, used, total int64, ok bool) {
+	if b.device < 0 {
+		return "", 0, 0, false
+	}
+	_ = b.eng.do(func() error {
+		var free int64
+		if runtime, ok = cudaRuntime(); !ok {
+			return nil
+		}
+		free, total, ok = cudaMemInfo(b.device)
+		used = total - free
+		return nil
+	})
+	return runtime, used, total, ok
+}
 
 // mixed reports whether forward passes run under bf16 autocast.
 func (b *Backend) mixed() bool { return b.precision == backend.PrecisionBF16 }
