@@ -38,8 +38,12 @@ type scope struct {
 	// mixed marks a scope whose forward pass runs under bf16 autocast:
 	// toHost casts what it copies to float32.
 	mixed bool
-	err   error
-	owned []ctensor
+	// pageable makes toDevice copy synchronously from pageable memory:
+	// for one-off uploads, whose pinned staging buffers libtorch's
+	// pinned-memory cache would keep for the life of the process.
+	pageable bool
+	err      error
+	owned    []ctensor
 	// out receives the result of the op being called. It is an allocation
 	// of its own: cgo checks the whole Go object a pointer argument points
 	// into, and the scope holds Go pointers.
@@ -215,6 +219,11 @@ func (s *scope) int64s(v []int64) ctensor {
 func (s *scope) toDevice(t ctensor, kind int32) ctensor {
 	if s.err != nil || s.device < 0 {
 		return t
+	}
+	if s.pageable {
+		d := s.call("to", func(out *ctensor) { lib.AtgTo(out, t, int32(s.device)) })
+		s.drop(t)
+		return d
 	}
 	p := s.call("pin_memory", func(out *ctensor) { lib.AtgPinMemory(out, t, int32(s.device)) })
 	s.drop(t)

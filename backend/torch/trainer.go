@@ -268,6 +268,7 @@ func (t *Trainer) Keep(set *backend.Batch) error {
 	err := t.do(func() error {
 		t.freeKept()
 		s := newScope(t.m.b.device)
+		s.pageable = true // copied once
 		ks := &keptSet{n: n, x: s.fromHost(set.X[:n*in], t.m.batchShape(n)...)}
 		if t.obj.HardWeight > 0 {
 			ks.y = s.labels(set.Labels[:n])
