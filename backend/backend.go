@@ -77,6 +77,27 @@ type Trainer interface {
 	Close() error
 }
 
+// ResidentTrainer is a Trainer that can keep a whole training set on its
+// device and step on rows of it: on CUDA a step then copies no examples
+// from the host and does not wait on host-to-device transfers.
+type ResidentTrainer interface {
+	Trainer
+	// KeepBudget is how many bytes of training set the trainer would keep
+	// (examples as float32, labels as int64, teacher logits as float32);
+	// 0 when keeping gains nothing (on the CPU, where the host's memory
+	// is the device's) or the device cannot tell its free memory.
+	KeepBudget() int64
+	// Keep copies the set.N rows of set.X, set.Labels and, when the
+	// objective has a soft term, set.TeacherLogits to the device, for
+	// StepRows; Masks, LR and TeacherFeatures are not read. It replaces
+	// a set kept before.
+	Keep(set *Batch) error
+	// StepRows is Step on rows idx of the kept set: b.N must be len(idx);
+	// b's Masks and LR are used, its X, Labels and TeacherLogits are not
+	// read. The objective must have no feature terms.
+	StepRows(idx []int, b *Batch) (loss.Value, error)
+}
+
 // Batch is one training step's input, all on the host.
 type Batch struct {
 	N int
@@ -235,6 +256,66 @@ type Options struct {
 	Device string
 	// Threads bounds intra-op parallelism; 0 leaves the engine's default.
 	Threads int
+	// Precision is the arithmetic of the backend's forward passes
+	// (training, labelling, evaluation); "" means PrecisionAuto.
+	Precision Precision
+}
+
+// Precision names the arithmetic a backend's forward passes run in.
+type Precision string
+
+// Precisions. Under PrecisionBF16 the matrix products and convolutions
+// run in bfloat16 (PyTorch's autocast); weights, losses, softmax,
+// gradients' accumulation into the weights and optimizer state stay
+// float32. PrecisionAuto lets the backend choose: bf16 where the device
+// computes it natively (a CUDA GPU of compute capability 8.0 or newer),
+// fp32 elsewhere.
+const (
+	PrecisionAuto Precision = "auto"
+	PrecisionFP32 Precision = "fp32"
+	PrecisionBF16 Precision = "bf16"
+)
+
+// precisions lists every precision, the default first; recipe validation,
+// its schema and the reference docs derive from it.
+var precisions = vocab.Set[Precision]{PrecisionAuto, PrecisionFP32, PrecisionBF16}
+
+// Precisions returns the precisions, PrecisionAuto first. The slice is a
+// copy.
+func Precisions() []Precision { return precisions.Values() }
+
+// ParsePrecision returns the precision named s ("" is PrecisionAuto), or
+// an error listing the valid names.
+func ParsePrecision(s string) (Precision, error) {
+	if s == "" {
+		return PrecisionAuto, nil
+	}
+	return precisions.Parse("backend", "precision", s)
+}
+
+// MixedPrecision is a Backend that can compute in a precision other than
+// float32. A backend that does not implement it computes in float32.
+type MixedPrecision interface {
+	// Precision is the precision the backend resolved Options.Precision
+	// to: PrecisionFP32 or PrecisionBF16, never PrecisionAuto.
+	Precision() Precision
+}
+
+// CUDAStatus is a Backend that can say what the CUDA runtime reports
+// about its device.
+type CUDAStatus interface {
+	// CUDAStatus returns the version of the CUDA runtime the backend
+	// loaded ("12.8") and the device memory in use and in all
+	// (cudaMemGetInfo), ok false off CUDA or when the runtime cannot tell.
+	CUDAStatus() (runtime string, used, total int64, ok bool)
+}
+
+// PrecisionOf returns the precision b computes in.
+func PrecisionOf(b Backend) Precision {
+	if m, ok := b.(MixedPrecision); ok {
+		return m.Precision()
+	}
+	return PrecisionFP32
 }
 
 // Factory opens a backend.
@@ -310,7 +391,22 @@ func Open(name string, opts Options) (Backend, error) {
 	if !ok {
 		return nil, unknown(name)
 	}
-	return f(opts)
+	want, err := ParsePrecision(string(opts.Precision))
+	if err != nil {
+		return nil, err
+	}
+	opts.Precision = want
+	b, err := f(opts)
+	if err != nil {
+		return nil, err
+	}
+	// A backend that cannot compute in bf16 ignores the option: asked
+	// for explicitly, that is an error, not a silent float32 run.
+	if got := PrecisionOf(b); want != PrecisionAuto && got != want {
+		_ = b.Close()
+		return nil, fmt.Errorf("backend %q computes in %s, not %s: set precision to %s or %s, or use a backend with %s (torch)", name, got, want, PrecisionAuto, got, want)
+	}
+	return b, nil
 }
 
 // unknown explains why name is not registered and how to register it.

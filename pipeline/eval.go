@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/infer"
 	"github.com/distill-dev/distill/loss"
@@ -43,10 +44,12 @@ func (run *runner) evaluate(ctx context.Context, entries []evalEntry) (*report.R
 		Recipe:  run.r.Name,
 		Backend: run.be.Name(),
 		Device:  run.be.Device(),
-		Seed:    run.r.Seed,
-		Dataset: report.Dataset{Name: run.r.Data.Dataset, Train: run.train.Len(), Test: run.test.Len()},
-		Created: time.Now().UTC(),
-		Version: Version,
+		// fp32 is the default and stays unwritten, as in older reports.
+		Precision: strings.TrimPrefix(string(backend.PrecisionOf(run.be)), string(backend.PrecisionFP32)),
+		Seed:      run.r.Seed,
+		Dataset:   report.Dataset{Name: run.r.Data.Dataset, Train: run.train.Len(), Test: run.test.Len()},
+		Created:   time.Now().UTC(),
+		Version:   Version,
 	}
 	var teacherLogits []float32
 	phases := len(entries)

@@ -35,6 +35,9 @@ func withOverrides(r *recipe.Recipe, opts Options) *recipe.Recipe {
 	if opts.Device != "" {
 		rc.Device = opts.Device
 	}
+	if opts.Precision != "" {
+		rc.Precision = opts.Precision
+	}
 	if opts.DataDir != "" {
 		rc.Data.Dir = opts.DataDir
 	}

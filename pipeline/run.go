@@ -31,9 +31,11 @@ type Options struct {
 	OutDir string
 	// DataDir overrides data.dir (offline IDX files).
 	DataDir string
-	// Backend and Device override the recipe's backend and device.
-	Backend string
-	Device  string
+	// Backend, Device and Precision override the recipe's backend,
+	// device and precision.
+	Backend   string
+	Device    string
+	Precision string
 	// Progress receives events; nil discards them.
 	Progress func(Event)
 	// Logger receives warnings and milestones; nil discards them.
@@ -96,7 +98,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opts Options) (*report.Report, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	be, err := backend.Open(rc.Backend, backend.Options{Device: rc.Device, Threads: rc.Threads})
+	be, err := backend.Open(rc.Backend, backend.Options{Device: rc.Device, Threads: rc.Threads, Precision: backend.Precision(rc.Precision)})
 	if err != nil {
 		return nil, fmt.Errorf("distill: open backend: %w", err)
 	}
@@ -190,6 +192,11 @@ func (run *runner) price(rep *report.Report) error {
 		return nil
 	}
 	host := cost.Host(run.be.Device())
+	if cs, ok := run.be.(backend.CUDAStatus); ok {
+		if rt, used, _, ok := cs.CUDAStatus(); ok {
+			host.CUDARuntime, host.GPUMemoryInUseMiB = rt, int(used>>20)
+		}
+	}
 	rep.Machine = &host
 	opts, err := pricing(sv, host)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/cost"
 	"github.com/distill-dev/distill/eval"
 	"github.com/distill-dev/distill/infer"
@@ -76,7 +77,7 @@ func (run *runner) servingTarget(ss *servingSet, e evalEntry, path string, spec 
 		return servingTarget{engine: report.EngineInfer, precision: report.PrecisionINT8, p: p.Program, arch: keyOf(named, p.String())}, nil
 	}
 	if run.onCUDA() {
-		return servingTarget{engine: run.be.Name() + " " + run.be.Device(), precision: report.PrecisionFP32, p: m, arch: keyOf(named)}, nil
+		return servingTarget{engine: run.be.Name() + " " + run.be.Device(), precision: string(backend.PrecisionOf(run.be)), p: m, arch: keyOf(named)}, nil
 	}
 	_, w, err := model.Load(path)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/internal/atomicfile"
 	"github.com/distill-dev/distill/internal/fileio"
 	"github.com/distill-dev/distill/model"
@@ -44,11 +45,19 @@ func keyOf(parts ...any) string {
 // dataKey is what every model trained here depends on: the backend, the
 // data and the seed.
 func (run *runner) dataKey() any {
-	return struct {
+	k := struct {
 		Backend, Device string
 		Data            recipe.Data
 		Seed            int64
 	}{run.r.Backend, run.be.Device(), run.r.Data, run.r.Seed}
+	// Keys of float32 runs stay as they were before precision existed.
+	if p := backend.PrecisionOf(run.be); p != backend.PrecisionFP32 {
+		return struct {
+			Key       any
+			Precision backend.Precision
+		}{k, p}
+	}
+	return k
 }
 
 // teacherKey is the key of teacher t: its data, model, files and

@@ -17,6 +17,7 @@ import (
 const (
 	DefaultBackend     = backend.Default
 	DefaultDevice      = "auto"
+	DefaultPrecision   = string(backend.PrecisionAuto)
 	DefaultSeed        = 1
 	DefaultDataset     = "mnist"
 	DefaultModelType   = "mlp"
@@ -76,6 +77,11 @@ func (r *Recipe) fillDefaults() {
 	def("name", &r.Name, "recipe")
 	def("backend", &r.Backend, DefaultBackend)
 	def("device", &r.Device, DefaultDevice)
+	// auto is kept as "", so that recipes written before the key existed
+	// keep their hash.
+	if r.Precision == string(backend.PrecisionAuto) {
+		r.Precision = ""
+	}
 	def("seed", &r.Seed, DefaultSeed)
 
 	def("data.dataset", &r.Data.Dataset, DefaultDataset)

@@ -28,6 +28,7 @@ type vocabulary struct {
 func vocabularies() []vocabulary {
 	return []vocabulary{
 		{"### Top level", "backend", backends, DefaultBackend},
+		{"### Top level", "precision", precisions, DefaultPrecision},
 		{"### data", "dataset", datasets, DefaultDataset},
 		{"### training", "optimizer", optimizers, string(DefaultOptimizer)},
 		{"### training.schedule", "kind", schedules, string(DefaultSchedule)},

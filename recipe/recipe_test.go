@@ -345,7 +345,9 @@ func TestParseProblems(t *testing.T) {
 			[]string{`test.yaml:2:40: teacher.model.conv[0].channels: must be an integer, got "x"`}},
 		{"device cuda:N", "device: cuda:12\n" + base, nil},
 		{"device bad", "device: cuda:x\n" + base, []string{`test.yaml:1:1: device: must be auto, cpu, cuda or cuda:N (N a GPU index such as 0), got "cuda:x"`}},
-		{"unknown key lists the valid ones", "xx: &x {hidden: [1]}\n" + base, []string{`test.yaml:1:1: xx: unknown key; expected one of: name, backend, device, threads, seed, data, training, teacher, ensemble, transfer, students, quantize, serving, eval, output, checkpoint`}},
+		{"bf16 needs the torch backend", "precision: bf16\n" + base, []string{`test.yaml:1:1: precision: bf16 runs only on the torch backend (backend: torch); the gorgonia backend computes in fp32: set precision to auto or fp32`}},
+		{"unknown precision", "precision: fp16\n" + base, []string{`test.yaml:1:1: precision: must be one of auto, fp32, bf16, got "fp16"`}},
+		{"unknown key lists the valid ones", "xx: &x {hidden: [1]}\n" + base, []string{`test.yaml:1:1: xx: unknown key; expected one of: name, backend, device, threads, precision, seed, data, training, teacher, ensemble, transfer, students, quantize, serving, eval, output, checkpoint`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,6 +36,7 @@ var schemaPath = filepath.Join("..", "recipes", "schema.json")
 func schemaEnums() map[string][]string {
 	return map[string][]string{
 		"Recipe.Backend":       backends,
+		"Recipe.Precision":     precisions,
 		"Data.Dataset":         datasets,
 		"Unlabelled.Dataset":   datasets,
 		"Model.Type":           modelTypes,

@@ -32,6 +32,13 @@ type Recipe struct {
 	Device string `yaml:"device"`
 	// Threads bounds the engine's intra-op threads; 0 (default) = engine default.
 	Threads int `yaml:"threads"`
+	// Precision is the arithmetic of the backend's forward passes in
+	// training, labelling and evaluation: "auto" (default; empty means
+	// auto: bf16 on a CUDA GPU of compute capability 8.0 or newer, fp32
+	// elsewhere), "fp32", or "bf16" (mixed precision, torch backend
+	// only: matrix products and convolutions in bfloat16; weights,
+	// losses, softmax and optimizer state in float32).
+	Precision string `yaml:"precision,omitempty"`
 	// Seed drives every random choice (init, data order, dropout). Default 1.
 	Seed int64 `yaml:"seed"`
 

@@ -27,6 +27,7 @@ var (
 	modelTypes  = []string{"mlp", "cnn", "resnet", "mobilenet", "graph"}
 	activations = vocab.Names(model.Activations())
 	optimizers  = vocab.Names(backend.Optimizers())
+	precisions  = vocab.Names(backend.Precisions())
 	schedules   = vocab.Names(train.Schedules())
 	methods     = vocab.Names(quantize.Methods())
 	distances   = vocab.Names(loss.Distances())
@@ -63,6 +64,10 @@ func (r *Recipe) check() []Problem {
 		ps.add("device", "must be auto, cpu, cuda or cuda:N (N a GPU index such as 0), got %q", r.Device)
 	}
 	ps.atLeast("threads", r.Threads, 0)
+	if r.Precision != "" && ps.oneOf("precision", r.Precision, precisions) &&
+		r.Precision == string(backend.PrecisionBF16) && r.Backend != "torch" {
+		ps.add("precision", "bf16 runs only on the torch backend (backend: torch); the %s backend computes in fp32: set precision to auto or fp32", r.Backend)
+	}
 
 	input, classes := r.checkData(&ps)
 	r.checkTeacher(&ps, input, classes)

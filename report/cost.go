@@ -293,6 +293,15 @@ type Machine struct {
 	GPU          string `json:"gpu,omitempty"`
 	GPUMemoryMiB int    `json:"gpu_memory_mib,omitempty"`
 	GPUDriver    string `json:"gpu_driver,omitempty"`
+	// CUDARuntime is the version of the CUDA runtime the backend loaded
+	// ("12.8"); empty on a CPU.
+	CUDARuntime string `json:"cuda_runtime,omitempty"`
+	// GPUMemoryInUseMiB is the device memory in use when the models
+	// were measured (total − free, as the CUDA runtime reports it).
+	// libtorch's caching allocator keeps what it reserves, so it is at
+	// least the most the run reserved, plus the CUDA context and other
+	// processes' memory. 0 on a CPU.
+	GPUMemoryInUseMiB int `json:"gpu_memory_in_use_mib,omitempty"`
 }
 
 // Pricing is the price the report's costs assume: the price table entry

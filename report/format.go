@@ -108,6 +108,12 @@ func (r *Report) mdCostSection(rows []Model) string {
 			if mc.GPUDriver != "" {
 				fmt.Fprintf(&b, ", driver %s", inline(mc.GPUDriver))
 			}
+			if mc.CUDARuntime != "" {
+				fmt.Fprintf(&b, ", CUDA runtime %s", inline(mc.CUDARuntime))
+			}
+			if mc.GPUMemoryInUseMiB > 0 {
+				fmt.Fprintf(&b, ", %d MiB in use at the end of the run", mc.GPUMemoryInUseMiB)
+			}
 			b.WriteString(")")
 		}
 		b.WriteString("\n")

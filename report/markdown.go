@@ -30,6 +30,9 @@ func (r *Report) Markdown() string {
 	if r.Device != "" {
 		backend += " on " + inline(r.Device)
 	}
+	if r.Precision != "" {
+		backend += ", " + strings.ToUpper(inline(r.Precision)) + " mixed precision"
+	}
 	fmt.Fprintf(&b, "- **Backend:** %s\n", backend)
 	fmt.Fprintf(&b, "- **Seed:** %d\n", r.Seed)
 	if !r.Created.IsZero() {

@@ -20,12 +20,15 @@ const maxJSONSize = 64 << 20
 
 // Report is the outcome of one run of a recipe.
 type Report struct {
-	Schema  string  `json:"schema"`  // Schema; WriteJSON fills it in if empty
-	Recipe  string  `json:"recipe"`  // the recipe's name
-	Backend string  `json:"backend"` // compute backend, e.g. "gorgonia"
-	Device  string  `json:"device"`  // e.g. "cpu", "cuda:0"
-	Seed    int64   `json:"seed"`
-	Dataset Dataset `json:"dataset"`
+	Schema  string `json:"schema"`  // Schema; WriteJSON fills it in if empty
+	Recipe  string `json:"recipe"`  // the recipe's name
+	Backend string `json:"backend"` // compute backend, e.g. "gorgonia"
+	Device  string `json:"device"`  // e.g. "cpu", "cuda:0"
+	// Precision is the arithmetic of the backend's forward passes when
+	// it is not float32: "bf16" (mixed precision). Absent means fp32.
+	Precision string  `json:"precision,omitempty"`
+	Seed      int64   `json:"seed"`
+	Dataset   Dataset `json:"dataset"`
 	// Models lists every model evaluated, in the order they were.
 	Models []Model `json:"models"`
 	// Stages lists how long each step of the run took, in order.

@@ -619,3 +619,41 @@ func cost(r *Report) error {
 	}
 	return r.validate()
 }
+
+// TestPrecisionInHeader: a bf16 run says so in the header and in the JSON;
+// an fp32 run (Precision empty) says nothing, as reports did before.
+func TestPrecisionInHeader(t *testing.T) {
+	r := full()
+	if md := r.Markdown(); strings.Contains(md, "mixed precision") {
+		t.Errorf("an fp32 report mentions mixed precision:\n%s", md)
+	}
+	r.Precision = "bf16"
+	if md := r.Markdown(); !strings.Contains(md, "- **Backend:** "+r.Backend+" on "+r.Device+", BF16 mixed precision\n") {
+		t.Errorf("a bf16 report's header does not name it:\n%s", md)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil || back.Precision != "bf16" {
+		t.Errorf("precision after a JSON round trip: %q (%v)", back.Precision, err)
+	}
+}
+
+// TestCUDAStatusInMachine: the CUDA runtime's version and the device
+// memory in use appear beside the GPU's name; a CPU machine has neither.
+func TestCUDAStatusInMachine(t *testing.T) {
+	r := full()
+	r.Models[0].Serving = &Serving{Throughput: []Throughput{{Batch: 1, ModelBytes: 10}}} // the machine shows with serving figures
+	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPUs: 16, GOMAXPROCS: 16, Device: "cuda:0",
+		GPU: "NVIDIA H100 80GB HBM3", GPUMemoryMiB: 81559, GPUDriver: "550.54.15", CUDARuntime: "12.8", GPUMemoryInUseMiB: 1234}
+	want := "device cuda:0 (NVIDIA H100 80GB HBM3, 81559 MiB, driver 550.54.15, CUDA runtime 12.8, 1234 MiB in use at the end of the run)\n"
+	if md := r.Markdown(); !strings.Contains(md, want) {
+		t.Errorf("the machine line lacks %q:\n%s", want, md)
+	}
+	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPUs: 2, GOMAXPROCS: 2, Device: "cpu"}
+	if md := r.Markdown(); strings.Contains(md, "CUDA runtime") || strings.Contains(md, "in use at the end") {
+		t.Errorf("a CPU report names CUDA:\n%s", md)
+	}
+}

@@ -34,6 +34,16 @@ type Teacher interface {
 	Logits(idx []int, x []float32, n int, out []float32) error
 }
 
+// IndexedTeacher is a Teacher whose logits depend on the rows' indices
+// only, not on their inputs (a cached transfer set's). Train may read
+// them for the whole training set at once, to keep the set on the
+// device (backend.ResidentTrainer).
+type IndexedTeacher interface {
+	Teacher
+	// IndexedLogits is Logits without the inputs.
+	IndexedLogits(idx []int, n int, out []float32) error
+}
+
 // FeatureTeacher is a Teacher that can also give intermediate layer
 // outputs, which feature and attention terms need (loss.Feature).
 type FeatureTeacher interface {
@@ -196,6 +206,11 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		masks[i] = make([]float32, bs*model.Numel(dropShapes[i]))
 	}
 
+	resident, err := keepOnDevice(tr, src, cfg, n, in, k)
+	if err != nil {
+		return Result{}, err
+	}
+
 	total := stepsPerEpoch * cfg.Epochs
 	var (
 		res        Result
@@ -249,9 +264,12 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		}
 		idx := batches[bi]
 		rows := len(idx)
-		src.Gather(idx, x[:rows*in], y[:rows])
+		if resident == nil {
+			src.Gather(idx, x[:rows*in], y[:rows])
+		}
 		var tf [][]float32
 		switch {
+		case resident != nil: // examples and soft targets are on the device
 		case ft != nil:
 			var logits []float32
 			if soft != nil {
@@ -289,7 +307,12 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 		}
 		pos := float64(epoch) + float64(bi)/float64(len(batches))
 		lr := cfg.Schedule.LR(cfg.LR, pos, cfg.Epochs)
-		v, err := tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, TeacherFeatures: tf, Masks: ms, LR: lr})
+		var v loss.Value
+		if resident != nil {
+			v, err = resident.StepRows(idx, &backend.Batch{N: rows, Masks: ms, LR: lr})
+		} else {
+			v, err = tr.Step(&backend.Batch{N: rows, X: x, Labels: y, TeacherLogits: soft, TeacherFeatures: tf, Masks: ms, LR: lr})
+		}
 		if err == nil && (math.IsNaN(v.Total) || math.IsInf(v.Total, 0)) {
 			err = &loss.NonFiniteError{Value: v}
 		}
@@ -322,6 +345,50 @@ func run(ctx context.Context, b backend.Backend, m backend.Model, src Source, cf
 // checkTeacher reports the first NaN or infinity in a batch's teacher
 // outputs (rows rows of examples idx), naming the teacher and the
 // example. Caught here, it is not mistaken for a diverging student.
+// keepOnDevice copies the whole training set, and its soft targets where
+// the objective has a soft term, to the trainer's device when the trainer
+// can step on rows kept there and the set fits its budget; it returns the
+// trainer to step with then, nil to step from the host. Soft targets are
+// kept only when they are looked up by index (IndexedTeacher): a teacher
+// run in the loop sees each batch as it comes. Feature terms need the
+// teacher's layer outputs per batch, so they train from the host.
+func keepOnDevice(tr backend.Trainer, src Source, cfg Config, n, in, k int) (backend.ResidentTrainer, error) {
+	rt, ok := tr.(backend.ResidentTrainer)
+	if !ok || cfg.Objective.NeedsTeacherFeatures() {
+		return nil, nil
+	}
+	var it IndexedTeacher
+	need := int64(n) * int64(in*4+8)
+	if cfg.Objective.NeedsTeacher() {
+		if it, ok = cfg.Teacher.(IndexedTeacher); !ok {
+			return nil, nil
+		}
+		need += int64(n) * int64(k*4)
+	}
+	if rt.KeepBudget() < need {
+		return nil, nil
+	}
+	set := &backend.Batch{N: n, X: make([]float32, n*in), Labels: make([]int32, n)}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	src.Gather(idx, set.X, set.Labels)
+	if it != nil {
+		set.TeacherLogits = make([]float32, n*k)
+		if err := it.IndexedLogits(idx, n, set.TeacherLogits); err != nil {
+			return nil, fmt.Errorf("train: teacher soft targets: %w", err)
+		}
+		if err := checkTeacher(cfg.Teacher, set.TeacherLogits, n, idx, "logit"); err != nil {
+			return nil, err
+		}
+	}
+	if err := rt.Keep(set); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return rt, nil
+}
+
 func checkTeacher(t Teacher, vals []float32, rows int, idx []int, what string) error {
 	i := loss.FirstNonFinite(vals)
 	if i < 0 {

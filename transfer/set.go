@@ -38,8 +38,10 @@ type Set struct {
 }
 
 var (
-	_ train.Source  = (*Set)(nil)
-	_ train.Teacher = (*Set)(nil)
+	_ train.Source         = (*Set)(nil)
+	_ train.IndexedTeacher = (*Set)(nil)
+	_ train.IndexedTeacher = teacherView{}
+	_ train.IndexedTeacher = ensemble{}
 )
 
 // store is what the views of one set (WithWeights) share.
@@ -362,6 +364,11 @@ func (s *Set) Logits(idx []int, _ []float32, n int, out []float32) error {
 	return s.teacherLogits(0, idx, n, out)
 }
 
+// IndexedLogits is Logits without the inputs (train.IndexedTeacher).
+func (s *Set) IndexedLogits(idx []int, n int, out []float32) error {
+	return s.Logits(idx, nil, n, out)
+}
+
 // Teacher returns a train.Teacher serving teacher t's stored logits.
 func (s *Set) Teacher(t int) (train.Teacher, error) {
 	if t < 0 || t >= s.st.nt {
@@ -376,6 +383,10 @@ type teacherView struct {
 }
 
 func (v teacherView) Logits(idx []int, _ []float32, n int, out []float32) error {
+	return v.s.teacherLogits(v.t, idx, n, out)
+}
+
+func (v teacherView) IndexedLogits(idx []int, n int, out []float32) error {
 	return v.s.teacherLogits(v.t, idx, n, out)
 }
 
@@ -475,6 +486,10 @@ func (s *Set) Ensemble(T float64) (train.Teacher, error) {
 type ensemble struct {
 	s *Set
 	T float64
+}
+
+func (e ensemble) IndexedLogits(idx []int, n int, out []float32) error {
+	return e.Logits(idx, nil, n, out)
 }
 
 func (e ensemble) Logits(idx []int, _ []float32, n int, out []float32) error {

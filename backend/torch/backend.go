@@ -44,32 +44,44 @@ func init() {
 
 // Backend is the libtorch engine on one device.
 type Backend struct {
-	eng    *engine
-	device int // -1 = CPU, n = cuda:n
+	eng       *engine
+	device    int // -1 = CPU, n = cuda:n
+	precision backend.Precision
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend        = (*Backend)(nil)
+	_ backend.MixedPrecision = (*Backend)(nil)
+	_ backend.CUDAStatus     = (*Backend)(nil)
+)
 
 // Open starts a backend on opts.Device: "auto" or "" (CUDA device 0 if
 // libtorch sees one, else the CPU), "cpu", "cuda" (= "cuda:0") or "cuda:N".
 // opts.Threads > 0 sets libtorch's intra-op threads (process-wide, as
-// torch.set_num_threads does).
+// torch.set_num_threads does). opts.Precision bf16 runs the models'
+// forward passes, in training and inference, under bfloat16 autocast;
+// auto chooses it on a CUDA device of compute capability 8.0 or newer
+// (see resolvePrecision). TorchScript modules run in float32.
 func Open(opts backend.Options) (*Backend, error) {
 	eng, err := newEngine(opts.Threads)
 	if err != nil {
 		return nil, err
 	}
 	var dev int
+	var prec backend.Precision
 	err = eng.do(func() error {
 		var err error
-		dev, err = parseDevice(opts.Device)
+		if dev, err = parseDevice(opts.Device); err != nil {
+			return err
+		}
+		prec, err = resolvePrecision(opts.Precision, dev)
 		return err
 	})
 	if err != nil {
 		eng.close()
 		return nil, err
 	}
-	return &Backend{eng: eng, device: dev}, nil
+	return &Backend{eng: eng, device: dev, precision: prec}, nil
 }
 
 // parseDevice resolves a device string to gotch's device index (-1 = CPU).
@@ -129,6 +141,30 @@ func (b *Backend) Name() string { return Name }
 
 // Device returns "cpu" or "cuda:N".
 func (b *Backend) Device() string { return deviceName(b.device) }
+
+// Precision returns the precision the models compute in: fp32 or bf16.
+func (b *Backend) Precision() backend.Precision { return b.precision }
+
+// CUDAStatus reports the CUDA runtime's version and the device's memory in
+// use and in all (backend.CUDAStatus); ok is false on the CPU.
+func (b *Backend) CUDAStatus() (runtime string, used, total int64, ok bool) {
+	if b.device < 0 {
+		return "", 0, 0, false
+	}
+	_ = b.eng.do(func() error {
+		var free int64
+		if runtime, ok = cudaRuntime(); !ok {
+			return nil
+		}
+		free, total, ok = cudaMemInfo(b.device)
+		used = total - free
+		return nil
+	})
+	return runtime, used, total, ok
+}
+
+// mixed reports whether forward passes run under bf16 autocast.
+func (b *Backend) mixed() bool { return b.precision == backend.PrecisionBF16 }
 
 // Threads reports libtorch's intra-op thread count as seen by the backend.
 func (b *Backend) Threads() (int, error) { return b.eng.numThreads() }

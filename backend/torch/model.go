@@ -3,6 +3,7 @@
 package torch
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -187,24 +188,28 @@ func (m *Model) Forward(x []float32, n int, out []float32) error {
 	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
 		return err
 	}
-	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), out[:n*k], func(s *scope, xt ctensor) ctensor {
+	return infer(m.do, m.b.device, m.b.mixed(), x[:n*m.inSize], m.batchShape(n), out[:n*k], func(s *scope, xt ctensor) ctensor {
 		return m.logits(s, xt, nil)
 	})
 }
 
 // infer is the frame of every inference call: on the engine's thread
-// (through do, which also refuses a closed model), without autograd and in
-// a fresh scope on device, f maps x, of the given shape, to the logits,
-// which are copied into out unless out is nil.
-func infer(do func(func() error) error, device int, x []float32, shape []int, out []float32, f func(s *scope, x ctensor) ctensor) error {
+// (through do, which also refuses a closed model), without autograd, under
+// bf16 autocast if mixed, and in a fresh scope on device, f maps x, of the
+// given shape, to the logits, which are copied into out unless out is nil.
+func infer(do func(func() error) error, device int, mixed bool, x []float32, shape []int, out []float32, f func(s *scope, x ctensor) ctensor) error {
 	return do(func() error {
 		return withGrad(false, func() error {
 			s := newScope(device)
-			y := f(s, s.fromHost(x, shape...))
-			if out != nil {
-				s.toHost(y, out)
-			}
-			return s.free()
+			s.mixed = mixed
+			err := withAutocast(device, mixed, func() error {
+				y := f(s, s.fromHost(x, shape...))
+				if out != nil {
+					s.toHost(y, out)
+				}
+				return nil // s.err is returned by s.free
+			})
+			return errors.Join(err, s.free())
 		})
 	})
 }
@@ -236,7 +241,7 @@ func (m *Model) ForwardFeatures(x []float32, n int, layers []string, logits []fl
 	if logits != nil {
 		logits = logits[:n*k]
 	}
-	return infer(m.do, m.b.device, x[:n*m.inSize], m.batchShape(n), logits, func(s *scope, xt ctensor) ctensor {
+	return infer(m.do, m.b.device, m.b.mixed(), x[:n*m.inSize], m.batchShape(n), logits, func(s *scope, xt ctensor) ctensor {
 		return m.logits(s, xt, func(layer int, out ctensor) {
 			for _, i := range want[layer] {
 				s.toHost(out, feats[i][:n*sizes[i]])

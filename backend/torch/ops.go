@@ -35,8 +35,15 @@ const (
 // A scope must only be used on its engine's thread.
 type scope struct {
 	device int // -1 = CPU, n = cuda:n
-	err    error
-	owned  []ctensor
+	// mixed marks a scope whose forward pass runs under bf16 autocast:
+	// toHost casts what it copies to float32.
+	mixed bool
+	// pageable makes toDevice copy synchronously from pageable memory:
+	// for one-off uploads, whose pinned staging buffers libtorch's
+	// pinned-memory cache would keep for the life of the process.
+	pageable bool
+	err      error
+	owned    []ctensor
 	// out receives the result of the op being called. It is an allocation
 	// of its own: cgo checks the whole Go object a pointer argument points
 	// into, and the scope holds Go pointers.
@@ -164,7 +171,7 @@ func (s *scope) fromHost(data []float32, shape ...int) ctensor {
 	t := s.call("tensor_of_data", func(out *ctensor) {
 		*out = lib.AtTensorOfData(unsafe.Pointer(&data[0]), dims, uint(len(dims)), 4, kindFloat32)
 	})
-	return s.toDevice(t)
+	return s.toDevice(t, kindFloat32)
 }
 
 // labels copies class indices to a new int64 tensor on the scope's device.
@@ -180,31 +187,76 @@ func (s *scope) labels(y []int32) ctensor {
 	for i, l := range y {
 		v[i] = int64(l)
 	}
+	return s.int64s(v)
+}
+
+// indices copies row indices to a new int64 tensor on the scope's device.
+func (s *scope) indices(idx []int) ctensor {
+	if s.err != nil {
+		return nil
+	}
+	if len(idx) == 0 {
+		s.fail(fmt.Errorf("torch backend: no rows"))
+		return nil
+	}
+	return s.int64s(int64s(idx...))
+}
+
+func (s *scope) int64s(v []int64) ctensor {
 	t := s.call("tensor_of_data", func(out *ctensor) {
 		*out = lib.AtTensorOfData(unsafe.Pointer(&v[0]), []int64{int64(len(v))}, 1, 8, kindInt64)
 	})
-	return s.toDevice(t)
+	return s.toDevice(t, kindInt64)
 }
 
-// toDevice moves a CPU tensor to the scope's device (a no-op on CPU).
-func (s *scope) toDevice(t ctensor) ctensor {
+// toDevice moves a CPU tensor of the given kind to the scope's device (a
+// no-op on CPU). On CUDA it goes through page-locked (pinned) memory and
+// a non-blocking copy: a copy from pageable memory makes the host wait
+// until it is done, one from pinned memory is queued on the stream behind
+// the kernels already launched, so the host goes on launching the step.
+// libtorch's pinned-memory allocator caches the buffers and keeps each
+// until the copies that read it have run.
+func (s *scope) toDevice(t ctensor, kind int32) ctensor {
 	if s.err != nil || s.device < 0 {
 		return t
 	}
-	d := s.call("to", func(out *ctensor) { lib.AtgTo(out, t, int32(s.device)) })
+	if s.pageable {
+		d := s.call("to", func(out *ctensor) { lib.AtgTo(out, t, int32(s.device)) })
+		s.drop(t)
+		return d
+	}
+	p := s.call("pin_memory", func(out *ctensor) { lib.AtgPinMemory(out, t, int32(s.device)) })
 	s.drop(t)
+	d := s.call("to", func(out *ctensor) { lib.AtgToDevice(out, p, int32(s.device), kind, 1, 0) })
+	s.drop(p)
 	return d
 }
 
-// toHost copies the first len(dst) values of a float32 tensor into dst.
+// indexSelect returns rows idx (an int64 tensor) of t along dim 0.
+func (s *scope) indexSelect(t, idx ctensor) ctensor {
+	return s.call("index_select", func(out *ctensor) { lib.AtgIndexSelect(out, t, 0, idx) })
+}
+
+// toHost copies the first len(dst) values of a float32 tensor (of any
+// floating type in a mixed scope) into dst.
 func (s *scope) toHost(t ctensor, dst []float32) {
 	if s.err != nil || len(dst) == 0 {
 		return
+	}
+	if s.mixed {
+		t = s.toFloat(t)
 	}
 	lib.AtCopyData(t, unsafe.Pointer(&dst[0]), uint(len(dst)), 4)
 	if err := lastErr(); err != nil {
 		s.fail(fmt.Errorf("torch copy to host: %w", err))
 	}
+}
+
+// toFloat returns t as float32: a bfloat16 output of autocast converted,
+// t itself (a new handle) if it is float32 already. Losses and softmax
+// read float32, as torch.autocast's fp32 list makes them on CUDA.
+func (s *scope) toFloat(t ctensor) ctensor {
+	return s.call("to", func(out *ctensor) { lib.AtgToDtype(out, t, kindFloat32, 0, 0) })
 }
 
 // dataPtr returns the address of t's first element (nil after an error).

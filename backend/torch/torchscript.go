@@ -90,7 +90,7 @@ func (m *ScriptModel) Forward(x []float32, n int, out []float32) error {
 	if err := checkForward("Forward", n, x, m.inSize, out, k, false); err != nil {
 		return err
 	}
-	return infer(m.do, m.device, x[:n*m.inSize], append([]int{n}, m.spec.Input...), out[:n*k], func(s *scope, xt ctensor) ctensor {
+	return infer(m.do, m.device, false, x[:n*m.inSize], append([]int{n}, m.spec.Input...), out[:n*k], func(s *scope, xt ctensor) ctensor {
 		y := s.call("TorchScript forward", func(o *ctensor) {
 			in := []ctensor{xt}
 			*o = lib.AtmForward(m.mod, &in[0], 1)

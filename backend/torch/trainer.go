@@ -54,10 +54,23 @@ type Trainer struct {
 	// foreachSqrt (on CUDA) builds Adam's denominator in multi-tensor ops
 	// too, at the cost of more passes over memory.
 	foreachSqrt bool
-	closed      bool
+	// kept is the training set Keep copied to the device, if any.
+	kept *keptSet
+	// keepOnCPU makes KeepBudget unlimited on the CPU, where keeping
+	// gains nothing, so that tests can check StepRows there.
+	keepOnCPU bool
+	closed    bool
 }
 
-var _ backend.Trainer = (*Trainer)(nil)
+// keptSet is a training set on the trainer's device: x [n, input...],
+// y [n] (int64, nil without a hard term), teacher [n, classes] (nil
+// without a soft term).
+type keptSet struct {
+	n             int
+	x, y, teacher ctensor
+}
+
+var _ backend.ResidentTrainer = (*Trainer)(nil)
 
 func newTrainer(m *Model, cfg backend.TrainConfig) (*Trainer, error) {
 	if err := cfg.Objective.Validate(); err != nil {
@@ -156,8 +169,9 @@ type bnCount struct {
 	per   int
 }
 
-// checkBatch validates b against the spec and the trainer's config.
-func (t *Trainer) checkBatch(b *backend.Batch) error {
+// checkBatch validates b against the spec and the trainer's config; rows
+// marks a batch of StepRows, whose examples are on the device already.
+func (t *Trainer) checkBatch(b *backend.Batch, rows bool) error {
 	if b == nil {
 		return errors.New("torch backend: nil batch")
 	}
@@ -165,11 +179,11 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 	switch {
 	case b.N <= 0 || b.N > t.cfg.MaxBatch:
 		return fmt.Errorf("torch backend: batch of %d examples; the trainer was configured for 1..%d (TrainConfig.MaxBatch)", b.N, t.cfg.MaxBatch)
-	case len(b.X) < b.N*in:
+	case !rows && len(b.X) < b.N*in:
 		return fmt.Errorf("torch backend: batch X has %d values, need %d (%d × %d)", len(b.X), b.N*in, b.N, in)
-	case t.obj.HardWeight > 0 && len(b.Labels) < b.N:
+	case !rows && t.obj.HardWeight > 0 && len(b.Labels) < b.N:
 		return fmt.Errorf("torch backend: batch has %d labels, need %d", len(b.Labels), b.N)
-	case t.obj.NeedsTeacher() && len(b.TeacherLogits) < b.N*k:
+	case !rows && t.obj.NeedsTeacher() && len(b.TeacherLogits) < b.N*k:
 		return fmt.Errorf("torch backend: the objective has a soft term and needs %d teacher logits, got %d", b.N*k, len(b.TeacherLogits))
 	case b.Masks != nil && len(b.Masks) != len(t.masks):
 		return fmt.Errorf("torch backend: batch has %d dropout masks, the spec has %d dropout layers", len(b.Masks), len(t.masks))
@@ -181,18 +195,24 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 			return fmt.Errorf("torch backend: dropout mask %d has %d values, need %d (%d × %v)", i, len(b.Masks[i]), b.N*t.sizes[i], b.N, t.masks[i])
 		}
 	}
-	if err := t.feats.checkBatch(b); err != nil {
-		return err
+	if !rows {
+		if err := t.feats.checkBatch(b); err != nil {
+			return err
+		}
 	}
 	for _, bn := range t.bnPer {
 		if b.N*bn.per < 2 {
 			return fmt.Errorf("torch backend: batchnorm layer %q needs more than one value per channel in training, a batch of %d gives %d (PyTorch refuses this too): train with batches of 2 or more", bn.layer, b.N, b.N*bn.per)
 		}
 	}
-	if t.obj.HardWeight == 0 {
-		return nil // the labels are not read
+	if t.obj.HardWeight == 0 || rows {
+		return nil // the labels are not read, or were checked by Keep
 	}
-	for i, y := range b.Labels[:b.N] {
+	return checkLabels(b.Labels[:b.N], k)
+}
+
+func checkLabels(ys []int32, k int) error {
+	for i, y := range ys {
 		if y < 0 || int(y) >= k {
 			return fmt.Errorf("torch backend: label %d of row %d is outside [0, %d)", y, i, k)
 		}
@@ -200,22 +220,162 @@ func (t *Trainer) checkBatch(b *backend.Batch) error {
 	return nil
 }
 
+// keepFraction is the share of the device's free memory a kept training
+// set may take: the rest stays for the weights' copies, activations,
+// gradients and libtorch's caching allocator, which grow with the model
+// and the batch, not with the set.
+const keepFraction = 4
+
+// KeepBudget is a quarter of the CUDA device's free memory (cudaMemGetInfo)
+// and 0 on the CPU, where the examples are in the device's memory already.
+func (t *Trainer) KeepBudget() int64 {
+	d := t.m.b.device
+	if d < 0 {
+		if t.keepOnCPU {
+			return math.MaxInt64
+		}
+		return 0
+	}
+	var budget int64
+	_ = t.do(func() error {
+		if free, _, ok := cudaMemInfo(d); ok {
+			budget = free / keepFraction
+		}
+		return nil
+	})
+	return budget
+}
+
+// Keep copies the training set to the device (backend.ResidentTrainer).
+func (t *Trainer) Keep(set *backend.Batch) error {
+	if set == nil || set.N <= 0 {
+		return errors.New("torch backend: Keep of an empty set")
+	}
+	n, k, in := set.N, t.m.spec.Classes, t.m.inSize
+	switch {
+	case len(set.X) < n*in:
+		return fmt.Errorf("torch backend: Keep: X has %d values, need %d (%d × %d)", len(set.X), n*in, n, in)
+	case t.obj.HardWeight > 0 && len(set.Labels) < n:
+		return fmt.Errorf("torch backend: Keep: %d labels, need %d", len(set.Labels), n)
+	case t.obj.NeedsTeacher() && len(set.TeacherLogits) < n*k:
+		return fmt.Errorf("torch backend: Keep: the objective has a soft term and needs %d teacher logits, got %d", n*k, len(set.TeacherLogits))
+	}
+	if t.obj.HardWeight > 0 {
+		if err := checkLabels(set.Labels[:n], k); err != nil {
+			return err
+		}
+	}
+	err := t.do(func() error {
+		t.freeKept()
+		s := newScope(t.m.b.device)
+		s.pageable = true // copied once
+		ks := &keptSet{n: n, x: s.fromHost(set.X[:n*in], t.m.batchShape(n)...)}
+		if t.obj.HardWeight > 0 {
+			ks.y = s.labels(set.Labels[:n])
+		}
+		if t.obj.NeedsTeacher() {
+			ks.teacher = s.fromHost(set.TeacherLogits[:n*k], n, k)
+		}
+		if s.err != nil {
+			return s.free()
+		}
+		for _, p := range []*ctensor{&ks.x, &ks.y, &ks.teacher} {
+			if *p != nil {
+				*p = s.keep(*p)
+			}
+		}
+		t.kept = ks
+		return s.free()
+	})
+	if err != nil {
+		return fmt.Errorf("torch backend: keeping the training set on %s: %w", deviceName(t.m.b.device), err)
+	}
+	return nil
+}
+
+// freeKept frees the kept set; it runs on the engine's thread.
+func (t *Trainer) freeKept() {
+	if t.kept == nil {
+		return
+	}
+	for _, x := range []ctensor{t.kept.x, t.kept.y, t.kept.teacher} {
+		if x != nil {
+			lib.AtFree(x)
+		}
+	}
+	t.kept = nil
+}
+
+// StepRows is Step on rows idx of the kept set
+// (backend.ResidentTrainer): the batch is gathered on the device.
+func (t *Trainer) StepRows(idx []int, b *backend.Batch) (loss.Value, error) {
+	if err := t.checkBatch(b, true); err != nil {
+		return loss.Value{}, err
+	}
+	if len(idx) != b.N {
+		return loss.Value{}, fmt.Errorf("torch backend: StepRows of %d rows with a batch of %d", len(idx), b.N)
+	}
+	if len(t.feats.plans) > 0 {
+		return loss.Value{}, errors.New("torch backend: StepRows cannot train feature terms: their teacher values are not kept; use Step")
+	}
+	return t.trainStep(b, func(s *scope) (x, y, teacher ctensor) {
+		ks := t.kept
+		if ks == nil {
+			s.fail(errors.New("torch backend: StepRows before Keep"))
+			return
+		}
+		for i, r := range idx {
+			if r < 0 || r >= ks.n {
+				s.fail(fmt.Errorf("torch backend: StepRows row idx[%d] = %d outside the kept set's [0, %d)", i, r, ks.n))
+				return
+			}
+		}
+		ix := s.indices(idx)
+		x = s.indexSelect(ks.x, ix)
+		if ks.y != nil {
+			y = s.indexSelect(ks.y, ix)
+		}
+		if ks.teacher != nil {
+			teacher = s.indexSelect(ks.teacher, ix)
+		}
+		return
+	})
+}
+
 // Step runs one training step on b. If the loss is not finite it returns
 // a *loss.NonFiniteError and leaves the weights and optimiser state as
 // they were.
 func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
-	if err := t.checkBatch(b); err != nil {
+	if err := t.checkBatch(b, false); err != nil {
 		return loss.Value{}, err
 	}
+	return t.trainStep(b, func(s *scope) (x, y, teacher ctensor) {
+		n, k := b.N, t.m.spec.Classes
+		x = s.fromHost(b.X[:n*t.m.inSize], t.m.batchShape(n)...)
+		if t.obj.HardWeight > 0 {
+			y = s.labels(b.Labels[:n])
+		}
+		if t.obj.NeedsTeacher() {
+			teacher = s.fromHost(b.TeacherLogits[:n*k], n, k)
+		}
+		return
+	})
+}
+
+// trainStep is one training step on b's masks and learning rate, with the
+// inputs, labels (nil without a hard term) and teacher logits (nil
+// without a soft term) inputs puts on the device.
+func (t *Trainer) trainStep(b *backend.Batch, inputs func(s *scope) (x, y, teacher ctensor)) (loss.Value, error) {
 	var v loss.Value
 	err := t.do(func() error {
 		s := newScope(t.m.b.device)
 		defer s.free()
-		n, k := b.N, t.m.spec.Classes
-		x := s.fromHost(b.X[:n*t.m.inSize], t.m.batchShape(n)...)
-		var y ctensor
-		if t.obj.HardWeight > 0 {
-			y = s.labels(b.Labels[:n])
+		mixed := t.m.b.mixed()
+		s.mixed = mixed
+		n := b.N
+		x, y, teacher := inputs(s)
+		if s.err != nil {
+			return s.err
 		}
 		p := &pass{train: true, stats: make([]ctensor, len(t.m.bufs))}
 		if b.Masks != nil {
@@ -224,22 +384,37 @@ func (t *Trainer) Step(b *backend.Batch) (loss.Value, error) {
 				p.masks[i] = s.fromHost(mk[:n*t.sizes[i]], append([]int{n}, t.masks[i]...)...)
 			}
 		}
-		var teacher ctensor
-		if t.obj.NeedsTeacher() {
-			teacher = s.fromHost(b.TeacherLogits[:n*k], n, k)
-		}
 		var grads []ctensor
 		err := withGrad(true, func() error {
 			var captured map[int]ctensor
 			var capture func(int, ctensor)
 			if len(t.feats.plans) > 0 {
 				captured = map[int]ctensor{}
-				capture = func(layer int, out ctensor) { captured[layer] = out }
+				capture = func(layer int, out ctensor) {
+					if mixed {
+						out = s.toFloat(out) // feature losses read float32
+					}
+					captured[layer] = out
+				}
 			}
-			outs := t.m.forward(s, x, p, t.run, capture)
+			// Only the forward pass runs under autocast; the losses and the
+			// backward pass run outside it, as PyTorch's AMP recipe has
+			// them, on float32 logits and features.
+			var outs []ctensor
+			err := withAutocast(t.m.b.device, mixed, func() error {
+				outs = t.m.forward(s, x, p, t.run, capture)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 			var total, hard, soft ctensor
 			if t.obj.HasLogitTerms() && s.err == nil {
-				total, hard, soft = t.objective(s, outs[len(outs)-1], y, teacher, n)
+				logits := outs[len(outs)-1]
+				if mixed {
+					logits = s.toFloat(logits)
+				}
+				total, hard, soft = t.objective(s, logits, y, teacher, n)
 			}
 			feat := t.feats.loss(s, captured, b.TeacherFeatures, n)
 			switch {
@@ -635,6 +810,7 @@ func (t *Trainer) Close() error {
 		if !t.closed {
 			t.closed = true
 			t.freeState()
+			t.freeKept()
 			t.feats.free()
 		}
 	})

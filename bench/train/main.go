@@ -12,7 +12,12 @@
 //	go run ./bench/train
 //
 // Built with -tags torch (see docs/torch.md) it also measures the libtorch
-// backend: -backend torch [-device cuda].
+// backend: -backend torch [-device cuda] [-precision bf16]. With
+// -vs-precision the peer is the same backend in another precision
+// instead of PyTorch, e.g. BF16 against FP32 on the shapes of
+// recipes/mnist-quick.yaml:
+//
+//	go run -tags torch ./bench/train -backend torch -precision bf16 -vs-precision fp32 -modes quick-teacher,quick-distill
 package main
 
 import (
@@ -43,7 +48,9 @@ func main() {
 	python := flag.String("python", "/usr/bin/python3", "python with torch")
 	be := flag.String("backend", "gorgonia", "backend to measure")
 	device := flag.String("device", "", "device for the backend")
-	modes := flag.String("modes", "teacher,distill,student", "steps to measure: teacher, distill, student, resnet")
+	modes := flag.String("modes", "teacher,distill,student", "steps to measure: teacher, distill, student, resnet, and quick-teacher, quick-distill (the MLPs of recipes/mnist-quick.yaml)")
+	precision := flag.String("precision", "", "precision of the backend: auto (default), fp32 or bf16 (torch)")
+	vsPrecision := flag.String("vs-precision", "", "measure against the same backend in this precision instead of PyTorch")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
 	peak := flag.Float64("peak", 437, "the CPU's FP32 peak in GFLOP/s for the fraction-of-peak columns (default: measured on this machine kind with ../shared/ref's peak/fma.c, 2 threads)")
@@ -51,9 +58,18 @@ func main() {
 	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
 
-	b, err := backend.Open(*be, backend.Options{Device: *device, Threads: *threads})
+	b, err := backend.Open(*be, backend.Options{Device: *device, Threads: *threads, Precision: backend.Precision(*precision)})
 	if err != nil {
 		log.Fatal(err)
+	}
+	peerName := "pytorch"
+	var peer backend.Backend
+	if *vsPrecision != "" {
+		if peer, err = backend.Open(*be, backend.Options{Device: *device, Threads: *threads, Precision: backend.Precision(*vsPrecision)}); err != nil {
+			log.Fatal(err)
+		}
+		peerName = string(backend.PrecisionOf(peer))
+		fmt.Printf("ours: %s %s; peer: %s %s\n", b.Name(), backend.PrecisionOf(b), peer.Name(), peerName)
 	}
 	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, %d threads on both sides (OMP_WAIT_POLICY=%q), GOMAXPROCS %d, gemm %v, optimizer update %s\n",
 		b.Name(), b.Device(), *rounds, *steps, *threads, os.Getenv("OMP_WAIT_POLICY"), runtime.GOMAXPROCS(0), gemm.BestF32(), vec.Impl())
@@ -73,7 +89,13 @@ func main() {
 				log.Fatal(err)
 			}
 			r.ours = append(r.ours, sps)
-			if *ref != "" {
+			if peer != nil {
+				t, err := measure(peer, mode, *steps)
+				if err != nil {
+					log.Fatal(err)
+				}
+				r.theirs = append(r.theirs, t)
+			} else if *ref != "" {
 				t, err := refFor(*python, *ref, mode, *steps, *threads)
 				if err != nil {
 					log.Fatalf("reference: %v", err)
@@ -90,9 +112,9 @@ func main() {
 		fmt.Println("pytorch:", setup)
 	}
 	pct := func(sps, fps float64) string { return fmt.Sprintf("%.1f%%", 100*sps*fps/(*peak*1e9)) }
-	fmt.Printf("%-8s %12s %12s %22s %9s %9s\n", "step", "ours/s", "pytorch/s", "ratio median (min–max)", "ours/peak", "pt/peak")
+	fmt.Printf("%-13s %12s %12s %22s %9s %9s\n", "step", "ours/s", peerName+"/s", "ratio median (min–max)", "ours/peak", "peer/peak")
 	for _, r := range rows {
-		line := fmt.Sprintf("%-8s %12.1f", r.mode, median(r.ours))
+		line := fmt.Sprintf("%-13s %12.1f", r.mode, median(r.ours))
 		if len(r.theirs) == 0 {
 			fmt.Printf("%s %12s %22s %9s %9s\n", line, "-", "-", pct(median(r.ours), r.flopsPerSample), "-")
 			continue
@@ -128,6 +150,11 @@ func stepFLOPs(mode string) float64 {
 	case "distill":
 		fwd, _ := products(1200)
 		return train(800) + fwd
+	case "quick-teacher":
+		return train(512)
+	case "quick-distill":
+		fwd, _ := products(512)
+		return train(128) + fwd
 	case resnetMode:
 		return resnetFLOPs()
 	}
@@ -155,11 +182,17 @@ func measure(b backend.Backend, mode string, steps int) (float64, error) {
 		spec = mlp(800)
 	case resnetMode:
 		return measureResNet(b, steps)
-	case "distill":
+	case "quick-teacher":
+		spec = mlp(512)
+	case "distill", "quick-distill":
+		th := 1200
 		spec, obj = mlp(800), loss.Hinton(0.9, 4)
-		tw, _ := mlp(1200).Init(2)
+		if mode == "quick-distill" {
+			th, spec = 512, mlp(128)
+		}
+		tw, _ := mlp(th).Init(2)
 		var err error
-		if teacher, err = b.Load(mlp(1200), tw); err != nil {
+		if teacher, err = b.Load(mlp(th), tw); err != nil {
 			return 0, err
 		}
 		defer teacher.Close()

@@ -104,6 +104,7 @@ again on the same directory skips the stages that are already finished.`,
 	f.StringVar(&opts.DataDir, "data-dir", "", "directory holding the dataset's files, for offline use")
 	f.StringVar(&opts.Backend, "backend", "", fmt.Sprintf("compute backend, overriding the recipe (%v)", backend.Names()))
 	f.StringVar(&opts.Device, "device", "", "device, overriding the recipe: auto, cpu, cuda or cuda:N")
+	f.StringVar(&opts.Precision, "precision", "", "precision of the backend's forward passes, overriding the recipe: auto, fp32 or bf16 (torch only)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only warnings, errors and the final report")
 	f.BoolVar(&opts.Remeasure, "remeasure", false, "measure serving again instead of reusing the measurements of an earlier run of the same models")
 	return c

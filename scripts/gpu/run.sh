@@ -8,8 +8,10 @@
 #                              for the box's libtorch, build distill, the
 #                              backend's test binary and the benchmark
 #   scripts/gpu/run.sh check   on CUDA: the backend's tests, the training
-#                              benchmark against PyTorch, recipes/mnist-quick.yaml;
-#                              each under a timeout, together at most 7 minutes
+#                              benchmark against PyTorch, BF16 against FP32 steps,
+#                              recipes/mnist-quick.yaml (in BF16 where the GPU has
+#                              it: precision auto); each under a timeout,
+#                              together at most 7 minutes
 #   scripts/gpu/run.sh all     both (the default)
 #
 # Options:
@@ -167,9 +169,15 @@ stage_check() {
 	step "backend tests ($DEVICE)" 150 test.log env DISTILL_TORCH_TEST_DEVICE="$DEVICE" DISTILL_TORCH_PYTHON="$PY" \
 		bash -c 'cd backend/torch && exec "$0" "$@"' "$BIN/torch.test" "${testargs[@]}" || failed $?
 	grep -E '^(--- FAIL|FAIL|PASS|ok)' "$OUT/test.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
-	step "training step vs PyTorch ($DEVICE)" 90 bench.log "$BIN/bench-train" -backend torch -device "$DEVICE" \
+	# The reference computes in float32: so does the backend here, even on
+	# a GPU where precision auto would pick bf16.
+	step "training step vs PyTorch ($DEVICE)" 90 bench.log "$BIN/bench-train" -backend torch -device "$DEVICE" -precision fp32 \
 		-ref bench/torchref/distill_step.py -ref-device "$DEVICE" -python "$PY" "${benchargs[@]}" || failed $?
 	grep -E '^(backend|teacher|distill|student) ' "$OUT/bench.log" | sed 's/^/    /' | tee -a "$SUMMARY"
+	# BF16 mixed precision against float32, the same steps in one process.
+	step "bf16 vs fp32 step ($DEVICE)" 20 bench-bf16.log "$BIN/bench-train" -backend torch -device "$DEVICE" -precision bf16 -vs-precision fp32 \
+		"${benchargs[@]}" || failed $?
+	grep -E '^(teacher|distill|student) ' "$OUT/bench-bf16.log" | sed 's/^/    /' | tee -a "$SUMMARY"
 	local data=()
 	[ -d .gpu/mnist ] && data=(--data-dir "$ROOT/.gpu/mnist")
 	# A shorter serving measurement than the recipe's keeps the run brief:
@@ -178,7 +186,7 @@ stage_check() {
 		awk '/^serving:/ { skip = 1; next } skip && /^[^ #]/ { skip = 0 } !skip' "$quick"
 		printf '\nserving:\n  seconds: 0.5\n'
 	} >"$OUT/quick.yaml"
-	step "$(basename "$quick" .yaml) ($DEVICE)" 150 quick.log "$BIN/distill" run "$OUT/quick.yaml" --backend torch --device "$DEVICE" \
+	step "$(basename "$quick" .yaml) ($DEVICE)" 130 quick.log "$BIN/distill" run "$OUT/quick.yaml" --backend torch --device "$DEVICE" \
 		"${data[@]}" --out "$OUT/quick-run" --quiet || failed $?
 	[ -f "$OUT/quick-run/report.md" ] && cp "$OUT/quick-run/report.json" "$OUT/quick.json"
 	if [ "${HINTON:-0}" = 1 ]; then
