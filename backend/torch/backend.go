@@ -58,12 +58,17 @@ var (
 // Open starts a backend on opts.Device: "auto" or "" (CUDA device 0 if
 // libtorch sees one, else the CPU), "cpu", "cuda" (= "cuda:0") or "cuda:N".
 // opts.Threads > 0 sets libtorch's intra-op threads (process-wide, as
-// torch.set_num_threads does). opts.Precision bf16 runs the models'
+// torch.set_num_threads does); 0 means one per physical core
+// (defaultThreads). opts.Precision bf16 runs the models'
 // forward passes, in training and inference, under bfloat16 autocast;
 // auto chooses it on a CUDA device of compute capability 8.0 or newer
 // (see resolvePrecision). TorchScript modules run in float32.
 func Open(opts backend.Options) (*Backend, error) {
-	eng, err := newEngine(opts.Threads)
+	threads := opts.Threads
+	if threads == 0 {
+		threads = defaultThreads()
+	}
+	eng, err := newEngine(threads)
 	if err != nil {
 		return nil, err
 	}
