@@ -22,7 +22,8 @@ type actOp struct {
 	onHost
 	fn   act
 	dims int
-	grad bool // (x, dy) -> dy·f'(x) instead of x -> f(x)
+	grad bool    // (x, dy) -> dy·f'(x) instead of x -> f(x)
+	out  *outBuf // the output's storage, kept between runs (nil: allocated per run)
 }
 
 // act is an activation function and its derivative.
@@ -60,8 +61,8 @@ var (
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
 // applyAct applies a to h.
-func applyAct(a act, h *G.Node) (*G.Node, error) {
-	return G.ApplyOp(actOp{fn: a, dims: h.Dims()}, h)
+func applyAct(s step, a act, h *G.Node) (*G.Node, error) {
+	return G.ApplyOp(actOp{fn: a, dims: h.Dims(), out: s.outBuf()}, h)
 }
 
 func (op actOp) Arity() int {
@@ -95,7 +96,7 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 	}
-	out := make([]float32, len(x))
+	out := op.out.get(len(x)) // every value is written
 	const chunk = 1 << 14
 	parallelFor((len(x)+chunk-1)/chunk, func(j int) {
 		lo, hi := j*chunk, min((j+1)*chunk, len(x))
@@ -119,9 +120,11 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 			}
 		case op.fn.name == actReLU6.name && op.grad:
 			for i := lo; i < hi; i++ {
+				var d float32
 				if v := x[i]; v > 0 && v < 6 {
-					out[i] = dy[i]
+					d = dy[i]
 				}
+				out[i] = d
 			}
 		case op.fn.name == actReLU6.name:
 			for i := lo; i < hi; i++ {
@@ -157,7 +160,7 @@ func (op actOp) DiffWRT(n int) []bool {
 }
 
 func (op actOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(actOp{fn: op.fn, dims: op.dims, grad: true}, inputs[0], grad)
+	d, err := G.ApplyOp(actOp{fn: op.fn, dims: op.dims, grad: true, out: op.out.another()}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}

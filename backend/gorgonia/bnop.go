@@ -31,6 +31,7 @@ type bnState struct {
 	variance []float64 // the batch's biased variance per channel
 	invStd   []float64 // 1/sqrt(variance+eps)
 	xhat     []float32 // (x-mean)·invStd, batch × c × per
+	y, dxOut outBuf    // the outputs of forward and dx, kept between runs
 }
 
 // count is how many values each channel's statistics are over.
@@ -42,7 +43,7 @@ func (st *bnState) count() int { return st.gr.rows * st.per }
 // every addition wait for the previous one.
 func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 	n := st.gr.rows
-	y := make([]float32, len(x))
+	y := st.y.get(len(x)) // every value is written
 	cnt := float64(st.count())
 	parallelFor(st.c, func(c int) {
 		var s float64
@@ -151,7 +152,8 @@ func (st *bnState) sums(dy []float32, withXhat bool) []float32 {
 // dx is the gradient with respect to the input:
 // γ·invStd·(dy − Σdy/m − x̂·Σdy·x̂/m) on the real rows, zero on padding.
 func (st *bnState) dx(dy, gamma, dgamma, dbeta []float32) []float32 {
-	dx := make([]float32, len(dy))
+	dx := st.dxOut.get(len(dy))
+	clear(dx[st.gr.rows*st.c*st.per:])
 	m := float64(st.count())
 	parallelFor(st.c, func(c int) {
 		k := float32(float64(gamma[c]) * st.invStd[c])
