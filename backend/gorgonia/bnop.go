@@ -32,6 +32,7 @@ type bnState struct {
 	invStd   []float64 // 1/sqrt(variance+eps)
 	xhat     []float32 // (x-mean)·invStd, batch × c × per
 	y, dxOut outBuf    // the outputs of forward and dx, kept between runs
+	dbeta    []float32 // Σdy per channel, from sums
 }
 
 // count is how many values each channel's statistics are over.
@@ -130,23 +131,26 @@ func dot32(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// sums returns Σdy (β's gradient) or, with xhat, Σdy·x̂ (γ's) per
-// channel, over the real rows, per plane in float32 as forward's.
-func (st *bnState) sums(dy []float32, withXhat bool) []float32 {
-	out := make([]float32, st.c)
+// sums returns Σdy·x̂ (γ's gradient) per channel, over the real rows,
+// per plane in float32 as forward's, and keeps Σdy (β's) in dbeta for
+// the op that returns it: one pass over dy for both, each plane read
+// twice while it is in the cache.
+func (st *bnState) sums(dy []float32) []float32 {
+	dgamma := make([]float32, st.c)
+	if len(st.dbeta) != st.c {
+		st.dbeta = make([]float32, st.c)
+	}
 	parallelFor(st.c, func(c int) {
-		var s float64
+		var sg, sb float64
 		for b := 0; b < st.gr.rows; b++ {
 			off := (b*st.c + c) * st.per
-			if withXhat {
-				s += float64(dot32(dy[off:off+st.per], st.xhat[off:]))
-			} else {
-				s += float64(sum32(dy[off : off+st.per]))
-			}
+			d := dy[off : off+st.per]
+			sg += float64(dot32(d, st.xhat[off:]))
+			sb += float64(sum32(d))
 		}
-		out[c] = float32(s)
+		dgamma[c], st.dbeta[c] = float32(sg), float32(sb)
 	})
-	return out
+	return dgamma
 }
 
 // dx is the gradient with respect to the input:
@@ -173,7 +177,7 @@ type bnPart int
 
 const (
 	bnForward bnPart = iota // (x, γ, β) -> y
-	bnDBeta                 // (y, dy) -> Σdy
+	bnDBeta                 // (dγ) -> Σdy, which the dγ op computed
 	bnDGamma                // (y, dy) -> Σdy·x̂
 	bnDx                    // (y, dy, γ, dγ, dβ) -> dx
 )
@@ -194,6 +198,8 @@ func (op bnTrainOp) Arity() int {
 		return 3
 	case bnDx:
 		return 5
+	case bnDBeta:
+		return 1
 	default:
 		return 2
 	}
@@ -208,6 +214,8 @@ func (op bnTrainOp) Type() hm.Type {
 		return hm.NewFnType(x, v, v, x)
 	case bnDx:
 		return hm.NewFnType(x, x, v, v, v, x)
+	case bnDBeta:
+		return hm.NewFnType(v, v)
 	default:
 		return hm.NewFnType(x, x, v)
 	}
@@ -234,9 +242,9 @@ func (op bnTrainOp) Do(vs ...G.Value) (G.Value, error) {
 	case bnForward:
 		out = op.st.forward(in[0], in[1], in[2])
 	case bnDBeta:
-		out, shape = op.st.sums(in[1], false), tensor.Shape{op.st.c}
+		out, shape = append([]float32(nil), op.st.dbeta...), tensor.Shape{op.st.c}
 	case bnDGamma:
-		out, shape = op.st.sums(in[1], true), tensor.Shape{op.st.c}
+		out, shape = op.st.sums(in[1]), tensor.Shape{op.st.c}
 	default:
 		out = op.st.dx(in[1], in[2], in[3], in[4])
 	}
@@ -258,11 +266,12 @@ func (op bnTrainOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	part := func(p bnPart, in ...*G.Node) (*G.Node, error) {
 		return G.ApplyOp(bnTrainOp{st: op.st, dims: op.dims, part: p}, in...)
 	}
-	dbeta, err := part(bnDBeta, output, grad)
+	dgamma, err := part(bnDGamma, output, grad)
 	if err != nil {
 		return nil, err
 	}
-	dgamma, err := part(bnDGamma, output, grad)
+	// dβ reads what the dγ op left: its input orders it after that op.
+	dbeta, err := part(bnDBeta, dgamma)
 	if err != nil {
 		return nil, err
 	}

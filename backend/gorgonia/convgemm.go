@@ -54,21 +54,34 @@ func (c groupConv) im2col(x, col []float32) {
 				}
 				for oh := ohLo; oh < ohHi; oh++ {
 					d := dst[oh*c.wo:][:c.wo]
-					clear(d[:owLo])
-					clear(d[owHi:])
+					for j := 0; j < owLo; j++ { // one or two values: see clearWrapped
+						d[j] = 0
+					}
+					for j := owHi; j < len(d); j++ {
+						d[j] = 0
+					}
 					row := in[(oh*c.stride-c.pad+kh)*c.w:]
 					iw := owLo*c.stride - c.pad + kw
 					if c.stride == 1 {
 						copy(d[owLo:owHi], row[iw:])
 						continue
 					}
-					for ow := owLo; ow < owHi; ow++ {
-						d[ow] = row[iw]
-						iw += c.stride
-					}
+					gather(d[owLo:owHi], row[iw:], c.stride)
 				}
 			}
 		}
+	}
+}
+
+// gather sets d[i] = s[i·stride], with one bounds check per value
+// instead of two.
+func gather(d, s []float32, stride int) {
+	if len(d) == 0 {
+		return
+	}
+	s = s[:(len(d)-1)*stride+1]
+	for i := range d {
+		d[i] = s[i*stride]
 	}
 }
 
@@ -94,10 +107,17 @@ func (c groupConv) clearWrapped(p []float32, ohLo, ohHi, owLo, owHi int) {
 	if owLo == 0 && owHi == c.wo {
 		return
 	}
+	// Stores, not clear: the runs are a tap's overhang into the padding
+	// (one or two values), for which a call to memclr per row cost as
+	// much as copying the whole plane.
 	for oh := ohLo; oh < ohHi; oh++ {
 		r := p[oh*c.wo:][:c.wo]
-		clear(r[:owLo])
-		clear(r[owHi:])
+		for j := 0; j < owLo; j++ {
+			r[j] = 0
+		}
+		for j := owHi; j < len(r); j++ {
+			r[j] = 0
+		}
 	}
 }
 
