@@ -68,8 +68,9 @@ func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 		// into a loss) so that they stay finite.
 		for b := 0; b < len(x)/(st.c*st.per); b++ {
 			off := (b*st.c + c) * st.per
-			xh, out := st.xhat[off:off+st.per], y[off:off+st.per]
-			for i, v := range x[off : off+st.per] {
+			xv := x[off : off+st.per]
+			xh, out := st.xhat[off:][:len(xv)], y[off:][:len(xv)]
+			for i, v := range xv {
 				h := (v - m32) * inv32
 				xh[i] = h
 				out[i] = h*g + bt
@@ -164,8 +165,10 @@ func (st *bnState) dx(dy, gamma, dgamma, dbeta []float32) []float32 {
 		mb, mg := float32(float64(dbeta[c])/m), float32(float64(dgamma[c])/m)
 		for b := 0; b < st.gr.rows; b++ {
 			off := (b*st.c + c) * st.per
-			for i, d := range dy[off : off+st.per] {
-				dx[off+i] = k * (d - mb - st.xhat[off+i]*mg)
+			d := dy[off : off+st.per]
+			xh, out := st.xhat[off:][:len(d)], dx[off:][:len(d)]
+			for i, v := range d {
+				out[i] = k * (v - mb - xh[i]*mg)
 			}
 		}
 	})
