@@ -107,16 +107,18 @@ func (c groupConv) clearWrapped(p []float32, ohLo, ohHi, owLo, owHi int) {
 	if owLo == 0 && owHi == c.wo {
 		return
 	}
-	// Stores, not clear: the runs are a tap's overhang into the padding
-	// (one or two values), for which a call to memclr per row cost as
-	// much as copying the whole plane.
-	for oh := ohLo; oh < ohHi; oh++ {
-		r := p[oh*c.wo:][:c.wo]
-		for j := 0; j < owLo; j++ {
-			r[j] = 0
+	// Column by column: the columns are a tap's overhang into the
+	// padding (one or two), and a call to memclr per row and side cost
+	// as much as copying the whole plane.
+	rows := p[ohLo*c.wo : ohHi*c.wo]
+	for j := 0; j < owLo; j++ {
+		for i := j; i < len(rows); i += c.wo {
+			rows[i] = 0
 		}
-		for j := owHi; j < len(r); j++ {
-			r[j] = 0
+	}
+	for j := owHi; j < c.wo; j++ {
+		for i := j; i < len(rows); i += c.wo {
+			rows[i] = 0
 		}
 	}
 }
