@@ -106,17 +106,20 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 		case op.fn.name == actReLU.name && op.grad:
 			// A mask rather than a branch: the sign of x is random, and
 			// mispredicted branches cost more than the arithmetic.
-			dy := dy[lo:hi]
-			for i, v := range x[lo:hi] {
+			xs := x[lo:hi]
+			dy, o := dy[lo:hi][:len(xs)], out[lo:hi][:len(xs)]
+			for i, v := range xs {
 				var m uint32
 				if v > 0 {
 					m = ^uint32(0)
 				}
-				out[lo+i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
+				o[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
 			}
 		case op.fn.name == actReLU.name:
-			for i := lo; i < hi; i++ {
-				out[i] = max(x[i], 0)
+			xs := x[lo:hi]
+			o := out[lo:hi][:len(xs)]
+			for i, v := range xs {
+				o[i] = max(v, 0)
 			}
 		case op.fn.name == actReLU6.name && op.grad:
 			for i := lo; i < hi; i++ {
