@@ -69,7 +69,9 @@ func init() {
 	layers.Register(model.KindSigmoid, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Sigmoid(h) })})
 	layers.Register(model.KindDropout, layerImpl{build: unary(buildDropout)})
 	layers.Register(model.KindBatchNorm, layerImpl{build: unary(buildBatchNorm), flat: true})
-	layers.Register(model.KindAdd, layerImpl{build: func(_ step, in []*G.Node) (*G.Node, error) { return G.Add(in[0], in[1]) }})
+	layers.Register(model.KindAdd, layerImpl{build: func(s step, in []*G.Node) (*G.Node, error) {
+		return G.ApplyOp(addOp{dims: in[0].Dims(), out: s.outBuf()}, in[0], in[1])
+	}})
 	layers.Register(model.KindAvgPool, layerImpl{build: unary(buildAvgPool)})
 	layers.Register(model.KindGlobalAvgPool, layerImpl{build: unary(buildGlobalAvgPool)})
 	layers.Register(model.KindReLU6, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) { return applyAct(s, actReLU6, h) })})
