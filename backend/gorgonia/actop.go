@@ -22,7 +22,8 @@ type actOp struct {
 	onHost
 	fn   act
 	dims int
-	grad bool // (x, dy) -> dy·f'(x) instead of x -> f(x)
+	grad bool    // (x, dy) -> dy·f'(x) instead of x -> f(x)
+	out  *outBuf // the output's storage, kept between runs (nil: allocated per run)
 }
 
 // act is an activation function and its derivative.
@@ -60,8 +61,8 @@ var (
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
 // applyAct applies a to h.
-func applyAct(a act, h *G.Node) (*G.Node, error) {
-	return G.ApplyOp(actOp{fn: a, dims: h.Dims()}, h)
+func applyAct(s step, a act, h *G.Node) (*G.Node, error) {
+	return G.ApplyOp(actOp{fn: a, dims: h.Dims(), out: s.outBuf()}, h)
 }
 
 func (op actOp) Arity() int {
@@ -95,7 +96,7 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 	}
-	out := make([]float32, len(x))
+	out := op.out.get(len(x)) // every value is written
 	const chunk = 1 << 14
 	parallelFor((len(x)+chunk-1)/chunk, func(j int) {
 		lo, hi := j*chunk, min((j+1)*chunk, len(x))
@@ -105,23 +106,28 @@ func (op actOp) Do(vs ...G.Value) (G.Value, error) {
 		case op.fn.name == actReLU.name && op.grad:
 			// A mask rather than a branch: the sign of x is random, and
 			// mispredicted branches cost more than the arithmetic.
-			dy := dy[lo:hi]
-			for i, v := range x[lo:hi] {
+			xs := x[lo:hi]
+			dy, o := dy[lo:hi][:len(xs)], out[lo:hi][:len(xs)]
+			for i, v := range xs {
 				var m uint32
 				if v > 0 {
 					m = ^uint32(0)
 				}
-				out[lo+i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
+				o[i] = math.Float32frombits(math.Float32bits(dy[i]) & m)
 			}
 		case op.fn.name == actReLU.name:
-			for i := lo; i < hi; i++ {
-				out[i] = max(x[i], 0)
+			xs := x[lo:hi]
+			o := out[lo:hi][:len(xs)]
+			for i, v := range xs {
+				o[i] = max(v, 0)
 			}
 		case op.fn.name == actReLU6.name && op.grad:
 			for i := lo; i < hi; i++ {
+				var d float32
 				if v := x[i]; v > 0 && v < 6 {
-					out[i] = dy[i]
+					d = dy[i]
 				}
+				out[i] = d
 			}
 		case op.fn.name == actReLU6.name:
 			for i := lo; i < hi; i++ {
@@ -157,7 +163,7 @@ func (op actOp) DiffWRT(n int) []bool {
 }
 
 func (op actOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(actOp{fn: op.fn, dims: op.dims, grad: true}, inputs[0], grad)
+	d, err := G.ApplyOp(actOp{fn: op.fn, dims: op.dims, grad: true, out: op.out.another()}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}

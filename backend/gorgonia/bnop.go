@@ -31,6 +31,8 @@ type bnState struct {
 	variance []float64 // the batch's biased variance per channel
 	invStd   []float64 // 1/sqrt(variance+eps)
 	xhat     []float32 // (x-mean)·invStd, batch × c × per
+	y, dxOut outBuf    // the outputs of forward and dx, kept between runs
+	dbeta    []float32 // Σdy per channel, from sums
 }
 
 // count is how many values each channel's statistics are over.
@@ -42,7 +44,7 @@ func (st *bnState) count() int { return st.gr.rows * st.per }
 // every addition wait for the previous one.
 func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 	n := st.gr.rows
-	y := make([]float32, len(x))
+	y := st.y.get(len(x)) // every value is written
 	cnt := float64(st.count())
 	parallelFor(st.c, func(c int) {
 		var s float64
@@ -66,8 +68,9 @@ func (st *bnState) forward(x, gamma, beta []float32) []float32 {
 		// into a loss) so that they stay finite.
 		for b := 0; b < len(x)/(st.c*st.per); b++ {
 			off := (b*st.c + c) * st.per
-			xh, out := st.xhat[off:off+st.per], y[off:off+st.per]
-			for i, v := range x[off : off+st.per] {
+			xv := x[off : off+st.per]
+			xh, out := st.xhat[off:][:len(xv)], y[off:][:len(xv)]
+			for i, v := range xv {
 				h := (v - m32) * inv32
 				xh[i] = h
 				out[i] = h*g + bt
@@ -129,37 +132,43 @@ func dot32(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// sums returns Σdy (β's gradient) or, with xhat, Σdy·x̂ (γ's) per
-// channel, over the real rows, per plane in float32 as forward's.
-func (st *bnState) sums(dy []float32, withXhat bool) []float32 {
-	out := make([]float32, st.c)
+// sums returns Σdy·x̂ (γ's gradient) per channel, over the real rows,
+// per plane in float32 as forward's, and keeps Σdy (β's) in dbeta for
+// the op that returns it: one pass over dy for both, each plane read
+// twice while it is in the cache.
+func (st *bnState) sums(dy []float32) []float32 {
+	dgamma := make([]float32, st.c)
+	if len(st.dbeta) != st.c {
+		st.dbeta = make([]float32, st.c)
+	}
 	parallelFor(st.c, func(c int) {
-		var s float64
+		var sg, sb float64
 		for b := 0; b < st.gr.rows; b++ {
 			off := (b*st.c + c) * st.per
-			if withXhat {
-				s += float64(dot32(dy[off:off+st.per], st.xhat[off:]))
-			} else {
-				s += float64(sum32(dy[off : off+st.per]))
-			}
+			d := dy[off : off+st.per]
+			sg += float64(dot32(d, st.xhat[off:]))
+			sb += float64(sum32(d))
 		}
-		out[c] = float32(s)
+		dgamma[c], st.dbeta[c] = float32(sg), float32(sb)
 	})
-	return out
+	return dgamma
 }
 
 // dx is the gradient with respect to the input:
 // γ·invStd·(dy − Σdy/m − x̂·Σdy·x̂/m) on the real rows, zero on padding.
 func (st *bnState) dx(dy, gamma, dgamma, dbeta []float32) []float32 {
-	dx := make([]float32, len(dy))
+	dx := st.dxOut.get(len(dy))
+	clear(dx[st.gr.rows*st.c*st.per:])
 	m := float64(st.count())
 	parallelFor(st.c, func(c int) {
 		k := float32(float64(gamma[c]) * st.invStd[c])
 		mb, mg := float32(float64(dbeta[c])/m), float32(float64(dgamma[c])/m)
 		for b := 0; b < st.gr.rows; b++ {
 			off := (b*st.c + c) * st.per
-			for i, d := range dy[off : off+st.per] {
-				dx[off+i] = k * (d - mb - st.xhat[off+i]*mg)
+			d := dy[off : off+st.per]
+			xh, out := st.xhat[off:][:len(d)], dx[off:][:len(d)]
+			for i, v := range d {
+				out[i] = k * (v - mb - xh[i]*mg)
 			}
 		}
 	})
@@ -171,7 +180,7 @@ type bnPart int
 
 const (
 	bnForward bnPart = iota // (x, γ, β) -> y
-	bnDBeta                 // (y, dy) -> Σdy
+	bnDBeta                 // (dγ) -> Σdy, which the dγ op computed
 	bnDGamma                // (y, dy) -> Σdy·x̂
 	bnDx                    // (y, dy, γ, dγ, dβ) -> dx
 )
@@ -192,6 +201,8 @@ func (op bnTrainOp) Arity() int {
 		return 3
 	case bnDx:
 		return 5
+	case bnDBeta:
+		return 1
 	default:
 		return 2
 	}
@@ -206,6 +217,8 @@ func (op bnTrainOp) Type() hm.Type {
 		return hm.NewFnType(x, v, v, x)
 	case bnDx:
 		return hm.NewFnType(x, x, v, v, v, x)
+	case bnDBeta:
+		return hm.NewFnType(v, v)
 	default:
 		return hm.NewFnType(x, x, v)
 	}
@@ -232,9 +245,9 @@ func (op bnTrainOp) Do(vs ...G.Value) (G.Value, error) {
 	case bnForward:
 		out = op.st.forward(in[0], in[1], in[2])
 	case bnDBeta:
-		out, shape = op.st.sums(in[1], false), tensor.Shape{op.st.c}
+		out, shape = append([]float32(nil), op.st.dbeta...), tensor.Shape{op.st.c}
 	case bnDGamma:
-		out, shape = op.st.sums(in[1], true), tensor.Shape{op.st.c}
+		out, shape = op.st.sums(in[1]), tensor.Shape{op.st.c}
 	default:
 		out = op.st.dx(in[1], in[2], in[3], in[4])
 	}
@@ -256,11 +269,12 @@ func (op bnTrainOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	part := func(p bnPart, in ...*G.Node) (*G.Node, error) {
 		return G.ApplyOp(bnTrainOp{st: op.st, dims: op.dims, part: p}, in...)
 	}
-	dbeta, err := part(bnDBeta, output, grad)
+	dgamma, err := part(bnDGamma, output, grad)
 	if err != nil {
 		return nil, err
 	}
-	dgamma, err := part(bnDGamma, output, grad)
+	// dβ reads what the dγ op left: its input orders it after that op.
+	dbeta, err := part(bnDBeta, dgamma)
 	if err != nil {
 		return nil, err
 	}

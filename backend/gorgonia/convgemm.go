@@ -54,21 +54,34 @@ func (c groupConv) im2col(x, col []float32) {
 				}
 				for oh := ohLo; oh < ohHi; oh++ {
 					d := dst[oh*c.wo:][:c.wo]
-					clear(d[:owLo])
-					clear(d[owHi:])
+					for j := 0; j < owLo; j++ { // one or two values: see clearWrapped
+						d[j] = 0
+					}
+					for j := owHi; j < len(d); j++ {
+						d[j] = 0
+					}
 					row := in[(oh*c.stride-c.pad+kh)*c.w:]
 					iw := owLo*c.stride - c.pad + kw
 					if c.stride == 1 {
 						copy(d[owLo:owHi], row[iw:])
 						continue
 					}
-					for ow := owLo; ow < owHi; ow++ {
-						d[ow] = row[iw]
-						iw += c.stride
-					}
+					gather(d[owLo:owHi], row[iw:], c.stride)
 				}
 			}
 		}
+	}
+}
+
+// gather sets d[i] = s[i·stride], with one bounds check per value
+// instead of two.
+func gather(d, s []float32, stride int) {
+	if len(d) == 0 {
+		return
+	}
+	s = s[:(len(d)-1)*stride+1]
+	for i := range d {
+		d[i] = s[i*stride]
 	}
 }
 
@@ -94,10 +107,19 @@ func (c groupConv) clearWrapped(p []float32, ohLo, ohHi, owLo, owHi int) {
 	if owLo == 0 && owHi == c.wo {
 		return
 	}
-	for oh := ohLo; oh < ohHi; oh++ {
-		r := p[oh*c.wo:][:c.wo]
-		clear(r[:owLo])
-		clear(r[owHi:])
+	// Column by column: the columns are a tap's overhang into the
+	// padding (one or two), and a call to memclr per row and side cost
+	// as much as copying the whole plane.
+	rows := p[ohLo*c.wo : ohHi*c.wo]
+	for j := 0; j < owLo; j++ {
+		for i := j; i < len(rows); i += c.wo {
+			rows[i] = 0
+		}
+	}
+	for j := owHi; j < c.wo; j++ {
+		for i := j; i < len(rows); i += c.wo {
+			rows[i] = 0
+		}
 	}
 }
 
@@ -171,9 +193,9 @@ func perWorker(jobs, n int) ([][]float32, func()) {
 
 // gemmForward is forward for groups == 1: y_b = W·colT_b, colT_b packed
 // as the right operand (it is Bᵀ of gemm's C = A·Bᵀ).
-func (c groupConv) gemmForward(x, w []float32, n int) []float32 {
+func (c groupConv) gemmForward(x, w []float32, n int, ob *outBuf) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
-	y := make([]float32, n*c.cout*ohw)
+	y := ob.get(n * c.cout * ohw) // every value is written
 	cols, done := perWorker(n, k*ohw)
 	defer done()
 	packs := make([]*gemm.PackedF32, len(cols))
@@ -186,12 +208,26 @@ func (c groupConv) gemmForward(x, w []float32, n int) []float32 {
 	return y
 }
 
-// gemmDx is dx for groups == 1: dcol_b = Wᵀ·dy_b, dy_b packed as the
-// right operand, then folded into dx_b.
-func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
+// gemmDx is dx for groups == 1. A stride-1 convolution's is the
+// forward pass of its transpose on dy (transposeConv); others' is
+// dcol_b = Wᵀ·dy_b, dy_b packed as the right operand, then folded into
+// dx_b.
+func (c groupConv) gemmDx(w, dy []float32, n int, ob *outBuf) []float32 {
+	if t, ok := c.transposeConv(); ok {
+		wf := scratch.get(len(w))
+		defer scratch.put(wf)
+		c.flipWeights(w, wf)
+		return t.gemmForward(dy, wf, n, ob)
+	}
+	return c.gemmDxFold(w, dy, n, ob)
+}
+
+// gemmDxFold is dx as dcol_b = Wᵀ·dy_b folded into dx_b, for any
+// stride.
+func (c groupConv) gemmDxFold(w, dy []float32, n int, ob *outBuf) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
-	dx := make([]float32, n*c.cin*hw)
-	wt := scratch.get(k * c.cout) // Wᵀ [K, Cout]
+	dx := ob.getZero(n * c.cin * hw) // col2im adds into it
+	wt := scratch.get(k * c.cout)    // Wᵀ [K, Cout]
 	defer scratch.put(wt)
 	for o := 0; o < c.cout; o++ {
 		for t, v := range w[o*k : (o+1)*k] {
@@ -210,13 +246,44 @@ func (c groupConv) gemmDx(w, dy []float32, n int) []float32 {
 	return dx
 }
 
+// transposeConv returns, for a stride-1 convolution with pad < k, the
+// convolution whose forward pass maps dy [Cout, Ho, Wo] to dx [Cin, H,
+// W]: dx[ci, i, j] = Σ w[co, ci, kh, kw]·dy[co, i+pad−kh, j+pad−kw],
+// which is a convolution of dy with the flipped kernel (flipWeights) and
+// padding k−1−pad. Run as gemmForward it is one product per example
+// with Cin rows and Cout·k·k terms, written straight into dx, where
+// Wᵀ·dy_b has only Cout terms (too few for the micro-kernel to amortise
+// loading and storing its tile) and its K×Ho·Wo result must be folded
+// into dx by scattered additions.
+func (c groupConv) transposeConv() (groupConv, bool) {
+	if c.groups != 1 || c.stride != 1 || c.pad >= c.k {
+		return groupConv{}, false
+	}
+	t := newGroupConv([]int{c.cout, c.ho, c.wo}, c.cin, 1, c.k, 1, c.k-1-c.pad)
+	return t, t.ho == c.h && t.wo == c.w
+}
+
+// flipWeights writes w [Cout, Cin, k, k] as the transposed convolution's
+// weights wf [Cin, Cout, k, k], each kernel rotated by 180°.
+func (c groupConv) flipWeights(w, wf []float32) {
+	kk := c.k * c.k
+	for o := 0; o < c.cout; o++ {
+		for i := 0; i < c.cin; i++ {
+			src, dst := w[(o*c.cin+i)*kk:][:kk], wf[(i*c.cout+o)*kk:][:kk]
+			for t, v := range src {
+				dst[kk-1-t] = v
+			}
+		}
+	}
+}
+
 // gemmDw is dw for groups == 1, computed transposed: dWᵀ = Σ_b
 // colT_b·dy_bᵀ, whose right operand dy_b [Cout, Ho·Wo] is small.
 // Examples are summed in float32 in fixed chunks of dwChunk, in order,
 // and the chunks' sums added in float64, in order: which worker takes a
 // chunk depends on the machine's load, and summing per worker made
 // training results differ from run to run.
-func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
+func (c groupConv) gemmDw(x, dy []float32, n int, ob *outBuf) []float32 {
 	k, hw, ohw := c.gemmTaps(), c.h*c.w, c.ho*c.wo
 	kc := k * c.cout
 	chunks := (n + dwChunk - 1) / dwChunk
@@ -238,7 +305,7 @@ func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
 			}
 		}
 	})
-	dw := make([]float32, c.cout*k)
+	dw := ob.get(c.cout * k) // every value is written
 	for t := 0; t < k; t++ {
 		for o := 0; o < c.cout; o++ {
 			var s float64
@@ -255,6 +322,47 @@ func (c groupConv) gemmDw(x, dy []float32, n int) []float32 {
 // before the float64 sum: enough chunks for every core at batch 32 and
 // up, few enough that their accumulators stay small.
 const dwChunk = 4
+
+// outBuf is an op's output storage in a training graph, kept from one
+// step to the next: fresh outputs, tens of megabytes per step in a
+// ResNet, were each cleared by the allocator and left to the collector.
+// Reuse is safe because an op runs once per run of its graph, the graph
+// runs under its model's lock, and nothing reads an op's output after
+// the run (logits and features are copied out by G.Read, gradients by
+// gradSink). A nil *outBuf allocates on every call (inference graphs,
+// tests).
+type outBuf struct{ data []float32 }
+
+// get returns n values of storage with arbitrary contents, for outputs
+// whose every value the op writes.
+func (o *outBuf) get(n int) []float32 {
+	if o == nil {
+		return make([]float32, n)
+	}
+	if cap(o.data) < n {
+		o.data = make([]float32, n)
+	}
+	return o.data[:n]
+}
+
+// getZero is get for outputs that the op accumulates into.
+func (o *outBuf) getZero(n int) []float32 {
+	if o == nil {
+		return make([]float32, n)
+	}
+	d := o.get(n)
+	clear(d)
+	return d
+}
+
+// another returns storage of its own for an op derived from the one
+// that owns o, or nil where o is nil (outside training graphs).
+func (o *outBuf) another() *outBuf {
+	if o == nil {
+		return nil
+	}
+	return new(outBuf)
+}
 
 // scratch recycles the convolutions' intermediate buffers: a step of a
 // ResNet needs a few tens of megabytes of them per layer, which fresh

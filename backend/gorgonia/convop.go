@@ -58,10 +58,10 @@ func (c groupConv) span(kk, n, no int) (lo, hi int) {
 }
 
 // forward computes y = conv(x, w) for a batch of n.
-func (c groupConv) forward(x, w []float32, n int) []float32 {
+func (c groupConv) forward(x, w []float32, n int, ob *outBuf) []float32 {
 	cpg, opg := c.cin/c.groups, c.cout/c.groups
 	hw, ohw, kk := c.h*c.w, c.ho*c.wo, c.k*c.k
-	y := make([]float32, n*c.cout*ohw)
+	y := ob.getZero(n * c.cout * ohw)
 	parallelFor(n*c.cout, func(job int) {
 		b, o := job/c.cout, job%c.cout
 		out := y[job*ohw : (job+1)*ohw]
@@ -91,10 +91,10 @@ func (c groupConv) forward(x, w []float32, n int) []float32 {
 }
 
 // dx is the gradient with respect to x of Σ dy·conv(x, w).
-func (c groupConv) dx(w, dy []float32, n int) []float32 {
+func (c groupConv) dx(w, dy []float32, n int, ob *outBuf) []float32 {
 	cpg, opg := c.cin/c.groups, c.cout/c.groups
 	hw, ohw, kk := c.h*c.w, c.ho*c.wo, c.k*c.k
-	dx := make([]float32, n*c.cin*hw)
+	dx := ob.getZero(n * c.cin * hw)
 	parallelFor(n*c.cin, func(job int) {
 		b, ci := job/c.cin, job%c.cin
 		g, ic := ci/cpg, ci%cpg
@@ -126,10 +126,10 @@ func (c groupConv) dx(w, dy []float32, n int) []float32 {
 // dw is the gradient with respect to w of Σ dy·conv(x, w). Each weight
 // sums over the batch and the output plane; the per-plane sums are
 // float32, their total float64.
-func (c groupConv) dw(x, dy []float32, n int) []float32 {
+func (c groupConv) dw(x, dy []float32, n int, ob *outBuf) []float32 {
 	cpg, opg := c.cin/c.groups, c.cout/c.groups
 	hw, ohw, kk := c.h*c.w, c.ho*c.wo, c.k*c.k
-	dw := make([]float32, c.cout*cpg*kk)
+	dw := ob.get(c.cout * cpg * kk) // every value is written
 	parallelFor(c.cout*cpg, func(job int) {
 		o, ic := job/cpg, job%cpg
 		g := o / opg
@@ -224,12 +224,17 @@ const (
 )
 
 // convOp is one of groupConv's functions as a gorgonia op. constW marks a
-// constant weight (the average pool's): no gradient is built for it.
+// constant weight (the average pool's), noDx an input that needs no
+// gradient (the graph's input): no gradient is built for them. gorgonia
+// would otherwise compute one (SymDiff builds every input's) and throw
+// it away.
 type convOp struct {
 	onHost
 	c      groupConv
 	part   convPart
 	constW bool
+	noDx   bool
+	out    *outBuf // the output's storage, kept between runs (nil: allocated per run)
 }
 
 func (op convOp) Arity() int { return 2 }
@@ -268,23 +273,23 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 	case convForward:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmForward(a, b, n)
+			out = op.c.gemmForward(a, b, n, op.out)
 		} else {
-			out = op.c.forward(a, b, n)
+			out = op.c.forward(a, b, n, op.out)
 		}
 	case convDx:
 		n = vs[1].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmDx(a, b, n)
+			out = op.c.gemmDx(a, b, n, op.out)
 		} else {
-			out = op.c.dx(a, b, n)
+			out = op.c.dx(a, b, n, op.out)
 		}
 	default:
 		n = vs[0].Shape()[0]
 		if op.c.groups == 1 {
-			out = op.c.gemmDw(a, b, n)
+			out = op.c.gemmDw(a, b, n, op.out)
 		} else {
-			out = op.c.dw(a, b, n)
+			out = op.c.dw(a, b, n, op.out)
 		}
 	}
 	shape, _ := op.InferShape(vs[0].Shape(), vs[1].Shape())
@@ -294,27 +299,28 @@ func (op convOp) Do(vs ...G.Value) (G.Value, error) {
 func (op convOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s", op) }
 func (op convOp) Hashcode() uint32      { return hashOf(op) }
 func (op convOp) String() string {
-	return fmt.Sprintf("DistillGroupConv%d(%+v,%v)", op.part, op.c, op.constW)
+	return fmt.Sprintf("DistillGroupConv%d(%+v,%v,%v)", op.part, op.c, op.constW, op.noDx)
 }
 
 func (op convOp) DiffWRT(int) []bool {
 	if op.part != convForward {
 		return []bool{false, false}
 	}
-	return []bool{true, !op.constW}
+	return []bool{!op.noDx, !op.constW}
 }
 
 func (op convOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(convOp{c: op.c, part: convDx}, inputs[1], grad)
-	if err != nil {
-		return nil, err
+	var dx, dw *G.Node
+	var err error
+	if !op.noDx {
+		if dx, err = G.ApplyOp(convOp{c: op.c, part: convDx, out: op.out.another()}, inputs[1], grad); err != nil {
+			return nil, err
+		}
 	}
-	if op.constW {
-		return G.Nodes{dx, nil}, nil
-	}
-	dw, err := G.ApplyOp(convOp{c: op.c, part: convDw}, inputs[0], grad)
-	if err != nil {
-		return nil, err
+	if !op.constW {
+		if dw, err = G.ApplyOp(convOp{c: op.c, part: convDw, out: op.out.another()}, inputs[0], grad); err != nil {
+			return nil, err
+		}
 	}
 	return G.Nodes{dx, dw}, nil
 }

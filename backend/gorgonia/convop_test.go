@@ -73,7 +73,7 @@ func TestGroupConv(t *testing.T) {
 		x := randv(n * tc.cin * tc.h * tc.w)
 		w := randv(tc.cout * tc.cin / tc.groups * tc.k * tc.k)
 		want := naiveConv(c, x, w, n)
-		got := c.forward(x, w, n)
+		got := c.forward(x, w, n, nil)
 		if len(got) != len(want) {
 			t.Fatalf("%+v: %d outputs, want %d", tc, len(got), len(want))
 		}
@@ -84,7 +84,7 @@ func TestGroupConv(t *testing.T) {
 		}
 		dy := randv(len(want))
 		ref := dot(dy, want)
-		dx, dw := c.dx(w, dy, n), c.dw(x, dy, n)
+		dx, dw := c.dx(w, dy, n, nil), c.dw(x, dy, n, nil)
 		x64, w64 := make([]float64, len(x)), make([]float64, len(w))
 		for i, v := range x {
 			x64[i] = float64(v)
@@ -139,15 +139,25 @@ func TestGemmConv(t *testing.T) {
 		{2, 3, 5, 1, 2, 1, 9, 2},     // rows line up, one row
 		{3, 3, 3, 1, 1, 1, 1, 2},     // rows line up, 1×1 plane
 		{2, 2, 5, 1, 2, 9, 1, 2},     // rows line up, one column
+		{16, 16, 3, 1, 1, 28, 28, 3}, // a basic block's convolution
+		{3, 4, 1, 1, 0, 5, 6, 2},     // 1×1, stride 1
+		{3, 4, 1, 1, 1, 5, 6, 2},     // padding ≥ kernel: dx not as a transposed convolution
 	} {
 		c := newGroupConv([]int{tc.cin, tc.h, tc.w}, tc.cout, 1, tc.k, tc.stride, tc.pad)
+		// Output storage kept between the repetitions, as a training
+		// graph keeps it between steps: stale values must not leak.
+		var outs [6]outBuf
 		for rep := 0; rep < 2; rep++ {
 			x := randv(tc.n * tc.cin * tc.h * tc.w)
 			w := randv(tc.cout * tc.cin * tc.k * tc.k)
 			dy := randv(tc.n * tc.cout * c.ho * c.wo)
-			near("forward", c.gemmForward(x, w, tc.n), c.forward(x, w, tc.n))
-			near("dx", c.gemmDx(w, dy, tc.n), c.dx(w, dy, tc.n))
-			near("dw", c.gemmDw(x, dy, tc.n), c.dw(x, dy, tc.n))
+			near("forward", c.gemmForward(x, w, tc.n, &outs[0]), c.forward(x, w, tc.n, &outs[3]))
+			near("dx", c.gemmDx(w, dy, tc.n, &outs[1]), c.dx(w, dy, tc.n, &outs[4]))
+			near("dw", c.gemmDw(x, dy, tc.n, &outs[2]), c.dw(x, dy, tc.n, &outs[5]))
+			if _, ok := c.transposeConv(); ok {
+				// The folding path, which stride-1 convolutions no longer take.
+				near("dx folded", c.gemmDxFold(w, dy, tc.n, nil), c.dx(w, dy, tc.n, nil))
+			}
 		}
 	}
 }
@@ -167,12 +177,12 @@ func TestGemmDwDeterministic(t *testing.T) {
 			v[i] = float32(rng.NormFloat64())
 		}
 	}
-	want := c.gemmDw(x, dy, n)
+	want := c.gemmDw(x, dy, n, nil)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 2, 3, 8} {
 		runtime.GOMAXPROCS(procs)
 		for rep := 0; rep < 5; rep++ {
-			got := c.gemmDw(x, dy, n)
+			got := c.gemmDw(x, dy, n, nil)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("GOMAXPROCS %d, run %d: dw[%d] = %v, first run %v", procs, rep, i, got[i], want[i])

@@ -38,6 +38,17 @@ type layerImpl struct {
 // layers is gorgonia's implementation of each layer kind.
 var layers = kindreg.New[layerImpl]("backend/gorgonia", nil)
 
+// outBuf returns output storage kept between runs for an op of a
+// training graph (see outBuf), nil in an inference graph: those are
+// cached per batch size, and keeping every activation of each would
+// hold memory for little gain.
+func (s step) outBuf() *outBuf {
+	if !s.train {
+		return nil
+	}
+	return new(outBuf)
+}
+
 // unary adapts a one-input builder.
 func unary(f func(s step, h *G.Node) (*G.Node, error)) func(step, []*G.Node) (*G.Node, error) {
 	return func(s step, in []*G.Node) (*G.Node, error) { return f(s, in[0]) }
@@ -53,16 +64,18 @@ func init() {
 	layers.Register(model.KindFlatten, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) {
 		return G.Reshape(h, tensor.Shape{s.gr.batch, model.Numel(s.out)})
 	})})
-	layers.Register(model.KindReLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actReLU, h) })})
+	layers.Register(model.KindReLU, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) { return applyAct(s, actReLU, h) })})
 	layers.Register(model.KindTanh, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Tanh(h) })})
 	layers.Register(model.KindSigmoid, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return G.Sigmoid(h) })})
 	layers.Register(model.KindDropout, layerImpl{build: unary(buildDropout)})
 	layers.Register(model.KindBatchNorm, layerImpl{build: unary(buildBatchNorm), flat: true})
-	layers.Register(model.KindAdd, layerImpl{build: func(_ step, in []*G.Node) (*G.Node, error) { return G.Add(in[0], in[1]) }})
+	layers.Register(model.KindAdd, layerImpl{build: func(s step, in []*G.Node) (*G.Node, error) {
+		return G.ApplyOp(addOp{dims: in[0].Dims(), out: s.outBuf()}, in[0], in[1])
+	}})
 	layers.Register(model.KindAvgPool, layerImpl{build: unary(buildAvgPool)})
 	layers.Register(model.KindGlobalAvgPool, layerImpl{build: unary(buildGlobalAvgPool)})
-	layers.Register(model.KindReLU6, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actReLU6, h) })})
-	layers.Register(model.KindSiLU, layerImpl{build: unary(func(_ step, h *G.Node) (*G.Node, error) { return applyAct(actSiLU, h) })})
+	layers.Register(model.KindReLU6, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) { return applyAct(s, actReLU6, h) })})
+	layers.Register(model.KindSiLU, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) { return applyAct(s, actSiLU, h) })})
 }
 
 func buildLinear(s step, h *G.Node) (*G.Node, error) {
@@ -77,7 +90,9 @@ func buildConv2D(s step, h *G.Node) (*G.Node, error) {
 	l := s.l
 	st := max(l.Stride, 1)
 	w := s.params[l.Name+".weight"]
-	h, err := G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, l.ConvGroups(), l.Kernel, st, l.Padding)}, h, w)
+	// A leaf input is the graph's input x: no gradient is taken for it.
+	noDx := h.Op() == nil
+	h, err := G.ApplyOp(convOp{c: newGroupConv(s.in[0], l.Out, l.ConvGroups(), l.Kernel, st, l.Padding), noDx: noDx, out: s.outBuf()}, h, w)
 	if err != nil || l.NoBias {
 		return h, err
 	}
@@ -94,7 +109,7 @@ func buildAvgPool(s step, h *G.Node) (*G.Node, error) {
 		w[i] = 1 / float32(k*k)
 	}
 	wn := G.NodeFromAny(s.gr.g, tensor.New(tensor.WithShape(c, 1, k, k), tensor.WithBacking(w)), G.WithName("avgpool."+l.Name))
-	return G.ApplyOp(convOp{c: newGroupConv(s.in[0], c, c, k, l.PoolStride(), l.Padding), constW: true}, h, wn)
+	return G.ApplyOp(convOp{c: newGroupConv(s.in[0], c, c, k, l.PoolStride(), l.Padding), constW: true, out: s.outBuf()}, h, wn)
 }
 
 // buildGlobalAvgPool averages each [H·W] plane.
