@@ -102,6 +102,9 @@ type convI8 struct {
 	rq       gemm.Requant
 	outFloat bool
 	outQ     QParams
+	// nhwc: one group, weights in [o][ky][kx][c] order (kernelHWC), run
+	// by runNHWC.
+	nhwc bool
 }
 
 func (o *convI8) name() string { return o.layer }
@@ -146,6 +149,8 @@ func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
 			}
 			depthwiseI8(g, x.u[b*g.in():], x.q.ZeroPoint, o.dw, &o.rq, s.acc, f, u)
 		}
+	} else if o.nhwc {
+		o.runNHWC(s, x, n, fbuf, ubuf)
 	} else {
 		o.gemmGroups(s, x, n, fbuf, ubuf)
 	}
@@ -190,6 +195,127 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 				}
 			}
 		}
+	}
+}
+
+// runNHWC runs a single-group convolution on an NHWC copy of its input,
+// where a patch row is k runs of k·c contiguous bytes (one per kernel
+// row) rather than c·k runs of k, and a 1×1 stride-1 convolution needs
+// no patches at all: the copy is its GEMM's A. The work is cut into
+// units (an example, or a band of output rows of one when the batch is
+// smaller than the threads), and each part of a gemm.Parallel call runs
+// a range of units from patches to NCHW output with its own buffers, so
+// that the patches stay in cache and both threads build them.
+func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
+	g := o.g
+	w := o.w[0]
+	kd, pos, in := g.kdim(), g.pos(), g.in()
+	threads := gemm.ThreadsFor(n*pos*g.o*kd, true)
+	bands := 1
+	if threads > 1 && n < partsPerThread*threads {
+		bands = min(g.oh, (partsPerThread*threads+n-1)/n)
+	}
+	bandRows := (g.oh + bands - 1) / bands
+	bands = (g.oh + bandRows - 1) / bandRows
+	units := n * bands
+	parts := min(units, partsPerThread*threads)
+	if threads == 1 {
+		parts = 1
+	}
+	// Each part's patches and GEMM output, slack apart (the kernels read
+	// A rows up to gemm.KPad(K)).
+	direct := g.k == 1 && g.stride == 1 && g.pad == 0
+	colLen, tmpLen := 0, bandRows*g.ow*g.o
+	if !direct {
+		colLen = bandRows*g.ow*kd + slack
+	}
+	s.xh = growU(s.xh, n*in)
+	s.colU = growU(s.colU, parts*colLen)
+	if o.outFloat {
+		s.tmp = growF(s.tmp, parts*tmpLen)
+	} else {
+		s.tmpU = growU(s.tmpU, parts*tmpLen)
+	}
+	xh, pad := s.xh, uint8(x.q.ZeroPoint)
+	hw := g.h * g.w
+	toNHWC := func(b int) { transposeBand(x.u[b*in:], hw, 0, g.c, g.c, xh[b*in:]) }
+	if threads == 1 || n == 1 {
+		for b := range n {
+			toNHWC(b)
+		}
+	} else {
+		gemm.Parallel(threads, n, toNHWC)
+	}
+	part := func(pi int) {
+		col := s.colU[pi*colLen:]
+		for u := pi * units / parts; u < (pi+1)*units/parts; u++ {
+			b, band := u/bands, u%bands
+			oy0, oy1 := band*bandRows, min(g.oh, (band+1)*bandRows)
+			p0, m := oy0*g.ow, (oy1-oy0)*g.ow
+			a := col
+			if direct {
+				a = xh[b*in+p0*g.c:]
+			} else {
+				im2colNHWC(g, xh[b*in:b*in+in], col, oy0, oy1, pad)
+			}
+			if o.outFloat {
+				tmp := s.tmp[pi*tmpLen:]
+				w.GemmF32Serial(m, a, kd, tmp, g.o, &o.rq)
+				transposeBand(tmp, g.o, p0, m, pos, fbuf[b*g.out():])
+			} else {
+				tmp := s.tmpU[pi*tmpLen:]
+				w.GemmU8Serial(m, a, kd, tmp, g.o, &o.rq)
+				transposeBand(tmp, g.o, p0, m, pos, ubuf[b*g.out():])
+			}
+		}
+	}
+	if parts == 1 {
+		part(0)
+		return
+	}
+	gemm.Parallel(threads, parts, part)
+}
+
+// partsPerThread: as in package gemm, several parts per thread, so that
+// a thread slowed by another process hands its share to the other.
+const partsPerThread = 4
+
+// im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
+// example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
+// order, with pad for the positions outside x.
+func im2colNHWC[T float32 | uint8](g convGeom, x, col []T, oy0, oy1 int, pad T) {
+	c, k, st := g.c, g.k, g.stride
+	kc := k * c
+	kd := k * kc
+	for oy := oy0; oy < oy1; oy++ {
+		for ox := range g.ow {
+			row := col[((oy-oy0)*g.ow+ox)*kd:][:kd]
+			x0 := ox*st - g.pad
+			for ky := range k {
+				seg := row[ky*kc : (ky+1)*kc]
+				y := oy*st - g.pad + ky
+				switch {
+				case y < 0 || y >= g.h:
+					fill(seg, pad)
+				case x0 >= 0 && x0+k <= g.w:
+					copy(seg, x[(y*g.w+x0)*c:])
+				default:
+					for kx := range k {
+						if xx := x0 + kx; xx < 0 || xx >= g.w {
+							fill(seg[kx*c:(kx+1)*c], pad)
+						} else {
+							copy(seg[kx*c:(kx+1)*c], x[(y*g.w+xx)*c:])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func fill[T any](s []T, v T) {
+	for i := range s {
+		s[i] = v
 	}
 }
 

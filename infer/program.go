@@ -175,6 +175,7 @@ type scratch struct {
 	u    [][]uint8
 	col  []float32
 	colU []uint8
+	xh   []uint8 // an NHWC copy of a convolution's input
 	tmp  []float32
 	tmpU []uint8
 	acc  []int32 // a depthwise INT8 row
@@ -211,7 +212,7 @@ func (s *scratch) bytes() int64 {
 		f += cap(b)
 	}
 	f += cap(s.acc) // int32, as wide as float32
-	u := cap(s.colU) + cap(s.tmpU)
+	u := cap(s.colU) + cap(s.tmpU) + cap(s.xh)
 	for _, b := range s.u {
 		u += cap(b)
 	}
