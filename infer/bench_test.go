@@ -141,11 +141,9 @@ func BenchmarkMNISTStudentOps(b *testing.B) {
 				reps := max(1, 256/n)
 				for b.Loop() {
 					s.vals[0] = value{f: x, dim: 784}
-					for i, st := range p.p.steps {
-						var ins []value
-						for _, id := range st.in {
-							ins = append(ins, s.vals[id])
-						}
+					for i := range p.p.steps {
+						st := &p.p.steps[i]
+						ins := slices.Clone(s.inputs(st, n))
 						start := time.Now()
 						for range reps {
 							s.vals[st.out] = st.op.run(s, ins, n, st.buf)

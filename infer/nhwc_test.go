@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,6 +93,23 @@ func TestConvNHWCMatchesNCHW(t *testing.T) {
 						t.Fatalf("%s n=%d threads=%d: logit %d is %v through NHWC, %v through NCHW\n%s", spec.Name, n, threads, i, got[i], want[i], nhwc)
 					}
 				}
+			}
+			// Observe reports every layer's output in NCHW order.
+			seen := map[string][]float32{}
+			if err := nchw.Observe(x, n, want, func(layer string, data []float32) { seen[layer] = slices.Clone(data) }); err != nil {
+				t.Fatal(err)
+			}
+			steps := 0
+			if err := nhwc.Observe(x, n, want, func(layer string, data []float32) {
+				steps++
+				if !slices.Equal(data, seen[layer]) {
+					t.Fatalf("%s n=%d: Observe of %q differs between NHWC and NCHW", spec.Name, n, layer)
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if steps != len(seen) {
+				t.Fatalf("%s: Observe reported %d steps through NHWC, %d through NCHW", spec.Name, steps, len(seen))
 			}
 		}
 	}

@@ -107,7 +107,8 @@ type convI8 struct {
 	nhwc bool
 }
 
-func (o *convI8) name() string { return o.layer }
+func (o *convI8) name() string    { return o.layer }
+func (o *convI8) readsNHWC() bool { return o.nhwc }
 func (o *convI8) weightBytes() int64 {
 	b := requantBytes(&o.rq) + int64(cap(o.dw))
 	for _, w := range o.w {
@@ -151,6 +152,9 @@ func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
 		}
 	} else if o.nhwc {
 		o.runNHWC(s, x, n, fbuf, ubuf)
+		if !o.outFloat {
+			return value{u: ubuf, q: o.outQ, dim: g.out(), nhwc: true, ch: g.o}
+		}
 	} else {
 		o.gemmGroups(s, x, n, fbuf, ubuf)
 	}
@@ -229,22 +233,25 @@ func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint
 	if !direct {
 		colLen = bandRows*g.ow*kd + slack
 	}
-	s.xh = growU(s.xh, n*in)
+	if !x.nhwc {
+		s.xh = growU(s.xh, n*in)
+	}
 	s.colU = growU(s.colU, parts*colLen)
 	if o.outFloat {
 		s.tmp = growF(s.tmp, parts*tmpLen)
-	} else {
-		s.tmpU = growU(s.tmpU, parts*tmpLen)
 	}
-	xh, pad := s.xh, uint8(x.q.ZeroPoint)
-	hw := g.h * g.w
-	toNHWC := func(b int) { transposeBand(x.u[b*in:], hw, 0, g.c, g.c, xh[b*in:]) }
-	if threads == 1 || n == 1 {
-		for b := range n {
-			toNHWC(b)
+	xh, pad := x.u, uint8(x.q.ZeroPoint)
+	if !x.nhwc {
+		xh = s.xh
+		hw := g.h * g.w
+		toNHWC := func(b int) { transposeBand(x.u[b*in:], hw, 0, g.c, g.c, xh[b*in:]) }
+		if threads == 1 || n == 1 {
+			for b := range n {
+				toNHWC(b)
+			}
+		} else {
+			gemm.Parallel(threads, n, toNHWC)
 		}
-	} else {
-		gemm.Parallel(threads, n, toNHWC)
 	}
 	part := func(pi int) {
 		col := s.colU[pi*colLen:]
@@ -263,9 +270,8 @@ func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint
 				w.GemmF32Serial(m, a, kd, tmp, g.o, &o.rq)
 				transposeBand(tmp, g.o, p0, m, pos, fbuf[b*g.out():])
 			} else {
-				tmp := s.tmpU[pi*tmpLen:]
-				w.GemmU8Serial(m, a, kd, tmp, g.o, &o.rq)
-				transposeBand(tmp, g.o, p0, m, pos, ubuf[b*g.out():])
+				// The output stays NHWC: the GEMM's rows are its pixels.
+				w.GemmU8Serial(m, a, kd, ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
 			}
 		}
 	}
@@ -422,17 +428,28 @@ func (o *addI8) weightBytes() int64 { return int64(len(o.ta)+len(o.tb)) * 4 }
 func (o *addI8) describe() string   { return "add[" + o.layer + " u8]" }
 func (o *addI8) inPlace() bool      { return true }
 
+// readsNHWC: an add is elementwise; when one input is NHWC, the other
+// is brought to that layout (a copy) and so is the output.
+func (o *addI8) readsNHWC() bool { return true }
+
 func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
+	va, vb := in[0], in[1]
+	switch {
+	case va.nhwc && !vb.nhwc:
+		vb = s.nhwcOf(1, vb, va.ch, n)
+	case vb.nhwc && !va.nhwc:
+		va = s.nhwcOf(0, va, vb.ch, n)
+	}
 	dst := s.outU(buf, size)
-	a, b := in[0].u[:size], in[1].u[:size]
+	a, b := va.u[:size], vb.u[:size]
 	so, zo := o.outQ.Scale, float64(o.outQ.ZeroPoint)
 	for i := range a {
 		v := (o.ta[a[i]] + o.tb[b[i]]) / so
 		r := math.RoundToEven(float64(v)) + zo
 		dst[i] = uint8(min(max(r, 0), 255))
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim}
+	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that
@@ -488,11 +505,14 @@ func newReLU6LUT(layer string, in, out QParams) *lutU8 {
 
 func (o *lutU8) inPlace() bool { return true }
 
+// readsNHWC: a table is elementwise; the output keeps the input's layout.
+func (o *lutU8) readsNHWC() bool { return true }
+
 func (o *lutU8) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
 	dst := s.outU(buf, size)
 	for i, q := range in[0].u[:size] {
 		dst[i] = o.lut[q]
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim}
+	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: in[0].nhwc, ch: in[0].ch}
 }
