@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
@@ -289,32 +290,75 @@ const partsPerThread = 4
 // im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
 // example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
 // order, with pad for the positions outside x.
-func im2colNHWC[T float32 | uint8](g convGeom, x, col []T, oy0, oy1 int, pad T) {
+func im2colNHWC(g convGeom, x, col []uint8, oy0, oy1 int, pad uint8) {
 	c, k, st := g.c, g.k, g.stride
 	kc := k * c
 	kd := k * kc
+	// Output columns [in0, in1) have their whole window inside a row.
+	in0 := min(g.ow, (g.pad+st-1)/st)
+	in1 := in0
+	if g.w-k+g.pad >= 0 {
+		in1 = max(in0, min(g.ow, (g.w-k+g.pad)/st+1))
+	}
 	for oy := oy0; oy < oy1; oy++ {
-		for ox := range g.ow {
-			row := col[((oy-oy0)*g.ow+ox)*kd:][:kd]
-			x0 := ox*st - g.pad
-			for ky := range k {
-				seg := row[ky*kc : (ky+1)*kc]
-				y := oy*st - g.pad + ky
-				switch {
-				case y < 0 || y >= g.h:
-					fill(seg, pad)
-				case x0 >= 0 && x0+k <= g.w:
-					copy(seg, x[(y*g.w+x0)*c:])
-				default:
-					for kx := range k {
-						if xx := x0 + kx; xx < 0 || xx >= g.w {
-							fill(seg[kx*c:(kx+1)*c], pad)
-						} else {
-							copy(seg[kx*c:(kx+1)*c], x[(y*g.w+xx)*c:])
-						}
+		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
+		for ky := range k {
+			y := oy*st - g.pad + ky
+			if y < 0 || y >= g.h {
+				for ox := range g.ow {
+					fill(rows[ox*kd+ky*kc:ox*kd+(ky+1)*kc], pad)
+				}
+				continue
+			}
+			src := x[y*g.w*c : (y+1)*g.w*c]
+			edge := func(ox int) {
+				seg := rows[ox*kd+ky*kc : ox*kd+(ky+1)*kc]
+				x0 := ox*st - g.pad
+				for kx := range k {
+					if xx := x0 + kx; xx < 0 || xx >= g.w {
+						fill(seg[kx*c:(kx+1)*c], pad)
+					} else {
+						copy(seg[kx*c:(kx+1)*c], src[xx*c:])
 					}
 				}
 			}
+			for ox := 0; ox < in0; ox++ {
+				edge(ox)
+			}
+			copyRuns(rows[in0*kd+ky*kc:], kd, src[(in0*st-g.pad)*c:], st*c, kc, in1-in0)
+			for ox := in1; ox < g.ow; ox++ {
+				edge(ox)
+			}
+		}
+	}
+}
+
+// copyRuns copies count runs of size bytes, the i-th from src[i·ss:] to
+// dst[i·ds:]. The runs of small convolutions (k·c bytes, c a multiple
+// of 8, or 3 for a 3×3 stem on a grey image) move as 8-byte words in
+// line: a call of memmove costs as much as such a run.
+func copyRuns(dst []uint8, ds int, src []uint8, ss, size, count int) {
+	if count <= 0 {
+		return
+	}
+	switch {
+	case size%8 == 0 && size <= 128:
+		// The bounds of the last run, checked here, bound all others.
+		_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
+		d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+		for range count {
+			for j := uintptr(0); j < uintptr(size); j += 8 {
+				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
+			}
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 3:
+		for i := range count {
+			*(*[3]uint8)(dst[i*ds : i*ds+3]) = *(*[3]uint8)(src[i*ss : i*ss+3])
+		}
+	default:
+		for i := range count {
+			copy(dst[i*ds:i*ds+size], src[i*ss:])
 		}
 	}
 }
@@ -402,29 +446,39 @@ func growI32(b []int32, n int) []int32 {
 //
 //	out = clamp(round_half_even((s_a·(q_a−z_a) + s_b·(q_b−z_b)) / s_o) + z_o, 0, 255)
 //
-// every step in float32: each product s·(q−z) rounded to float32 (a
-// 256-entry table per input), their sum rounded to float32, the quotient
-// by s_o rounded to float32 (a division, not a multiplication by 1/s_o,
-// which can differ in the last bit), then rounded half to even. ONNX
-// export mirrors it as DequantizeLinear → Add → QuantizeLinear, which
-// rounds at the same places.
+// every step in float32: each product s·(q−z) rounded to float32, their
+// sum rounded to float32, the quotient by s_o rounded to float32 (a
+// division, not a multiplication by 1/s_o, which can differ in the last
+// bit), then rounded half to even. ONNX export mirrors it as
+// DequantizeLinear → Add → QuantizeLinear, which rounds at the same
+// places. The rule is tabulated for all 65536 pairs of inputs (64 KiB,
+// which stays in L2), so that an add is one load per element.
 type addI8 struct {
-	layer  string
-	ta, tb [256]float32
-	outQ   QParams
+	layer string
+	t     []uint8 // t[q_a<<8 | q_b]
+	outQ  QParams
 }
 
 func newAddI8(layer string, a, b, out QParams) *addI8 {
-	o := &addI8{layer: layer, outQ: out}
+	o := &addI8{layer: layer, outQ: out, t: make([]uint8, 1<<16)}
+	var ta, tb [256]float32
 	for q := range 256 {
-		o.ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
-		o.tb[q] = float32(int32(q)-b.ZeroPoint) * b.Scale
+		ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
+		tb[q] = float32(int32(q)-b.ZeroPoint) * b.Scale
+	}
+	so, zo := out.Scale, float64(out.ZeroPoint)
+	for qa := range 256 {
+		for qb := range 256 {
+			v := (ta[qa] + tb[qb]) / so
+			r := math.RoundToEven(float64(v)) + zo
+			o.t[qa<<8|qb] = uint8(min(max(r, 0), 255))
+		}
 	}
 	return o
 }
 
 func (o *addI8) name() string       { return o.layer }
-func (o *addI8) weightBytes() int64 { return int64(len(o.ta)+len(o.tb)) * 4 }
+func (o *addI8) weightBytes() int64 { return int64(len(o.t)) }
 func (o *addI8) describe() string   { return "add[" + o.layer + " u8]" }
 func (o *addI8) inPlace() bool      { return true }
 
@@ -443,11 +497,9 @@ func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
 	}
 	dst := s.outU(buf, size)
 	a, b := va.u[:size], vb.u[:size]
-	so, zo := o.outQ.Scale, float64(o.outQ.ZeroPoint)
+	t := (*[1 << 16]uint8)(o.t)
 	for i := range a {
-		v := (o.ta[a[i]] + o.tb[b[i]]) / so
-		r := math.RoundToEven(float64(v)) + zo
-		dst[i] = uint8(min(max(r, 0), 255))
+		dst[i] = t[uint16(a[i])<<8|uint16(b[i])]
 	}
 	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
 }
