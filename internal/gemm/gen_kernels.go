@@ -423,6 +423,68 @@ rq_done:
 	VZEROUPPER
 	RET
 
+// func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
+// requantU8AVX2 over rows rows in one call (acc rows accStride int32s
+// apart, out rows outStride bytes apart): narrow products have rows of 8
+// to 32 columns, too short to pay for a call each.
+TEXT ·requantU8RowsAVX2(SB), NOSPLIT, $0-80
+	MOVQ rows+0(FP), BX
+	MOVQ n+8(FP), DX
+	MOVQ acc+16(FP), SI
+	MOVQ accStride+24(FP), R10
+	SHLQ $2, R10
+	MOVQ out+48(FP), DI
+	MOVQ outStride+56(FP), R11
+	MOVQ zp+64(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVQ lo+72(FP), AX
+	VMOVD AX, X11
+	VPBROADCASTB X11, X11
+	MOVL $0x46fffe00, AX // 32767.0
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0xc7000000, AX // -32768.0
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	SHRQ $3, DX
+	JZ rr_done
+	TESTQ BX, BX
+	JZ rr_done
+rr_row:
+	MOVQ DX, CX
+	MOVQ SI, R12
+	MOVQ DI, R13
+	MOVQ off+32(FP), R8
+	MOVQ scale+40(FP), R9
+rr_loop:
+	VMOVDQU (R12), Y0
+	VPADDD (R8), Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VMULPS (R9), Y0, Y0
+	VMINPS Y8, Y0, Y0
+	VMAXPS Y9, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	VPADDD Y10, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKSSDW X1, X0, X0
+	VPACKUSWB X0, X0, X0
+	VPMAXUB X11, X0, X0
+	VMOVQ X0, (R13)
+	ADDQ $32, R12
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $8, R13
+	DECQ CX
+	JNZ rr_loop
+	ADDQ R10, SI
+	ADDQ R11, DI
+	DECQ BX
+	JNZ rr_row
+rr_done:
+	VZEROUPPER
+	RET
+
 // func dequantF32AVX2(n int, acc *int32, off *int32, scale *float32, out *float32, relu int)
 TEXT ·dequantF32AVX2(SB), NOSPLIT, $0-48
 	MOVQ n+0(FP), DX
@@ -596,6 +658,9 @@ func main() {
 	}
 	gp(`//go:noescape
 func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
+
+//go:noescape
+func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
 
 //go:noescape
 func dequantF32AVX2(n int, acc *int32, off *int32, scale *float32, out *float32, relu int)

@@ -248,6 +248,12 @@ func (p *PackedI8) run(m0, m1, p0, p1 int, a []uint8, lda int, c unsafe.Pointer,
 		} else {
 			p.block(ic, rows, p0, p1, a, lda, s, acc, ncols)
 		}
+		if kind == epiU8 {
+			off := ic*ldc + j0
+			out := unsafe.Slice((*uint8)(c), off+(rows-1)*ldc+j1-j0)[off:]
+			requantU8Rows(im.asmEpi, rows, acc, ncols, rq.Offset[j0:j1], rq.Scale[j0:j1], out, ldc, rq.ZeroPoint, rq.ReLU)
+			continue
+		}
 		for i := 0; i < rows; i++ {
 			row := acc[i*ncols : i*ncols+(j1-j0)]
 			off := (ic+i)*ldc + j0

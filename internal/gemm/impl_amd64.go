@@ -32,6 +32,10 @@ func requantU8AsmImpl(n int, acc, off *int32, scale *float32, out *uint8, zp, lo
 	requantU8AVX2(n, acc, off, scale, out, zp, lo)
 }
 
+func requantU8RowsAsmImpl(rows, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride, zp, lo int) {
+	requantU8RowsAVX2(rows, n, acc, accStride, off, scale, out, outStride, zp, lo)
+}
+
 func dequantF32AsmImpl(n int, acc, off *int32, scale *float32, out *float32, relu int) {
 	dequantF32AVX2(n, acc, off, scale, out, relu)
 }

@@ -195,6 +195,9 @@ var i8AVXVNNIxKernels = [...]i8Kernel{
 func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
 
 //go:noescape
+func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
+
+//go:noescape
 func dequantF32AVX2(n int, acc *int32, off *int32, scale *float32, out *float32, relu int)
 
 //go:noescape
