@@ -230,9 +230,10 @@ func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint
 	// Each part's patches and GEMM output, slack apart (the kernels read
 	// A rows up to gemm.KPad(K)).
 	direct := g.k == 1 && g.stride == 1 && g.pad == 0
-	colLen, tmpLen := 0, bandRows*g.ow*g.o
+	colLen, padLen, tmpLen := 0, 0, bandRows*g.ow*g.o
 	if !direct {
-		colLen = bandRows*g.ow*kd + slack
+		padLen = g.paddedLen(bandRows)
+		colLen = bandRows*g.ow*kd + slack + padLen
 	}
 	if !x.nhwc {
 		s.xh = growU(s.xh, n*in)
@@ -264,7 +265,7 @@ func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint
 			if direct {
 				a = xh[b*in+p0*g.c:]
 			} else {
-				im2colNHWC(g, xh[b*in:b*in+in], col, oy0, oy1, pad)
+				im2colNHWC(g, xh[b*in:b*in+in], col[colLen-padLen:colLen], col, oy0, oy1, pad)
 			}
 			if o.outFloat {
 				tmp := s.tmp[pi*tmpLen:]
@@ -289,48 +290,47 @@ const partsPerThread = 4
 
 // im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
 // example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
-// order, with pad for the positions outside x.
-func im2colNHWC(g convGeom, x, col []uint8, oy0, oy1 int, pad uint8) {
+// order, with pad for the positions outside x. It first copies the input
+// rows the band reads into padded, with the padding around them (see
+// padRows), so that every patch row is k runs of k·c bytes with no bounds
+// to check.
+func im2colNHWC(g convGeom, x, padded, col []uint8, oy0, oy1 int, pad uint8) {
 	c, k, st := g.c, g.k, g.stride
 	kc := k * c
 	kd := k * kc
-	// Output columns [in0, in1) have their whole window inside a row.
-	in0 := min(g.ow, (g.pad+st-1)/st)
-	in1 := in0
-	if g.w-k+g.pad >= 0 {
-		in1 = max(in0, min(g.ow, (g.w-k+g.pad)/st+1))
-	}
+	y0 := oy0*st - g.pad
+	pw := (g.w + 2*g.pad) * c // padded row
+	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
 	for oy := oy0; oy < oy1; oy++ {
 		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
 		for ky := range k {
-			y := oy*st - g.pad + ky
-			if y < 0 || y >= g.h {
-				for ox := range g.ow {
-					fill(rows[ox*kd+ky*kc:ox*kd+(ky+1)*kc], pad)
-				}
-				continue
-			}
-			src := x[y*g.w*c : (y+1)*g.w*c]
-			edge := func(ox int) {
-				seg := rows[ox*kd+ky*kc : ox*kd+(ky+1)*kc]
-				x0 := ox*st - g.pad
-				for kx := range k {
-					if xx := x0 + kx; xx < 0 || xx >= g.w {
-						fill(seg[kx*c:(kx+1)*c], pad)
-					} else {
-						copy(seg[kx*c:(kx+1)*c], src[xx*c:])
-					}
-				}
-			}
-			for ox := 0; ox < in0; ox++ {
-				edge(ox)
-			}
-			copyRuns(rows[in0*kd+ky*kc:], kd, src[(in0*st-g.pad)*c:], st*c, kc, in1-in0)
-			for ox := in1; ox < g.ow; ox++ {
-				edge(ox)
-			}
+			src := padded[(oy*st-g.pad+ky-y0)*pw:]
+			copyRuns(rows[ky*kc:], kd, src, st*c, kc, g.ow)
 		}
 	}
+}
+
+// padRows copies input rows [y0, y1) of one example (x: [h, w, c]) into
+// padded, each row with pad·c bytes of pad on both sides, rows outside
+// [0, h) all pad.
+func padRows(g convGeom, x, padded []uint8, y0, y1 int, pad uint8) {
+	c := g.c
+	pw, side := (g.w+2*g.pad)*c, g.pad*c
+	for y := y0; y < y1; y++ {
+		row := padded[(y-y0)*pw : (y-y0+1)*pw]
+		if y < 0 || y >= g.h {
+			fill(row, pad)
+			continue
+		}
+		fill(row[:side], pad)
+		copy(row[side:pw-side], x[y*g.w*c:])
+		fill(row[pw-side:], pad)
+	}
+}
+
+// paddedLen is the size of padRows' buffer for a band of rows output rows.
+func (g convGeom) paddedLen(rows int) int {
+	return ((rows-1)*g.stride + g.k) * (g.w + 2*g.pad) * g.c
 }
 
 // copyRuns copies count runs of size bytes, the i-th from src[i·ss:] to
