@@ -428,3 +428,32 @@ func TestRequantRowsMatchesRows(t *testing.T) {
 		}
 	}
 }
+
+// TestI8NarrowPanelsExact checks products of at most 16 columns, which
+// AVX-512 VNNI packs in one-vector panels (i8Impl.narrow), at every row
+// count of a tile and with K not a multiple of the group, against the
+// reference on every implementation.
+func TestI8NarrowPanelsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, impl := range I8Impls() {
+		for _, n := range []int{1, 8, 15, 16, 17} {
+			for _, k := range []int{1, 9, 72, 301} {
+				for m := 1; m <= 26; m++ {
+					a := randU8(rng, m*k+KPad(k))
+					b := randI8(rng, n*k)
+					if m%3 == 0 {
+						extremes(a, b)
+					}
+					want := refI32(m, n, k, a, k, b)
+					c := make([]int32, m*n)
+					PackI8For(impl, b, n, k).GemmI32(m, a, k, c, n)
+					for x := range c {
+						if c[x] != want[x] {
+							t.Fatalf("%v m%d n%d k%d: C[%d] = %d, want %d", impl, m, n, k, x, c[x], want[x])
+						}
+					}
+				}
+			}
+		}
+	}
+}

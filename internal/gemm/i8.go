@@ -26,6 +26,11 @@ type i8Impl struct {
 	kern  []i8Kernel
 	// asmEpi: the vectorised AVX2 epilogue helpers may be used.
 	asmEpi bool
+	// narrow, if not nil, is the same implementation with panels of
+	// fewer columns, which products of at most narrow.nr columns use:
+	// the output channels of a small convolution would leave most of a
+	// wide panel multiplying padding.
+	narrow *i8Impl
 }
 
 var i8ImplTable = map[Impl]*i8Impl{
@@ -71,6 +76,9 @@ func PackI8For(impl Impl, b []int8, n, k int) *PackedI8 {
 	}
 	if n < 0 || k < 0 || len(b) < n*k {
 		panic(fmt.Sprintf("gemm: PackI8: bad shape n=%d k=%d or short slice (%d)", n, k, len(b)))
+	}
+	if im.narrow != nil && n <= im.narrow.nr {
+		im = im.narrow
 	}
 	g, nr := im.group, im.nr
 	kg := (k + g - 1) / g
