@@ -334,27 +334,49 @@ func (g convGeom) paddedLen(rows int) int {
 }
 
 // copyRuns copies count runs of size bytes, the i-th from src[i·ss:] to
-// dst[i·ds:]. The runs of small convolutions (k·c bytes, c a multiple
-// of 8, or 3 for a 3×3 stem on a grey image) move as 8-byte words in
-// line: a call of memmove costs as much as such a run.
+// dst[i·ds:]. The runs of small convolutions (k·c bytes: 3 for a 3×3
+// stem on a grey image, multiples of 8 for 8 to 32 channels) move as
+// a few 8-byte loads and stores in line: a call of memmove costs as much
+// as such a run.
 func copyRuns(dst []uint8, ds int, src []uint8, ss, size, count int) {
 	if count <= 0 {
 		return
 	}
+	// The bounds of the last run, checked here, bound all others.
+	_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
+	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	// Word by word: an array assignment of more than two words compiles
+	// to a call of memmove.
 	switch {
-	case size%8 == 0 && size <= 128:
-		// The bounds of the last run, checked here, bound all others.
-		_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
-		d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	case size == 3:
+		for range count {
+			p, q := (*[3]uint8)(d), (*[3]uint8)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 8:
+		for range count {
+			*(*uint64)(d) = *(*uint64)(s)
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 16:
+		for range count {
+			p, q := (*[2]uint64)(d), (*[2]uint64)(s)
+			p[0], p[1] = q[0], q[1]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 24:
+		for range count {
+			p, q := (*[3]uint64)(d), (*[3]uint64)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size%8 == 0 && size <= 256:
 		for range count {
 			for j := uintptr(0); j < uintptr(size); j += 8 {
 				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
 			}
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 3:
-		for i := range count {
-			*(*[3]uint8)(dst[i*ds : i*ds+3]) = *(*[3]uint8)(src[i*ss : i*ss+3])
 		}
 	default:
 		for i := range count {
