@@ -272,3 +272,35 @@ func BenchmarkDepthwise(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResNet8Int8 runs the INT8 program of recipes/fashion-resnet.yaml's
+// student (stem 8, stages 8, 16 s2, 32 s2 on 1×28×28; random weights,
+// min/max calibration) alone, at batch 1 and 64: the target for a CPU
+// profile of the INT8 convolution path (docs/int8.md),
+//
+//	go test -run '^$' -bench ResNet8Int8/batch64 -cpuprofile cpu.prof ./infer
+func BenchmarkResNet8Int8(b *testing.B) {
+	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
+		Stem:   model.StemConfig{Channels: 8},
+		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := graphNet(b, spec, 1)
+	x := randInput(rand.New(rand.NewPCG(1, 1)), 64*784)
+	q, err := CompileInt8(calibrateMinMax(b, spec, w, x, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
+			out := make([]float32, n*q.Classes())
+			for b.Loop() {
+				if err := q.Forward(x[:n*784], n, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
