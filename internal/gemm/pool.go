@@ -175,10 +175,6 @@ func (w *worker) await(last *job) *job {
 	}
 }
 
-// Threads is the number of goroutines one product may use now: the
-// SetThreads cap, or GOMAXPROCS.
-func Threads() int { return maxThreads() }
-
 // ThreadsFor is how many goroutines work of that many INT8 (int8 true)
 // or FP32 multiply-adds is worth: as a single product of that size would
 // use (see SetParallelMin), at least 1 and at most Threads.
