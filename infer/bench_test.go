@@ -141,11 +141,9 @@ func BenchmarkMNISTStudentOps(b *testing.B) {
 				reps := max(1, 256/n)
 				for b.Loop() {
 					s.vals[0] = value{f: x, dim: 784}
-					for i, st := range p.p.steps {
-						var ins []value
-						for _, id := range st.in {
-							ins = append(ins, s.vals[id])
-						}
+					for i := range p.p.steps {
+						st := &p.p.steps[i]
+						ins := slices.Clone(s.inputs(st, n))
 						start := time.Now()
 						for range reps {
 							s.vals[st.out] = st.op.run(s, ins, n, st.buf)
@@ -272,5 +270,37 @@ func BenchmarkDepthwise(b *testing.B) {
 				b.ReportMetric(r[0]/r[1], "direct/gemm")
 			})
 		}
+	}
+}
+
+// BenchmarkResNet8Int8 runs the INT8 program of recipes/fashion-resnet.yaml's
+// student (stem 8, stages 8, 16 s2, 32 s2 on 1×28×28; random weights,
+// min/max calibration) alone, at batch 1 and 64: the target for a CPU
+// profile of the INT8 convolution path (docs/int8.md),
+//
+//	go test -run '^$' -bench ResNet8Int8/batch64 -cpuprofile cpu.prof ./infer
+func BenchmarkResNet8Int8(b *testing.B) {
+	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
+		Stem:   model.StemConfig{Channels: 8},
+		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := graphNet(b, spec, 1)
+	x := randInput(rand.New(rand.NewPCG(1, 1)), 64*784)
+	q, err := CompileInt8(calibrateMinMax(b, spec, w, x, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
+			out := make([]float32, n*q.Classes())
+			for b.Loop() {
+				if err := q.Forward(x[:n*784], n, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
 	}
 }

@@ -237,7 +237,7 @@ func (g convGeom) direct() bool { return g.depthwise() && g.groups > 1 && direct
 
 func linearI8Layer(c *compiler, nd node) (int, bool, error) {
 	l := nd.l
-	return c.gemmI8(nd, nd.inS[0], 1, func(pw []*gemm.PackedI8, _ []int8, rq gemm.Requant, outFloat bool, outQ QParams) op {
+	return c.gemmI8(nd, nd.inS[0], 1, nil, func(pw []*gemm.PackedI8, _ []int8, rq gemm.Requant, outFloat bool, outQ QParams) op {
 		return &linearI8{layer: l.Name, w: pw[0], rq: rq, outFloat: outFloat, outQ: outQ, in: nd.inS[0], out: l.Out}
 	})
 }
@@ -245,9 +245,34 @@ func linearI8Layer(c *compiler, nd node) (int, bool, error) {
 func convI8Layer(c *compiler, nd node) (int, bool, error) {
 	l := nd.l
 	g := convGeomOf(l, nd.inS, nd.out)
-	return c.gemmI8(nd, g.kdim(), g.groups, func(pw []*gemm.PackedI8, dw []int8, rq gemm.Requant, outFloat bool, outQ QParams) op {
-		return &convI8{layer: l.Name, g: g, w: pw, dw: dw, rq: rq, outFloat: outFloat, outQ: outQ}
+	var reorder func([]int8) []int8
+	nhwc := g.groups == 1 && nhwcConv
+	if nhwc {
+		reorder = func(w []int8) []int8 { return kernelHWC(g, w) }
+	}
+	return c.gemmI8(nd, g.kdim(), g.groups, reorder, func(pw []*gemm.PackedI8, dw []int8, rq gemm.Requant, outFloat bool, outQ QParams) op {
+		return &convI8{layer: l.Name, g: g, w: pw, dw: dw, rq: rq, outFloat: outFloat, outQ: outQ, nhwc: nhwc}
 	})
+}
+
+// nhwcConv runs single-group INT8 convolutions through an NHWC copy of
+// their input (see convI8.runNHWC); tests turn it off to compare with
+// the NCHW im2col.
+var nhwcConv = true
+
+// kernelHWC reorders a single-group conv's weights [o][c][ky][kx] into
+// [o][ky][kx][c], the column order of im2colNHWC.
+func kernelHWC[T any](g convGeom, w []T) []T {
+	k, c, kd := g.k, g.c, g.kdim()
+	r := make([]T, len(w))
+	for oc := range g.o {
+		for ch := range c {
+			for t := range k * k {
+				r[oc*kd+t*c+ch] = w[oc*kd+ch*k*k+t]
+			}
+		}
+	}
+	return r
 }
 
 // gemmI8 runs a quantized linear or conv layer (fan-in fanIn per group)
@@ -255,8 +280,9 @@ func convI8Layer(c *compiler, nd node) (int, bool, error) {
 // float32; a layer left in float32 (the accuracy fallback) is not its to
 // run. Depthwise convolutions get their raw weights (and offsets without
 // the zero-point correction, which their direct loop applies) instead of
-// packed ones.
-func (c *compiler) gemmI8(nd node, fanIn, groups int, mk func(pw []*gemm.PackedI8, dw []int8, rq gemm.Requant, outFloat bool, outQ QParams) op) (int, bool, error) {
+// packed ones. reorder, if not nil, permutes each output channel's
+// weights into the column order of the op's patches before packing.
+func (c *compiler) gemmI8(nd node, fanIn, groups int, reorder func([]int8) []int8, mk func(pw []*gemm.PackedI8, dw []int8, rq gemm.Requant, outFloat bool, outQ QParams) op) (int, bool, error) {
 	l := nd.l
 	if !c.qm.Quantized(l.Name) {
 		return 0, false, nil
@@ -273,11 +299,15 @@ func (c *compiler) gemmI8(nd node, fanIn, groups int, mk func(pw []*gemm.PackedI
 	var pws []*gemm.PackedI8
 	var dw []int8
 	sums := make([]int32, l.Out)
+	wt := ql.Weight
+	if reorder != nil {
+		wt = reorder(wt)
+	}
 	if direct {
-		dw = append([]int8(nil), ql.Weight...)
+		dw = append([]int8(nil), wt...)
 	} else {
 		for gi := range groups {
-			pw := gemm.PackI8(ql.Weight[gi*og*fanIn:(gi+1)*og*fanIn], og, fanIn)
+			pw := gemm.PackI8(wt[gi*og*fanIn:(gi+1)*og*fanIn], og, fanIn)
 			copy(sums[gi*og:], pw.ColSums())
 			pws = append(pws, pw)
 		}

@@ -125,11 +125,16 @@ func im2col[T float32 | uint8](g convGeom, x []T, col []T, pad T) {
 // transposeOut turns the GEMM output of one group of one example,
 // [pos, og], into the [og, pos] (NCHW) layout at dst.
 func transposeOut[T float32 | uint8](g convGeom, src, dst []T) {
-	p, og := g.pos(), g.og()
-	for i := 0; i < p; i++ {
-		row := src[i*og : (i+1)*og]
+	transposeBand(src, g.og(), 0, g.pos(), g.pos(), dst)
+}
+
+// transposeBand writes the m rows of src ([m, cols]) as positions
+// [p0, p0+m) of the cols planes of dst ([cols, pos]).
+func transposeBand[T float32 | uint8](src []T, cols, p0, m, pos int, dst []T) {
+	for i := range m {
+		row := src[i*cols : (i+1)*cols]
 		for c, v := range row {
-			dst[c*p+i] = v
+			dst[c*pos+p0+i] = v
 		}
 	}
 }

@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
@@ -102,9 +103,13 @@ type convI8 struct {
 	rq       gemm.Requant
 	outFloat bool
 	outQ     QParams
+	// nhwc: one group, weights in [o][ky][kx][c] order (kernelHWC), run
+	// by runNHWC.
+	nhwc bool
 }
 
-func (o *convI8) name() string { return o.layer }
+func (o *convI8) name() string    { return o.layer }
+func (o *convI8) readsNHWC() bool { return o.nhwc }
 func (o *convI8) weightBytes() int64 {
 	b := requantBytes(&o.rq) + int64(cap(o.dw))
 	for _, w := range o.w {
@@ -145,6 +150,11 @@ func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
 				u = ubuf[b*g.out():]
 			}
 			depthwiseI8(g, x.u[b*g.in():], x.q.ZeroPoint, o.dw, &o.rq, s.acc, f, u)
+		}
+	} else if o.nhwc {
+		o.runNHWC(s, x, n, fbuf, ubuf)
+		if !o.outFloat {
+			return value{u: ubuf, q: o.outQ, dim: g.out(), nhwc: true, ch: g.o}
 		}
 	} else {
 		o.gemmGroups(s, x, n, fbuf, ubuf)
@@ -190,6 +200,194 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 				}
 			}
 		}
+	}
+}
+
+// runNHWC runs a single-group convolution on an NHWC copy of its input,
+// where a patch row is k runs of k·c contiguous bytes (one per kernel
+// row) rather than c·k runs of k, and a 1×1 stride-1 convolution needs
+// no patches at all: the copy is its GEMM's A. The work is cut into
+// units (an example, or a band of output rows of one when the batch is
+// smaller than the threads), and each part of a gemm.Parallel call runs
+// a range of units from patches to NCHW output with its own buffers, so
+// that the patches stay in cache and both threads build them.
+func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
+	g := o.g
+	w := o.w[0]
+	kd, pos, in := g.kdim(), g.pos(), g.in()
+	threads := gemm.ThreadsFor(n*pos*g.o*kd, true)
+	bands := 1
+	if threads > 1 && n < partsPerThread*threads {
+		bands = min(g.oh, (partsPerThread*threads+n-1)/n)
+	}
+	bandRows := (g.oh + bands - 1) / bands
+	bands = (g.oh + bandRows - 1) / bandRows
+	units := n * bands
+	parts := min(units, partsPerThread*threads)
+	if threads == 1 {
+		parts = 1
+	}
+	// Each part's patches and GEMM output, slack apart (the kernels read
+	// A rows up to gemm.KPad(K)).
+	direct := g.k == 1 && g.stride == 1 && g.pad == 0
+	colLen, padLen, tmpLen := 0, 0, bandRows*g.ow*g.o
+	if !direct {
+		padLen = g.paddedLen(bandRows)
+		colLen = bandRows*g.ow*kd + slack + padLen
+	}
+	if !x.nhwc {
+		s.xh = growU(s.xh, n*in)
+	}
+	s.colU = growU(s.colU, parts*colLen)
+	if o.outFloat {
+		s.tmp = growF(s.tmp, parts*tmpLen)
+	}
+	xh, pad := x.u, uint8(x.q.ZeroPoint)
+	if !x.nhwc {
+		xh = s.xh
+		hw := g.h * g.w
+		toNHWC := func(b int) { transposeBand(x.u[b*in:], hw, 0, g.c, g.c, xh[b*in:]) }
+		if threads == 1 || n == 1 {
+			for b := range n {
+				toNHWC(b)
+			}
+		} else {
+			gemm.Parallel(threads, n, toNHWC)
+		}
+	}
+	part := func(pi int) {
+		col := s.colU[pi*colLen:]
+		for u := pi * units / parts; u < (pi+1)*units/parts; u++ {
+			b, band := u/bands, u%bands
+			oy0, oy1 := band*bandRows, min(g.oh, (band+1)*bandRows)
+			p0, m := oy0*g.ow, (oy1-oy0)*g.ow
+			a := col
+			if direct {
+				a = xh[b*in+p0*g.c:]
+			} else {
+				im2colNHWC(g, xh[b*in:b*in+in], col[colLen-padLen:colLen], col, oy0, oy1, pad)
+			}
+			if o.outFloat {
+				tmp := s.tmp[pi*tmpLen:]
+				w.GemmF32Serial(m, a, kd, tmp, g.o, &o.rq)
+				transposeBand(tmp, g.o, p0, m, pos, fbuf[b*g.out():])
+			} else {
+				// The output stays NHWC: the GEMM's rows are its pixels.
+				w.GemmU8Serial(m, a, kd, ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
+			}
+		}
+	}
+	if parts == 1 {
+		part(0)
+		return
+	}
+	gemm.Parallel(threads, parts, part)
+}
+
+// partsPerThread: as in package gemm, several parts per thread, so that
+// a thread slowed by another process hands its share to the other.
+const partsPerThread = 4
+
+// im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
+// example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
+// order, with pad for the positions outside x. It first copies the input
+// rows the band reads into padded, with the padding around them (see
+// padRows), so that every patch row is k runs of k·c bytes with no bounds
+// to check.
+func im2colNHWC(g convGeom, x, padded, col []uint8, oy0, oy1 int, pad uint8) {
+	c, k, st := g.c, g.k, g.stride
+	kc := k * c
+	kd := k * kc
+	y0 := oy0*st - g.pad
+	pw := (g.w + 2*g.pad) * c // padded row
+	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
+	for oy := oy0; oy < oy1; oy++ {
+		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
+		for ky := range k {
+			src := padded[(oy*st-g.pad+ky-y0)*pw:]
+			copyRuns(rows[ky*kc:], kd, src, st*c, kc, g.ow)
+		}
+	}
+}
+
+// padRows copies input rows [y0, y1) of one example (x: [h, w, c]) into
+// padded, each row with pad·c bytes of pad on both sides, rows outside
+// [0, h) all pad.
+func padRows(g convGeom, x, padded []uint8, y0, y1 int, pad uint8) {
+	c := g.c
+	pw, side := (g.w+2*g.pad)*c, g.pad*c
+	for y := y0; y < y1; y++ {
+		row := padded[(y-y0)*pw : (y-y0+1)*pw]
+		if y < 0 || y >= g.h {
+			fill(row, pad)
+			continue
+		}
+		fill(row[:side], pad)
+		copy(row[side:pw-side], x[y*g.w*c:])
+		fill(row[pw-side:], pad)
+	}
+}
+
+// paddedLen is the size of padRows' buffer for a band of rows output rows.
+func (g convGeom) paddedLen(rows int) int {
+	return ((rows-1)*g.stride + g.k) * (g.w + 2*g.pad) * g.c
+}
+
+// copyRuns copies count runs of size bytes, the i-th from src[i·ss:] to
+// dst[i·ds:]. The runs of small convolutions (k·c bytes: 3 for a 3×3
+// stem on a grey image, multiples of 8 for 8 to 32 channels) move as
+// a few 8-byte loads and stores in line: a call of memmove costs as much
+// as such a run.
+func copyRuns(dst []uint8, ds int, src []uint8, ss, size, count int) {
+	if count <= 0 {
+		return
+	}
+	// The bounds of the last run, checked here, bound all others.
+	_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
+	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	// Word by word: an array assignment of more than two words compiles
+	// to a call of memmove.
+	switch {
+	case size == 3:
+		for range count {
+			p, q := (*[3]uint8)(d), (*[3]uint8)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 8:
+		for range count {
+			*(*uint64)(d) = *(*uint64)(s)
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 16:
+		for range count {
+			p, q := (*[2]uint64)(d), (*[2]uint64)(s)
+			p[0], p[1] = q[0], q[1]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 24:
+		for range count {
+			p, q := (*[3]uint64)(d), (*[3]uint64)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size%8 == 0 && size <= 256:
+		for range count {
+			for j := uintptr(0); j < uintptr(size); j += 8 {
+				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
+			}
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	default:
+		for i := range count {
+			copy(dst[i*ds:i*ds+size], src[i*ss:])
+		}
+	}
+}
+
+func fill[T any](s []T, v T) {
+	for i := range s {
+		s[i] = v
 	}
 }
 
@@ -270,43 +468,62 @@ func growI32(b []int32, n int) []int32 {
 //
 //	out = clamp(round_half_even((s_a·(q_a−z_a) + s_b·(q_b−z_b)) / s_o) + z_o, 0, 255)
 //
-// every step in float32: each product s·(q−z) rounded to float32 (a
-// 256-entry table per input), their sum rounded to float32, the quotient
-// by s_o rounded to float32 (a division, not a multiplication by 1/s_o,
-// which can differ in the last bit), then rounded half to even. ONNX
-// export mirrors it as DequantizeLinear → Add → QuantizeLinear, which
-// rounds at the same places.
+// every step in float32: each product s·(q−z) rounded to float32, their
+// sum rounded to float32, the quotient by s_o rounded to float32 (a
+// division, not a multiplication by 1/s_o, which can differ in the last
+// bit), then rounded half to even. ONNX export mirrors it as
+// DequantizeLinear → Add → QuantizeLinear, which rounds at the same
+// places. The rule is tabulated for all 65536 pairs of inputs (64 KiB,
+// which stays in L2), so that an add is one load per element.
 type addI8 struct {
-	layer  string
-	ta, tb [256]float32
-	outQ   QParams
+	layer string
+	t     []uint8 // t[q_a<<8 | q_b]
+	outQ  QParams
 }
 
 func newAddI8(layer string, a, b, out QParams) *addI8 {
-	o := &addI8{layer: layer, outQ: out}
+	o := &addI8{layer: layer, outQ: out, t: make([]uint8, 1<<16)}
+	var ta, tb [256]float32
 	for q := range 256 {
-		o.ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
-		o.tb[q] = float32(int32(q)-b.ZeroPoint) * b.Scale
+		ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
+		tb[q] = float32(int32(q)-b.ZeroPoint) * b.Scale
+	}
+	so, zo := out.Scale, float64(out.ZeroPoint)
+	for qa := range 256 {
+		for qb := range 256 {
+			v := (ta[qa] + tb[qb]) / so
+			r := math.RoundToEven(float64(v)) + zo
+			o.t[qa<<8|qb] = uint8(min(max(r, 0), 255))
+		}
 	}
 	return o
 }
 
 func (o *addI8) name() string       { return o.layer }
-func (o *addI8) weightBytes() int64 { return int64(len(o.ta)+len(o.tb)) * 4 }
+func (o *addI8) weightBytes() int64 { return int64(len(o.t)) }
 func (o *addI8) describe() string   { return "add[" + o.layer + " u8]" }
 func (o *addI8) inPlace() bool      { return true }
 
+// readsNHWC: an add is elementwise; when one input is NHWC, the other
+// is brought to that layout (a copy) and so is the output.
+func (o *addI8) readsNHWC() bool { return true }
+
 func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
-	dst := s.outU(buf, size)
-	a, b := in[0].u[:size], in[1].u[:size]
-	so, zo := o.outQ.Scale, float64(o.outQ.ZeroPoint)
-	for i := range a {
-		v := (o.ta[a[i]] + o.tb[b[i]]) / so
-		r := math.RoundToEven(float64(v)) + zo
-		dst[i] = uint8(min(max(r, 0), 255))
+	va, vb := in[0], in[1]
+	switch {
+	case va.nhwc && !vb.nhwc:
+		vb = s.nhwcOf(1, vb, va.ch, n)
+	case vb.nhwc && !va.nhwc:
+		va = s.nhwcOf(0, va, vb.ch, n)
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim}
+	dst := s.outU(buf, size)
+	a, b := va.u[:size], vb.u[:size]
+	t := (*[1 << 16]uint8)(o.t)
+	for i := range a {
+		dst[i] = t[uint16(a[i])<<8|uint16(b[i])]
+	}
+	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that
@@ -362,11 +579,14 @@ func newReLU6LUT(layer string, in, out QParams) *lutU8 {
 
 func (o *lutU8) inPlace() bool { return true }
 
+// readsNHWC: a table is elementwise; the output keeps the input's layout.
+func (o *lutU8) readsNHWC() bool { return true }
+
 func (o *lutU8) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
 	dst := s.outU(buf, size)
 	for i, q := range in[0].u[:size] {
 		dst[i] = o.lut[q]
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim}
+	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: in[0].nhwc, ch: in[0].ch}
 }

@@ -116,15 +116,13 @@ func (p *Program) forward(x []float32, n int, out []float32, fn func(string, []f
 // run executes the steps and returns the value holding the logits.
 func (p *Program) run(s *scratch, x []float32, n int, fn func(string, []float32)) value {
 	s.vals[0] = value{f: x[:n*p.inSize], dim: p.inSize}
-	for _, st := range p.steps {
-		s.ins = s.ins[:0]
-		for _, id := range st.in {
-			s.ins = append(s.ins, s.vals[id])
-		}
-		v := st.op.run(s, s.ins, n, st.buf)
+	for i := range p.steps {
+		st := &p.steps[i]
+		v := st.op.run(s, s.inputs(st, n), n, st.buf)
 		s.vals[st.out] = v
 		if fn != nil && st.observe {
 			if v.u != nil {
+				v = s.nchw(0, v, n) // the inputs' conversions are done with
 				tmp := s.obsBuf(n * v.dim)
 				dequantize(tmp, v.u[:n*v.dim], v.q)
 				fn(st.op.name(), tmp)
@@ -133,7 +131,64 @@ func (p *Program) run(s *scratch, x []float32, n int, fn func(string, []float32)
 			}
 		}
 	}
-	return s.vals[p.result]
+	return s.nchw(0, s.vals[p.result], n)
+}
+
+// inputs gathers the values step st reads, each converted to NCHW when it
+// is held in NHWC and the op does not read that layout.
+func (s *scratch) inputs(st *step, n int) []value {
+	s.ins = s.ins[:0]
+	nhwcOK := false
+	if r, ok := st.op.(interface{ readsNHWC() bool }); ok {
+		nhwcOK = r.readsNHWC()
+	}
+	for k, id := range st.in {
+		v := s.vals[id]
+		if !nhwcOK {
+			v = s.nchw(k, v, n)
+		}
+		s.ins = append(s.ins, v)
+	}
+	return s.ins
+}
+
+// nchw returns v in NCHW order: v itself, or, for a uint8 value held in
+// NHWC, a copy in conversion buffer k.
+func (s *scratch) nchw(k int, v value, n int) value {
+	if !v.nhwc {
+		return v
+	}
+	dst := s.cvtBuf(k, n*v.dim)
+	hw := v.dim / v.ch
+	for b := range n {
+		transposeBand(v.u[b*v.dim:], v.ch, 0, hw, hw, dst[b*v.dim:])
+	}
+	v.u, v.nhwc, v.ch = dst, false, 0
+	return v
+}
+
+// nhwcOf returns the uint8 NCHW value v (ch channels) in NHWC order, a
+// copy in conversion buffer k.
+func (s *scratch) nhwcOf(k int, v value, ch, n int) value {
+	if v.nhwc {
+		return v
+	}
+	dst := s.cvtBuf(k, n*v.dim)
+	hw := v.dim / ch
+	for b := range n {
+		transposeBand(v.u[b*v.dim:], hw, 0, ch, ch, dst[b*v.dim:])
+	}
+	v.u, v.nhwc, v.ch = dst, true, ch
+	return v
+}
+
+// cvtBuf returns conversion buffer k with room for size (+slack) bytes.
+func (s *scratch) cvtBuf(k, size int) []uint8 {
+	for len(s.cvt) <= k {
+		s.cvt = append(s.cvt, nil)
+	}
+	s.cvt[k] = growU(s.cvt[k], size)
+	return s.cvt[k]
 }
 
 func (p *Program) newScratch() *scratch {
@@ -141,12 +196,18 @@ func (p *Program) newScratch() *scratch {
 }
 
 // value is an activation: float32 (f) or uint8 (u, with its
-// quantization parameters q), n × dim elements.
+// quantization parameters q), n × dim elements. A uint8 value that an
+// NHWC convolution wrote is held as [n, h, w, ch] (nhwc); the ops that
+// do not read that layout get an NCHW copy (scratch.inputs), so that
+// chains of convolutions, adds and activations skip two transposes per
+// convolution.
 type value struct {
-	f   []float32
-	u   []uint8
-	q   QParams
-	dim int
+	f    []float32
+	u    []uint8
+	q    QParams
+	dim  int
+	nhwc bool
+	ch   int // channels, when nhwc
 }
 
 // op is one compiled operation. run reads its inputs and writes its
@@ -175,6 +236,8 @@ type scratch struct {
 	u    [][]uint8
 	col  []float32
 	colU []uint8
+	xh   []uint8   // an NHWC copy of a convolution's input
+	cvt  [][]uint8 // layout conversions of a step's inputs (scratch.inputs)
 	tmp  []float32
 	tmpU []uint8
 	acc  []int32 // a depthwise INT8 row
@@ -211,7 +274,10 @@ func (s *scratch) bytes() int64 {
 		f += cap(b)
 	}
 	f += cap(s.acc) // int32, as wide as float32
-	u := cap(s.colU) + cap(s.tmpU)
+	u := cap(s.colU) + cap(s.tmpU) + cap(s.xh)
+	for _, b := range s.cvt {
+		u += cap(b)
+	}
 	for _, b := range s.u {
 		u += cap(b)
 	}

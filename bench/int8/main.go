@@ -1,7 +1,8 @@
 // Command int8 measures distill's INT8 inference against its FP32
 // inference and against ONNX Runtime on the same model, in one run: the
-// MNIST student 784-800-800-10 (random weights, or the model given by
-// -model), quantized with calibration on random inputs and exported with
+// MNIST student 784-800-800-10, a ResNet student of
+// recipes/fashion-resnet*.yaml (-net; random weights), or the model given
+// by -model, quantized with calibration on random inputs and exported with
 // package onnx (FP32 and QDQ INT8). At each batch size the engines are
 // timed in interleaved rounds (the order rotating from round to round)
 // and the medians are printed with their ratios, because the machines
@@ -19,6 +20,13 @@
 //	onnx/testdata/install-ort.sh   # ONNX Runtime, once (needs npm)
 //	go run ./bench/int8
 //	go run ./bench/int8 -model student.json -batches 1,64,256 -rounds 9
+//	go run ./bench/int8 -net resnet8 -batches 1,64
+//
+// Each row also gives the fraction of the machine's peak it reaches:
+// 2 operations per multiply-add of the convolutions and linear layers,
+// over the peak of the threads it ran on (-peak-f32 and -peak-i8 per
+// core, as ../shared/ref/peak measures them: one 512-bit FMA or
+// VPDPBUSD per cycle per core on the Zen 5 EPYC here).
 package main
 
 import (
@@ -27,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -52,10 +61,15 @@ type engine struct {
 	// the input size) and returns the function that runs one.
 	prepare func(x []float32, n int) (run func() error, logits func() []float32, err error)
 	close   func()
+	int8    bool // measured against the INT8 peak
+	threads int  // threads it runs on
 }
 
 func main() {
-	modelPath := flag.String("model", "", "float32 model to measure (model.Save's files); empty: the MNIST student 784-800-800-10 with random weights")
+	modelPath := flag.String("model", "", "float32 model to measure (model.Save's files); empty: the network -net names, with random weights")
+	netName := flag.String("net", "mlp", "network with random weights when -model is empty: "+strings.Join(slices.Sorted(maps.Keys(nets)), ", "))
+	flag.Float64Var(&peakF32, "peak-f32", peakF32, "FP32 peak per core, FLOP/s (../shared/ref/peak/fma.c)")
+	flag.Float64Var(&peakI8, "peak-i8", peakI8, "INT8 peak per core, OP/s, 2 per multiply-add (../shared/ref/peak/vnni.c)")
 	batchList := flag.String("batches", "1,256", "comma-separated batch sizes")
 	rounds := flag.Int("rounds", 9, "interleaved rounds per batch size (medians are quoted)")
 	target := flag.Duration("target", 150*time.Millisecond, "time per engine per round")
@@ -63,6 +77,7 @@ func main() {
 	scaling := flag.Bool("scaling", true, "with -threads > 1, also time distill's programs on 1 thread, interleaved with the rest, and print the thread-scaling ratios")
 	method := flag.String("method", string(quantize.DefaultMethod), "calibration method: "+vocab.Join(quantize.Methods()))
 	calibN := flag.Int("calib", 1000, "random calibration examples")
+	ortExact := flag.Bool("ort-exact", true, "also time ONNX Runtime's QDQ model with session.x64quantprecision=1 (the same kernels as the default on CPUs with VNNI)")
 	useORT := flag.Bool("ort", true, "also measure ONNX Runtime (needs its library: onnx/testdata/install-ort.sh or $ONNXRUNTIME_LIB)")
 	flag.Float64Var(&maxCont, "max-contention", maxCont, "rerun a timed block (up to 3 tries) when other processes used more than this share of the CPUs")
 	flag.DurationVar(&maxWait, "max-wait", maxWait, "longest wait before each timed block for other processes to go quiet")
@@ -79,7 +94,7 @@ func main() {
 	goruntime.GOMAXPROCS(max(*threads, 1))
 	gemm.SetThreads(*threads)
 
-	spec, w, err := loadModel(*modelPath)
+	spec, w, err := loadModel(*modelPath, *netName)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -106,9 +121,13 @@ func main() {
 		log.Fatal(err)
 	}
 
-	fmt.Printf("model %s %v → %d, %d params; CPU %s; %d threads; GEMM kernels FP32 %v, INT8 %v\n",
-		spec.Name, spec.Input, spec.Classes, paramCount(spec), cpuName(), *threads, gemm.BestF32(), gemm.BestI8())
-	engines := []engine{program("ours FP32", fp, 0), program("ours INT8", qp, 0)}
+	macs = macsPerSample(spec)
+	fmt.Printf("model %s %v → %d, %d params, %.3g multiply-adds per sample; CPU %s; %d threads; GEMM kernels FP32 %v, INT8 %v\n",
+		spec.Name, spec.Input, spec.Classes, paramCount(spec), macs, cpuName(), *threads, gemm.BestF32(), gemm.BestI8())
+	fmt.Printf("peak per core: FP32 %.4g GFLOP/s, INT8 %.4g GOP/s\n", peakF32/1e9, peakI8/1e9)
+	fmt.Println(fp)
+	fmt.Println(qp)
+	engines := []engine{program("ours FP32", fp, false, 0, *threads), program("ours INT8", qp, true, 0, *threads)}
 	// Each ratio divides the throughput of its first engine by its second's.
 	ratios := [][2]string{{"ours INT8", "ours FP32"}}
 
@@ -127,7 +146,7 @@ func main() {
 		if err := onnx.WriteFileInt8(qPath, q); err != nil {
 			log.Fatal(err)
 		}
-		es, version, err := ortEngines(spec, fpPath, qPath, *threads)
+		es, version, err := ortEngines(spec, fpPath, qPath, *threads, *ortExact)
 		if err != nil {
 			log.Fatalf("ONNX Runtime: %v (or run with -ort=false)", err)
 		}
@@ -142,7 +161,7 @@ func main() {
 		}
 	}
 	if *scaling && *threads > 1 {
-		engines = append(engines, program("ours FP32 1 thread", fp, 1), program("ours INT8 1 thread", qp, 1))
+		engines = append(engines, program("ours FP32 1 thread", fp, false, 1, 1), program("ours INT8 1 thread", qp, true, 1, 1))
 		ratios = append(ratios, [2]string{"ours FP32", "ours FP32 1 thread"}, [2]string{"ours INT8", "ours INT8 1 thread"})
 	}
 	defer func() {
@@ -222,15 +241,20 @@ func measure(engines []engine, ratios [][2]string, spec model.Spec, n, rounds in
 
 	fmt.Printf("\nbatch %d: medians of %d interleaved rounds (other processes' CPU share: median %s, max %s)\n",
 		n, rounds, pct(median(cont)), pct(slices.Max(cont)))
-	fmt.Printf("  %-30s %12s %14s %23s   %s\n", "engine", "samples/s", "latency/batch", "(range over rounds)", "logits vs ours INT8")
+	fmt.Printf("  %-30s %12s %14s %23s %8s   %s\n", "engine", "samples/s", "latency/batch", "(range over rounds)", "of peak", "logits vs ours INT8")
 	for i, e := range engines {
 		med := median(perBatch[i])
 		agree := ""
 		if i != 1 {
 			agree = agreement(logits[i], logits[1], spec.Classes)
 		}
-		fmt.Printf("  %-30s %12.0f %14s %10s – %-10s   %s\n", e.name, float64(n)/med, dur(med),
-			dur(slices.Min(perBatch[i])), dur(slices.Max(perBatch[i])), agree)
+		peak := peakF32
+		if e.int8 {
+			peak = peakI8
+		}
+		frac := float64(n) / med * 2 * macs / (peak * float64(e.threads))
+		fmt.Printf("  %-30s %12.0f %14s %10s – %-10s %7.1f%%   %s\n", e.name, float64(n)/med, dur(med),
+			dur(slices.Min(perBatch[i])), dur(slices.Max(perBatch[i])), 100*frac, agree)
 	}
 	// Throughput ratios: the median over rounds of the per-round ratio,
 	// so that both engines of a ratio saw about the same load.
@@ -278,9 +302,10 @@ func pct(c float64) string {
 }
 
 // program is an engine running a compiled infer.Program; threads > 0
-// caps its GEMM goroutines for its runs only (the others keep -threads).
-func program(name string, p *infer.Program, threads int) engine {
-	return engine{name: name, prepare: func(x []float32, n int) (func() error, func() []float32, error) {
+// caps its GEMM goroutines for its runs only (the others keep -threads);
+// uses is the number of threads it runs on; int8 says which peak is its.
+func program(name string, p *infer.Program, int8 bool, threads, uses int) engine {
+	return engine{name: name, int8: int8, threads: uses, prepare: func(x []float32, n int) (func() error, func() []float32, error) {
 		out := make([]float32, n*p.Classes())
 		run := func() error { return p.Forward(x, n, out) }
 		if threads > 0 {
@@ -312,7 +337,35 @@ func agreement(got, want []float32, classes int) string {
 	return fmt.Sprintf("argmax %d/%d, max |Δ| %.2g (of %.2g)", same, n, diff, scale)
 }
 
-func loadModel(path string) (model.Spec, model.Weights, error) {
+// peakF32 and peakI8 are one core's peaks (FLOP/s, and OP/s counting a
+// multiply-add as 2), measured with ../shared/ref/peak on the 2-vCPU Zen 5
+// EPYC at 3.63 GHz: one 512-bit FMA (32 FLOP) or VPDPBUSD (128 OP) per
+// cycle, 117 GFLOP/s and 469 GOP/s per core, 233 and 930 on both.
+var peakF32, peakI8 = 117e9, 469e9
+
+// macs is the model's multiply-adds per sample (set in main).
+var macs float64
+
+// nets are the networks -net names: the MNIST student, and the ResNet
+// students of recipes/fashion-resnet.yaml and fashion-resnet-quick.yaml
+// (basic blocks, batchnorms folded at compile time), on 1×28×28 inputs.
+var nets = map[string]func() (model.Spec, error){
+	"mlp": func() (model.Spec, error) {
+		return model.MLP(model.MLPConfig{Name: "student", Input: []int{784}, Hidden: []int{800, 800}, Classes: 10})
+	},
+	"resnet8": func() (model.Spec, error) {
+		return model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
+			Stem:   model.StemConfig{Channels: 8},
+			Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
+	},
+	"resnet-quick": func() (model.Spec, error) {
+		return model.Blocks(model.BlocksConfig{Name: "resnet-tiny", Input: []int{1, 28, 28}, Classes: 10,
+			Stem:   model.StemConfig{Channels: 8},
+			Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}}})
+	},
+}
+
+func loadModel(path, net string) (model.Spec, model.Weights, error) {
 	if path != "" {
 		spec, w, err := model.Load(path)
 		if err != nil {
@@ -320,12 +373,36 @@ func loadModel(path string) (model.Spec, model.Weights, error) {
 		}
 		return spec, w, nil
 	}
-	spec, err := model.MLP(model.MLPConfig{Name: "student", Input: []int{784}, Hidden: []int{800, 800}, Classes: 10})
+	mk, ok := nets[net]
+	if !ok {
+		return model.Spec{}, nil, fmt.Errorf("-net: unknown network %q; want one of %s", net, strings.Join(slices.Sorted(maps.Keys(nets)), ", "))
+	}
+	spec, err := mk()
 	if err != nil {
 		return spec, nil, err
 	}
 	w, err := spec.Init(1)
 	return spec, w, err
+}
+
+// macsPerSample counts the multiply-adds of the convolutions and linear
+// layers of one example, the work the peaks measure.
+func macsPerSample(spec model.Spec) float64 {
+	shapes, err := spec.Shapes()
+	if err != nil {
+		return 0
+	}
+	var all float64
+	for i, l := range spec.Layers {
+		in, out := spec.InputShape(shapes, i), shapes[i]
+		switch l.Kind {
+		case model.KindConv2D:
+			all += float64(l.Out * in[0] / l.ConvGroups() * l.Kernel * l.Kernel * out[1] * out[2])
+		case model.KindLinear:
+			all += float64(model.Numel(in) * l.Out)
+		}
+	}
+	return all
 }
 
 func paramCount(spec model.Spec) int {

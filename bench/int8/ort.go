@@ -14,7 +14,7 @@ import (
 // ortEngines initialises ONNX Runtime and returns its engines: the FP32
 // model, the QDQ model with default options and with exact uint8×int8
 // products.
-func ortEngines(spec model.Spec, fpPath, qPath string, threads int) ([]engine, string, error) {
+func ortEngines(spec model.Spec, fpPath, qPath string, threads int, exact bool) ([]engine, string, error) {
 	lib, err := onnx.RuntimeLibrary()
 	if err != nil {
 		return nil, "", err
@@ -26,7 +26,9 @@ func ortEngines(spec model.Spec, fpPath, qPath string, threads int) ([]engine, s
 	mk := func(name, path string, exact bool) engine {
 		var sessions []func()
 		return engine{
-			name: name,
+			name:    name,
+			int8:    path == qPath,
+			threads: threads,
 			prepare: func(x []float32, n int) (func() error, func() []float32, error) {
 				s, out, done, err := ortSession(spec, path, x, n, threads, exact)
 				if err != nil {
@@ -42,11 +44,11 @@ func ortEngines(spec model.Spec, fpPath, qPath string, threads int) ([]engine, s
 			},
 		}
 	}
-	return []engine{
-		mk("ORT FP32", fpPath, false),
-		mk("ORT INT8 (QDQ, default)", qPath, false),
-		mk("ORT INT8 (QDQ, x64quantprec)", qPath, true),
-	}, ort.GetVersion(), nil
+	es := []engine{mk("ORT FP32", fpPath, false), mk("ORT INT8 (QDQ, default)", qPath, false)}
+	if exact {
+		es = append(es, mk("ORT INT8 (QDQ, x64quantprec)", qPath, true))
+	}
+	return es, ort.GetVersion(), nil
 }
 
 // ortSession opens path for batches of n examples of x.

@@ -45,6 +45,35 @@ func requantU8(vec bool, acc, off []int32, scale []float32, out []uint8, zp int3
 	}
 }
 
+// requantU8Rows applies the uint8 epilogue to rows rows of len(off)
+// columns: acc rows accStride apart, out rows outStride apart. It is
+// requantU8 on each row, the vector part of all rows in one call.
+func requantU8Rows(vec bool, rows int, acc []int32, accStride int, off []int32, scale []float32, out []uint8, outStride int, zp int32, relu bool) {
+	n := len(off)
+	if rows <= 0 || n == 0 {
+		return
+	}
+	// The last row bounds all others.
+	_, _ = acc[(rows-1)*accStride+n-1], out[(rows-1)*outStride+n-1]
+	if !vec || n < 8 {
+		for i := range rows {
+			requantU8(false, acc[i*accStride:i*accStride+n], off, scale[:n], out[i*outStride:i*outStride+n], zp, relu)
+		}
+		return
+	}
+	lo := int32(0)
+	if relu {
+		lo = zp
+	}
+	n8 := n &^ 7
+	requantU8RowsAsmImpl(rows, n8, &acc[0], accStride, &off[0], &scale[0], &out[0], outStride, int(zp), int(lo))
+	for i := range rows {
+		for j := n8; j < n; j++ {
+			out[i*outStride+j] = requantOne(acc[i*accStride+j], off[j], scale[j], zp, lo)
+		}
+	}
+}
+
 // dequantF32 applies the float32 epilogue to one row.
 func dequantF32(vec bool, acc, off []int32, scale []float32, out []float32, relu bool) {
 	n := len(acc)

@@ -65,6 +65,18 @@ var asmKernels = [...]asmKernel{
 	{name: "i8AVXVNNIx4", scheme: "u8", rows: 4, nr: 16, feature: "AVX2 and AVX-VNNI", ok: cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI},
 	{name: "i8AVXVNNIx5", scheme: "u8", rows: 5, nr: 16, feature: "AVX2 and AVX-VNNI", ok: cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI},
 	{name: "i8AVXVNNIx6", scheme: "u8", rows: 6, nr: 16, feature: "AVX2 and AVX-VNNI", ok: cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI},
+	{name: "i8VNNI512Nx1", scheme: "u8", rows: 1, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx2", scheme: "u8", rows: 2, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx3", scheme: "u8", rows: 3, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx4", scheme: "u8", rows: 4, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx5", scheme: "u8", rows: 5, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx6", scheme: "u8", rows: 6, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx7", scheme: "u8", rows: 7, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx8", scheme: "u8", rows: 8, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx9", scheme: "u8", rows: 9, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx10", scheme: "u8", rows: 10, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx11", scheme: "u8", rows: 11, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "i8VNNI512Nx12", scheme: "u8", rows: 12, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
 }
 
 // statusFlags are the arithmetic flags of RFLAGS: CF, PF, AF, ZF, SF, OF.
@@ -73,7 +85,7 @@ const statusFlags = 0x8d5
 // asmKernelPCs stores the entry address of each of asmKernels.
 //
 //go:noescape
-func asmKernelPCs(pcs *[42]uintptr)
+func asmKernelPCs(pcs *[54]uintptr)
 
 // callF32WithFlags calls the f32Kernel at pc with the arithmetic flags
 // (statusFlags) set as in status and the other flags unchanged.

@@ -5,7 +5,7 @@
 #include "textflag.h"
 #include "funcdata.h"
 
-// func asmKernelPCs(pcs *[42]uintptr)
+// func asmKernelPCs(pcs *[54]uintptr)
 TEXT ·asmKernelPCs(SB), NOSPLIT, $0-8
 	MOVQ pcs+0(FP), DI
 	MOVQ $·f32AVX2x1(SB), AX
@@ -92,6 +92,30 @@ TEXT ·asmKernelPCs(SB), NOSPLIT, $0-8
 	MOVQ AX, 320(DI)
 	MOVQ $·i8AVXVNNIx6(SB), AX
 	MOVQ AX, 328(DI)
+	MOVQ $·i8VNNI512Nx1(SB), AX
+	MOVQ AX, 336(DI)
+	MOVQ $·i8VNNI512Nx2(SB), AX
+	MOVQ AX, 344(DI)
+	MOVQ $·i8VNNI512Nx3(SB), AX
+	MOVQ AX, 352(DI)
+	MOVQ $·i8VNNI512Nx4(SB), AX
+	MOVQ AX, 360(DI)
+	MOVQ $·i8VNNI512Nx5(SB), AX
+	MOVQ AX, 368(DI)
+	MOVQ $·i8VNNI512Nx6(SB), AX
+	MOVQ AX, 376(DI)
+	MOVQ $·i8VNNI512Nx7(SB), AX
+	MOVQ AX, 384(DI)
+	MOVQ $·i8VNNI512Nx8(SB), AX
+	MOVQ AX, 392(DI)
+	MOVQ $·i8VNNI512Nx9(SB), AX
+	MOVQ AX, 400(DI)
+	MOVQ $·i8VNNI512Nx10(SB), AX
+	MOVQ AX, 408(DI)
+	MOVQ $·i8VNNI512Nx11(SB), AX
+	MOVQ AX, 416(DI)
+	MOVQ $·i8VNNI512Nx12(SB), AX
+	MOVQ AX, 424(DI)
 	RET
 
 // func callF32WithFlags(pc uintptr, status uintptr, k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)

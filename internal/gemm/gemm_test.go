@@ -389,3 +389,71 @@ func TestRepackF32Reuse(t *testing.T) {
 		}
 	}
 }
+
+// TestRequantRowsMatchesRows checks the many-row uint8 epilogue against
+// the one-row portable one, over row counts, widths with and without a
+// tail, strides, extreme accumulators and both ReLU settings.
+func TestRequantRowsMatchesRows(t *testing.T) {
+	if !haveAVX2Epi {
+		t.Skip("no vector epilogue on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, rows := range []int{1, 2, 7, 12, 33} {
+		for _, n := range []int{1, 7, 8, 13, 16, 32, 45} {
+			for _, relu := range []bool{false, true} {
+				accStride, outStride := n+rng.IntN(40), n+rng.IntN(9)
+				acc := make([]int32, (rows-1)*accStride+n)
+				for i := range acc {
+					acc[i] = int32(rng.Uint32())
+					if i%5 == 0 {
+						acc[i] = int32(rng.IntN(2001) - 1000)
+					}
+				}
+				rq := randRequant(rng, n)
+				rq.ReLU = relu
+				got := make([]uint8, (rows-1)*outStride+n)
+				want := make([]uint8, len(got))
+				requantU8Rows(true, rows, acc, accStride, rq.Offset, rq.Scale, got, outStride, rq.ZeroPoint, relu)
+				for i := range rows {
+					requantU8(false, acc[i*accStride:i*accStride+n], rq.Offset, rq.Scale, want[i*outStride:i*outStride+n], rq.ZeroPoint, relu)
+				}
+				for i := range rows {
+					for j := range n {
+						if x := i*outStride + j; got[x] != want[x] {
+							t.Fatalf("rows %d n %d relu %v: [%d,%d] = %d, want %d", rows, n, relu, i, j, got[x], want[x])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestI8NarrowPanelsExact checks products of at most 16 columns, which
+// AVX-512 VNNI packs in one-vector panels (i8Impl.narrow), at every row
+// count of a tile and with K not a multiple of the group, against the
+// reference on every implementation.
+func TestI8NarrowPanelsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, impl := range I8Impls() {
+		for _, n := range []int{1, 8, 15, 16, 17} {
+			for _, k := range []int{1, 9, 72, 301} {
+				for m := 1; m <= 26; m++ {
+					a := randU8(rng, m*k+KPad(k))
+					b := randI8(rng, n*k)
+					if m%3 == 0 {
+						extremes(a, b)
+					}
+					want := refI32(m, n, k, a, k, b)
+					c := make([]int32, m*n)
+					PackI8For(impl, b, n, k).GemmI32(m, a, k, c, n)
+					for x := range c {
+						if c[x] != want[x] {
+							t.Fatalf("%v m%d n%d k%d: C[%d] = %d, want %d", impl, m, n, k, x, c[x], want[x])
+						}
+					}
+				}
+			}
+		}
+	}
+}

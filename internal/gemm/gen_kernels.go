@@ -32,6 +32,11 @@ type isa struct {
 	// feature names the instruction sets the kernels need; cpu is the Go
 	// expression (over golang.org/x/sys/cpu) that reports them.
 	feature, cpu string
+	// narrow: integer kernels one vector wide (NR = vbytes/4 columns)
+	// instead of two, for products with few output columns (the
+	// channels of a small convolution), where half of a two-vector
+	// tile would be multiplied by padding.
+	narrow bool
 }
 
 // kernel records one emitted micro-kernel for the flag-call test table.
@@ -261,29 +266,41 @@ func i8Kernel(x isa, scheme string, r int) {
 	if scheme != "avx2" {
 		u = unroll(r)
 	}
-	nacc := 2 * r * u
-	if nacc > x.maxAcc {
+	halves := 2
+	if x.narrow {
+		if scheme != "vnni512" {
+			log.Fatalf("%s: narrow kernels are vnni512 only", name)
+		}
+		halves = 1
+	}
+	if nacc := 2 * r * u; nacc > x.maxAcc {
 		log.Fatalf("%s: %d accumulators", name, nacc)
 	}
-	bstep := 2 * x.vbytes
+	bstep := halves * x.vbytes
 	ashift, astep := 0, 4 // A bytes per k group: u8 quad or int16 pair = 4 bytes
 	elem := "u8"
 	if scheme == "avx2" {
 		ashift, elem = 1, "i16"
 	}
-	kernels = append(kernels, kernel{name: name, scheme: elem, rows: r, nr: 2 * x.vbytes / 4, x: x})
+	kernels = append(kernels, kernel{name: name, scheme: elem, rows: r, nr: halves * x.vbytes / 4, x: x})
 	p("// func %s(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)", name)
 	p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
 	p("\tMOVQ kg+0(FP), DX")
 	setupBases(r, ashift)
 	p("\tMOVQ b+24(FP), CX")
-	for i := 0; i < nacc; i++ {
-		zero(x, vr(x, i))
+	for s := 0; s < u; s++ {
+		for i := 0; i < r; i++ {
+			for h := 0; h < halves; h++ {
+				zero(x, acc(x, r, s, i, h))
+			}
+		}
 	}
 	b0, b1 := vr(x, x.bregs[0]), vr(x, x.bregs[1])
 	kloop(name, u, func(set, step int) {
 		p("\tVMOVDQU%s %d(CX), %s", movSuffix(x), step*bstep, b0)
-		p("\tVMOVDQU%s %d(CX), %s", movSuffix(x), step*bstep+x.vbytes, b1)
+		if halves == 2 {
+			p("\tVMOVDQU%s %d(CX), %s", movSuffix(x), step*bstep+x.vbytes, b1)
+		}
 		for i := 0; i < r; i++ {
 			t := x.tregs[i%2]
 			if scheme == "avx2" {
@@ -303,7 +320,9 @@ func i8Kernel(x isa, scheme string, r int) {
 				p("\tVPADDD %s, %s, %s", prod, a1, a1)
 			case "vnni512":
 				p("\tVPDPBUSD %s, %s, %s", b0, vr(x, t), a0)
-				p("\tVPDPBUSD %s, %s, %s", b1, vr(x, t), a1)
+				if halves == 2 {
+					p("\tVPDPBUSD %s, %s, %s", b1, vr(x, t), a1)
+				}
 			case "avxvnni":
 				p("\t%s", vexVPDPBUSD(regNum(a0), t, x.bregs[0]))
 				p("\t%s", vexVPDPBUSD(regNum(a1), t, x.bregs[1]))
@@ -315,7 +334,7 @@ func i8Kernel(x isa, scheme string, r int) {
 	})
 	for s := 1; s < u; s++ {
 		for i := 0; i < r; i++ {
-			for h := 0; h < 2; h++ {
+			for h := 0; h < halves; h++ {
 				p("\tVPADDD %s, %s, %s", acc(x, r, s, i, h), acc(x, r, 0, i, h), acc(x, r, 0, i, h))
 			}
 		}
@@ -328,7 +347,9 @@ func i8Kernel(x isa, scheme string, r int) {
 			p("\tADDQ R9, DI")
 		}
 		p("\tVMOVDQU%s %s, (DI)", movSuffix(x), acc(x, r, 0, i, 0))
-		p("\tVMOVDQU%s %s, %d(DI)", movSuffix(x), acc(x, r, 0, i, 1), x.vbytes)
+		if halves == 2 {
+			p("\tVMOVDQU%s %s, %d(DI)", movSuffix(x), acc(x, r, 0, i, 1), x.vbytes)
+		}
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -420,6 +441,68 @@ rq_loop:
 	DECQ DX
 	JNZ rq_loop
 rq_done:
+	VZEROUPPER
+	RET
+
+// func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
+// requantU8AVX2 over rows rows in one call (acc rows accStride int32s
+// apart, out rows outStride bytes apart): narrow products have rows of 8
+// to 32 columns, too short to pay for a call each.
+TEXT ·requantU8RowsAVX2(SB), NOSPLIT, $0-80
+	MOVQ rows+0(FP), BX
+	MOVQ n+8(FP), DX
+	MOVQ acc+16(FP), SI
+	MOVQ accStride+24(FP), R10
+	SHLQ $2, R10
+	MOVQ out+48(FP), DI
+	MOVQ outStride+56(FP), R11
+	MOVQ zp+64(FP), AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVQ lo+72(FP), AX
+	VMOVD AX, X11
+	VPBROADCASTB X11, X11
+	MOVL $0x46fffe00, AX // 32767.0
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0xc7000000, AX // -32768.0
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	SHRQ $3, DX
+	JZ rr_done
+	TESTQ BX, BX
+	JZ rr_done
+rr_row:
+	MOVQ DX, CX
+	MOVQ SI, R12
+	MOVQ DI, R13
+	MOVQ off+32(FP), R8
+	MOVQ scale+40(FP), R9
+rr_loop:
+	VMOVDQU (R12), Y0
+	VPADDD (R8), Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VMULPS (R9), Y0, Y0
+	VMINPS Y8, Y0, Y0
+	VMAXPS Y9, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	VPADDD Y10, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKSSDW X1, X0, X0
+	VPACKUSWB X0, X0, X0
+	VPMAXUB X11, X0, X0
+	VMOVQ X0, (R13)
+	ADDQ $32, R12
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $8, R13
+	DECQ CX
+	JNZ rr_loop
+	ADDQ R10, SI
+	ADDQ R11, DI
+	DECQ BX
+	JNZ rr_row
+rr_done:
 	VZEROUPPER
 	RET
 
@@ -530,6 +613,8 @@ var (
 		feature: "AVX2", cpu: "cpu.X86.HasAVX2"}
 	i8VNNI512 = isa{name: "i8VNNI512x", vreg: "Z", vbytes: 64, mr: 12, maxAcc: 24, bregs: [2]int{24, 25}, tregs: [2]int{28, 29},
 		feature: "AVX-512F and AVX-512 VNNI", cpu: "cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI"}
+	i8VNNI512N = isa{name: "i8VNNI512Nx", vreg: "Z", vbytes: 64, mr: 12, maxAcc: 24, bregs: [2]int{24, 25}, tregs: [2]int{28, 29},
+		feature: "AVX-512F and AVX-512 VNNI", cpu: "cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI", narrow: true}
 	i8AVXVNNI = isa{name: "i8AVXVNNIx", vreg: "Y", vbytes: 32, mr: 6, maxAcc: 12, bregs: [2]int{12, 13}, tregs: [2]int{14, 15},
 		feature: "AVX2 and AVX-VNNI", cpu: "cpu.X86.HasAVX2 && cpu.X86.HasAVXVNNI"}
 )
@@ -556,6 +641,9 @@ func main() {
 	for r := 1; r <= i8AVXVNNI.mr; r++ {
 		i8Kernel(i8AVXVNNI, "avxvnni", r)
 	}
+	for r := 1; r <= i8VNNI512N.mr; r++ {
+		i8Kernel(i8VNNI512N, "vnni512", r)
+	}
 	epilogues()
 	if err := os.WriteFile("kernels_amd64.s", w.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -581,7 +669,7 @@ func main() {
 		gp("}")
 		gp("")
 	}
-	for _, x := range []isa{i8AVX2, i8VNNI512, i8AVXVNNI} {
+	for _, x := range []isa{i8AVX2, i8VNNI512, i8AVXVNNI, i8VNNI512N} {
 		for r := 1; r <= x.mr; r++ {
 			gp("//go:noescape")
 			gp("func %s%d(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)", x.name, r)
@@ -596,6 +684,9 @@ func main() {
 	}
 	gp(`//go:noescape
 func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
+
+//go:noescape
+func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
 
 //go:noescape
 func dequantF32AVX2(n int, acc *int32, off *int32, scale *float32, out *float32, relu int)

@@ -26,6 +26,11 @@ type i8Impl struct {
 	kern  []i8Kernel
 	// asmEpi: the vectorised AVX2 epilogue helpers may be used.
 	asmEpi bool
+	// narrow, if not nil, is the same implementation with panels of
+	// fewer columns, which products of at most narrow.nr columns use:
+	// the output channels of a small convolution would leave most of a
+	// wide panel multiplying padding.
+	narrow *i8Impl
 }
 
 var i8ImplTable = map[Impl]*i8Impl{
@@ -71,6 +76,9 @@ func PackI8For(impl Impl, b []int8, n, k int) *PackedI8 {
 	}
 	if n < 0 || k < 0 || len(b) < n*k {
 		panic(fmt.Sprintf("gemm: PackI8: bad shape n=%d k=%d or short slice (%d)", n, k, len(b)))
+	}
+	if im.narrow != nil && n <= im.narrow.nr {
+		im = im.narrow
 	}
 	g, nr := im.group, im.nr
 	kg := (k + g - 1) / g
@@ -152,31 +160,50 @@ func (p *PackedI8) GemmI32(m int, a []uint8, lda int, c []int32, ldc int) {
 	if len(c) < (m-1)*ldc+p.n && m > 0 {
 		panic("gemm: GemmI32: C too short")
 	}
-	p.gemm(m, a, lda, ldc, epiI32, nil, unsafe.Pointer(unsafe.SliceData(c)))
+	p.gemm(false, m, a, lda, ldc, epiI32, nil, unsafe.Pointer(unsafe.SliceData(c)))
 }
 
 // GemmU8 computes the products and requantizes them to uint8 (see
 // Requant) into C (row stride ldc ≥ N).
 func (p *PackedI8) GemmU8(m int, a []uint8, lda int, c []uint8, ldc int, rq *Requant) {
+	p.gemmU8(false, m, a, lda, c, ldc, rq)
+}
+
+// GemmU8Serial is GemmU8 on the calling goroutine alone (for the parts
+// of a Parallel call).
+func (p *PackedI8) GemmU8Serial(m int, a []uint8, lda int, c []uint8, ldc int, rq *Requant) {
+	p.gemmU8(true, m, a, lda, c, ldc, rq)
+}
+
+func (p *PackedI8) gemmU8(serial bool, m int, a []uint8, lda int, c []uint8, ldc int, rq *Requant) {
 	if len(c) < (m-1)*ldc+p.n && m > 0 {
 		panic("gemm: GemmU8: C too short")
 	}
 	if rq.ZeroPoint < 0 || rq.ZeroPoint > 255 {
 		panic("gemm: GemmU8: zero point outside [0, 255]")
 	}
-	p.gemm(m, a, lda, ldc, epiU8, rq, unsafe.Pointer(unsafe.SliceData(c)))
+	p.gemm(serial, m, a, lda, ldc, epiU8, rq, unsafe.Pointer(unsafe.SliceData(c)))
 }
 
 // GemmF32 computes the products and dequantizes them to float32 (see
 // Requant) into C (row stride ldc ≥ N).
 func (p *PackedI8) GemmF32(m int, a []uint8, lda int, c []float32, ldc int, rq *Requant) {
+	p.gemmF32(false, m, a, lda, c, ldc, rq)
+}
+
+// GemmF32Serial is GemmF32 on the calling goroutine alone.
+func (p *PackedI8) GemmF32Serial(m int, a []uint8, lda int, c []float32, ldc int, rq *Requant) {
+	p.gemmF32(true, m, a, lda, c, ldc, rq)
+}
+
+func (p *PackedI8) gemmF32(serial bool, m int, a []uint8, lda int, c []float32, ldc int, rq *Requant) {
 	if len(c) < (m-1)*ldc+p.n && m > 0 {
 		panic("gemm: GemmF32: C too short")
 	}
-	p.gemm(m, a, lda, ldc, epiF32, rq, unsafe.Pointer(unsafe.SliceData(c)))
+	p.gemm(serial, m, a, lda, ldc, epiF32, rq, unsafe.Pointer(unsafe.SliceData(c)))
 }
 
-func (p *PackedI8) gemm(m int, a []uint8, lda, ldc int, kind epiKind, rq *Requant, c unsafe.Pointer) {
+func (p *PackedI8) gemm(serial bool, m int, a []uint8, lda, ldc int, kind epiKind, rq *Requant, c unsafe.Pointer) {
 	n, k := p.n, p.k
 	if m < 0 || lda < k || ldc < n {
 		panic(fmt.Sprintf("gemm: INT8 Gemm: bad shape m=%d lda=%d (K=%d) ldc=%d (N=%d)", m, lda, k, ldc, n))
@@ -189,6 +216,10 @@ func (p *PackedI8) gemm(m int, a []uint8, lda, ldc int, kind epiKind, rq *Requan
 	}
 	if kind != epiI32 && (len(rq.Offset) < n || len(rq.Scale) < n) {
 		panic("gemm: INT8 Gemm: Requant.Offset and Scale need N elements")
+	}
+	if serial {
+		p.run(0, m, 0, (n+p.im.nr-1)/p.im.nr, a, lda, c, ldc, kind, rq)
+		return
 	}
 	parallel(m, n, max(k, 1), p.im.mr, p.im.nr, int(i8ParMin.Load()), func(m0, m1, p0, p1 int) {
 		p.run(m0, m1, p0, p1, a, lda, c, ldc, kind, rq)
@@ -224,6 +255,12 @@ func (p *PackedI8) run(m0, m1, p0, p1 int, a []uint8, lda int, c unsafe.Pointer,
 			clear(acc)
 		} else {
 			p.block(ic, rows, p0, p1, a, lda, s, acc, ncols)
+		}
+		if kind == epiU8 {
+			off := ic*ldc + j0
+			out := unsafe.Slice((*uint8)(c), off+(rows-1)*ldc+j1-j0)[off:]
+			requantU8Rows(im.asmEpi, rows, acc, ncols, rq.Offset[j0:j1], rq.Scale[j0:j1], out, ldc, rq.ZeroPoint, rq.ReLU)
+			continue
 		}
 		for i := 0; i < rows; i++ {
 			row := acc[i*ncols : i*ncols+(j1-j0)]

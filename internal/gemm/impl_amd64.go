@@ -23,13 +23,18 @@ func init() {
 	if x.HasAVX512F {
 		f32ImplTable[AVX512] = &f32Impl{impl: AVX512, mr: 12, nr: 32, kc: 256, mc: 192, kern: f32AVX512xKernels[:]}
 		if x.HasAVX512VNNI {
-			i8ImplTable[AVX512] = &i8Impl{impl: AVX512, mr: 12, nr: 32, group: 4, mc: 96, kern: i8VNNI512xKernels[:], asmEpi: true}
+			i8ImplTable[AVX512] = &i8Impl{impl: AVX512, mr: 12, nr: 32, group: 4, mc: 96, kern: i8VNNI512xKernels[:], asmEpi: true,
+				narrow: &i8Impl{impl: AVX512, mr: 12, nr: 16, group: 4, mc: 96, kern: i8VNNI512NxKernels[:], asmEpi: true}}
 		}
 	}
 }
 
 func requantU8AsmImpl(n int, acc, off *int32, scale *float32, out *uint8, zp, lo int) {
 	requantU8AVX2(n, acc, off, scale, out, zp, lo)
+}
+
+func requantU8RowsAsmImpl(rows, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride, zp, lo int) {
+	requantU8RowsAVX2(rows, n, acc, accStride, off, scale, out, outStride, zp, lo)
 }
 
 func dequantF32AsmImpl(n int, acc, off *int32, scale *float32, out *float32, relu int) {

@@ -9,6 +9,10 @@ func requantU8AsmImpl(n int, acc, off *int32, scale *float32, out *uint8, zp, lo
 	panic("gemm: no vector epilogue")
 }
 
+func requantU8RowsAsmImpl(rows, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride, zp, lo int) {
+	panic("gemm: no vector epilogue")
+}
+
 func dequantF32AsmImpl(n int, acc, off *int32, scale *float32, out *float32, relu int) {
 	panic("gemm: no vector epilogue")
 }

@@ -192,7 +192,61 @@ var i8AVXVNNIxKernels = [...]i8Kernel{
 }
 
 //go:noescape
+func i8VNNI512Nx1(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx2(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx3(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx4(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx5(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx6(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx7(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx8(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx9(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx10(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx11(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+//go:noescape
+func i8VNNI512Nx12(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
+
+var i8VNNI512NxKernels = [...]i8Kernel{
+	i8VNNI512Nx1,
+	i8VNNI512Nx2,
+	i8VNNI512Nx3,
+	i8VNNI512Nx4,
+	i8VNNI512Nx5,
+	i8VNNI512Nx6,
+	i8VNNI512Nx7,
+	i8VNNI512Nx8,
+	i8VNNI512Nx9,
+	i8VNNI512Nx10,
+	i8VNNI512Nx11,
+	i8VNNI512Nx12,
+}
+
+//go:noescape
 func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
+
+//go:noescape
+func requantU8RowsAVX2(rows int, n int, acc *int32, accStride int, off *int32, scale *float32, out *uint8, outStride int, zp int, lo int)
 
 //go:noescape
 func dequantF32AVX2(n int, acc *int32, off *int32, scale *float32, out *float32, relu int)

@@ -174,3 +174,24 @@ func (w *worker) await(last *job) *job {
 		}
 	}
 }
+
+// ThreadsFor is how many goroutines work of that many INT8 (int8 true)
+// or FP32 multiply-adds is worth: as a single product of that size would
+// use (see SetParallelMin), at least 1 and at most Threads.
+func ThreadsFor(work int, int8 bool) int {
+	minWork := f32ParMin.Load()
+	if int8 {
+		minWork = i8ParMin.Load()
+	}
+	return min(maxThreads(), max(1, work/int(max(minWork, 1))))
+}
+
+// Parallel runs part(0) … part(n−1) on the calling goroutine and up to
+// threads−1 of the pool's workers, as products split their parts, and
+// returns when all have finished. It lets a caller run a whole layer's
+// parts (packing, several small products, their epilogues) on the
+// workers at once; the products inside a part should be the Serial
+// variants, which use no other goroutine.
+func Parallel(threads, n int, part func(i int)) {
+	runParts(min(threads, maxThreads()), n, part)
+}
