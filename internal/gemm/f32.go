@@ -149,6 +149,16 @@ func (p *PackedF32) Impl() Impl { return p.im.impl }
 // across goroutines (see SetThreads); small ones run on the caller's.
 // It panics if the slices are too short for the given shapes.
 func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	p.gemm(false, m, a, lda, c, ldc, bias, relu)
+}
+
+// GemmSerial is Gemm on the calling goroutine alone (for the parts of a
+// Parallel call). Its sums are Gemm's, bit for bit.
+func (p *PackedF32) GemmSerial(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	p.gemm(true, m, a, lda, c, ldc, bias, relu)
+}
+
+func (p *PackedF32) gemm(serial bool, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	n, k := p.n, p.k
 	if m < 0 || lda < k || ldc < n {
 		panic(fmt.Sprintf("gemm: Gemm: bad shape m=%d lda=%d (K=%d) ldc=%d (N=%d)", m, lda, k, ldc, n))
@@ -183,6 +193,10 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 	kc := p.kcEff
 	if m <= p.im.mr {
 		kc = k
+	}
+	if serial {
+		p.run(0, m, 0, (n+p.im.nr-1)/p.im.nr, kc, a, lda, c, ldc, bias, relu)
+		return
 	}
 	parallel(m, n, k, p.im.mr, p.im.nr, int(f32ParMin.Load()), func(m0, m1, p0, p1 int) {
 		p.run(m0, m1, p0, p1, kc, a, lda, c, ldc, bias, relu)
