@@ -29,6 +29,11 @@ type f32Impl struct {
 	kc   int // most k per block (B sub-panel of kc×nr stays in L1)
 	mc   int // rows per A block (mc×kc stays in L2)
 	kern []f32Kernel
+	// narrow, if not nil, is the same implementation with panels of
+	// fewer columns, which products of at most narrow.nr columns use:
+	// the output channels of a small convolution would leave most of a
+	// wide panel multiplying padding.
+	narrow *f32Impl
 }
 
 // f32Impls is filled by the per-architecture files.
@@ -81,6 +86,9 @@ func packF32(dst *PackedF32, impl Impl, b []float32, ld, n, k int, transposed bo
 	im := f32ImplTable[impl]
 	if im == nil {
 		panic(fmt.Sprintf("gemm: FP32 implementation %v is not available on this CPU", impl))
+	}
+	if im.narrow != nil && n <= im.narrow.nr {
+		im = im.narrow
 	}
 	rows, cols := n, k
 	if transposed {
