@@ -54,7 +54,8 @@ func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n i
 	}
 	*col = grow(*col, pl.parts*colLen)
 	src := x
-	if !xNHWC {
+	// One channel (a grey stem) is the same in both layouts.
+	if !xNHWC && g.c > 1 {
 		*xh = grow(*xh, n*in)
 		src = *xh
 		hw := g.h * g.w
