@@ -280,18 +280,41 @@ func BenchmarkDepthwise(b *testing.B) {
 //
 //	go test -run '^$' -bench ResNet8Int8/batch64 -cpuprofile cpu.prof ./infer
 func BenchmarkResNet8Int8(b *testing.B) {
+	spec, w, x := resnet8Half(b)
+	q, err := CompileInt8(calibrateMinMax(b, spec, w, x, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchAlone(b, q, x)
+}
+
+// BenchmarkResNet8F32 is BenchmarkResNet8Int8's FP32 twin: the target
+// for a CPU profile of the FP32 convolution path,
+//
+//	go test -run '^$' -bench ResNet8F32/batch64 -cpuprofile cpu.prof ./infer
+func BenchmarkResNet8F32(b *testing.B) {
+	spec, w, x := resnet8Half(b)
+	p, err := Compile(spec, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchAlone(b, p, x)
+}
+
+// resnet8Half is recipes/fashion-resnet.yaml's student with random
+// weights, and 64 random inputs.
+func resnet8Half(b *testing.B) (model.Spec, model.Weights, []float32) {
 	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
 		Stem:   model.StemConfig{Channels: 8},
 		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := graphNet(b, spec, 1)
-	x := randInput(rand.New(rand.NewPCG(1, 1)), 64*784)
-	q, err := CompileInt8(calibrateMinMax(b, spec, w, x, 64))
-	if err != nil {
-		b.Fatal(err)
-	}
+	return spec, graphNet(b, spec, 1), randInput(rand.New(rand.NewPCG(1, 1)), 64*784)
+}
+
+// benchAlone times q alone at batch 1 and 64.
+func benchAlone(b *testing.B, q *Program, x []float32) {
 	for _, n := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
 			out := make([]float32, n*q.Classes())

@@ -212,10 +212,14 @@ func convF32Layer(c *compiler, nd node) (int, error) {
 	g := convGeomOf(l, nd.inS, nd.out)
 	relu := c.fuseReLU()
 	wt := c.w[l.Name+".weight"].Data
-	o := &convF32{layer: l.Name, g: g, bias: append([]float32(nil), c.w[l.Name+".bias"].Data...), relu: relu}
-	if g.direct() {
+	o := &convF32{layer: l.Name, g: g, bias: append([]float32(nil), c.w[l.Name+".bias"].Data...), relu: relu,
+		nhwc: g.groups == 1 && nhwcConv}
+	switch {
+	case g.direct():
 		o.dw = append([]float32(nil), wt...)
-	} else {
+	case o.nhwc:
+		o.w = []*gemm.PackedF32{gemm.PackF32(kernelHWC(g, wt), g.o, g.kdim())}
+	default:
 		per := g.og() * g.kdim()
 		for gi := range g.groups {
 			o.w = append(o.w, gemm.PackF32(wt[gi*per:(gi+1)*per], g.og(), g.kdim()))
@@ -255,9 +259,9 @@ func convI8Layer(c *compiler, nd node) (int, bool, error) {
 	})
 }
 
-// nhwcConv runs single-group INT8 convolutions through an NHWC copy of
-// their input (see convI8.runNHWC); tests turn it off to compare with
-// the NCHW im2col.
+// nhwcConv runs single-group convolutions (FP32 and INT8) through an
+// NHWC copy of their input (see convNHWC); tests turn it off to compare
+// with the NCHW im2col.
 var nhwcConv = true
 
 // kernelHWC reorders a single-group conv's weights [o][c][ky][kx] into

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -114,3 +115,69 @@ func TestConvNHWCMatchesNCHW(t *testing.T) {
 		}
 	}
 }
+
+// TestConvNHWCMatchesNCHWF32 checks that FP32 convolutions run on an
+// NHWC copy of their input (weights reordered to (ky, kx, c), patches per
+// band of output rows, parts on several threads, outputs kept NHWC
+// through adds and activations) agree with the NCHW im2col within
+// float32 rounding (the patch columns come in another order, so each sum
+// adds the same products in another order), over many geometries, batch
+// sizes and thread counts, every layer's output (Observe, NCHW) as well
+// as the logits.
+func TestConvNHWCMatchesNCHWF32(t *testing.T) {
+	defer gemm.SetThreads(gemm.SetThreads(0))
+	f32, i8 := gemm.SetParallelMin(1, 1)
+	defer gemm.SetParallelMin(f32, i8)
+	rng := rand.New(rand.NewPCG(7, 4))
+	for _, spec := range append(convShapeSpecs(t), allGraphSpecs(t)...) {
+		w := graphNet(t, spec, 5)
+		in := model.Numel(spec.Input)
+		compile := func(nhwc bool) *Program {
+			defer func() { nhwcConv = true }()
+			nhwcConv = nhwc
+			p, err := Compile(spec, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		nchw, nhwc := compile(false), compile(true)
+		for _, n := range []int{1, 2, 5, 17} {
+			x := randInput(rng, n*in)
+			gemm.SetThreads(1)
+			want := map[string][]float32{}
+			logits := make([]float32, n*nchw.Classes())
+			if err := nchw.Observe(x, n, logits, func(layer string, data []float32) { want[layer] = slices.Clone(data) }); err != nil {
+				t.Fatal(err)
+			}
+			want["logits"] = logits
+			for _, threads := range []int{1, 2, 3} {
+				gemm.SetThreads(threads)
+				got := map[string][]float32{}
+				out := make([]float32, len(logits))
+				if err := nhwc.Observe(x, n, out, func(layer string, data []float32) { got[layer] = slices.Clone(data) }); err != nil {
+					t.Fatal(err)
+				}
+				got["logits"] = out
+				if len(got) != len(want) {
+					t.Fatalf("%s: Observe reported %d steps through NHWC, %d through NCHW", spec.Name, len(got)-1, len(want)-1)
+				}
+				for layer, wv := range want {
+					// Rounding differences of a few units in the last
+					// place of the layer's largest values.
+					scale := float32(1)
+					for _, v := range wv {
+						scale = max(scale, abs32(v))
+					}
+					for i, v := range got[layer] {
+						if d := abs32(v - wv[i]); !(d <= 1e-5*scale) {
+							t.Fatalf("%s n=%d threads=%d: %s[%d] is %v through NHWC, %v through NCHW (scale %v)\n%s", spec.Name, n, threads, layer, i, v, wv[i], scale, nhwc)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }

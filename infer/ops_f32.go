@@ -160,9 +160,13 @@ type convF32 struct {
 	dw    []float32
 	bias  []float32
 	relu  bool
+	// nhwc: one group, weights packed in [o][ky][kx][c] order
+	// (kernelHWC), run by runNHWC.
+	nhwc bool
 }
 
-func (o *convF32) name() string { return o.layer }
+func (o *convF32) name() string    { return o.layer }
+func (o *convF32) readsNHWC() bool { return o.nhwc }
 func (o *convF32) weightBytes() int64 {
 	b := int64(cap(o.bias)+cap(o.dw)) * 4
 	for _, w := range o.w {
@@ -190,6 +194,14 @@ func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 			depthwiseF32(g, x[b*g.in():], o.dw, o.bias, dst[b*g.out():], o.relu)
 		}
 		return value{f: dst, dim: g.out()}
+	}
+	if o.nhwc {
+		w := o.w[0]
+		// The output is NHWC: the GEMM's rows are its pixels.
+		convNHWC(g, g.planNHWC(n, false), in[0].f, in[0].nhwc, n, 0, &s.xhF, &s.col, func(_, b, p0, m int, a []float32) {
+			w.GemmSerial(m, a, g.kdim(), dst[b*g.out()+p0*g.o:], g.o, o.bias, o.relu)
+		})
+		return value{f: dst, dim: g.out(), nhwc: true, ch: g.o}
 	}
 	ch := g.chunk(n)
 	pos, kd, og := g.pos(), g.kdim(), g.og()
@@ -379,14 +391,19 @@ func (o *addF32) weightBytes() int64 { return 0 }
 func (o *addF32) describe() string   { return "add[" + o.layer + " f32]" }
 func (o *addF32) inPlace() bool      { return true }
 
+// readsNHWC: an add is elementwise; when one input is NHWC, the other
+// is brought to that layout (a copy) and so is the output.
+func (o *addF32) readsNHWC() bool { return true }
+
 func (o *addF32) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
+	va, vb := sameLayout(s, in[0], in[1], n)
 	dst := s.outF(buf, size)
-	a, b := in[0].f[:size], in[1].f[:size]
+	a, b := va.f[:size], vb.f[:size]
 	for i := range dst {
 		dst[i] = a[i] + b[i]
 	}
-	return value{f: dst, dim: in[0].dim}
+	return value{f: dst, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
 }
 
 // batchNormOp is a batchnorm that could not be folded, as a per-channel
@@ -431,11 +448,15 @@ func (o *actF32) describe() string   { return fmt.Sprintf("%s[%s f32]", o.kind, 
 
 func (o *actF32) inPlace() bool { return true }
 
+// readsNHWC: an activation is elementwise; the output keeps the input's
+// layout.
+func (o *actF32) readsNHWC() bool { return true }
+
 func (o *actF32) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
 	dst := s.outF(buf, size)
 	o.apply(in[0].f[:size], dst)
-	return value{f: dst, dim: in[0].dim}
+	return value{f: dst, dim: in[0].dim, nhwc: in[0].nhwc, ch: in[0].ch}
 }
 
 func reluF32(src, dst []float32) {

@@ -3,7 +3,6 @@ package infer
 import (
 	"fmt"
 	"math"
-	"unsafe"
 
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
@@ -170,11 +169,11 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 	ch := g.chunk(n)
 	pos, kd, og := g.pos(), g.kdim(), g.og()
 	rows := ch * pos
-	s.colU = growU(s.colU, rows*kd)
+	s.colU = grow(s.colU, rows*kd)
 	if o.outFloat {
 		s.tmp = growF(s.tmp, rows*og)
 	} else {
-		s.tmpU = growU(s.tmpU, rows*og)
+		s.tmpU = grow(s.tmpU, rows*og)
 	}
 	pad := uint8(x.q.ZeroPoint)
 	for b0 := 0; b0 < n; b0 += ch {
@@ -203,192 +202,26 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 	}
 }
 
-// runNHWC runs a single-group convolution on an NHWC copy of its input,
-// where a patch row is k runs of k·c contiguous bytes (one per kernel
-// row) rather than c·k runs of k, and a 1×1 stride-1 convolution needs
-// no patches at all: the copy is its GEMM's A. The work is cut into
-// units (an example, or a band of output rows of one when the batch is
-// smaller than the threads), and each part of a gemm.Parallel call runs
-// a range of units from patches to NCHW output with its own buffers, so
-// that the patches stay in cache and both threads build them.
+// runNHWC runs the convolution through convNHWC: patches (none for 1×1
+// stride 1) and a Serial GEMM per band; a uint8 output stays NHWC (the
+// GEMM's rows are its pixels), a float32 one is transposed to NCHW.
 func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
 	g := o.g
 	w := o.w[0]
-	kd, pos, in := g.kdim(), g.pos(), g.in()
-	threads := gemm.ThreadsFor(n*pos*g.o*kd, true)
-	bands := 1
-	if threads > 1 && n < partsPerThread*threads {
-		bands = min(g.oh, (partsPerThread*threads+n-1)/n)
-	}
-	bandRows := (g.oh + bands - 1) / bands
-	bands = (g.oh + bandRows - 1) / bandRows
-	units := n * bands
-	parts := min(units, partsPerThread*threads)
-	if threads == 1 {
-		parts = 1
-	}
-	// Each part's patches and GEMM output, slack apart (the kernels read
-	// A rows up to gemm.KPad(K)).
-	direct := g.k == 1 && g.stride == 1 && g.pad == 0
-	colLen, padLen, tmpLen := 0, 0, bandRows*g.ow*g.o
-	if !direct {
-		padLen = g.paddedLen(bandRows)
-		colLen = bandRows*g.ow*kd + slack + padLen
-	}
-	if !x.nhwc {
-		s.xh = growU(s.xh, n*in)
-	}
-	s.colU = growU(s.colU, parts*colLen)
+	pl := g.planNHWC(n, true)
+	tmpLen := pl.bandRows * g.ow * g.o
 	if o.outFloat {
-		s.tmp = growF(s.tmp, parts*tmpLen)
+		s.tmp = growF(s.tmp, pl.parts*tmpLen)
 	}
-	xh, pad := x.u, uint8(x.q.ZeroPoint)
-	if !x.nhwc {
-		xh = s.xh
-		hw := g.h * g.w
-		toNHWC := func(b int) { transposeBand(x.u[b*in:], hw, 0, g.c, g.c, xh[b*in:]) }
-		if threads == 1 || n == 1 {
-			for b := range n {
-				toNHWC(b)
-			}
-		} else {
-			gemm.Parallel(threads, n, toNHWC)
+	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, func(pi, b, p0, m int, a []uint8) {
+		if o.outFloat {
+			tmp := s.tmp[pi*tmpLen:]
+			w.GemmF32Serial(m, a, g.kdim(), tmp, g.o, &o.rq)
+			transposeBand(tmp, g.o, p0, m, g.pos(), fbuf[b*g.out():])
+			return
 		}
-	}
-	part := func(pi int) {
-		col := s.colU[pi*colLen:]
-		for u := pi * units / parts; u < (pi+1)*units/parts; u++ {
-			b, band := u/bands, u%bands
-			oy0, oy1 := band*bandRows, min(g.oh, (band+1)*bandRows)
-			p0, m := oy0*g.ow, (oy1-oy0)*g.ow
-			a := col
-			if direct {
-				a = xh[b*in+p0*g.c:]
-			} else {
-				im2colNHWC(g, xh[b*in:b*in+in], col[colLen-padLen:colLen], col, oy0, oy1, pad)
-			}
-			if o.outFloat {
-				tmp := s.tmp[pi*tmpLen:]
-				w.GemmF32Serial(m, a, kd, tmp, g.o, &o.rq)
-				transposeBand(tmp, g.o, p0, m, pos, fbuf[b*g.out():])
-			} else {
-				// The output stays NHWC: the GEMM's rows are its pixels.
-				w.GemmU8Serial(m, a, kd, ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
-			}
-		}
-	}
-	if parts == 1 {
-		part(0)
-		return
-	}
-	gemm.Parallel(threads, parts, part)
-}
-
-// partsPerThread: as in package gemm, several parts per thread, so that
-// a thread slowed by another process hands its share to the other.
-const partsPerThread = 4
-
-// im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
-// example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
-// order, with pad for the positions outside x. It first copies the input
-// rows the band reads into padded, with the padding around them (see
-// padRows), so that every patch row is k runs of k·c bytes with no bounds
-// to check.
-func im2colNHWC(g convGeom, x, padded, col []uint8, oy0, oy1 int, pad uint8) {
-	c, k, st := g.c, g.k, g.stride
-	kc := k * c
-	kd := k * kc
-	y0 := oy0*st - g.pad
-	pw := (g.w + 2*g.pad) * c // padded row
-	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
-	for oy := oy0; oy < oy1; oy++ {
-		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
-		for ky := range k {
-			src := padded[(oy*st-g.pad+ky-y0)*pw:]
-			copyRuns(rows[ky*kc:], kd, src, st*c, kc, g.ow)
-		}
-	}
-}
-
-// padRows copies input rows [y0, y1) of one example (x: [h, w, c]) into
-// padded, each row with pad·c bytes of pad on both sides, rows outside
-// [0, h) all pad.
-func padRows(g convGeom, x, padded []uint8, y0, y1 int, pad uint8) {
-	c := g.c
-	pw, side := (g.w+2*g.pad)*c, g.pad*c
-	for y := y0; y < y1; y++ {
-		row := padded[(y-y0)*pw : (y-y0+1)*pw]
-		if y < 0 || y >= g.h {
-			fill(row, pad)
-			continue
-		}
-		fill(row[:side], pad)
-		copy(row[side:pw-side], x[y*g.w*c:])
-		fill(row[pw-side:], pad)
-	}
-}
-
-// paddedLen is the size of padRows' buffer for a band of rows output rows.
-func (g convGeom) paddedLen(rows int) int {
-	return ((rows-1)*g.stride + g.k) * (g.w + 2*g.pad) * g.c
-}
-
-// copyRuns copies count runs of size bytes, the i-th from src[i·ss:] to
-// dst[i·ds:]. The runs of small convolutions (k·c bytes: 3 for a 3×3
-// stem on a grey image, multiples of 8 for 8 to 32 channels) move as
-// a few 8-byte loads and stores in line: a call of memmove costs as much
-// as such a run.
-func copyRuns(dst []uint8, ds int, src []uint8, ss, size, count int) {
-	if count <= 0 {
-		return
-	}
-	// The bounds of the last run, checked here, bound all others.
-	_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
-	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
-	// Word by word: an array assignment of more than two words compiles
-	// to a call of memmove.
-	switch {
-	case size == 3:
-		for range count {
-			p, q := (*[3]uint8)(d), (*[3]uint8)(s)
-			p[0], p[1], p[2] = q[0], q[1], q[2]
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 8:
-		for range count {
-			*(*uint64)(d) = *(*uint64)(s)
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 16:
-		for range count {
-			p, q := (*[2]uint64)(d), (*[2]uint64)(s)
-			p[0], p[1] = q[0], q[1]
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 24:
-		for range count {
-			p, q := (*[3]uint64)(d), (*[3]uint64)(s)
-			p[0], p[1], p[2] = q[0], q[1], q[2]
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size%8 == 0 && size <= 256:
-		for range count {
-			for j := uintptr(0); j < uintptr(size); j += 8 {
-				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
-			}
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	default:
-		for i := range count {
-			copy(dst[i*ds:i*ds+size], src[i*ss:])
-		}
-	}
-}
-
-func fill[T any](s []T, v T) {
-	for i := range s {
-		s[i] = v
-	}
+		w.GemmU8Serial(m, a, g.kdim(), ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
+	})
 }
 
 // depthwiseI8 convolves one example (x: [c, h, w] uint8 with zero point
@@ -510,13 +343,7 @@ func (o *addI8) readsNHWC() bool { return true }
 
 func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
 	size := n * in[0].dim
-	va, vb := in[0], in[1]
-	switch {
-	case va.nhwc && !vb.nhwc:
-		vb = s.nhwcOf(1, vb, va.ch, n)
-	case vb.nhwc && !va.nhwc:
-		va = s.nhwcOf(0, va, vb.ch, n)
-	}
+	va, vb := sameLayout(s, in[0], in[1], n)
 	dst := s.outU(buf, size)
 	a, b := va.u[:size], vb.u[:size]
 	t := (*[1 << 16]uint8)(o.t)

@@ -121,8 +121,8 @@ func (p *Program) run(s *scratch, x []float32, n int, fn func(string, []float32)
 		v := st.op.run(s, s.inputs(st, n), n, st.buf)
 		s.vals[st.out] = v
 		if fn != nil && st.observe {
+			v = s.nchw(0, v, n) // the inputs' conversions are done with
 			if v.u != nil {
-				v = s.nchw(0, v, n) // the inputs' conversions are done with
 				tmp := s.obsBuf(n * v.dim)
 				dequantize(tmp, v.u[:n*v.dim], v.q)
 				fn(st.op.name(), tmp)
@@ -152,43 +152,76 @@ func (s *scratch) inputs(st *step, n int) []value {
 	return s.ins
 }
 
-// nchw returns v in NCHW order: v itself, or, for a uint8 value held in
-// NHWC, a copy in conversion buffer k.
+// nchw returns v in NCHW order: v itself, or, for a value held in NHWC,
+// a copy in conversion buffer k.
 func (s *scratch) nchw(k int, v value, n int) value {
 	if !v.nhwc {
 		return v
 	}
-	dst := s.cvtBuf(k, n*v.dim)
 	hw := v.dim / v.ch
-	for b := range n {
-		transposeBand(v.u[b*v.dim:], v.ch, 0, hw, hw, dst[b*v.dim:])
+	if v.u != nil {
+		v.u = relayout(s.cvtBufU(k, n*v.dim), v.u, n, v.dim, v.ch, hw)
+	} else {
+		v.f = relayout(s.cvtBufF(k, n*v.dim), v.f, n, v.dim, v.ch, hw)
 	}
-	v.u, v.nhwc, v.ch = dst, false, 0
+	v.nhwc, v.ch = false, 0
 	return v
 }
 
-// nhwcOf returns the uint8 NCHW value v (ch channels) in NHWC order, a
-// copy in conversion buffer k.
+// nhwcOf returns the NCHW value v (ch channels) in NHWC order, a copy in
+// conversion buffer k.
 func (s *scratch) nhwcOf(k int, v value, ch, n int) value {
 	if v.nhwc {
 		return v
 	}
-	dst := s.cvtBuf(k, n*v.dim)
 	hw := v.dim / ch
-	for b := range n {
-		transposeBand(v.u[b*v.dim:], hw, 0, ch, ch, dst[b*v.dim:])
+	if v.u != nil {
+		v.u = relayout(s.cvtBufU(k, n*v.dim), v.u, n, v.dim, hw, ch)
+	} else {
+		v.f = relayout(s.cvtBufF(k, n*v.dim), v.f, n, v.dim, hw, ch)
 	}
-	v.u, v.nhwc, v.ch = dst, true, ch
+	v.nhwc, v.ch = true, ch
 	return v
 }
 
-// cvtBuf returns conversion buffer k with room for size (+slack) bytes.
-func (s *scratch) cvtBuf(k, size int) []uint8 {
+// sameLayout returns the inputs of an elementwise op in one layout:
+// when one is NHWC, the other as an NHWC copy in its conversion buffer.
+func sameLayout(s *scratch, a, b value, n int) (value, value) {
+	switch {
+	case a.nhwc && !b.nhwc:
+		b = s.nhwcOf(1, b, a.ch, n)
+	case b.nhwc && !a.nhwc:
+		a = s.nhwcOf(0, a, b.ch, n)
+	}
+	return a, b
+}
+
+// relayout transposes each of the n examples of src (dim values, [rows,
+// cols]) into dst ([cols, rows]) and returns dst.
+func relayout[T float32 | uint8](dst, src []T, n, dim, rows, cols int) []T {
+	for b := range n {
+		transposeBand(src[b*dim:], rows, 0, cols, cols, dst[b*dim:])
+	}
+	return dst
+}
+
+// cvtBufU returns uint8 conversion buffer k with room for size (+slack)
+// bytes.
+func (s *scratch) cvtBufU(k, size int) []uint8 {
 	for len(s.cvt) <= k {
 		s.cvt = append(s.cvt, nil)
 	}
-	s.cvt[k] = growU(s.cvt[k], size)
+	s.cvt[k] = grow(s.cvt[k], size)
 	return s.cvt[k]
+}
+
+// cvtBufF returns float32 conversion buffer k with room for size values.
+func (s *scratch) cvtBufF(k, size int) []float32 {
+	for len(s.cvtF) <= k {
+		s.cvtF = append(s.cvtF, nil)
+	}
+	s.cvtF[k] = growF(s.cvtF[k], size)
+	return s.cvtF[k][:size]
 }
 
 func (p *Program) newScratch() *scratch {
@@ -196,8 +229,8 @@ func (p *Program) newScratch() *scratch {
 }
 
 // value is an activation: float32 (f) or uint8 (u, with its
-// quantization parameters q), n × dim elements. A uint8 value that an
-// NHWC convolution wrote is held as [n, h, w, ch] (nhwc); the ops that
+// quantization parameters q), n × dim elements. A value that an NHWC
+// convolution wrote is held as [n, h, w, ch] (nhwc); the ops that
 // do not read that layout get an NCHW copy (scratch.inputs), so that
 // chains of convolutions, adds and activations skip two transposes per
 // convolution.
@@ -238,6 +271,8 @@ type scratch struct {
 	colU []uint8
 	xh   []uint8   // an NHWC copy of a convolution's input
 	cvt  [][]uint8 // layout conversions of a step's inputs (scratch.inputs)
+	cvtF [][]float32
+	xhF  []float32 // an NHWC copy of an FP32 convolution's input
 	tmp  []float32
 	tmpU []uint8
 	acc  []int32 // a depthwise INT8 row
@@ -269,7 +304,10 @@ func (p *Program) Bytes(batch int) (int64, error) {
 // bytes is the memory the arena's buffers hold (Observe's buffer too,
 // which Forward never grows).
 func (s *scratch) bytes() int64 {
-	f := cap(s.col) + cap(s.tmp) + cap(s.obs)
+	f := cap(s.col) + cap(s.tmp) + cap(s.obs) + cap(s.xhF)
+	for _, b := range s.cvtF {
+		f += cap(b)
+	}
 	for _, b := range s.f {
 		f += cap(b)
 	}
@@ -291,13 +329,6 @@ func growF(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-func growU(b []uint8, n int) []uint8 {
-	if cap(b) < n+slack {
-		return make([]uint8, n+slack)
-	}
-	return b[:n+slack]
-}
-
 // outF returns float32 buffer buf with room for size elements.
 func (s *scratch) outF(buf, size int) []float32 {
 	s.f[buf] = growF(s.f[buf], size)
@@ -306,7 +337,7 @@ func (s *scratch) outF(buf, size int) []float32 {
 
 // outU returns uint8 buffer buf with room for size (+slack) elements.
 func (s *scratch) outU(buf, size int) []uint8 {
-	s.u[buf] = growU(s.u[buf], size)
+	s.u[buf] = grow(s.u[buf], size)
 	return s.u[buf]
 }
 

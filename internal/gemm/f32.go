@@ -29,6 +29,11 @@ type f32Impl struct {
 	kc   int // most k per block (B sub-panel of kc×nr stays in L1)
 	mc   int // rows per A block (mc×kc stays in L2)
 	kern []f32Kernel
+	// narrow, if not nil, is the same implementation with panels of
+	// fewer columns, which products of at most narrow.nr columns use:
+	// the output channels of a small convolution would leave most of a
+	// wide panel multiplying padding.
+	narrow *f32Impl
 }
 
 // f32Impls is filled by the per-architecture files.
@@ -81,6 +86,9 @@ func packF32(dst *PackedF32, impl Impl, b []float32, ld, n, k int, transposed bo
 	im := f32ImplTable[impl]
 	if im == nil {
 		panic(fmt.Sprintf("gemm: FP32 implementation %v is not available on this CPU", impl))
+	}
+	if im.narrow != nil && n <= im.narrow.nr {
+		im = im.narrow
 	}
 	rows, cols := n, k
 	if transposed {
@@ -149,6 +157,16 @@ func (p *PackedF32) Impl() Impl { return p.im.impl }
 // across goroutines (see SetThreads); small ones run on the caller's.
 // It panics if the slices are too short for the given shapes.
 func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	p.gemm(false, m, a, lda, c, ldc, bias, relu)
+}
+
+// GemmSerial is Gemm on the calling goroutine alone (for the parts of a
+// Parallel call). Its sums are Gemm's, bit for bit.
+func (p *PackedF32) GemmSerial(m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	p.gemm(true, m, a, lda, c, ldc, bias, relu)
+}
+
+func (p *PackedF32) gemm(serial bool, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	n, k := p.n, p.k
 	if m < 0 || lda < k || ldc < n {
 		panic(fmt.Sprintf("gemm: Gemm: bad shape m=%d lda=%d (K=%d) ldc=%d (N=%d)", m, lda, k, ldc, n))
@@ -183,6 +201,10 @@ func (p *PackedF32) Gemm(m int, a []float32, lda int, c []float32, ldc int, bias
 	kc := p.kcEff
 	if m <= p.im.mr {
 		kc = k
+	}
+	if serial {
+		p.run(0, m, 0, (n+p.im.nr-1)/p.im.nr, kc, a, lda, c, ldc, bias, relu)
+		return
 	}
 	parallel(m, n, k, p.im.mr, p.im.nr, int(f32ParMin.Load()), func(m0, m1, p0, p1 int) {
 		p.run(m0, m1, p0, p1, kc, a, lda, c, ldc, bias, relu)

@@ -77,6 +77,18 @@ var asmKernels = [...]asmKernel{
 	{name: "i8VNNI512Nx10", scheme: "u8", rows: 10, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
 	{name: "i8VNNI512Nx11", scheme: "u8", rows: 11, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
 	{name: "i8VNNI512Nx12", scheme: "u8", rows: 12, nr: 16, feature: "AVX-512F and AVX-512 VNNI", ok: cpu.X86.HasAVX512F && cpu.X86.HasAVX512VNNI},
+	{name: "f32AVX512Nx1", scheme: "f32", rows: 1, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx2", scheme: "f32", rows: 2, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx3", scheme: "f32", rows: 3, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx4", scheme: "f32", rows: 4, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx5", scheme: "f32", rows: 5, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx6", scheme: "f32", rows: 6, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx7", scheme: "f32", rows: 7, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx8", scheme: "f32", rows: 8, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx9", scheme: "f32", rows: 9, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx10", scheme: "f32", rows: 10, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx11", scheme: "f32", rows: 11, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
+	{name: "f32AVX512Nx12", scheme: "f32", rows: 12, nr: 16, feature: "AVX-512F", ok: cpu.X86.HasAVX512F},
 }
 
 // statusFlags are the arithmetic flags of RFLAGS: CF, PF, AF, ZF, SF, OF.
@@ -85,7 +97,7 @@ const statusFlags = 0x8d5
 // asmKernelPCs stores the entry address of each of asmKernels.
 //
 //go:noescape
-func asmKernelPCs(pcs *[54]uintptr)
+func asmKernelPCs(pcs *[66]uintptr)
 
 // callF32WithFlags calls the f32Kernel at pc with the arithmetic flags
 // (statusFlags) set as in status and the other flags unchanged.

@@ -5,7 +5,7 @@
 #include "textflag.h"
 #include "funcdata.h"
 
-// func asmKernelPCs(pcs *[54]uintptr)
+// func asmKernelPCs(pcs *[66]uintptr)
 TEXT ·asmKernelPCs(SB), NOSPLIT, $0-8
 	MOVQ pcs+0(FP), DI
 	MOVQ $·f32AVX2x1(SB), AX
@@ -116,6 +116,30 @@ TEXT ·asmKernelPCs(SB), NOSPLIT, $0-8
 	MOVQ AX, 416(DI)
 	MOVQ $·i8VNNI512Nx12(SB), AX
 	MOVQ AX, 424(DI)
+	MOVQ $·f32AVX512Nx1(SB), AX
+	MOVQ AX, 432(DI)
+	MOVQ $·f32AVX512Nx2(SB), AX
+	MOVQ AX, 440(DI)
+	MOVQ $·f32AVX512Nx3(SB), AX
+	MOVQ AX, 448(DI)
+	MOVQ $·f32AVX512Nx4(SB), AX
+	MOVQ AX, 456(DI)
+	MOVQ $·f32AVX512Nx5(SB), AX
+	MOVQ AX, 464(DI)
+	MOVQ $·f32AVX512Nx6(SB), AX
+	MOVQ AX, 472(DI)
+	MOVQ $·f32AVX512Nx7(SB), AX
+	MOVQ AX, 480(DI)
+	MOVQ $·f32AVX512Nx8(SB), AX
+	MOVQ AX, 488(DI)
+	MOVQ $·f32AVX512Nx9(SB), AX
+	MOVQ AX, 496(DI)
+	MOVQ $·f32AVX512Nx10(SB), AX
+	MOVQ AX, 504(DI)
+	MOVQ $·f32AVX512Nx11(SB), AX
+	MOVQ AX, 512(DI)
+	MOVQ $·f32AVX512Nx12(SB), AX
+	MOVQ AX, 520(DI)
 	RET
 
 // func callF32WithFlags(pc uintptr, status uintptr, k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)

@@ -457,3 +457,39 @@ func TestI8NarrowPanelsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestF32NarrowPanels checks products of at most 16 columns, which
+// AVX-512 packs in one-vector panels (f32Impl.narrow), at every row
+// count of a tile, with K blocked (301 > kc) and not, with bias and
+// ReLU, against the reference on every implementation; and that
+// GemmSerial gives Gemm's bits on several threads.
+func TestF32NarrowPanels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, impl := range F32Impls() {
+		for _, n := range []int{1, 8, 15, 16, 17} {
+			for _, k := range []int{1, 9, 72, 301} {
+				for m := 1; m <= 26; m++ {
+					a := randF32(rng, m*k)
+					b := randF32(rng, n*k)
+					bias := randF32(rng, n)
+					relu := m%2 == 0
+					want := refF32(m, n, k, a, k, b, bias, relu)
+					p := PackF32For(impl, b, n, k)
+					c := make([]float32, m*n)
+					withThreads(3, func() { p.Gemm(m, a, k, c, n, bias, relu) })
+					serial := make([]float32, m*n)
+					p.GemmSerial(m, a, k, serial, n, bias, relu)
+					for x := range c {
+						w := want[x]
+						if tol := 1e-5 * (1 + math.Sqrt(float64(k))) * (1 + math.Abs(w)); math.Abs(float64(c[x])-w) > tol {
+							t.Fatalf("%v m%d n%d k%d: C[%d] = %v, want %v", impl, m, n, k, x, c[x], w)
+						}
+						if serial[x] != c[x] {
+							t.Fatalf("%v m%d n%d k%d: GemmSerial C[%d] = %v, Gemm %v", impl, m, n, k, x, serial[x], c[x])
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -32,7 +32,7 @@ type isa struct {
 	// feature names the instruction sets the kernels need; cpu is the Go
 	// expression (over golang.org/x/sys/cpu) that reports them.
 	feature, cpu string
-	// narrow: integer kernels one vector wide (NR = vbytes/4 columns)
+	// narrow: kernels one vector wide (NR = vbytes/4 columns)
 	// instead of two, for products with few output columns (the
 	// channels of a small convolution), where half of a two-vector
 	// tile would be multiplied by padding.
@@ -164,24 +164,33 @@ func vr(x isa, n int) string { return fmt.Sprintf("%s%d", x.vreg, n) }
 func f32Kernel(x isa, r int) {
 	name := fmt.Sprintf("%s%d", x.name, r)
 	u := unroll(r)
-	nacc := 2 * r * u
-	if nacc > x.maxAcc {
+	halves := 2
+	if x.narrow {
+		halves = 1
+	}
+	if nacc := 2 * r * u; nacc > x.maxAcc {
 		log.Fatalf("%s: %d accumulators", name, nacc)
 	}
-	bstep := 2 * x.vbytes // bytes of B per k
-	kernels = append(kernels, kernel{name: name, scheme: "f32", rows: r, nr: 2 * x.vbytes / 4, x: x})
+	bstep := halves * x.vbytes // bytes of B per k
+	kernels = append(kernels, kernel{name: name, scheme: "f32", rows: r, nr: halves * x.vbytes / 4, x: x})
 	p("// func %s(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)", name)
 	p("TEXT ·%s(SB), NOSPLIT, $0-64", name)
 	p("\tMOVQ k+0(FP), DX")
 	setupBases(r, 2)
 	p("\tMOVQ b+24(FP), CX")
-	for i := 0; i < nacc; i++ {
-		zero(x, vr(x, i))
+	for s := 0; s < u; s++ {
+		for i := 0; i < r; i++ {
+			for h := 0; h < halves; h++ {
+				zero(x, acc(x, r, s, i, h))
+			}
+		}
 	}
 	b0, b1 := vr(x, x.bregs[0]), vr(x, x.bregs[1])
 	kloop(name, u, func(set, step int) {
 		p("\tVMOVUPS %d(CX), %s", step*bstep, b0)
-		p("\tVMOVUPS %d(CX), %s", step*bstep+x.vbytes, b1)
+		if halves == 2 {
+			p("\tVMOVUPS %d(CX), %s", step*bstep+x.vbytes, b1)
+		}
 		// One broadcast load per row feeds both FMAs (an embedded
 		// broadcast in each FMA would load every A value twice and make
 		// the 12×32 kernel load-bound).
@@ -189,7 +198,9 @@ func f32Kernel(x isa, r int) {
 			t := vr(x, x.tregs[i%2])
 			p("\tVBROADCASTSS %s, %s", rowAddr(i, 4*step), t)
 			p("\tVFMADD231PS %s, %s, %s", b0, t, acc(x, r, set, i, 0))
-			p("\tVFMADD231PS %s, %s, %s", b1, t, acc(x, r, set, i, 1))
+			if halves == 2 {
+				p("\tVFMADD231PS %s, %s, %s", b1, t, acc(x, r, set, i, 1))
+			}
 		}
 	}, func(steps int) {
 		advanceBases(r, 4*steps)
@@ -197,7 +208,7 @@ func f32Kernel(x isa, r int) {
 	})
 	for s := 1; s < u; s++ {
 		for i := 0; i < r; i++ {
-			for h := 0; h < 2; h++ {
+			for h := 0; h < halves; h++ {
 				p("\tVADDPS %s, %s, %s", acc(x, r, s, i, h), acc(x, r, 0, i, h), acc(x, r, 0, i, h))
 			}
 		}
@@ -214,17 +225,23 @@ func f32Kernel(x isa, r int) {
 			p("\tADDQ R9, SI")
 		}
 		p("\tVADDPS (SI), %s, %s", acc(x, r, 0, i, 0), acc(x, r, 0, i, 0))
-		p("\tVADDPS %d(SI), %s, %s", x.vbytes, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		if halves == 2 {
+			p("\tVADDPS %d(SI), %s, %s", x.vbytes, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		}
 	}
 	p("%s_noacc:", name)
 	p("\tTESTQ $2, R11")
 	p("\tJZ %s_nobias", name)
 	p("\tMOVQ bias+48(FP), R10")
 	p("\tVMOVUPS (R10), %s", b0)
-	p("\tVMOVUPS %d(R10), %s", x.vbytes, b1)
+	if halves == 2 {
+		p("\tVMOVUPS %d(R10), %s", x.vbytes, b1)
+	}
 	for i := 0; i < r; i++ {
 		p("\tVADDPS %s, %s, %s", b0, acc(x, r, 0, i, 0), acc(x, r, 0, i, 0))
-		p("\tVADDPS %s, %s, %s", b1, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		if halves == 2 {
+			p("\tVADDPS %s, %s, %s", b1, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		}
 	}
 	p("%s_nobias:", name)
 	p("\tTESTQ $4, R11")
@@ -234,7 +251,9 @@ func f32Kernel(x isa, r int) {
 	for i := 0; i < r; i++ {
 		// VMAXPS z, v, v is v > 0 ? v : 0 (NaN and -0 become +0).
 		p("\tVMAXPS %s, %s, %s", z, acc(x, r, 0, i, 0), acc(x, r, 0, i, 0))
-		p("\tVMAXPS %s, %s, %s", z, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		if halves == 2 {
+			p("\tVMAXPS %s, %s, %s", z, acc(x, r, 0, i, 1), acc(x, r, 0, i, 1))
+		}
 	}
 	p("%s_norelu:", name)
 	for i := 0; i < r; i++ {
@@ -242,7 +261,9 @@ func f32Kernel(x isa, r int) {
 			p("\tADDQ R9, DI")
 		}
 		p("\tVMOVUPS %s, (DI)", acc(x, r, 0, i, 0))
-		p("\tVMOVUPS %s, %d(DI)", acc(x, r, 0, i, 1), x.vbytes)
+		if halves == 2 {
+			p("\tVMOVUPS %s, %d(DI)", acc(x, r, 0, i, 1), x.vbytes)
+		}
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
@@ -609,6 +630,8 @@ var (
 		feature: "AVX2 and FMA", cpu: "cpu.X86.HasAVX2 && cpu.X86.HasFMA"}
 	f32AVX512 = isa{name: "f32AVX512x", vreg: "Z", vbytes: 64, mr: 12, maxAcc: 24, bregs: [2]int{24, 25}, tregs: [2]int{26, 27},
 		feature: "AVX-512F", cpu: "cpu.X86.HasAVX512F"}
+	f32AVX512N = isa{name: "f32AVX512Nx", vreg: "Z", vbytes: 64, mr: 12, maxAcc: 24, bregs: [2]int{24, 25}, tregs: [2]int{26, 27},
+		feature: "AVX-512F", cpu: "cpu.X86.HasAVX512F", narrow: true}
 	i8AVX2 = isa{name: "i8AVX2x", vreg: "Y", vbytes: 32, mr: 6, maxAcc: 12, bregs: [2]int{12, 13}, tregs: [2]int{14, 15},
 		feature: "AVX2", cpu: "cpu.X86.HasAVX2"}
 	i8VNNI512 = isa{name: "i8VNNI512x", vreg: "Z", vbytes: 64, mr: 12, maxAcc: 24, bregs: [2]int{24, 25}, tregs: [2]int{28, 29},
@@ -644,6 +667,9 @@ func main() {
 	for r := 1; r <= i8VNNI512N.mr; r++ {
 		i8Kernel(i8VNNI512N, "vnni512", r)
 	}
+	for r := 1; r <= f32AVX512N.mr; r++ {
+		f32Kernel(f32AVX512N, r)
+	}
 	epilogues()
 	if err := os.WriteFile("kernels_amd64.s", w.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -656,7 +682,7 @@ func main() {
 	gp("")
 	gp("var _ unsafe.Pointer")
 	gp("")
-	for _, x := range []isa{f32AVX2, f32AVX512} {
+	for _, x := range []isa{f32AVX2, f32AVX512, f32AVX512N} {
 		for r := 1; r <= x.mr; r++ {
 			gp("//go:noescape")
 			gp("func %s%d(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)", x.name, r)

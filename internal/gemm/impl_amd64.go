@@ -21,7 +21,8 @@ func init() {
 		i8ImplTable[AVXVNNI] = &i8Impl{impl: AVXVNNI, mr: 6, nr: 16, group: 4, mc: 48, kern: i8AVXVNNIxKernels[:], asmEpi: true}
 	}
 	if x.HasAVX512F {
-		f32ImplTable[AVX512] = &f32Impl{impl: AVX512, mr: 12, nr: 32, kc: 256, mc: 192, kern: f32AVX512xKernels[:]}
+		f32ImplTable[AVX512] = &f32Impl{impl: AVX512, mr: 12, nr: 32, kc: 256, mc: 192, kern: f32AVX512xKernels[:],
+			narrow: &f32Impl{impl: AVX512, mr: 12, nr: 16, kc: 256, mc: 192, kern: f32AVX512NxKernels[:]}}
 		if x.HasAVX512VNNI {
 			i8ImplTable[AVX512] = &i8Impl{impl: AVX512, mr: 12, nr: 32, group: 4, mc: 96, kern: i8VNNI512xKernels[:], asmEpi: true,
 				narrow: &i8Impl{impl: AVX512, mr: 12, nr: 16, group: 4, mc: 96, kern: i8VNNI512NxKernels[:], asmEpi: true}}

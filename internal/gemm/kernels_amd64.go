@@ -87,6 +87,57 @@ var f32AVX512xKernels = [...]f32Kernel{
 }
 
 //go:noescape
+func f32AVX512Nx1(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx3(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx4(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx5(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx6(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx7(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx8(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx9(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx10(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx11(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+//go:noescape
+func f32AVX512Nx12(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int)
+
+var f32AVX512NxKernels = [...]f32Kernel{
+	f32AVX512Nx1,
+	f32AVX512Nx2,
+	f32AVX512Nx3,
+	f32AVX512Nx4,
+	f32AVX512Nx5,
+	f32AVX512Nx6,
+	f32AVX512Nx7,
+	f32AVX512Nx8,
+	f32AVX512Nx9,
+	f32AVX512Nx10,
+	f32AVX512Nx11,
+	f32AVX512Nx12,
+}
+
+//go:noescape
 func i8AVX2x1(kg int, a unsafe.Pointer, lda int, b unsafe.Pointer, c *int32, ldc int)
 
 //go:noescape

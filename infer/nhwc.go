@@ -1,0 +1,218 @@
+package infer
+
+import (
+	"unsafe"
+
+	"github.com/distill-dev/distill/internal/gemm"
+)
+
+// nhwcPlan is how convNHWC cuts a layer's work: units (an example, or a
+// band of bandRows output rows of one when the batch is smaller than the
+// threads) in parts, each part a range of units run from patches to
+// output with its own buffers, so that the patches stay in cache and
+// every thread builds them.
+type nhwcPlan struct {
+	threads, bands, bandRows, parts int
+}
+
+// planNHWC plans a batch of n; int8 picks the GEMM's parallel threshold.
+func (g convGeom) planNHWC(n int, int8 bool) nhwcPlan {
+	threads := gemm.ThreadsFor(n*g.pos()*g.o*g.kdim(), int8)
+	bands := 1
+	if threads > 1 && n < partsPerThread*threads {
+		bands = min(g.oh, (partsPerThread*threads+n-1)/n)
+	}
+	bandRows := (g.oh + bands - 1) / bands
+	bands = (g.oh + bandRows - 1) / bandRows
+	parts := min(n*bands, partsPerThread*threads)
+	if threads == 1 {
+		parts = 1
+	}
+	return nhwcPlan{threads: threads, bands: bands, bandRows: bandRows, parts: parts}
+}
+
+// direct1x1 reports a 1×1 stride-1 convolution without padding: its
+// NHWC input is its GEMM's A, with no patches.
+func (g convGeom) direct1x1() bool { return g.k == 1 && g.stride == 1 && g.pad == 0 }
+
+// convNHWC runs a single-group convolution of n examples on an NHWC
+// copy of x (x itself when xNHWC), where a patch row is k runs of k·c
+// contiguous values (one per kernel row) rather than c·k runs of k, as
+// pl says. xh and col are the scratch buffers for the copy and each
+// part's patches (grown here); gemmBand(pi, b, p0, m, a) multiplies the
+// m patch rows a (row stride kdim) of example b from output pixel p0 on,
+// in part pi, and writes their output.
+func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n int, pad T, xh, col *[]T, gemmBand func(pi, b, p0, m int, a []T)) {
+	kd, in := g.kdim(), g.in()
+	// Each part's patches and padded rows, slack apart (INT8 kernels read
+	// A rows up to gemm.KPad(K)).
+	direct := g.direct1x1()
+	colLen, padLen := 0, 0
+	if !direct {
+		padLen = g.paddedLen(pl.bandRows)
+		colLen = pl.bandRows*g.ow*kd + slack + padLen
+	}
+	*col = grow(*col, pl.parts*colLen)
+	src := x
+	// One channel (a grey stem) is the same in both layouts.
+	if !xNHWC && g.c > 1 {
+		*xh = grow(*xh, n*in)
+		src = *xh
+		hw := g.h * g.w
+		toNHWC := func(b int) { transposeBand(x[b*in:], hw, 0, g.c, g.c, src[b*in:]) }
+		if pl.threads == 1 || n == 1 {
+			for b := range n {
+				toNHWC(b)
+			}
+		} else {
+			gemm.Parallel(pl.threads, n, toNHWC)
+		}
+	}
+	units := n * pl.bands
+	part := func(pi int) {
+		c := (*col)[pi*colLen:]
+		for u := pi * units / pl.parts; u < (pi+1)*units/pl.parts; u++ {
+			b, band := u/pl.bands, u%pl.bands
+			oy0, oy1 := band*pl.bandRows, min(g.oh, (band+1)*pl.bandRows)
+			p0 := oy0 * g.ow
+			a := c
+			if direct {
+				a = src[b*in+p0*g.c:]
+			} else {
+				im2colNHWC(g, src[b*in:b*in+in], c[colLen-padLen:colLen], c, oy0, oy1, pad)
+			}
+			gemmBand(pi, b, p0, (oy1-oy0)*g.ow, a)
+		}
+	}
+	if pl.parts == 1 {
+		part(0)
+		return
+	}
+	gemm.Parallel(pl.threads, pl.parts, part)
+}
+
+// partsPerThread: as in package gemm, several parts per thread, so that
+// a thread slowed by another process hands its share to the other.
+const partsPerThread = 4
+
+// grow returns b with room for n elements plus slack (INT8 products read
+// each row of A up to gemm.KPad(K); FP32 ones do not need it).
+func grow[T float32 | uint8](b []T, n int) []T {
+	if cap(b) < n+slack {
+		return make([]T, n+slack)
+	}
+	return b[:n+slack]
+}
+
+// im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
+// example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
+// order, with pad for the positions outside x. It first copies the input
+// rows the band reads into padded, with the padding around them (see
+// padRows), so that every patch row is k runs of k·c values with no
+// bounds to check.
+func im2colNHWC[T float32 | uint8](g convGeom, x, padded, col []T, oy0, oy1 int, pad T) {
+	c, k, st := g.c, g.k, g.stride
+	kc := k * c
+	kd := k * kc
+	y0 := oy0*st - g.pad
+	pw := (g.w + 2*g.pad) * c // padded row
+	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
+	for oy := oy0; oy < oy1; oy++ {
+		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
+		for ky := range k {
+			src := padded[(oy*st-g.pad+ky-y0)*pw:]
+			copyRuns(rows[ky*kc:], kd, src, st*c, kc, g.ow)
+		}
+	}
+}
+
+// padRows copies input rows [y0, y1) of one example (x: [h, w, c]) into
+// padded, each row with pad·c values of pad on both sides, rows outside
+// [0, h) all pad.
+func padRows[T float32 | uint8](g convGeom, x, padded []T, y0, y1 int, pad T) {
+	c := g.c
+	pw, side := (g.w+2*g.pad)*c, g.pad*c
+	for y := y0; y < y1; y++ {
+		row := padded[(y-y0)*pw : (y-y0+1)*pw]
+		if y < 0 || y >= g.h {
+			fill(row, pad)
+			continue
+		}
+		fill(row[:side], pad)
+		copy(row[side:pw-side], x[y*g.w*c:])
+		fill(row[pw-side:], pad)
+	}
+}
+
+// paddedLen is the size of padRows' buffer for a band of rows output rows.
+func (g convGeom) paddedLen(rows int) int {
+	return ((rows-1)*g.stride + g.k) * (g.w + 2*g.pad) * g.c
+}
+
+// copyRuns copies count runs of size values, the i-th from src[i·ss:] to
+// dst[i·ds:]. The runs of small convolutions (k·c values: 3 for a 3×3
+// stem on a grey image, multiples of 8 for 8 to 32 channels) move as
+// a few 8-byte loads and stores in line: a call of memmove costs as much
+// as such a run.
+func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) {
+	if count <= 0 {
+		return
+	}
+	// The bounds of the last run, checked here, bound all others.
+	_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
+	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	// In bytes from here on.
+	es := int(unsafe.Sizeof(dst[0]))
+	ds, ss, size = ds*es, ss*es, size*es
+	// Word by word: an array assignment of more than two words compiles
+	// to a call of memmove.
+	switch {
+	case size == 3:
+		for range count {
+			p, q := (*[3]uint8)(d), (*[3]uint8)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 12:
+		for range count {
+			p, q := (*[3]uint32)(d), (*[3]uint32)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 8:
+		for range count {
+			*(*uint64)(d) = *(*uint64)(s)
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 16:
+		for range count {
+			p, q := (*[2]uint64)(d), (*[2]uint64)(s)
+			p[0], p[1] = q[0], q[1]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 24:
+		for range count {
+			p, q := (*[3]uint64)(d), (*[3]uint64)(s)
+			p[0], p[1], p[2] = q[0], q[1], q[2]
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size%8 == 0 && size <= 256:
+		for range count {
+			for j := uintptr(0); j < uintptr(size); j += 8 {
+				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
+			}
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	default:
+		for range count {
+			copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	}
+}
+
+func fill[T any](s []T, v T) {
+	for i := range s {
+		s[i] = v
+	}
+}
