@@ -418,19 +418,13 @@ func vexVPDPBUSD(dst, src1, src2 int) string {
 
 // epilogues emits the vectorised AVX2 helpers (8 elements per step;
 // callers handle the tail in Go).
-func epilogues() {
-	// requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
-	p(`// func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
-TEXT ·requantU8AVX2(SB), NOSPLIT, $0-56
-	MOVQ n+0(FP), DX
-	MOVQ acc+8(FP), SI
-	MOVQ off+16(FP), R8
-	MOVQ scale+24(FP), R9
-	MOVQ out+32(FP), DI
-	MOVQ zp+40(FP), AX
-	VMOVD AX, X10
+// requantConsts loads what both uint8 requantize routines keep in
+// registers: the zero point (Y10, read by the caller into AX), the lower
+// clamp from the argument at loOffset (X11), and the int16 clamps (Y8, Y9).
+func requantConsts(loOffset int) string {
+	return fmt.Sprintf(`	VMOVD AX, X10
 	VPBROADCASTD X10, Y10
-	MOVQ lo+48(FP), AX
+	MOVQ lo+%d(FP), AX
 	VMOVD AX, X11
 	VPBROADCASTB X11, X11
 	MOVL $0x46fffe00, AX // 32767.0
@@ -439,10 +433,13 @@ TEXT ·requantU8AVX2(SB), NOSPLIT, $0-56
 	MOVL $0xc7000000, AX // -32768.0
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
-	SHRQ $3, DX
-	JZ rq_done
-rq_loop:
-	VMOVDQU (SI), Y0
+`, loOffset)
+}
+
+// requantStep requantizes 8 int32 accumulators at (acc) to 8 uint8 at
+// (out), with offsets at (R8) and scales at (R9), and advances all four.
+func requantStep(acc, out string) string {
+	return fmt.Sprintf(`	VMOVDQU (%[1]s), Y0
 	VPADDD (R8), Y0, Y0
 	VCVTDQ2PS Y0, Y0
 	VMULPS (R9), Y0, Y0
@@ -454,12 +451,28 @@ rq_loop:
 	VPACKSSDW X1, X0, X0
 	VPACKUSWB X0, X0, X0
 	VPMAXUB X11, X0, X0
-	VMOVQ X0, (DI)
-	ADDQ $32, SI
+	VMOVQ X0, (%[2]s)
+	ADDQ $32, %[1]s
 	ADDQ $32, R8
 	ADDQ $32, R9
-	ADDQ $8, DI
-	DECQ DX
+	ADDQ $8, %[2]s
+`, acc, out)
+}
+
+func epilogues() {
+	// requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
+	p(`// func requantU8AVX2(n int, acc *int32, off *int32, scale *float32, out *uint8, zp int, lo int)
+TEXT ·requantU8AVX2(SB), NOSPLIT, $0-56
+	MOVQ n+0(FP), DX
+	MOVQ acc+8(FP), SI
+	MOVQ off+16(FP), R8
+	MOVQ scale+24(FP), R9
+	MOVQ out+32(FP), DI
+	MOVQ zp+40(FP), AX
+` + requantConsts(48) + `	SHRQ $3, DX
+	JZ rq_done
+rq_loop:
+` + requantStep("SI", "DI") + `	DECQ DX
 	JNZ rq_loop
 rq_done:
 	VZEROUPPER
@@ -478,18 +491,7 @@ TEXT ·requantU8RowsAVX2(SB), NOSPLIT, $0-80
 	MOVQ out+48(FP), DI
 	MOVQ outStride+56(FP), R11
 	MOVQ zp+64(FP), AX
-	VMOVD AX, X10
-	VPBROADCASTD X10, Y10
-	MOVQ lo+72(FP), AX
-	VMOVD AX, X11
-	VPBROADCASTB X11, X11
-	MOVL $0x46fffe00, AX // 32767.0
-	VMOVD AX, X8
-	VPBROADCASTD X8, Y8
-	MOVL $0xc7000000, AX // -32768.0
-	VMOVD AX, X9
-	VPBROADCASTD X9, Y9
-	SHRQ $3, DX
+` + requantConsts(72) + `	SHRQ $3, DX
 	JZ rr_done
 	TESTQ BX, BX
 	JZ rr_done
@@ -500,24 +502,7 @@ rr_row:
 	MOVQ off+32(FP), R8
 	MOVQ scale+40(FP), R9
 rr_loop:
-	VMOVDQU (R12), Y0
-	VPADDD (R8), Y0, Y0
-	VCVTDQ2PS Y0, Y0
-	VMULPS (R9), Y0, Y0
-	VMINPS Y8, Y0, Y0
-	VMAXPS Y9, Y0, Y0
-	VCVTPS2DQ Y0, Y0
-	VPADDD Y10, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPACKSSDW X1, X0, X0
-	VPACKUSWB X0, X0, X0
-	VPMAXUB X11, X0, X0
-	VMOVQ X0, (R13)
-	ADDQ $32, R12
-	ADDQ $32, R8
-	ADDQ $32, R9
-	ADDQ $8, R13
-	DECQ CX
+` + requantStep("R12", "R13") + `	DECQ CX
 	JNZ rr_loop
 	ADDQ R10, SI
 	ADDQ R11, DI
