@@ -310,6 +310,14 @@ type CUDAStatus interface {
 	CUDAStatus() (runtime string, used, total int64, ok bool)
 }
 
+// Library is a Backend that computes through a native library and can
+// say which version of it the process loaded.
+type Library interface {
+	// Library returns the library's name and version ("libtorch
+	// 1.13.0"), or its name alone when the version cannot be found.
+	Library() string
+}
+
 // PrecisionOf returns the precision b computes in.
 func PrecisionOf(b Backend) Precision {
 	if m, ok := b.(MixedPrecision); ok {

@@ -259,19 +259,24 @@ func Apply(r *report.Report, o Options) error {
 }
 
 // serverCost prices a model from its server scenario: the highest
-// Poisson rate it sustained within the p99 bound. The sustainable rate
-// lies between that rate and the lowest that failed, so those bound the
-// cost's range; the figure is the conservative end.
+// Poisson rate it sustained within the p99 bound (the median search's).
+// The searches' lowest pass and highest rate tried bound the cost's
+// range; a report from before searches were repeated has one search,
+// whose pass and failure bound it.
 func serverCost(sv report.ServerScenario, hourly report.TierPrices, targetMS float64) *report.Cost {
+	lo, hi := sv.RequestsPerSecondLow, sv.RequestsPerSecondHigh
+	if lo == 0 && hi == 0 {
+		lo, hi = sv.RequestsPerSecond, sv.FailedRequestsPerSecond
+	}
 	c := &report.Cost{
 		Scenario: report.ScenarioServer, Batch: sv.MaxBatch,
 		RequestsPerSecond: sv.RequestsPerSecond, LatencyTargetMS: targetMS,
 		WithinTarget:         true,
 		USDPerMillion:        perTier(hourly, func(usd float64) float64 { return PerMillion(usd, sv.RequestsPerSecond) }),
-		RequestsPerSecondMin: sv.RequestsPerSecond,
-		RequestsPerSecondMax: sv.FailedRequestsPerSecond,
-		USDPerMillionHigh:    PerMillion(hourly.OnDemand, sv.RequestsPerSecond),
-		USDPerMillionLow:     PerMillion(hourly.OnDemand, sv.FailedRequestsPerSecond),
+		RequestsPerSecondMin: lo,
+		RequestsPerSecondMax: hi,
+		USDPerMillionHigh:    PerMillion(hourly.OnDemand, lo),
+		USDPerMillionLow:     PerMillion(hourly.OnDemand, hi),
 	}
 	return c
 }

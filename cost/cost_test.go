@@ -404,6 +404,22 @@ func TestApplyServer(t *testing.T) {
 	if c := r.Models[0].Cost; c.Scenario != report.ScenarioOffline || c.Batch != 8 {
 		t.Errorf("teacher with no passing rate: %s", costString(c))
 	}
+	// Repeated searches: the range is the searches' lowest pass and
+	// highest rate tried, the figure the median search's.
+	r.Models[1].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100, RequestsPerSecond: 1000, FailedRequestsPerSecond: 1100,
+		RequestsPerSecondLow: 900, RequestsPerSecondHigh: 1250}
+	if err := Apply(r, Options{Prices: table, Machine: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	// $0.18/h at 900/s = $0.0556 per million; at 1,250/s $0.04.
+	if c := r.Models[1].Cost; !near(c.USDPerMillion.OnDemand, 0.05) || !near(c.USDPerMillionHigh, 0.18/3600/900*1e6) || !near(c.USDPerMillionLow, 0.04) ||
+		c.RequestsPerSecondMin != 900 || c.RequestsPerSecondMax != 1250 {
+		t.Errorf("server-priced student over 3 searches: %s", costString(c))
+	}
+	r.Models[1].Serving.Server = &report.ServerScenario{MaxBatch: 64, LatencyBoundMS: 100, RequestsPerSecond: 1000, FailedRequestsPerSecond: 1250}
+	if err := Apply(r, Options{Prices: table, Machine: "box"}); err != nil {
+		t.Fatal(err)
+	}
 	if s := r.Models[1].Cost.SavingsPercent; s == nil || !near(*s, 80) {
 		t.Errorf("savings %v, want 80%% ($0.05 vs $0.25)", s)
 	}

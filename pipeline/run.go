@@ -197,6 +197,9 @@ func (run *runner) price(rep *report.Report) error {
 			host.CUDARuntime, host.GPUMemoryInUseMiB = rt, int(used>>20)
 		}
 	}
+	if lib, ok := run.be.(backend.Library); ok {
+		host.Library = lib.Library()
+	}
 	rep.Machine = &host
 	opts, err := pricing(sv, host)
 	if err != nil {

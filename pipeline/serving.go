@@ -109,7 +109,7 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 	if sc := sv.Server; sc.MeasureEnabled() {
 		// Only when on, so that keys recorded before the server scenario
 		// existed still hold for runs that turn it off.
-		key = keyOf(key, sc.MaxBatch, sc.MaxWaitMS, sc.TrialSeconds, sc.Steps, sv.LatencyTargetMS)
+		key = keyOf(key, sc.MaxBatch, sc.MaxWaitMS, sc.TrialSeconds, sc.Steps, sc.Searches, sv.LatencyTargetMS)
 	}
 	if sh, ok := ss.byKey[key]; ok {
 		prog.phase(e.name, "sharing the serving measurement of "+sh.name+" (same architecture, precision and engine)")
@@ -156,6 +156,7 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 			MaxWait:      time.Duration(sc.MaxWaitMS * float64(time.Millisecond)),
 			Trial:        time.Duration(sc.TrialSeconds * float64(time.Second)),
 			Steps:        sc.Steps,
+			Searches:     sc.Searches,
 			Sample:       run.test.X[:run.test.Size()],
 			Seed:         uint64(run.r.Seed),
 		})

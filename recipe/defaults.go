@@ -144,6 +144,7 @@ func (r *Recipe) fillDefaults() {
 	def("serving.server.max_wait_ms", &r.Serving.Server.MaxWaitMS, float64(serve.DefaultMaxWait)/float64(time.Millisecond))
 	def("serving.server.trial_seconds", &r.Serving.Server.TrialSeconds, 1.0)
 	def("serving.server.steps", &r.Serving.Server.Steps, 6)
+	def("serving.server.searches", &r.Serving.Server.Searches, 3)
 	if len(r.Serving.Batches) == 0 && !r.given["serving.batches"] {
 		r.Serving.Batches = []int{1, 8, 32, 128, 256}
 	}

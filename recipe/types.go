@@ -637,6 +637,9 @@ type ServerScenario struct {
 	TrialSeconds float64 `yaml:"trial_seconds"`
 	// Steps is how many rates are tried after the highest, ≥ 1, default 6.
 	Steps int `yaml:"steps"`
+	// Searches is how many times the rate is searched for, ≥ 1, default
+	// 3: the median is the figure, the spread of all its noise range.
+	Searches int `yaml:"searches"`
 }
 
 // MeasureEnabled reports whether the server scenario is measured

@@ -91,6 +91,7 @@ func (r *Recipe) check() []Problem {
 	}
 	ps.positive("serving.server.trial_seconds", sc.TrialSeconds)
 	ps.atLeast("serving.server.steps", sc.Steps, 1)
+	ps.atLeast("serving.server.searches", sc.Searches, 1)
 	q := r.Quantize
 	ps.oneOf("quantize.method", string(q.Method), methods)
 	if !(q.Percentile > 50 && q.Percentile <= 100) {

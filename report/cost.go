@@ -116,17 +116,35 @@ type ServerScenario struct {
 	LatencyBoundMS float64 `json:"latency_bound_ms"`
 	// RequestsPerSecond is the highest rate tried that the server
 	// sustained within the bound (every request answered, none
-	// refused); 0 when even the lowest rate tried failed.
+	// refused), in the median of Searches; 0 when even the lowest rate
+	// tried failed.
 	RequestsPerSecond float64 `json:"requests_per_second"`
-	// FailedRequestsPerSecond is the lowest rate tried that failed: the
-	// sustainable rate lies between the two. 0 when every rate passed.
+	// FailedRequestsPerSecond is the lowest rate tried that failed in
+	// the same search: the sustainable rate lies between the two. 0
+	// when every rate passed.
 	FailedRequestsPerSecond float64 `json:"failed_requests_per_second,omitempty"`
+	// RequestsPerSecondLow and RequestsPerSecondHigh are the noise
+	// range of RequestsPerSecond: the lowest rate any search passed
+	// and the highest rate any search tried, passing or failing. 0 in
+	// reports written before searches were repeated.
+	RequestsPerSecondLow  float64 `json:"requests_per_second_low,omitempty"`
+	RequestsPerSecondHigh float64 `json:"requests_per_second_high,omitempty"`
+	// Searches is each search's outcome, in order of passing rate.
+	Searches []ServerSearch `json:"searches,omitempty"`
 	// LatencyMS is the request latency at RequestsPerSecond.
 	LatencyMS Percentiles `json:"latency_ms"`
 	// Trials lists every rate tried, in order.
 	Trials []ServerTrial `json:"trials"`
 	// Method describes how the numbers were measured, for people.
 	Method string `json:"method"`
+}
+
+// ServerSearch is the outcome of one search for the sustainable rate:
+// the highest rate that passed and the lowest that failed (0 when none
+// did).
+type ServerSearch struct {
+	RequestsPerSecond       float64 `json:"requests_per_second"`
+	FailedRequestsPerSecond float64 `json:"failed_requests_per_second,omitempty"`
 }
 
 // ServerTrial is one rate tried in the server scenario.
@@ -302,6 +320,9 @@ type Machine struct {
 	// least the most the run reserved, plus the CUDA context and other
 	// processes' memory. 0 on a CPU.
 	GPUMemoryInUseMiB int `json:"gpu_memory_in_use_mib,omitempty"`
+	// Library is the native library the backend computed with and its
+	// version ("libtorch 1.13.0"); empty for the pure-Go backend.
+	Library string `json:"library,omitempty"`
 }
 
 // Pricing is the price the report's costs assume: the price table entry

@@ -116,6 +116,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 			}
 			b.WriteString(")")
 		}
+		if mc.Library != "" {
+			fmt.Fprintf(&b, ", %s", inline(mc.Library))
+		}
 		b.WriteString("\n")
 	}
 	if p := r.Price; p != nil {
@@ -306,6 +309,9 @@ func scenarioTable(b *strings.Builder, rows []Model) []string {
 		if sv := s.Server; sv != nil {
 			if sv.RequestsPerSecond > 0 {
 				c[4] = FormatCount(sv.RequestsPerSecond) + "/s"
+				if len(sv.Searches) > 1 && sv.RequestsPerSecondLow > 0 {
+					c[4] += fmt.Sprintf(" (%s–%s, %d searches)", FormatCount(sv.RequestsPerSecondLow), FormatCount(sv.RequestsPerSecondHigh), len(sv.Searches))
+				}
 				c[5] = FormatMS(sv.LatencyMS.P99) + " (bound " + FormatMS(sv.LatencyBoundMS) + ")"
 			} else {
 				c[4] = "none passed"

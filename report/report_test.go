@@ -642,13 +642,15 @@ func TestPrecisionInHeader(t *testing.T) {
 }
 
 // TestCUDAStatusInMachine: the CUDA runtime's version and the device
-// memory in use appear beside the GPU's name; a CPU machine has neither.
+// memory in use appear beside the GPU's name, the libtorch version after
+// it; a CPU machine has neither CUDA figure.
 func TestCUDAStatusInMachine(t *testing.T) {
 	r := full()
 	r.Models[0].Serving = &Serving{Throughput: []Throughput{{Batch: 1, ModelBytes: 10}}} // the machine shows with serving figures
 	r.Machine = &Machine{OS: "linux", Arch: "amd64", CPUs: 16, GOMAXPROCS: 16, Device: "cuda:0",
-		GPU: "NVIDIA H100 80GB HBM3", GPUMemoryMiB: 81559, GPUDriver: "550.54.15", CUDARuntime: "12.8", GPUMemoryInUseMiB: 1234}
-	want := "device cuda:0 (NVIDIA H100 80GB HBM3, 81559 MiB, driver 550.54.15, CUDA runtime 12.8, 1234 MiB in use at the end of the run)\n"
+		GPU: "NVIDIA H100 80GB HBM3", GPUMemoryMiB: 81559, GPUDriver: "550.54.15", CUDARuntime: "12.8", GPUMemoryInUseMiB: 1234,
+		Library: "libtorch 2.11.0+cu128"}
+	want := "device cuda:0 (NVIDIA H100 80GB HBM3, 81559 MiB, driver 550.54.15, CUDA runtime 12.8, 1234 MiB in use at the end of the run), libtorch 2.11.0+cu128\n"
 	if md := r.Markdown(); !strings.Contains(md, want) {
 		t.Errorf("the machine line lacks %q:\n%s", want, md)
 	}

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -88,7 +87,8 @@ func echoServer(b *testing.B) string {
 // runtime directly in the same run, interleaved so that both see the
 // same machine load.
 //
-// batch1: one client, one example per request, over loopback;
+// batch1: one client (Load's lean HTTP/1.1 client), one example per
+// request, over loopback;
 // overhead-µs/req is the server's mean time per request minus the
 // direct Forward's (goal < 30 µs); http-floor-µs/req is a bare
 // net/http handler's round trip with the same body, the part of the
@@ -113,19 +113,28 @@ func BenchmarkServe(b *testing.B) {
 		echo := echoServer(b)
 		x := randomInputs(rng, 1, in)
 		out := make([]float32, p.Classes())
-		bodies := map[string][]byte{ContentTypeTensor: tensorBody(x), "application/json": jsonBody(x, 1)}
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-		defer client.CloseIdleConnections()
-		call := func(url, ct string) time.Duration {
-			t0 := time.Now()
-			resp, err := client.Post(url, ct, bytes.NewReader(bodies[ct]))
+		// Load's lean client, as the server scenario uses: net/http's
+		// client would add its own cost (about as much as the server's
+		// HTTP side) to every round trip.
+		lean := func(url, ct string, body []byte) *leanClient {
+			lc, err := newLeanClient(url, ct, body)
 			if err != nil {
 				b.Fatal(err)
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Fatalf("status %d", resp.StatusCode)
+			b.Cleanup(lc.close)
+			return lc
+		}
+		tensorClient := lean(url, ContentTypeTensor, tensorBody(x))
+		jsonClient := lean(url, "application/json", jsonBody(x, 1))
+		floorClient := lean(echo, ContentTypeTensor, tensorBody(x))
+		call := func(lc *leanClient) time.Duration {
+			t0 := time.Now()
+			status, err := lc.post()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if status != 200 {
+				b.Fatalf("status %d", status)
 			}
 			return time.Since(t0)
 		}
@@ -137,9 +146,9 @@ func BenchmarkServe(b *testing.B) {
 				b.Fatal(err)
 			}
 			direct += time.Since(t0)
-			tensor += call(url, ContentTypeTensor)
-			js += call(url, "application/json")
-			floor += call(echo, ContentTypeTensor)
+			tensor += call(tensorClient)
+			js += call(jsonClient)
+			floor += call(floorClient)
 			n++
 		}
 		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }

@@ -32,8 +32,11 @@ type LoadConfig struct {
 	// Body and ContentType are sent with every POST.
 	Body        []byte
 	ContentType string
-	// Client sends the requests; nil uses a client whose pool keeps
-	// Concurrency connections to the server open.
+	// Client sends the requests through net/http; nil uses Load's own
+	// lean HTTP/1.1 client (plain http:// only), which keeps one
+	// connection per outstanding request open and costs the machine
+	// far less per request than net/http's, as a load generator on the
+	// server's own cores must.
 	Client *http.Client
 	// Seed makes the arrival times reproducible.
 	Seed uint64
@@ -85,12 +88,35 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 		return LoadResult{}, fmt.Errorf("serve: load test: negative setting in %+v", cfg)
 	}
 	conc := max(cfg.Concurrency, 1)
-	client := cfg.Client
-	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = conc
-		defer tr.CloseIdleConnections()
-		client = &http.Client{Transport: tr}
+	// post sends one request and returns the answer's status.
+	var post func() (int, error)
+	if client := cfg.Client; client != nil {
+		if _, err := http.NewRequest(http.MethodPost, url, nil); err != nil {
+			return LoadResult{}, fmt.Errorf("serve: load test: %w", err)
+		}
+		post = func() (int, error) {
+			req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader(cfg.Body))
+			if err != nil {
+				return 0, err
+			}
+			if cfg.ContentType != "" {
+				req.Header.Set("Content-Type", cfg.ContentType)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, err
+		}
+	} else {
+		lc, err := newLeanClient(url, cfg.ContentType, cfg.Body)
+		if err != nil {
+			return LoadResult{}, fmt.Errorf("serve: load test: %w", err)
+		}
+		defer lc.close()
+		post = lc.post
 	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
@@ -102,18 +128,7 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 		res = LoadResult{Status: map[int]int{}}
 	)
 	send := func(scheduled time.Time) {
-		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader(cfg.Body))
-		if err != nil {
-			panic(err) // url was checked before the first request
-		}
-		if cfg.ContentType != "" {
-			req.Header.Set("Content-Type", cfg.ContentType)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		status, err := post()
 		lat := time.Since(scheduled)
 		mu.Lock()
 		defer mu.Unlock()
@@ -124,14 +139,11 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 				res.FirstError = err
 			}
 		default:
-			res.Status[resp.StatusCode]++
-			if resp.StatusCode == http.StatusOK {
+			res.Status[status]++
+			if status == http.StatusOK {
 				res.Latencies = append(res.Latencies, lat)
 			}
 		}
-	}
-	if _, err := http.NewRequest(http.MethodPost, url, nil); err != nil {
-		return LoadResult{}, fmt.Errorf("serve: load test: %w", err)
 	}
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5e7e))

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/distill-dev/distill/cost"
@@ -35,6 +37,14 @@ type ScenarioConfig struct {
 	// otherwise let a rate pass that the next run fails, and the figure
 	// would vary between runs by more than its range.
 	Confirm int
+	// Searches is how many times the rate is searched for; default 3.
+	// The first search starts at MaxRate; each later one bisects a
+	// bracket around the first's, with Steps-2 rates (at least 3). The
+	// reported rate is the searches' median, and their lowest passing
+	// and highest failing rates are its range: one search's bracket is
+	// its resolution, not the noise between runs, which a single search
+	// cannot see.
+	Searches int
 	// Sample holds examples (InputSize values each) that requests carry,
 	// one per request; required.
 	Sample []float32
@@ -69,6 +79,9 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 	}
 	if cfg.Confirm <= 0 {
 		cfg.Confirm = 2
+	}
+	if cfg.Searches <= 0 {
+		cfg.Searches = 3
 	}
 	srv, err := New(m, Config{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait})
 	if err != nil {
@@ -121,47 +134,115 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 		lastLatency = p
 		return t.Passed, nil
 	}
-	// passes tries rate until it fails or has passed Confirm times; the
-	// latency reported is its last trial's.
-	passes := func(rate float64) (bool, error) {
+	// A search's outcome: the highest rate that passed (its latency
+	// that of the last passing trial) and the lowest that failed.
+	type outcome struct {
+		passed, failed float64
+		latency        report.Percentiles
+	}
+	// passes tries rate until it fails or has passed Confirm times.
+	passes := func(o *outcome, rate float64) (bool, error) {
 		for range cfg.Confirm {
 			if ok, err := try(rate); !ok || err != nil {
 				return false, err
 			}
 		}
-		if rate > res.RequestsPerSecond {
-			res.RequestsPerSecond, res.LatencyMS = rate, lastLatency
+		if rate > o.passed {
+			o.passed, o.latency = rate, lastLatency
 		}
 		return true, nil
 	}
-	lo, hi := 0.0, cfg.MaxRate
-	ok, err := passes(hi)
-	if err != nil {
-		return report.ServerScenario{}, err
-	}
-	if !ok {
-		res.FailedRequestsPerSecond = hi
-		for range cfg.Steps {
-			// The geometric mean halves the log-range; with nothing
-			// passed yet, step down by 4× to find a rate that does.
+	// search bisects [lo, hi] on a log scale in steps rates, trying hi
+	// itself first when tryHi, else last if every rate passed. lo == 0 means no rate is known to pass: it
+	// steps down by 4× until one does. A bracket whose rates all failed
+	// steps down by 2× below it, at most steps more times.
+	search := func(lo, hi float64, steps int, tryHi bool) (outcome, error) {
+		var o outcome
+		if tryHi {
+			ok, err := passes(&o, hi)
+			if err != nil || ok {
+				return o, err
+			}
+			o.failed = hi
+		}
+		for range steps {
 			mid := hi / 4
 			if lo > 0 {
 				mid = math.Sqrt(lo * hi)
 			}
-			ok, err := passes(mid)
+			ok, err := passes(&o, mid)
 			if err != nil {
-				return report.ServerScenario{}, err
+				return o, err
 			}
 			if ok {
 				lo = mid
 			} else {
-				hi = mid
-				res.FailedRequestsPerSecond = mid
+				hi, o.failed = mid, mid
 			}
 		}
+		if !tryHi && o.failed == 0 {
+			// Every rate of the bracket passed: its top, untried so
+			// far, bounds the range.
+			ok, err := passes(&o, hi)
+			if err != nil {
+				return o, err
+			}
+			if !ok {
+				o.failed = hi
+			}
+		}
+		for range steps {
+			if o.passed > 0 {
+				break
+			}
+			if _, err := passes(&o, o.failed/2); err != nil {
+				return o, err
+			}
+			if o.passed == 0 {
+				o.failed /= 2
+			}
+		}
+		return o, nil
 	}
-	res.Method = fmt.Sprintf("MLPerf-style server scenario: requests of one example sent as a Poisson process over HTTP on the loopback interface to distill's server (dynamic batching up to %d, waiting at most %v), %v per trial, %d trials (the highest rate first, then bisection on a log scale); a rate passes when %d trials in a row each answer every request, at least 90%% of the offered rate, with the p99 latency from scheduled arrival to answer within %v. The load generator shares the machine's cores with the server.",
-		res.MaxBatch, srv.cfg.MaxWait, cfg.Trial, len(res.Trials), cfg.Confirm, cfg.LatencyBound)
+
+	first, err := search(0, cfg.MaxRate, cfg.Steps, true)
+	if err != nil {
+		return report.ServerScenario{}, err
+	}
+	outcomes := []outcome{first}
+	for range cfg.Searches - 1 {
+		// The bracket around the first search's: half again above its
+		// lowest failure and a third below its pass, never above
+		// MaxRate, which no server beats.
+		lo, hi := first.passed/1.5, cfg.MaxRate
+		if first.failed > 0 {
+			hi = min(hi, 1.5*first.failed)
+		}
+		if lo == 0 {
+			lo = hi / 16
+		}
+		o, err := search(lo, hi, max(cfg.Steps-2, 3), false)
+		if err != nil {
+			return report.ServerScenario{}, err
+		}
+		outcomes = append(outcomes, o)
+	}
+	// The median search by its passing rate gives the figure; the
+	// lowest pass and the highest failure of all searches its range.
+	slices.SortFunc(outcomes, func(a, b outcome) int { return cmp.Compare(a.passed, b.passed) })
+	mid := outcomes[(len(outcomes)-1)/2]
+	res.RequestsPerSecond, res.FailedRequestsPerSecond, res.LatencyMS = mid.passed, mid.failed, mid.latency
+	for _, o := range outcomes {
+		res.Searches = append(res.Searches, report.ServerSearch{RequestsPerSecond: o.passed, FailedRequestsPerSecond: o.failed})
+	}
+	for _, o := range outcomes {
+		if o.passed > 0 && (res.RequestsPerSecondLow == 0 || o.passed < res.RequestsPerSecondLow) {
+			res.RequestsPerSecondLow = o.passed
+		}
+		res.RequestsPerSecondHigh = max(res.RequestsPerSecondHigh, o.passed, o.failed)
+	}
+	res.Method = fmt.Sprintf("MLPerf-style server scenario: requests of one example sent as a Poisson process over HTTP on the loopback interface to distill's server (dynamic batching up to %d, waiting at most %v), %v per trial, %d trials in %d searches (the first from the highest rate down by bisection on a log scale, the others bisecting a bracket around the first's); a rate passes when %d trials in a row each answer every request, at least 90%% of the offered rate, with the p99 latency from scheduled arrival to answer within %v. The figure is the median search's highest passing rate; the range runs from the lowest passing rate of any search to the highest rate any search saw pass or fail. The load generator shares the machine's cores with the server.",
+		res.MaxBatch, srv.cfg.MaxWait, cfg.Trial, len(res.Trials), len(res.Searches), cfg.Confirm, cfg.LatencyBound)
 	return res, nil
 }
 

@@ -17,7 +17,7 @@ func TestMeasureServer(t *testing.T) {
 	sample := make([]float32, m.InputSize())
 	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
 		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
-		Trial: 150 * time.Millisecond, Steps: 5, Sample: sample, Seed: 1,
+		Trial: 150 * time.Millisecond, Steps: 5, Searches: 1, Sample: sample, Seed: 1,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +55,67 @@ func TestMeasureServer(t *testing.T) {
 	}
 	if !strings.Contains(res.Method, "Poisson") || !strings.Contains(res.Method, "loopback") || !strings.Contains(res.Method, "2 trials in a row") {
 		t.Errorf("method %q", res.Method)
+	}
+}
+
+// TestMeasureServerSearches repeats the search: the figure is the
+// median search's, and the range reaches from the lowest rate any search
+// passed to the highest any tried, so it holds every search's figure.
+func TestMeasureServerSearches(t *testing.T) {
+	m := &slowModel{Model: tinyProgram(t), delay: 2 * time.Millisecond}
+	sample := make([]float32, m.InputSize())
+	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
+		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
+		Trial: 100 * time.Millisecond, Steps: 5, Searches: 3, Sample: sample, Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Searches) != 3 {
+		t.Fatalf("%d searches, want 3: %+v", len(res.Searches), res.Searches)
+	}
+	passed := make([]float64, 0, 3)
+	for i, s := range res.Searches {
+		if i > 0 && s.RequestsPerSecond < res.Searches[i-1].RequestsPerSecond {
+			t.Errorf("searches %+v not in order of passing rate", res.Searches)
+		}
+		if s.RequestsPerSecond > 0 {
+			passed = append(passed, s.RequestsPerSecond)
+		}
+		if s.RequestsPerSecond > res.RequestsPerSecondHigh || s.FailedRequestsPerSecond > res.RequestsPerSecondHigh {
+			t.Errorf("search %+v outside the range's top %v", s, res.RequestsPerSecondHigh)
+		}
+		if s.RequestsPerSecond > 0 && s.RequestsPerSecond < res.RequestsPerSecondLow {
+			t.Errorf("search %+v below the range's bottom %v", s, res.RequestsPerSecondLow)
+		}
+		// Every trial of the rate a search reports passed: find two
+		// passing trials at it.
+		n := 0
+		for _, tr := range res.Trials {
+			if tr.Passed && tr.RateRPS == s.RequestsPerSecond {
+				n++
+			}
+		}
+		if s.RequestsPerSecond > 0 && n < 2 {
+			t.Errorf("search %+v: its rate passed %d trials, want at least 2", s, n)
+		}
+	}
+	if len(passed) == 0 {
+		t.Fatalf("no search passed any rate: %+v", res.Trials)
+	}
+	if res.RequestsPerSecond != res.Searches[1].RequestsPerSecond || res.FailedRequestsPerSecond != res.Searches[1].FailedRequestsPerSecond {
+		t.Errorf("figure %v (failed %v), want the median search %+v", res.RequestsPerSecond, res.FailedRequestsPerSecond, res.Searches[1])
+	}
+	if !(res.RequestsPerSecondLow > 0 && res.RequestsPerSecondLow <= res.RequestsPerSecond && res.RequestsPerSecond < res.RequestsPerSecondHigh && res.RequestsPerSecondHigh <= 20000) {
+		t.Errorf("range %v–%v around %v; searches %+v", res.RequestsPerSecondLow, res.RequestsPerSecondHigh, res.RequestsPerSecond, res.Searches)
+	}
+	// The later searches bisect a bracket: fewer trials than a search
+	// from the top would take.
+	if len(res.Trials) > 11+2*(2*4+3) {
+		t.Errorf("%d trials for 3 searches", len(res.Trials))
+	}
+	if !strings.Contains(res.Method, "3 searches") {
+		t.Errorf("method %q does not name the searches", res.Method)
 	}
 }
 

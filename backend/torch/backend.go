@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	lib "github.com/sugarme/gotch/libtch"
 
@@ -53,6 +54,7 @@ var (
 	_ backend.Backend        = (*Backend)(nil)
 	_ backend.MixedPrecision = (*Backend)(nil)
 	_ backend.CUDAStatus     = (*Backend)(nil)
+	_ backend.Library        = (*Backend)(nil)
 )
 
 // Open starts a backend on opts.Device: "auto" or "" (CUDA device 0 if
@@ -167,6 +169,23 @@ func (b *Backend) CUDAStatus() (runtime string, used, total int64, ok bool) {
 	})
 	return runtime, used, total, ok
 }
+
+// Library returns "libtorch" and the version this process loaded
+// (backend.Library), read once.
+func (b *Backend) Library() string {
+	libraryOnce.Do(func() {
+		library = "libtorch"
+		if v := libtorchVersion("/proc/self/maps"); v != "" {
+			library += " " + v
+		}
+	})
+	return library
+}
+
+var (
+	libraryOnce sync.Once
+	library     string
+)
 
 // mixed reports whether forward passes run under bf16 autocast.
 func (b *Backend) mixed() bool { return b.precision == backend.PrecisionBF16 }

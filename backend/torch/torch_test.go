@@ -169,6 +169,12 @@ func TestRegistered(t *testing.T) {
 	if n, err := b.(*Backend).Threads(); err != nil || n != 2 {
 		t.Errorf("Threads() = %d, %v after Options.Threads = 2", n, err)
 	}
+	// The libtorch this test binary loaded has a version somewhere
+	// libtorchVersion looks (Debian's file names, a wheel's version.py,
+	// an archive's build-version); the report names it.
+	if lib := b.(backend.Library).Library(); !strings.HasPrefix(lib, "libtorch ") || len(lib) < len("libtorch 1.0") {
+		t.Errorf("Library() = %q, want libtorch and its version", lib)
+	}
 }
 
 func TestDevices(t *testing.T) {
