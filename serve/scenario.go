@@ -41,7 +41,7 @@ type ScenarioConfig struct {
 	// The first search starts at MaxRate; each later one bisects a
 	// bracket around the first's, with Steps-2 rates (at least 3). The
 	// reported rate is the searches' median, and their lowest passing
-	// and highest failing rates are its range: one search's bracket is
+	// rate and highest rate tried are its range: one search's bracket is
 	// its resolution, not the noise between runs, which a single search
 	// cannot see.
 	Searches int
@@ -153,9 +153,10 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 		return true, nil
 	}
 	// search bisects [lo, hi] on a log scale in steps rates, trying hi
-	// itself first when tryHi, else last if every rate passed. lo == 0 means no rate is known to pass: it
-	// steps down by 4× until one does. A bracket whose rates all failed
-	// steps down by 2× below it, at most steps more times.
+	// itself first when tryHi, else last if every rate passed. lo == 0
+	// means no rate is known to pass: it steps down by 4× until one
+	// does. When nothing passed, it steps down by 2× below the lowest
+	// failure, at most steps more times.
 	search := func(lo, hi float64, steps int, tryHi bool) (outcome, error) {
 		var o outcome
 		if tryHi {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/distill-dev/distill/report"
 )
 
 // TestMeasureServer runs the server scenario on a model that takes 2 ms
@@ -13,15 +15,7 @@ import (
 // 8 per 2 ms = 4,000/s), and the search must settle on a rate that
 // passed, below the lowest that failed.
 func TestMeasureServer(t *testing.T) {
-	m := &slowModel{Model: tinyProgram(t), delay: 2 * time.Millisecond}
-	sample := make([]float32, m.InputSize())
-	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
-		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
-		Trial: 150 * time.Millisecond, Steps: 5, Searches: 1, Sample: sample, Seed: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := measureSlow(t, 150*time.Millisecond, 1)
 	// The first rate fails at once; each of the 5 after it takes one
 	// trial (a failure) or two (a pass confirmed, or a pass then a failure).
 	if len(res.Trials) < 6 || len(res.Trials) > 11 || res.Trials[0].RateRPS != 20000 || res.Trials[0].Passed {
@@ -62,15 +56,7 @@ func TestMeasureServer(t *testing.T) {
 // median search's, and the range reaches from the lowest rate any search
 // passed to the highest any tried, so it holds every search's figure.
 func TestMeasureServerSearches(t *testing.T) {
-	m := &slowModel{Model: tinyProgram(t), delay: 2 * time.Millisecond}
-	sample := make([]float32, m.InputSize())
-	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
-		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
-		Trial: 100 * time.Millisecond, Steps: 5, Searches: 3, Sample: sample, Seed: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := measureSlow(t, 100*time.Millisecond, 3)
 	if len(res.Searches) != 3 {
 		t.Fatalf("%d searches, want 3: %+v", len(res.Searches), res.Searches)
 	}
@@ -117,6 +103,22 @@ func TestMeasureServerSearches(t *testing.T) {
 	if !strings.Contains(res.Method, "3 searches") {
 		t.Errorf("method %q does not name the searches", res.Method)
 	}
+}
+
+// measureSlow runs the server scenario on a model that takes 2 ms per
+// batch of at most 8, from 20,000 requests per second down, in 5 steps
+// a search with a 50 ms bound.
+func measureSlow(t *testing.T, trial time.Duration, searches int) report.ServerScenario {
+	t.Helper()
+	m := &slowModel{Model: tinyProgram(t), delay: 2 * time.Millisecond}
+	res, err := MeasureServer(context.Background(), m, ScenarioConfig{
+		LatencyBound: 50 * time.Millisecond, MaxRate: 20000, MaxBatch: 8, MaxWait: time.Millisecond,
+		Trial: trial, Steps: 5, Searches: searches, Sample: make([]float32, m.InputSize()), Seed: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func TestMeasureServerErrors(t *testing.T) {
