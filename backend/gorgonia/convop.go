@@ -324,3 +324,11 @@ func (op convOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	}
 	return G.Nodes{dx, dw}, nil
 }
+
+// gradBuf: see linearOp.gradBuf.
+func (op convOp) gradBuf() *outBuf {
+	if op.part == convDw {
+		return op.out
+	}
+	return nil
+}

@@ -317,13 +317,23 @@ func (gr *graph) closeTraining(tr *trainSpec, node func(name string) (*G.Node, e
 	if err != nil {
 		return fmt.Errorf("gorgonia: differentiating: %w", err)
 	}
-	// Each gradient is copied out as the tape computes it (gradSink).
+	// A gradient that one of our ops writes into kept storage is read
+	// there; any other (gorgonia's ops, or a sum of several uses of the
+	// parameter) is copied out as the tape computes it (gradSink).
 	all := append(append(G.Nodes(nil), gr.pnodes...), gr.anodes...)
 	gr.grads = make([]*tensor.Dense, len(all))
 	k := 0
 	for i, n := range all {
 		if n == nil {
 			continue
+		}
+		if op, ok := gnodes[k].Op().(interface{ gradBuf() *outBuf }); ok {
+			if ob := op.gradBuf(); ob != nil {
+				size := n.Shape().TotalSize()
+				gr.grads[i] = tensor.New(tensor.WithShape(n.Shape().Clone()...), tensor.WithBacking(ob.get(size)))
+				k++
+				continue
+			}
 		}
 		buf := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n.Shape().Clone()...))
 		if _, err := G.ApplyOp(gradSink{dst: buf, dims: n.Dims()}, gnodes[k]); err != nil {

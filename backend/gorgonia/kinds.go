@@ -78,14 +78,6 @@ func init() {
 	layers.Register(model.KindSiLU, layerImpl{build: unary(func(s step, h *G.Node) (*G.Node, error) { return applyAct(s, actSiLU, h) })})
 }
 
-func buildLinear(s step, h *G.Node) (*G.Node, error) {
-	h, err := G.Mul(h, s.params[s.l.Name+".weight"])
-	if err != nil || s.l.NoBias {
-		return h, err
-	}
-	return G.BroadcastAdd(h, s.params[s.l.Name+".bias"], nil, []byte{0})
-}
-
 func buildConv2D(s step, h *G.Node) (*G.Node, error) {
 	l := s.l
 	st := max(l.Stride, 1)

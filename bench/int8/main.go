@@ -25,7 +25,7 @@
 // Each row also gives the fraction of the machine's peak it reaches:
 // 2 operations per multiply-add of the convolutions and linear layers,
 // over the peak of the threads it ran on (-peak-f32 and -peak-i8 per
-// core, as ../shared/ref/peak measures them: one 512-bit FMA or
+// core, as ../shared/ref/peak measures them: two 512-bit FMAs or
 // VPDPBUSD per cycle per core on the Zen 5 EPYC here).
 package main
 
@@ -339,9 +339,12 @@ func agreement(got, want []float32, classes int) string {
 
 // peakF32 and peakI8 are one core's peaks (FLOP/s, and OP/s counting a
 // multiply-add as 2), measured with ../shared/ref/peak on the 2-vCPU Zen 5
-// EPYC at 3.63 GHz: one 512-bit FMA (32 FLOP) or VPDPBUSD (128 OP) per
-// cycle, 117 GFLOP/s and 469 GOP/s per core, 233 and 930 on both.
-var peakF32, peakI8 = 117e9, 469e9
+// EPYC (family 26) on 2026-12-07: two 512-bit FMAs (64 FLOP) per cycle at
+// 3.4 GHz, 223–229 GFLOP/s on one thread and 409–428 on both; VPDPBUSD
+// 1656–1729 GOP/s on both. Machines of the same name have also run one
+// 512-bit operation per cycle (117 and 469 per core): pass -peak-f32 and
+// -peak-i8 measured on yours.
+var peakF32, peakI8 = 214e9, 850e9
 
 // macs is the model's multiply-adds per sample (set in main).
 var macs float64

@@ -53,7 +53,7 @@ func main() {
 	vsPrecision := flag.String("vs-precision", "", "measure against the same backend in this precision instead of PyTorch")
 	rounds := flag.Int("rounds", 5, "interleaved rounds")
 	steps := flag.Int("steps", 30, "timed steps per round")
-	peak := flag.Float64("peak", 0, "the CPU's FP32 peak in GFLOP/s on the threads used, for the fraction-of-peak columns (0: 117 per thread, one 512-bit FMA per cycle at 3.63 GHz, as a peak probe measured on the 2-core Zen 5 EPYC these figures come from)")
+	peak := flag.Float64("peak", 0, "the CPU's FP32 peak in GFLOP/s on the threads used, for the fraction-of-peak columns (0: 214 per thread, two 512-bit FMAs per cycle at 3.4 GHz, as ../shared/ref/peak measured on the 2-core Zen 5 EPYC these figures come from; measure yours)")
 	threads := flag.Int("threads", runtime.NumCPU(), "intra-op threads of the backend and of the reference (torch.set_num_threads)")
 	flag.StringVar(&refDevice, "ref-device", "cpu", "device for bench/torchref/distill_step.py")
 	flag.Parse()
@@ -74,7 +74,7 @@ func main() {
 	fmt.Printf("backend %s on %s, batch 128, %d rounds × %d steps, %d threads on both sides (OMP_WAIT_POLICY=%q), GOMAXPROCS %d, gemm %v, optimizer update %s\n",
 		b.Name(), b.Device(), *rounds, *steps, *threads, os.Getenv("OMP_WAIT_POLICY"), runtime.GOMAXPROCS(0), gemm.BestF32(), vec.Impl())
 	if *peak <= 0 {
-		*peak = 117 * float64(*threads)
+		*peak = 214 * float64(*threads)
 	}
 	fmt.Printf("peak %.0f GFLOP/s FP32 (-peak); FLOPs per sample count the matrix products a step needs (forward, weight and input gradients but the first layer's)\n", *peak)
 	setup := ""

@@ -114,32 +114,50 @@ func packF32(dst *PackedF32, impl Impl, b []float32, ld, n, k int, transposed bo
 		blocks := (k + im.kc - 1) / im.kc
 		dst.kcEff = (k + blocks - 1) / blocks
 	}
-	for pj := 0; pj < np; pj++ {
-		panel := data[pj*k*nr : (pj+1)*k*nr]
-		j0 := pj * nr
-		cnt := min(nr, n-j0)
-		if transposed {
-			// Row kk of Bᵀ holds the panel's row kk contiguously.
-			for kk := 0; kk < k; kk++ {
-				row := panel[kk*nr : (kk+1)*nr]
-				copy(row, b[kk*ld+j0:kk*ld+j0+cnt])
-				clear(row[cnt:])
-			}
-			continue
-		}
-		for jj := 0; jj < cnt; jj++ {
-			src := b[(j0+jj)*ld : (j0+jj)*ld+k]
-			for kk, v := range src {
-				panel[kk*nr+jj] = v
-			}
-		}
-		if cnt < nr {
-			for kk := 0; kk < k; kk++ {
-				clear(panel[kk*nr+cnt : (kk+1)*nr])
-			}
+	packPanels := func(p0, p1 int) {
+		for pj := p0; pj < p1; pj++ {
+			packPanel(data[pj*k*nr:(pj+1)*k*nr], b, ld, pj*nr, min(nr, n-pj*nr), nr, k, transposed)
 		}
 	}
+	// Packing is a copy as large as the matrix: a training step packs
+	// every weight matrix again after the optimizer changed it, so large
+	// ones are packed on all threads, in parts of whole panels.
+	if t := min(maxThreads(), size/packParMin); t > 1 && np > 1 {
+		parts := min(np, t*partsPerThread)
+		runParts(t, parts, func(i int) { packPanels(i*np/parts, (i+1)*np/parts) })
+	} else {
+		packPanels(0, np)
+	}
 	return dst
+}
+
+// packParMin is the packed size (values) per thread below which packing
+// runs on fewer threads.
+const packParMin = 1 << 17
+
+// packPanel packs columns j0..j0+cnt of B (cnt ≤ nr; the rest of the
+// panel is zero) into panel, k rows of nr.
+func packPanel(panel, b []float32, ld, j0, cnt, nr, k int, transposed bool) {
+	if transposed {
+		// Row kk of Bᵀ holds the panel's row kk contiguously.
+		for kk := 0; kk < k; kk++ {
+			row := panel[kk*nr : (kk+1)*nr]
+			copy(row, b[kk*ld+j0:kk*ld+j0+cnt])
+			clear(row[cnt:])
+		}
+		return
+	}
+	for jj := 0; jj < cnt; jj++ {
+		src := b[(j0+jj)*ld : (j0+jj)*ld+k]
+		for kk, v := range src {
+			panel[kk*nr+jj] = v
+		}
+	}
+	if cnt < nr {
+		for kk := 0; kk < k; kk++ {
+			clear(panel[kk*nr+cnt : (kk+1)*nr])
+		}
+	}
 }
 
 // N is the number of output columns (rows of B).

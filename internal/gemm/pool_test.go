@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,5 +105,42 @@ func TestParallelProductsMatchOneThread(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParallelPackingMatchesOneThread: weights large enough to be packed
+// on several threads (both layouts, a partial last panel, the narrow
+// panels) pack to the same values as on one thread, also while other
+// goroutines pack at the same time (some through the pool, some
+// spawning).
+func TestParallelPackingMatchesOneThread(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 5))
+	for _, s := range [][2]int{{800, 784}, {1201, 300}, {16, 9000}, {35, 4000}} {
+		n, k := s[0], s[1]
+		b := randF32(rng, n*k)
+		for _, transposed := range []bool{false, true} {
+			ld := k
+			if transposed {
+				ld = n
+			}
+			pack := func() []float32 { return RepackF32(nil, b, ld, n, k, transposed).data }
+			var want []float32
+			withThreads(1, func() { want = pack() })
+			for _, threads := range []int{2, 3, 4} {
+				withThreads(threads, func() {
+					var wg sync.WaitGroup
+					got := make([][]float32, 3)
+					for g := range got {
+						wg.Go(func() { got[g] = pack() })
+					}
+					wg.Wait()
+					for g := range got {
+						if !slices.Equal(got[g], want) {
+							t.Errorf("n=%d k=%d transposed=%v, %d threads, caller %d: packed differently from one thread", n, k, transposed, threads, g)
+						}
+					}
+				})
+			}
+		}
 	}
 }

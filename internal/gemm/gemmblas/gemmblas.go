@@ -15,7 +15,6 @@ package gemmblas
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -101,23 +100,7 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 		defer bufs.put(t)
 		out, ldo = t, n
 	}
-	// Packing copies n·k values on one core before the (parallel)
-	// product; for large B, pack column blocks of C concurrently, each
-	// followed by its product, so that both cores pack.
-	parts := 1
-	if n*k >= packSplitMin {
-		parts = min(runtime.GOMAXPROCS(0), n/splitAlign)
-	}
-	if parts <= 1 {
-		product(aa, alda, b, ldb, transB, m, 0, n, k, out, ldo)
-	} else {
-		var wg sync.WaitGroup
-		per := (n/parts + splitAlign - 1) / splitAlign * splitAlign
-		for j0 := 0; j0 < n; j0 += per {
-			wg.Go(func() { product(aa, alda, b, ldb, transB, m, j0, min(j0+per, n), k, out, ldo) })
-		}
-		wg.Wait()
-	}
+	product(aa, alda, b, ldb, transB, m, n, k, out, ldo)
 	if !scaled {
 		return
 	}
@@ -133,27 +116,12 @@ func Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda i
 	}
 }
 
-const (
-	// packSplitMin is the size of B (n·k) from which packing is split
-	// across cores: below it the goroutines cost more than they save.
-	packSplitMin = 1 << 17
-	// splitAlign keeps the column blocks whole kernel panels (16 or 32
-	// columns wide).
-	splitAlign = 32
-)
-
-// product sets columns j0..j1 of out (m×n, row stride ldo) to
-// a·op(B)[:, j0:j1], packing that part of B: rows j0..j1 of B [n, k]
-// (transB), or columns j0..j1 of B [k, n].
-func product(a []float32, lda int, b []float32, ldb int, transB bool, m, j0, j1, k int, out []float32, ldo int) {
-	n := j1 - j0
-	if transB {
-		b = b[j0*ldb:]
-	} else {
-		b = b[j0:]
-	}
+// product sets out (m×n, row stride ldo) to a·op(B), packing B: B [n, k]
+// (transB), or B [k, n]. Packing and product both run on all threads
+// when large enough.
+func product(a []float32, lda int, b []float32, ldb int, transB bool, m, n, k int, out []float32, ldo int) {
 	p := gemm.RepackF32(packs.get(n, k), b, ldb, n, k, !transB)
-	p.Gemm(m, a, lda, out[j0:], ldo, nil, false)
+	p.Gemm(m, a, lda, out, ldo, nil, false)
 	packs.put(p)
 }
 
