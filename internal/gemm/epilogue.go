@@ -103,9 +103,34 @@ func dequantF32(vec bool, acc, off []int32, scale []float32, out []float32, relu
 //
 // (x·invScale rounded to float32; NaN maps to 255). It uses AVX2 where
 // available and the limit allows; the result is the same bits either way.
+// Large inputs (a batch's activations entering the first INT8 layer) are
+// split across the GEMM threads: on one core this pass was 4% of an
+// MNIST student's INT8 forward at batch 256, and it ran while the other
+// core waited.
 func QuantizeU8(dst []uint8, src []float32, invScale float32, zeroPoint int32) {
-	quantizeU8(BestI8() != Portable, dst, src, invScale, zeroPoint)
+	vec := BestI8() != Portable
+	n := len(src)
+	t := min(maxThreads(), n/quantParMin)
+	if t <= 1 {
+		quantizeU8(vec, dst, src, invScale, zeroPoint)
+		return
+	}
+	dst = dst[:n]
+	parts := t * 2
+	runParts(t, parts, func(i int) {
+		// Part bounds on multiples of 64 values: whole vectors and
+		// cache lines.
+		lo, hi := i*n/parts&^63, (i+1)*n/parts&^63
+		if i == parts-1 {
+			hi = n
+		}
+		quantizeU8(vec, dst[lo:hi], src[lo:hi], invScale, zeroPoint)
+	})
 }
+
+// quantParMin is the number of values per thread below which QuantizeU8
+// uses fewer threads.
+const quantParMin = 1 << 15
 
 func quantizeU8(vec bool, dst []uint8, src []float32, inv float32, zp int32) {
 	n := len(src)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -260,6 +261,23 @@ func TestQuantizeHelpersExact(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Inputs large enough to be split across threads give the bits of
+	// one serial pass, at every thread count.
+	big := randF32(rng, 5*quantParMin+77)
+	for i := range big {
+		big[i] *= 100
+	}
+	want := make([]uint8, len(big))
+	quantizeU8(true, want, big, 0.7, 128)
+	for _, threads := range []int{1, 2, 3, 4} {
+		withThreads(threads, func() {
+			got := make([]uint8, len(big))
+			QuantizeU8(got, big, 0.7, 128)
+			if !slices.Equal(got, want) {
+				t.Errorf("QuantizeU8 of %d values on %d threads differs from one pass", len(big), threads)
+			}
+		})
 	}
 	// Round half to even.
 	q := make([]uint8, 8)
