@@ -15,9 +15,9 @@ type nhwcPlan struct {
 	threads, bands, bandRows, parts int
 }
 
-// planNHWC plans a batch of n; int8 picks the GEMM's parallel threshold.
-func (g convGeom) planNHWC(n int, int8 bool) nhwcPlan {
-	threads := gemm.ThreadsFor(n*g.pos()*g.o*g.kdim(), int8)
+// planNHWC plans a batch of n on up to threads threads
+// (scratch.threadsFor of g.work(n)).
+func (g convGeom) planNHWC(n, threads int) nhwcPlan {
 	bands := 1
 	if threads > 1 && n < partsPerThread*threads {
 		bands = min(g.oh, (partsPerThread*threads+n-1)/n)

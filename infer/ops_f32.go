@@ -27,7 +27,11 @@ func (o *linearF32) describe() string {
 
 func (o *linearF32) run(s *scratch, in []value, n int, buf int) value {
 	dst := s.outF(buf, n*o.out)
-	o.w.Gemm(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
+	if s.threadsFor(n*o.in*o.out, false) == 1 {
+		o.w.GemmSerial(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
+	} else {
+		o.w.Gemm(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
+	}
 	return value{f: dst, dim: o.out}
 }
 
@@ -52,6 +56,10 @@ func (g convGeom) cg() int   { return g.c / g.groups } // input channels per gro
 func (g convGeom) og() int   { return g.o / g.groups } // output channels per group
 func (g convGeom) kdim() int { return g.cg() * g.k * g.k }
 func (g convGeom) pos() int  { return g.oh * g.ow }
+
+// work is the multiply-adds of a batch of n (one group's GEMM for
+// grouped convolutions).
+func (g convGeom) work(n int) int { return n * g.pos() * g.og() * g.kdim() }
 
 // depthwise reports one input channel per group: the convolution is a
 // per-channel filter (times a channel multiplier), with nothing for a
@@ -198,7 +206,7 @@ func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 	if o.nhwc {
 		w := o.w[0]
 		// The output is NHWC: the GEMM's rows are its pixels.
-		convNHWC(g, g.planNHWC(n, false), in[0].f, in[0].nhwc, n, 0, &s.xhF, &s.col, func(_, b, p0, m int, a []float32) {
+		convNHWC(g, g.planNHWC(n, s.threadsFor(g.work(n), false)), in[0].f, in[0].nhwc, n, 0, &s.xhF, &s.col, func(_, b, p0, m int, a []float32) {
 			w.GemmSerial(m, a, g.kdim(), dst[b*g.out()+p0*g.o:], g.o, o.bias, o.relu)
 		})
 		return value{f: dst, dim: g.out(), nhwc: true, ch: g.o}
@@ -213,7 +221,11 @@ func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 			for b := 0; b < nb; b++ {
 				im2col(g, x[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.col[b*pos*kd:], 0)
 			}
-			w.Gemm(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
+			if s.threadsFor(g.work(nb), false) == 1 {
+				w.GemmSerial(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
+			} else {
+				w.Gemm(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
+			}
 			for b := 0; b < nb; b++ {
 				transposeOut(g, s.tmp[b*pos*og:], dst[(b0+b)*g.out()+gi*og*g.pos():])
 			}

@@ -78,13 +78,22 @@ func outKind(f bool) string {
 
 func (o *linearI8) run(s *scratch, in []value, n int, buf int) value {
 	x := in[0]
+	serial := s.threadsFor(n*o.in*o.out, true) == 1
 	if o.outFloat {
 		dst := s.outF(buf, n*o.out)
-		o.w.GemmF32(n, x.u, o.in, dst, o.out, &o.rq)
+		if serial {
+			o.w.GemmF32Serial(n, x.u, o.in, dst, o.out, &o.rq)
+		} else {
+			o.w.GemmF32(n, x.u, o.in, dst, o.out, &o.rq)
+		}
 		return value{f: dst, dim: o.out}
 	}
 	dst := s.outU(buf, n*o.out)
-	o.w.GemmU8(n, x.u, o.in, dst, o.out, &o.rq)
+	if serial {
+		o.w.GemmU8Serial(n, x.u, o.in, dst, o.out, &o.rq)
+	} else {
+		o.w.GemmU8(n, x.u, o.in, dst, o.out, &o.rq)
+	}
 	return value{u: dst, q: o.outQ, dim: o.out}
 }
 
@@ -179,6 +188,7 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 	for b0 := 0; b0 < n; b0 += ch {
 		nb := min(ch, n-b0)
 		m := nb * pos
+		serial := s.threadsFor(g.work(nb), true) == 1
 		for gi, w := range o.w {
 			rq := o.rq
 			if len(o.w) > 1 {
@@ -187,13 +197,21 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 			for b := 0; b < nb; b++ {
 				im2col(g, x.u[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.colU[b*pos*kd:], pad)
 			}
-			if o.outFloat {
+			switch {
+			case o.outFloat && serial:
+				w.GemmF32Serial(m, s.colU, kd, s.tmp, og, &rq)
+			case o.outFloat:
 				w.GemmF32(m, s.colU, kd, s.tmp, og, &rq)
+			case serial:
+				w.GemmU8Serial(m, s.colU, kd, s.tmpU, og, &rq)
+			default:
+				w.GemmU8(m, s.colU, kd, s.tmpU, og, &rq)
+			}
+			if o.outFloat {
 				for b := 0; b < nb; b++ {
 					transposeOut(g, s.tmp[b*pos*og:], fbuf[(b0+b)*g.out()+gi*og*pos:])
 				}
 			} else {
-				w.GemmU8(m, s.colU, kd, s.tmpU, og, &rq)
 				for b := 0; b < nb; b++ {
 					transposeOut(g, s.tmpU[b*pos*og:], ubuf[(b0+b)*g.out()+gi*og*pos:])
 				}
@@ -208,7 +226,7 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
 	g := o.g
 	w := o.w[0]
-	pl := g.planNHWC(n, true)
+	pl := g.planNHWC(n, s.threadsFor(g.work(n), true))
 	tmpLen := pl.bandRows * g.ow * g.o
 	if o.outFloat {
 		s.tmp = growF(s.tmp, pl.parts*tmpLen)

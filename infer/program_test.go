@@ -399,3 +399,57 @@ func TestBytesMatchesHeap(t *testing.T) {
 		t.Error("Bytes(0) succeeded, want an error")
 	}
 }
+
+// TestForwardInlineMatchesForward: ForwardInline gives Forward's logits,
+// FP32 and INT8, for an MLP and a ResNet (single-group convolutions
+// through the NHWC path) and a grouped convolution (im2col), at batches
+// that run inline and batches that split, on 1–4 threads. INT8 programs
+// and linear layers give the same bits; an FP32 convolution cut into
+// bands by thread count sums in another order (Forward's own logits
+// differ in the same way between thread counts), so FP32 convolutional
+// nets agree to float32 rounding.
+func TestForwardInlineMatchesForward(t *testing.T) {
+	defer gemm.SetThreads(gemm.SetThreads(0))
+	grouped := model.Spec{Name: "grouped", Input: []int{8, 10, 10}, Classes: 5, Layers: []model.Layer{
+		{Name: "conv", Kind: model.KindConv2D, Out: 16, Kernel: 3, Padding: 1, Groups: 2},
+		{Name: "relu", Kind: model.KindReLU},
+		{Name: "flat", Kind: model.KindFlatten},
+		{Name: "fc", Kind: model.KindLinear, Out: 5},
+	}}
+	rng := rand.New(rand.NewPCG(5, 9))
+	for _, spec := range []model.Spec{mnistStudent(t), resnetStudent(t), grouped} {
+		w := graphNet(t, spec, 3)
+		fp, err := Compile(spec, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := model.Numel(spec.Input)
+		q, err := CompileInt8(calibrateMinMax(t, spec, w, randInput(rng, 16*in), 16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*Program{fp, q} {
+			exact := p == q || spec.Name == "student"
+			for _, n := range []int{1, 3, 40} {
+				x := randInput(rng, n*in)
+				for _, threads := range []int{1, 2, 4} {
+					gemm.SetThreads(threads)
+					want := make([]float32, n*spec.Classes)
+					got := make([]float32, n*spec.Classes)
+					if err := p.Forward(x, n, want); err != nil {
+						t.Fatal(err)
+					}
+					if err := p.ForwardInline(x, n, got); err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						same := math.Float32bits(got[i]) == math.Float32bits(want[i])
+						if !same && (exact || math.Abs(float64(got[i]-want[i])) > 1e-5*(1+math.Abs(float64(want[i])))) {
+							t.Fatalf("%s %s batch %d, %d threads: logit %d inline %v, Forward %v", spec.Name, p, n, threads, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}

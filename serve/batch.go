@@ -121,13 +121,24 @@ func (s *Server) run(batch []*job, x, out []float32) {
 func (s *Server) forward(x []float32, n int, out []float32) error {
 	s.met.batchSize.Observe(float64(n))
 	start := time.Now()
-	err := s.m.Forward(x, n, out)
+	var err error
+	if m, ok := s.m.(inliner); ok {
+		err = m.ForwardInline(x, n, out)
+	} else {
+		err = s.m.Forward(x, n, out)
+	}
 	s.met.forward.Observe(time.Since(start).Seconds())
 	if err != nil {
 		err = fmt.Errorf("serve: model: %w", err)
 		s.log.Error("serve: forward failed", "examples", n, "err", err)
 	}
 	return err
+}
+
+// inliner is a model that can leave the cores to the server's other
+// goroutines for small batches (infer.Program.ForwardInline).
+type inliner interface {
+	ForwardInline(x []float32, n int, out []float32) error
 }
 
 var errCancelled = fmt.Errorf("serve: request cancelled")
