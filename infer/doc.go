@@ -27,5 +27,7 @@
 //
 // A Program is immutable and safe for concurrent use: each Forward call
 // takes its scratch buffers from a sync.Pool, so steady-state inference
-// does not allocate.
+// does not allocate. Large layers are split across package gemm's
+// threads; ForwardInline keeps the small ones on the calling goroutine,
+// for servers whose other goroutines need the cores.
 package infer
