@@ -453,3 +453,30 @@ func TestForwardInlineMatchesForward(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardInlineDoesNotAllocate: a server's batch-1 call of an MLP,
+// FP32 or INT8, allocates nothing once its scratch is warm (the GEMM's
+// partial-panel tile and the implementation lookup used to).
+func TestForwardInlineDoesNotAllocate(t *testing.T) {
+	spec := mnistStudent(t)
+	w := graphNet(t, spec, 3)
+	fp, err := Compile(spec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	q, err := CompileInt8(calibrateMinMax(t, spec, w, randInput(rng, 16*784), 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randInput(rng, 784)
+	out := make([]float32, 10)
+	for _, p := range []*Program{fp, q} {
+		if err := p.ForwardInline(x, 1, out); err != nil {
+			t.Fatal(err)
+		}
+		if a := testing.AllocsPerRun(50, func() { _ = p.ForwardInline(x, 1, out) }); a != 0 {
+			t.Errorf("%s: %v allocations per batch-1 call", p, a)
+		}
+	}
+}

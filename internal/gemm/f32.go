@@ -2,6 +2,7 @@ package gemm
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -233,9 +234,16 @@ func (p *PackedF32) gemm(serial bool, m int, a []float32, lda int, c []float32, 
 func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
 	im := p.im
 	n, k, nr, mr := p.n, p.k, im.nr, im.mr
-	var tile [12 * 32]float32
-	var tbias [32]float32
-	zero := &tbias[0]
+	// A partial panel goes through a full-width tile and bias. Both come
+	// from a pool: as locals their addresses, passed to a kernel through
+	// a func value, made them escape, one allocation per call.
+	var pt *partialTile
+	defer func() {
+		if pt != nil {
+			partialTiles.Put(pt)
+		}
+	}()
+	zero := &zeroBias[0]
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		flags := 0
@@ -255,14 +263,17 @@ func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float3
 				bp := &p.data[pj*k*nr+pc*nr]
 				j0 := pj * nr
 				cols := min(nr, n-j0)
+				if cols < nr && pt == nil {
+					pt = partialTiles.Get().(*partialTile)
+				}
 				bptr := zero
 				if bias != nil {
 					if cols == nr {
 						bptr = &bias[j0]
 					} else {
-						copy(tbias[:], bias[j0:j0+cols])
-						clear(tbias[cols:nr])
-						bptr = &tbias[0]
+						copy(pt.bias[:], bias[j0:j0+cols])
+						clear(pt.bias[cols:nr])
+						bptr = &pt.bias[0]
 					}
 				}
 				for ir := ic; ir < ie; ir += mr {
@@ -273,6 +284,7 @@ func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float3
 						continue
 					}
 					// Partial panel: go through a full-width tile.
+					tile := pt.c[:]
 					if flags&flagAcc != 0 {
 						for i := 0; i < r; i++ {
 							copy(tile[i*nr:i*nr+cols], c[(ir+i)*ldc+j0:])
@@ -287,6 +299,20 @@ func (p *PackedF32) run(m0, m1, p0, p1, kc int, a []float32, lda int, c []float3
 		}
 	}
 }
+
+// partialTile is a kernel's output tile and bias for a panel narrower
+// than the kernel (the last one of a product whose N is not a multiple
+// of NR).
+type partialTile struct {
+	c    [12 * 32]float32
+	bias [32]float32
+}
+
+var partialTiles = sync.Pool{New: func() any { return new(partialTile) }}
+
+// zeroBias is the bias a kernel is handed when the product has none (it
+// reads it only with flagBias, but the pointer must be valid).
+var zeroBias [32]float32
 
 // Products of fewer multiply-adds per goroutine than these run on fewer
 // goroutines (below twice the threshold, on the calling one): under it,

@@ -86,24 +86,25 @@ func ForcePortable(on bool) {
 	}
 }
 
+// The accelerated implementations of each kind, in order of preference
+// from the least.
+var (
+	f32Candidates = []Impl{AVX2, AVX512}
+	i8Candidates  = []Impl{AVX2, AVXVNNI, AVX512}
+)
+
 // F32Impls lists the FP32 implementations this CPU can run, Portable
 // first, regardless of the limit.
-func F32Impls() []Impl {
-	out := []Impl{Portable}
-	for _, i := range []Impl{AVX2, AVX512} {
-		if f32Supported(i) {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func F32Impls() []Impl { return supported(f32Candidates, f32Supported) }
 
 // I8Impls lists the INT8 implementations this CPU can run, Portable
 // first, regardless of the limit.
-func I8Impls() []Impl {
+func I8Impls() []Impl { return supported(i8Candidates, i8Supported) }
+
+func supported(candidates []Impl, ok func(Impl) bool) []Impl {
 	out := []Impl{Portable}
-	for _, i := range []Impl{AVX2, AVXVNNI, AVX512} {
-		if i8Supported(i) {
+	for _, i := range candidates {
+		if ok(i) {
 			out = append(out, i)
 		}
 	}
@@ -112,16 +113,18 @@ func I8Impls() []Impl {
 
 // BestF32 is the FP32 implementation PackF32 uses: the last of F32Impls
 // within the limit.
-func BestF32() Impl { return best(F32Impls()) }
+func BestF32() Impl { return best(f32Candidates, f32Supported) }
 
 // BestI8 is the INT8 implementation PackI8 uses.
-func BestI8() Impl { return best(I8Impls()) }
+func BestI8() Impl { return best(i8Candidates, i8Supported) }
 
-func best(list []Impl) Impl {
+// best does not build the list: it runs on every INT8 forward pass
+// (QuantizeU8), which must not allocate.
+func best(candidates []Impl, ok func(Impl) bool) Impl {
 	l := Impl(limit.Load())
 	b := Portable
-	for _, i := range list {
-		if i <= l {
+	for _, i := range candidates {
+		if i <= l && ok(i) {
 			b = i
 		}
 	}
