@@ -27,11 +27,7 @@ func (o *linearF32) describe() string {
 
 func (o *linearF32) run(s *scratch, in []value, n int, buf int) value {
 	dst := s.outF(buf, n*o.out)
-	if s.threadsFor(n*o.in*o.out, false) == 1 {
-		o.w.GemmSerial(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
-	} else {
-		o.w.Gemm(n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
-	}
+	gemmF32(o.w, s.threadsFor(n*o.in*o.out, false) == 1, n, in[0].f, o.in, dst, o.out, o.bias, o.relu)
 	return value{f: dst, dim: o.out}
 }
 
@@ -221,11 +217,7 @@ func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 			for b := 0; b < nb; b++ {
 				im2col(g, x[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.col[b*pos*kd:], 0)
 			}
-			if s.threadsFor(g.work(nb), false) == 1 {
-				w.GemmSerial(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
-			} else {
-				w.Gemm(nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
-			}
+			gemmF32(w, s.threadsFor(g.work(nb), false) == 1, nb*pos, s.col, kd, s.tmp, og, o.bias[gi*og:(gi+1)*og], o.relu)
 			for b := 0; b < nb; b++ {
 				transposeOut(g, s.tmp[b*pos*og:], dst[(b0+b)*g.out()+gi*og*g.pos():])
 			}

@@ -81,19 +81,11 @@ func (o *linearI8) run(s *scratch, in []value, n int, buf int) value {
 	serial := s.threadsFor(n*o.in*o.out, true) == 1
 	if o.outFloat {
 		dst := s.outF(buf, n*o.out)
-		if serial {
-			o.w.GemmF32Serial(n, x.u, o.in, dst, o.out, &o.rq)
-		} else {
-			o.w.GemmF32(n, x.u, o.in, dst, o.out, &o.rq)
-		}
+		gemmI8F32(o.w, serial, n, x.u, o.in, dst, o.out, &o.rq)
 		return value{f: dst, dim: o.out}
 	}
 	dst := s.outU(buf, n*o.out)
-	if serial {
-		o.w.GemmU8Serial(n, x.u, o.in, dst, o.out, &o.rq)
-	} else {
-		o.w.GemmU8(n, x.u, o.in, dst, o.out, &o.rq)
-	}
+	gemmI8U8(o.w, serial, n, x.u, o.in, dst, o.out, &o.rq)
 	return value{u: dst, q: o.outQ, dim: o.out}
 }
 
@@ -197,21 +189,13 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 			for b := 0; b < nb; b++ {
 				im2col(g, x.u[(b0+b)*g.in()+gi*g.cg()*g.h*g.w:], s.colU[b*pos*kd:], pad)
 			}
-			switch {
-			case o.outFloat && serial:
-				w.GemmF32Serial(m, s.colU, kd, s.tmp, og, &rq)
-			case o.outFloat:
-				w.GemmF32(m, s.colU, kd, s.tmp, og, &rq)
-			case serial:
-				w.GemmU8Serial(m, s.colU, kd, s.tmpU, og, &rq)
-			default:
-				w.GemmU8(m, s.colU, kd, s.tmpU, og, &rq)
-			}
 			if o.outFloat {
+				gemmI8F32(w, serial, m, s.colU, kd, s.tmp, og, &rq)
 				for b := 0; b < nb; b++ {
 					transposeOut(g, s.tmp[b*pos*og:], fbuf[(b0+b)*g.out()+gi*og*pos:])
 				}
 			} else {
+				gemmI8U8(w, serial, m, s.colU, kd, s.tmpU, og, &rq)
 				for b := 0; b < nb; b++ {
 					transposeOut(g, s.tmpU[b*pos*og:], ubuf[(b0+b)*g.out()+gi*og*pos:])
 				}

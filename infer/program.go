@@ -324,6 +324,34 @@ func (s *scratch) threadsFor(work int, int8 bool) int {
 	return gemm.ThreadsFor(work, int8)
 }
 
+// The products of a layer whose work threadsFor keeps on the calling
+// goroutine (serial) use the Serial variants; the others split as
+// package gemm decides.
+
+func gemmF32(w *gemm.PackedF32, serial bool, m int, a []float32, lda int, c []float32, ldc int, bias []float32, relu bool) {
+	if serial {
+		w.GemmSerial(m, a, lda, c, ldc, bias, relu)
+	} else {
+		w.Gemm(m, a, lda, c, ldc, bias, relu)
+	}
+}
+
+func gemmI8F32(w *gemm.PackedI8, serial bool, m int, a []uint8, lda int, c []float32, ldc int, rq *gemm.Requant) {
+	if serial {
+		w.GemmF32Serial(m, a, lda, c, ldc, rq)
+	} else {
+		w.GemmF32(m, a, lda, c, ldc, rq)
+	}
+}
+
+func gemmI8U8(w *gemm.PackedI8, serial bool, m int, a []uint8, lda int, c []uint8, ldc int, rq *gemm.Requant) {
+	if serial {
+		w.GemmU8Serial(m, a, lda, c, ldc, rq)
+	} else {
+		w.GemmU8(m, a, lda, c, ldc, rq)
+	}
+}
+
 // Bytes is the memory the program itself needs to serve batches of
 // batch examples: its parameters as compiled (packed weights, biases,
 // requantization vectors, lookup tables) plus the scratch arena one
