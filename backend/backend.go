@@ -310,6 +310,34 @@ type CUDAStatus interface {
 	CUDAStatus() (runtime string, used, total int64, ok bool)
 }
 
+// DeviceMemory is a Backend whose device has memory of its own, handed
+// out by an allocator that counts it (libtorch's CUDA caching allocator).
+// Peaks are what a model needs on a device: the pipeline resets them
+// before each stage and serving measurement and reads them after.
+type DeviceMemory interface {
+	// DeviceMemory returns the allocator's counters for the backend's
+	// device. The error wraps ErrNoDeviceMemory when the device or the
+	// build has no such counters (the CPU; a libtorch without them).
+	DeviceMemory() (MemoryStats, error)
+	// ResetPeakDeviceMemory starts new peaks at the current values.
+	ResetPeakDeviceMemory() error
+}
+
+// MemoryStats are a device allocator's counters, in bytes.
+type MemoryStats struct {
+	// Allocated is what live tensors occupy now; AllocatedPeak its
+	// maximum since the last reset.
+	Allocated, AllocatedPeak int64
+	// Reserved is what the allocator holds from the driver (its cache
+	// included): what other processes cannot use. ReservedPeak is its
+	// maximum since the last reset.
+	Reserved, ReservedPeak int64
+}
+
+// ErrNoDeviceMemory is wrapped by DeviceMemory's errors when there are no
+// device memory counters to read.
+var ErrNoDeviceMemory = errors.New("no device memory counters")
+
 // Library is a Backend that computes through a native library and can
 // say which version of it the process loaded.
 type Library interface {

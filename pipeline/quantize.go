@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/distill-dev/distill/data"
 	"github.com/distill-dev/distill/eval"
@@ -34,12 +33,12 @@ func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]ev
 		key := run.int8Key(e.key)
 		id := report.StageID{Kind: report.StageQuantize, Model: e.name}
 		ie := evalEntry{name: name, role: role, key: key, int8: true, source: e.name, method: "int8 " + string(q.Method)}
-		if secs, ok := run.finishedInt8(name, key); ok {
-			run.done(id, secs)
+		if rec, ok := run.finishedInt8(name, key); ok {
+			run.done(id, rec)
 			out = append(out, ie)
 			continue
 		}
-		start := time.Now()
+		clock := run.begin()
 		run.opts.Progress(Event{Stage: "quantize", Model: name, Message: fmt.Sprintf("quantizing %s to INT8 (%s calibration)", e.name, q.Method)})
 		m, err := run.quantize(ctx, e.name)
 		if err != nil {
@@ -48,9 +47,9 @@ func (run *runner) quantizeStage(ctx context.Context, entries []evalEntry) ([]ev
 		if err := m.Save(run.modelPath(name)); err != nil {
 			return nil, fmt.Errorf("distill: save %s: %w", name, err)
 		}
-		secs := time.Since(start).Seconds()
-		run.done(id, secs)
-		if err := run.record(name, key, secs); err != nil {
+		rec := clock.end()
+		run.done(id, rec)
+		if err := run.record(name, key, rec); err != nil {
 			return nil, err
 		}
 		out = append(out, ie)

@@ -241,11 +241,11 @@ func pricing(sv recipe.Serving, host report.Machine) (cost.Options, error) {
 
 // timed runs the run-wide stage kind and records how long it took.
 func (run *runner) timed(kind report.StageKind, f func() error) error {
-	start := time.Now()
+	clock := run.begin()
 	if err := f(); err != nil {
 		return err
 	}
-	run.done(report.StageID{Kind: kind}, time.Since(start).Seconds())
+	run.done(report.StageID{Kind: kind}, clock.end())
 	return nil
 }
 
@@ -381,18 +381,18 @@ func (run *runner) trainConfig(t recipe.Training, stage, name, key string) train
 	}
 }
 
-// keep ends a model's stage: it saves and closes the trained model m,
-// adds the stage's time since start to the report and records the stage
-// as finished with key.
-func (run *runner) keep(id report.StageID, name, key string, m backend.Model, start time.Time) error {
+// keep ends a model's stage, measured by clock: it saves and closes the
+// trained model m, adds the stage to the report and records it as
+// finished with key.
+func (run *runner) keep(id report.StageID, name, key string, m backend.Model, clock stageClock) error {
+	rec := clock.end() // before Close: the peak is the model's, not less
 	err := run.save(name, m)
 	m.Close()
 	if err != nil {
 		return err
 	}
-	secs := time.Since(start).Seconds()
-	run.done(id, secs)
-	return run.record(name, key, secs)
+	run.done(id, rec)
+	return run.record(name, key, rec)
 }
 
 func (run *runner) save(name string, m backend.Model) error {

@@ -138,6 +138,12 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 		what += ", then the server scenario through distill's HTTP server"
 	}
 	prog.phase(e.name, what)
+	// A model served by the backend itself (libtorch on CUDA) gets the
+	// device memory it held; the CPU runtime's own bytes are ModelBytes.
+	onDevice := tg.engine != report.EngineInfer
+	if onDevice {
+		run.begin()
+	}
 	meas, err := cost.Measure(ctx, tg.p, run.test.Size(), cost.MeasureOptions{
 		Outputs:  spec.Classes,
 		Batches:  sv.Batches,
@@ -164,6 +170,9 @@ func (run *runner) serving(ctx context.Context, prog *evalProgress, ss *servingS
 			return nil, fmt.Errorf("distill: measure the server scenario of %s: %w", e.name, err)
 		}
 		meas.Server = &srv
+	}
+	if onDevice {
+		meas.DeviceMemory = run.devicePeak()
 	}
 	if err := run.recordServing(e.name, key, meas); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/internal/atomicfile"
@@ -104,16 +105,60 @@ func (run *runner) baselineKey(s recipe.Student, augmented bool) string {
 // int8Key is the key of the INT8 model of the float model of key source.
 func (run *runner) int8Key(source string) string { return keyOf(source, run.r.Quantize) }
 
-// done adds stage id, which took seconds, to the report's stages.
-func (run *runner) done(id report.StageID, seconds float64) {
-	run.stages = append(run.stages, report.NewStage(id, seconds))
+// done adds stage id, which took rec's time and device memory, to the
+// report's stages.
+func (run *runner) done(id report.StageID, rec stageRecord) {
+	st := report.NewStage(id, rec.Seconds)
+	st.DeviceMemory = rec.DeviceMemory
+	run.stages = append(run.stages, st)
 }
 
 // stageRecord marks a finished model: the key of everything that
-// determined it, and how long it took.
+// determined it, how long it took and, on a device that counts it, the
+// most device memory it held.
 type stageRecord struct {
-	Key     string  `json:"key"`
-	Seconds float64 `json:"seconds"`
+	Key          string               `json:"key"`
+	Seconds      float64              `json:"seconds"`
+	DeviceMemory *report.DeviceMemory `json:"device_memory,omitempty"`
+}
+
+// stageClock measures a stage as it runs: its time and, where the
+// backend counts device memory, the peak of it.
+type stageClock struct {
+	run   *runner
+	start time.Time
+}
+
+// begin starts measuring a stage: the device's memory peaks restart here.
+func (run *runner) begin() stageClock {
+	if dm, ok := run.be.(backend.DeviceMemory); ok {
+		if err := dm.ResetPeakDeviceMemory(); err != nil && !errors.Is(err, backend.ErrNoDeviceMemory) {
+			run.log.Warn("cannot reset the device memory peaks", "err", err)
+		}
+	}
+	return stageClock{run: run, start: time.Now()}
+}
+
+// end returns the stage's time since begin and its device memory peak.
+func (c stageClock) end() stageRecord {
+	return stageRecord{Seconds: time.Since(c.start).Seconds(), DeviceMemory: c.run.devicePeak()}
+}
+
+// devicePeak reads the device memory peaks since the last reset, nil
+// where the backend does not count device memory.
+func (run *runner) devicePeak() *report.DeviceMemory {
+	dm, ok := run.be.(backend.DeviceMemory)
+	if !ok {
+		return nil
+	}
+	st, err := dm.DeviceMemory()
+	if err != nil {
+		if !errors.Is(err, backend.ErrNoDeviceMemory) {
+			run.log.Warn("cannot read the device memory counters", "err", err)
+		}
+		return nil
+	}
+	return &report.DeviceMemory{AllocatedPeakBytes: st.AllocatedPeak, ReservedPeakBytes: st.ReservedPeak}
 }
 
 func (run *runner) recordPath(name string) string {
@@ -125,52 +170,53 @@ func (run *runner) checkpointPath(name string) string {
 }
 
 // finished reports whether the float model named name was already
-// produced with the same key, and how long that took.
-func (run *runner) finished(name, key string) (float64, bool) {
-	secs, ok := run.recorded(name, key)
+// produced with the same key, and returns its record.
+func (run *runner) finished(name, key string) (stageRecord, bool) {
+	rec, ok := run.recorded(name, key)
 	if !ok {
-		return 0, false
+		return rec, false
 	}
 	if _, _, err := model.Load(run.modelPath(name)); err != nil {
 		run.log.Warn("finished model is unreadable; training it again", "model", name, "err", err)
-		return 0, false
+		return rec, false
 	}
-	return secs, true
+	return rec, true
 }
 
 // finishedInt8 is finished for an INT8 model.
-func (run *runner) finishedInt8(name, key string) (float64, bool) {
-	secs, ok := run.recorded(name, key)
+func (run *runner) finishedInt8(name, key string) (stageRecord, bool) {
+	rec, ok := run.recorded(name, key)
 	if !ok {
-		return 0, false
+		return rec, false
 	}
 	if _, err := quantize.Load(run.modelPath(name)); err != nil {
 		run.log.Warn("finished INT8 model is unreadable; quantizing again", "model", name, "err", err)
-		return 0, false
+		return rec, false
 	}
-	return secs, true
+	return rec, true
 }
 
 // maxRecordSize bounds a stage record, which is a few dozen bytes.
 const maxRecordSize = 1 << 16
 
-// recorded reports whether name's stage record has key.
-func (run *runner) recorded(name, key string) (float64, bool) {
+// recorded returns name's stage record if it has key.
+func (run *runner) recorded(name, key string) (stageRecord, bool) {
 	b, err := fileio.ReadFileMax(run.recordPath(name), maxRecordSize, "a stage record")
 	if err != nil {
-		return 0, false
+		return stageRecord{}, false
 	}
 	var rec stageRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Key != key {
-		return 0, false
+		return stageRecord{}, false
 	}
-	return rec.Seconds, true
+	return rec, true
 }
 
-// record marks name finished, then drops its training checkpoints: only
-// now is the finished model safely on disk.
-func (run *runner) record(name, key string, seconds float64) error {
-	b, _ := json.Marshal(stageRecord{Key: key, Seconds: seconds})
+// record marks name finished with key, then drops its training
+// checkpoints: only now is the finished model safely on disk.
+func (run *runner) record(name, key string, rec stageRecord) error {
+	rec.Key = key
+	b, _ := json.Marshal(rec)
 	if err := atomicfile.WriteFile(run.recordPath(name), b, 0o644); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"time"
 
 	"github.com/distill-dev/distill/recipe"
 	"github.com/distill-dev/distill/report"
@@ -21,11 +20,11 @@ func (run *runner) studentStage(ctx context.Context, s recipe.Student) ([]evalEn
 	key := run.studentKey(s)
 	entries := []evalEntry{{name: d.Name, role: report.RoleStudent, key: key, method: d.Label, soft: d.Method.SoftTargets}}
 	id := report.StageID{Kind: report.StageStudent, Model: s.Name}
-	if secs, ok := run.finished(d.Name, key); ok {
+	if rec, ok := run.finished(d.Name, key); ok {
 		run.log.Info("student already distilled; reusing it", "student", d.Name)
-		run.done(id, secs)
+		run.done(id, rec)
 	} else {
-		start := time.Now()
+		clock := run.begin()
 		targets := func(st student.SoftTargets, features bool) (train.Teacher, train.Source, func(), error) {
 			return run.softTargets(ctx, st, features)
 		}
@@ -34,7 +33,7 @@ func (run *runner) studentStage(ctx context.Context, s recipe.Student) ([]evalEn
 		if err != nil {
 			return nil, err
 		}
-		if err := run.keep(id, d.Name, key, m, start); err != nil {
+		if err := run.keep(id, d.Name, key, m, clock); err != nil {
 			return nil, err
 		}
 	}
@@ -49,16 +48,16 @@ func (run *runner) studentStage(ctx context.Context, s recipe.Student) ([]evalEn
 	key = run.baselineKey(s, b.Augmented)
 	entries = append(entries, evalEntry{name: b.Name, role: report.RoleBaseline, key: key, method: b.Label})
 	id = report.StageID{Kind: report.StageBaseline, Model: s.Name}
-	if secs, ok := run.finished(b.Name, key); ok {
+	if rec, ok := run.finished(b.Name, key); ok {
 		run.log.Info("baseline already trained; reusing it", "model", b.Name)
-		run.done(id, secs)
+		run.done(id, rec)
 		return entries, nil
 	}
-	start := time.Now()
+	clock := run.begin()
 	run.opts.Progress(Event{Stage: "students", Model: b.Name, Message: "training baseline " + b.Name + " on hard labels"})
 	m, err := b.Train(ctx, run.trainBackend(), func() train.Config { return run.trainConfig(s.Training, "students", b.Name, key) })
 	if err != nil {
 		return nil, err
 	}
-	return entries, run.keep(id, b.Name, key, m, start)
+	return entries, run.keep(id, b.Name, key, m, clock)
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/distill-dev/distill/backend"
 	"github.com/distill-dev/distill/loss"
@@ -19,12 +18,12 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 	name := t.Name
 	key := run.teacherKey(t)
 	id := report.StageID{Kind: report.StageTeacher, Model: name}
-	if secs, ok := run.finished(name, key); ok {
+	if rec, ok := run.finished(name, key); ok {
 		run.log.Info("teacher already trained; reusing it", "path", run.modelPath(name))
-		run.done(id, secs)
+		run.done(id, rec)
 		return key, nil
 	}
-	start := time.Now()
+	clock := run.begin()
 	env := teacher.Env{
 		Backend: run.be, Trainer: run.trainBackend(), Data: run.train, Seed: run.r.Seed,
 		Progress: func(name, msg string) { run.opts.Progress(Event{Stage: "teacher", Model: name, Message: msg}) },
@@ -37,11 +36,12 @@ func (run *runner) teacherStage(ctx context.Context, t teacher.Spec) (string, er
 		// Nothing to save: ONNX Runtime or libtorch runs the file itself,
 		// reopened wherever the teacher is needed (openTeacher). Opening
 		// it here checked that it runs and fits the data.
+		rec := clock.end()
 		m.Close()
-		run.done(id, time.Since(start).Seconds())
+		run.done(id, rec)
 		return key, nil
 	}
-	return key, run.keep(id, name, key, m, start)
+	return key, run.keep(id, name, key, m, clock)
 }
 
 // openTeacher opens teacher t as its stage left it: an external teacher

@@ -100,7 +100,8 @@ func (run *runner) transferSet(ctx context.Context, specs []teacher.Spec, models
 		return nil, err
 	}
 	cache := transfer.Cache{Dir: tr.CacheDir}
-	start := time.Now()
+	clock := run.begin()
+	start := clock.start
 	set, err := cache.GetOrBuild(ctx, transfer.BuildSpec{
 		Data: inputs, Unlabelled: tr.Unlabelled.Enabled, Classes: run.train.Classes, Copies: tr.Copies, Augment: tr.Augment, Seed: tr.Seed, Dtype: tr.Dtype,
 	}, teachers, func(done, total int) {
@@ -109,7 +110,7 @@ func (run *runner) transferSet(ctx context.Context, specs []teacher.Spec, models
 	if err != nil {
 		return nil, fmt.Errorf("distill: transfer set: %w", err)
 	}
-	run.done(report.StageID{Kind: report.StageTransfer}, time.Since(start).Seconds())
+	run.done(report.StageID{Kind: report.StageTransfer}, clock.end())
 	run.log.Info("transfer set ready", "rows", set.Len(), "teachers", set.Teachers(), "dir", set.Dir())
 	run.set = set
 	return set, nil

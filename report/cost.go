@@ -87,6 +87,12 @@ type Serving struct {
 	// which also counts memory outside the Go heap (e.g. libtorch's);
 	// 0 where the platform does not report it. Process-wide too.
 	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// DeviceMemory is the device memory the model held while measured,
+	// on an engine whose device counts it (libtorch on CUDA); absent
+	// elsewhere. Unlike the process peaks it is the model's own:
+	// weights and the activations of the largest batch, on a device
+	// whose peaks were reset before.
+	DeviceMemory *DeviceMemory `json:"device_memory,omitempty"`
 	// Threads is GOMAXPROCS during the measurement.
 	Threads int `json:"threads"`
 	// Method describes how the numbers were measured, for people.
@@ -222,24 +228,24 @@ func (s *Serving) BestThroughput() float64 {
 // ModelBytesAt returns Throughput's ModelBytes at batch, or at the
 // largest batch measured when batch is 0. A batch the sweep did not
 // measure (a server's largest dynamic batch) gets the largest measured
-// batch below it, a lower bound; 0 when unknown.
+// batch below it, a lower bound. A model measured on a device that counts
+// its memory, where the sweep has no ModelBytes, gets the device's
+// allocated peak over the whole measurement (an upper bound for any
+// batch). 0 when unknown.
 func (s *Serving) ModelBytesAt(batch int) int64 {
-	if s == nil || len(s.Throughput) == 0 {
+	if s == nil {
 		return 0
 	}
-	if batch == 0 {
-		return s.Throughput[len(s.Throughput)-1].ModelBytes
-	}
-	var below int64
+	var at int64
 	for _, t := range s.Throughput {
-		if t.Batch == batch {
-			return t.ModelBytes
-		}
-		if t.Batch < batch {
-			below = t.ModelBytes
+		if batch == 0 || t.Batch <= batch {
+			at = t.ModelBytes
 		}
 	}
-	return below
+	if at == 0 && s.DeviceMemory != nil {
+		return s.DeviceMemory.AllocatedPeakBytes
+	}
+	return at
 }
 
 // Cost is what serving a model costs at the report's price.

@@ -60,6 +60,16 @@ func FormatCount(n float64) string {
 // 4.6 MiB; "—" for 0 (unknown).
 func FormatBytes(n int64) string { return size(n) }
 
+// FormatDeviceMemory formats a device memory peak: the allocated bytes
+// and, after them, the reserved ones ("12.0 MiB (reserved 20.0 MiB)"); "—"
+// for nil.
+func FormatDeviceMemory(d *DeviceMemory) string {
+	if d == nil {
+		return "—"
+	}
+	return FormatBytes(d.AllocatedPeakBytes) + " (reserved " + FormatBytes(d.ReservedPeakBytes) + ")"
+}
+
 // FormatPercent formats a percentage (not a fraction) with one decimal
 // and its sign: +95.1%, -3.0%.
 func FormatPercent(p float64) string { return fmt.Sprintf("%+.1f%%", p) }
@@ -190,6 +200,9 @@ func (r *Report) mdCostSection(rows []Model) string {
 				batch = m.Cost.Batch
 			}
 			c[7] = FormatBytes(s.ModelBytesAt(batch))
+			if s.DeviceMemory != nil && s.ModelBytesAt(batch) == s.DeviceMemory.AllocatedPeakBytes {
+				c[7] = FormatDeviceMemory(s.DeviceMemory)
+			}
 			if s.Method != "" && !slices.Contains(methods, s.Method) {
 				methods = append(methods, s.Method)
 			}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,17 +79,32 @@ func (r *Report) Markdown() string {
 		for _, s := range r.Stages {
 			total += s.Seconds
 		}
+		// Device memory only where a backend counted it (CUDA).
+		device := slices.ContainsFunc(r.Stages, func(s Stage) bool { return s.DeviceMemory != nil })
 		b.WriteString("\n## Stages\n\n")
-		b.WriteString("| Stage | Seconds | Share |\n")
-		b.WriteString("|---|--:|--:|\n")
+		if device {
+			b.WriteString("| Stage | Seconds | Share | Device memory peak |\n")
+			b.WriteString("|---|--:|--:|--:|\n")
+		} else {
+			b.WriteString("| Stage | Seconds | Share |\n")
+			b.WriteString("|---|--:|--:|\n")
+		}
 		for _, s := range r.Stages {
 			share := "—"
 			if total > 0 {
 				share = fmt.Sprintf("%.1f%%", 100*s.Seconds/total)
 			}
-			fmt.Fprintf(&b, "| %s | %.1f | %s |\n", cell(s.Name), s.Seconds, share)
+			fmt.Fprintf(&b, "| %s | %.1f | %s |", cell(s.Name), s.Seconds, share)
+			if device {
+				b.WriteString(" " + FormatDeviceMemory(s.DeviceMemory) + " |")
+			}
+			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "| **Total** | **%.1f** | |\n", total)
+		fmt.Fprintf(&b, "| **Total** | **%.1f** | |", total)
+		if device {
+			b.WriteString(" |")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

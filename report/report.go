@@ -106,6 +106,22 @@ type Stage struct {
 	// Name is the StageID's String form.
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
+	// DeviceMemory is the most device memory the stage held, on a
+	// backend whose device counts it (libtorch on CUDA); absent
+	// elsewhere.
+	DeviceMemory *DeviceMemory `json:"device_memory,omitempty"`
+}
+
+// DeviceMemory is the peak of an accelerator's memory over a stage or a
+// serving measurement, as the device's allocator counts it: for libtorch
+// on CUDA, its caching allocator, which is what torch.cuda.memory_stats
+// reads.
+type DeviceMemory struct {
+	// AllocatedPeakBytes is the most that live tensors occupied.
+	AllocatedPeakBytes int64 `json:"allocated_peak_bytes"`
+	// ReservedPeakBytes is the most the allocator held from the driver,
+	// its cache included: the memory the process kept from others.
+	ReservedPeakBytes int64 `json:"reserved_peak_bytes"`
 }
 
 // validate checks what JSON cannot carry or the contract forbids.

@@ -101,3 +101,54 @@ func TestCheckSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceMemoryInReport: the device memory of stages and of a model's
+// serving measurement, as a CUDA run of the torch backend records them,
+// passes the schema and shows in report.md: a stage column, and the
+// model memory cell of a model measured without ModelBytes.
+func TestDeviceMemoryInReport(t *testing.T) {
+	gpu := &report.DeviceMemory{AllocatedPeakBytes: 12 << 20, ReservedPeakBytes: 20 << 20}
+	s := report.Serving{
+		LatencyMS: report.Percentiles{P50: 0.2, P95: 0.3, P99: 0.4, Mean: 0.25}, Requests: 100,
+		Throughput:   []report.Throughput{{Batch: 64, RequestsPerSecond: 50000, BatchLatencyMS: report.Percentiles{P50: 1, P95: 1, P99: 1, Mean: 1}, Batches: 10, Seconds: 1}},
+		Engine:       "torch cuda:0",
+		Precision:    report.PrecisionFP32,
+		DeviceMemory: gpu,
+		Threads:      16, Method: "test",
+	}
+	r := &report.Report{Recipe: "gpu", Backend: "torch", Device: "cuda:0",
+		Models: []report.Model{{Name: "teacher", Role: report.RoleTeacher, Accuracy: 0.9, Agreement: 1, Serving: &s}},
+		Stages: []report.Stage{
+			{Name: "data", Seconds: 1},
+			{Name: "teacher", Seconds: 2, DeviceMemory: &report.DeviceMemory{AllocatedPeakBytes: 300 << 20, ReservedPeakBytes: 512 << 20}},
+		},
+	}
+	m := cost.Host("cpu")
+	r.Machine = &m
+	if err := cost.Apply(r, cost.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	validate(t, path)
+	if got := s.ModelBytesAt(1); got != gpu.AllocatedPeakBytes {
+		t.Errorf("ModelBytesAt = %d, want the device's allocated peak %d", got, gpu.AllocatedPeakBytes)
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| Stage | Seconds | Share | Device memory peak |",
+		"| data | 1.0 | 33.3% | — |",
+		"| teacher | 2.0 | 66.7% | 300.0 MiB (reserved 512.0 MiB) |",
+		"12.0 MiB (reserved 20.0 MiB)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	r.Stages[1].DeviceMemory = nil
+	if md := r.Markdown(); strings.Contains(md, "Device memory peak") {
+		t.Errorf("a report without device memory has its column:\n%s", md)
+	}
+}

@@ -100,6 +100,7 @@ stage_build() {
 	local t0=$SECONDS
 	summary "build: $(go version | cut -d' ' -f3-), python $PY, device $DEVICE$([ "$DRY" = 1 ] && echo ' (dry run)')"
 	step "libtorch" 420 build.log scripts/torch/build.sh --python "$PY" --vendor || return
+	grep -m1 'device memory counters' "$OUT/build.log" | sed 's/^build.sh: /    /' | tee -a "$SUMMARY"
 	# build.sh leaves distill and the backend's test binary in build/torch,
 	# checked against the ops it had to stub.
 	cp build/torch/distill build/torch/torch.test "$BIN/" || return
@@ -189,6 +190,8 @@ stage_check() {
 	step "$(basename "$quick" .yaml) ($DEVICE)" 130 quick.log "$BIN/distill" run "$OUT/quick.yaml" --backend torch --device "$DEVICE" \
 		"${data[@]}" --out "$OUT/quick-run" --quiet || failed $?
 	[ -f "$OUT/quick-run/report.md" ] && cp "$OUT/quick-run/report.json" "$OUT/quick.json"
+	# The stages' device memory peaks, where the build reads them.
+	[ -f "$OUT/quick-run/report.md" ] && grep -E '^\| [^|]+ \| [0-9.]+ \| [0-9.]+% \| [^|]*reserved' "$OUT/quick-run/report.md" | head -8 | sed 's/^/    /' | tee -a "$SUMMARY"
 	if [ "${HINTON:-0}" = 1 ]; then
 		step "mnist-hinton ($DEVICE)" 540 hinton.log "$BIN/distill" run recipes/mnist-hinton.yaml --backend torch --device "$DEVICE" \
 			"${data[@]}" --out "$OUT/hinton-run" --quiet || failed $?

@@ -14,7 +14,9 @@
 #   4. writes build/torch/go.work (this module + replace gotch => ./gotch)
 #      and build/torch/go.mod for -modfile, so go.mod and go.sum stay
 #      untouched;
-#   5. builds gotch's libtch package once, so that later builds are cached;
+#   5. adds scripts/torch/devmem.cpp to libtch (the CUDA allocator's memory
+#      counters, read where libtorch has c10::DeviceAllocator) and builds
+#      gotch's libtch package once, so that later builds are cached;
 #   6. builds distill and the backend's test binary and fails if they call
 #      any wrapper that step 3 stubbed (the list is read from the binaries'
 #      symbols, so it follows the code): a core op that does not compile is
@@ -158,7 +160,7 @@ STAMP_KEY="kind=$KIND version=$VERSION abi=$ABI cuda=$CUDA std=${STD:-auto} vend
 incs=${INCS[*]}
 libdir=$LIBDIR $(stat -Lc '%s %Y' "$LIBDIR/libtorch_cpu.so")
 gotch=$GOTCH_VER $ORIG
-scripts=$(cat "$SCRIPTS/build.sh" "$ROOT"/internal/tools/stubatg/*.go | sha256sum | cut -c1-16)"
+scripts=$(cat "$SCRIPTS/build.sh" "$SCRIPTS/devmem.cpp" "$ROOT"/internal/tools/stubatg/*.go | sha256sum | cut -c1-16)"
 if [ "$VENDOR" = 1 ]; then
 	STAMP=$BUILD/stamp-vendor LIBTCH=$SRC/libtch
 else
@@ -274,6 +276,19 @@ if [ -z "$STD" ]; then
 fi
 log "libtorch $VERSION ($KIND), C++11 ABI $ABI, $STD, CUDA $CUDA"
 
+# ---- Device memory counters (scripts/torch/devmem.cpp). ----
+# They need c10::DeviceAllocator (PyTorch 2.9+); with an older libtorch
+# the file compiles to functions that say so, and nothing else changes.
+DEVMEM=0
+if "$CXX" -std=$STD -fsyntax-only -w -D_GLIBCXX_USE_CXX11_ABI=$ABI -DDISTILL_DEVICE_ALLOCATOR=1 "${INCFLAGS[@]}" \
+	"$SCRIPTS/devmem.cpp" 2>"$BUILD/devmem-errors.txt"; then
+	DEVMEM=1
+	log "device memory counters: yes (c10::DeviceAllocator)"
+else
+	log "device memory counters: no (libtorch $VERSION has no c10::DeviceAllocator: $(grep -m1 'error' "$BUILD/devmem-errors.txt" || echo 'see '"$BUILD/devmem-errors.txt"))"
+fi
+cp "$SCRIPTS/devmem.cpp" "$LIBTCH/distill_devmem.cpp"
+
 # ---- 3. Rewrite lib.go's cgo flags for this libtorch. ----
 LDFLAGS="-L$LIBDIR"
 [ "$SYSLIB" = 0 ] && LDFLAGS+=" -Wl,-rpath,$LIBDIR"
@@ -291,7 +306,7 @@ cat >"$LIBTCH/lib.go" <<EOF
 
 package libtch
 
-// #cgo CPPFLAGS: -I\${SRCDIR} -D_GLIBCXX_USE_CXX11_ABI=$ABI ${INCFLAGS[*]}
+// #cgo CPPFLAGS: -I\${SRCDIR} -D_GLIBCXX_USE_CXX11_ABI=$ABI -DDISTILL_DEVICE_ALLOCATOR=$DEVMEM ${INCFLAGS[*]}
 // #cgo CFLAGS: -O2 -w
 // #cgo CXXFLAGS: -std=$STD -O2 -w
 // #cgo LDFLAGS: $LDFLAGS
