@@ -527,9 +527,43 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 	}
 	c.p.nvals = len(c.vals)
 	c.p.result = c.nodeOf[len(spec.Layers)-1]
+	if fuseAddTables {
+		c.p.fuseAddLUTs()
+	}
 	c.p.assignBuffers(func(st *step) bool {
 		ip, ok := st.op.(interface{ inPlace() bool })
 		return ok && ip.inPlace()
 	})
 	return c.p, nil
+}
+
+// fuseAddTables merges an INT8 add with the table that is its only
+// reader (see addLUT); tests turn it off to compare with the two passes.
+var fuseAddTables = true
+
+// fuseAddLUTs replaces each uint8 add whose output only a table op reads
+// (and is not the result) by one addLUT step writing the table's
+// output; the table's step goes.
+func (p *Program) fuseAddLUTs() {
+	readers := make([]int, p.nvals)
+	for _, st := range p.steps {
+		for _, id := range st.in {
+			readers[id]++
+		}
+	}
+	steps := make([]step, 0, len(p.steps))
+	at := make([]int, p.nvals) // value -> index in steps of the step writing it
+	for _, st := range p.steps {
+		if lut, ok := st.op.(*lutU8); ok && st.in[0] > 0 && st.in[0] != p.result && readers[st.in[0]] == 1 {
+			prev := &steps[at[st.in[0]]]
+			if add, ok := prev.op.(*addI8); ok {
+				prev.op, prev.out = fuseAddLUT(add, lut), st.out
+				at[st.out] = at[st.in[0]]
+				continue
+			}
+		}
+		at[st.out] = len(steps)
+		steps = append(steps, st)
+	}
+	p.steps = steps
 }

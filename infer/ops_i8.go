@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
@@ -313,11 +314,12 @@ func growI32(b []int32, n int) []int32 {
 type addI8 struct {
 	layer string
 	t     []uint8 // t[q_a<<8 | q_b]
+	a, b  QParams // the inputs'
 	outQ  QParams
 }
 
 func newAddI8(layer string, a, b, out QParams) *addI8 {
-	o := &addI8{layer: layer, outQ: out, t: make([]uint8, 1<<16)}
+	o := &addI8{layer: layer, a: a, b: b, outQ: out, t: make([]uint8, 1<<16)}
 	var ta, tb [256]float32
 	for q := range 256 {
 		ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
@@ -344,15 +346,70 @@ func (o *addI8) inPlace() bool      { return true }
 func (o *addI8) readsNHWC() bool { return true }
 
 func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
+	return addByTable(s, in, n, buf, o.t, o.outQ)
+}
+
+// addByTable maps each pair of elements of the two uint8 inputs through
+// t (t[q_a<<8 | q_b]) into buffer buf; the output has parameters outQ.
+func addByTable(s *scratch, in []value, n int, buf int, t []uint8, outQ QParams) value {
 	size := n * in[0].dim
 	va, vb := sameLayout(s, in[0], in[1], n)
 	dst := s.outU(buf, size)
-	a, b := va.u[:size], vb.u[:size]
-	t := (*[1 << 16]uint8)(o.t)
+	tableAdd(dst[:size], va.u[:size], vb.u[:size], (*[1 << 16]uint8)(t))
+	return value{u: dst, q: outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
+}
+
+func tableAdd(dst, a, b []uint8, t *[1 << 16]uint8) {
+	b, dst = b[:len(a)], dst[:len(a)]
 	for i := range a {
 		dst[i] = t[uint16(a[i])<<8|uint16(b[i])]
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
+}
+
+// addLUT is an add whose only reader is a table (the relu after a
+// residual add; relu6, tanh, sigmoid): one pass through the composition
+// of the two tables, lut[add[q_a<<8 | q_b]], which is the same uint8 as
+// the two passes by construction. Observe still reports the add's own
+// output, through the add's table, built on first use (only calibration
+// tools observe an INT8 program; Forward never needs it).
+type addLUT struct {
+	layer    string  // the add's
+	a, b     QParams // the add's inputs'
+	addQ     QParams // the add's output's
+	lut      *lutU8
+	t        []uint8
+	addOnce  sync.Once
+	addAlone *addI8
+}
+
+// fuseAddLUT composes add's table with lut's.
+func fuseAddLUT(add *addI8, lut *lutU8) *addLUT {
+	o := &addLUT{layer: add.layer, a: add.a, b: add.b, addQ: add.outQ, lut: lut, t: make([]uint8, len(add.t))}
+	for i, q := range add.t {
+		o.t[i] = lut.lut[q]
+	}
+	return o
+}
+
+func (o *addLUT) name() string       { return o.lut.name() }
+func (o *addLUT) weightBytes() int64 { return int64(len(o.t)) + o.lut.weightBytes() }
+func (o *addLUT) describe() string {
+	return fmt.Sprintf("add+%s[%s u8]", o.lut.kind, o.layer)
+}
+func (o *addLUT) inPlace() bool   { return true }
+func (o *addLUT) readsNHWC() bool { return true }
+
+func (o *addLUT) run(s *scratch, in []value, n int, buf int) value {
+	return addByTable(s, in, n, buf, o.t, o.lut.outQ)
+}
+
+// runObserved runs the add and the table as two passes, reporting the
+// add's output in between.
+func (o *addLUT) runObserved(s *scratch, in []value, n int, buf int, report func(layer string, v value)) value {
+	o.addOnce.Do(func() { o.addAlone = newAddI8(o.layer, o.a, o.b, o.addQ) })
+	v := o.addAlone.run(s, in, n, buf)
+	report(o.layer, v)
+	return o.lut.run(s, []value{v}, n, buf)
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that
