@@ -16,13 +16,15 @@ import (
 // compile with each of them on and off.
 var fusions = map[string]*bool{
 	"add tables": &fuseAddTables,
+	"gap u8":     &fuseGAPU8,
 }
 
 // fusionSpecs are networks with the patterns the fusions rewrite: adds
 // read by a relu alone (ResNet blocks of several widths, strides, odd and
 // non-square sizes, one input channel), adds read by relu6, tanh and
 // sigmoid, an add read twice (not fused), an add and relu that end the
-// network, and the graph specs.
+// network, global average pools of NHWC and NCHW uint8 values, and the
+// graph specs.
 func fusionSpecs(t testing.TB) []model.Spec {
 	var specs []model.Spec
 	for _, c := range []model.BlocksConfig{
@@ -61,12 +63,25 @@ func fusionSpecs(t testing.TB) []model.Spec {
 		{Name: "add", Kind: model.KindAdd, Inputs: []string{"fc", "fc"}},
 		{Name: "relu", Kind: model.KindReLU},
 	}}
-	for _, s := range []model.Spec{tables, last} {
+	// Global average pools of a max-pool's uint8 output (NCHW: max-pool
+	// reads that order) and of a conv's float32 one.
+	pools := model.Spec{Name: "pools", Input: []int{3, 9, 8}, Classes: 5, Layers: []model.Layer{
+		{Name: "c0", Kind: model.KindConv2D, Out: 6, Kernel: 3, Padding: 1},
+		{Name: "r0", Kind: model.KindReLU},
+		{Name: "mp", Kind: model.KindMaxPool, Kernel: 2},
+		{Name: "gap", Kind: model.KindGlobalAvgPool},
+		{Name: "fc", Kind: model.KindLinear, Out: 5},
+		{Name: "c1", Kind: model.KindConv2D, Out: 4, Kernel: 1, Inputs: []string{"mp"}},
+		{Name: "gap1", Kind: model.KindGlobalAvgPool},
+		{Name: "fc1", Kind: model.KindLinear, Out: 5},
+		{Name: "sum", Kind: model.KindAdd, Inputs: []string{"fc", "fc1"}},
+	}}
+	for _, s := range []model.Spec{tables, last, pools} {
 		if err := s.Validate(); err != nil {
 			t.Fatalf("%s: %v", s.Name, err)
 		}
 	}
-	return append(append(specs, tables, last), allGraphSpecs(t)...)
+	return append(append(specs, tables, last, pools), allGraphSpecs(t)...)
 }
 
 // randomActParams returns a copy of qm with its activation parameters
@@ -214,9 +229,11 @@ func TestFusionsApply(t *testing.T) {
 		spec      int
 		want, not []string
 	}{
-		{0, []string{"add+relu[layer1.0.add ", "add+relu[layer2.0.add ", "add+relu[layer3.0.add "}, []string{"relu[layer1.0 u8 table]"}},
+		{0, []string{"add+relu[layer1.0.add ", "add+relu[layer2.0.add ", "add+relu[layer3.0.add ", "globalavgpool[avgpool 32×49 u8→f32]"},
+			[]string{"relu[layer1.0 u8 table]", "dequantize"}},
 		{3, []string{"add+relu6[a1 ", "add+tanh[a2 ", "add+sigmoid[a3 ", "add+relu[a5 "}, []string{"add+relu[a4 "}},
 		{4, []string{"add+relu[add "}, nil},
+		{5, []string{"globalavgpool[gap 6×16 u8→f32]"}, []string{"dequantize"}},
 	} {
 		spec := specs[c.spec]
 		w := graphNet(t, spec, 7)

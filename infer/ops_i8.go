@@ -29,7 +29,10 @@ func (o *quantizeOp) run(s *scratch, in []value, n int, buf int) value {
 }
 
 // dequantizeOp converts uint8 activations to float32.
-type dequantizeOp struct{ layer string }
+type dequantizeOp struct {
+	layer string
+	q     QParams
+}
 
 func (o *dequantizeOp) name() string       { return o.layer }
 func (o *dequantizeOp) weightBytes() int64 { return 0 }
@@ -40,6 +43,66 @@ func (o *dequantizeOp) run(s *scratch, in []value, n int, buf int) value {
 	dst := s.outF(buf, n*x.dim)
 	dequantize(dst, x.u[:n*x.dim], x.q)
 	return value{f: dst, dim: x.dim}
+}
+
+// dequantTable is the float32 value of each uint8 under q, as
+// dequantize computes it.
+func dequantTable(q QParams) *[256]float32 {
+	var t [256]float32
+	var all [256]uint8
+	for i := range all {
+		all[i] = uint8(i)
+	}
+	dequantize(t[:], all[:], q)
+	return &t
+}
+
+// gapU8 is a dequantization and the global average pool that is its
+// only reader in one pass over the uint8 activations (NCHW or NHWC, so
+// no copy into NCHW either): each plane's sum adds the same float32
+// values in the same order as globalAvgPoolOp does after dequantizeOp,
+// so the same bits.
+type gapU8 struct {
+	gap *globalAvgPoolOp
+	lut *[256]float32
+}
+
+func (o *gapU8) name() string       { return o.gap.name() }
+func (o *gapU8) weightBytes() int64 { return int64(len(o.lut)) * 4 }
+func (o *gapU8) describe() string {
+	return fmt.Sprintf("globalavgpool[%s %d×%d u8→f32]", o.gap.layer, o.gap.c, o.gap.hw)
+}
+func (o *gapU8) readsNHWC() bool { return true }
+
+func (o *gapU8) run(s *scratch, in []value, n int, buf int) value {
+	x, c, hw := in[0], o.gap.c, o.gap.hw
+	dst := s.outF(buf, n*c)
+	inv := 1 / float32(hw)
+	for b := range n {
+		u, sums := x.u[b*x.dim:(b+1)*x.dim], dst[b*c:(b+1)*c]
+		if x.nhwc {
+			// Pixel by pixel, every channel's sum in step: each still
+			// adds its values in pixel order.
+			clear(sums)
+			for i := range hw {
+				for ch, q := range u[i*c : (i+1)*c] {
+					sums[ch] += o.lut[q]
+				}
+			}
+		} else {
+			for ch := range sums {
+				var sum float32
+				for _, q := range u[ch*hw : (ch+1)*hw] {
+					sum += o.lut[q]
+				}
+				sums[ch] = sum
+			}
+		}
+		for ch := range sums {
+			sums[ch] *= inv
+		}
+	}
+	return value{f: dst, dim: c}
 }
 
 func dequantize(dst []float32, src []uint8, q QParams) {
