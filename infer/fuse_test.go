@@ -17,6 +17,7 @@ import (
 var fusions = map[string]*bool{
 	"add tables": &fuseAddTables,
 	"gap u8":     &fuseGAPU8,
+	"pixel rows": &packPixelRows,
 }
 
 // fusionSpecs are networks with the patterns the fusions rewrite: adds

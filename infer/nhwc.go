@@ -10,14 +10,17 @@ import (
 // band of bandRows output rows of one when the batch is smaller than the
 // threads) in parts, each part a range of units run from patches to
 // output with its own buffers, so that the patches stay in cache and
-// every thread builds them.
+// every thread builds them. Each patch row covers px neighbouring output
+// pixels of a row (see convI8.px; 1 but for narrow INT8 convolutions).
 type nhwcPlan struct {
 	threads, bands, bandRows, parts int
+	px                              int
 }
 
 // planNHWC plans a batch of n on up to threads threads
-// (scratch.threadsFor of g.work(n)).
-func (g convGeom) planNHWC(n, threads int) nhwcPlan {
+// (scratch.threadsFor of g.work(n)), px output pixels per patch row (a
+// divisor of ow).
+func (g convGeom) planNHWC(n, threads, px int) nhwcPlan {
 	bands := 1
 	if threads > 1 && n < partsPerThread*threads {
 		bands = min(g.oh, (partsPerThread*threads+n-1)/n)
@@ -28,7 +31,7 @@ func (g convGeom) planNHWC(n, threads int) nhwcPlan {
 	if threads == 1 {
 		parts = 1
 	}
-	return nhwcPlan{threads: threads, bands: bands, bandRows: bandRows, parts: parts}
+	return nhwcPlan{threads: threads, bands: bands, bandRows: bandRows, parts: parts, px: px}
 }
 
 // direct1x1 reports a 1×1 stride-1 convolution without padding: its
@@ -40,17 +43,17 @@ func (g convGeom) direct1x1() bool { return g.k == 1 && g.stride == 1 && g.pad =
 // contiguous values (one per kernel row) rather than c·k runs of k, as
 // pl says. xh and col are the scratch buffers for the copy and each
 // part's patches (grown here); gemmBand(pi, b, p0, m, a) multiplies the
-// m patch rows a (row stride kdim) of example b from output pixel p0 on,
-// in part pi, and writes their output.
+// m/pl.px patch rows a (row stride kdimPx(pl.px)) of the m output pixels
+// of example b from p0 on, in part pi, and writes their output.
 func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n int, pad T, xh, col *[]T, gemmBand func(pi, b, p0, m int, a []T)) {
-	kd, in := g.kdim(), g.in()
+	kd, in := g.kdimPx(pl.px), g.in()
 	// Each part's patches and padded rows, slack apart (INT8 kernels read
 	// A rows up to gemm.KPad(K)).
 	direct := g.direct1x1()
 	colLen, padLen := 0, 0
 	if !direct {
 		padLen = g.paddedLen(pl.bandRows)
-		colLen = pl.bandRows*g.ow*kd + slack + padLen
+		colLen = pl.bandRows*g.ow/pl.px*kd + slack + padLen
 	}
 	*col = grow(*col, pl.parts*colLen)
 	src := x
@@ -79,7 +82,7 @@ func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n i
 			if direct {
 				a = src[b*in+p0*g.c:]
 			} else {
-				im2colNHWC(g, src[b*in:b*in+in], c[colLen-padLen:colLen], c, oy0, oy1, pad)
+				im2colNHWC(g, pl.px, src[b*in:b*in+in], c[colLen-padLen:colLen], c, oy0, oy1, pad)
 			}
 			gemmBand(pi, b, p0, (oy1-oy0)*g.ow, a)
 		}
@@ -104,24 +107,32 @@ func grow[T float32 | uint8](b []T, n int) []T {
 	return b[:n+slack]
 }
 
+// widthPx is the width of the input window of px neighbouring output
+// pixels of a row: their k-wide windows, stride apart.
+func (g convGeom) widthPx(px int) int { return g.k + (px-1)*g.stride }
+
+// kdimPx is the length of a patch row of px output pixels (kdim for 1).
+func (g convGeom) kdimPx(px int) int { return g.k * g.widthPx(px) * g.c }
+
 // im2colNHWC writes the patch rows of output rows [oy0, oy1) of one
-// example (x: [h, w, c]) into col, [(oy1−oy0)·ow, k·k·c] in (ky, kx, c)
-// order, with pad for the positions outside x. It first copies the input
-// rows the band reads into padded, with the padding around them (see
-// padRows), so that every patch row is k runs of k·c values with no
-// bounds to check.
-func im2colNHWC[T float32 | uint8](g convGeom, x, padded, col []T, oy0, oy1 int, pad T) {
+// example (x: [h, w, c]) into col, [(oy1−oy0)·ow/px, kdimPx(px)] in
+// (ky, kx, c) order, kx over the window of px pixels, with pad for the
+// positions outside x. It first copies the input rows the band reads
+// into padded, with the padding around them (see padRows), so that every
+// patch row is k runs of widthPx(px)·c values with no bounds to check.
+func im2colNHWC[T float32 | uint8](g convGeom, px int, x, padded, col []T, oy0, oy1 int, pad T) {
 	c, k, st := g.c, g.k, g.stride
-	kc := k * c
+	kc := g.widthPx(px) * c
 	kd := k * kc
+	n := g.ow / px // patch rows per output row
 	y0 := oy0*st - g.pad
 	pw := (g.w + 2*g.pad) * c // padded row
 	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
 	for oy := oy0; oy < oy1; oy++ {
-		rows := col[(oy-oy0)*g.ow*kd : (oy-oy0+1)*g.ow*kd]
+		rows := col[(oy-oy0)*n*kd : (oy-oy0+1)*n*kd]
 		for ky := range k {
 			src := padded[(oy*st-g.pad+ky-y0)*pw:]
-			copyRuns(rows[ky*kc:], kd, src, st*c, kc, g.ow)
+			copyRuns(rows[ky*kc:], kd, src, px*st*c, kc, n)
 		}
 	}
 }
@@ -150,12 +161,17 @@ func (g convGeom) paddedLen(rows int) int {
 }
 
 // copyRuns copies count runs of size values, the i-th from src[i·ss:] to
-// dst[i·ds:]. The runs of small convolutions (k·c values: 3 for a 3×3
-// stem on a grey image, multiples of 8 for 8 to 32 channels) move as
-// a few 8-byte loads and stores in line: a call of memmove costs as much
-// as such a run.
+// dst[i·ds:]. The runs of small convolutions (k·c values, or more for
+// several pixels per patch row: 3 or 4 bytes for a 3×3 stem on a grey
+// image, 24 to 128 for 8 to 32 channels) move in line as a few loads
+// and stores: a call of memmove costs as much as such a run. A run moves
+// in the widest units Go compiles to single moves (16 bytes: MOVUPS; a
+// wider array assignment calls memmove), the last unit ending at the
+// run's end and overlapping the one before where size is not a multiple
+// of it: those bytes are written twice with the same values, and nothing
+// outside the run is.
 func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) {
-	if count <= 0 {
+	if count <= 0 || size <= 0 {
 		return
 	}
 	// The bounds of the last run, checked here, bound all others.
@@ -164,19 +180,30 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) 
 	// In bytes from here on.
 	es := int(unsafe.Sizeof(dst[0]))
 	ds, ss, size = ds*es, ss*es, size*es
-	// Word by word: an array assignment of more than two words compiles
-	// to a call of memmove.
+	type u128 = [16]byte
 	switch {
-	case size == 3:
+	case size == 1:
 		for range count {
-			p, q := (*[3]uint8)(d), (*[3]uint8)(s)
-			p[0], p[1], p[2] = q[0], q[1], q[2]
+			*(*uint8)(d) = *(*uint8)(s)
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
-	case size == 12:
+	case size < 4:
+		last := uintptr(size - 2)
 		for range count {
-			p, q := (*[3]uint32)(d), (*[3]uint32)(s)
-			p[0], p[1], p[2] = q[0], q[1], q[2]
+			a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
+			*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size == 4:
+		for range count {
+			*(*uint32)(d) = *(*uint32)(s)
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
+	case size < 8:
+		last := uintptr(size - 4)
+		for range count {
+			a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
+			*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
 	case size == 8:
@@ -184,23 +211,32 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) 
 			*(*uint64)(d) = *(*uint64)(s)
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
+	case size < 16:
+		last := uintptr(size - 8)
+		for range count {
+			a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
+			*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
+			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		}
 	case size == 16:
 		for range count {
-			p, q := (*[2]uint64)(d), (*[2]uint64)(s)
-			p[0], p[1] = q[0], q[1]
+			*(*u128)(d) = *(*u128)(s)
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
-	case size == 24:
+	case size <= 32:
+		last := uintptr(size - 16)
 		for range count {
-			p, q := (*[3]uint64)(d), (*[3]uint64)(s)
-			p[0], p[1], p[2] = q[0], q[1], q[2]
+			a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
+			*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
-	case size%8 == 0 && size <= 256:
+	case size <= 256:
+		last := uintptr(size - 16)
 		for range count {
-			for j := uintptr(0); j < uintptr(size); j += 8 {
-				*(*uint64)(unsafe.Add(d, j)) = *(*uint64)(unsafe.Add(s, j))
+			for j := uintptr(0); j < last; j += 16 {
+				*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
 			}
+			*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
 			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 		}
 	default:
@@ -211,8 +247,20 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) 
 	}
 }
 
-func fill[T any](s []T, v T) {
-	for i := range s {
+// fill sets every element of s to v, 8 bytes at a time: padding rows and
+// their sides are a few to a few hundred bytes.
+func fill[T float32 | uint8](s []T, v T) {
+	var pat [8]T // 8 bytes or more
+	for i := range pat {
+		pat[i] = v
+	}
+	w := *(*uint64)(unsafe.Pointer(&pat))
+	per := 8 / int(unsafe.Sizeof(v))
+	i := 0
+	for ; i+per <= len(s); i += per {
+		*(*uint64)(unsafe.Pointer(&s[i])) = w
+	}
+	for ; i < len(s); i++ {
 		s[i] = v
 	}
 }

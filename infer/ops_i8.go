@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/distill-dev/distill/internal/gemm"
@@ -170,6 +171,9 @@ type convI8 struct {
 	// nhwc: one group, weights in [o][ky][kx][c] order (kernelHWC), run
 	// by runNHWC.
 	nhwc bool
+	// px: output pixels per GEMM row of an NHWC convolution (see
+	// pixelsPerRow; w and rq are then packPixels').
+	px int
 }
 
 func (o *convI8) name() string    { return o.layer }
@@ -189,8 +193,12 @@ func (o *convI8) describe() string {
 	if o.dw != nil {
 		kind = "dwconv"
 	}
-	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d int8→%s]", kind, reluSuffix(o.rq.ReLU), o.layer,
-		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat))
+	px := ""
+	if o.px > 1 {
+		px = fmt.Sprintf(" %dpx", o.px)
+	}
+	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d int8→%s%s]", kind, reluSuffix(o.rq.ReLU), o.layer,
+		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat), px)
 }
 
 func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
@@ -274,20 +282,67 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
 	g := o.g
 	w := o.w[0]
-	pl := g.planNHWC(n, s.threadsFor(g.work(n), true))
+	pl := g.planNHWC(n, s.threadsFor(g.work(n), true), o.px)
 	tmpLen := pl.bandRows * g.ow * g.o
 	if o.outFloat {
 		s.tmp = growF(s.tmp, pl.parts*tmpLen)
 	}
+	// A GEMM row is px pixels: px·o outputs, the pixels' own NHWC order.
+	kd, ldc := g.kdimPx(o.px), o.px*g.o
 	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, func(pi, b, p0, m int, a []uint8) {
 		if o.outFloat {
 			tmp := s.tmp[pi*tmpLen:]
-			w.GemmF32Serial(m, a, g.kdim(), tmp, g.o, &o.rq)
+			w.GemmF32Serial(m/o.px, a, kd, tmp, ldc, &o.rq)
 			transposeBand(tmp, g.o, p0, m, g.pos(), fbuf[b*g.out():])
 			return
 		}
-		w.GemmU8Serial(m, a, g.kdim(), ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
+		w.GemmU8Serial(m/o.px, a, kd, ubuf[b*g.out()+p0*g.o:], ldc, &o.rq)
 	})
+}
+
+// packPixels lets px neighbouring output pixels of a row share each
+// GEMM row of an NHWC convolution (see pixelsPerRow): a patch row is
+// their joint window, widthPx(px) columns wide, and the weights
+// (w: [o][ky][kx][c], kernelHWC's order) become px·o output columns,
+// those of pixel p zero outside its own window (p·stride columns in).
+// The zeros add nothing to the exact int32 sums and each column's sum
+// of weights is its channel's, so the requantization vectors repeat
+// per pixel and the output is the same bits as with one pixel per row.
+func (o *convI8) packPixels(px int, w []int8) {
+	g := o.g
+	k, c, kw, kd := g.k, g.c, g.widthPx(px), g.kdimPx(px)
+	wide := make([]int8, px*g.o*kd)
+	for p := range px {
+		for oc := range g.o {
+			for ky := range k {
+				for kx := range k {
+					copy(wide[(p*g.o+oc)*kd+(ky*kw+p*g.stride+kx)*c:][:c], w[oc*g.kdim()+(ky*k+kx)*c:][:c])
+				}
+			}
+		}
+	}
+	pw := gemm.PackI8(wide, px*g.o, kd)
+	rq := o.rq
+	rq.Offset, rq.Scale = nil, nil
+	for p := range px {
+		if !slices.Equal(pw.ColSums()[p*g.o:(p+1)*g.o], o.w[0].ColSums()) {
+			panic("infer: packPixels: a pixel's weight sums differ from the channel's")
+		}
+		rq.Offset, rq.Scale = append(rq.Offset, o.rq.Offset...), append(rq.Scale, o.rq.Scale...)
+	}
+	o.w, o.rq, o.px = []*gemm.PackedI8{pw}, rq, px
+}
+
+// pixelsPerRow is how many output pixels packPixels puts in a GEMM row:
+// the fewest (a power of 2 dividing ow, at most 4) that give 16 output
+// columns, the narrowest the INT8 kernels fill (a product with 8
+// columns pays for 16); 1 from 16 output channels on.
+func (g convGeom) pixelsPerRow() int {
+	px := 1
+	for px*g.o < 16 && px < 4 && g.ow%(2*px) == 0 {
+		px *= 2
+	}
+	return px
 }
 
 // depthwiseI8 convolves one example (x: [c, h, w] uint8 with zero point
