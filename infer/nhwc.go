@@ -139,19 +139,27 @@ func im2colNHWC[T float32 | uint8](g convGeom, px int, x, padded, col []T, oy0, 
 
 // padRows copies input rows [y0, y1) of one example (x: [h, w, c]) into
 // padded, each row with pad·c values of pad on both sides, rows outside
-// [0, h) all pad.
+// [0, h) all pad. The right side of a row and the left side of the next
+// are adjacent: one fill each.
 func padRows[T float32 | uint8](g convGeom, x, padded []T, y0, y1 int, pad T) {
 	c := g.c
 	pw, side := (g.w+2*g.pad)*c, g.pad*c
-	for y := y0; y < y1; y++ {
-		row := padded[(y-y0)*pw : (y-y0+1)*pw]
-		if y < 0 || y >= g.h {
-			fill(row, pad)
-			continue
+	f := newFiller(pad)
+	in0, in1 := max(y0, 0), min(y1, g.h) // the rows inside x
+	if in0 >= in1 {
+		f.fill(padded[:(y1-y0)*pw])
+		return
+	}
+	// The rows above x and the first row's left side.
+	f.fill(padded[:(in0-y0)*pw+side])
+	for y := in0; y < in1; y++ {
+		r := (y - y0) * pw
+		copy(padded[r+side:r+pw-side], x[y*g.w*c:])
+		end := r + pw + side // through the next row's left side
+		if y == in1-1 {
+			end = (y1 - y0) * pw // through the rows below x
 		}
-		fill(row[:side], pad)
-		copy(row[side:pw-side], x[y*g.w*c:])
-		fill(row[pw-side:], pad)
+		f.fill(padded[r+pw-side : end])
 	}
 }
 
@@ -247,20 +255,28 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) 
 	}
 }
 
-// fill sets every element of s to v, 8 bytes at a time: padding rows and
+// filler sets slices to one value, 8 bytes at a time: padding rows and
 // their sides are a few to a few hundred bytes.
-func fill[T float32 | uint8](s []T, v T) {
+type filler[T float32 | uint8] struct {
+	v T
+	w uint64 // v repeated over 8 bytes
+}
+
+func newFiller[T float32 | uint8](v T) filler[T] {
 	var pat [8]T // 8 bytes or more
 	for i := range pat {
 		pat[i] = v
 	}
-	w := *(*uint64)(unsafe.Pointer(&pat))
-	per := 8 / int(unsafe.Sizeof(v))
+	return filler[T]{v: v, w: *(*uint64)(unsafe.Pointer(&pat))}
+}
+
+func (f filler[T]) fill(s []T) {
+	per := 8 / int(unsafe.Sizeof(f.v))
 	i := 0
 	for ; i+per <= len(s); i += per {
-		*(*uint64)(unsafe.Pointer(&s[i])) = w
+		*(*uint64)(unsafe.Pointer(&s[i])) = f.w
 	}
 	for ; i < len(s); i++ {
-		s[i] = v
+		s[i] = f.v
 	}
 }

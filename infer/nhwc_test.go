@@ -183,7 +183,7 @@ func TestConvNHWCMatchesNCHWF32(t *testing.T) {
 func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }
 
 // TestCopyRunsAndFill checks copyRuns against a copy run by run, and
-// fill against a loop, for every size up to 300 values, uint8 and
+// filler against a loop, for every size up to 300 values, uint8 and
 // float32, at unaligned offsets, with the values around each run left
 // alone.
 func TestCopyRunsAndFill(t *testing.T) {
@@ -209,7 +209,7 @@ func testCopyRunsAndFill[T float32 | uint8](t *testing.T, val func(int) T) {
 				t.Fatalf("copyRuns size %d offset %d: got %v, want %v", size, off, got, want)
 			}
 			v := val(size)
-			fill(got[off:off+size], v)
+			newFiller(v).fill(got[off : off+size])
 			for i := range size {
 				want[off+i] = v
 			}
