@@ -304,7 +304,7 @@ func BenchmarkResNet8F32(b *testing.B) {
 
 // resnet8Half is recipes/fashion-resnet.yaml's student with random
 // weights, and 64 random inputs.
-func resnet8Half(b *testing.B) (model.Spec, model.Weights, []float32) {
+func resnet8Half(b testing.TB) (model.Spec, model.Weights, []float32) {
 	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
 		Stem:   model.StemConfig{Channels: 8},
 		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})

@@ -38,60 +38,95 @@ func (g convGeom) planNHWC(n, threads, px int) nhwcPlan {
 // NHWC input is its GEMM's A, with no patches.
 func (g convGeom) direct1x1() bool { return g.k == 1 && g.stride == 1 && g.pad == 0 }
 
+// nhwcBand multiplies the patch rows of one band of a convNHWC
+// convolution: gemmBand(pi, b, p0, m, a) multiplies the m/px patch rows
+// a (row stride kdimPx(px)) of the m output pixels of example b from p0
+// on, in part pi, and writes their output.
+type nhwcBand[T float32 | uint8] interface {
+	gemmBand(pi, b, p0, m int, a []T)
+}
+
+// bandFunc is a function as an nhwcBand.
+type bandFunc[T float32 | uint8] func(pi, b, p0, m int, a []T)
+
+func (f bandFunc[T]) gemmBand(pi, b, p0, m int, a []T) { f(pi, b, p0, m, a) }
+
 // convNHWC runs a single-group convolution of n examples on an NHWC
 // copy of x (x itself when xNHWC), where a patch row is k runs of k·c
 // contiguous values (one per kernel row) rather than c·k runs of k, as
 // pl says. xh and col are the scratch buffers for the copy and each
-// part's patches (grown here); gemmBand(pi, b, p0, m, a) multiplies the
-// m/pl.px patch rows a (row stride kdimPx(pl.px)) of the m output pixels
-// of example b from p0 on, in part pi, and writes their output.
-func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n int, pad T, xh, col *[]T, gemmBand func(pi, b, p0, m int, a []T)) {
+// part's patches (grown here); band multiplies them.
+func convNHWC[T float32 | uint8](g convGeom, pl nhwcPlan, x []T, xNHWC bool, n int, pad T, xh, col *[]T, band nhwcBand[T]) {
 	kd, in := g.kdimPx(pl.px), g.in()
 	// Each part's patches and padded rows, slack apart (INT8 kernels read
 	// A rows up to gemm.KPad(K)).
-	direct := g.direct1x1()
-	colLen, padLen := 0, 0
-	if !direct {
-		padLen = g.paddedLen(pl.bandRows)
-		colLen = pl.bandRows*g.ow/pl.px*kd + slack + padLen
+	j := nhwcJob[T]{g: g, pl: pl, src: x, n: n, pad: pad, band: band, direct: g.direct1x1()}
+	if !j.direct {
+		j.padLen = g.paddedLen(pl.bandRows)
+		j.colLen = pl.bandRows*g.ow/pl.px*kd + slack + j.padLen
 	}
-	*col = grow(*col, pl.parts*colLen)
-	src := x
+	*col = grow(*col, pl.parts*j.colLen)
+	j.col = *col
 	// One channel (a grey stem) is the same in both layouts.
 	if !xNHWC && g.c > 1 {
 		*xh = grow(*xh, n*in)
-		src = *xh
-		hw := g.h * g.w
-		toNHWC := func(b int) { transposeBand(x[b*in:], hw, 0, g.c, g.c, src[b*in:]) }
+		j.src = *xh
 		if pl.threads == 1 || n == 1 {
 			for b := range n {
-				toNHWC(b)
+				j.toNHWC(x, b)
 			}
 		} else {
-			gemm.Parallel(pl.threads, n, toNHWC)
-		}
-	}
-	units := n * pl.bands
-	part := func(pi int) {
-		c := (*col)[pi*colLen:]
-		for u := pi * units / pl.parts; u < (pi+1)*units/pl.parts; u++ {
-			b, band := u/pl.bands, u%pl.bands
-			oy0, oy1 := band*pl.bandRows, min(g.oh, (band+1)*pl.bandRows)
-			p0 := oy0 * g.ow
-			a := c
-			if direct {
-				a = src[b*in+p0*g.c:]
-			} else {
-				im2colNHWC(g, pl.px, src[b*in:b*in+in], c[colLen-padLen:colLen], c, oy0, oy1, pad)
-			}
-			gemmBand(pi, b, p0, (oy1-oy0)*g.ow, a)
+			jp := j // a copy for the threads, as below
+			gemm.Parallel(pl.threads, n, func(b int) { jp.toNHWC(x, b) })
 		}
 	}
 	if pl.parts == 1 {
-		part(0)
+		j.part(0)
 		return
 	}
-	gemm.Parallel(pl.threads, pl.parts, part)
+	// A copy for the threads: j itself stays on the stack (no allocation
+	// per layer when it runs on the calling goroutine alone).
+	jp := new(nhwcJob[T])
+	*jp = j
+	gemm.Parallel(pl.threads, pl.parts, jp.part)
+}
+
+// nhwcJob is one convNHWC call: the NHWC input src, the parts' buffers
+// (col, colLen apart, the last padLen values of each for padRows).
+type nhwcJob[T float32 | uint8] struct {
+	g              convGeom
+	pl             nhwcPlan
+	src, col       []T
+	n              int
+	colLen, padLen int
+	pad            T
+	direct         bool
+	band           nhwcBand[T]
+}
+
+// toNHWC copies example b of the NCHW input x into src.
+func (j *nhwcJob[T]) toNHWC(x []T, b int) {
+	in, hw := j.g.in(), j.g.h*j.g.w
+	transposeBand(x[b*in:], hw, 0, j.g.c, j.g.c, j.src[b*in:])
+}
+
+// part runs the units (examples or bands) of part pi.
+func (j *nhwcJob[T]) part(pi int) {
+	g, pl, in := j.g, j.pl, j.g.in()
+	units := j.n * pl.bands
+	c := j.col[pi*j.colLen:]
+	for u := pi * units / pl.parts; u < (pi+1)*units/pl.parts; u++ {
+		b, band := u/pl.bands, u%pl.bands
+		oy0, oy1 := band*pl.bandRows, min(g.oh, (band+1)*pl.bandRows)
+		p0 := oy0 * g.ow
+		a := c
+		if j.direct {
+			a = j.src[b*in+p0*g.c:]
+		} else {
+			im2colNHWC(g, pl.px, j.src[b*in:b*in+in], c[j.colLen-j.padLen:j.colLen], c, oy0, oy1, j.pad)
+		}
+		j.band.gemmBand(pi, b, p0, (oy1-oy0)*g.ow, a)
+	}
 }
 
 // partsPerThread: as in package gemm, several parts per thread, so that

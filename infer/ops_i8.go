@@ -281,23 +281,37 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 // GEMM's rows are its pixels), a float32 one is transposed to NCHW.
 func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
 	g := o.g
-	w := o.w[0]
 	pl := g.planNHWC(n, s.threadsFor(g.work(n), true), o.px)
-	tmpLen := pl.bandRows * g.ow * g.o
+	bd := &s.i8Band
+	*bd = i8Band{o: o, tmpLen: pl.bandRows * g.ow * g.o, fbuf: fbuf, ubuf: ubuf}
 	if o.outFloat {
-		s.tmp = growF(s.tmp, pl.parts*tmpLen)
+		s.tmp = growF(s.tmp, pl.parts*bd.tmpLen)
+		bd.tmp = s.tmp
 	}
-	// A GEMM row is px pixels: px·o outputs, the pixels' own NHWC order.
+	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, bd)
+}
+
+// i8Band is runNHWC's nhwcBand, held in the scratch (an interface to
+// it allocates nothing): a band's GEMM, each row px pixels, px·o outputs
+// in the pixels' own NHWC order.
+type i8Band struct {
+	o      *convI8
+	tmp    []float32 // the parts' float32 outputs before the transpose, tmpLen apart
+	tmpLen int
+	fbuf   []float32 // the output: float32 (NCHW) or uint8 (NHWC)
+	ubuf   []uint8
+}
+
+func (bd *i8Band) gemmBand(pi, b, p0, m int, a []uint8) {
+	o, g := bd.o, bd.o.g
 	kd, ldc := g.kdimPx(o.px), o.px*g.o
-	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, func(pi, b, p0, m int, a []uint8) {
-		if o.outFloat {
-			tmp := s.tmp[pi*tmpLen:]
-			w.GemmF32Serial(m/o.px, a, kd, tmp, ldc, &o.rq)
-			transposeBand(tmp, g.o, p0, m, g.pos(), fbuf[b*g.out():])
-			return
-		}
-		w.GemmU8Serial(m/o.px, a, kd, ubuf[b*g.out()+p0*g.o:], ldc, &o.rq)
-	})
+	if o.outFloat {
+		tmp := bd.tmp[pi*bd.tmpLen:]
+		o.w[0].GemmF32Serial(m/o.px, a, kd, tmp, ldc, &o.rq)
+		transposeBand(tmp, g.o, p0, m, g.pos(), bd.fbuf[b*g.out():])
+		return
+	}
+	o.w[0].GemmU8Serial(m/o.px, a, kd, bd.ubuf[b*g.out()+p0*g.o:], ldc, &o.rq)
 }
 
 // packPixels lets px neighbouring output pixels of a row share each

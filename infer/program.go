@@ -329,7 +329,9 @@ type scratch struct {
 	tmp  []float32
 	tmpU []uint8
 	acc  []int32 // a depthwise INT8 row
-	obs  []float32
+	// i8Band: the current INT8 NHWC convolution's band GEMM.
+	i8Band i8Band
+	obs    []float32
 	// inline: the call is ForwardInline's.
 	inline bool
 }
