@@ -222,15 +222,17 @@ func TestFusionsMatchUnfused(t *testing.T) {
 }
 
 // TestFusionsApply checks that the fusions happen where they should: in
-// ResNet-8, every add with its relu; in the tables spec, each add read by
-// a table alone, not the one read twice.
+// ResNet-8, every add with its relu, the pool of the last block, 4 and 2
+// pixels per GEMM row for the 8- and 16-channel convolutions; in the
+// tables spec, each add read by a table alone, not the one read twice.
 func TestFusionsApply(t *testing.T) {
 	specs := fusionSpecs(t)
 	for _, c := range []struct {
 		spec      int
 		want, not []string
 	}{
-		{0, []string{"add+relu[layer1.0.add ", "add+relu[layer2.0.add ", "add+relu[layer3.0.add ", "globalavgpool[avgpool 32×49 u8→f32]"},
+		{0, []string{"add+relu[layer1.0.add ", "add+relu[layer2.0.add ", "add+relu[layer3.0.add ", "globalavgpool[avgpool 32×49 u8→f32]",
+			"[conv1 1x28x28→8x28x28 int8→u8 4px]", "[layer2.0.conv2 16x14x14→16x14x14 int8→u8 2px]", "[layer3.0.conv2 32x7x7→32x7x7 int8→u8]"},
 			[]string{"relu[layer1.0 u8 table]", "dequantize"}},
 		{3, []string{"add+relu6[a1 ", "add+tanh[a2 ", "add+sigmoid[a3 ", "add+relu[a5 "}, []string{"add+relu[a4 "}},
 		{4, []string{"add+relu[add "}, nil},
