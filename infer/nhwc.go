@@ -163,12 +163,10 @@ func im2colNHWC[T float32 | uint8](g convGeom, px int, x, padded, col []T, oy0, 
 	y0 := oy0*st - g.pad
 	pw := (g.w + 2*g.pad) * c // padded row
 	padRows(g, x, padded, y0, (oy1-1)*st-g.pad+k, pad)
-	for oy := oy0; oy < oy1; oy++ {
-		rows := col[(oy-oy0)*n*kd : (oy-oy0+1)*n*kd]
-		for ky := range k {
-			src := padded[(oy*st-g.pad+ky-y0)*pw:]
-			copyRuns(rows[ky*kc:], kd, src, px*st*c, kc, n)
-		}
+	// One call per kernel row: its run of each patch row, output row
+	// by output row (st padded rows apart).
+	for ky := range k {
+		copyRuns(col[ky*kc:], kd, padded[ky*pw:], px*st*c, kc, n, oy1-oy0, st*pw)
 	}
 }
 
@@ -203,89 +201,93 @@ func (g convGeom) paddedLen(rows int) int {
 	return ((rows-1)*g.stride + g.k) * (g.w + 2*g.pad) * g.c
 }
 
-// copyRuns copies count runs of size values, the i-th from src[i·ss:] to
-// dst[i·ds:]. The runs of small convolutions (k·c values, or more for
-// several pixels per patch row: 3 or 4 bytes for a 3×3 stem on a grey
-// image, 24 to 128 for 8 to 32 channels) move in line as a few loads
-// and stores: a call of memmove costs as much as such a run. A run moves
-// in the widest units Go compiles to single moves (16 bytes: MOVUPS; a
-// wider array assignment calls memmove), the last unit ending at the
-// run's end and overlapping the one before where size is not a multiple
-// of it: those bytes are written twice with the same values, and nothing
-// outside the run is.
-func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count int) {
-	if count <= 0 || size <= 0 {
+// copyRuns copies rows·count runs of size values: run i of row r from
+// src[r·srow + i·ss:] to dst[(r·count + i)·ds:] (a band's patch rows for
+// one kernel row: a row of runs per output row). The runs of small
+// convolutions (k·c values, or more for several pixels per patch row: 3
+// or 4 bytes for a 3×3 stem on a grey image, 24 to 128 for 8 to 32
+// channels) move in line as a few loads and stores: a call of memmove
+// costs as much as such a run. A run moves in the widest units Go
+// compiles to single moves (16 bytes: MOVUPS; a wider array assignment
+// calls memmove), the last unit ending at the run's end and overlapping
+// the one before where size is not a multiple of it: those bytes are
+// written twice with the same values, and nothing outside the run is.
+func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows, srow int) {
+	if count <= 0 || size <= 0 || rows <= 0 {
 		return
 	}
 	// The bounds of the last run, checked here, bound all others.
-	_, _ = dst[(count-1)*ds+size-1], src[(count-1)*ss+size-1]
-	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	_, _ = dst[(rows*count-1)*ds+size-1], src[(rows-1)*srow+(count-1)*ss+size-1]
+	d, s0 := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
 	// In bytes from here on.
 	es := int(unsafe.Sizeof(dst[0]))
-	ds, ss, size = ds*es, ss*es, size*es
+	ds, ss, size, srow = ds*es, ss*es, size*es, srow*es
 	type u128 = [16]byte
-	switch {
-	case size == 1:
-		for range count {
-			*(*uint8)(d) = *(*uint8)(s)
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size < 4:
-		last := uintptr(size - 2)
-		for range count {
-			a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
-			*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 4:
-		for range count {
-			*(*uint32)(d) = *(*uint32)(s)
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size < 8:
-		last := uintptr(size - 4)
-		for range count {
-			a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
-			*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 8:
-		for range count {
-			*(*uint64)(d) = *(*uint64)(s)
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size < 16:
-		last := uintptr(size - 8)
-		for range count {
-			a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
-			*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size == 16:
-		for range count {
-			*(*u128)(d) = *(*u128)(s)
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size <= 32:
-		last := uintptr(size - 16)
-		for range count {
-			a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
-			*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	case size <= 256:
-		last := uintptr(size - 16)
-		for range count {
-			for j := uintptr(0); j < last; j += 16 {
-				*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
+	for r := range rows {
+		s := unsafe.Add(s0, r*srow)
+		switch {
+		case size == 1:
+			for range count {
+				*(*uint8)(d) = *(*uint8)(s)
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
 			}
-			*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-		}
-	default:
-		for range count {
-			copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
-			d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		case size < 4:
+			last := uintptr(size - 2)
+			for range count {
+				a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
+				*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size == 4:
+			for range count {
+				*(*uint32)(d) = *(*uint32)(s)
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size < 8:
+			last := uintptr(size - 4)
+			for range count {
+				a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
+				*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size == 8:
+			for range count {
+				*(*uint64)(d) = *(*uint64)(s)
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size < 16:
+			last := uintptr(size - 8)
+			for range count {
+				a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
+				*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size == 16:
+			for range count {
+				*(*u128)(d) = *(*u128)(s)
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size <= 32:
+			last := uintptr(size - 16)
+			for range count {
+				a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
+				*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		case size <= 256:
+			last := uintptr(size - 16)
+			for range count {
+				for j := uintptr(0); j < last; j += 16 {
+					*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
+				}
+				*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
+		default:
+			for range count {
+				copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
+				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+			}
 		}
 	}
 }
