@@ -218,78 +218,137 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows
 	}
 	// The bounds of the last run, checked here, bound all others.
 	_, _ = dst[(rows*count-1)*ds+size-1], src[(rows-1)*srow+(count-1)*ss+size-1]
-	d, s0 := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
+	d, s := unsafe.Pointer(unsafe.SliceData(dst)), unsafe.Pointer(unsafe.SliceData(src))
 	// In bytes from here on.
 	es := int(unsafe.Sizeof(dst[0]))
 	ds, ss, size, srow = ds*es, ss*es, size*es, srow*es
-	type u128 = [16]byte
-	for r := range rows {
-		s := unsafe.Add(s0, r*srow)
-		switch {
-		case size == 1:
-			for range count {
-				*(*uint8)(d) = *(*uint8)(s)
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size < 4:
-			last := uintptr(size - 2)
-			for range count {
-				a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
-				*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size == 4:
-			for range count {
-				*(*uint32)(d) = *(*uint32)(s)
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size < 8:
-			last := uintptr(size - 4)
-			for range count {
-				a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
-				*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size == 8:
-			for range count {
-				*(*uint64)(d) = *(*uint64)(s)
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size < 16:
-			last := uintptr(size - 8)
-			for range count {
-				a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
-				*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size == 16:
-			for range count {
-				*(*u128)(d) = *(*u128)(s)
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size <= 32:
-			last := uintptr(size - 16)
-			for range count {
-				a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
-				*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		case size <= 256:
-			last := uintptr(size - 16)
-			for range count {
-				for j := uintptr(0); j < last; j += 16 {
-					*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
-				}
-				*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		default:
-			for range count {
-				copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
-				d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
-			}
-		}
+	// One small function per run size (a row of runs per call): in one
+	// large loop nest the compiler kept the loop variables on the stack.
+	var move func(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer
+	switch {
+	case size == 1:
+		move = moveRuns1
+	case size < 4:
+		move = moveRuns2to3
+	case size == 4:
+		move = moveRuns4
+	case size < 8:
+		move = moveRuns5to7
+	case size == 8:
+		move = moveRuns8
+	case size < 16:
+		move = moveRuns9to15
+	case size == 16:
+		move = moveRuns16
+	case size <= 32:
+		move = moveRuns17to32
+	case size <= 256:
+		move = moveRuns33to256
+	default:
+		move = moveRunsMemmove
 	}
+	for r := range rows {
+		d = move(d, unsafe.Add(s, r*srow), ds, ss, size, count)
+	}
+}
+
+// The movers of copyRuns: count runs of size bytes, ds and ss apart;
+// each returns the destination past its last run.
+
+func moveRuns1(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
+	for range count {
+		*(*uint8)(d) = *(*uint8)(s)
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns2to3(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	last := uintptr(size - 2)
+	for range count {
+		a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
+		*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns4(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
+	for range count {
+		*(*uint32)(d) = *(*uint32)(s)
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns5to7(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	last := uintptr(size - 4)
+	for range count {
+		a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
+		*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns8(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
+	for range count {
+		*(*uint64)(d) = *(*uint64)(s)
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns9to15(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	last := uintptr(size - 8)
+	for range count {
+		a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
+		*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+// u128 is the widest value Go moves in one instruction (MOVUPS); a
+// wider array assignment calls memmove.
+type u128 = [16]byte
+
+func moveRuns16(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
+	for range count {
+		*(*u128)(d) = *(*u128)(s)
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns17to32(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	last := uintptr(size - 16)
+	for range count {
+		a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
+		*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRuns33to256(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	last := uintptr(size - 16)
+	for range count {
+		for j := uintptr(0); j < last; j += 16 {
+			*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
+		}
+		*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
+}
+
+func moveRunsMemmove(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
+	for range count {
+		copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
+		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+	}
+	return d
 }
 
 // filler sets slices to one value, 8 bytes at a time: padding rows and
