@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,7 +304,7 @@ func BenchmarkResNet8F32(b *testing.B) {
 
 // resnet8Half is recipes/fashion-resnet.yaml's student with random
 // weights, and 64 random inputs.
-func resnet8Half(b *testing.B) (model.Spec, model.Weights, []float32) {
+func resnet8Half(b testing.TB) (model.Spec, model.Weights, []float32) {
 	spec, err := model.Blocks(model.BlocksConfig{Name: "resnet8-half", Input: []int{1, 28, 28}, Classes: 10,
 		Stem:   model.StemConfig{Channels: 8},
 		Stages: []model.Stage{{Channels: 8}, {Channels: 16, Stride: 2}, {Channels: 32, Stride: 2}}})
@@ -324,6 +325,45 @@ func benchAlone(b *testing.B, q *Program, x []float32) {
 				}
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// BenchmarkResNet8Int8Fusions times BenchmarkResNet8Int8's program
+// compiled without the fusions and fast paths of fuse_test.go's
+// fusions, with each alone and with all, interleaved, at batch 1 and 64;
+// it reports each one's speed-up over none (median of the rounds).
+//
+//	go test -run '^$' -bench ResNet8Int8Fusions ./infer
+func BenchmarkResNet8Int8Fusions(b *testing.B) {
+	spec, w, x := resnet8Half(b)
+	qm := calibrateMinMax(b, spec, w, x, 64)
+	names := []string{"none"}
+	for k := range fusions {
+		names = append(names, k)
+	}
+	slices.Sort(names[1:])
+	names = append(names, "all")
+	var ps []*Program
+	for _, name := range names {
+		for k, v := range fusions {
+			*v = name == "all" || name == k
+		}
+		p, err := CompileInt8(qm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for _, v := range fusions {
+		*v = true
+	}
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch%d", n), func(b *testing.B) {
+			r := interleaved(b, x[:n*784], n, ps...)
+			for i, name := range names[1:] {
+				b.ReportMetric(r[i+1]/r[0], strings.ReplaceAll(name, " ", "-")+"/none")
+			}
 		})
 	}
 }

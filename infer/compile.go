@@ -422,7 +422,7 @@ func (c *compiler) asF32(id int) int {
 		return id
 	}
 	if v.conv == 0 {
-		f := c.emit(&dequantizeOp{layer: v.producer}, []int{id}, false, v.dim, v.q, true)
+		f := c.emit(&dequantizeOp{layer: v.producer, q: v.q}, []int{id}, false, v.dim, v.q, true)
 		c.vals[f].producer = v.producer
 		c.vals[f].conv, c.vals[id].conv = id+1, f+1
 	}
@@ -527,9 +527,66 @@ func build(spec model.Spec, w model.Weights, qm *QuantModel) (*Program, error) {
 	}
 	c.p.nvals = len(c.vals)
 	c.p.result = c.nodeOf[len(spec.Layers)-1]
+	c.p.fusePairs()
 	c.p.assignBuffers(func(st *step) bool {
 		ip, ok := st.op.(interface{ inPlace() bool })
 		return ok && ip.inPlace()
 	})
 	return c.p, nil
+}
+
+// Fusions of two consecutive ops of an INT8 program into one pass, each
+// giving the same bits as the two; tests turn them off to compare.
+var (
+	// fuseAddTables: an add with the table that is its only reader (see
+	// addLUT).
+	fuseAddTables = true
+	// fuseGAPU8: a dequantization with the global average pool that is
+	// its only reader (see gapU8).
+	fuseGAPU8 = true
+)
+
+// fused returns the op that runs first then second, where second's first
+// input is first's output and its only reader, or nil when they do not
+// fuse.
+func fused(first, second op) op {
+	switch f := first.(type) {
+	case *addI8:
+		if lut, ok := second.(*lutU8); ok && fuseAddTables {
+			return fuseAddLUT(f, lut)
+		}
+	case *dequantizeOp:
+		if gap, ok := second.(*globalAvgPoolOp); ok && fuseGAPU8 {
+			return &gapU8{gap: gap, lut: dequantTable(f.q)}
+		}
+	}
+	return nil
+}
+
+// fusePairs replaces each step whose first input only it reads (and is
+// not the result), and that fused fuses with the step writing that
+// input, by one step at the first one's place writing its output.
+func (p *Program) fusePairs() {
+	readers := make([]int, p.nvals)
+	for _, st := range p.steps {
+		for _, id := range st.in {
+			readers[id]++
+		}
+	}
+	steps := make([]step, 0, len(p.steps))
+	at := make([]int, p.nvals) // value -> index in steps of the step writing it
+	for _, st := range p.steps {
+		if in := st.in[0]; in > 0 && in != p.result && readers[in] == 1 {
+			first := &steps[at[in]]
+			if o := fused(first.op, st.op); o != nil {
+				first.op, first.out, first.u8 = o, st.out, st.u8
+				first.observe = first.observe || st.observe
+				at[st.out] = at[in]
+				continue
+			}
+		}
+		at[st.out] = len(steps)
+		steps = append(steps, st)
+	}
+	p.steps = steps
 }

@@ -255,9 +255,18 @@ func convI8Layer(c *compiler, nd node) (int, bool, error) {
 		reorder = func(w []int8) []int8 { return kernelHWC(g, w) }
 	}
 	return c.gemmI8(nd, g.kdim(), g.groups, reorder, func(pw []*gemm.PackedI8, dw []int8, rq gemm.Requant, outFloat bool, outQ QParams) op {
-		return &convI8{layer: l.Name, g: g, w: pw, dw: dw, rq: rq, outFloat: outFloat, outQ: outQ, nhwc: nhwc}
+		o := &convI8{layer: l.Name, g: g, w: pw, dw: dw, rq: rq, outFloat: outFloat, outQ: outQ, nhwc: nhwc, px: 1}
+		if px := g.pixelsPerRow(); nhwc && px > 1 && packPixelRows {
+			o.packPixels(px, kernelHWC(g, c.qm.Layers[l.Name].Weight))
+		}
+		return o
 	})
 }
+
+// packPixelRows lets narrow NHWC INT8 convolutions compute several
+// pixels per GEMM row (see convI8.packPixels); tests turn it off to
+// compare.
+var packPixelRows = true
 
 // nhwcConv runs single-group convolutions (FP32 and INT8) through an
 // NHWC copy of their input (see convNHWC); tests turn it off to compare

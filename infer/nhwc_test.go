@@ -181,3 +181,49 @@ func TestConvNHWCMatchesNCHWF32(t *testing.T) {
 }
 
 func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }
+
+// TestCopyRunsAndFill checks copyRuns against a copy run by run, one
+// row of runs and three, and filler against a loop, for every size up to
+// 300 values, uint8 and float32, at unaligned offsets, with the values
+// around each run left alone.
+func TestCopyRunsAndFill(t *testing.T) {
+	testCopyRunsAndFill(t, func(i int) uint8 { return uint8(i*7 + 1) })
+	testCopyRunsAndFill(t, func(i int) float32 { return float32(i) + 0.5 })
+}
+
+func testCopyRunsAndFill[T float32 | uint8](t *testing.T, val func(int) T) {
+	const count = 5
+	for size := 1; size <= 300; size++ {
+		for _, off := range []int{0, 1, 3} {
+			for _, rows := range []int{1, 3} {
+				ds, ss := size+off+2, size+2*off+1
+				srow := count*ss + off + 5
+				src := make([]T, off+(rows-1)*srow+(count-1)*ss+size)
+				for i := range src {
+					src[i] = val(i)
+				}
+				n := off + (rows*count-1)*ds + size + 3
+				got, want := make([]T, n), make([]T, n)
+				copyRuns(got[off:], ds, src[off:], ss, size, count, rows, srow)
+				for r := range rows {
+					for i := range count {
+						d := off + (r*count+i)*ds
+						copy(want[d:d+size], src[off+r*srow+i*ss:])
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("copyRuns size %d offset %d rows %d: got %v, want %v", size, off, rows, got, want)
+				}
+			}
+			got, want := make([]T, off+size+3), make([]T, off+size+3)
+			v := val(size)
+			newFiller(v).fill(got[off : off+size])
+			for i := range size {
+				want[off+i] = v
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("fill size %d offset %d: got %v, want %v", size, off, got, want)
+			}
+		}
+	}
+}

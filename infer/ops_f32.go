@@ -202,9 +202,9 @@ func (o *convF32) run(s *scratch, in []value, n int, buf int) value {
 	if o.nhwc {
 		w := o.w[0]
 		// The output is NHWC: the GEMM's rows are its pixels.
-		convNHWC(g, g.planNHWC(n, s.threadsFor(g.work(n), false)), in[0].f, in[0].nhwc, n, 0, &s.xhF, &s.col, func(_, b, p0, m int, a []float32) {
+		convNHWC(g, g.planNHWC(n, s.threadsFor(g.work(n), false), 1), in[0].f, in[0].nhwc, n, 0, &s.xhF, &s.col, bandFunc[float32](func(_, b, p0, m int, a []float32) {
 			w.GemmSerial(m, a, g.kdim(), dst[b*g.out()+p0*g.o:], g.o, o.bias, o.relu)
-		})
+		}))
 		return value{f: dst, dim: g.out(), nhwc: true, ch: g.o}
 	}
 	ch := g.chunk(n)

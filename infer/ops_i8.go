@@ -3,6 +3,8 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/distill-dev/distill/internal/gemm"
 	"github.com/distill-dev/distill/model"
@@ -28,7 +30,10 @@ func (o *quantizeOp) run(s *scratch, in []value, n int, buf int) value {
 }
 
 // dequantizeOp converts uint8 activations to float32.
-type dequantizeOp struct{ layer string }
+type dequantizeOp struct {
+	layer string
+	q     QParams
+}
 
 func (o *dequantizeOp) name() string       { return o.layer }
 func (o *dequantizeOp) weightBytes() int64 { return 0 }
@@ -39,6 +44,66 @@ func (o *dequantizeOp) run(s *scratch, in []value, n int, buf int) value {
 	dst := s.outF(buf, n*x.dim)
 	dequantize(dst, x.u[:n*x.dim], x.q)
 	return value{f: dst, dim: x.dim}
+}
+
+// dequantTable is the float32 value of each uint8 under q, as
+// dequantize computes it.
+func dequantTable(q QParams) *[256]float32 {
+	var t [256]float32
+	var all [256]uint8
+	for i := range all {
+		all[i] = uint8(i)
+	}
+	dequantize(t[:], all[:], q)
+	return &t
+}
+
+// gapU8 is a dequantization and the global average pool that is its
+// only reader in one pass over the uint8 activations (NCHW or NHWC, so
+// no copy into NCHW either): each plane's sum adds the same float32
+// values in the same order as globalAvgPoolOp does after dequantizeOp,
+// so the same bits.
+type gapU8 struct {
+	gap *globalAvgPoolOp
+	lut *[256]float32
+}
+
+func (o *gapU8) name() string       { return o.gap.name() }
+func (o *gapU8) weightBytes() int64 { return int64(len(o.lut)) * 4 }
+func (o *gapU8) describe() string {
+	return fmt.Sprintf("globalavgpool[%s %d×%d u8→f32]", o.gap.layer, o.gap.c, o.gap.hw)
+}
+func (o *gapU8) readsNHWC() bool { return true }
+
+func (o *gapU8) run(s *scratch, in []value, n int, buf int) value {
+	x, c, hw := in[0], o.gap.c, o.gap.hw
+	dst := s.outF(buf, n*c)
+	inv := 1 / float32(hw)
+	for b := range n {
+		u, sums := x.u[b*x.dim:(b+1)*x.dim], dst[b*c:(b+1)*c]
+		if x.nhwc {
+			// Pixel by pixel, every channel's sum in step: each still
+			// adds its values in pixel order.
+			clear(sums)
+			for i := range hw {
+				for ch, q := range u[i*c : (i+1)*c] {
+					sums[ch] += o.lut[q]
+				}
+			}
+		} else {
+			for ch := range sums {
+				var sum float32
+				for _, q := range u[ch*hw : (ch+1)*hw] {
+					sum += o.lut[q]
+				}
+				sums[ch] = sum
+			}
+		}
+		for ch := range sums {
+			sums[ch] *= inv
+		}
+	}
+	return value{f: dst, dim: c}
 }
 
 func dequantize(dst []float32, src []uint8, q QParams) {
@@ -106,6 +171,9 @@ type convI8 struct {
 	// nhwc: one group, weights in [o][ky][kx][c] order (kernelHWC), run
 	// by runNHWC.
 	nhwc bool
+	// px: output pixels per GEMM row of an NHWC convolution (see
+	// pixelsPerRow; w and rq are then packPixels').
+	px int
 }
 
 func (o *convI8) name() string    { return o.layer }
@@ -125,8 +193,12 @@ func (o *convI8) describe() string {
 	if o.dw != nil {
 		kind = "dwconv"
 	}
-	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d int8→%s]", kind, reluSuffix(o.rq.ReLU), o.layer,
-		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat))
+	px := ""
+	if o.px > 1 {
+		px = fmt.Sprintf(" %dpx", o.px)
+	}
+	return fmt.Sprintf("%s%s[%s %dx%dx%d→%dx%dx%d int8→%s%s]", kind, reluSuffix(o.rq.ReLU), o.layer,
+		o.g.c, o.g.h, o.g.w, o.g.o, o.g.oh, o.g.ow, outKind(o.outFloat), px)
 }
 
 func (o *convI8) run(s *scratch, in []value, n int, buf int) value {
@@ -209,21 +281,86 @@ func (o *convI8) gemmGroups(s *scratch, x value, n int, fbuf []float32, ubuf []u
 // GEMM's rows are its pixels), a float32 one is transposed to NCHW.
 func (o *convI8) runNHWC(s *scratch, x value, n int, fbuf []float32, ubuf []uint8) {
 	g := o.g
-	w := o.w[0]
-	pl := g.planNHWC(n, s.threadsFor(g.work(n), true))
-	tmpLen := pl.bandRows * g.ow * g.o
+	pl := g.planNHWC(n, s.threadsFor(g.work(n), true), o.px)
+	bd := &s.i8Band
+	*bd = i8Band{o: o, tmpLen: pl.bandRows * g.ow * g.o, fbuf: fbuf, ubuf: ubuf}
 	if o.outFloat {
-		s.tmp = growF(s.tmp, pl.parts*tmpLen)
+		s.tmp = growF(s.tmp, pl.parts*bd.tmpLen)
+		bd.tmp = s.tmp
 	}
-	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, func(pi, b, p0, m int, a []uint8) {
-		if o.outFloat {
-			tmp := s.tmp[pi*tmpLen:]
-			w.GemmF32Serial(m, a, g.kdim(), tmp, g.o, &o.rq)
-			transposeBand(tmp, g.o, p0, m, g.pos(), fbuf[b*g.out():])
-			return
+	convNHWC(g, pl, x.u, x.nhwc, n, uint8(x.q.ZeroPoint), &s.xh, &s.colU, bd)
+}
+
+// i8Band is runNHWC's nhwcBand, held in the scratch (an interface to
+// it allocates nothing): a band's GEMM, each row px pixels, px·o outputs
+// in the pixels' own NHWC order.
+type i8Band struct {
+	o      *convI8
+	tmp    []float32 // the parts' float32 outputs before the transpose, tmpLen apart
+	tmpLen int
+	fbuf   []float32 // the output: float32 (NCHW) or uint8 (NHWC)
+	ubuf   []uint8
+}
+
+func (bd *i8Band) gemmBand(pi, b, p0, m int, a []uint8) {
+	o, g := bd.o, bd.o.g
+	kd, ldc := g.kdimPx(o.px), o.px*g.o
+	if o.outFloat {
+		tmp := bd.tmp[pi*bd.tmpLen:]
+		o.w[0].GemmF32Serial(m/o.px, a, kd, tmp, ldc, &o.rq)
+		transposeBand(tmp, g.o, p0, m, g.pos(), bd.fbuf[b*g.out():])
+		return
+	}
+	o.w[0].GemmU8Serial(m/o.px, a, kd, bd.ubuf[b*g.out()+p0*g.o:], ldc, &o.rq)
+}
+
+// packPixels lets px neighbouring output pixels of a row share each
+// GEMM row of an NHWC convolution (see pixelsPerRow): a patch row is
+// their joint window, widthPx(px) columns wide, and the weights
+// (w: [o][ky][kx][c], kernelHWC's order) become px·o output columns,
+// those of pixel p zero outside its own window (p·stride columns in).
+// The zeros add nothing to the exact int32 sums and each column's sum
+// of weights is its channel's, so the requantization vectors repeat
+// per pixel and the output is the same bits as with one pixel per row.
+func (o *convI8) packPixels(px int, w []int8) {
+	g := o.g
+	k, c, kw, kd := g.k, g.c, g.widthPx(px), g.kdimPx(px)
+	wide := make([]int8, px*g.o*kd)
+	for p := range px {
+		for oc := range g.o {
+			for ky := range k {
+				for kx := range k {
+					copy(wide[(p*g.o+oc)*kd+(ky*kw+p*g.stride+kx)*c:][:c], w[oc*g.kdim()+(ky*k+kx)*c:][:c])
+				}
+			}
 		}
-		w.GemmU8Serial(m, a, g.kdim(), ubuf[b*g.out()+p0*g.o:], g.o, &o.rq)
-	})
+	}
+	pw := gemm.PackI8(wide, px*g.o, kd)
+	rq := o.rq
+	rq.Offset, rq.Scale = nil, nil
+	for p := range px {
+		if !slices.Equal(pw.ColSums()[p*g.o:(p+1)*g.o], o.w[0].ColSums()) {
+			panic("infer: packPixels: a pixel's weight sums differ from the channel's")
+		}
+		rq.Offset, rq.Scale = append(rq.Offset, o.rq.Offset...), append(rq.Scale, o.rq.Scale...)
+	}
+	o.w, o.rq, o.px = []*gemm.PackedI8{pw}, rq, px
+}
+
+// pixelsPerRow is how many output pixels packPixels puts in a GEMM row:
+// the fewest (a power of 2 dividing ow, at most 4) that give 32 output
+// columns; 1 from 32 output channels on. The INT8 kernels compute 16
+// columns at the narrowest (an 8-channel product pays for 16), and each
+// doubling of px shares more of the neighbours' windows in the patches
+// than its zero weights cost: on ResNet-8 at batch 1, 4 pixels for the
+// 8-channel convolutions and 2 for the 16-channel ones took 4% off the
+// forward against 16 columns (2 and 1 pixels).
+func (g convGeom) pixelsPerRow() int {
+	px := 1
+	for px*g.o < 32 && px < 4 && g.ow%(2*px) == 0 {
+		px *= 2
+	}
+	return px
 }
 
 // depthwiseI8 convolves one example (x: [c, h, w] uint8 with zero point
@@ -313,11 +450,12 @@ func growI32(b []int32, n int) []int32 {
 type addI8 struct {
 	layer string
 	t     []uint8 // t[q_a<<8 | q_b]
+	a, b  QParams // the inputs'
 	outQ  QParams
 }
 
 func newAddI8(layer string, a, b, out QParams) *addI8 {
-	o := &addI8{layer: layer, outQ: out, t: make([]uint8, 1<<16)}
+	o := &addI8{layer: layer, a: a, b: b, outQ: out, t: make([]uint8, 1<<16)}
 	var ta, tb [256]float32
 	for q := range 256 {
 		ta[q] = float32(int32(q)-a.ZeroPoint) * a.Scale
@@ -344,15 +482,85 @@ func (o *addI8) inPlace() bool      { return true }
 func (o *addI8) readsNHWC() bool { return true }
 
 func (o *addI8) run(s *scratch, in []value, n int, buf int) value {
+	return addByTable(s, in, n, buf, o.t, o.outQ)
+}
+
+// addByTable maps each pair of elements of the two uint8 inputs through
+// t (t[q_a<<8 | q_b]) into buffer buf; the output has parameters outQ.
+func addByTable(s *scratch, in []value, n int, buf int, t []uint8, outQ QParams) value {
 	size := n * in[0].dim
 	va, vb := sameLayout(s, in[0], in[1], n)
 	dst := s.outU(buf, size)
-	a, b := va.u[:size], vb.u[:size]
-	t := (*[1 << 16]uint8)(o.t)
+	tableAdd(dst[:size], va.u[:size], vb.u[:size], (*[1 << 16]uint8)(t))
+	return value{u: dst, q: outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
+}
+
+// tableAdd sets dst[i] = t[a[i]<<8 | b[i]], eight at a time: the
+// lookups are a few instructions each, and the loop's own (counter,
+// bounds) cost as much.
+func tableAdd(dst, a, b []uint8, t *[1 << 16]uint8) {
+	b, dst = b[:len(a)], dst[:len(a)]
+	for len(a) >= 8 {
+		a8, b8, d8 := (*[8]uint8)(a), (*[8]uint8)(b), (*[8]uint8)(dst)
+		d8[0] = t[uint16(a8[0])<<8|uint16(b8[0])]
+		d8[1] = t[uint16(a8[1])<<8|uint16(b8[1])]
+		d8[2] = t[uint16(a8[2])<<8|uint16(b8[2])]
+		d8[3] = t[uint16(a8[3])<<8|uint16(b8[3])]
+		d8[4] = t[uint16(a8[4])<<8|uint16(b8[4])]
+		d8[5] = t[uint16(a8[5])<<8|uint16(b8[5])]
+		d8[6] = t[uint16(a8[6])<<8|uint16(b8[6])]
+		d8[7] = t[uint16(a8[7])<<8|uint16(b8[7])]
+		a, b, dst = a[8:], b[8:], dst[8:]
+	}
 	for i := range a {
 		dst[i] = t[uint16(a[i])<<8|uint16(b[i])]
 	}
-	return value{u: dst, q: o.outQ, dim: in[0].dim, nhwc: va.nhwc, ch: va.ch}
+}
+
+// addLUT is an add whose only reader is a table (the relu after a
+// residual add; relu6, tanh, sigmoid): one pass through the composition
+// of the two tables, lut[add[q_a<<8 | q_b]], which is the same uint8 as
+// the two passes by construction. Observe still reports the add's own
+// output, through the add's table, built on first use (only calibration
+// tools observe an INT8 program; Forward never needs it).
+type addLUT struct {
+	layer    string  // the add's
+	a, b     QParams // the add's inputs'
+	addQ     QParams // the add's output's
+	lut      *lutU8
+	t        []uint8
+	addOnce  sync.Once
+	addAlone *addI8
+}
+
+// fuseAddLUT composes add's table with lut's.
+func fuseAddLUT(add *addI8, lut *lutU8) *addLUT {
+	o := &addLUT{layer: add.layer, a: add.a, b: add.b, addQ: add.outQ, lut: lut, t: make([]uint8, len(add.t))}
+	for i, q := range add.t {
+		o.t[i] = lut.lut[q]
+	}
+	return o
+}
+
+func (o *addLUT) name() string       { return o.lut.name() }
+func (o *addLUT) weightBytes() int64 { return int64(len(o.t)) + o.lut.weightBytes() }
+func (o *addLUT) describe() string {
+	return fmt.Sprintf("add+%s[%s u8]", o.lut.kind, o.layer)
+}
+func (o *addLUT) inPlace() bool   { return true }
+func (o *addLUT) readsNHWC() bool { return true }
+
+func (o *addLUT) run(s *scratch, in []value, n int, buf int) value {
+	return addByTable(s, in, n, buf, o.t, o.lut.outQ)
+}
+
+// runObserved runs the add and the table as two passes, reporting the
+// add's output in between.
+func (o *addLUT) runObserved(s *scratch, in []value, n int, buf int, report func(layer string, v value)) value {
+	o.addOnce.Do(func() { o.addAlone = newAddI8(o.layer, o.a, o.b, o.addQ) })
+	v := o.addAlone.run(s, in, n, buf)
+	report(o.layer, v)
+	return o.lut.run(s, []value{v}, n, buf)
 }
 
 // lutU8 maps uint8 activations through a 256-entry table: a ReLU that

@@ -152,20 +152,39 @@ func (p *Program) run(s *scratch, x []float32, n int, fn func(string, []float32)
 	s.vals[0] = value{f: x[:n*p.inSize], dim: p.inSize}
 	for i := range p.steps {
 		st := &p.steps[i]
-		v := st.op.run(s, s.inputs(st, n), n, st.buf)
+		var v value
+		if so, ok := st.op.(stagedOp); ok && fn != nil {
+			v = so.runObserved(s, s.inputs(st, n), n, st.buf, func(layer string, v value) { s.observe(layer, v, n, fn) })
+		} else {
+			v = st.op.run(s, s.inputs(st, n), n, st.buf)
+		}
 		s.vals[st.out] = v
 		if fn != nil && st.observe {
-			v = s.nchw(0, v, n) // the inputs' conversions are done with
-			if v.u != nil {
-				tmp := s.obsBuf(n * v.dim)
-				dequantize(tmp, v.u[:n*v.dim], v.q)
-				fn(st.op.name(), tmp)
-			} else {
-				fn(st.op.name(), v.f[:n*v.dim])
-			}
+			s.observe(st.op.name(), v, n, fn)
 		}
 	}
 	return s.nchw(0, s.vals[p.result], n)
+}
+
+// stagedOp is an op that computes several layers' outputs in one pass
+// (a fusion that Observe must not hide): runObserved computes them one
+// by one as the unfused ops do, reports each but the last (which run's
+// caller reports under name()), and returns the last.
+type stagedOp interface {
+	runObserved(s *scratch, in []value, n int, buf int, report func(layer string, v value)) value
+}
+
+// observe calls fn with layer's output v (n examples), dequantized if
+// it is uint8 and in NCHW order.
+func (s *scratch) observe(layer string, v value, n int, fn func(string, []float32)) {
+	v = s.nchw(0, v, n) // the inputs' conversions are done with
+	if v.u != nil {
+		tmp := s.obsBuf(n * v.dim)
+		dequantize(tmp, v.u[:n*v.dim], v.q)
+		fn(layer, tmp)
+		return
+	}
+	fn(layer, v.f[:n*v.dim])
 }
 
 // inputs gathers the values step st reads, each converted to NCHW when it
@@ -310,7 +329,9 @@ type scratch struct {
 	tmp  []float32
 	tmpU []uint8
 	acc  []int32 // a depthwise INT8 row
-	obs  []float32
+	// i8Band: the current INT8 NHWC convolution's band GEMM.
+	i8Band i8Band
+	obs    []float32
 	// inline: the call is ForwardInline's.
 	inline bool
 }

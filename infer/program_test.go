@@ -455,8 +455,9 @@ func TestForwardInlineMatchesForward(t *testing.T) {
 }
 
 // TestForwardInlineDoesNotAllocate: a server's batch-1 call of an MLP,
-// FP32 or INT8, allocates nothing once its scratch is warm (the GEMM's
-// partial-panel tile and the implementation lookup used to).
+// FP32 or INT8, or of an INT8 ResNet, allocates nothing once its scratch
+// is warm (the GEMM's partial-panel tile and the implementation lookup
+// used to, and each NHWC convolution's closures).
 func TestForwardInlineDoesNotAllocate(t *testing.T) {
 	spec := mnistStudent(t)
 	w := graphNet(t, spec, 3)
@@ -469,9 +470,14 @@ func TestForwardInlineDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rs, rw, rx := resnet8Half(t)
+	rq, err := CompileInt8(calibrateMinMax(t, rs, rw, rx, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
 	x := randInput(rng, 784)
 	out := make([]float32, 10)
-	for _, p := range []*Program{fp, q} {
+	for _, p := range []*Program{fp, q, rq} {
 		if err := p.ForwardInline(x, 1, out); err != nil {
 			t.Fatal(err)
 		}
