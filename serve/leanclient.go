@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -152,7 +153,10 @@ func (lc *leanClient) roundTrip(c *leanConn) (status int, keep bool, err error) 
 func readAnswer(r *bufio.Reader) (status int, keep bool, err error) {
 	line, err := readLine(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) && line == "" {
+		// A kept connection the server closed gives EOF or, when the
+		// request reached the closed socket first, a reset: either way
+		// nothing was answered and a new connection may retry.
+		if line == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 			return 0, false, errNoAnswer
 		}
 		return 0, false, err
