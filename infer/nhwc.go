@@ -224,7 +224,7 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows
 	ds, ss, size, srow = ds*es, ss*es, size*es, srow*es
 	// One small function per run size (a row of runs per call): in one
 	// large loop nest the compiler kept the loop variables on the stack.
-	var move func(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer
+	var move func(d, s unsafe.Pointer, ds, ss, size, count int)
 	switch {
 	case size == 1:
 		move = moveRuns1
@@ -248,107 +248,96 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows
 		move = moveRunsMemmove
 	}
 	for r := range rows {
-		d = move(d, unsafe.Add(s, r*srow), ds, ss, size, count)
+		move(unsafe.Add(d, r*count*ds), unsafe.Add(s, r*srow), ds, ss, size, count)
 	}
 }
 
-// The movers of copyRuns: count runs of size bytes, ds and ss apart;
-// each returns the destination past its last run.
+// The movers of copyRuns: count runs of size bytes, ds and ss apart.
+// Run i's pointers are formed from the bases (d + i·ds), never by
+// stepping past the last run: a pointer outside its allocation, even one
+// never dereferenced, may point at memory the garbage collector does not
+// know and crash it if it scans the stack then (checkptr, in race
+// builds, rejects it).
 
-func moveRuns1(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
-	for range count {
-		*(*uint8)(d) = *(*uint8)(s)
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns1(d, s unsafe.Pointer, ds, ss, _, count int) {
+	for i := range count {
+		*(*uint8)(unsafe.Add(d, i*ds)) = *(*uint8)(unsafe.Add(s, i*ss))
 	}
-	return d
 }
 
-func moveRuns2to3(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	last := uintptr(size - 2)
-	for range count {
-		a, b := *(*uint16)(s), *(*uint16)(unsafe.Add(s, last))
-		*(*uint16)(d), *(*uint16)(unsafe.Add(d, last)) = a, b
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns2to3(d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - 2
+	for i := range count {
+		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
+		a, b := *(*uint16)(sp), *(*uint16)(unsafe.Add(sp, last))
+		*(*uint16)(dp), *(*uint16)(unsafe.Add(dp, last)) = a, b
 	}
-	return d
 }
 
-func moveRuns4(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
-	for range count {
-		*(*uint32)(d) = *(*uint32)(s)
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns4(d, s unsafe.Pointer, ds, ss, _, count int) {
+	for i := range count {
+		*(*uint32)(unsafe.Add(d, i*ds)) = *(*uint32)(unsafe.Add(s, i*ss))
 	}
-	return d
 }
 
-func moveRuns5to7(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	last := uintptr(size - 4)
-	for range count {
-		a, b := *(*uint32)(s), *(*uint32)(unsafe.Add(s, last))
-		*(*uint32)(d), *(*uint32)(unsafe.Add(d, last)) = a, b
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns5to7(d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - 4
+	for i := range count {
+		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
+		a, b := *(*uint32)(sp), *(*uint32)(unsafe.Add(sp, last))
+		*(*uint32)(dp), *(*uint32)(unsafe.Add(dp, last)) = a, b
 	}
-	return d
 }
 
-func moveRuns8(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
-	for range count {
-		*(*uint64)(d) = *(*uint64)(s)
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns8(d, s unsafe.Pointer, ds, ss, _, count int) {
+	for i := range count {
+		*(*uint64)(unsafe.Add(d, i*ds)) = *(*uint64)(unsafe.Add(s, i*ss))
 	}
-	return d
 }
 
-func moveRuns9to15(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	last := uintptr(size - 8)
-	for range count {
-		a, b := *(*uint64)(s), *(*uint64)(unsafe.Add(s, last))
-		*(*uint64)(d), *(*uint64)(unsafe.Add(d, last)) = a, b
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns9to15(d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - 8
+	for i := range count {
+		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
+		a, b := *(*uint64)(sp), *(*uint64)(unsafe.Add(sp, last))
+		*(*uint64)(dp), *(*uint64)(unsafe.Add(dp, last)) = a, b
 	}
-	return d
 }
 
 // u128 is the widest value Go moves in one instruction (MOVUPS); a
 // wider array assignment calls memmove.
 type u128 = [16]byte
 
-func moveRuns16(d, s unsafe.Pointer, ds, ss, _, count int) unsafe.Pointer {
-	for range count {
-		*(*u128)(d) = *(*u128)(s)
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns16(d, s unsafe.Pointer, ds, ss, _, count int) {
+	for i := range count {
+		*(*u128)(unsafe.Add(d, i*ds)) = *(*u128)(unsafe.Add(s, i*ss))
 	}
-	return d
 }
 
-func moveRuns17to32(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	last := uintptr(size - 16)
-	for range count {
-		a, b := *(*u128)(s), *(*u128)(unsafe.Add(s, last))
-		*(*u128)(d), *(*u128)(unsafe.Add(d, last)) = a, b
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRuns17to32(d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - 16
+	for i := range count {
+		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
+		a, b := *(*u128)(sp), *(*u128)(unsafe.Add(sp, last))
+		*(*u128)(dp), *(*u128)(unsafe.Add(dp, last)) = a, b
 	}
-	return d
 }
 
-func moveRuns33to256(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	last := uintptr(size - 16)
-	for range count {
-		for j := uintptr(0); j < last; j += 16 {
-			*(*u128)(unsafe.Add(d, j)) = *(*u128)(unsafe.Add(s, j))
+func moveRuns33to256(d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - 16
+	for i := range count {
+		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
+		for j := 0; j < last; j += 16 {
+			*(*u128)(unsafe.Add(dp, j)) = *(*u128)(unsafe.Add(sp, j))
 		}
-		*(*u128)(unsafe.Add(d, last)) = *(*u128)(unsafe.Add(s, last))
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+		*(*u128)(unsafe.Add(dp, last)) = *(*u128)(unsafe.Add(sp, last))
 	}
-	return d
 }
 
-func moveRunsMemmove(d, s unsafe.Pointer, ds, ss, size, count int) unsafe.Pointer {
-	for range count {
-		copy(unsafe.Slice((*uint8)(d), size), unsafe.Slice((*uint8)(s), size))
-		d, s = unsafe.Add(d, ds), unsafe.Add(s, ss)
+func moveRunsMemmove(d, s unsafe.Pointer, ds, ss, size, count int) {
+	for i := range count {
+		copy(unsafe.Slice((*uint8)(unsafe.Add(d, i*ds)), size), unsafe.Slice((*uint8)(unsafe.Add(s, i*ss)), size))
 	}
-	return d
 }
 
 // filler sets slices to one value, 8 bytes at a time: padding rows and
