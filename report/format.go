@@ -199,9 +199,10 @@ func (r *Report) mdCostSection(rows []Model) string {
 			if m.Cost != nil {
 				batch = m.Cost.Batch
 			}
-			c[7] = FormatBytes(s.ModelBytesAt(batch))
-			if s.DeviceMemory != nil && s.ModelBytesAt(batch) == s.DeviceMemory.AllocatedPeakBytes {
-				c[7] = FormatDeviceMemory(s.DeviceMemory)
+			if b := s.ModelBytesAt(batch); s.DeviceMemory != nil && b == s.DeviceMemory.AllocatedPeakBytes {
+				c[7] = FormatDeviceMemory(s.DeviceMemory) // the device's figure, reserved beside it
+			} else {
+				c[7] = FormatBytes(b)
 			}
 			if s.Method != "" && !slices.Contains(methods, s.Method) {
 				methods = append(methods, s.Method)

@@ -68,6 +68,13 @@ func TestSchemaMatchesMeasuredReport(t *testing.T) {
 		},
 		Stages: []report.Stage{{Name: "teacher", Seconds: 2}, {Name: "student:student", Seconds: 1}},
 	}
+	priceAndValidate(t, r)
+}
+
+// priceAndValidate prices r on this machine as cost.Apply does, writes
+// it and checks the file against the schema.
+func priceAndValidate(t *testing.T, r *report.Report) {
+	t.Helper()
 	m := cost.Host("cpu")
 	r.Machine = &m
 	if err := cost.Apply(r, cost.Options{}); err != nil {
@@ -123,16 +130,7 @@ func TestDeviceMemoryInReport(t *testing.T) {
 			{Name: "teacher", Seconds: 2, DeviceMemory: &report.DeviceMemory{AllocatedPeakBytes: 300 << 20, ReservedPeakBytes: 512 << 20}},
 		},
 	}
-	m := cost.Host("cpu")
-	r.Machine = &m
-	if err := cost.Apply(r, cost.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "report.json")
-	if err := r.WriteJSON(path); err != nil {
-		t.Fatal(err)
-	}
-	validate(t, path)
+	priceAndValidate(t, r)
 	if got := s.ModelBytesAt(1); got != gpu.AllocatedPeakBytes {
 		t.Errorf("ModelBytesAt = %d, want the device's allocated peak %d", got, gpu.AllocatedPeakBytes)
 	}

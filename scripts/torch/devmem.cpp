@@ -35,6 +35,19 @@ char *distill_devmem_dup(const char *msg) {
 	return r;
 }
 
+// distill_devmem_guard runs body and returns NULL, or the message of what
+// it threw, which the caller frees.
+template <typename F> char *distill_devmem_guard(F body) {
+	try {
+		body();
+		return nullptr;
+	} catch (const std::exception &e) {
+		return distill_devmem_dup(e.what());
+	} catch (...) {
+		return distill_devmem_dup("unknown C++ exception");
+	}
+}
+
 } // namespace
 
 // distill_devmem_available reports whether this build reads the counters.
@@ -45,24 +58,19 @@ extern "C" int distill_devmem_available(void) { return DISTILL_DEVICE_ALLOCATOR;
 // error message the caller frees.
 extern "C" char *distill_devmem_stats(int dev, int64_t *out) {
 #if DISTILL_DEVICE_ALLOCATOR
-	try {
+	return distill_devmem_guard([&] {
 		c10::DeviceAllocator *a = c10::getDeviceAllocator(c10::DeviceType::CUDA);
 		if (!a->initialized()) {
 			// Nothing was ever allocated on a CUDA device.
 			out[0] = out[1] = out[2] = out[3] = 0;
-			return nullptr;
+			return;
 		}
 		auto s = a->getDeviceStats(static_cast<c10::DeviceIndex>(dev));
 		out[0] = s.allocated_bytes[0].current;
 		out[1] = s.allocated_bytes[0].peak;
 		out[2] = s.reserved_bytes[0].current;
 		out[3] = s.reserved_bytes[0].peak;
-		return nullptr;
-	} catch (const std::exception &e) {
-		return distill_devmem_dup(e.what());
-	} catch (...) {
-		return distill_devmem_dup("unknown C++ exception");
-	}
+	});
 #else
 	(void)dev;
 	(void)out;
@@ -74,15 +82,10 @@ extern "C" char *distill_devmem_stats(int dev, int64_t *out) {
 // returns NULL, or an error message the caller frees.
 extern "C" char *distill_devmem_reset_peak(int dev) {
 #if DISTILL_DEVICE_ALLOCATOR
-	try {
+	return distill_devmem_guard([&] {
 		c10::DeviceAllocator *a = c10::getDeviceAllocator(c10::DeviceType::CUDA);
 		if (a->initialized()) a->resetPeakStats(static_cast<c10::DeviceIndex>(dev));
-		return nullptr;
-	} catch (const std::exception &e) {
-		return distill_devmem_dup(e.what());
-	} catch (...) {
-		return distill_devmem_dup("unknown C++ exception");
-	}
+	});
 #else
 	(void)dev;
 	return distill_devmem_dup("this libtorch has no c10::DeviceAllocator (PyTorch 2.9 or later has it)");
