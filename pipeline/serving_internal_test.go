@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +112,68 @@ func TestServingTargetCPU(t *testing.T) {
 	}
 	if len(ss.notes) != 0 {
 		t.Errorf("notes %q on a CPU run", ss.notes)
+	}
+}
+
+// TestPoolServerNoise: a model whose three searches agreed gets the
+// range the report's pooled spread predicts, not its own bracket; one
+// whose own scatter is wider keeps its own; a model sharing another's
+// figure has the same range and does not count twice in the pool.
+func TestPoolServerNoise(t *testing.T) {
+	search := func(pass, fail float64) report.ServerSearch {
+		return report.ServerSearch{RequestsPerSecond: pass, FailedRequestsPerSecond: fail}
+	}
+	scenario := func(searches ...report.ServerSearch) *report.Serving {
+		sc := &report.ServerScenario{
+			Searches: searches,
+			Trials:   []report.ServerTrial{{RateRPS: 1e6}},
+		}
+		sc.RequestsPerSecond = searches[1].RequestsPerSecond
+		sc.RequestsPerSecondLow, sc.RequestsPerSecondHigh = searches[0].RequestsPerSecond, searches[2].FailedRequestsPerSecond
+		return &report.Serving{Server: sc}
+	}
+	lucky := scenario(search(1000, 1100), search(1000, 1100), search(1000, 1100))
+	noisy := scenario(search(800, 900), search(1000, 1100), search(1300, 1400))
+	twin := *noisy
+	twin.MeasuredAs = "noisy"
+	twin.Server = new(report.ServerScenario)
+	*twin.Server = *noisy.Server
+	models := []report.Model{{Name: "lucky", Serving: lucky}, {Name: "noisy", Serving: noisy}, {Name: "twin", Serving: &twin}, {Name: "unmeasured"}}
+	poolServerNoise(models)
+
+	if !strings.Contains(lucky.Server.Method, "pooled over the report's server scenarios (4 degrees of freedom)") {
+		t.Errorf("method %q does not say the range was pooled", lucky.Server.Method)
+	}
+	if lo, hi := lucky.Server.RequestsPerSecondLow, lucky.Server.RequestsPerSecondHigh; !(lo < 1000 && hi > 1100) {
+		t.Errorf("lucky model's range %v–%v: want wider than its bracket 1000–1100", lo, hi)
+	}
+	if twin.Server.RequestsPerSecondLow != noisy.Server.RequestsPerSecondLow || twin.Server.RequestsPerSecondHigh != noisy.Server.RequestsPerSecondHigh {
+		t.Errorf("twin's range %v–%v differs from the model it shares %v–%v", twin.Server.RequestsPerSecondLow, twin.Server.RequestsPerSecondHigh, noisy.Server.RequestsPerSecondLow, noisy.Server.RequestsPerSecondHigh)
+	}
+	// The pool has the noisy model's 2 degrees of freedom and the lucky
+	// one's 2 (with no scatter): 4 in all, t = 2.776. The lucky model's
+	// half-width on the log scale is t · √(SS/4) · √(2/3).
+	logs := []float64{math.Log(math.Sqrt(800 * 900)), math.Log(math.Sqrt(1000 * 1100)), math.Log(math.Sqrt(1300 * 1400))}
+	mean := (logs[0] + logs[1] + logs[2]) / 3
+	ss := 0.0
+	for _, l := range logs {
+		ss += (l - mean) * (l - mean)
+	}
+	half := 2.776445 * math.Sqrt(ss/4) * math.Sqrt(2.0/3)
+	center := math.Sqrt(1000 * 1100)
+	if lo := lucky.Server.RequestsPerSecondLow; math.Abs(lo-center*math.Exp(-half)) > 1e-3*lo {
+		t.Errorf("lucky model's low end %v, want %v from the pooled spread", lo, center*math.Exp(-half))
+	}
+	if hi := lucky.Server.RequestsPerSecondHigh; math.Abs(hi-center*math.Exp(half)) > 1e-3*hi {
+		t.Errorf("lucky model's high end %v, want %v from the pooled spread", hi, center*math.Exp(half))
+	}
+	// The noisy model's own scatter (2 degrees of freedom, t = 4.303)
+	// gives a wider interval than the pooled one: it keeps its own.
+	noisyHalf := 4.302653 * math.Sqrt(ss/2) * math.Sqrt(2.0/3)
+	if lo, want := noisy.Server.RequestsPerSecondLow, math.Exp(mean-noisyHalf); math.Abs(lo-want) > 1e-3*lo {
+		t.Errorf("noisy model's low end %v, want %v from its own spread", lo, want)
+	}
+	if hi, want := noisy.Server.RequestsPerSecondHigh, math.Exp(mean+noisyHalf); math.Abs(hi-want) > 1e-3*hi {
+		t.Errorf("noisy model's high end %v, want %v from its own spread", hi, want)
 	}
 }

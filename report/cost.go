@@ -130,9 +130,11 @@ type ServerScenario struct {
 	// when every rate passed.
 	FailedRequestsPerSecond float64 `json:"failed_requests_per_second,omitempty"`
 	// RequestsPerSecondLow and RequestsPerSecondHigh are the noise
-	// range of RequestsPerSecond: the lowest rate any search passed
-	// and the highest rate any search tried, passing or failing. 0 in
-	// reports written before searches were repeated.
+	// range of RequestsPerSecond, where a repeated measurement's figure
+	// should fall: every rate any search passed or failed and, where
+	// the searches disagree, the 95% prediction interval of a repeat
+	// (serve.MeasureServer says how). 0 in reports written before
+	// searches were repeated.
 	RequestsPerSecondLow  float64 `json:"requests_per_second_low,omitempty"`
 	RequestsPerSecondHigh float64 `json:"requests_per_second_high,omitempty"`
 	// Searches is each search's outcome, in order of passing rate.

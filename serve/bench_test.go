@@ -1,12 +1,15 @@
 package serve
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +86,54 @@ func echoServer(b *testing.B) string {
 	return "http://" + l.Addr().String() + "/"
 }
 
+// tcpEchoServer answers every request with a fixed 40-byte HTTP answer
+// after reading its header lines and Content-Length body, with no HTTP
+// library: the cost of a loopback TCP round trip of the same bytes, the
+// floor under any server in any language on this machine.
+func tcpEchoServer(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + strings.Repeat("x", 40))
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					length := 0
+					for {
+						line, err := r.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						h := strings.TrimSpace(string(line))
+						if h == "" {
+							break
+						}
+						if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Content-Length") {
+							length, _ = strconv.Atoi(strings.TrimSpace(v))
+						}
+					}
+					if _, err := r.Discard(length); err != nil {
+						return
+					}
+					if _, err := c.Write(answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() { l.Close() })
+	return "http://" + l.Addr().String() + "/"
+}
+
 // BenchmarkServe measures what the server adds, against calling the
 // runtime directly in the same run, interleaved so that both see the
 // same machine load.
@@ -92,7 +143,9 @@ func echoServer(b *testing.B) string {
 // overhead-µs/req is the server's mean time per request minus the
 // direct Forward's (goal < 30 µs); http-floor-µs/req is a bare
 // net/http handler's round trip with the same body, the part of the
-// overhead no server on net/http avoids.
+// overhead no server on net/http avoids; tcp-floor-µs/req is the same
+// bytes' round trip through a socket with no HTTP library, the part no
+// HTTP server on the machine avoids.
 //
 // throughput/model=M/examples=1: the server scenario (batch-1 requests
 // from 64 concurrent clients, dynamically batched) against the offline
@@ -127,6 +180,7 @@ func BenchmarkServe(b *testing.B) {
 		tensorClient := lean(url, ContentTypeTensor, tensorBody(x))
 		jsonClient := lean(url, "application/json", jsonBody(x, 1))
 		floorClient := lean(echo, ContentTypeTensor, tensorBody(x))
+		tcpClient := lean(tcpEchoServer(b), ContentTypeTensor, tensorBody(x))
 		call := func(lc *leanClient) time.Duration {
 			t0 := time.Now()
 			status, err := lc.post()
@@ -138,7 +192,7 @@ func BenchmarkServe(b *testing.B) {
 			}
 			return time.Since(t0)
 		}
-		var direct, tensor, js, floor time.Duration
+		var direct, tensor, js, floor, tcp time.Duration
 		n := 0
 		for b.Loop() {
 			t0 := time.Now()
@@ -149,6 +203,7 @@ func BenchmarkServe(b *testing.B) {
 			tensor += call(tensorClient)
 			js += call(jsonClient)
 			floor += call(floorClient)
+			tcp += call(tcpClient)
 			n++
 		}
 		us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
@@ -157,7 +212,8 @@ func BenchmarkServe(b *testing.B) {
 		b.ReportMetric(us(tensor-direct), "overhead-µs/req")
 		b.ReportMetric(us(js-direct), "json-overhead-µs/req")
 		b.ReportMetric(us(floor), "http-floor-µs/req")
-		b.ReportMetric(0, "ns/op") // one op is three calls; the metrics above say more
+		b.ReportMetric(us(tcp), "tcp-floor-µs/req")
+		b.ReportMetric(0, "ns/op") // one op is five calls; the metrics above say more
 	})
 
 	models := []struct {

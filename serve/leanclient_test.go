@@ -2,11 +2,14 @@ package serve
 
 import (
 	"bufio"
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestReadAnswer(t *testing.T) {
@@ -103,5 +106,44 @@ func TestLeanClientReconnects(t *testing.T) {
 	}
 	if _, err := newLeanClient(srv.URL, "a\r\nX-Evil: 1", nil); err == nil {
 		t.Error("a content type with a line break was accepted")
+	}
+}
+
+// TestLoadReusesConnections: load tests that share one lean client, as
+// the server scenario's trials do, open connections once, and never
+// more than the requests they keep in flight.
+func TestLoadReusesConnections(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Microsecond)
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	lc, err := newLeanClient(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.close()
+	const inFlight = 8
+	cfg := LoadConfig{Rate: 20000, Requests: 400, Duration: time.Minute, Concurrency: inFlight, Seed: 1}
+	first := load(context.Background(), lc.post, cfg)
+	opened := conns.Load()
+	second := load(context.Background(), lc.post, cfg)
+	for i, res := range []LoadResult{first, second} {
+		if res.Status[200] != 400 || res.Errors != 0 {
+			t.Fatalf("load %d: %v, %d errors (%v)", i, res.Status, res.Errors, res.FirstError)
+		}
+	}
+	if opened < 1 || opened > inFlight {
+		t.Errorf("the first load opened %d connections, want 1 to %d", opened, inFlight)
+	}
+	if got := conns.Load(); got > inFlight {
+		t.Errorf("the two loads opened %d connections, more than the %d requests they keep in flight", got, inFlight)
 	}
 }

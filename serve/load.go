@@ -87,7 +87,6 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 	if cfg.Requests < 0 || cfg.Duration < 0 || cfg.Rate < 0 || cfg.Concurrency < 0 {
 		return LoadResult{}, fmt.Errorf("serve: load test: negative setting in %+v", cfg)
 	}
-	conc := max(cfg.Concurrency, 1)
 	// post sends one request and returns the answer's status.
 	var post func() (int, error)
 	if client := cfg.Client; client != nil {
@@ -118,6 +117,15 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 		defer lc.close()
 		post = lc.post
 	}
+	return load(ctx, post, cfg), nil
+}
+
+// load runs the load test cfg describes (already checked) with post as
+// the sender. A caller that runs several tests against one server may
+// pass one lean client's post to all of them, so that the connections
+// one test opened serve the next rather than being dialled again.
+func load(ctx context.Context, post func() (int, error), cfg LoadConfig) LoadResult {
+	conc := max(cfg.Concurrency, 1)
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -185,5 +193,5 @@ func Load(ctx context.Context, url string, cfg LoadConfig) (LoadResult, error) {
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
-	return res, nil
+	return res
 }

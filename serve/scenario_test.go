@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,8 @@ func TestMeasureServer(t *testing.T) {
 }
 
 // TestMeasureServerSearches repeats the search: the figure is the
-// median search's, and the range reaches from the lowest rate any search
-// passed to the highest any tried, so it holds every search's figure.
+// median search's, and the range holds every rate any search passed or
+// failed (searchRange may widen it further).
 func TestMeasureServerSearches(t *testing.T) {
 	res := measureSlow(t, 100*time.Millisecond, 3)
 	if len(res.Searches) != 3 {
@@ -132,5 +133,59 @@ func TestMeasureServerErrors(t *testing.T) {
 		if _, err := MeasureServer(context.Background(), m, cfg); err == nil {
 			t.Errorf("MeasureServer(%+v) accepted it", cfg)
 		}
+	}
+}
+
+func TestSearchRange(t *testing.T) {
+	s := func(pass, fail float64) report.ServerSearch {
+		return report.ServerSearch{RequestsPerSecond: pass, FailedRequestsPerSecond: fail}
+	}
+	// The 95% prediction interval of a repeat's mean of n searches, by
+	// hand: t(0.975, n−1) × sd × √(2/n) around the mean log midpoint.
+	interval := func(t975 float64, mids ...float64) (float64, float64) {
+		var logs []float64
+		for _, m := range mids {
+			logs = append(logs, math.Log(m))
+		}
+		mean, ss := 0.0, 0.0
+		for _, l := range logs {
+			mean += l / float64(len(logs))
+		}
+		for _, l := range logs {
+			ss += (l - mean) * (l - mean)
+		}
+		n := float64(len(logs))
+		half := t975 * math.Sqrt(ss/(n-1)) * math.Sqrt(2/n)
+		return math.Exp(mean - half), math.Exp(mean + half)
+	}
+	lo3, hi3 := interval(4.302653, 100, 200, 400)
+	// A search where every rate passed counts its pass: midpoints
+	// √(1000·1100) and 2000, one degree of freedom.
+	lo2, hi2 := interval(12.706205, math.Sqrt(1000*1100), 2000)
+	for _, c := range []struct {
+		name      string
+		searches  []report.ServerSearch
+		max       float64
+		low, high float64
+	}{
+		{"agreeing searches: their bracket", []report.ServerSearch{s(1000, 1100), s(1000, 1100), s(1000, 1100)}, 1e6, 1000, 1100},
+		{"one search: its bracket", []report.ServerSearch{s(1000, 1200)}, 1e6, 1000, 1200},
+		// Midpoints 100, 200, 400 (brackets 50–200, 100–400, 200–800).
+		{"disagreeing searches: the prediction interval", []report.ServerSearch{s(50, 200), s(100, 400), s(200, 800)}, 1e6, lo3, hi3},
+		{"capped at the highest rate", []report.ServerSearch{s(50, 200), s(100, 400), s(200, 800)}, 1000, lo3, 1000},
+		{"a search where every rate passed counts its pass", []report.ServerSearch{s(1000, 1100), s(2000, 0)}, 1e6, lo2, hi2},
+		{"nothing passed", []report.ServerSearch{s(0, 100), s(0, 100)}, 1e6, 0, 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			low, high := searchRange(c.searches, c.max, SearchSpread(c.searches))
+			if math.Abs(low-c.low) > 1e-6*c.low || math.Abs(high-c.high) > 1e-6*c.high {
+				t.Errorf("range %v–%v, want %v–%v", low, high, c.low, c.high)
+			}
+			for _, s := range c.searches {
+				if s.RequestsPerSecond > 0 && (s.RequestsPerSecond < low || min(s.FailedRequestsPerSecond, c.max) > high) {
+					t.Errorf("search %+v outside the range %v–%v", s, low, high)
+				}
+			}
+		})
 	}
 }
