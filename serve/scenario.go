@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -228,6 +229,7 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 		return report.ServerScenario{}, err
 	}
 	outcomes := []outcome{first}
+	dither := rand.New(rand.NewPCG(cfg.Seed, 0xd17e5))
 	for range cfg.Searches - 1 {
 		// The bracket around the first search's: half again above its
 		// lowest failure and a third below its pass, never above
@@ -239,7 +241,9 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 		if lo == 0 {
 			lo = hi / 16
 		}
-		o, err := search(lo, hi, max(cfg.Steps-2, 3), false)
+		steps := max(cfg.Steps-2, 3)
+		lo, hi = shiftBracket(lo, hi, steps, dither.Float64(), cfg.MaxRate)
+		o, err := search(lo, hi, steps, false)
 		if err != nil {
 			return report.ServerScenario{}, err
 		}
@@ -253,9 +257,20 @@ func MeasureServer(ctx context.Context, m Model, cfg ScenarioConfig) (report.Ser
 		res.Searches = append(res.Searches, report.ServerSearch{RequestsPerSecond: o.passed, FailedRequestsPerSecond: o.failed})
 	}
 	res.RequestsPerSecondLow, res.RequestsPerSecondHigh = searchRange(res.Searches, cfg.MaxRate, SearchSpread(res.Searches))
-	res.Method = fmt.Sprintf("MLPerf-style server scenario: requests of one example sent as a Poisson process over HTTP on the loopback interface to distill's server (dynamic batching up to %d, waiting at most %v), %v per trial, %d trials in %d searches (the first from the highest rate down by bisection on a log scale, the others bisecting a bracket around the first's); a rate passes when %d trials in a row each answer every request, at least 90%% of the offered rate, with the p99 latency from scheduled arrival to answer within %v. The figure is the median search's highest passing rate; the range holds every search's passing and failing rate and, where the searches disagree, the 95%% prediction interval of a repeated measurement (Student's t on the logarithms of the searches' bracket midpoints), never above the highest rate. The load generator shares the machine's cores with the server.",
+	res.Method = fmt.Sprintf("MLPerf-style server scenario: requests of one example sent as a Poisson process over HTTP on the loopback interface to distill's server (dynamic batching up to %d, waiting at most %v), %v per trial, %d trials in %d searches (the first from the highest rate down by bisection on a log scale, the others bisecting a bracket around the first's, each shifted by a random fraction of its last step); a rate passes when %d trials in a row each answer every request, at least 90%% of the offered rate, with the p99 latency from scheduled arrival to answer within %v. The figure is the median search's highest passing rate; the range holds every search's passing and failing rate and, where the searches disagree, the 95%% prediction interval of a repeated measurement (Student's t on the logarithms of the searches' bracket midpoints), never above the highest rate. The load generator shares the machine's cores with the server.",
 		res.MaxBatch, srv.cfg.MaxWait, cfg.Trial, len(res.Trials), len(res.Searches), cfg.Confirm, cfg.LatencyBound)
 	return res, nil
+}
+
+// shiftBracket shifts the bracket [lo, hi] that a search bisects in
+// steps rates by the fraction u − ½ (u in [0, 1)) of its last step on
+// the log scale, keeping hi at most maxRate. Each later search takes its
+// own u, so that the searches do not all try one grid of rates: on one
+// grid they often reported the same rate, their scatter read as zero,
+// and the range was narrower than where a repeat's figure falls.
+func shiftBracket(lo, hi float64, steps int, u, maxRate float64) (float64, float64) {
+	shift := math.Exp((u - 0.5) * math.Log(hi/lo) / float64(int(1)<<steps))
+	return lo * shift, min(hi*shift, maxRate)
 }
 
 // searchRange is the noise range of a server-scenario figure from its

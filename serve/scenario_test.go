@@ -90,6 +90,7 @@ func TestMeasureServerSearches(t *testing.T) {
 	if len(passed) == 0 {
 		t.Fatalf("no search passed any rate: %+v", res.Trials)
 	}
+
 	if res.RequestsPerSecond != res.Searches[1].RequestsPerSecond || res.FailedRequestsPerSecond != res.Searches[1].FailedRequestsPerSecond {
 		t.Errorf("figure %v (failed %v), want the median search %+v", res.RequestsPerSecond, res.FailedRequestsPerSecond, res.Searches[1])
 	}
@@ -187,5 +188,31 @@ func TestSearchRange(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShiftBracket: a later search's bracket moves by at most half its
+// last bisection step either way, different draws give different
+// brackets (and so different grids of rates), and the top never passes
+// the highest rate.
+func TestShiftBracket(t *testing.T) {
+	const lo, hi, steps = 1000.0, 4000.0, 4
+	step := math.Log(hi/lo) / 16 // the last of 4 bisections on the log scale
+	seen := map[float64]bool{}
+	for _, u := range []float64{0, 0.25, 0.5, 0.75, 0.999} {
+		l, h := shiftBracket(lo, hi, steps, u, 1e9)
+		if d := math.Log(l / lo); math.Abs(d-(u-0.5)*step) > 1e-12 || math.Abs(d) > step/2 {
+			t.Errorf("u=%v: low end moved by %v on the log scale, want %v", u, d, (u-0.5)*step)
+		}
+		if math.Abs(math.Log(h/l)-math.Log(hi/lo)) > 1e-12 {
+			t.Errorf("u=%v: bracket %v–%v changed its width", u, l, h)
+		}
+		if seen[l] {
+			t.Errorf("u=%v: low end %v repeats another draw's", u, l)
+		}
+		seen[l] = true
+	}
+	if l, h := shiftBracket(lo, hi, steps, 0.99, hi); h != hi || !(l > lo) {
+		t.Errorf("capped: %v–%v, want the top kept at %v", l, h, hi)
 	}
 }
