@@ -227,21 +227,21 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows
 	var move func(d, s unsafe.Pointer, ds, ss, size, count int)
 	switch {
 	case size == 1:
-		move = moveRuns1
+		move = moveRunsOf[uint8]
 	case size < 4:
-		move = moveRuns2to3
+		move = moveRunsOverlapped[uint16]
 	case size == 4:
-		move = moveRuns4
+		move = moveRunsOf[uint32]
 	case size < 8:
-		move = moveRuns5to7
+		move = moveRunsOverlapped[uint32]
 	case size == 8:
-		move = moveRuns8
+		move = moveRunsOf[uint64]
 	case size < 16:
-		move = moveRuns9to15
+		move = moveRunsOverlapped[uint64]
 	case size == 16:
-		move = moveRuns16
+		move = moveRunsOf[u128]
 	case size <= 32:
-		move = moveRuns17to32
+		move = moveRunsOverlapped[u128]
 	case size <= 256:
 		move = moveRuns33to256
 	default:
@@ -259,67 +259,25 @@ func copyRuns[T float32 | uint8](dst []T, ds int, src []T, ss, size, count, rows
 // know and crash it if it scans the stack then (checkptr, in race
 // builds, rejects it).
 
-func moveRuns1(d, s unsafe.Pointer, ds, ss, _, count int) {
-	for i := range count {
-		*(*uint8)(unsafe.Add(d, i*ds)) = *(*uint8)(unsafe.Add(s, i*ss))
-	}
-}
-
-func moveRuns2to3(d, s unsafe.Pointer, ds, ss, size, count int) {
-	last := size - 2
-	for i := range count {
-		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
-		a, b := *(*uint16)(sp), *(*uint16)(unsafe.Add(sp, last))
-		*(*uint16)(dp), *(*uint16)(unsafe.Add(dp, last)) = a, b
-	}
-}
-
-func moveRuns4(d, s unsafe.Pointer, ds, ss, _, count int) {
-	for i := range count {
-		*(*uint32)(unsafe.Add(d, i*ds)) = *(*uint32)(unsafe.Add(s, i*ss))
-	}
-}
-
-func moveRuns5to7(d, s unsafe.Pointer, ds, ss, size, count int) {
-	last := size - 4
-	for i := range count {
-		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
-		a, b := *(*uint32)(sp), *(*uint32)(unsafe.Add(sp, last))
-		*(*uint32)(dp), *(*uint32)(unsafe.Add(dp, last)) = a, b
-	}
-}
-
-func moveRuns8(d, s unsafe.Pointer, ds, ss, _, count int) {
-	for i := range count {
-		*(*uint64)(unsafe.Add(d, i*ds)) = *(*uint64)(unsafe.Add(s, i*ss))
-	}
-}
-
-func moveRuns9to15(d, s unsafe.Pointer, ds, ss, size, count int) {
-	last := size - 8
-	for i := range count {
-		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
-		a, b := *(*uint64)(sp), *(*uint64)(unsafe.Add(sp, last))
-		*(*uint64)(dp), *(*uint64)(unsafe.Add(dp, last)) = a, b
-	}
-}
-
 // u128 is the widest value Go moves in one instruction (MOVUPS); a
 // wider array assignment calls memmove.
 type u128 = [16]byte
 
-func moveRuns16(d, s unsafe.Pointer, ds, ss, _, count int) {
+// moveRunsOf moves runs of exactly one T.
+func moveRunsOf[T uint8 | uint32 | uint64 | u128](d, s unsafe.Pointer, ds, ss, _, count int) {
 	for i := range count {
-		*(*u128)(unsafe.Add(d, i*ds)) = *(*u128)(unsafe.Add(s, i*ss))
+		*(*T)(unsafe.Add(d, i*ds)) = *(*T)(unsafe.Add(s, i*ss))
 	}
 }
 
-func moveRuns17to32(d, s unsafe.Pointer, ds, ss, size, count int) {
-	last := size - 16
+// moveRunsOverlapped moves runs longer than one T and at most two as two
+// T moves that overlap in the middle.
+func moveRunsOverlapped[T uint16 | uint32 | uint64 | u128](d, s unsafe.Pointer, ds, ss, size, count int) {
+	last := size - int(unsafe.Sizeof(*new(T)))
 	for i := range count {
 		dp, sp := unsafe.Add(d, i*ds), unsafe.Add(s, i*ss)
-		a, b := *(*u128)(sp), *(*u128)(unsafe.Add(sp, last))
-		*(*u128)(dp), *(*u128)(unsafe.Add(dp, last)) = a, b
+		a, b := *(*T)(sp), *(*T)(unsafe.Add(sp, last))
+		*(*T)(dp), *(*T)(unsafe.Add(dp, last)) = a, b
 	}
 }
 
